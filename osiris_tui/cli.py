@@ -15,3 +15,16 @@ def main() -> None:
 def demo() -> None:
     """Run the whole system on this machine (not built yet)."""
     click.echo("osiris demo: not yet — the demo lands with its own issue.")
+
+
+def _register() -> None:
+    from .evidence_cmd import evidence
+
+    main.add_command(evidence)
+
+
+_register()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,686 @@
+"""The transparency log service: the single sequencer behind every receipt (DESIGN §3.3).
+
+Every accepted evidence envelope becomes one leaf of an RFC 6962 Merkle tree. The log signs C2SP
+checkpoints over it; appliances check inclusion + consistency and cosign. This module owns the
+log's own SQLite file (WAL, ``synchronous=FULL``) and nothing else.
+
+Storage
+-------
+``leaves(idx PK, leaf_hash UNIQUE, entry)`` holds the entry bytes verbatim; the UNIQUE leaf hash
+makes ``append`` idempotent. ``hashes(level, idx)`` holds every *complete* subtree of level ≥ 1,
+written in the same transaction as the leaves that complete it (level 0 is ``leaves.leaf_hash``);
+together they are an ``osiris_core.tlog.HashStore``, so every root and proof is O(log² n) point
+reads, never O(n). ``checkpoints(size PK, root, note, signed_at)`` keeps every checkpoint ever
+signed; ``cosignatures`` keeps the latest N per checkpoint (one per cosigner key).
+
+Why no two inconsistent checkpoints can ever be signed, even across kill -9
+-----------------------------------------------------------------------------
+1. A leaf gets its index inside one write transaction (``BEGIN IMMEDIATE`` under the one writer
+   lock), and that transaction is committed and fsync'd (WAL + ``synchronous=FULL``) *before*
+   ``append`` returns. Indices are never reused: ``leaves`` only grows.
+2. A checkpoint is signed only over ``size`` = the number of *committed* leaves, with the root
+   recomputed from committed rows. So every signed checkpoint describes a durable prefix of one
+   append-only sequence, and any two of them are prefixes of the same sequence: consistent.
+3. The checkpoint row is written (and fsync'd) after signing, and the note is published — returned
+   to a waiter — only after that commit. A crash between signing and storing loses a signature
+   nobody ever saw; and had it escaped, it would still describe durable leaves (point 2).
+4. On open, the latest stored checkpoint's root is recomputed from the stored tree; any mismatch
+   (restored old backup, edited file, lost WAL) refuses to start with ``LogError`` instead of
+   signing a fork. Signing is serialised (one signer at a time), so sizes only grow.
+A crash *during* an append transaction rolls it back: that batch was never acknowledged, and the
+client's retry is idempotent by leaf hash. On PostgreSQL (DESIGN §7) the writer lock becomes an
+advisory lock held around append and checkpoint writes; the argument above is unchanged.
+
+Batching (Tessera-style)
+------------------------
+``wait_checkpoint`` does not sign per request. A waiter that needs a newer checkpoint becomes the
+*leader* if nobody is signing and at least ``interval_s`` has passed since the last signature;
+it signs the whole current tree and wakes every waiter. All others wait on a condition and share
+that one signature. So under load there is at most one signature per ``interval_s`` (``0``: sign
+at once, still shared by whoever is waiting). A background thread signs when the tree grew and
+nobody asked for ``idle_s`` seconds, so every leaf is covered by a checkpoint within ``idle_s``.
+An idle log with no new leaves is *not* re-signed: checkpoints carry no timestamp, so re-signing
+the same (size, root) proves nothing; liveness comes from the witnesses' cosignature timestamps
+(a witness re-cosigns old == new as a heartbeat).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from osiris_core import note as notes
+from osiris_core import tlog
+from osiris_core.errors import NoteError, OsirisError, ProofError
+from osiris_core.keys import Signer, Verifier
+
+MAX_ENTRY_BYTES = 65535  # tlog-tiles entry bundles are uint16-length-prefixed
+DEFAULT_MAX_COSIGNATURES = 20
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leaves (
+    idx INTEGER PRIMARY KEY,
+    leaf_hash BLOB NOT NULL UNIQUE,
+    entry BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hashes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    signed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cosignatures (
+    size INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    key_id BLOB NOT NULL,
+    timestamp INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (size, name, key_id)
+);
+"""
+
+
+class LogError(OsirisError):
+    """The log cannot do what was asked: bad entry, refused start, timeout, closed."""
+
+    code = "E_LOG"
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where an entry sits; ``new`` is False when it was already in the log."""
+
+    index: int
+    leaf_hash: bytes
+    new: bool
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint the log signed: ``note`` is the full signed note text."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+class _SqlStore:
+    """``tlog.HashStore`` over the log's tables, frozen at one committed ``size``."""
+
+    def __init__(self, conn: sqlite3.Connection, size: int) -> None:
+        self._conn = conn
+        self._size = size
+
+    def size(self) -> int:
+        return self._size
+
+    def get(self, level: int, index: int) -> bytes:
+        if level == 0:
+            row = self._conn.execute(
+                "SELECT leaf_hash FROM leaves WHERE idx = ?", (index,)
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                "SELECT hash FROM hashes WHERE level = ? AND idx = ?", (level, index)
+            ).fetchone()
+        if row is None:
+            raise LogError(f"log storage is missing the subtree hash at level {level} {index}")
+        return bytes(row[0])
+
+
+def _note_text(signed: str) -> str:
+    """The text of a signed note: everything up to and including the first of its last "\n\n"."""
+    split = signed.rfind("\n\n")
+    if split < 0:
+        raise NoteError("stored checkpoint is not a signed note")
+    return signed[: split + 1]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+class TransparencyLog:
+    """Append-only Merkle log with batched checkpoint signing; safe to share between threads."""
+
+    def __init__(
+        self,
+        path: Path,
+        signer: Signer,
+        origin: str,
+        interval_s: float,
+        idle_s: float,
+        max_cosignatures: int,
+    ) -> None:
+        self._path = Path(path)
+        self._signer = signer
+        self._verifier = signer.verifier()
+        self._origin = origin
+        self._interval = max(0.0, float(interval_s))
+        self._idle = float(idle_s)
+        self._max_cosigs = max(1, int(max_cosignatures))
+        self._write_lock = threading.Lock()  # the single sequencer
+        self._cond = threading.Condition()  # guards the fields below
+        self._size = 0
+        self._latest: SignedCheckpoint | None = None
+        self._signing = False
+        self._last_sign_mono = -math.inf
+        self._opened_mono = time.monotonic()
+        self._closed = False
+        self.signatures = 0  # checkpoints signed by this process (for tests and metrics)
+        self._frontier: list[tuple[int, bytes] | None] = []
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self._w: sqlite3.Connection | None = None
+
+    # ------------------------------------------------------------------ open / close
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        signer: Signer,
+        origin: str,
+        *,
+        interval_s: float = 1.0,
+        idle_s: float = 300.0,
+        max_cosignatures: int = DEFAULT_MAX_COSIGNATURES,
+        full_check: bool = False,
+    ) -> TransparencyLog:
+        """Open (or create) the log file; refuse to start on a stored tree that disagrees
+        with its own latest checkpoint. ``origin`` is also the checkpoint key name.
+
+        The default check recomputes the latest checkpoint's root from the stored subtree
+        hashes (O(log n)); ``full_check`` also runs :meth:`verify_storage` (O(n)), which
+        catches an edited entry hidden under an unchanged interior hash."""
+        if signer.name != origin:
+            raise LogError(f"log key name {signer.name!r} must equal the origin {origin!r}")
+        log = cls(Path(path), signer, origin, interval_s, idle_s, max_cosignatures)
+        try:
+            log._init_storage()
+            if full_check:
+                log.verify_storage()
+        except BaseException:
+            log.close()
+            raise
+        if log._idle > 0:
+            log._heartbeat = threading.Thread(
+                target=log._heartbeat_loop, name="osiris-log-heartbeat", daemon=True
+            )
+            log._heartbeat.start()
+        return log
+
+    def _init_storage(self) -> None:
+        w = _connect(self._path)
+        self._w = w
+        mode = w.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise LogError(f"log database {self._path} cannot use WAL mode (got {mode})")
+        w.executescript(_SCHEMA)
+        w.execute("BEGIN IMMEDIATE")
+        try:
+            row = w.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+            if row is None:
+                w.execute("INSERT INTO meta (key, value) VALUES ('origin', ?)", (self._origin,))
+            elif row[0] != self._origin:
+                raise LogError(
+                    f"log database {self._path} belongs to origin {row[0]!r}, not {self._origin!r}"
+                )
+            w.execute("COMMIT")
+        except BaseException:
+            w.execute("ROLLBACK")
+            raise
+        (count, max_idx) = w.execute("SELECT COUNT(*), MAX(idx) FROM leaves").fetchone()
+        size = int(count)
+        if size and max_idx != size - 1:
+            raise LogError(f"log database {self._path} has gaps in its leaf indices; refusing")
+        self._size = size
+        self._load_frontier(w, size)
+        latest = self._check_latest(w, size)
+        self._latest = latest
+
+    def _load_frontier(self, conn: sqlite3.Connection, size: int) -> None:
+        """The left siblings a future append will need: one per level where the count is odd."""
+        store = _SqlStore(conn, size)
+        frontier: list[tuple[int, bytes] | None] = []
+        level = 0
+        while (size >> level) > 0:
+            n = size >> level
+            frontier.append((n - 1, store.get(level, n - 1)) if n & 1 else None)
+            level += 1
+        self._frontier = frontier
+
+    def _check_latest(self, conn: sqlite3.Connection, size: int) -> SignedCheckpoint | None:
+        row = conn.execute(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        cp_size, cp_root, cp_note = int(row[0]), bytes(row[1]), row[2]
+        where = f"log database {self._path}"
+        if cp_size > size:
+            raise LogError(
+                f"{where} has a signed checkpoint of size {cp_size} but only {size} leaves; "
+                "leaves were lost (old backup?) — refusing to start rather than fork the log"
+            )
+        try:
+            body = notes.Checkpoint.parse(_note_text(cp_note))
+        except NoteError as exc:
+            raise LogError(f"{where}: stored checkpoint {cp_size} is malformed: {exc}") from None
+        if body.origin != self._origin or body.size != cp_size or body.root != cp_root:
+            raise LogError(f"{where}: stored checkpoint {cp_size} does not match its note")
+        try:
+            recomputed = tlog.MerkleTree(_SqlStore(conn, size)).root(cp_size)
+        except (LogError, ProofError) as exc:
+            raise LogError(f"{where}: cannot recompute the root of size {cp_size}: {exc}") from None
+        if recomputed != cp_root:
+            raise LogError(
+                f"{where}: the stored tree's root for size {cp_size} differs from the signed "
+                "checkpoint — the log was altered; refusing to start"
+            )
+        return SignedCheckpoint(cp_size, cp_root, cp_note)
+
+    def verify_storage(self) -> None:
+        """Recompute every leaf hash from its entry and every stored subtree hash from the
+        leaves (O(n)); raise ``LogError`` at the first disagreement. For audits and startup."""
+        conn = self._reader()
+        size = self.size()
+        frontier: list[tuple[int, bytes] | None] = []
+        rows: list[tuple[int, int, bytes]] = []
+        expect = 0
+        cur = conn.execute(
+            "SELECT idx, leaf_hash, entry FROM leaves WHERE idx < ? ORDER BY idx", (size,)
+        )
+        for idx, lh, entry in cur:
+            if idx != expect:
+                raise LogError(f"log storage has a gap at index {expect}")
+            expect += 1
+            if tlog.leaf_hash(bytes(entry)) != bytes(lh):
+                raise LogError(f"log entry {idx} does not match its stored leaf hash")
+            rows.clear()
+            self._push(frontier, idx, bytes(lh), rows)
+            for level, i, h in rows:
+                got = conn.execute(
+                    "SELECT hash FROM hashes WHERE level = ? AND idx = ?", (level, i)
+                ).fetchone()
+                if got is None or bytes(got[0]) != h:
+                    raise LogError(f"log subtree hash at level {level} index {i} is wrong")
+        if expect != size:
+            raise LogError(f"log storage holds {expect} leaves, expected {size}")
+        for cp_size, cp_root in conn.execute("SELECT size, root FROM checkpoints").fetchall():
+            if cp_size > size or self.root(int(cp_size)) != bytes(cp_root):
+                raise LogError(f"stored checkpoint {cp_size} does not match the stored tree")
+
+    def close(self) -> None:
+        """Stop the heartbeat, wake any waiters, and close every connection."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._stop.set()
+        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
+            self._heartbeat.join(timeout=5.0)
+        with self._write_lock:
+            if self._w is not None:
+                self._w.close()
+                self._w = None
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def __enter__(self) -> TransparencyLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def origin(self) -> str:
+        return self._origin
+
+    @property
+    def verifier(self) -> Verifier:
+        """The log's public key (its vkey is what ``GET /log/keys`` publishes)."""
+        return self._verifier
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise LogError("the transparency log is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self._path)
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _tree(self, size: int | None = None) -> tlog.MerkleTree:
+        committed = self.size()
+        if size is not None and size > committed:
+            raise ProofError(f"tree size {size} is beyond the log size {committed}")
+        return tlog.MerkleTree(_SqlStore(self._reader(), committed))
+
+    # ------------------------------------------------------------------ append
+    def append(self, entries: list[bytes]) -> list[AppendResult]:
+        """Append a batch in ONE fsync'd transaction; idempotent by leaf hash.
+
+        Returns one result per input entry, in order (a repeated entry gets the index it
+        already had, ``new=False``). Nothing is acknowledged unless it is durable.
+        """
+        prepared: list[tuple[bytes, bytes]] = []
+        for e in entries:
+            if not isinstance(e, bytes | bytearray | memoryview):
+                raise LogError("log entries must be bytes")
+            e = bytes(e)
+            if len(e) > MAX_ENTRY_BYTES:
+                raise LogError(f"log entry of {len(e)} bytes exceeds {MAX_ENTRY_BYTES}")
+            prepared.append((e, tlog.leaf_hash(e)))
+        if not prepared:
+            return []
+        with self._write_lock:
+            w = self._w
+            if w is None or self._closed:
+                raise LogError("the transparency log is closed")
+            size = self._size
+            frontier = list(self._frontier)
+            results: list[AppendResult] = []
+            batch: dict[bytes, int] = {}
+            leaf_rows: list[tuple[int, bytes, bytes]] = []
+            hash_rows: list[tuple[int, int, bytes]] = []
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                for entry, lh in prepared:
+                    idx = batch.get(lh)
+                    if idx is not None:
+                        results.append(AppendResult(idx, lh, False))
+                        continue
+                    row = w.execute("SELECT idx FROM leaves WHERE leaf_hash = ?", (lh,)).fetchone()
+                    if row is not None:
+                        batch[lh] = int(row[0])
+                        results.append(AppendResult(int(row[0]), lh, False))
+                        continue
+                    idx = size
+                    size += 1
+                    batch[lh] = idx
+                    leaf_rows.append((idx, lh, entry))
+                    self._push(frontier, idx, lh, hash_rows)
+                    results.append(AppendResult(idx, lh, True))
+                if leaf_rows:
+                    w.executemany(
+                        "INSERT INTO leaves (idx, leaf_hash, entry) VALUES (?, ?, ?)", leaf_rows
+                    )
+                    w.executemany(
+                        "INSERT INTO hashes (level, idx, hash) VALUES (?, ?, ?)", hash_rows
+                    )
+                w.execute("COMMIT")
+            except BaseException:
+                if w.in_transaction:
+                    w.execute("ROLLBACK")
+                raise
+            self._frontier = frontier
+            if leaf_rows:
+                with self._cond:
+                    self._size = size
+                    self._cond.notify_all()
+        return results
+
+    @staticmethod
+    def _push(
+        frontier: list[tuple[int, bytes] | None],
+        idx: int,
+        lh: bytes,
+        rows: list[tuple[int, int, bytes]],
+    ) -> None:
+        """Add leaf ``idx``: record each subtree it completes; keep even nodes as left siblings."""
+        level, i, h = 0, idx, lh
+        while i & 1:
+            left = frontier[level]
+            if left is None or left[0] != i - 1:  # pragma: no cover - internal invariant
+                raise LogError("log frontier is out of step with the tree")
+            h = tlog.node_hash(left[1], h)
+            frontier[level] = None
+            level += 1
+            i >>= 1
+            rows.append((level, i, h))
+        while len(frontier) <= level:
+            frontier.append(None)
+        frontier[level] = (i, h)
+
+    # ------------------------------------------------------------------ checkpoints
+    def wait_checkpoint(self, min_size: int, timeout: float = 10.0) -> SignedCheckpoint:
+        """A stored, signed checkpoint with ``size >= min_size`` (batched; see module doc)."""
+        if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
+            raise LogError("min_size must be a non-negative integer")
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise LogError("the transparency log is closed")
+                latest = self._latest
+                if latest is not None and latest.size >= min_size:
+                    return latest
+                now = time.monotonic()
+                if now >= deadline:
+                    raise LogError(
+                        f"no checkpoint of size >= {min_size} within {timeout:g} s "
+                        f"(log size {self._size})"
+                    )
+                grown = latest is None or self._size > latest.size
+                if not self._signing and grown and self._size >= min_size:
+                    due = self._last_sign_mono + self._interval
+                    if now >= due:
+                        self._signing = True
+                        break  # we are the leader
+                    self._cond.wait(min(due, deadline) - now)
+                else:
+                    self._cond.wait(deadline - now)
+        return self._lead_signing()
+
+    def _lead_signing(self) -> SignedCheckpoint:
+        """Sign the current tree (caller set ``_signing``); always release the role."""
+        try:
+            return self._sign_current()
+        finally:
+            with self._cond:
+                self._signing = False
+                self._cond.notify_all()
+
+    def _sign_current(self) -> SignedCheckpoint:
+        with self._cond:
+            size = self._size
+            latest = self._latest
+        if latest is not None and latest.size == size:
+            return latest
+        root = tlog.MerkleTree(_SqlStore(self._reader(), size)).root(size)
+        body = notes.Checkpoint(self._origin, size, root).body()
+        signed = notes.sign_note(body, [self._signer])
+        with self._write_lock:
+            w = self._w
+            if w is None:
+                raise LogError("the transparency log is closed")
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                w.execute(
+                    "INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
+                    (size, root, signed, int(time.time())),
+                )
+                w.execute("COMMIT")
+            except BaseException:
+                if w.in_transaction:
+                    w.execute("ROLLBACK")
+                raise
+        cp = SignedCheckpoint(size, root, signed)
+        with self._cond:
+            self._latest = cp
+            self._last_sign_mono = time.monotonic()
+            self.signatures += 1
+        return cp
+
+    def _heartbeat_loop(self) -> None:
+        """Sign when the tree grew but nobody asked for a checkpoint for ``idle_s``."""
+        period = min(max(self._idle / 4, 0.01), 5.0)
+        while not self._stop.wait(period):
+            with self._cond:
+                if self._closed:
+                    return
+                latest = self._latest
+                grown = latest is None or self._size > latest.size
+                since = max(self._last_sign_mono, self._opened_mono)
+                quiet = time.monotonic() - since >= self._idle
+                if not (grown and quiet) or self._signing:
+                    continue
+                self._signing = True
+            try:
+                self._lead_signing()
+            except OsirisError:
+                pass  # closed underneath us; the next waiter will sign
+            except sqlite3.Error:
+                pass
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        """The newest signed checkpoint (log signature only; see ``checkpoint_at`` for cosigs)."""
+        with self._cond:
+            return self._latest
+
+    def checkpoint_at(self, size: int) -> SignedCheckpoint | None:
+        """A stored historic checkpoint with its latest cosignature lines appended."""
+        conn = self._reader()
+        row = conn.execute("SELECT root, note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+        if row is None:
+            return None
+        lines = [
+            r[0]
+            for r in conn.execute(
+                "SELECT line FROM cosignatures WHERE size = ? ORDER BY timestamp, name, key_id",
+                (size,),
+            )
+        ]
+        note = notes.add_signature_lines(row[1], lines) if lines else row[1]
+        return SignedCheckpoint(int(size), bytes(row[0]), note)
+
+    def checkpoint_sizes(self) -> list[int]:
+        """Sizes of every stored checkpoint, ascending."""
+        return [
+            int(r[0]) for r in self._reader().execute("SELECT size FROM checkpoints ORDER BY size")
+        ]
+
+    # ------------------------------------------------------------------ reads and proofs
+    def size(self) -> int:
+        """Leaves durably appended."""
+        with self._cond:
+            return self._size
+
+    def find(self, leaf_hash: bytes) -> int | None:
+        """Index of the leaf with this leaf hash, or None."""
+        row = (
+            self._reader()
+            .execute("SELECT idx FROM leaves WHERE leaf_hash = ?", (bytes(leaf_hash),))
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def entry(self, index: int) -> bytes:
+        """The entry bytes exactly as appended."""
+        row = self._reader().execute("SELECT entry FROM leaves WHERE idx = ?", (index,)).fetchone()
+        if row is None or index >= self.size():
+            raise LogError(f"no log entry at index {index}")
+        return bytes(row[0])
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 6962 audit path for leaf ``index`` in the tree of ``size``."""
+        return self._tree(size).inclusion_proof(index, size)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """RFC 6962 consistency proof from ``old`` to ``new``."""
+        return self._tree(new).consistency_proof(old, new)
+
+    def root(self, size: int) -> bytes:
+        """Root of the tree of ``size`` recomputed from storage."""
+        return self._tree(size).root(size)
+
+    def tlog_proof(self, index: int, checkpoint: SignedCheckpoint) -> str:
+        """A c2sp.org/tlog-proof@v1 receipt for leaf ``index`` against ``checkpoint``."""
+        hashes = self.inclusion_proof(index, checkpoint.size)
+        return notes.TlogProof(index=index, hashes=hashes, checkpoint=checkpoint.note).format()
+
+    # ------------------------------------------------------------------ cosignatures
+    def add_cosignature(self, size: int, line: str, verifier: Verifier) -> int:
+        """Verify and store a cosignature line over our stored checkpoint of ``size``.
+
+        Keeps one line per cosigner key (the newest timestamp) and the newest N cosigners per
+        checkpoint. Returns the cosignature timestamp; ``NoteError`` if invalid or unknown size.
+        """
+        if not isinstance(line, str):
+            raise NoteError("cosignature line must be text")
+        text = line[:-1] if line.endswith("\n") else line
+        if "\n" in text or not text.startswith(notes.SIG_PREFIX):
+            raise NoteError("cosignature must be one '— <name> <base64>' line")
+        name, sep, b64 = text[len(notes.SIG_PREFIX) :].partition(" ")
+        if not sep or not name or not b64:
+            raise NoteError("cosignature line has no name or no signature")
+        try:
+            blob = base64.b64decode(b64.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raise NoteError("cosignature is not valid base64") from None
+        row = (
+            self._reader()
+            .execute("SELECT note FROM checkpoints WHERE size = ?", (size,))
+            .fetchone()
+        )
+        if row is None:
+            raise NoteError(f"no checkpoint of size {size} to cosign")
+        body = _note_text(row[0])
+        ts = notes.verify_cosignature(body, name, blob, verifier)
+        if ts is None:
+            raise NoteError(f"cosignature by {name} does not verify for checkpoint {size}")
+        with self._write_lock:
+            w = self._w
+            if w is None:
+                raise LogError("the transparency log is closed")
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                w.execute(
+                    "INSERT INTO cosignatures (size, name, key_id, timestamp, line, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (size, name, key_id) DO UPDATE SET"
+                    " timestamp = excluded.timestamp, line = excluded.line,"
+                    " received_at = excluded.received_at"
+                    " WHERE excluded.timestamp > cosignatures.timestamp",
+                    (size, name, bytes(blob[:4]), ts, text + "\n", int(time.time())),
+                )
+                w.execute(
+                    "DELETE FROM cosignatures WHERE size = ? AND rowid NOT IN ("
+                    " SELECT rowid FROM cosignatures WHERE size = ?"
+                    " ORDER BY timestamp DESC, received_at DESC LIMIT ?)",
+                    (size, size, self._max_cosigs),
+                )
+                w.execute("COMMIT")
+            except BaseException:
+                if w.in_transaction:
+                    w.execute("ROLLBACK")
+                raise
+        return ts

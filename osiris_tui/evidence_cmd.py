@@ -1,0 +1,73 @@
+"""`osiris evidence …`: pull an export from Central Command and verify one offline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from osiris_core import canonical
+from osiris_core.verify import UnusableInput, count_bundles, verify_export
+
+PROGRESS_MIN = 2000
+
+
+@click.group("evidence")
+def evidence() -> None:
+    """Evidence bundles: pull an export and verify it offline."""
+
+
+@evidence.command("verify")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one canonical JSON report.")
+@click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
+@click.option(
+    "--skew",
+    default=300,
+    show_default=True,
+    type=click.IntRange(0, 86400),
+    help="Seconds a bundle's finished_at may run ahead of its cosigned existed-by time.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes (default: one per core for large exports).",
+)
+def verify(path: Path, as_json: bool, strict: bool, skew: int, workers: int | None) -> None:
+    """Verify an evidence export folder offline.
+
+    Checks every bundle in order (strict parse, canonical bytes, schema, signature, hash chain,
+    inclusion proof, checkpoint signature, cosignatures, time) and prints
+    `PASS|WARN|FAIL <code> <subject> <message>` lines and a summary. Exit 0 when everything
+    verifies, 1 when anything fails, 2 when the folder cannot be used at all.
+    """
+    progress = None
+    bar = None
+    total = count_bundles(path) if path.is_dir() else 0
+    if not as_json and sys.stderr.isatty() and total >= PROGRESS_MIN:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True, console=None)
+        task = bar.add_task("verifying", total=total)
+        bar.start()
+
+        def progress(n: int) -> None:
+            bar.update(task, completed=n)
+
+    try:
+        report = verify_export(path, skew_s=skew, progress=progress, workers=workers)
+    except UnusableInput as e:
+        click.echo(f"osiris: error: {e}", err=True)
+        sys.exit(2)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if as_json:
+        click.echo(canonical.dumps(report.as_dict(strict)).decode())
+    else:
+        for line in report.lines():
+            click.echo(line)
+        click.echo(report.summary(strict))
+    sys.exit(0 if report.ok(strict) else 1)
