@@ -3,7 +3,7 @@
 Evidence is kept for six years and shown to auditors, so raw command output must never carry a
 patient's identifiers (lessons B4: the earlier product did not scrub raw output). This runs on every
 bundle, so it is built from a few precompiled regexes and a cheap pre-filter: text with no ASCII
-digit and no ``@`` cannot hold any pattern below and is returned as is.
+digit, no ``@`` and no ``Patient:`` label cannot hold any pattern below and is returned as is.
 
 What is redacted, each replaced by ``[REDACTED:<kind>]``:
 - ``email``: ``name@domain.tld`` (the TLD must be letters, so ``root@10.0.0.5`` is left alone);
@@ -27,7 +27,7 @@ versions such as ``10.0.19045``, GUIDs, hex digests, RFC 3339 timestamps, ``KB50
 paths. Every pattern is anchored by look-arounds so it cannot start or end inside a longer token.
 
 ``scrub`` is idempotent by construction: it repeats until nothing changes (each pass that changes
-something removes digits or ``@`` signs, so this ends; clean text takes one pass).
+something removes digits, ``@`` signs or a labelled name, so this ends; clean text takes one pass).
 """
 
 from __future__ import annotations

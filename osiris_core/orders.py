@@ -1,0 +1,395 @@
+"""Signed orders (DESIGN §3.4): the only way an operator makes an appliance do something.
+
+The earlier product executed unsigned orders with no nonce or TTL, and one order kind fed a
+shell string (lessons B3). Here an order is a closed, validated document signed by the server's
+order key; the agent runs :func:`check_order` before anything else and acts only on ``accepted``.
+
+- Every kind has a closed parameter set; unknown keys are refused, so no kind can carry a shell
+  command, a URL or a script. ``run_runbook`` names a catalogue runbook; its ``parameters`` are flat
+  scalars whose strings may not contain shell metacharacters (defence in depth for the executor).
+- An order lives at most 24 h (``MAX_TTL_S``), so a replay guard only has to remember ids for a
+  day: anything older is ``expired`` anyway.
+- :func:`check_order` never raises on hostile input: any JSON value yields a verdict.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from osiris_core import canonical
+from osiris_core.errors import CanonicalError, SchemaError
+from osiris_core.keys import Signer, Verifier
+
+__all__ = [
+    "SCHEMA",
+    "KINDS",
+    "DEFAULT_TTL_S",
+    "MAX_TTL_S",
+    "MAX_CLOCK_SKEW_S",
+    "ACCEPTED",
+    "REJECTED",
+    "EXPIRED",
+    "OrderVerdict",
+    "ReplayGuard",
+    "MemoryReplayGuard",
+    "new_order",
+    "validate_order",
+    "sign_order",
+    "check_order",
+]
+
+SCHEMA = "osiris.order/1"
+KINDS = ("run_runbook", "refresh_rules", "collect_evidence", "update_agent")
+DEFAULT_TTL_S = 900
+MAX_TTL_S = 24 * 3600
+# An order stamped further in the future than this was not issued by a sane server clock; without
+# the limit a far-future order would stay valid (and in the replay guard) for as long as it likes.
+MAX_CLOCK_SKEW_S = 300
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+EXPIRED = "expired"
+
+_ORDER_KEYS = frozenset(
+    {
+        "schema",
+        "order_id",
+        "site_id",
+        "appliance_id",
+        "kind",
+        "params",
+        "disruptive",
+        "issued_at",
+        "expires_at",
+    }
+)
+_SIG_KEYS = frozenset({"alg", "key_id", "value"})
+_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+_KEY_ID = re.compile(r"[0-9a-f]{8}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_VERSION = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6}){1,3}(?:[-+][0-9A-Za-z.]{1,32})?")
+_PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+# Characters a shell or PowerShell would give meaning to, and every control character.
+_UNSAFE_VALUE = re.compile("[;|&`$<>'\"\\x00-\\x1f\\x7f]")
+_MAX_PARAMETERS = 32
+_MAX_VALUE_LEN = 1024
+_MAX_CHECKS = 64
+# Parameter names that smell of "run this for me"; a runbook never needs them.
+_FORBIDDEN_NAMES = frozenset(
+    {"command", "cmd", "shell", "script", "exec", "powershell", "bash", "sh", "args", "argv", "url"}
+)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _fail(msg: str) -> SchemaError:
+    return SchemaError(msg)
+
+
+def _check_id(value: Any, what: str) -> None:
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+        raise _fail(f"{what} must be an id ([A-Za-z0-9][A-Za-z0-9._:@-]{{0,127}})")
+
+
+def _check_keys(params: dict[str, Any], required: set[str], optional: set[str], kind: str) -> None:
+    keys = set(params)
+    missing = required - keys
+    if missing:
+        raise _fail(f"{kind} params lack {sorted(missing)}")
+    extra = keys - required - optional
+    if extra:
+        raise _fail(f"{kind} params do not allow {sorted(map(str, extra))}")
+
+
+def _check_parameters(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise _fail("run_runbook parameters must be an object")
+    if len(value) > _MAX_PARAMETERS:
+        raise _fail(f"run_runbook takes at most {_MAX_PARAMETERS} parameters")
+    for name, v in value.items():
+        if not isinstance(name, str) or _PARAM_NAME.fullmatch(name) is None:
+            raise _fail(f"parameter name {name!r} is not [A-Za-z][A-Za-z0-9_]*")
+        if name.lower() in _FORBIDDEN_NAMES:
+            raise _fail(f"parameter {name!r} is not allowed: orders never carry commands")
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int):
+            if abs(v) > canonical.MAX_SAFE_INT:
+                raise _fail(f"parameter {name!r} is out of range")
+            continue
+        if isinstance(v, str):
+            if len(v) > _MAX_VALUE_LEN:
+                raise _fail(f"parameter {name!r} is longer than {_MAX_VALUE_LEN}")
+            if _UNSAFE_VALUE.search(v):
+                raise _fail(f"parameter {name!r} holds shell metacharacters or control characters")
+            continue
+        raise _fail(f"parameter {name!r} must be a string, integer or boolean")
+
+
+def _check_params(kind: str, params: dict[str, Any]) -> None:
+    if kind == "run_runbook":
+        _check_keys(params, {"runbook_id", "host_id"}, {"parameters"}, kind)
+        _check_id(params["runbook_id"], "runbook_id")
+        _check_id(params["host_id"], "host_id")
+        if "parameters" in params:
+            _check_parameters(params["parameters"])
+    elif kind == "refresh_rules":
+        _check_keys(params, set(), set(), kind)
+    elif kind == "collect_evidence":
+        # Optional narrowing: one host and/or a list of check ids; empty means "everything".
+        _check_keys(params, set(), {"host_id", "checks"}, kind)
+        if "host_id" in params:
+            _check_id(params["host_id"], "host_id")
+        if "checks" in params:
+            checks = params["checks"]
+            if not isinstance(checks, list) or not 1 <= len(checks) <= _MAX_CHECKS:
+                raise _fail(f"checks must be a list of 1..{_MAX_CHECKS} check ids")
+            for c in checks:
+                _check_id(c, "check id")
+    elif kind == "update_agent":
+        # No URL: the agent fetches the named version from its own server and checks the hash.
+        _check_keys(params, {"version", "sha256"}, set(), kind)
+        version, digest = params["version"], params["sha256"]
+        if not isinstance(version, str) or _VERSION.fullmatch(version) is None:
+            raise _fail("version must look like 1.2.3 (optionally -pre/+build)")
+        if not isinstance(digest, str) or _SHA256.fullmatch(digest) is None:
+            raise _fail("sha256 must be 64 lowercase hex digits")
+    else:  # pragma: no cover - kinds are checked by the caller
+        raise _fail(f"unknown kind {kind!r}")
+
+
+def _time(value: Any, what: str) -> datetime:
+    if not isinstance(value, str):
+        raise _fail(f"{what} must be an RFC 3339 string")
+    try:
+        return canonical.parse_time(value)
+    except SchemaError as e:
+        raise _fail(f"{what}: {e}") from None
+
+
+def validate_order(order: Any) -> None:
+    """Raise ``SchemaError`` unless ``order`` is a well-formed ``osiris.order/1`` document.
+
+    Checks the fields, the per-kind params, ``issued_at <= expires_at`` and a TTL of at most
+    ``MAX_TTL_S``. It does not look at the clock or the signature (see :func:`check_order`).
+    """
+    if not isinstance(order, dict):
+        raise _fail("order must be an object")
+    keys = set(order)
+    if keys != _ORDER_KEYS:
+        missing, extra = _ORDER_KEYS - keys, keys - _ORDER_KEYS
+        raise _fail(
+            f"order fields wrong: missing {sorted(missing)}, unknown {sorted(map(str, extra))}"
+        )
+    if order["schema"] != SCHEMA:
+        raise _fail(f"schema must be {SCHEMA!r}")
+    if not isinstance(order["order_id"], str) or _UUID4.fullmatch(order["order_id"]) is None:
+        raise _fail("order_id must be a lowercase UUID4")
+    _check_id(order["site_id"], "site_id")
+    _check_id(order["appliance_id"], "appliance_id")
+    kind = order["kind"]
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise _fail(f"kind must be one of {', '.join(KINDS)}")
+    if type(order["disruptive"]) is not bool:
+        raise _fail("disruptive must be true or false")
+    params = order["params"]
+    if not isinstance(params, dict):
+        raise _fail("params must be an object")
+    _check_params(kind, params)
+    issued = _time(order["issued_at"], "issued_at")
+    expires = _time(order["expires_at"], "expires_at")
+    if issued > expires:
+        raise _fail("issued_at is after expires_at")
+    if expires - issued > timedelta(seconds=MAX_TTL_S):
+        raise _fail(f"TTL is longer than {MAX_TTL_S // 3600} h")
+
+
+# ---------------------------------------------------------------- building and signing
+
+
+def _as_datetime(now: datetime | str | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if isinstance(now, str):
+        return canonical.parse_time(now)
+    if isinstance(now, datetime):
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise SchemaError("now must be an aware datetime")
+        return now.astimezone(UTC)
+    raise SchemaError(f"now must be a datetime or an RFC 3339 string, not {type(now).__name__}")
+
+
+def new_order(
+    site_id: str,
+    appliance_id: str,
+    kind: str,
+    params: dict[str, Any],
+    disruptive: bool,
+    ttl_s: int = DEFAULT_TTL_S,
+    now: datetime | str | None = None,
+) -> dict[str, Any]:
+    """Build a validated, unsigned order with a fresh UUID4; ``SchemaError`` on bad input."""
+    if type(ttl_s) is not int or not 1 <= ttl_s <= MAX_TTL_S:
+        raise SchemaError(f"ttl_s must be an integer in 1..{MAX_TTL_S}")
+    issued = _as_datetime(now)
+    order = {
+        "schema": SCHEMA,
+        "order_id": str(uuid.uuid4()),
+        "site_id": site_id,
+        "appliance_id": appliance_id,
+        "kind": kind,
+        "params": copy.deepcopy(params),
+        "disruptive": disruptive,
+        "issued_at": canonical.format_time(issued),
+        "expires_at": canonical.format_time(issued + timedelta(seconds=ttl_s)),
+    }
+    validate_order(order)
+    return order
+
+
+def sign_order(order: dict[str, Any], signer: Signer) -> dict[str, Any]:
+    """Sign canonical(order) with the server's order key; refuses to sign an invalid order."""
+    validate_order(order)
+    msg = canonical.dumps(order)
+    return {
+        "order": copy.deepcopy(order),
+        "sig": {
+            "alg": "ed25519",
+            "key_id": signer.key_id_hex,
+            "value": base64.b64encode(signer.sign(msg)).decode("ascii"),
+        },
+    }
+
+
+# ---------------------------------------------------------------- checking
+
+
+class ReplayGuard(Protocol):
+    """Remembers accepted order ids until they expire (the agent keeps it in its state DB)."""
+
+    def seen(self, order_id: str) -> bool: ...
+
+    def remember(self, order_id: str, expires_at: str) -> None: ...
+
+
+class MemoryReplayGuard:
+    """In-memory ``ReplayGuard``: for tests and for tools that check orders once."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, datetime] = {}
+
+    def seen(self, order_id: str) -> bool:
+        return order_id in self._ids
+
+    def remember(self, order_id: str, expires_at: str) -> None:
+        self._ids[order_id] = canonical.parse_time(expires_at)
+
+    def purge(self, now: datetime | str) -> int:
+        """Forget ids whose order has expired (they would be ``expired`` anyway); return count."""
+        t = _as_datetime(now)
+        old = [k for k, exp in self._ids.items() if exp < t]
+        for k in old:
+            del self._ids[k]
+        return len(old)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderVerdict:
+    """What to do with an order. ``order`` is the received order object when there was one;
+    trust its contents only when ``status == "accepted"`` (for the others it is kept so that the
+    ``rejected``/``expired`` evidence can name what arrived)."""
+
+    status: str
+    reason: str
+    order: dict[str, Any] | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == ACCEPTED
+
+
+def _decode_sig(value: str) -> bytes | None:
+    """Strict standard base64 of exactly 64 bytes, else ``None`` (no malleable spellings)."""
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+    if len(raw) != 64 or base64.b64encode(raw).decode("ascii") != value:
+        return None
+    return raw
+
+
+def check_order(
+    envelope: Any,
+    verifier: Verifier,
+    now: datetime | str,
+    guard: ReplayGuard,
+    appliance_id: str | None = None,
+) -> OrderVerdict:
+    """Decide whether to act on ``envelope``; never raises on hostile input.
+
+    In order: structure, key id, signature, schema (incl. TTL ≤ 24 h and issued ≤ expires),
+    appliance, clock skew, expiry, replay. Only an ``accepted`` order is remembered in ``guard``.
+    ``now`` and ``guard`` come from the caller and are trusted.
+    """
+    now_dt = _as_datetime(now)
+    order = envelope.get("order") if isinstance(envelope, dict) else None
+    if not isinstance(order, dict):
+        order = None
+
+    def rejected(reason: str) -> OrderVerdict:
+        return OrderVerdict(REJECTED, reason, order)
+
+    if not isinstance(envelope, dict) or set(envelope) != {"order", "sig"}:
+        return rejected("bad structure: envelope must be an object with exactly order and sig")
+    if order is None:
+        return rejected("bad structure: order must be an object")
+    sig = envelope["sig"]
+    if not isinstance(sig, dict) or set(sig) != _SIG_KEYS:
+        return rejected("bad structure: sig must be an object with alg, key_id and value")
+    if sig["alg"] != "ed25519":
+        return rejected("bad structure: sig.alg must be ed25519")
+    key_id, value = sig["key_id"], sig["value"]
+    if not isinstance(key_id, str) or _KEY_ID.fullmatch(key_id) is None:
+        return rejected("bad structure: sig.key_id must be 8 lowercase hex digits")
+    if not isinstance(value, str):
+        return rejected("bad structure: sig.value must be a base64 string")
+    raw_sig = _decode_sig(value)
+    if raw_sig is None:
+        return rejected("bad structure: sig.value is not base64 of a 64-byte signature")
+    if key_id != verifier.key_id_hex:
+        return rejected(f"unknown key id {key_id}")
+    try:
+        msg = canonical.dumps(order)
+    except (CanonicalError, RecursionError) as e:
+        return rejected(f"bad structure: order is not canonical JSON ({e})")
+    if not verifier.verify(msg, raw_sig):
+        return rejected("bad signature")
+    try:
+        validate_order(order)
+    except (SchemaError, RecursionError) as e:
+        return rejected(f"schema: {e}")
+    if appliance_id is not None and order["appliance_id"] != appliance_id:
+        return rejected(f"other appliance: order is for {order['appliance_id']}")
+    issued = canonical.parse_time(order["issued_at"])
+    expires = canonical.parse_time(order["expires_at"])
+    if issued - now_dt > timedelta(seconds=MAX_CLOCK_SKEW_S):
+        return rejected(f"issued in the future ({order['issued_at']})")
+    if now_dt > expires:
+        return OrderVerdict(EXPIRED, f"expired at {order['expires_at']}", order)
+    if guard.seen(order["order_id"]):
+        return rejected("replay: order was already accepted")
+    guard.remember(order["order_id"], order["expires_at"])
+    return OrderVerdict(ACCEPTED, "ok", order)
