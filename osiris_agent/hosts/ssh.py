@@ -1,0 +1,293 @@
+"""Run scripts on Linux hosts over SSH (paramiko).
+
+Host keys are pinned, never silently accepted (lesson B5: ``known_hosts=None``): the server's
+key must match one of the ``SHA256:<base64>`` fingerprints delivered with the target, or —
+only when the target says ``tofu`` and carries no pins — it is accepted once, reported through
+``on_tofu(host_id, fingerprint)`` so the agent records it as evidence, and pinned for the rest of
+this transport's life. Anything else raises :class:`HostKeyError` before a credential is sent.
+
+How a script runs (two exec round trips, any POSIX host, no SFTP subsystem needed):
+
+1. upload: ``umask 077; f=$(mktemp); cat > "$f"`` with the script bytes on the channel's stdin;
+   the caller's ``stdin`` text, if any, is uploaded the same way to a second file;
+2. run: ``[sudo -S -p '' --] sh -c 'exec [timeout …] bash -- "$1" < "$2"' osiris SCRIPT DATA``,
+   then both files are removed and the exit code returned.
+
+The sudo password is written to the channel's stdin (sudo ``-S``), never on a command line
+(lesson B5). Because the script's own stdin is redirected from the data file, the password can
+never reach the script, and a wrong password meets EOF instead of the script's input. The remote
+``timeout`` is a backstop that kills the script shortly after the local deadline closes the
+channel.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+import re
+import select
+import shlex
+import threading
+import time
+from collections.abc import Callable
+
+import paramiko
+
+from osiris_agent.hosts.base import (
+    CANCEL_EXIT_CODE,
+    TIMEOUT_EXIT_CODE,
+    AuthError,
+    HostKeyError,
+    Interpreter,
+    RunResult,
+    Target,
+    TransportError,
+)
+
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
+_POLL_S = 0.05
+_KILL_GRACE_S = 2
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's ``SHA256:<unpadded base64>`` fingerprint of a public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _normalise_pin(pin: str) -> str:
+    pin = pin.strip()
+    if not pin.startswith("SHA256:"):
+        raise HostKeyError(f"host key pin {pin!r} is not an OpenSSH SHA256 fingerprint")
+    return pin.rstrip("=")
+
+
+def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
+    """Parse a PEM / OpenSSH private key held in memory (never written to disk)."""
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(text), password=passphrase)
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise AuthError("the private key delivered for this target cannot be parsed")
+
+
+class _PinnedPolicy(paramiko.MissingHostKeyPolicy):
+    """Called for every connection (we load no known_hosts): accept pins or a recorded TOFU."""
+
+    def __init__(self, owner: SshTransport) -> None:
+        self.owner = owner
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey):
+        fp = fingerprint(key)
+        pins = self.owner.pins
+        if pins:
+            if fp in pins:
+                return
+            raise HostKeyError(
+                f"host key of {hostname} ({key.get_name()} {fp}) does not match the pinned "
+                "fingerprint(s); refusing to connect"
+            )
+        if self.owner.target.tofu:
+            self.owner.pins = {fp}  # pinned from now on, for this transport's life
+            if self.owner.on_tofu is not None:
+                self.owner.on_tofu(self.owner.target.host_id, fp)
+            return
+        raise HostKeyError(
+            f"host key of {hostname} ({key.get_name()} {fp}) is unknown: no fingerprint was "
+            "delivered for this target and trust-on-first-use is off"
+        )
+
+
+class SshTransport:
+    """Transport for ``kind="ssh"`` targets; one connection per target, reused across runs."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        on_tofu: Callable[[str, str], None] | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.target = target
+        self.on_tofu = on_tofu
+        self.connect_timeout = connect_timeout
+        self.pins = {_normalise_pin(p) for p in target.host_key_fingerprints}
+        self._client: paramiko.SSHClient | None = None
+        self._lock = threading.Lock()
+        self.commands_sent: list[str] = []  # every exec'd command line, for audit and tests
+
+    # -- connection -------------------------------------------------------------------------
+    def _connect(self) -> paramiko.SSHClient:
+        t = self.target
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(_PinnedPolicy(self))
+        pkey = load_private_key(t.private_key) if t.private_key else None
+        if pkey is None and not t.password:
+            raise AuthError(f"no SSH credentials were delivered for host {t.host_id}")
+        try:
+            client.connect(
+                t.address,
+                port=t.port or 22,
+                username=t.username,
+                password=t.password,
+                pkey=pkey,
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+            )
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise AuthError(f"SSH authentication to {t.host_id} was refused") from exc
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            client.close()
+            raise TransportError(f"cannot connect to {t.host_id} over SSH: {exc}") from exc
+        return client
+
+    def _get_client(self) -> paramiko.SSHClient:
+        client = self._client
+        transport = client.get_transport() if client is not None else None
+        if client is None or transport is None or not transport.is_active():
+            if client is not None:
+                client.close()
+            self._client = client = self._connect()
+        return client
+
+    # -- one exec ---------------------------------------------------------------------------
+    def _exec(
+        self,
+        command: str,
+        stdin_bytes: bytes,
+        deadline: float,
+        cancel: threading.Event | None,
+    ) -> tuple[int, bytes, bytes, str | None]:
+        """Run one remote command; returns (rc, out, err, None|"timeout"|"cancel")."""
+        transport = self._get_client().get_transport()
+        assert transport is not None
+        self.commands_sent.append(command)
+        try:
+            chan = transport.open_session(timeout=self.connect_timeout)
+            chan.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise TransportError(f"SSH channel to {self.target.host_id} failed: {exc}") from exc
+
+        def feed() -> None:
+            try:
+                if stdin_bytes:
+                    chan.sendall(stdin_bytes)
+                chan.shutdown_write()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass  # the remote side exited early; its exit code tells the story
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        out, err = bytearray(), bytearray()
+        stopped: str | None = None
+        try:
+            while True:
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                if chan.exit_status_ready() and not chan.recv_ready():
+                    if not chan.recv_stderr_ready() and (chan.eof_received or chan.closed):
+                        break
+                if cancel is not None and cancel.is_set():
+                    stopped = "cancel"
+                    break
+                if time.monotonic() >= deadline:
+                    stopped = "timeout"
+                    break
+                select.select([chan], [], [], _POLL_S)
+            rc = -1 if stopped else chan.recv_exit_status()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise TransportError(f"SSH channel to {self.target.host_id} broke: {exc}") from exc
+        finally:
+            chan.close()
+            writer.join(timeout=1)
+        return rc, bytes(out), bytes(err), stopped
+
+    def _upload(self, data: bytes, suffix: str, deadline: float) -> str:
+        cmd = (
+            f'umask 077; f=$(mktemp{suffix}) || exit 1; cat > "$f" || exit 1; printf \'%s\\n\' "$f"'
+        )
+        rc, out, err, stopped = self._exec(cmd, data, deadline, None)
+        path = out.decode("utf-8", "replace").strip()
+        if stopped or rc != 0 or not _SAFE_PATH.match(path):
+            raise TransportError(
+                f"cannot stage the script on {self.target.host_id}: rc={rc} "
+                f"{err.decode('utf-8', 'replace').strip()[:200]}"
+            )
+        return path
+
+    # -- public -----------------------------------------------------------------------------
+    def run_script(
+        self,
+        script: str,
+        *,
+        interpreter: Interpreter = "bash",
+        stdin: str | None = None,
+        timeout: float = 60.0,
+        cancel: threading.Event | None = None,
+    ) -> RunResult:
+        start = time.monotonic()
+        deadline = start + timeout
+        if interpreter == "bash":
+            interp, suffix = "bash --", ""
+        elif interpreter == "powershell":
+            interp, suffix = "pwsh -NoLogo -NoProfile -NonInteractive -File", " --suffix=.ps1"
+        else:
+            raise TransportError(f"unknown interpreter {interpreter!r}")
+        with self._lock:
+            script_path = self._upload(script.encode("utf-8"), suffix, deadline)
+            data_path = self._upload((stdin or "").encode("utf-8"), "", deadline)
+            limit = max(1, math.ceil(timeout)) + _KILL_GRACE_S
+            inner = (
+                "if command -v timeout >/dev/null 2>&1; then "
+                f'exec timeout -k 5 {limit} {interp} "$1" < "$2"; '
+                f'else exec {interp} "$1" < "$2"; fi'
+            )
+            files = f"{shlex.quote(script_path)} {shlex.quote(data_path)}"
+            run = f"sh -c {shlex.quote(inner)} osiris {files}"
+            feed = b""
+            if self.target.sudo:
+                run = f"sudo -S -p '' -- {run}"
+                # -S reads the password from stdin; the script's stdin is the data file
+                feed = ((self.target.password or "") + "\n").encode("utf-8")
+            command = f"{run}; rc=$?; rm -f -- {files}; exit $rc"
+            rc, out, err, stopped = self._exec(command, feed, deadline, cancel)
+            if stopped:
+                self._cleanup(files)
+        duration_ms = int((time.monotonic() - start) * 1000)
+        if stopped == "timeout":
+            rc = TIMEOUT_EXIT_CODE
+        elif stopped == "cancel":
+            rc = CANCEL_EXIT_CODE
+        return RunResult(
+            exit_code=rc,
+            stdout=out.decode("utf-8", errors="replace"),
+            stderr=err.decode("utf-8", errors="replace"),
+            duration_ms=duration_ms,
+            timed_out=stopped == "timeout",
+            cancelled=stopped == "cancel",
+        )
+
+    def _cleanup(self, files: str) -> None:
+        """Best effort: remove staged files after a stopped run (the backstop kills the script)."""
+        try:
+            self._exec(f"rm -f -- {files}", b"", time.monotonic() + 5, None)
+        except TransportError:
+            pass
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
