@@ -129,6 +129,7 @@ CHECK_CONTROLS: dict[str, tuple[str, ...]] = {
     # Critical services (event log, Defender, firewall) being up is what keeps audit and
     # anti-malware controls working.
     "windows_services": ("164.312(b)", "164.308(a)(5)(ii)(B)", "164.308(a)(1)(ii)(B)"),
+    "windows_network": ("164.312(e)(1)", "164.308(a)(1)(ii)(B)"),
     # sshd: who may log in (access control, authentication) and an encrypted channel.
     "linux_ssh": ("164.312(a)(1)", "164.312(d)", "164.312(e)(1)", "164.312(e)(2)(ii)"),
     "linux_firewall": _FIREWALL,

@@ -38,6 +38,7 @@ CATALOGUE_CHECK_IDS = {
     "linux_permissions",
     "evidence_pipeline",
     "disk_space",
+    "windows_network",
 }
 
 CITATION_RE = re.compile(r"^164\.(308|310|312|316)(\([0-9a-zA-Z]+\))+$")
@@ -45,6 +46,12 @@ CITATION_RE = re.compile(r"^164\.(308|310|312|316)(\([0-9a-zA-Z]+\))+$")
 
 def test_every_catalogue_check_is_mapped_and_nothing_else() -> None:
     assert set(CHECK_CONTROLS) == CATALOGUE_CHECK_IDS
+
+
+def test_controls_map_covers_exactly_the_catalogue() -> None:
+    from osiris_core.catalog import load_catalog
+
+    assert set(CHECK_CONTROLS) == set(load_catalog().checks)
 
 
 @pytest.mark.parametrize("check_id", sorted(CATALOGUE_CHECK_IDS))

@@ -1,0 +1,13 @@
+# RB-WIN-NET-001 remediate: point connected adapters at the site's DNS servers.
+if ($OsirisParams.dns_servers -eq '') { throw 'dns_servers is not set for this site' }
+$want = $OsirisParams.dns_servers -split ','
+$n = 0
+foreach ($a in Get-NetAdapter | Where-Object { $_.Status -eq 'Up' }) {
+    $have = @((Get-DnsClientServerAddress -InterfaceIndex $a.ifIndex -AddressFamily IPv4).ServerAddresses)
+    if (($have -join ',') -ne ($want -join ',')) {
+        Set-DnsClientServerAddress -InterfaceIndex $a.ifIndex -ServerAddresses $want
+        $n++
+    }
+}
+Clear-DnsClientCache
+Write-OsirisDone -Changed ($n -gt 0) -Action "DNS servers set on $n adapter(s)"
