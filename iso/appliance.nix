@@ -1,0 +1,135 @@
+# The Osiris appliance image (NixOS). Build: see iso/README.md.
+#
+# Fixes what lessons.md B6/B8/A7 found in the old image: no console autologin, no NOPASSWD
+# sudo, no SSH keys baked in, the agent is the hardened module (not a root unit of its own),
+# nothing listens except sshd, and the firewall opens no port by default. Technicians' SSH keys
+# and the networks they may connect from are supplied at provisioning (see README.md), never
+# built into the image.
+{ config, lib, pkgs, modulesPath, ... }:
+
+let
+  cfg = config.osiris.appliance;
+in
+{
+  imports = [
+    # Only the image builder — NOT installation-cd-*.nix, which enables autologin and
+    # passwordless sudo for the `nixos` user.
+    "${modulesPath}/installer/cd-dvd/iso-image.nix"
+    ../nix/modules/osiris-agent.nix
+  ];
+
+  options.osiris.appliance = {
+    serverUrl = lib.mkOption {
+      type = lib.types.str;
+      example = "https://cc.example-msp.com";
+      description = ''
+        Central Command URL written into agent.toml. Required, no default: an image must not
+        carry a hard-coded placeholder server (lessons.md C). Set it in a per-MSP wrapper
+        configuration (see README.md).
+      '';
+    };
+    sshAllowFrom = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [ "192.168.10.0/24" ];
+      description = ''
+        Networks from which technicians may reach sshd (tcp/22). Empty (the default): the port
+        is closed and sshd is reachable by nobody; the image opens no port.
+      '';
+    };
+  };
+
+  config = {
+    system.stateVersion = "24.11";
+    networking.hostName = lib.mkDefault "osiris-appliance";
+    isoImage.isoName = lib.mkForce "osiris-appliance.iso";
+    isoImage.makeEfiBootable = true;
+    isoImage.makeUsbBootable = true;
+
+    # --- the agent ---------------------------------------------------------------------------
+    services.osiris-agent = {
+      enable = true;
+      settings.server.url = cfg.serverUrl;
+      egress.enable = true;
+      # Substitutes for the signed system closures RB-NIX-GEN-001 switches to.
+      egress.allowedHosts = [ "cache.nixos.org" ];
+    };
+
+    # --- logins ------------------------------------------------------------------------------
+    services.getty.autologinUser = lib.mkForce null;
+    users.mutableUsers = false;
+    users.users.root.hashedPassword = "!"; # locked; no console root login
+    users.users.tech = {
+      isNormalUser = true;
+      description = "Technician (SSH key supplied at provisioning)";
+      hashedPassword = "!"; # no password: keys only, and no sudo without a password
+      extraGroups = [ "osiris" "systemd-journal" ];
+    };
+    security.sudo.enable = true;
+    security.sudo.wheelNeedsPassword = lib.mkForce true;
+    security.sudo.execWheelOnly = true;
+
+    # Only root and wheel may talk to the nix daemon: the agent cannot build or import store
+    # paths, so osiris-switch-system can only ever switch to closures root put there.
+    nix.settings.allowed-users = [ "root" "@wheel" ];
+    nix.settings.trusted-users = [ "root" ];
+
+    # --- sshd: the only listening service ------------------------------------------------------
+    services.openssh = {
+      enable = true;
+      openFirewall = false; # opened only towards sshAllowFrom, below
+      settings = {
+        PasswordAuthentication = false;
+        KbdInteractiveAuthentication = false;
+        PermitRootLogin = "no";
+        AllowUsers = [ "tech" ];
+        X11Forwarding = false;
+        AllowTcpForwarding = "no";
+        AllowAgentForwarding = false;
+      };
+      # Keys come from the provisioning medium, copied to a root-owned path; nothing in the
+      # image and nothing a user can add to ~/.ssh.
+      authorizedKeysInHomedir = false;
+      authorizedKeysFiles = lib.mkForce [ "/var/lib/osiris-provision/ssh/%u.keys" ];
+    };
+    systemd.tmpfiles.rules = [ "d /var/lib/osiris-provision/ssh 0755 root root - -" ];
+
+    # --- firewall: nftables, nothing open by default -------------------------------------------
+    networking.nftables.enable = true;
+    networking.firewall = {
+      enable = true;
+      allowedTCPPorts = lib.mkForce [ ];
+      allowedUDPPorts = lib.mkForce [ ];
+      allowPing = false;
+      logRefusedConnections = true;
+      extraInputRules = lib.concatMapStrings
+        (net: "${if lib.hasInfix ":" net then "ip6" else "ip"} saddr ${net} tcp dport 22 accept\n")
+        cfg.sshAllowFrom;
+    };
+    services.avahi.enable = lib.mkForce false;
+    services.nginx.enable = lib.mkForce false;
+    services.timesyncd.enable = true;
+
+    # --- logs and the rest ---------------------------------------------------------------------
+    services.journald.extraConfig = ''
+      Storage=persistent
+      SystemMaxUse=500M
+      MaxRetentionSec=1month
+    '';
+    security.auditd.enable = true;
+    security.audit.enable = true;
+    security.audit.rules = [
+      "-a exit,always -F arch=b64 -S execve -F euid=0"
+      "-w /etc/osiris -p wa -k osiris-config"
+      "-w /var/lib/osiris-provision -p wa -k osiris-provision"
+    ];
+    systemd.watchdog.runtimeTime = "30s";
+    zramSwap.enable = true;
+    nix.gc = {
+      automatic = true;
+      dates = "weekly";
+      options = "--delete-older-than 30d";
+    };
+    environment.systemPackages = [ pkgs.nftables ];
+  };
+}

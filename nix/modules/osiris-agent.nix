@@ -1,0 +1,445 @@
+# services.osiris-agent — the Osiris appliance agent.
+#
+# settings.<section>.<key> mirrors /etc/osiris/agent.toml key for key; those options are
+# generated into ./agent-options.nix from osiris_agent/config.py (do not hand-edit them).
+# The module writes the TOML file itself (pure Nix, no IFD) and runs
+# `osiris-agent run --config /etc/osiris/agent.toml` as the unprivileged user `osiris`.
+#
+# Privileges (lessons.md A7: the old hardened unit could not run systemctl, nft or
+# nixos-rebuild at all; B8: the image ran the agent as root). The agent is never root and
+# NoNewPrivileges=true (so sudo/setuid could not work anyway). What the appliance's own
+# runbooks need, and how each is granted:
+#   systemctl start/restart/reload <unit>   polkit rule, only for privileges.units
+#   timedatectl set-ntp true                polkit rule (privileges.setNtp)
+#   nft list ruleset / nft -f baseline      ambient CAP_NET_ADMIN (privileges.netAdmin)
+#   switch the system closure (nix-env --set + switch-to-configuration): needs real root, so it
+#     is a separate root oneshot unit, osiris-switch-system.service, that the agent may only
+#     *start* (polkit); it reads the requested store path from <state_dir>/switch/desired and
+#     refuses anything that is not a NixOS system closure in /nix/store.
+# The appliance never listens: this module opens no firewall port.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib) mkOption mkEnableOption mkIf types;
+  cfg = config.services.osiris-agent;
+  s = cfg.settings;
+
+  configPath = "/etc/osiris/agent.toml";
+
+  # --- agent.toml, written in pure Nix ------------------------------------------------------
+  # null = key absent (TOML has no null), so the agent applies its own/derived default.
+  cleanSettings = lib.filterAttrs (_: body: body != { })
+    (lib.mapAttrs (_: body: lib.filterAttrs (_: v: v != null) body) s);
+
+  # builtins.toJSON of a string is a valid TOML basic string (same escapes: \" \\ \n \uXXXX).
+  tomlValue = v:
+    if builtins.isBool v then (if v then "true" else "false")
+    else if builtins.isInt v then toString v
+    else if builtins.isString v then builtins.toJSON v
+    else if builtins.isList v then "[" + lib.concatMapStringsSep ", " tomlValue v + "]"
+    else throw "services.osiris-agent: cannot write a ${builtins.typeOf v} to agent.toml";
+
+  tomlText =
+    "# Written by the NixOS module services.osiris-agent; change the options, not this file.\n"
+    + lib.concatStrings (lib.mapAttrsToList
+      (section: body:
+        "\n[${section}]\n"
+        + lib.concatStrings (lib.mapAttrsToList (k: v: "${k} = ${tomlValue v}\n") body))
+      cleanSettings);
+
+  # --- hosts the agent talks to, derived from the settings so they cannot drift ------------
+  urlHost = url:
+    let m = builtins.match "[a-z]+://([[]([0-9A-Fa-f:.]+)[]]|([^/:?#]+))(:[0-9]+)?([/?#].*)?" url;
+    in if m == null then null
+       else if builtins.elemAt m 1 != null then builtins.elemAt m 1 else builtins.elemAt m 2;
+  ntpHost = srv:
+    let m = builtins.match "[[]([0-9A-Fa-f:.]+)[]](:[0-9]+)?|([^:]+)(:[0-9]+)?" srv;
+    in if m == null then srv
+       else if builtins.elemAt m 0 != null then builtins.elemAt m 0 else builtins.elemAt m 2;
+  settingHosts =
+    builtins.filter (h: h != null)
+      ([ (urlHost s.server.url) ]
+        ++ map ntpHost s.ntp.servers
+        ++ map ntpHost (config.networking.timeServers or [ ])
+        ++ lib.optional (s.reseller.webhook_url != null) (urlHost s.reseller.webhook_url)
+        ++ lib.optional (s.healing.l2_enabled && s.healing.l2_base_url != null)
+             (urlHost s.healing.l2_base_url));
+  isIPv4 = h: builtins.match "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+(/[0-9]+)?" h != null;
+  isIPv6 = h: builtins.match "[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(/[0-9]+)?" h != null;
+  allHosts = lib.unique (settingHosts ++ cfg.egress.allowedHosts);
+  hostNames = builtins.filter (h: !(isIPv4 h || isIPv6 h)) allHosts;
+  v4 = builtins.filter isIPv4 (allHosts ++ cfg.egress.lanPrefixes);
+  v6 = builtins.filter isIPv6 (allHosts ++ cfg.egress.lanPrefixes);
+  lanV4 = builtins.filter isIPv4 cfg.egress.lanPrefixes;
+  lanV6 = builtins.filter isIPv6 cfg.egress.lanPrefixes;
+  hostV4 = builtins.filter isIPv4 allHosts;
+  hostV6 = builtins.filter isIPv6 allHosts;
+  nftElems = xs: if xs == [ ] then "" else "elements = { ${lib.concatStringsSep ", " xs} }";
+  nftPorts = ps: "{ ${lib.concatMapStringsSep ", " toString ps} }";
+
+  unitName = u: if lib.hasInfix "." u then u else "${u}.service";
+  units = map unitName cfg.privileges.units
+    ++ lib.optional cfg.privileges.systemSwitch "osiris-switch-system.service";
+
+  polkitRule = ''
+    // services.osiris-agent: the only privileged things the agent user may ask systemd for.
+    polkit.addRule(function (action, subject) {
+      if (subject.user !== ${builtins.toJSON cfg.user}) { return polkit.Result.NOT_HANDLED; }
+      if (action.id === "org.freedesktop.systemd1.manage-units") {
+        var units = ${builtins.toJSON units};
+        var verbs = ["start", "restart", "try-restart", "reload"];
+        if (units.indexOf(action.lookup("unit")) >= 0 &&
+            verbs.indexOf(action.lookup("verb")) >= 0) { return polkit.Result.YES; }
+      }
+      ${lib.optionalString cfg.privileges.setNtp ''
+      if (action.id === "org.freedesktop.timedate1.set-ntp") { return polkit.Result.YES; }''}
+      return polkit.Result.NOT_HANDLED;
+    });
+  '';
+
+  stateDir = s.agent.state_dir;
+
+  # Root oneshot for RB-NIX-GEN-001: the agent writes the desired store path (from its signed
+  # policy) to <state_dir>/switch/desired and starts this unit; nothing else it can pass.
+  switchScript = pkgs.writeShellScript "osiris-switch-system" ''
+    set -euo pipefail
+    req=${lib.escapeShellArg "${stateDir}/switch/desired"}
+    [ -f "$req" ] && [ ! -L "$req" ] || { echo "no switch request" >&2; exit 1; }
+    desired=$(head -c 300 "$req" | tr -d '\n')
+    if ! [[ "$desired" =~ ^/nix/store/[0-9a-z]{32}-[A-Za-z0-9+._?=-]{1,180}$ ]]; then
+      echo "refusing: not a store path" >&2; exit 1
+    fi
+    for f in bin/switch-to-configuration nixos-version kernel; do
+      [ -e "$desired/$f" ] || { echo "refusing: $desired is not a NixOS system ($f)" >&2; exit 1; }
+    done
+    # Root writes only into its own state directory, never into the agent's (symlink games).
+    readlink /run/current-system > /var/lib/osiris-switch/previous
+    ${config.nix.package or pkgs.nix}/bin/nix-env -p /nix/var/nix/profiles/system --set "$desired"
+    "$desired/bin/switch-to-configuration" switch
+    rm -f "$req"
+  '';
+
+  refreshScript = pkgs.writeShellScript "osiris-egress-refresh" ''
+    # Resolve the allowed host names into the nft sets. Elements expire after
+    # ${cfg.egress.entryTimeout}, so a DNS outage fails closed instead of keeping stale
+    # addresses for ever.
+    set -u
+    nft=${pkgs.nftables}/bin/nft
+    rc=0
+    for h in ${lib.escapeShellArgs hostNames}; do
+      ok=0
+      for a in $(${pkgs.getent}/bin/getent ahostsv4 "$h" | ${pkgs.gawk}/bin/awk '{ print $1 }' | sort -u); do
+        $nft add element inet osiris_egress hosts_v4 "{ $a timeout ${cfg.egress.entryTimeout} }" && ok=1
+      done
+      for a in $(${pkgs.getent}/bin/getent ahostsv6 "$h" | ${pkgs.gawk}/bin/awk '$1 ~ /:/ { print $1 }' | sort -u); do
+        $nft add element inet osiris_egress hosts_v6 "{ $a timeout ${cfg.egress.entryTimeout} }" && ok=1
+      done
+      [ "$ok" = 1 ] || { echo "osiris-egress: cannot resolve $h" >&2; rc=1; }
+    done
+    exit "$rc"
+  '';
+
+  egressTable = ''
+    # Egress allowlist for the appliance (services.osiris-agent.egress). Output policy drop.
+    set hosts_v4 { type ipv4_addr; flags interval, timeout; ${nftElems hostV4} }
+    set hosts_v6 { type ipv6_addr; flags interval, timeout; ${nftElems hostV6} }
+    set lan_v4 { type ipv4_addr; flags interval; ${nftElems lanV4} }
+    set lan_v6 { type ipv6_addr; flags interval; ${nftElems lanV6} }
+    chain output {
+      type filter hook output priority filter; policy drop;
+      oifname "lo" accept
+      ct state established,related accept
+      ct state invalid drop
+      meta l4proto { udp, tcp } th dport 53 accept
+      ip6 nexthdr icmpv6 accept
+      udp dport 67 accept
+      ip daddr @hosts_v4 accept
+      ip6 daddr @hosts_v6 accept
+      ip daddr @lan_v4 tcp dport ${nftPorts cfg.egress.lanPorts} accept
+      ip6 daddr @lan_v6 tcp dport ${nftPorts cfg.egress.lanPorts} accept
+      ${cfg.egress.extraRules}
+      limit rate 10/minute log prefix "osiris-egress-drop: " level warn
+    }
+  '';
+in
+{
+  options.services.osiris-agent = {
+    enable = mkEnableOption "the Osiris compliance agent (outbound only; it never listens)";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ../package.nix { };
+      description = "The osiris package providing bin/osiris-agent.";
+    };
+
+    user = mkOption {
+      type = types.str;
+      default = "osiris";
+      description = "Unprivileged system user the agent runs as (created by the module).";
+    };
+
+    group = mkOption {
+      type = types.str;
+      default = "osiris";
+      description = "Group of the agent user; members may read the state directory if stateDirMode allows.";
+    };
+
+    stateDirMode = mkOption {
+      type = types.strMatching "0[0-7]{3}";
+      default = "0700";
+      description = "Mode of the state directory (keys, token, outbox); 0750 lets group members run `osiris tui --local`.";
+    };
+
+    settings = import ./agent-options.nix { inherit lib; };
+
+    configFile = mkOption {
+      type = types.str;
+      default = configPath;
+      readOnly = true;
+      description = "Where the module writes agent.toml (read-only; for other modules to refer to).";
+    };
+
+    privileges = {
+      units = mkOption {
+        type = types.listOf types.str;
+        default = [
+          "nftables.service"
+          "systemd-journald.service"
+          "systemd-timesyncd.service"
+          "clamav-daemon.service"
+          "osiris-backup.service"
+          "osiris-restore-test.service"
+        ];
+        description = ''
+          systemd units the agent may start, restart, try-restart or reload (via polkit,
+          nothing else: no stop, no enable, no mask). The defaults are the units named by the
+          RB-NIX-* runbooks' default parameters; a name without a suffix means `.service`.
+        '';
+      };
+      setNtp = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Allow `timedatectl set-ntp` (RB-NIX-TIME-001) through polkit.";
+      };
+      netAdmin = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Give the agent the ambient capability CAP_NET_ADMIN so RB-NIX-FW-001 can read
+          (`nft -s list ruleset`) and restore (`nft -f baseline`) the firewall. Without it the
+          firewall check cannot even detect drift. It also lets a compromised agent change the
+          ruleset; the unit-level `network.ipAddressAllow` (cgroup BPF, not nftables) still
+          holds then, and the bpf() syscall is filtered out.
+        '';
+      };
+      systemSwitch = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Provide osiris-switch-system.service (root, oneshot) that switches to the NixOS system
+          closure named in <state_dir>/switch/desired, and let the agent start it. This is the
+          only path by which the agent causes a root action with an argument.
+        '';
+      };
+    };
+
+    network.ipAddressAllow = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "203.0.113.10/32" "192.168.10.0/24" ];
+      description = ''
+        If non-empty, the agent's unit gets IPAddressDeny=any and IPAddressAllow=localhost plus
+        these prefixes (enforced by systemd with cgroup BPF, independent of nftables). List the
+        server's address, the NTP servers, DNS resolvers and the clinic LAN(s) with the hosts
+        the agent manages over WinRM/SSH. Empty = no unit-level address restriction (host
+        names cannot be expressed here; use `egress` for those).
+      '';
+    };
+
+    egress = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Install an nftables output allowlist for the whole appliance (table inet
+          osiris_egress, policy drop): loopback, replies, DNS, DHCP, the hosts named by the
+          settings (server, NTP, webhook, L2 API) plus `allowedHosts`, and WinRM/SSH ports to
+          `lanPrefixes`. Host names are resolved by osiris-egress-refresh.timer.
+        '';
+      };
+      allowedHosts = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "cache.nixos.org" ];
+        description = "Extra host names or addresses the appliance may reach on any port.";
+      };
+      lanPrefixes = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "192.168.10.0/24" ];
+        description = "Clinic networks holding the Windows/Linux hosts the agent manages.";
+      };
+      lanPorts = mkOption {
+        type = types.listOf types.port;
+        default = [ 22 5985 5986 ];
+        description = "TCP ports allowed towards `lanPrefixes` (SSH, WinRM HTTP, WinRM HTTPS).";
+      };
+      entryTimeout = mkOption {
+        type = types.strMatching "[0-9]+[smhd]";
+        default = "2h";
+        description = "Lifetime of a resolved address in the allowlist (refreshed every 15 min).";
+      };
+      extraRules = mkOption {
+        type = types.lines;
+        default = "";
+        description = "Extra nft rules inserted before the final drop of the output chain.";
+      };
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = s.deployment.mode != "reseller" || s.deployment.reseller_id != null;
+        message = "services.osiris-agent.settings.deployment.reseller_id is required when deployment.mode = \"reseller\".";
+      }
+      {
+        assertion = builtins.length s.ntp.servers >= s.ntp.min_good;
+        message = "services.osiris-agent.settings.ntp.min_good exceeds the number of ntp.servers.";
+      }
+      {
+        assertion = !s.healing.l2_enabled || (s.healing.l2_base_url != null && s.healing.l2_model != null);
+        message = "services.osiris-agent.settings.healing: l2_enabled needs l2_base_url and l2_model.";
+      }
+      {
+        assertion = urlHost s.server.url != null;
+        message = "services.osiris-agent.settings.server.url is not a URL.";
+      }
+    ];
+
+    users.users.${cfg.user} = {
+      isSystemUser = true;
+      group = cfg.group;
+      home = stateDir;
+      description = "Osiris compliance agent";
+    };
+    users.groups.${cfg.group} = { };
+
+    environment.etc."osiris/agent.toml" = {
+      text = tomlText;
+      mode = "0640";
+      user = "root";
+      group = cfg.group;
+    };
+    environment.systemPackages = [ cfg.package ];
+
+    security.polkit.enable = true;
+    security.polkit.extraConfig = polkitRule;
+
+    systemd.services.osiris-agent = {
+      description = "Osiris compliance agent (outbound only)";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" "time-sync.target" "nftables.service" ];
+      restartTriggers = [ tomlText ];
+      # Runbook scripts run as `bash FILE` and call these tools by name.
+      path = [
+        pkgs.bash pkgs.coreutils pkgs.gawk pkgs.gnused pkgs.gnugrep pkgs.findutils
+        pkgs.systemd pkgs.util-linux pkgs.cryptsetup
+      ] ++ lib.optional cfg.privileges.netAdmin pkgs.nftables;
+      serviceConfig = {
+        ExecStart = "${cfg.package}/bin/osiris-agent run --config ${configPath}";
+        User = cfg.user;
+        Group = cfg.group;
+        DynamicUser = false;
+        StateDirectory = "osiris";
+        StateDirectoryMode = cfg.stateDirMode;
+        ReadWritePaths = lib.optional (stateDir != "/var/lib/osiris") stateDir;
+        UMask = "0077";
+        Restart = "on-failure";
+        RestartSec = "10s";
+        # Exit 2 = config/usage error: restarting cannot fix it; say so once in the journal.
+        RestartPreventExitStatus = "2";
+
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        RemoveIPC = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" "~bpf" ];
+        # MemoryDenyWriteExecute is left off: cffi callbacks (PyNaCl, cryptography) need W+X.
+        CapabilityBoundingSet = if cfg.privileges.netAdmin then [ "CAP_NET_ADMIN" ] else [ "" ];
+        AmbientCapabilities = lib.optional cfg.privileges.netAdmin "CAP_NET_ADMIN";
+        # AF_UNIX: journald, D-Bus (systemctl/polkit); AF_INET*: server, NTP, WinRM, SSH;
+        # AF_NETLINK: nft (only with netAdmin).
+        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ]
+          ++ lib.optional cfg.privileges.netAdmin "AF_NETLINK";
+      } // lib.optionalAttrs (cfg.network.ipAddressAllow != [ ]) {
+        IPAddressDeny = "any";
+        IPAddressAllow = [ "localhost" ] ++ cfg.network.ipAddressAllow;
+      };
+    };
+
+    systemd.services.osiris-switch-system = mkIf cfg.privileges.systemSwitch {
+      description = "Osiris: switch to the requested NixOS system closure";
+      # Never restarted by a switch: it may be the very unit running the switch.
+      restartIfChanged = false;
+      stopIfChanged = false;
+      unitConfig.ConditionPathExists = "${stateDir}/switch/desired";
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${switchScript}";
+        # Root, on purpose: the system profile and activation need it. Nothing else is passed.
+        User = "root";
+        StateDirectory = "osiris-switch";
+        StateDirectoryMode = "0700";
+        PrivateTmp = true;
+      };
+    };
+
+    networking.nftables.enable = mkIf cfg.egress.enable (lib.mkDefault true);
+    networking.nftables.tables.osiris_egress = mkIf cfg.egress.enable {
+      family = "inet";
+      content = egressTable;
+    };
+
+    systemd.services.osiris-egress-refresh = mkIf (cfg.egress.enable && hostNames != [ ]) {
+      description = "Osiris: resolve allowed host names into the egress allowlist";
+      after = [ "nftables.service" "network-online.target" ];
+      wants = [ "network-online.target" ];
+      path = [ pkgs.coreutils ];
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${refreshScript}";
+        CapabilityBoundingSet = [ "CAP_NET_ADMIN" ];
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" "AF_NETLINK" ];
+      };
+    };
+    systemd.timers.osiris-egress-refresh = mkIf (cfg.egress.enable && hostNames != [ ]) {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnBootSec = "20s";
+        OnUnitActiveSec = "15min";
+        AccuracySec = "1min";
+      };
+    };
+
+    # The appliance never listens: nothing here opens an inbound port (DESIGN.md §6).
+  };
+}

@@ -1,0 +1,441 @@
+"""The NixOS modules, package and appliance image, checked with a real ``nix-instantiate``.
+
+What is real here and what is not (no nixpkgs tree exists on this machine or in CI):
+
+- every ``.nix`` file is parsed by Nix itself (``nix-instantiate --parse``);
+- the modules are *evaluated* by Nix (``--eval --strict --json``) against ``nix/tests/stub-lib.nix``
+  and ``stub-pkgs.nix`` through ``nix/tests/eval-module.nix``: option defaults, user values, the
+  generated types' checks, ``mkIf`` and assertions are real evaluation of our code; NixOS's own
+  modules (systemd unit rendering, iso-image.nix, their defaults) are NOT evaluated;
+- the ``agent.toml`` text the module writes is parsed with ``tomllib`` and loaded by the agent's own
+  ``load_config`` from a real file, so "the module's defaults are valid agent config" is tested
+  end to end; the image checks run on the image's evaluated config plus a grep of its source.
+
+CI must ``apt-get install -y nix-bin`` (Nix 2.8 works); without it these tests skip, saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from osiris_agent import nixgen
+from osiris_agent.config import AgentConfig, ConfigError, load_config, schema
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = ROOT / "nix" / "tests" / "eval-module.nix"
+AGENT = ROOT / "nix" / "modules" / "osiris-agent.nix"
+SERVER = ROOT / "nix" / "modules" / "osiris-server.nix"
+OPTIONS = ROOT / "nix" / "modules" / "agent-options.nix"
+IMAGE = ROOT / "iso" / "appliance.nix"
+NIX = shutil.which("nix-instantiate")
+
+needs_nix = pytest.mark.skipif(
+    NIX is None, reason="nix-instantiate not installed (apt-get install -y nix-bin)"
+)
+
+URL = "https://cc.example-msp.com"
+
+
+class NixError(Exception):
+    """nix-instantiate failed; the message is its stderr."""
+
+
+def _nix(*args: str) -> str:
+    assert NIX is not None
+    p = subprocess.run([NIX, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    if p.returncode != 0:
+        raise NixError(p.stderr)
+    return p.stdout
+
+
+def evaluate(module: Path, user: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate ``module`` with the user definitions ``user`` (JSON-able) via eval-module.nix."""
+    expr = (
+        "{ userJSON }: import " + str(EVAL) + " { modulePath = " + str(module) + ";"
+        " userConfig = builtins.fromJSON userJSON; }"
+    )
+    out = _nix(
+        "--eval", "--strict", "--json", "-E", expr, "--argstr", "userJSON", json.dumps(user or {})
+    )
+    return json.loads(out)
+
+
+def agent(**cfg: Any) -> dict[str, Any]:
+    body = {"enable": True, "settings": {"server": {"url": URL}}}
+    for k, v in cfg.items():
+        if k == "settings":
+            for section, values in v.items():
+                body["settings"].setdefault(section, {}).update(values)
+        else:
+            body[k] = v
+    return evaluate(AGENT, {"services": {"osiris-agent": body}})
+
+
+def toml_of(result: dict[str, Any]) -> str:
+    return result["config"]["environment"]["etc"]["osiris/agent.toml"]["text"]
+
+
+def nix_files() -> list[Path]:
+    return sorted([*(ROOT / "nix").rglob("*.nix"), *(ROOT / "iso").rglob("*.nix")])
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def test_there_are_nix_files_to_check() -> None:
+    names = {p.relative_to(ROOT).as_posix() for p in nix_files()}
+    assert {
+        "nix/package.nix",
+        "nix/modules/osiris-agent.nix",
+        "nix/modules/agent-options.nix",
+        "nix/modules/osiris-server.nix",
+        "nix/tests/stub-lib.nix",
+        "iso/appliance.nix",
+    } <= names
+
+
+@needs_nix
+@pytest.mark.parametrize("path", nix_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_nix_file_parses(path: Path) -> None:
+    _nix("--parse", str(path))
+
+
+@needs_nix
+def test_parse_check_can_fail(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.nix"
+    bad.write_text("{ a = 1; b = ")
+    with pytest.raises(NixError, match="syntax error"):
+        _nix("--parse", str(bad))
+
+
+# --- the generated options file ----------------------------------------------------------------
+
+
+def test_generated_options_file_is_in_sync() -> None:
+    assert OPTIONS.read_text() == nixgen.render(), (
+        "nix/modules/agent-options.nix is stale: run "
+        "`python -m osiris_agent.nixgen > nix/modules/agent-options.nix`"
+    )
+
+
+def test_nix_string_escaping() -> None:
+    assert nixgen.nix_string('a"b\\c${d}$e\n') == '"a\\"b\\\\c\\${d}$e\\n"'
+    with pytest.raises(ValueError):
+        nixgen.nix_string("\x01")
+
+
+@needs_nix
+def test_generated_option_types_and_defaults_match_schema() -> None:
+    """Nix evaluates every option: default, and whether its type accepts/rejects bound values."""
+    probes = []
+    for row in schema():
+        section, name = row["key"].split(".")
+        o = f"opts.{section}.{name}"
+        checks = {"null": f"{o}.type.check null"}
+        if row["type"] == "int" and row["min"] is not None:
+            lo, hi = row["min"], row["max"]
+            checks |= {
+                "lo": f"{o}.type.check {lo}",
+                "hi": f"{o}.type.check {hi}",
+                "below": f"{o}.type.check ({lo} - 1)",
+                "above": f"{o}.type.check ({hi} + 1)",
+                "str": f'{o}.type.check "{lo}"',
+            }
+        if row["choices"]:
+            checks |= {c: f'{o}.type.check "{c}"' for c in row["choices"]}
+            checks["bogus"] = f'{o}.type.check "bogus"'
+        body = " ".join(f"{k} = {v};" for k, v in checks.items())
+        probes.append(
+            f'"{row["key"]}" = {{ hasDefault = {o} ? default; '
+            f"default = {o}.default or null; {body} }};"
+        )
+    expr = (
+        f"let lib = import {ROOT}/nix/tests/stub-lib.nix;"
+        f" opts = import {OPTIONS} {{ inherit lib; }}; in {{ " + " ".join(probes) + " }"
+    )
+    got = json.loads(_nix("--eval", "--strict", "--json", "-E", expr))
+    assert set(got) == {r["key"] for r in schema()}
+    for row in schema():
+        g = got[row["key"]]
+        if row["required"]:
+            assert not g["hasDefault"], row["key"]
+            assert g["null"] is False, row["key"]
+        elif row["default"] is None or isinstance(row["default"], dict):
+            assert g["hasDefault"] and g["default"] is None and g["null"], row["key"]
+        else:
+            assert g["default"] == row["default"], row["key"]
+            assert g["null"] is False, row["key"]
+        if "lo" in g:
+            assert (g["lo"], g["hi"], g["below"], g["above"], g["str"]) == (
+                True,
+                True,
+                False,
+                False,
+                False,
+            ), row["key"]
+        for c in row["choices"] or []:
+            assert g[c] is True
+        if row["choices"]:
+            assert g["bogus"] is False
+
+
+# --- the agent module --------------------------------------------------------------------------
+
+
+@needs_nix
+def test_module_defaults_are_valid_agent_config(tmp_path: Path) -> None:
+    result = agent()
+    assert result["failedAssertions"] == []
+    path = tmp_path / "agent.toml"
+    path.write_text(toml_of(result))
+    cfg = load_config(path)  # the agent's own reader, from a real file
+    assert cfg == AgentConfig.from_dict({"server": {"url": URL}})
+    # Derived keys were left out, so the agent derived them from state_dir.
+    assert cfg.agent.key_file == "/var/lib/osiris/appliance.key"
+
+
+@needs_nix
+def test_module_values_round_trip_through_toml(tmp_path: Path) -> None:
+    weird = 'm "q" \\ back ü ${x}'
+    settings = {
+        "server": {"ca_file": "/etc/osiris/ca.pem"},
+        "agent": {"state_dir": "/srv/osiris", "jitter_pct": 25, "lab": False},
+        "window": {"days": ["sat", "sun"], "start": "23:30", "timezone": "America/New_York"},
+        "deployment": {"mode": "reseller", "reseller_id": "acme-1"},
+        "reseller": {"syslog_target": "tcp://10.0.0.5:6514"},
+        "ntp": {"servers": ["time.example.org:123", "[2001:db8::1]:123"], "min_good": 1},
+        "outbox": {"max_bytes": 1 << 35},
+        "healing": {"l2_enabled": True, "l2_base_url": "https://llm.example", "l2_model": weird},
+    }
+    result = agent(settings=settings)
+    assert result["failedAssertions"] == []
+    path = tmp_path / "agent.toml"
+    path.write_text(toml_of(result))
+    cfg = load_config(path)
+    assert cfg.healing.l2_model == weird
+    assert cfg.window.days == ("sat", "sun")
+    assert cfg.ntp.servers == ("time.example.org:123", "[2001:db8::1]:123")
+    assert cfg.outbox.max_bytes == 1 << 35
+    assert cfg.agent.key_file == "/srv/osiris/appliance.key"
+    expected = {s: {"server": {"url": URL}}.get(s, {}) | v for s, v in settings.items()}
+    expected["server"]["url"] = URL
+    assert cfg == AgentConfig.from_dict(expected)
+    # The unit writes to the custom state dir.
+    svc = result["config"]["systemd"]["services"]["osiris-agent"]["serviceConfig"]
+    assert svc["ReadWritePaths"] == ["/srv/osiris"]
+
+
+@needs_nix
+def test_module_refuses_out_of_range_and_unknown_options() -> None:
+    with pytest.raises(NixError, match="jitter_pct' is not of type"):
+        agent(settings={"agent": {"jitter_pct": 99}})
+    with pytest.raises(NixError, match="does not exist"):
+        agent(settings={"agent": {"jitter_percent": 10}})
+    with pytest.raises(NixError, match="server.url' is used but not defined"):
+        evaluate(AGENT, {"services": {"osiris-agent": {"enable": True}}})
+
+
+@needs_nix
+def test_module_assertions_mirror_cross_checks() -> None:
+    result = agent(settings={"deployment": {"mode": "reseller"}})
+    assert any("reseller_id" in m for m in result["failedAssertions"])
+    # …and the agent itself agrees the same config is invalid.
+    with pytest.raises(ConfigError, match="reseller_id"):
+        AgentConfig.from_dict(tomllib.loads(toml_of(result)))
+
+
+@needs_nix
+def test_disabled_module_defines_nothing() -> None:
+    assert evaluate(AGENT, {})["config"] == {}
+
+
+@needs_nix
+def test_agent_unit_is_hardened_and_not_root() -> None:
+    result = agent()
+    conf = result["config"]
+    svc = conf["systemd"]["services"]["osiris-agent"]["serviceConfig"]
+    assert svc["ExecStart"].endswith("/bin/osiris-agent run --config /etc/osiris/agent.toml")
+    assert svc["User"] == "osiris" and svc["User"] != "root"
+    assert svc["DynamicUser"] is False
+    assert svc["StateDirectory"] == "osiris"
+    for key in ("NoNewPrivileges", "PrivateTmp", "ProtectHome", "RestrictSUIDSGID"):
+        assert svc[key] is True, key
+    assert svc["ProtectSystem"] == "strict"
+    assert {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(svc["RestrictAddressFamilies"])
+    assert svc["CapabilityBoundingSet"] == ["CAP_NET_ADMIN"]  # for nft only
+    assert "IPAddressDeny" not in svc  # only when ipAddressAllow is given
+    assert conf["users"]["users"]["osiris"]["isSystemUser"] is True
+    # The appliance never listens: the module opens no port.
+    assert "firewall" not in conf.get("networking", {})
+    # Privileged actions go through polkit, for listed units and verbs only.
+    rule = conf["security"]["polkit"]["extraConfig"]
+    assert '"osiris-switch-system.service"' in rule and '"nftables.service"' in rule
+    assert '"stop"' not in rule
+    # The root switch unit exists and cannot be restarted away by a switch.
+    sw = conf["systemd"]["services"]["osiris-switch-system"]
+    assert sw["serviceConfig"]["User"] == "root" and sw["restartIfChanged"] is False
+
+
+@needs_nix
+def test_agent_unit_without_net_admin_and_with_ip_allowlist() -> None:
+    result = agent(
+        privileges={"netAdmin": False, "systemSwitch": False},
+        network={"ipAddressAllow": ["203.0.113.10/32", "192.168.10.0/24"]},
+    )
+    svc = result["config"]["systemd"]["services"]["osiris-agent"]["serviceConfig"]
+    assert svc["CapabilityBoundingSet"] == [""] and svc["AmbientCapabilities"] == []
+    assert "AF_NETLINK" not in svc["RestrictAddressFamilies"]
+    assert svc["IPAddressDeny"] == "any"
+    assert svc["IPAddressAllow"] == ["localhost", "203.0.113.10/32", "192.168.10.0/24"]
+    assert "osiris-switch-system" not in result["config"]["systemd"]["services"]
+
+
+@needs_nix
+def test_egress_allowlist_is_derived_from_settings() -> None:
+    result = agent(
+        settings={"server": {"url": "https://203.0.113.10:8443/api"}},
+        egress={"enable": True, "lanPrefixes": ["192.168.10.0/24", "fd00:1::/64"]},
+    )
+    conf = result["config"]
+    table = conf["networking"]["nftables"]["tables"]["osiris_egress"]["content"]
+    assert "policy drop" in table
+    assert (
+        "set hosts_v4 { type ipv4_addr; flags interval, timeout; elements = { 203.0.113.10 }"
+        in table
+    )
+    assert "elements = { 192.168.10.0/24 }" in table and "elements = { fd00:1::/64 }" in table
+    assert "tcp dport { 22, 5985, 5986 }" in table
+    # NTP servers are names: they are resolved by the refresh timer.
+    assert "osiris-egress-refresh" in conf["systemd"]["timers"]
+    assert "osiris_egress" not in json.dumps(agent()["config"])  # off unless enabled
+
+
+# --- the server module -------------------------------------------------------------------------
+
+
+@needs_nix
+def test_server_module_runs_serve_with_tls_and_init_on_first_start() -> None:
+    from osiris_server.cli import main as server_cli
+
+    user = {
+        "enable": True,
+        "listen": "0.0.0.0:443",
+        "tls": {
+            "certFile": "/etc/ssl/cc.crt",
+            "keyFile": "/etc/ssl/cc.key",
+            "clientCaFile": "/etc/ssl/ca.pem",
+        },
+    }
+    result = evaluate(SERVER, {"services": {"osiris-server": user}})
+    assert result["failedAssertions"] == []
+    svc = result["config"]["systemd"]["services"]["osiris-server"]["serviceConfig"]
+    argv = svc["ExecStart"].replace("'", "").split()
+    assert argv[0].endswith("/bin/osiris-server") and argv[1] == "serve"
+    assert argv[argv.index("--data") + 1] == "/var/lib/osiris-server"
+    assert argv[argv.index("--listen") + 1] == "0.0.0.0:443"
+    flags = {a for a in argv if a.startswith("--")}
+    assert flags == {"--data", "--listen", "--tls-cert", "--tls-key", "--client-ca"}
+    serve_opts = {o for p in server_cli.commands["serve"].params for o in p.opts}
+    assert flags <= serve_opts  # every flag the unit passes exists on the real CLI
+    assert svc["ExecStartPre"]
+    assert svc["User"] == "osiris-server" and svc["NoNewPrivileges"] is True
+    assert svc["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]  # port 443
+    assert "tls.key:/etc/ssl/cc.key" in svc["LoadCredential"]
+    assert result["config"]["networking"]["firewall"]["allowedTCPPorts"] == []
+
+
+@needs_nix
+def test_server_module_refuses_plain_http_off_loopback() -> None:
+    result = evaluate(
+        SERVER, {"services": {"osiris-server": {"enable": True, "listen": "0.0.0.0:8080"}}}
+    )
+    assert any("without TLS" in m for m in result["failedAssertions"])
+    ok = evaluate(SERVER, {"services": {"osiris-server": {"enable": True}}})
+    assert ok["failedAssertions"] == []
+    assert ok["config"]["systemd"]["services"]["osiris-server"]["serviceConfig"][
+        "CapabilityBoundingSet"
+    ] == [""]
+
+
+# --- the appliance image -----------------------------------------------------------------------
+
+
+def image(**extra: Any) -> dict[str, Any]:
+    return evaluate(IMAGE, {"osiris": {"appliance": {"serverUrl": URL, **extra}}})
+
+
+@needs_nix
+def test_image_opens_no_ports_and_has_no_autologin_or_nopasswd() -> None:
+    """Evaluated: what appliance.nix itself sets (not NixOS defaults or iso-image.nix)."""
+    result = image()
+    conf = result["config"]
+    fw = conf["networking"]["firewall"]
+    assert fw["enable"] is True
+    assert fw["allowedTCPPorts"] == [] and fw["allowedUDPPorts"] == []
+    assert fw["extraInputRules"] == ""
+    assert conf["networking"]["nftables"]["enable"] is True
+    assert conf["services"]["getty"]["autologinUser"] is None
+    assert conf["security"]["sudo"]["wheelNeedsPassword"] is True
+    ssh = conf["services"]["openssh"]
+    assert ssh["openFirewall"] is False
+    assert ssh["settings"]["PasswordAuthentication"] is False
+    assert ssh["settings"]["PermitRootLogin"] == "no"
+    assert (
+        "journald" in conf["services"]
+        and "Storage=persistent" in conf["services"]["journald"]["extraConfig"]
+    )
+    dump = json.dumps(conf)
+    assert "NOPASSWD" not in dump
+    assert '"keys"' not in dump  # no users.users.*.openssh.authorizedKeys.keys
+    assert not any("installation-cd" in i for i in result["imports"])
+    assert any(i.endswith("nix/modules/osiris-agent.nix") for i in result["imports"])
+
+
+def test_image_source_has_no_baked_in_secrets_or_autologin() -> None:
+    """Grep of the source, for what evaluation can't see (e.g. text in comments is excluded)."""
+    code = "\n".join(line.split("#", 1)[0] for line in IMAGE.read_text().splitlines())
+    for bad in (
+        "NOPASSWD",
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2",
+        "initialPassword",
+        'autologinUser = "',
+    ):
+        assert bad not in code, bad
+
+
+@needs_nix
+def test_image_ssh_port_opens_only_towards_given_networks() -> None:
+    conf = image(sshAllowFrom=["192.168.10.0/24", "fd00:1::/64"])["config"]
+    rules = conf["networking"]["firewall"]["extraInputRules"]
+    assert rules == (
+        "ip saddr 192.168.10.0/24 tcp dport 22 accept\nip6 saddr fd00:1::/64 tcp dport 22 accept\n"
+    )
+    assert conf["networking"]["firewall"]["allowedTCPPorts"] == []
+
+
+@needs_nix
+def test_image_requires_a_server_url() -> None:
+    with pytest.raises(NixError, match="serverUrl' is used but not defined"):
+        evaluate(IMAGE, {})
+
+
+@needs_nix
+def test_image_agent_settings_are_valid_agent_config(tmp_path: Path) -> None:
+    """Feed the image's services.osiris-agent definitions into the agent module; load the TOML."""
+    img = image()["config"]["services"]["osiris-agent"]
+    result = evaluate(AGENT, {"services": {"osiris-agent": img}})
+    assert result["failedAssertions"] == []
+    conf = result["config"]
+    assert "osiris_egress" in conf["networking"]["nftables"]["tables"]
+    path = tmp_path / "agent.toml"
+    path.write_text(toml_of(result))
+    assert load_config(path).server.url == URL
