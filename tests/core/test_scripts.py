@@ -417,3 +417,31 @@ def test_nix_generation_detect(sb: Sandbox) -> None:
     hits = match_rules(CAT.rules, {"check": "nixos_generation", "runbook_id": "RB-NIX-GEN-001",
                                    **res})  # fmt: skip
     assert [r.id for r in hits] == ["L1-NIX-GEN-002"]
+
+
+def test_nix_luks_reads_device_mapper_uuid_without_privilege(sb: Sandbox) -> None:
+    sb.file("sys/block/dm-0/dm/name", "root\n")
+    sb.file("sys/block/dm-0/dm/uuid", "CRYPT-LUKS2-0123abcd-root\n")
+    sb.file("sys/block/dm-1/dm/name", "data\n")
+    sb.file("sys/block/dm-1/dm/uuid", "LVM-abcdef\n")
+    ok = sb.run("RB-NIX-LUKS-001", "detect", {"volumes": "root"})
+    assert ok["status"] == "compliant" and ok["observed"]["checked"] == ["root"]
+    bad = sb.run("RB-NIX-LUKS-001", "detect", {"volumes": "root data missing"})
+    assert bad["status"] == "drift"
+    assert bad["observed"]["unencrypted"] == ["data", "missing"]
+
+
+def test_nix_generation_switch_goes_through_the_root_unit(sb: Sandbox) -> None:
+    current = "/nix/store/" + "a" * 32 + "-nixos-system-osiris-24.11"
+    desired = "/nix/store/" + "b" * 32 + "-nixos-system-osiris-24.11"
+    (sb.root / "run").mkdir()
+    os.symlink(current, sb.root / "run/current-system")
+    sb.file(desired.lstrip("/") + "/bin/switch-to-configuration", "#!/bin/sh\n", 0o755)
+    sb.unit("osiris-switch-system.service", "inactive")
+    done = sb.run("RB-NIX-GEN-001", "remediate", {"desired_system": desired})
+    assert done["observed"]["changed"] is True
+    assert (sb.root / "var/lib/osiris/switch/desired").read_text().strip() == desired
+    assert any("start osiris-switch-system.service" in c for c in sb.calls())
+    back = sb.run("RB-NIX-GEN-001", "rollback", {"desired_system": desired})
+    assert back["observed"]["changed"] is True
+    assert (sb.root / "var/lib/osiris/switch/desired").read_text().strip() == current

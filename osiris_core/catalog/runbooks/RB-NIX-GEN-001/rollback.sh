@@ -3,7 +3,8 @@
 saved=$(osiris_path "/var/lib/osiris/rollback/$OSIRIS_RUNBOOK.prev")
 [ -s "$saved" ] || osiris_fail "no previous system recorded"
 prev=$(cat "$saved")
-nix-env -p "$(osiris_path /nix/var/nix/profiles/system)" --set "$prev" >&2
-"$(osiris_path "$prev")/bin/switch-to-configuration" switch >&2
+mkdir -p "$(osiris_path /var/lib/osiris/switch)"
+printf '%s\n' "$prev" >"$(osiris_path /var/lib/osiris/switch/desired)"
+systemctl start osiris-switch-system.service >&2 || osiris_fail "osiris-switch-system.service failed"
 rm -f "$saved"
 osiris_done true "switched back to $prev"
