@@ -1,0 +1,228 @@
+"""Check-in request and response shapes (DESIGN §2 step 1), validated in both directions.
+
+The agent validates the response before it trusts a byte of it, and the server validates the
+request before it stores a byte of it; both run these same functions, so the two sides cannot
+drift. Unknown fields are refused everywhere (a typo is an error, not a silently ignored key).
+The functions return nothing and raise ``SchemaError`` with the dotted path of the first problem.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from osiris_core.errors import SchemaError
+
+CHECK_STATUSES = ("compliant", "drift", "error")
+TARGET_KINDS = ("winrm", "ssh", "local")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_CHECKS = 2000
+MAX_COSIGNATURES = 16
+MAX_TARGETS = 1000
+MAX_ORDERS = 100
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}")
+_CHECK = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+-]{0,63}")
+MAX_INT = 2**53 - 1
+
+
+def _fail(path: str, msg: str) -> SchemaError:
+    return SchemaError(f"{path}: {msg}")
+
+
+def _obj(v: Any, path: str, required: set[str], optional: set[str] = frozenset()) -> dict:
+    if not isinstance(v, dict):
+        raise _fail(path, "must be an object")
+    keys = set(v)
+    missing = required - keys
+    if missing:
+        raise _fail(path, f"missing fields {sorted(missing)}")
+    extra = keys - required - set(optional)
+    if extra:
+        raise _fail(path, f"unknown fields {sorted(map(str, extra))}")
+    return v
+
+
+def _int(v: Any, path: str, lo: int = 0, hi: int = MAX_INT) -> int:
+    if type(v) is not int or not lo <= v <= hi:
+        raise _fail(path, f"must be an integer in [{lo}, {hi}]")
+    return v
+
+
+def _bool(v: Any, path: str) -> bool:
+    if type(v) is not bool:
+        raise _fail(path, "must be true or false")
+    return v
+
+
+def _str(v: Any, path: str, pattern: re.Pattern[str] | None = None, max_len: int = 256) -> str:
+    if not isinstance(v, str) or len(v) > max_len:
+        raise _fail(path, f"must be a string of at most {max_len} characters")
+    if pattern is not None and pattern.fullmatch(v) is None:
+        raise _fail(path, "has an invalid format")
+    return v
+
+
+def _list(v: Any, path: str, max_items: int, item: Callable[[Any, str], Any]) -> list:
+    if not isinstance(v, list) or len(v) > max_items:
+        raise _fail(path, f"must be a list of at most {max_items} items")
+    for i, x in enumerate(v):
+        item(x, f"{path}[{i}]")
+    return v
+
+
+# ---------------------------------------------------------------- request
+
+
+def _clock(v: Any, path: str) -> None:
+    _obj(v, path, {"ntp_ok", "offset_ms", "source"})
+    _bool(v["ntp_ok"], path + ".ntp_ok")
+    _int(v["offset_ms"], path + ".offset_ms", -MAX_INT, MAX_INT)
+    _str(v["source"], path + ".source", max_len=128)
+
+
+def _check(v: Any, path: str) -> None:
+    _obj(v, path, {"host_id", "check", "status", "since"})
+    _str(v["host_id"], path + ".host_id", _ID)
+    _str(v["check"], path + ".check", _CHECK)
+    if v["status"] not in CHECK_STATUSES:
+        raise _fail(path + ".status", f"must be one of {', '.join(CHECK_STATUSES)}")
+    _str(v["since"], path + ".since", _TIME)
+
+
+def _cosig(v: Any, path: str) -> None:
+    _obj(v, path, {"size", "line"})
+    _int(v["size"], path + ".size", 1)
+    _str(v["line"], path + ".line", max_len=1024)
+
+
+def validate_checkin_request(req: Any) -> None:
+    """``{appliance_id, agent_version, status, log_size_seen, cosignatures}``."""
+    _obj(
+        req,
+        "checkin",
+        {"appliance_id", "agent_version", "status", "log_size_seen"},
+        {"cosignatures"},
+    )
+    _str(req["appliance_id"], "appliance_id", _ID)
+    _str(req["agent_version"], "agent_version", _VERSION, 64)
+    st = _obj(
+        req["status"],
+        "status",
+        {"uptime_s", "outbox_depth", "chain_head", "seq", "clock", "checks"},
+    )
+    _int(st["uptime_s"], "status.uptime_s")
+    _int(st["outbox_depth"], "status.outbox_depth")
+    _str(st["chain_head"], "status.chain_head", _HASH)
+    _int(st["seq"], "status.seq")
+    _clock(st["clock"], "status.clock")
+    _list(st["checks"], "status.checks", MAX_CHECKS, _check)
+    _int(req["log_size_seen"], "log_size_seen")
+    if "cosignatures" in req:
+        _list(req["cosignatures"], "cosignatures", MAX_COSIGNATURES, _cosig)
+
+
+# ---------------------------------------------------------------- response
+
+TARGET_REQUIRED = {
+    "host_id",
+    "kind",
+    "address",
+    "port",
+    "lab",
+    "username",
+    "host_key_fingerprints",
+    "use_tls",
+    "verify_tls",
+}
+TARGET_OPTIONAL = {"password", "private_key"}
+
+
+def _target(v: Any, path: str) -> None:
+    _obj(v, path, TARGET_REQUIRED, TARGET_OPTIONAL)
+    _str(v["host_id"], path + ".host_id", _ID)
+    if v["kind"] not in TARGET_KINDS:
+        raise _fail(path + ".kind", f"must be one of {', '.join(TARGET_KINDS)}")
+    _str(v["address"], path + ".address", max_len=255)
+    _int(v["port"], path + ".port", 0, 65535)
+    _bool(v["lab"], path + ".lab")
+    _str(v["username"], path + ".username", max_len=256)
+    _list(
+        v["host_key_fingerprints"],
+        path + ".host_key_fingerprints",
+        16,
+        lambda x, p: _str(x, p, max_len=128),
+    )
+    _bool(v["use_tls"], path + ".use_tls")
+    _bool(v["verify_tls"], path + ".verify_tls")
+    for k in ("password", "private_key"):
+        if k in v:
+            _str(v[k], f"{path}.{k}", max_len=16384)
+
+
+def _window(v: Any, path: str) -> None:
+    _obj(v, path, {"days", "start", "duration_min", "timezone"})
+    _list(v["days"], path + ".days", 7, lambda x, p: _enum(x, p, DAYS))
+    _str(v["start"], path + ".start", _HHMM)
+    _int(v["duration_min"], path + ".duration_min", 0, 7 * 24 * 60)
+    _str(v["timezone"], path + ".timezone", max_len=64)
+
+
+def _enum(v: Any, path: str, values: tuple[str, ...]) -> None:
+    if v not in values:
+        raise _fail(path, f"must be one of {', '.join(values)}")
+
+
+def _sig(v: Any, path: str) -> None:
+    _obj(v, path, {"alg", "key_id", "value"})
+    _enum(v["alg"], path + ".alg", ("ed25519",))
+    _str(v["key_id"], path + ".key_id", re.compile(r"[0-9a-f]{8}"))
+    _str(v["value"], path + ".value", max_len=128)
+
+
+def _rules(v: Any, path: str) -> None:
+    _obj(v, path, {"version", "signed"})
+    _str(v["version"], path + ".version", max_len=128)
+    s = _obj(v["signed"], path + ".signed", {"rules", "version", "sig"})
+    if not isinstance(s["rules"], list):
+        raise _fail(path + ".signed.rules", "must be a list")
+    if s["version"] != v["version"]:
+        raise _fail(path + ".signed.version", "does not match rules.version")
+    _sig(s["sig"], path + ".signed.sig")
+
+
+def _order(v: Any, path: str) -> None:
+    _obj(v, path, {"order", "sig"})
+    if not isinstance(v["order"], dict):
+        raise _fail(path + ".order", "must be an object")
+    _sig(v["sig"], path + ".sig")
+
+
+def validate_checkin_response(resp: Any) -> None:
+    """The server's answer; the agent still verifies every signature inside it separately."""
+    _obj(
+        resp,
+        "response",
+        {"server_time", "next_checkin_s", "targets", "runbooks", "rules", "window", "orders"},
+    )
+    _str(resp["server_time"], "server_time", _TIME)
+    _int(resp["next_checkin_s"], "next_checkin_s", 1, 86400)
+    _list(resp["targets"], "targets", MAX_TARGETS, _target)
+    rb = _obj(resp["runbooks"], "runbooks", {"enabled", "disabled"})
+    for k in ("enabled", "disabled"):
+        _list(rb[k], f"runbooks.{k}", 10000, lambda x, p: _str(x, p, max_len=64))
+    if set(rb["enabled"]) & set(rb["disabled"]):
+        raise _fail("runbooks", "a runbook is both enabled and disabled")
+    _rules(resp["rules"], "rules")
+    _window(resp["window"], "window")
+    _list(resp["orders"], "orders", MAX_ORDERS, _order)
+
+
+def rules_message(rules: list[Any], version: str) -> dict[str, Any]:
+    """What the order key signs for the rules: canonical({"rules": [...], "version": v})."""
+    return {"rules": rules, "version": version}

@@ -1,0 +1,214 @@
+"""Per-site credentials: encrypted at rest, masked to operators, revealed only to admins.
+
+The plaintext exists in memory only while a check-in of an appliance of the same site is being
+answered, or for an explicit admin reveal; both are audited. Nothing here logs a secret.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from osiris_server.api.common import ID_PATTERN, audit, read, site_for, write
+from osiris_server.db import credentials as db_creds
+from osiris_server.http import F, Request, Response, bad_request, conflict, json_response, not_found
+
+if TYPE_CHECKING:
+    from osiris_server.app import App
+
+MASK = "********"
+KINDS = ("winrm", "ssh_password", "ssh_key", "local")
+FINGERPRINT = F("string", max_len=128, pattern=r"[A-Za-z0-9+/=:_-]{8,128}")
+FIELDS = {
+    "host_id": F("string", pattern=ID_PATTERN, max_len=63),
+    "kind": F("string", enum=KINDS),
+    "address": F("string", min_len=1, max_len=255, pattern=r"[A-Za-z0-9._:\[\]-]{1,255}"),
+    "port": F("integer", minimum=1, maximum=65535),
+    "lab": F("boolean"),
+    "username": F("string", max_len=256),
+    "password": F("string", max_len=4096),
+    "private_key": F("string", max_len=16384),
+    "host_key_fingerprints": F("array", items=FINGERPRINT, max_items=16),
+    "use_tls": F("boolean"),
+    "verify_tls": F("boolean"),
+}
+CREATE = {
+    k: F(**{**v.__dict__, "required": k in ("host_id", "kind", "address")})
+    for k, v in FIELDS.items()
+}
+DEFAULT_PORT = {"winrm": 5986, "ssh_password": 22, "ssh_key": 22, "local": 1}
+
+
+def context(site_id: str, cred_id: str) -> str:
+    return db_creds.context(site_id, cred_id)
+
+
+def _secret_of(kind: str, body: dict[str, Any], required: bool) -> dict[str, str] | None:
+    want = {"winrm": "password", "ssh_password": "password", "ssh_key": "private_key"}.get(kind)
+    other = {"password", "private_key"} - {want} if want else {"password", "private_key"}
+    for k in other:
+        if k in body:
+            raise bad_request(f"a {kind} credential takes no {k}", "E_SCHEMA")
+    if want is None:
+        return {}
+    if want not in body:
+        if required:
+            raise bad_request(f"a {kind} credential needs {want}", "E_SCHEMA")
+        return None
+    return {want: body[want]}
+
+
+def masked(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k != "secret_enc"}
+    out["secret"] = MASK
+    return out
+
+
+def list_creds(app: App, req: Request, site_id: str) -> Response:
+    site_for(app, req.principal, site_id)
+    return json_response({"credentials": [masked(r) for r in db_creds.for_site(app.db, site_id)]})
+
+
+def get_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
+    site_for(app, req.principal, site_id)
+    row = db_creds.get(app.db, site_id, cred_id)
+    if row is None:
+        raise not_found("credential")
+    return json_response(masked(row))
+
+
+def create_cred(app: App, req: Request, site_id: str) -> Response:
+    site_for(app, req.principal, site_id)
+    body = dict(req.data)
+    kind = body["kind"]
+    secret = _secret_of(kind, body, required=True)
+    if kind in ("winrm", "ssh_password", "ssh_key") and not body.get("username"):
+        raise bad_request(f"a {kind} credential needs username", "E_SCHEMA")
+    fields = {
+        "host_id": body["host_id"],
+        "kind": kind,
+        "address": body["address"],
+        "port": body.get("port", DEFAULT_PORT[kind]),
+        "lab": body.get("lab", False),
+        "username": body.get("username", ""),
+        "host_key_fingerprints": body.get("host_key_fingerprints", []),
+        "use_tls": body.get("use_tls", kind == "winrm"),
+        "verify_tls": body.get("verify_tls", True),
+    }
+    cred_id = db_creds.new_row_id()
+    token = app.vault.encrypt(json.dumps(secret).encode(), context(site_id, cred_id))
+    with app.db.write() as w:
+        if db_creds.host_taken(w, site_id, fields["host_id"]):
+            raise conflict("this site already has a credential for that host_id")
+        db_creds.create(w, cred_id, site_id, fields, token)
+        audit(
+            w,
+            req,
+            "credential.create",
+            cred_id,
+            site_id,
+            {"host_id": fields["host_id"], "kind": kind},
+        )
+    return json_response(masked(db_creds.get(app.db, site_id, cred_id) or {}), 201)
+
+
+def update_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
+    """Rotation: a new password/key takes effect at each appliance's next check-in."""
+    site_for(app, req.principal, site_id)
+    row = db_creds.get(app.db, site_id, cred_id)
+    if row is None:
+        raise not_found("credential")
+    body = dict(req.data)
+    kind = body.get("kind", row["kind"])
+    secret = _secret_of(kind, body, required=kind != row["kind"])
+    token = None
+    if secret is not None:
+        token = app.vault.encrypt(json.dumps(secret).encode(), context(site_id, cred_id))
+    fields = {k: v for k, v in body.items() if k not in ("password", "private_key")}
+    with app.db.write() as w:
+        if "host_id" in fields and db_creds.host_taken(w, site_id, fields["host_id"], cred_id):
+            raise conflict("this site already has a credential for that host_id")
+        db_creds.update(w, cred_id, fields, token)
+        audit(
+            w,
+            req,
+            "credential.update",
+            cred_id,
+            site_id,
+            {"fields": sorted(body), "secret_changed": token is not None},
+        )
+    return json_response(masked(db_creds.get(app.db, site_id, cred_id) or {}))
+
+
+def delete_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
+    site_for(app, req.principal, site_id)
+    with app.db.write() as w:
+        if not db_creds.delete(w, site_id, cred_id):
+            raise not_found("credential")
+        audit(w, req, "credential.delete", cred_id, site_id)
+    return json_response({"deleted": cred_id})
+
+
+def reveal_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
+    site_for(app, req.principal, site_id)
+    row = db_creds.get(app.db, site_id, cred_id)
+    if row is None:
+        raise not_found("credential")
+    secret = json.loads(app.vault.decrypt(row["secret_enc"], context(site_id, cred_id)))
+    with app.db.write() as w:
+        audit(w, req, "credential.reveal", cred_id, site_id, {"host_id": row["host_id"]})
+    out = masked(row)
+    out.pop("secret")
+    out.update(secret)
+    return json_response(out)
+
+
+ROUTES = [
+    read(
+        "GET",
+        "/api/v1/sites/{site_id}/credentials",
+        list_creds,
+        summary="Credentials of a site (secrets masked)",
+        tag="credentials",
+    ),
+    write(
+        "POST",
+        "/api/v1/sites/{site_id}/credentials",
+        create_cred,
+        body=CREATE,
+        status=201,
+        summary="Add a credential (encrypted at rest)",
+        tag="credentials",
+    ),
+    read(
+        "GET",
+        "/api/v1/sites/{site_id}/credentials/{cred_id}",
+        get_cred,
+        summary="One credential (secret masked)",
+        tag="credentials",
+    ),
+    write(
+        "PATCH",
+        "/api/v1/sites/{site_id}/credentials/{cred_id}",
+        update_cred,
+        body=FIELDS,
+        summary="Change or rotate a credential (effective at next check-in)",
+        tag="credentials",
+    ),
+    write(
+        "DELETE",
+        "/api/v1/sites/{site_id}/credentials/{cred_id}",
+        delete_cred,
+        summary="Delete a credential",
+        tag="credentials",
+    ),
+    write(
+        "POST",
+        "/api/v1/sites/{site_id}/credentials/{cred_id}/reveal",
+        reveal_cred,
+        roles=("admin",),
+        body={},
+        summary="Admin only: reveal the secret (audited)",
+        tag="credentials",
+    ),
+]

@@ -1,0 +1,305 @@
+"""Evidence ingest (appliances) and query (operators).
+
+Ingest, per envelope and without writing anything for a rejected one: canonical form, size cap,
+schema, appliance/site identity = the token's appliance, signature by that appliance's registered
+key, and chain continuity (``seq``/``prev_hash``). Accepted envelopes go to the one Merkle log in
+one fsync'd batch, then into the evidence index; every answer carries a receipt (tlog-proof)
+against a freshly signed checkpoint plus a consistency proof from the appliance's ``log_size_seen``.
+
+Idempotent: a resent envelope is found by bundle hash and answered ``duplicate`` with its
+original index. Crash-safe: the log append is durable before the index insert; after a crash
+between the two, the resend finds the leaf already in the log (same index) and the index row is
+written then.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from osiris_core import canonical
+from osiris_core import evidence as ev
+from osiris_core.errors import OsirisError
+from osiris_server.api.common import LIMIT, SITE_ID, read, site_for
+from osiris_server.db import evidence as db_evidence
+from osiris_server.db import incidents as db_incidents
+from osiris_server.db import orders as db_orders
+from osiris_server.db.util import now
+from osiris_server.http import F, HttpError, Request, Response, Route, json_response, not_found
+
+if TYPE_CHECKING:
+    from osiris_server.app import App
+
+MAX_BATCH = 500
+POST = {
+    "envelopes": F(
+        "array",
+        required=True,
+        max_items=MAX_BATCH,
+        items=F("any"),
+        description="signed envelopes, each a JSON object or its canonical JSON text",
+    ),
+    "log_size_seen": F("integer", minimum=0, description="the appliance's last verified size"),
+}
+
+_STRIPES = [threading.Lock() for _ in range(64)]
+
+
+def _stripe(appliance_id: str) -> threading.Lock:
+    """Chain checks of one appliance are serialised; different appliances run in parallel."""
+    return _STRIPES[zlib.crc32(appliance_id.encode()) % len(_STRIPES)]
+
+
+class Reject(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _parse(item: Any) -> tuple[dict[str, Any], bytes]:
+    if isinstance(item, str):
+        data = item.encode("utf-8", "surrogatepass")
+        if len(data) > ev.MAX_ENVELOPE_BYTES:
+            raise Reject("E_SCHEMA", "envelope exceeds the size cap")
+        obj = canonical.loads_canonical(data)
+    elif isinstance(item, dict):
+        obj = item
+    else:
+        raise Reject("E_SCHEMA", "an envelope is a JSON object or its canonical text")
+    data = ev.envelope_bytes(obj)
+    return obj, data
+
+
+def ingest(app: App, req: Request) -> Response:
+    p = req.principal
+    body = req.data
+    seen = body.get("log_size_seen", 0)
+    if seen > app.log.size():
+        raise HttpError(409, "E_LOG_SIZE", "log_size_seen is beyond this log's size")
+    verifier = app.appliance_verifier(p)
+    keyring = {verifier.key_id_hex: verifier}
+    results: list[dict[str, Any]] = []
+    staged: list[tuple[int, bytes, dict[str, Any], str, bool]] = []  # i, data, bundle, hash, gap
+    with _stripe(p.id):
+        batch_seq: dict[int, tuple[str, str]] = {}  # seq -> (bundle_hash, prev_hash)
+
+        def at(seq: int) -> tuple[str, str] | None:
+            if seq in batch_seq:
+                return batch_seq[seq]
+            row = db_evidence.by_seq(app.db, p.id, seq)
+            return (row["bundle_hash"], row["prev_hash"]) if row else None
+
+        for i, item in enumerate(body["envelopes"]):
+            try:
+                env, data = _parse(item)
+                ev.validate_envelope(env)
+                bundle = env["bundle"]
+                if bundle["appliance_id"] != p.id or bundle["site_id"] != p.site_id:
+                    raise Reject("E_IDENTITY", "bundle names another appliance or site")
+                ev.verify_envelope(env, keyring, validate=False)
+                bh = ev.bundle_hash(bundle)
+                res: dict[str, Any] = {"bundle_hash": bh, "index": None, "receipt": None}
+                known = db_evidence.by_hash(app.db, bh)
+                if known is not None:
+                    res.update(status="duplicate", index=known["log_index"])
+                    results.append(res)
+                    continue
+                seq = bundle["seq"]
+                same = at(seq)
+                if same is not None:
+                    if same[0] == bh:
+                        res["status"] = "duplicate"  # resolved to its index below
+                        results.append(res)
+                        staged.append((i, data, bundle, bh, False))
+                        continue
+                    raise Reject("E_CHAIN", f"seq {seq} is already taken by another bundle")
+                gap = False
+                if seq > 1:
+                    prev = at(seq - 1)
+                    if prev is None:
+                        gap = True
+                    elif prev[0] != bundle["prev_hash"]:
+                        raise Reject("E_CHAIN", f"prev_hash does not link to seq {seq - 1}")
+                nxt = at(seq + 1)
+                if nxt is not None and nxt[1] != bh:
+                    raise Reject("E_CHAIN", f"seq {seq + 1} does not link to this bundle")
+                batch_seq[seq] = (bh, bundle["prev_hash"])
+                res["status"] = "accepted"
+                results.append(res)
+                staged.append((i, data, bundle, bh, gap))
+            except Reject as exc:
+                results.append(_rejected(item, exc.code, exc.message))
+            except OsirisError as exc:
+                results.append(_rejected(item, exc.code, str(exc)))
+        if staged:
+            _commit(app, p, staged, results)
+    return json_response(_receipts(app, results, seen))
+
+
+def _rejected(item: Any, code: str, message: str) -> dict[str, Any]:
+    bh = None
+    if isinstance(item, dict) and isinstance(item.get("bundle"), dict):
+        try:
+            bh = ev.bundle_hash(item["bundle"])
+        except OsirisError:
+            bh = None
+    return {
+        "bundle_hash": bh,
+        "index": None,
+        "receipt": None,
+        "status": "rejected",
+        "error": {"code": code, "message": message[:300]},
+    }
+
+
+def _commit(app: App, p: Any, staged: list, results: list[dict[str, Any]]) -> None:
+    appended = app.log.append([s[1] for s in staged])
+    rows = []
+    by_pos = {}
+    for (i, _data, bundle, bh, _gap), ar in zip(staged, appended, strict=True):
+        by_pos[i] = ar.index
+        rows.append(
+            {
+                "bundle_hash": bh,
+                "log_index": ar.index,
+                "site_id": bundle["site_id"],
+                "appliance_id": bundle["appliance_id"],
+                "seq": bundle["seq"],
+                "prev_hash": bundle["prev_hash"],
+                "host_id": bundle["host_id"],
+                "check_id": bundle["check"],
+                "outcome": bundle["outcome"],
+                "order_id": bundle["order_id"],
+                "finished_at": bundle["finished_at"],
+                "received_at": now(),
+            }
+        )
+    for i, idx in by_pos.items():
+        results[i]["index"] = idx
+    alerts: list[str] = []
+    with app.db.write() as w:
+        db_evidence.insert(w, rows)
+        for _i, _data, bundle, bh, gap in staged:
+            if bundle["order_id"]:
+                db_orders.mark_done(w, p.id, bundle["order_id"], bh, bundle["outcome"])
+            if gap:
+                below = w.one(
+                    "SELECT MAX(seq) AS m FROM evidence WHERE appliance_id = ? AND seq < ?",
+                    [p.id, bundle["seq"]],
+                )
+                last = (below or {}).get("m") or 0
+                inc, new = db_incidents.open_or_bump(
+                    w,
+                    p.site_id,
+                    p.id,
+                    "appliance",
+                    "chain_gap",
+                    "critical",
+                    f"evidence chain gap: seq {last + 1}..{bundle['seq'] - 1} missing",
+                    {"seq": bundle["seq"], "last_seq_before": last},
+                )
+                if new:
+                    alerts.append(inc["id"])
+    for incident_id in alerts:
+        app.alerter.submit(incident_id)
+
+
+def _receipts(app: App, results: list[dict[str, Any]], seen: int) -> dict[str, Any]:
+    indices = [r["index"] for r in results if r["index"] is not None]
+    if indices:
+        cp = app.log.wait_checkpoint(max(max(indices) + 1, seen))
+    else:
+        cp = app.log.latest_checkpoint()
+        if cp is not None and cp.size < seen:
+            cp = app.log.wait_checkpoint(seen)
+    if cp is None:
+        return {"results": results, "checkpoint": None, "consistency": None}
+    for r in results:
+        if r["index"] is not None:
+            r["receipt"] = app.log.tlog_proof(r["index"], cp)
+    proof: list[bytes] = []
+    if 0 < seen < cp.size:
+        proof = app.log.consistency_proof(seen, cp.size)
+    return {
+        "results": results,
+        "checkpoint": cp.note,
+        "consistency": {
+            "from": seen,
+            "to": cp.size,
+            "proof": [base64.b64encode(h).decode() for h in proof],
+        },
+    }
+
+
+QUERY = {
+    "site": F("string", required=True, pattern=SITE_ID.pattern, max_len=63),
+    "appliance": F("string", max_len=128, pattern=r"[A-Za-z0-9._-]{1,128}"),
+    "after_seq": F("integer", minimum=0),
+    "limit": LIMIT,
+}
+
+
+def query(app: App, req: Request) -> Response:
+    q = req.params
+    site_for(app, req.principal, q["site"])
+    rows = db_evidence.query(
+        app.db, q["site"], q.get("appliance"), q.get("after_seq"), q.get("limit", 100)
+    )
+    out = []
+    for r in rows:
+        env = canonical.loads(app.log.entry(r["log_index"]))
+        out.append(
+            {
+                "bundle_hash": r["bundle_hash"],
+                "index": r["log_index"],
+                "appliance_id": r["appliance_id"],
+                "seq": r["seq"],
+                "host_id": r["host_id"],
+                "check": r["check_id"],
+                "outcome": r["outcome"],
+                "order_id": r["order_id"],
+                "finished_at": r["finished_at"],
+                "envelope": env,
+            }
+        )
+    return json_response({"evidence": out})
+
+
+def get_bundle(app: App, req: Request, bundle_hash: str) -> Response:
+    row = db_evidence.by_hash(app.db, bundle_hash)
+    if row is None:
+        raise not_found("evidence")
+    site_for(app, req.principal, row["site_id"])
+    env = canonical.loads(app.log.entry(row["log_index"]))
+    return json_response({"bundle_hash": bundle_hash, "index": row["log_index"], "envelope": env})
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/api/v1/evidence",
+        ingest,
+        "appliance",
+        body=POST,
+        summary="Appliance: submit a batch of signed evidence envelopes; receipts returned",
+        tag="evidence",
+    ),
+    read(
+        "GET",
+        "/api/v1/evidence",
+        query,
+        query=QUERY,
+        summary="Evidence envelopes of a site (with bundle hash and log index)",
+        tag="evidence",
+    ),
+    read(
+        "GET",
+        "/api/v1/evidence/{bundle_hash}",
+        get_bundle,
+        summary="One envelope by hash",
+        tag="evidence",
+    ),
+]

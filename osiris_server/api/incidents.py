@@ -1,0 +1,129 @@
+"""Incidents: appliances report them, the server dedups repeats and alerts on critical ones."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from osiris_server.api.common import (
+    LIMIT,
+    SITE_ID,
+    audit,
+    read,
+    site_for,
+    visible_site_ids,
+    write,
+)
+from osiris_server.db import incidents as db_incidents
+from osiris_server.http import F, Request, Response, Route, json_response, not_found
+
+if TYPE_CHECKING:
+    from osiris_server.app import App
+
+INCIDENT = {
+    "kind": F("string", required=True, pattern=r"[a-z][a-z0-9_]{0,63}", max_len=64),
+    "severity": F("string", required=True, enum=db_incidents.SEVERITIES),
+    "host_id": F("string", pattern=r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}", max_len=128),
+    "summary": F("string", required=True, max_len=1024),
+    "details": F("object"),
+}
+POST = {"incidents": F("array", required=True, max_items=100, items=F("object", fields=INCIDENT))}
+
+
+def post_incidents(app: App, req: Request) -> Response:
+    p = req.principal
+    out = []
+    alerts = []
+    with app.db.write() as w:
+        for inc in req.data["incidents"]:
+            row, new = db_incidents.open_or_bump(
+                w,
+                p.site_id,
+                p.id,
+                inc.get("host_id", "appliance"),
+                inc["kind"],
+                inc["severity"],
+                app.scrub(inc["summary"]),
+                app.scrub_obj(inc.get("details", {})),
+            )
+            out.append({**row, "new": new})
+            if new and inc["severity"] == "critical":
+                alerts.append(row["id"])
+    for incident_id in alerts:
+        app.alerter.submit(incident_id)
+    return json_response({"incidents": out}, 201)
+
+
+QUERY = {
+    "site": SITE_ID,
+    "status": F("string", enum=("open", "resolved")),
+    "limit": LIMIT,
+}
+
+
+def list_incidents(app: App, req: Request) -> Response:
+    q = req.params
+    if "site" in q:
+        site_for(app, req.principal, q["site"])
+        sites = [q["site"]]
+    else:
+        sites = visible_site_ids(app, req.principal)
+    rows = db_incidents.list_rows(app.db, sites, q.get("status"), q.get("limit", 100))
+    return json_response({"incidents": rows})
+
+
+def _visible(app: App, req: Request, incident_id: str) -> dict:
+    row = db_incidents.get(app.db, incident_id)
+    sites = visible_site_ids(app, req.principal)
+    if row is None or (sites is not None and row["site_id"] not in sites):
+        raise not_found("incident")
+    return row
+
+
+def get_incident(app: App, req: Request, incident_id: str) -> Response:
+    return json_response(_visible(app, req, incident_id))
+
+
+def resolve_incident(app: App, req: Request, incident_id: str) -> Response:
+    row = _visible(app, req, incident_id)
+    with app.db.write() as w:
+        changed = db_incidents.resolve(w, incident_id, req.principal.actor)
+        if changed:
+            audit(w, req, "incident.resolve", incident_id, row["site_id"])
+    return json_response(db_incidents.get(app.db, incident_id))
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/api/v1/incidents",
+        post_incidents,
+        "appliance",
+        body=POST,
+        status=201,
+        summary="Appliance: report incidents (repeats of an open one are counted)",
+        tag="incidents",
+    ),
+    read(
+        "GET",
+        "/api/v1/incidents",
+        list_incidents,
+        query=QUERY,
+        summary="Incidents",
+        tag="incidents",
+    ),
+    read(
+        "GET",
+        "/api/v1/incidents/{incident_id}",
+        get_incident,
+        summary="One incident",
+        tag="incidents",
+    ),
+    write(
+        "POST",
+        "/api/v1/incidents/{incident_id}/resolve",
+        resolve_incident,
+        body={},
+        summary="Resolve an incident",
+        tag="incidents",
+    ),
+]

@@ -1,0 +1,192 @@
+"""``/healthz``, the OpenAPI document (generated from the router, so it cannot drift), and
+learning candidates (read-only view of promotion candidates)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from osiris_server.api.common import SITE_ID, read, visible_site_ids
+from osiris_server.http import Request, Response, Route, json_response, object_schema, to_schema
+
+if TYPE_CHECKING:
+    from osiris_server.app import App
+    from osiris_server.http import Router
+
+
+def healthz(app: App, req: Request) -> Response:
+    return json_response({"status": "ok", "log_size": app.log.size()})
+
+
+def openapi(app: App, req: Request) -> Response:
+    return json_response(build_openapi(app.router))
+
+
+def learning(app: App, req: Request) -> Response:
+    sites = visible_site_ids(app, req.principal)
+    site = req.params.get("site")
+    rows = app.db.query("SELECT * FROM learning_candidates ORDER BY updated_at DESC")
+    rows = [r for r in rows if (sites is None or r["site_id"] in sites)]
+    if site:
+        rows = [r for r in rows if r["site_id"] == site]
+    return json_response({"candidates": rows})
+
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+CHECKIN_REQUEST = {
+    "type": "object",
+    "required": ["appliance_id", "agent_version", "status", "log_size_seen"],
+    "additionalProperties": False,
+    "properties": {
+        "appliance_id": {"type": "string"},
+        "agent_version": {"type": "string"},
+        "log_size_seen": {"type": "integer", "minimum": 0},
+        "status": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["uptime_s", "outbox_depth", "chain_head", "seq", "clock", "checks"],
+            "properties": {
+                "uptime_s": {"type": "integer"},
+                "outbox_depth": {"type": "integer"},
+                "chain_head": {"type": "string"},
+                "seq": {"type": "integer"},
+                "clock": {
+                    "type": "object",
+                    "required": ["ntp_ok", "offset_ms", "source"],
+                    "properties": {
+                        "ntp_ok": {"type": "boolean"},
+                        "offset_ms": {"type": "integer"},
+                        "source": {"type": "string"},
+                    },
+                },
+                "checks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["host_id", "check", "status", "since"],
+                        "properties": {
+                            "host_id": {"type": "string"},
+                            "check": {"type": "string"},
+                            "status": {"enum": ["compliant", "drift", "error"]},
+                            "since": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        "cosignatures": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["size", "line"],
+                "properties": {"size": {"type": "integer"}, "line": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def build_openapi(router: Router) -> dict[str, Any]:
+    """One OpenAPI 3.1 operation per route; bodies and query parameters from the same specs
+    the app validates with."""
+    paths: dict[str, Any] = {}
+    for r in router.routes:
+        op: dict[str, Any] = {
+            "operationId": f"{r.method.lower()}_{r.template.strip('/').replace('/', '_')}".replace(
+                "{", ""
+            )
+            .replace("}", "")
+            .replace("-", "_")
+            .replace(".", "_"),
+            "summary": r.summary,
+            "tags": [r.tag] if r.tag else [],
+            "responses": {
+                str(r.status): {
+                    "description": "success",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "default": {
+                    "description": "error",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+            },
+        }
+        params = [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in r.names
+        ]
+        params += [
+            {"name": n, "in": "query", "required": f.required, "schema": to_schema(f)}
+            for n, f in r.query.items()
+        ]
+        if params:
+            op["parameters"] = params
+        schema = (
+            r.body_schema
+            if r.body_schema is not None
+            else (object_schema(r.body) if r.body is not None else None)
+        )
+        if schema is not None:
+            op["requestBody"] = {
+                "required": bool(r.body) or r.body_schema is not None,
+                "content": {"application/json": {"schema": schema}},
+            }
+        if r.auth == "appliance":
+            op["security"] = [{"applianceToken": []}]
+        elif r.auth == "staff":
+            op["security"] = [{"operatorToken": []}, {"partnerKey": []}]
+            op["x-roles"] = list(r.roles)
+        elif r.auth == "any":
+            op["security"] = [{"applianceToken": []}, {"operatorToken": []}, {"partnerKey": []}]
+        else:
+            op["security"] = []
+        paths.setdefault(r.template, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Osiris Central Command", "version": "1"},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "applianceToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "oak_… appliance token",
+                },
+                "operatorToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "osk_… operator token",
+                },
+                "partnerKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "opk_… partner API key",
+                },
+            }
+        },
+    }
+
+
+ROUTES = [
+    Route("GET", "/healthz", healthz, "none", summary="Liveness", tag="meta"),
+    Route("GET", "/api/v1/openapi.json", openapi, "none", summary="This document", tag="meta"),
+    read(
+        "GET",
+        "/api/v1/learning/candidates",
+        learning,
+        query={"site": SITE_ID},
+        summary="Runbook promotion candidates",
+        tag="learning",
+    ),
+]

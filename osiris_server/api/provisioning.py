@@ -1,0 +1,350 @@
+"""Enrollment: operator-issued claim codes, the claim itself, and MAC-based requests.
+
+* A claim code is 160 random bits, stored only as SHA-256, expiring, single use (the UPDATE that
+  consumes it only matches an unused row, so two racing claims cannot both win).
+* The claim registers the appliance's public keys under the name ``osiris/appliance/<id>``; the
+  server picks the id first, so the agent sends raw base64 public keys, not vkeys.
+* MAC-based enrollment: an unknown MAC only ever yields ``pending``. The claim code is handed
+  out for that MAC only after an operator approved it (DESIGN §6: knowing a MAC grants nothing).
+* Failed claims count against the source address's auth failure budget; MAC polling has its own
+  per-address rate limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from osiris_core import canonical
+from osiris_core.errors import KeyFormatError
+from osiris_core.keys import KEY_TYPE_COSIGNATURE, KEY_TYPE_ED25519, Verifier, appliance_key_name
+from osiris_server import auth
+from osiris_server.api.common import SITE_ID, audit, read, visible_site_ids, write
+from osiris_server.db import appliances as db_appliances
+from osiris_server.db import provisions as db_prov
+from osiris_server.db.util import new_id, now
+from osiris_server.http import (
+    F,
+    HttpError,
+    Request,
+    Response,
+    Route,
+    bad_request,
+    conflict,
+    json_response,
+    not_found,
+)
+
+if TYPE_CHECKING:
+    from osiris_server.app import App
+
+CODE_PREFIX = "ocl_"
+MAC_RE = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
+MAX_TTL_S = 30 * 86400
+
+
+def normalise_mac(mac: str) -> str:
+    m = mac.strip().lower().replace("-", ":")
+    if MAC_RE.fullmatch(m) is None:
+        raise bad_request("not a MAC address (aa:bb:cc:dd:ee:ff)", "E_SCHEMA")
+    return m
+
+
+def _new_code() -> str:
+    return CODE_PREFIX + secrets.token_urlsafe(20)
+
+
+def _create_code(app: App, w, req: Request, site_id: str, ttl_s: int, mac: str | None):
+    code = _new_code()
+    epoch = int(time.time()) + ttl_s
+    row = {
+        "id": new_id("prv"),
+        "code_hash": auth.token_hash(code),
+        "site_id": site_id,
+        "created_by": req.principal.actor,
+        "created_at": now(),
+        "expires_at": canonical.format_time(datetime.fromtimestamp(epoch, UTC)),
+        "expires_epoch": epoch,
+        "used_at": None,
+        "appliance_id": None,
+        "mac": mac,
+    }
+    db_prov.create(w, row)
+    return code, row
+
+
+CREATE = {
+    "site_id": F("string", required=True, pattern=SITE_ID.pattern, max_len=63),
+    "ttl_s": F("integer", minimum=60, maximum=MAX_TTL_S),
+}
+
+
+def create_provision(app: App, req: Request) -> Response:
+    from osiris_server.api.common import site_for
+
+    body = req.data
+    site_for(app, req.principal, body["site_id"])
+    with app.db.write() as w:
+        code, row = _create_code(app, w, req, body["site_id"], body.get("ttl_s", 86400), None)
+        audit(w, req, "provision.create", row["id"], body["site_id"])
+    return json_response(
+        {"id": row["id"], "code": code, "site_id": row["site_id"], "expires_at": row["expires_at"]},
+        201,
+    )
+
+
+def list_provisions(app: App, req: Request) -> Response:
+    sites = visible_site_ids(app, req.principal)
+    out = {"provisions": db_prov.list_for_sites(app.db, sites)}
+    if req.principal.all_sites:
+        out["mac_requests"] = db_prov.mac_list(app.db)
+    return json_response(out)
+
+
+def delete_provision(app: App, req: Request, provision_id: str) -> Response:
+    row = db_prov.get(app.db, provision_id)
+    sites = visible_site_ids(app, req.principal)
+    if row is None or (sites is not None and row["site_id"] not in sites):
+        raise not_found("provision")
+    with app.db.write() as w:
+        if not db_prov.delete_unused(w, provision_id):
+            raise conflict("this claim code was already used")
+        audit(w, req, "provision.delete", provision_id, row["site_id"])
+    return json_response({"deleted": provision_id})
+
+
+B64KEY = r"[A-Za-z0-9+/]{43}="
+CLAIM = {
+    "code": F("string", required=True, max_len=128),
+    "hostname": F(
+        "string", required=True, min_len=1, max_len=253, pattern=r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}"
+    ),
+    "mac": F("string", max_len=17),
+    "signing_pub": F(
+        "string",
+        required=True,
+        pattern=B64KEY,
+        max_len=44,
+        description="raw Ed25519 public key, base64 (32 bytes)",
+    ),
+    "cosign_pub": F(
+        "string",
+        required=True,
+        pattern=B64KEY,
+        max_len=44,
+        description="raw Ed25519 public key for cosignatures, base64 (32 bytes)",
+    ),
+    "agent_version": F("string", required=True, max_len=64),
+}
+
+
+def _pub(b64: str) -> bytes:
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("public key is not base64", "E_KEY") from None
+    if len(raw) != 32:
+        raise bad_request("public key must be 32 bytes", "E_KEY")
+    return raw
+
+
+def claim(app: App, req: Request) -> Response:
+    body = req.data
+    ip = req.remote_addr
+    if app.auth_failures.blocked(ip):
+        raise auth.too_many()
+    mac = normalise_mac(body["mac"]) if body.get("mac") else None
+    signing_raw, cosign_raw = _pub(body["signing_pub"]), _pub(body["cosign_pub"])
+    if signing_raw == cosign_raw:
+        raise bad_request("the signing and cosigning keys must differ", "E_KEY")
+    appliance_id = new_id("app")
+    name = appliance_key_name(appliance_id)
+    try:
+        signing = Verifier(name, signing_raw, KEY_TYPE_ED25519)
+        cosign = Verifier(name, cosign_raw, KEY_TYPE_COSIGNATURE)
+    except KeyFormatError:
+        raise bad_request("not an Ed25519 public key", "E_KEY") from None
+    token = auth.new_token(auth.APPLIANCE_PREFIX)
+    code_hash = auth.token_hash(body["code"])
+    with app.db.write() as w:
+        prov = db_prov.by_code_hash(w, code_hash)
+        if prov is None or prov["used_at"] is not None or prov["expires_epoch"] < time.time():
+            app.auth_failures.hit(ip)
+            raise HttpError(401, "E_CLAIM", "claim code unknown, expired or already used")
+        if not db_prov.mark_used(w, prov["id"], appliance_id):
+            raise HttpError(401, "E_CLAIM", "claim code unknown, expired or already used")
+        site = w.one("SELECT checkin_interval_s FROM sites WHERE id = ?", [prov["site_id"]])
+        db_appliances.create(
+            w,
+            {
+                "id": appliance_id,
+                "site_id": prov["site_id"],
+                "hostname": body["hostname"],
+                "mac": mac or prov["mac"],
+                "signing_vkey": signing.vkey,
+                "cosign_vkey": cosign.vkey,
+                "agent_version": body["agent_version"],
+                "token_hash": auth.token_hash(token),
+                "created_at": now(),
+                "log_size_seen": 0,
+            },
+        )
+        db_prov.mac_forget_claimed(w, prov["id"])
+        w.insert(
+            "audit",
+            {
+                "at": now(),
+                "actor": f"appliance:{appliance_id}",
+                "action": "appliance.enroll",
+                "target": appliance_id,
+                "site_id": prov["site_id"],
+                "source": ip,
+                "detail_json": canonical.dumps(
+                    {"provision_id": prov["id"], "hostname": body["hostname"]}
+                ).decode(),
+            },
+        )
+    return json_response(
+        {
+            "appliance_id": appliance_id,
+            "site_id": prov["site_id"],
+            "token": token,
+            "signing_vkey": signing.vkey,
+            "cosign_vkey": cosign.vkey,
+            "log_vkey": app.log_signer.vkey,
+            "order_vkey": app.order_signer.vkey,
+            "server_origin": app.cfg.origin,
+            "checkin_interval_s": (site or {}).get("checkin_interval_s", 60),
+        },
+        201,
+    )
+
+
+# ---- MAC-based
+
+
+def mac_status(app: App, req: Request, mac: str) -> Response:
+    if app.provision_limiter.hit(req.remote_addr):
+        raise HttpError(429, "E_RATE_LIMIT", "too many requests; slow down")
+    mac = normalise_mac(mac)
+    row = db_prov.mac_get(app.db, mac)
+    if row is None:
+        with app.db.write() as w:
+            if db_prov.mac_count_pending(w) >= app.cfg.max_pending_macs:
+                raise HttpError(429, "E_RATE_LIMIT", "too many pending enrollment requests")
+            db_prov.mac_request(w, mac, req.remote_addr)
+        return json_response({"status": "pending"})
+    if row["status"] != "approved" or not row["code_enc"]:
+        return json_response({"status": "pending"})
+    code = app.vault.decrypt(row["code_enc"], f"mac:{mac}").decode()
+    return json_response({"status": "approved", "claim_code": code})
+
+
+APPROVE = {
+    "site_id": F("string", required=True, pattern=SITE_ID.pattern, max_len=63),
+    "ttl_s": F("integer", minimum=60, maximum=MAX_TTL_S),
+}
+
+
+def mac_approve(app: App, req: Request, mac: str) -> Response:
+    from osiris_server.api.common import site_for
+
+    mac = normalise_mac(mac)
+    body = req.data
+    site_for(app, req.principal, body["site_id"])
+    with app.db.write() as w:
+        old = db_prov.mac_get(w, mac)
+        if old is not None and old["provision_id"]:
+            db_prov.delete_unused(w, old["provision_id"])
+        code, row = _create_code(app, w, req, body["site_id"], body.get("ttl_s", 86400), mac)
+        enc = app.vault.encrypt(code.encode(), f"mac:{mac}")
+        db_prov.mac_approve(w, mac, body["site_id"], row["id"], enc, req.principal.actor)
+        audit(w, req, "provision.mac_approve", mac, body["site_id"], {"provision_id": row["id"]})
+    return json_response(
+        {
+            "mac": mac,
+            "status": "approved",
+            "site_id": body["site_id"],
+            "provision_id": row["id"],
+            "expires_at": row["expires_at"],
+        },
+        201,
+    )
+
+
+def mac_delete(app: App, req: Request, mac: str) -> Response:
+    mac = normalise_mac(mac)
+    with app.db.write() as w:
+        if not db_prov.mac_delete(w, mac):
+            raise not_found("enrollment request")
+        audit(w, req, "provision.mac_delete", mac)
+    return json_response({"deleted": mac})
+
+
+STAFF = ("admin", "operator")
+ROUTES = [
+    write(
+        "POST",
+        "/api/v1/provisions",
+        create_provision,
+        body=CREATE,
+        status=201,
+        summary="Create a single-use claim code for a site",
+        tag="provisioning",
+    ),
+    read(
+        "GET",
+        "/api/v1/provisions",
+        list_provisions,
+        summary="Claim codes (never the codes) and MAC enrollment requests",
+        tag="provisioning",
+    ),
+    write(
+        "DELETE",
+        "/api/v1/provisions/{provision_id}",
+        delete_provision,
+        summary="Withdraw an unused claim code",
+        tag="provisioning",
+    ),
+    Route(
+        "POST",
+        "/api/v1/provision/claim",
+        claim,
+        "none",
+        body=CLAIM,
+        status=201,
+        summary="Appliance: exchange a claim code + public keys for an appliance token",
+        tag="provisioning",
+    ),
+    Route(
+        "GET",
+        "/api/v1/provision/{mac}",
+        mac_status,
+        "none",
+        summary="Appliance: MAC enrollment status (pending until an operator approves)",
+        tag="provisioning",
+    ),
+    write(
+        "POST",
+        "/api/v1/provision/{mac}",
+        mac_approve,
+        roles=STAFF,
+        body=APPROVE,
+        status=201,
+        summary="Approve a MAC for a site (creates its claim code)",
+        tag="provisioning",
+    ),
+    write(
+        "DELETE",
+        "/api/v1/provision/{mac}",
+        mac_delete,
+        roles=STAFF,
+        summary="Remove a MAC enrollment request or approval",
+        tag="provisioning",
+    ),
+]

@@ -1,0 +1,463 @@
+"""Central Command as a plain WSGI application (no web framework).
+
+``App`` owns the storage (``Database``), the transparency log, the credential vault and the two
+server keys, and dispatches requests through one ``Router`` whose table also generates the
+OpenAPI document. It runs under the embedded server (``osiris_server.serve``) or any WSGI server:
+
+    gunicorn -k gthread -w 1 --threads 16 'osiris_server.app:create_app("/var/lib/osiris")'
+
+Every request: route → authenticate (token hash lookup, failed-auth rate limit per source) →
+role check → strict JSON body/query validation → handler → one JSON log line on stderr
+(method, path template, status, ms, tenant; never bodies or secrets). Errors are always
+``{"error": {"code", "message"}}``; an unexpected exception is a 500 with no stack trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from osiris_core import canonical, phi
+from osiris_core.errors import OsirisError
+from osiris_core.keys import Signer, Verifier, load_private_key, write_private_key
+from osiris_server import auth
+from osiris_server import config as config_mod
+from osiris_server.api import (
+    checkin,
+    credentials,
+    evidence,
+    incidents,
+    logapi,
+    meta,
+    orders,
+    partners,
+    provisioning,
+    sites,
+    tokens,
+)
+from osiris_server.api.notify import Alerter
+from osiris_server.config import ServerConfig
+from osiris_server.db import Database
+from osiris_server.db import appliances as db_appliances
+from osiris_server.db import tenants as db_tenants
+from osiris_server.db import tokens as db_tokens
+from osiris_server.db.appliances import HeartbeatBuffer
+from osiris_server.http import (
+    STATUS_TEXT,
+    HttpError,
+    Request,
+    Response,
+    Route,
+    Router,
+    error_response,
+    forbidden,
+    validate,
+    validate_query,
+)
+from osiris_server.log import LogError, TransparencyLog
+from osiris_server.vault import Vault, VaultError
+
+MODULES = [
+    meta,
+    checkin,
+    evidence,
+    incidents,
+    provisioning,
+    partners,
+    sites,
+    credentials,
+    orders,
+    tokens,
+    logapi,
+]
+
+_log_lock = threading.Lock()
+
+
+def build_router() -> Router:
+    router = Router()
+    for mod in MODULES:
+        for route in mod.ROUTES:
+            router.add(route)
+    return router
+
+
+def _rule_dict(rule: Any) -> dict[str, Any]:
+    """A catalogue Rule as the plain document ``parse_rules`` reads back on the agent."""
+    if is_dataclass(rule):
+        d = {f.name: getattr(rule, f.name) for f in fields(rule)}
+    else:
+        d = dict(rule)
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k == "conditions":
+            v = [
+                {"field": c.field, "op": c.op, "value": _plain(c.value)}
+                if not isinstance(c, dict)
+                else {"field": c["field"], "op": c["op"], "value": _plain(c["value"])}
+                for c in v
+            ]
+        elif v is None:
+            continue
+        out[k] = _plain(v)
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict) or hasattr(v, "items"):
+        return {k: _plain(x) for k, x in dict(v).items()}
+    return v
+
+
+def sign_rules(rules: list[Any], signer: Signer) -> dict[str, Any]:
+    """``{"version", "signed": {"rules", "version", "sig"}}``; the order key signs
+    canonical({"rules": [...], "version": v}) so the agent can verify it like an order."""
+    docs = []
+    for r in rules:
+        d = _rule_dict(r)
+        try:
+            canonical.dumps(d)
+        except OsirisError:
+            _emit({"event": "rule_skipped", "rule": d.get("id"), "why": "not canonical JSON"})
+            continue
+        docs.append(d)
+    version = hashlib.sha256(canonical.dumps(docs)).hexdigest()[:16]
+    msg = canonical.dumps({"rules": docs, "version": version})
+    sig = {
+        "alg": "ed25519",
+        "key_id": signer.key_id_hex,
+        "value": base64.b64encode(signer.sign(msg)).decode("ascii"),
+    }
+    return {"version": version, "signed": {"rules": docs, "version": version, "sig": sig}}
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    line = json.dumps(obj, separators=(",", ":")) + "\n"
+    with _log_lock:
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
+class App:
+    """The WSGI callable plus everything handlers share."""
+
+    def __init__(
+        self,
+        cfg: ServerConfig,
+        db: Database,
+        log: TransparencyLog,
+        vault: Vault,
+        log_signer: Signer,
+        order_signer: Signer,
+    ) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.log = log
+        self.vault = vault
+        self.log_signer = log_signer
+        self.order_signer = order_signer
+        self.router = build_router()
+        self.heartbeats = HeartbeatBuffer(db)
+        self.auth_failures = auth.RateLimiter(cfg.auth_fail_limit, cfg.auth_fail_window_s)
+        self.provision_limiter = auth.RateLimiter(cfg.provision_rate_per_min, 60.0)
+        self.alerter = Alerter(self)
+        self._verifiers: dict[str, Verifier] = {}
+        self._sites: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._catalog_loaded = False
+        self._runbooks: dict[str, Any] = {}
+        self._defaults: dict[str, bool] = {}
+        self.signed_rules: dict[str, Any] = {}
+        self.signed_rules_json = b"{}"
+        self._load_catalog()
+        self.closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, data: str | Path, **overrides: Any) -> App:
+        cfg = config_mod.load(data, **overrides)
+        log_signer = load_private_key(cfg.log_key_path)
+        order_signer = load_private_key(cfg.order_key_path)
+        vault = Vault.open(cfg.vault_path)
+        db = Database(cfg.db_path)
+        try:
+            log = TransparencyLog.open(
+                cfg.log_path,
+                log_signer,
+                cfg.origin,
+                interval_s=cfg.checkpoint_interval_s,
+                idle_s=cfg.checkpoint_idle_s,
+            )
+        except BaseException:
+            db.close()
+            raise
+        return cls(cfg, db, log, vault, log_signer, order_signer)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.alerter.close()
+        self.heartbeats.close()
+        self.log.close()
+        self.db.close()
+
+    def _load_catalog(self) -> None:
+        try:
+            from osiris_core.catalog import load_catalog
+
+            cat = load_catalog()
+            self._runbooks = dict(cat.runbooks)
+            rules = list(cat.rules)
+        except (ImportError, OsirisError) as exc:  # the catalogue is data; run without it
+            _emit({"event": "catalog_unavailable", "error": str(exc)[:200]})
+            self._runbooks, rules = {}, []
+        self._defaults = {
+            rid: bool(getattr(rb, "default_enabled", False)) for rid, rb in self._runbooks.items()
+        }
+        self.signed_rules = sign_rules(rules, self.order_signer)
+        self.signed_rules_json = canonical.dumps(self.signed_rules)
+
+    # ------------------------------------------------------------------ shared helpers
+    def catalog_runbooks(self) -> dict[str, Any]:
+        return self._runbooks
+
+    def runbook_defaults(self) -> dict[str, bool]:
+        return self._defaults
+
+    def appliance_verifier(self, p: auth.Principal) -> Verifier:
+        return self._verifier(p.signing_vkey or "")
+
+    def appliance_cosigner(self, p: auth.Principal) -> Verifier:
+        return self._verifier(p.cosign_vkey or "")
+
+    def _verifier(self, vkey: str) -> Verifier:
+        v = self._verifiers.get(vkey)
+        if v is None:
+            v = Verifier.from_vkey(vkey)
+            if len(self._verifiers) > 100_000:
+                self._verifiers.clear()
+            self._verifiers[vkey] = v
+        return v
+
+    def site_cached(self, site_id: str) -> dict[str, Any]:
+        """Sites change rarely; a 1 s cache saves a query per check-in."""
+        now = time.monotonic()
+        hit = self._sites.get(site_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        site = db_tenants.get_site(self.db, site_id)
+        if site is None:
+            raise HttpError(404, "E_NOT_FOUND", "site not found")
+        self._sites[site_id] = (now + 1.0, site)
+        return site
+
+    @staticmethod
+    def scrub(text: str) -> str:
+        return phi.scrub(text)
+
+    @staticmethod
+    def scrub_obj(obj: Any) -> Any:
+        return phi.scrub_obj(obj)
+
+    # ------------------------------------------------------------------ auth
+    def _authenticate(self, req: Request, route: Route) -> auth.Principal:
+        ip = req.remote_addr
+        if self.auth_failures.blocked(ip):
+            raise auth.too_many()
+        principal: auth.Principal | None = None
+        api_key = req.header("X-API-Key")
+        token = auth.bearer(req.header("Authorization"))
+        if api_key is not None:
+            if api_key.startswith(auth.PARTNER_PREFIX) and token is None:
+                h = auth.token_hash(api_key)
+                row = db_tokens.by_hash(self.db, h)
+                if row and row["kind"] == "partner" and auth.same_hash(row["token_hash"], h):
+                    principal = auth.Principal(
+                        "partner", row["id"], "partner", row["name"], partner_id=row["partner_id"]
+                    )
+        elif token is not None:
+            h = auth.token_hash(token)
+            if token.startswith(auth.APPLIANCE_PREFIX):
+                row = db_appliances.by_token_hash(self.db, h)
+                if row and auth.same_hash(row["token_hash"], h):
+                    principal = auth.Principal(
+                        "appliance",
+                        row["id"],
+                        "appliance",
+                        site_id=row["site_id"],
+                        signing_vkey=row["signing_vkey"],
+                        cosign_vkey=row["cosign_vkey"],
+                    )
+            elif token.startswith(auth.OPERATOR_PREFIX):
+                row = db_tokens.by_hash(self.db, h)
+                if row and row["kind"] == "operator" and auth.same_hash(row["token_hash"], h):
+                    principal = auth.Principal(
+                        "operator", row["id"], row["role"], row["name"], site_id=row["site_id"]
+                    )
+        if principal is None:
+            if self.auth_failures.hit(ip):
+                raise auth.too_many()
+            raise auth.unauthorized()
+        req.principal = principal
+        if route.auth == "appliance" and principal.kind != "appliance":
+            raise forbidden("this endpoint is for appliances")
+        if route.auth == "staff" and principal.kind == "appliance":
+            raise forbidden("this endpoint is not for appliances")
+        if route.auth != "appliance" and principal.role not in route.roles:
+            raise forbidden()
+        return principal
+
+    # ------------------------------------------------------------------ WSGI
+    def _read_body(self, environ: dict[str, Any]) -> bytes:
+        raw = environ.get("CONTENT_LENGTH") or ""
+        stream = environ.get("wsgi.input")
+        if raw:
+            if not raw.isdigit():
+                raise HttpError(400, "E_INPUT", "bad Content-Length")
+            n = int(raw)
+            if n > self.cfg.max_body_bytes:
+                raise HttpError(413, "E_TOO_LARGE", "request body too large")
+            if n == 0 or stream is None:
+                return b""
+            data = stream.read(n)
+            if len(data) != n:
+                raise HttpError(400, "E_INPUT", "request body shorter than Content-Length")
+            return data
+        if stream is not None and environ.get("wsgi.input_terminated"):
+            data = stream.read(self.cfg.max_body_bytes + 1)
+            if len(data) > self.cfg.max_body_bytes:
+                raise HttpError(413, "E_TOO_LARGE", "request body too large")
+            return data
+        return b""
+
+    def handle(self, environ: dict[str, Any]) -> tuple[Response, Request | None]:
+        req: Request | None = None
+        try:
+            method = environ.get("REQUEST_METHOD", "GET").upper()
+            route, path_params = self.router.match(method, environ.get("PATH_INFO", "/") or "/")
+            body = self._read_body(environ)
+            req = Request(environ, body)
+            req.route = route
+            if route.auth != "none":
+                self._authenticate(req, route)
+            ctype = req.header("Content-Type")
+            if body and ctype and "json" not in ctype.lower():
+                raise HttpError(415, "E_MEDIA_TYPE", "send application/json")
+            req.params = validate_query(route.query, req.query)
+            if route.body is not None:
+                req.data = validate(route.body, req.json() if body else {})
+            resp = route.handler(self, req, **path_params)
+            if route.status != 200 and resp.status == 200:
+                resp.status = route.status
+            return resp, req
+        except HttpError as exc:
+            return error_response(exc.status, exc.code, exc.message), req
+        except VaultError:
+            return error_response(500, "E_VAULT", "credential store error"), req
+        except LogError as exc:
+            return error_response(503, "E_LOG", str(exc)[:200]), req
+        except OsirisError as exc:
+            return error_response(400, exc.code, str(exc)[:500]), req
+        except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a 500
+            tb = traceback.extract_tb(exc.__traceback__)
+            where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else "?"
+            _emit({"event": "internal_error", "type": type(exc).__name__, "where": where})
+            return error_response(500, "E_INTERNAL", "internal error"), req
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        t0 = time.perf_counter()
+        resp, req = self.handle(environ)
+        headers = [
+            ("Content-Type", resp.content_type),
+            ("Content-Length", str(len(resp.body))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+            *resp.headers,
+        ]
+        if resp.status == 429:
+            headers.append(("Retry-After", str(int(self.cfg.auth_fail_window_s))))
+        start_response(STATUS_TEXT.get(resp.status, f"{resp.status} Error"), headers)
+        if self.cfg.request_log:
+            route = req.route if req is not None else None
+            p = req.principal if req is not None else None
+            _emit(
+                {
+                    "ts": round(time.time(), 3),
+                    "method": environ.get("REQUEST_METHOD", ""),
+                    "path": route.template if route else "-",
+                    "status": resp.status,
+                    "ms": round((time.perf_counter() - t0) * 1000, 2),
+                    "tenant": p.tenant if p else None,
+                    "remote": environ.get("REMOTE_ADDR", ""),
+                }
+            )
+        return [resp.body]
+
+
+# ---------------------------------------------------------------------- init / factory
+
+
+def default_origin() -> str:
+    return f"{socket.gethostname() or 'localhost'}/osiris/log"
+
+
+def init_data(data: str | Path, origin: str | None = None) -> dict[str, str]:
+    """Create a data directory: keys (0600), vault, config, database, first admin token.
+
+    Returns ``{"admin_token", "log_vkey", "order_vkey"}``; the token is shown exactly once
+    (only its hash is stored)."""
+    data = Path(data)
+    if (data / "server.toml").exists() or (data / "osiris.db").exists():
+        raise config_mod.ConfigError(f"{data} is already initialised")
+    origin = origin or default_origin()
+    host = origin.split("/", 1)[0]
+    order_name = f"{host}/osiris/order"
+    data.mkdir(parents=True, exist_ok=True)
+    os.chmod(data, 0o700)
+    keys = data / "keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(keys, 0o700)
+    log_signer = Signer.generate(origin)
+    order_signer = Signer.generate(order_name)
+    write_private_key(keys / "log.key", log_signer)
+    write_private_key(keys / "order.key", order_signer)
+    Vault.create(keys / "vault.keyring")
+    (data / "server.toml").write_text(config_mod.render(origin, order_name))
+    os.chmod(data / "server.toml", 0o600)
+    db = Database(data / "osiris.db")
+    token = auth.new_token(auth.OPERATOR_PREFIX)
+    try:
+        with db.write() as w:
+            db_tokens.create(
+                w, "operator", auth.token_hash(token), "admin", "initial admin", "init"
+            )
+            from osiris_server.db import audit as db_audit
+
+            db_audit.record(w, "init", "server.init", origin)
+    finally:
+        db.close()
+    os.chmod(data / "osiris.db", 0o600)
+    return {"admin_token": token, "log_vkey": log_signer.vkey, "order_vkey": order_signer.vkey}
+
+
+def create_app(data: str | Path | None = None) -> App:
+    """WSGI factory for gunicorn and friends; ``data`` defaults to ``$OSIRIS_DATA``."""
+    data = data or os.environ.get("OSIRIS_DATA")
+    if not data:
+        raise config_mod.ConfigError("no data directory: pass one or set OSIRIS_DATA")
+    return App.open(data)

@@ -1,0 +1,161 @@
+"""Server configuration: the data directory layout and ``server.toml``.
+
+Everything the server needs lives under one data directory so that backup, permissions and
+the NixOS module have a single path to care about:
+
+    DATA/osiris.db         tenants, appliances, credentials (vault tokens), orders, audit
+    DATA/log.db            the transparency log (osiris_server.log)
+    DATA/keys/log.key      checkpoint signing key (0600)
+    DATA/keys/order.key    order and rules signing key (0600)
+    DATA/keys/vault.keyring  credential master keys (0600; never inside a backup of the db)
+    DATA/server.toml       this configuration
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from osiris_core.errors import OsirisError
+from osiris_server.alerts import SmtpConfig
+
+
+class ConfigError(OsirisError):
+    code = "E_CONFIG"
+
+
+@dataclass
+class Webhook:
+    url: str
+    secret: bytes = field(repr=False)
+
+
+@dataclass
+class ServerConfig:
+    data: Path
+    origin: str
+    order_key_name: str
+    checkin_interval_s: int = 60
+    order_checkin_s: int = 5
+    max_body_bytes: int = 8 * 1024 * 1024
+    read_timeout_s: float = 30.0
+    checkpoint_interval_s: float = 0.1  # <= 10 signatures/s; bounds receipt latency
+    checkpoint_idle_s: float = 300.0
+    auth_fail_limit: int = 20
+    auth_fail_window_s: float = 60.0
+    provision_rate_per_min: int = 30
+    max_pending_macs: int = 1000
+    smtp: SmtpConfig | None = None
+    webhooks: list[Webhook] = field(default_factory=list)
+    request_log: bool = True
+
+    @property
+    def db_path(self) -> Path:
+        return self.data / "osiris.db"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data / "log.db"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data / "keys"
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.keys_dir / "log.key"
+
+    @property
+    def order_key_path(self) -> Path:
+        return self.keys_dir / "order.key"
+
+    @property
+    def vault_path(self) -> Path:
+        return self.keys_dir / "vault.keyring"
+
+
+_SIMPLE = {
+    "checkin_interval_s": int,
+    "order_checkin_s": int,
+    "max_body_bytes": int,
+    "read_timeout_s": (int, float),
+    "checkpoint_interval_s": (int, float),
+    "checkpoint_idle_s": (int, float),
+    "auth_fail_limit": int,
+    "auth_fail_window_s": (int, float),
+    "provision_rate_per_min": int,
+    "max_pending_macs": int,
+    "request_log": bool,
+}
+
+
+def load(data: str | Path, **overrides: Any) -> ServerConfig:
+    """Read ``DATA/server.toml``; ``overrides`` (tests, CLI flags) win over the file."""
+    data = Path(data)
+    path = data / "server.toml"
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} not found; run `osiris-server init --data {data}` first"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        cfg = ServerConfig(data=data, origin=raw["origin"], order_key_name=raw["order_key_name"])
+    except KeyError as exc:
+        raise ConfigError(f"{path}: missing {exc.args[0]}") from None
+    for key, typ in _SIMPLE.items():
+        if key in raw:
+            if not isinstance(raw[key], typ) or (typ is int and isinstance(raw[key], bool)):
+                raise ConfigError(f"{path}: {key} has the wrong type")
+            setattr(cfg, key, raw[key])
+    if "smtp" in raw:
+        s = raw["smtp"]
+        try:
+            cfg.smtp = SmtpConfig(
+                host=s["host"],
+                port=int(s.get("port", 587)),
+                starttls=bool(s.get("starttls", True)),
+                username=s.get("username"),
+                password=s.get("password"),
+                sender=s.get("sender", "osiris@localhost"),
+                recipients=list(s.get("recipients", [])),
+                timeout=float(s.get("timeout", 10.0)),
+                cafile=s.get("cafile"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: bad [smtp] section ({exc})") from None
+    for hook in raw.get("webhooks", []):
+        try:
+            cfg.webhooks.append(Webhook(url=hook["url"], secret=hook["secret"].encode()))
+        except (KeyError, TypeError, AttributeError):
+            raise ConfigError(f"{path}: each [[webhooks]] needs url and secret") from None
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def render(origin: str, order_key_name: str) -> str:
+    """The ``server.toml`` written by ``init`` (comments explain the optional sections)."""
+    return f"""# osiris-server configuration (see docs/server.md)
+origin = "{origin}"
+order_key_name = "{order_key_name}"
+checkin_interval_s = 60
+# max_body_bytes = 8388608
+# read_timeout_s = 30
+
+# [smtp]                      # alert e-mail for critical incidents (STARTTLS by default)
+# host = "smtp.example.com"
+# port = 587
+# username = "osiris"
+# password = "..."
+# sender = "osiris@example.com"
+# recipients = ["noc@example.com"]
+
+# [[webhooks]]                # signed (HMAC-SHA256) alert webhooks
+# url = "https://hooks.example.com/osiris"
+# secret = "a long random string"
+"""

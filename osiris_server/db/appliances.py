@@ -1,0 +1,120 @@
+"""Appliances: identity, registered keys, token hash and last check-in status."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from osiris_server.db.engine import Database, Writer
+from osiris_server.db.util import jload, now
+
+PUBLIC_COLS = (
+    "id, site_id, hostname, mac, signing_vkey, cosign_vkey, agent_version, created_at,"
+    " revoked_at, last_seen_at, last_seen_epoch, status_json, log_size_seen"
+)
+
+
+def create(w: Writer, row: dict[str, Any]) -> None:
+    w.insert("appliances", row)
+
+
+def by_token_hash(db: Database, token_hash: str) -> dict[str, Any] | None:
+    return db.one(
+        "SELECT id, site_id, signing_vkey, cosign_vkey, token_hash FROM appliances"
+        " WHERE token_hash = ? AND revoked_at IS NULL",
+        [token_hash],
+    )
+
+
+def get(db: Database, appliance_id: str) -> dict[str, Any] | None:
+    return db.one(f"SELECT {PUBLIC_COLS} FROM appliances WHERE id = ?", [appliance_id])
+
+
+def list_for_sites(db: Database, site_ids: list[str] | None) -> list[dict[str, Any]]:
+    if site_ids is None:
+        return db.query(f"SELECT {PUBLIC_COLS} FROM appliances ORDER BY site_id, hostname")
+    if not site_ids:
+        return []
+    marks = ",".join("?" for _ in site_ids)
+    return db.query(
+        f"SELECT {PUBLIC_COLS} FROM appliances WHERE site_id IN ({marks}) ORDER BY hostname",
+        site_ids,
+    )
+
+
+def revoke(w: Writer, appliance_id: str) -> bool:
+    return (
+        w.execute(
+            "UPDATE appliances SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            [now(), appliance_id],
+        )
+        > 0
+    )
+
+
+def public(row: dict[str, Any], offline_after: int | None = None) -> dict[str, Any]:
+    """API view: parsed status and an online flag (unseen for 3 intervals = offline)."""
+    out = {k: v for k, v in row.items() if k != "status_json"}
+    out["status"] = jload(row.get("status_json"), None)
+    if offline_after is not None:
+        seen = row.get("last_seen_epoch")
+        out["online"] = seen is not None and seen >= int(time.time()) - offline_after
+    return out
+
+
+class HeartbeatBuffer:
+    """Check-in heartbeats, written behind in one transaction every ``interval`` seconds.
+
+    Why: a check-in must not pay an fsync'd commit; thousands per second arrive. A crash loses
+    at most ``interval`` seconds of *last seen* times, which the next check-in rewrites anyway.
+    Reads that must be exact (stats, appliance views) call ``flush()`` first.
+    """
+
+    def __init__(self, db: Database, interval: float = 0.5) -> None:
+        self.db = db
+        self.interval = interval
+        self._pending: dict[str, tuple[str, int, str, int, str]] = {}
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def record(
+        self, appliance_id: str, status: dict[str, Any], log_size_seen: int, agent_version: str
+    ) -> None:
+        item = (now(), int(time.time()), json.dumps(status), log_size_seen, agent_version)
+        with self._lock:
+            self._pending[appliance_id] = item
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="osiris-heartbeats", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - a closed db at shutdown; next flush retries
+                pass
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            if not batch or self.db.closed:
+                return
+            with self.db.write() as w:
+                w.executemany(
+                    "UPDATE appliances SET last_seen_at = ?, last_seen_epoch = ?, status_json = ?,"
+                    " log_size_seen = ?, agent_version = ? WHERE id = ?",
+                    [(*v, k) for k, v in batch.items()],
+                )
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()

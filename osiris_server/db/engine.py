@@ -1,0 +1,152 @@
+"""One SQLite database behind one small interface: thread-local readers, one writer path.
+
+Why this shape:
+* **WAL** lets every request thread read its own snapshot while one writer commits; readers
+  never block the writer and vice versa.
+* **One writer path** (a lock around a single connection, ``BEGIN IMMEDIATE``) so no two
+  transactions race for the write lock and surface as ``database is locked`` mid-request.
+* **Portable SQL**: the modules beside this one use plain SQL (``?`` parameters, no
+  ``INSERT OR REPLACE``, ``ON CONFLICT … DO NOTHING`` which PostgreSQL speaks too), so a later
+  PostgreSQL engine only has to implement this class.
+* ``synchronous=FULL``: a committed audit row or order survives power loss, not only a crash.
+  The hot path (check-in heartbeats) is batched by ``HeartbeatBuffer`` so it does not pay an
+  fsync per request.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from osiris_server.db.migrations import migrate
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+class Database:
+    """Readers per thread, one writer. Use ``query``/``one`` to read, ``write()`` to change."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._writer_conn = _connect(self.path)
+        self._writer = sqlite_utils.Database(self._writer_conn)
+        self._writer.enable_wal()
+        self._wlock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._rlock = threading.Lock()
+        self.closed = False
+        with self._wlock:
+            migrate(self._writer_conn)
+
+    # ---- reads
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA query_only = ON")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+            with self._rlock:
+                self._readers.append(conn)
+        return conn
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self._reader().execute(sql, tuple(params))
+        return [dict(r) for r in cur.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        row = self._reader().execute(sql, tuple(params)).fetchone()
+        return dict(row) if row is not None else None
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self._reader().execute(sql, tuple(params)).fetchone()
+        return row[0] if row is not None else None
+
+    # ---- writes
+    @contextmanager
+    def write(self) -> Iterator[Writer]:
+        """One transaction on the single writer connection; rolled back on any exception."""
+        with self._wlock:
+            conn = self._writer_conn
+            if conn.in_transaction:  # nested use inside one request: join the outer tx
+                yield Writer(conn)
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Writer(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def backup(self, dest: str | Path) -> None:
+        """Online, consistent copy (SQLite backup API): readers and writers keep going."""
+        target = sqlite3.connect(str(dest))
+        try:
+            src = _connect(self.path)
+            try:
+                src.backup(target)
+            finally:
+                src.close()
+        finally:
+            target.close()
+
+    def close(self) -> None:
+        with self._wlock:
+            if self.closed:
+                return
+            self.closed = True
+            with self._rlock:
+                for c in self._readers:
+                    try:
+                        c.close()
+                    except sqlite3.ProgrammingError:
+                        pass  # created in another thread that still holds it; harmless
+                self._readers.clear()
+            self._writer_conn.close()
+
+
+class Writer:
+    """The handle a ``Database.write()`` block gets: plain SQL inside one transaction."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows changed."""
+        return self.conn.execute(sql, tuple(params)).rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, [tuple(r) for r in rows])
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        cur = self.conn.execute(sql, tuple(params))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return {d[0]: v for d, v in zip(cur.description, row, strict=True)}
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, tuple(params))
+        names = [d[0] for d in cur.description] if cur.description else []
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def insert(self, table: str, row: dict[str, Any]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))

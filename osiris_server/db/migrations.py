@@ -1,0 +1,222 @@
+"""Versioned schema migrations, applied in order at start, each in its own transaction.
+
+A migration is a list of portable DDL statements (TEXT/INTEGER columns, explicit foreign keys,
+no SQLite-only syntax) so the same list can later run on PostgreSQL. Never edit a released
+migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+MIGRATIONS: list[list[str]] = [
+    # 1: the whole first schema
+    [
+        """CREATE TABLE partners (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            contact_email TEXT,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE sites (
+            id TEXT PRIMARY KEY,
+            partner_id TEXT REFERENCES partners(id),
+            name TEXT NOT NULL,
+            window_days TEXT NOT NULL,
+            window_start TEXT NOT NULL,
+            window_duration_min INTEGER NOT NULL,
+            timezone TEXT NOT NULL,
+            checkin_interval_s INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX sites_partner ON sites(partner_id)",
+        """CREATE TABLE appliances (
+            id TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL REFERENCES sites(id),
+            hostname TEXT NOT NULL,
+            mac TEXT,
+            signing_vkey TEXT NOT NULL,
+            cosign_vkey TEXT NOT NULL,
+            agent_version TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT,
+            last_seen_at TEXT,
+            last_seen_epoch INTEGER,
+            status_json TEXT,
+            log_size_seen INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX appliances_site ON appliances(site_id)",
+        """CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            site_id TEXT REFERENCES sites(id),
+            partner_id TEXT REFERENCES partners(id),
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        """CREATE TABLE provisions (
+            id TEXT PRIMARY KEY,
+            code_hash TEXT NOT NULL UNIQUE,
+            site_id TEXT NOT NULL REFERENCES sites(id),
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            expires_epoch INTEGER NOT NULL,
+            used_at TEXT,
+            appliance_id TEXT,
+            mac TEXT
+        )""",
+        """CREATE TABLE mac_requests (
+            mac TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            site_id TEXT REFERENCES sites(id),
+            provision_id TEXT REFERENCES provisions(id),
+            code_enc TEXT,
+            requested_at TEXT NOT NULL,
+            source TEXT,
+            approved_at TEXT,
+            approved_by TEXT
+        )""",
+        """CREATE TABLE credentials (
+            id TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL REFERENCES sites(id),
+            host_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            address TEXT NOT NULL,
+            port INTEGER NOT NULL,
+            lab INTEGER NOT NULL,
+            username TEXT NOT NULL,
+            secret_enc TEXT NOT NULL,
+            host_key_fingerprints TEXT NOT NULL,
+            use_tls INTEGER NOT NULL,
+            verify_tls INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (site_id, host_id)
+        )""",
+        """CREATE TABLE runbook_toggles (
+            scope TEXT NOT NULL,
+            scope_id TEXT NOT NULL,
+            runbook_id TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (scope, scope_id, runbook_id)
+        )""",
+        """CREATE TABLE orders (
+            id TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL REFERENCES sites(id),
+            appliance_id TEXT NOT NULL REFERENCES appliances(id),
+            kind TEXT NOT NULL,
+            params_json TEXT NOT NULL,
+            disruptive INTEGER NOT NULL,
+            envelope TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            expires_epoch INTEGER NOT NULL,
+            delivered_at TEXT,
+            done_at TEXT,
+            result_bundle_hash TEXT,
+            result_outcome TEXT
+        )""",
+        "CREATE INDEX orders_appliance ON orders(appliance_id, status)",
+        """CREATE TABLE incidents (
+            id TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL REFERENCES sites(id),
+            appliance_id TEXT,
+            host_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            details_json TEXT NOT NULL,
+            status TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            first_seen_epoch INTEGER NOT NULL,
+            resolved_at TEXT,
+            resolved_by TEXT,
+            alerted_at TEXT
+        )""",
+        "CREATE INDEX incidents_site ON incidents(site_id, status)",
+        "CREATE INDEX incidents_dedup ON incidents(appliance_id, host_id, kind, status)",
+        """CREATE TABLE evidence (
+            bundle_hash TEXT PRIMARY KEY,
+            log_index INTEGER NOT NULL UNIQUE,
+            site_id TEXT NOT NULL,
+            appliance_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            prev_hash TEXT NOT NULL,
+            host_id TEXT NOT NULL,
+            check_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            order_id TEXT,
+            finished_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            UNIQUE (appliance_id, seq)
+        )""",
+        "CREATE INDEX evidence_site ON evidence(site_id, appliance_id, seq)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            site_id TEXT,
+            source TEXT,
+            detail_json TEXT NOT NULL
+        )""",
+        """CREATE TABLE learning_candidates (
+            id TEXT PRIMARY KEY,
+            site_id TEXT REFERENCES sites(id),
+            check_id TEXT NOT NULL,
+            runbook_id TEXT NOT NULL,
+            successes INTEGER NOT NULL,
+            failures INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+    ],
+]
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)"
+    )
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration newer than the database; returns the resulting version."""
+    version = current_version(conn)
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {version} is newer than this osiris-server "
+            f"({len(MIGRATIONS)}); upgrade osiris-server"
+        )
+    for n, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql in statements:
+                conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (n, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        version = n
+    return version

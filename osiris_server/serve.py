@@ -1,0 +1,425 @@
+"""The embedded HTTP/1.1 server: threaded, keep-alive, TCP_NODELAY, TLS and optional mTLS.
+
+Why not ``wsgiref``: it is single-threaded and HTTP/1.0. Why not a dependency: the stdlib
+``ThreadingHTTPServer`` does the job once four things are fixed (reference/limits.md §3):
+
+* **TCP_NODELAY** (``disable_nagle_algorithm``) *and* one ``sendall`` per response: without them
+  every keep-alive request waits ~44 ms for Nagle + delayed ACK.
+* **Deadlines, not only timeouts**: a reaper thread shuts down any connection that has spent
+  longer than ``read_timeout`` receiving one request (slowloris), or ``idle_timeout`` idle
+  between keep-alive requests; a slow client cannot hold a thread forever.
+* **Body limit** before reading: ``Content-Length`` above the limit is answered 413 and the
+  connection closed; chunked request bodies are refused (411).
+* **TLS in the worker thread**: the handshake runs in the connection's thread under the read
+  timeout, so a client that never finishes its handshake cannot block ``accept``. With
+  ``client_ca`` the server requires a client certificate signed by that CA (mTLS).
+
+SIGTERM/SIGINT: stop accepting, let in-flight requests finish (idle keep-alive connections are
+closed at once), then close the app (heartbeats flushed, log and database closed).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MAX_HEADER_LINE = 8192
+
+
+class _Body(io.RawIOBase):
+    """``wsgi.input`` limited to Content-Length; tells the connection when the body is in."""
+
+    def __init__(self, rfile: Any, length: int, on_done: Any) -> None:
+        self.rfile = rfile
+        self.remaining = length
+        self.on_done = on_done
+        if length == 0:
+            on_done()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        if n is None or n < 0 or n > self.remaining:
+            n = self.remaining
+        data = self.rfile.read(n)
+        self.remaining -= len(data)
+        if not data:
+            self.remaining = 0
+        if self.remaining <= 0:
+            self.on_done()
+        return data
+
+    def readline(self, limit: int = -1) -> bytes:  # type: ignore[override]
+        if self.remaining <= 0:
+            return b""
+        n = self.remaining if limit is None or limit < 0 else min(limit, self.remaining)
+        data = self.rfile.readline(n)
+        self.remaining -= len(data)
+        if self.remaining <= 0 or not data:
+            self.remaining = 0
+            self.on_done()
+        return data
+
+    def drain(self) -> bool:
+        """Discard what the app did not read, so the next keep-alive request parses cleanly."""
+        while self.remaining > 0:
+            if not self.read(min(self.remaining, 65536)):
+                return False
+        return True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "osiris-server"
+    sys_version = ""
+    server: OsirisHTTPServer
+
+    def setup(self) -> None:
+        # the socket timeout is a backstop; the reaper enforces the real per-phase deadlines
+        self.timeout = max(self.server.read_timeout, self.server.idle_timeout) + 5
+        super().setup()
+        self.server._track(self, idle=True)
+
+    def finish(self) -> None:
+        self.server._untrack(self)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # the app writes one structured line per request
+
+    def handle_one_request(self) -> None:
+        srv = self.server
+        srv._set_deadline(self, srv.idle_timeout, busy=False)
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_HEADER_LINE + 1)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        srv._set_deadline(self, srv.read_timeout, busy=True)
+        if len(self.raw_requestline) > MAX_HEADER_LINE:
+            self.requestline = ""
+            self.request_version = "HTTP/1.1"
+            self.command = ""
+            self.send_error(414)
+            self.close_connection = True
+            return
+        try:
+            if not self.parse_request():
+                return
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return
+        if self.command not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
+            self._simple(405, "E_METHOD", "method not allowed")
+            return
+        try:
+            self._run_wsgi()
+        except (TimeoutError, OSError, ssl.SSLError):
+            self.close_connection = True
+        finally:
+            if srv.stopping.is_set():
+                self.close_connection = True
+
+    def _simple(self, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        head = (
+            f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode("latin-1")
+        self.close_connection = True
+        try:
+            self.wfile.write(head + body)
+            self.wfile.flush()
+        except OSError:
+            pass
+
+    def _run_wsgi(self) -> None:
+        srv = self.server
+        if self.headers.get("Transfer-Encoding"):
+            self._simple(411, "E_LENGTH_REQUIRED", "send a Content-Length (no chunked bodies)")
+            return
+        raw_len = self.headers.get("Content-Length", "")
+        length = 0
+        if raw_len:
+            if not raw_len.strip().isdigit():
+                self._simple(400, "E_INPUT", "bad Content-Length")
+                return
+            length = int(raw_len)
+        if length > srv.max_body_bytes:
+            self._simple(413, "E_TOO_LARGE", "request body too large")
+            return
+        body = _Body(self.rfile, length, lambda: srv._set_deadline(self, None, busy=True))
+        path, _, query = self.path.partition("?")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": self.command,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": srv.server_name_str,
+            "SERVER_PORT": str(srv.server_address[1]),
+            "SERVER_PROTOCOL": self.request_version,
+            "REMOTE_ADDR": self.client_address[0],
+            "REMOTE_PORT": str(self.client_address[1]),
+            "CONTENT_LENGTH": raw_len.strip(),
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "https" if srv.ssl_context else "http",
+            "wsgi.input": body,
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for k, v in self.headers.items():
+            key = "HTTP_" + k.upper().replace("-", "_")
+            if key in ("HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE"):
+                continue
+            environ[key] = v if key not in environ else environ[key] + "," + v
+        status_headers: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+            status_headers[:] = [status, headers]
+            return lambda data: None
+
+        chunks = srv.app(environ, start_response)
+        try:
+            out = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        if not body.drain():
+            self.close_connection = True
+        status, headers = status_headers
+        if srv.stopping.is_set():
+            self.close_connection = True
+        lines = [f"HTTP/1.1 {status}"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if self.command == "HEAD":
+            out = b""
+        self.wfile.write(head + out)  # one write: no Nagle/delayed-ACK stall
+        self.wfile.flush()
+
+
+class OsirisHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 512
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: Any,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_body_bytes: int = 8 * 1024 * 1024,
+        read_timeout: float = 30.0,
+        idle_timeout: float = 75.0,
+        max_connections: int = 1024,
+    ) -> None:
+        self.app = app
+        self.ssl_context = ssl_context
+        self.max_body_bytes = max_body_bytes
+        self.read_timeout = read_timeout
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.stopping = threading.Event()
+        self._conns: dict[Any, list[Any]] = {}  # handler -> [deadline, busy, socket]
+        self._conn_lock = threading.Lock()
+        self._active = 0
+        self._workers: set[threading.Thread] = set()
+        super().__init__(address, _Handler)
+        self.server_name_str = address[0]
+        self._reaper = threading.Thread(target=self._reap, name="osiris-reaper", daemon=True)
+        self._reaper.start()
+
+    # ---- connection bookkeeping
+    def _track(self, handler: _Handler, idle: bool) -> None:
+        with self._conn_lock:
+            self._conns[handler] = [time.monotonic() + self.idle_timeout, not idle, handler.request]
+
+    def _untrack(self, handler: _Handler) -> None:
+        with self._conn_lock:
+            self._conns.pop(handler, None)
+
+    def _set_deadline(self, handler: _Handler, seconds: float | None, busy: bool) -> None:
+        # hot path: a list item assignment is atomic under the GIL, no lock needed
+        entry = self._conns.get(handler)
+        if entry is not None:
+            entry[0] = None if seconds is None else time.monotonic() + seconds
+            entry[1] = busy
+        if not busy and self.stopping.is_set():
+            self._kill(handler.request)
+
+    @staticmethod
+    def _kill(sock: Any) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _reap(self) -> None:
+        while True:
+            time.sleep(0.5)
+            now = time.monotonic()
+            with self._conn_lock:
+                late = [e[2] for e in self._conns.values() if e[0] is not None and e[0] < now]
+            for sock in late:
+                self._kill(sock)
+
+    # ---- accept path
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conn_lock:
+            if self._active >= self.max_connections:
+                full = True
+            else:
+                full = False
+                self._active += 1
+        if full:
+            self.shutdown_request(request)
+            return
+        t = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
+        with self._conn_lock:
+            self._workers.add(t)
+        t.start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._active -= 1
+                self._workers.discard(threading.current_thread())
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.ssl_context is None:
+            self.RequestHandlerClass(request, client_address, self)
+            return
+        request.settimeout(self.read_timeout)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            _log(
+                {
+                    "event": "tls_handshake_failed",
+                    "remote": client_address[0],
+                    "error": type(exc).__name__,
+                }
+            )
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _log(
+            {
+                "event": "connection_error",
+                "remote": client_address[0],
+                "error": type(sys.exc_info()[1]).__name__,
+            }
+        )
+
+    # ---- graceful stop
+    def drain(self, timeout: float = 10.0) -> None:
+        """Stop accepting (call after ``shutdown``), close idle connections, wait for busy."""
+        self.stopping.set()
+        with self._conn_lock:
+            idle = [e[2] for e in self._conns.values() if not e[1]]
+            threads = list(self._workers)
+        for sock in idle:
+            self._kill(sock)
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+
+def _log(obj: dict[str, Any]) -> None:
+    try:
+        sys.stderr.write(json.dumps(obj) + "\n")
+    except (OSError, ValueError):
+        pass
+
+
+def tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """TLS 1.2+ server context; with ``client_ca``, client certificates are required and must
+    chain to that CA."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=client_ca)
+    return ctx
+
+
+def make_server(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    read_timeout: float = 30.0,
+    idle_timeout: float = 75.0,
+    max_connections: int = 1024,
+) -> OsirisHTTPServer:
+    return OsirisHTTPServer(
+        (host, port),
+        app,
+        ssl_context=ssl_context,
+        max_body_bytes=max_body_bytes,
+        read_timeout=read_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
+
+
+def serve(app: Any, server: OsirisHTTPServer, ready: Any = None) -> None:
+    """Run until SIGTERM/SIGINT, then stop gracefully and close the app."""
+
+    def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    if ready is not None:
+        ready(server)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.drain()
+        server.server_close()
+        close = getattr(app, "close", None)
+        if close is not None:
+            close()
+        _log({"event": "stopped"})

@@ -1,0 +1,169 @@
+"""A real osiris-server on 127.0.0.1 (embedded server, real SQLite files) per test.
+
+The server runs in a thread of the test process (so tests can inspect ``app``), but every
+request goes over a real loopback socket through the real HTTP server.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from osiris_core import evidence as ev
+from osiris_core.keys import KEY_TYPE_COSIGNATURE, Signer, appliance_key_name
+from osiris_server.app import App, init_data
+from osiris_server.serve import make_server
+
+
+@dataclass
+class Appliance:
+    id: str
+    site_id: str
+    token: str
+    signer: Signer
+    cosigner: Signer
+    chain: ev.Chain
+    enroll: dict[str, Any]
+
+    def bundle(self, **fields: Any) -> dict[str, Any]:
+        fields.setdefault("site_id", self.site_id)
+        fields.setdefault("host_id", "dc01")
+        fields.setdefault("check", "firewall")
+        fields.setdefault("outcome", "compliant")
+        b = self.chain.next(**fields)
+        self.chain.advance(b)
+        return b
+
+    def envelope(self, **fields: Any) -> dict[str, Any]:
+        return ev.sign_bundle(self.bundle(**fields), self.signer)
+
+
+@dataclass
+class Server:
+    url: str
+    app: App
+    data: Path
+    admin_token: str
+    init: dict[str, str]
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, token: str | None = None, api_key: str | None = None) -> httpx.Client:
+        headers = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if api_key:
+            headers["X-API-Key"] = api_key
+        c = httpx.Client(base_url=self.url, headers=headers, timeout=20)
+        self.clients.append(c)
+        return c
+
+    @property
+    def admin(self) -> httpx.Client:
+        return self.client(self.admin_token)
+
+    def site(self, name: str = "Clinic", **kw: Any) -> dict[str, Any]:
+        r = self.admin.post("/api/v1/sites", json={"name": name, **kw})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def claim_code(self, site_id: str, ttl_s: int = 3600) -> str:
+        r = self.admin.post("/api/v1/provisions", json={"site_id": site_id, "ttl_s": ttl_s})
+        assert r.status_code == 201, r.text
+        return r.json()["code"]
+
+    def enroll(self, site_id: str, hostname: str = "appliance-1") -> Appliance:
+        code = self.claim_code(site_id)
+        seed_s, seed_c = os.urandom(32), os.urandom(32)
+        sk = Signer("tmp", seed_s)
+        ck = Signer("tmp", seed_c, key_type=KEY_TYPE_COSIGNATURE)
+        r = self.client().post(
+            "/api/v1/provision/claim",
+            json={
+                "code": code,
+                "hostname": hostname,
+                "signing_pub": base64.b64encode(sk.public).decode(),
+                "cosign_pub": base64.b64encode(ck.public).decode(),
+                "agent_version": "0.1.0",
+            },
+        )
+        assert r.status_code == 201, r.text
+        out = r.json()
+        name = appliance_key_name(out["appliance_id"])
+        signer = Signer(name, seed_s)
+        cosigner = Signer(name, seed_c, key_type=KEY_TYPE_COSIGNATURE)
+        return Appliance(
+            id=out["appliance_id"],
+            site_id=out["site_id"],
+            token=out["token"],
+            signer=signer,
+            cosigner=cosigner,
+            chain=ev.Chain(out["appliance_id"]),
+            enroll=out,
+        )
+
+
+def checkin_body(a: Appliance, log_size_seen: int = 0, **extra: Any) -> dict[str, Any]:
+    body = {
+        "appliance_id": a.id,
+        "agent_version": "0.1.0",
+        "status": {
+            "uptime_s": 10,
+            "outbox_depth": 0,
+            "chain_head": a.chain.head,
+            "seq": a.chain.seq,
+            "clock": {"ntp_ok": True, "offset_ms": 3, "source": "pool.ntp.org"},
+            "checks": [],
+        },
+        "log_size_seen": log_size_seen,
+    }
+    body.update(extra)
+    return body
+
+
+def start_server(data: Path, **overrides: Any) -> tuple[App, Any, str]:
+    overrides.setdefault("request_log", False)
+    overrides.setdefault("checkpoint_interval_s", 0.0)
+    app = App.open(data, **overrides)
+    srv = make_server(app, "127.0.0.1", 0, max_body_bytes=app.cfg.max_body_bytes)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    return app, srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def stop_server(app: App, srv: Any) -> None:
+    srv.shutdown()
+    srv.drain(2.0)
+    srv.server_close()
+    app.close()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Any]:
+    started: list[tuple[App, Any, Server]] = []
+
+    def make(**overrides: Any) -> Server:
+        data = tmp_path / f"data{len(started)}"
+        info = init_data(data, "test.osiris/osiris/log")
+        app, srv, url = start_server(data, **overrides)
+        s = Server(url=url, app=app, data=data, admin_token=info["admin_token"], init=info)
+        started.append((app, srv, s))
+        return s
+
+    yield make
+    for app, srv, s in started:
+        for c in s.clients:
+            c.close()
+        stop_server(app, srv)
+
+
+@pytest.fixture
+def server(server_factory: Any) -> Server:
+    return server_factory()
