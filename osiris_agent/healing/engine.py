@@ -1,0 +1,436 @@
+"""The healing engine: drift → L1 rule → L2 plan → L3 incident, each step evidence.
+
+How the agent uses it (small on purpose, so ``cycle.py`` can call it without knowing tiers)::
+
+    engine = HealingEngine(catalog, transports, evidence_sink, incident_sink, db_path=state_db)
+    for finding in scanner.run(targets, now):
+        engine.handle(finding, policy)            # → bundle hashes it emitted
+    engine.run_order(order, host_id, policy)      # an accepted, signed operator order
+
+Every action goes through :class:`~osiris_agent.healing.executor.Executor` and its guards:
+disabled runbooks are reported (``alert``), window-only or disruptive runbooks outside the window
+are ``deferred``. L1 cooldowns and attempt counts are per rule, host and runbook and survive
+restarts (SQLite). An issue L1 and L2 cannot fix becomes an L3 incident (``escalated``), at most
+once per ``l3_cooldown_s`` per host and runbook, so a persistent drift does not flood the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from osiris_core import canonical
+from osiris_core.catalog import Catalog, Rule, Runbook, match_rules
+from osiris_core.controls import controls_for
+from osiris_core.errors import SchemaError
+
+from .executor import ActionResult, Executor, Guards, PhaseResult, capped, short
+from .l1 import RuleMemory, effective_rules
+from .l2 import L2Planner
+from .l3 import build_incident
+
+
+class EvidenceSink(Protocol):
+    """The agent signs, chains and queues; returns the bundle hash.
+
+    Fields as in :mod:`osiris_core.evidence`: check, host_id, controls, outcome, tier, runbook_id,
+    order_id, action_taken, pre_state, post_state, rollback_available, started_at, finished_at.
+    """
+
+    def emit(self, **bundle_fields: Any) -> str: ...
+
+
+class IncidentSink(Protocol):
+    """The agent queues the incident durably (outbox) and delivers it to the server."""
+
+    def raise_incident(
+        self,
+        *,
+        kind: str,
+        severity: str,
+        host_id: str | None,
+        check: str | None,
+        summary: str,
+        details: dict[str, Any],
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One detect result for one host and runbook (what the scanner hands the engine)."""
+
+    host_id: str
+    check: str
+    runbook_id: str
+    status: str  # compliant | drift | error
+    observed: dict[str, Any]
+    expected: dict[str, Any]
+    since: str  # RFC 3339: when this status began
+    error: str | None = None
+
+    def result(self) -> dict[str, Any]:
+        """The dict L1 rule conditions and the L2 prompt see (catalog.rules docstring)."""
+        return {
+            "check": self.check,
+            "runbook_id": self.runbook_id,
+            "host": self.host_id,
+            "status": self.status,
+            "observed": self.observed,
+            "expected": self.expected,
+        }
+
+    def detect(self) -> PhaseResult:
+        return PhaseResult("detect", self.status, self.observed, self.expected, 0, error=self.error)
+
+
+def _never(_: datetime) -> bool:
+    return False
+
+
+@dataclass
+class Policy:
+    """What the last check-in said (or :meth:`default` before the first one).
+
+    A runbook may run only when it is in ``enabled_runbooks`` and not in ``disabled_runbooks``;
+    an empty enabled set therefore means *nothing* runs (lesson D), never "everything".
+    ``params`` holds site parameter values per runbook id (thresholds such as
+    ``critical_overdue_days``); rule parameters override them.
+    """
+
+    enabled_runbooks: frozenset[str]
+    disabled_runbooks: frozenset[str] = frozenset()
+    rules: list[Rule] = field(default_factory=list)
+    in_window: Callable[[datetime], bool] = _never
+    allow_disruptive_outside_window: bool = False
+    l2: L2Planner | None = None
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    policy_version: str = "1"
+
+    @classmethod
+    def default(cls, catalog: Catalog, **kw: Any) -> Policy:
+        """Catalogue defaults: ``default_enabled`` runbooks, baseline rules only, no window."""
+        enabled = frozenset(r.id for r in catalog.runbooks.values() if r.default_enabled)
+        return cls(enabled_runbooks=enabled, **kw)
+
+    def enabled(self, runbook_id: str) -> bool:
+        return runbook_id in self.enabled_runbooks and runbook_id not in self.disabled_runbooks
+
+    def guards(self) -> Guards:
+        return Guards(self.enabled, self.in_window, self.allow_disruptive_outside_window)
+
+    def params_for(self, runbook_id: str, extra: Mapping[str, Any] | None = None) -> dict:
+        out = dict(self.params.get(runbook_id, {}))
+        out.update(extra or {})
+        return out
+
+
+class HealingEngine:
+    """Decides and acts on findings; emits one bundle per decision or action."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        transports: Callable[[str], Any],
+        evidence: EvidenceSink,
+        incidents: IncidentSink,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        db_path: str = ":memory:",
+        l2_cooldown_s: int = 3600,
+        l3_cooldown_s: int = 3600,
+        timeout_s: float = 300.0,
+    ) -> None:
+        self.catalog = catalog
+        self.evidence = evidence
+        self.incidents = incidents
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.executor = Executor(catalog, transports, timeout_s=timeout_s, clock=self.clock)
+        self.memory = RuleMemory(db_path)
+        self.l2_cooldown_s = l2_cooldown_s
+        self.l3_cooldown_s = l3_cooldown_s
+        self._platform_hint: dict[str, str] = {}
+
+    # -- evidence ---------------------------------------------------------------------------
+    def _emit_action(
+        self, check: str, host_id: str, res: ActionResult, tier: str, order_id: str | None = None
+    ) -> str:
+        return self.evidence.emit(
+            check=check,
+            host_id=host_id,
+            controls=list(controls_for(check)),
+            outcome=res.outcome,
+            tier=tier,
+            runbook_id=res.runbook_id,
+            order_id=order_id,
+            action_taken=res.action_taken,
+            pre_state=res.pre_state,
+            post_state=res.post_state,
+            rollback_available=res.rollback_available,
+            started_at=res.started_at,
+            finished_at=res.finished_at,
+        )
+
+    def _emit(self, finding: Finding, **fields: Any) -> str:
+        now = canonical.format_time(self.clock())
+        base: dict[str, Any] = {
+            "check": finding.check,
+            "host_id": finding.host_id,
+            "controls": list(controls_for(finding.check)),
+            "runbook_id": finding.runbook_id,
+            "order_id": None,
+            "pre_state": capped(finding.detect().state()),
+            "post_state": None,
+            "rollback_available": False,
+            "started_at": now,
+            "finished_at": now,
+        }
+        base.update(fields)
+        return self.evidence.emit(**base)
+
+    # -- the tiers --------------------------------------------------------------------------
+    def handle(self, finding: Finding, policy: Policy) -> list[str]:
+        """Heal one finding if it needs it; returns the hashes of the bundles emitted."""
+        if finding.status == "compliant":
+            self.memory.resolved(finding.host_id, finding.runbook_id)
+            return []
+        try:
+            rb = self.catalog.runbook(finding.runbook_id)
+        except SchemaError:
+            return []  # the scanner only produces catalogue ids; nothing to act on
+        hashes: list[str] = []
+        tried: list[dict[str, Any]] = []
+        failed_runbooks: set[str] = set()
+        now_ts = self.clock().timestamp()
+        rules = effective_rules(policy.rules, self.catalog.rules)
+        for rule in match_rules(rules, finding.result()):
+            last, attempts = self.memory.get(rule.id, finding.host_id, rb.id)
+            if last is not None and now_ts - last < rule.cooldown_s:
+                return hashes  # acted recently: wait for the cooldown, emit nothing new
+            if attempts >= rule.max_attempts:
+                tried.append(
+                    {"tier": "L1", "rule": rule.id, "outcome": "skipped",
+                     "reason": f"{attempts} failed attempts (max {rule.max_attempts})"}
+                )  # fmt: skip
+                continue
+            if rule.action == "alert":
+                hashes.append(
+                    self._emit(
+                        finding, outcome="alert", tier="L1",
+                        action_taken=f"L1 rule {rule.id}: alert only ({rule.name})",
+                    )
+                )  # fmt: skip
+                self.memory.fired(rule.id, finding.host_id, rb.id, now_ts, "alert")
+                return hashes
+            if rule.action == "escalate":
+                tried.append({"tier": "L1", "rule": rule.id, "outcome": "escalate"})
+                self.memory.fired(rule.id, finding.host_id, rb.id, now_ts, "escalated")
+                hashes += self._l3(finding, rb, tried, f"rule {rule.id} escalates", force=True)
+                return hashes
+            target = self.catalog.runbook(rule.runbook_id or rb.id)
+            res = self.executor.execute(
+                finding.host_id,
+                target,
+                policy.params_for(target.id, rule.params),
+                policy.guards(),
+                pre=finding.detect() if target.id == rb.id else None,
+                label=f"L1 rule {rule.id}",
+            )
+            hashes.append(self._emit_action(finding.check, finding.host_id, res, "L1"))
+            self.memory.fired(rule.id, finding.host_id, rb.id, now_ts, res.outcome)
+            if res.outcome not in ("failed", "reverted"):
+                return hashes  # healed, deferred or refused by policy: done for now
+            tried.append(
+                {"tier": "L1", "rule": rule.id, "runbook_id": target.id, "outcome": res.outcome}
+            )
+            failed_runbooks.add(target.id)
+            break  # one L1 action per finding per cycle; a failure goes up a tier
+        if finding.status == "drift" and policy.l2 is not None:
+            done, l2_hashes = self._l2(finding, rb, policy, tried, failed_runbooks, now_ts)
+            hashes += l2_hashes
+            if done:
+                return hashes
+        reason = (
+            "no L1 rule or L2 plan healed it"
+            if finding.status == "drift"
+            else (f"the check could not run: {finding.error or 'error'}")
+        )
+        hashes += self._l3(finding, rb, tried, reason)
+        return hashes
+
+    def _eligible(self, rb: Runbook, policy: Policy, exclude: set[str]) -> list[Runbook]:
+        return [
+            r
+            for r in self.catalog.runbooks_for(rb.check)
+            if r.platform == rb.platform
+            and "remediate" in r.phases
+            and policy.enabled(r.id)
+            and r.id not in exclude
+        ]
+
+    def _l2(
+        self,
+        finding: Finding,
+        rb: Runbook,
+        policy: Policy,
+        tried: list[dict[str, Any]],
+        exclude: set[str],
+        now_ts: float,
+    ) -> tuple[bool, list[str]]:
+        assert policy.l2 is not None
+        last, _ = self.memory.get("L2", finding.host_id, rb.id)
+        if last is not None and now_ts - last < self.l2_cooldown_s:
+            return False, []
+        eligible = self._eligible(rb, policy, exclude)
+        if not eligible:
+            return False, []
+        self.memory.fired("L2", finding.host_id, rb.id, now_ts, "planned")
+        try:
+            decision = policy.l2.plan(finding.result(), eligible)
+        except Exception as exc:  # noqa: BLE001 - a broken planner is a refusal, not a crash
+            from .l2 import L2Decision
+
+            decision = L2Decision(False, getattr(policy.l2, "model", "?"), "", refusal=short(
+                f"planner failed: {type(exc).__name__}", 200))  # fmt: skip
+        record = decision.record()
+        if not decision.accepted or decision.runbook_id is None:
+            pre = capped({**finding.detect().state(), "l2": record})
+            h = self._emit(
+                finding, outcome="escalated", tier="L2", pre_state=pre,
+                action_taken=short(
+                    f"L2 plan refused (model {decision.model}, prompt sha256:"
+                    f"{decision.prompt_sha256[:16]}…): {decision.refusal}; escalated to L3"),
+            )  # fmt: skip
+            tried.append({"tier": "L2", "model": decision.model, "refusal": decision.refusal})
+            return False, [h]
+        target = self.catalog.runbook(decision.runbook_id)
+        res = self.executor.execute(
+            finding.host_id,
+            target,
+            policy.params_for(target.id, decision.params),
+            policy.guards(),
+            pre=finding.detect() if target.id == rb.id else None,
+            label=(
+                f"L2 plan (model {decision.model}, confidence {decision.confidence}, "
+                f"prompt sha256:{decision.prompt_sha256[:16]}…)"
+            ),
+        )
+        res.pre_state = capped({**(res.pre_state or finding.detect().state()), "l2": record})
+        h = self._emit_action(finding.check, finding.host_id, res, "L2")
+        if res.outcome in ("failed", "reverted"):
+            tried.append(
+                {"tier": "L2", "model": decision.model, "runbook_id": target.id,
+                 "outcome": res.outcome}
+            )  # fmt: skip
+            return False, [h]
+        return True, [h]
+
+    def _l3(
+        self,
+        finding: Finding,
+        rb: Runbook,
+        tried: list[dict[str, Any]],
+        reason: str,
+        *,
+        force: bool = False,
+    ) -> list[str]:
+        now_ts = self.clock().timestamp()
+        last, _ = self.memory.get("L3", finding.host_id, rb.id)
+        if not force and last is not None and now_ts - last < self.l3_cooldown_s:
+            return []
+        incident = build_incident(
+            host_id=finding.host_id,
+            check=finding.check,
+            runbook_id=rb.id,
+            runbook_severity=rb.severity,
+            status=finding.status,
+            observed=capped(finding.observed),
+            tried=tried,
+            reason=reason,
+        )
+        self.incidents.raise_incident(**incident)
+        self.memory.fired("L3", finding.host_id, rb.id, now_ts, "escalated")
+        return [
+            self._emit(
+                finding, outcome="escalated", tier="L3",
+                action_taken=short(f"L3 incident ({incident['severity']}): {reason}"),
+                post_state=capped({"incident": {"kind": incident["kind"],
+                                                "severity": incident["severity"],
+                                                "tried": tried}}),
+            )
+        ]  # fmt: skip
+
+    # -- orders -----------------------------------------------------------------------------
+    def run_order(self, order: Mapping[str, Any], target_host: str, policy: Policy) -> list[str]:
+        """An accepted, signature-checked order through the same executor and guards.
+
+        ``order`` is the order object (``osiris.order/1``); kinds handled here are
+        ``run_runbook`` and ``collect_evidence`` (detect now, tier ``order``).
+        """
+        kind = order.get("kind")
+        order_id = str(order.get("order_id"))
+        params = order.get("params") or {}
+        if kind == "collect_evidence":
+            return self._collect(order_id, target_host, params, policy)
+        if kind != "run_runbook":
+            return []
+        try:
+            rb = self.catalog.runbook(params.get("runbook_id"))
+        except SchemaError:
+            return []  # validate_order already refused unknown ids; defensive
+        guards = policy.guards()
+        if order.get("disruptive") and not policy.allow_disruptive_outside_window:
+            if not policy.in_window(self.clock()):
+                now = canonical.format_time(self.clock())
+                return [
+                    self.evidence.emit(
+                        check=rb.check, host_id=target_host,
+                        controls=list(controls_for(rb.check)), outcome="deferred", tier="order",
+                        runbook_id=rb.id, order_id=order_id,
+                        action_taken="order is disruptive; deferred to the maintenance window",
+                        pre_state=None, post_state=None,
+                        rollback_available="rollback" in rb.phases,
+                        started_at=now, finished_at=now,
+                    )
+                ]  # fmt: skip
+        values = policy.params_for(rb.id, params.get("parameters") or {})
+        if "remediate" not in rb.phases:
+            return self._detect_bundle(order_id, target_host, rb, values)
+        res = self.executor.execute(target_host, rb, values, guards, label=f"order {order_id}")
+        return [self._emit_action(rb.check, target_host, res, "order", order_id)]
+
+    def _detect_bundle(
+        self, order_id: str, host_id: str, rb: Runbook, values: Mapping[str, Any]
+    ) -> list[str]:
+        started = canonical.format_time(self.clock())
+        pr = self.executor.run_phase(host_id, rb, "detect", values)
+        outcome = {"compliant": "compliant", "drift": "alert"}.get(pr.status, "failed")
+        return [
+            self.evidence.emit(
+                check=rb.check, host_id=host_id, controls=list(controls_for(rb.check)),
+                outcome=outcome, tier="order", runbook_id=rb.id, order_id=order_id,
+                action_taken=short(f"order {order_id}: {rb.id} detect {pr.status}"),
+                pre_state=None, post_state=capped(pr.state()), rollback_available=False,
+                started_at=started, finished_at=canonical.format_time(self.clock()),
+            )
+        ]  # fmt: skip
+
+    def _collect(
+        self, order_id: str, host_id: str, params: Mapping[str, Any], policy: Policy
+    ) -> list[str]:
+        checks = params.get("checks")
+        wanted: Iterable[str] = checks if isinstance(checks, list) else self.catalog.checks
+        platform = self._platform_hint.get(host_id)
+        out: list[str] = []
+        for check in wanted:
+            for rb in self.catalog.runbooks_for(check):
+                if platform is not None and rb.platform != platform:
+                    continue
+                out += self._detect_bundle(order_id, host_id, rb, policy.params_for(rb.id))
+        return out
+
+    def set_platform(self, host_id: str, platform: str) -> None:
+        """Which catalogue platform a host is (``windows``/``linux``/``nixos``), for orders
+        that name checks rather than runbooks."""
+        self._platform_hint[host_id] = platform

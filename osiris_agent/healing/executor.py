@@ -1,0 +1,301 @@
+"""Run catalogue runbooks on a host: the one place where a phase script is sent anywhere.
+
+Why one executor: L1 rules, L2 plans and operator orders must pass the *same* guards (lesson D:
+the old product had toggles and the maintenance-window flag but nothing enforced them). So every
+action goes through :meth:`Executor.execute`, which
+
+1. refuses a runbook the site disabled (outcome ``alert``, reason given, nothing runs);
+2. defers a disruptive or window-only runbook outside the maintenance window (``deferred``);
+3. runs ``remediate`` then ``verify``; a verify that is not ``compliant`` runs ``rollback`` where
+   the runbook has one (``reverted``) or reports ``failed``; success is ``healed``.
+
+Only catalogue runbooks can run: the script text always comes from
+:func:`osiris_core.catalog.render`, which validates parameters against the manifest. There is no
+way to pass a command string through here.
+
+A phase's stdout must hold one JSON object ``{"status", "observed", "expected"}``. Anything else
+(no JSON, non-zero exit without a result, a transport failure, a timeout) is an ``error`` result —
+never a pass (lesson A8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from osiris_core import canonical
+from osiris_core.catalog import Catalog, Runbook, render
+from osiris_core.errors import OsirisError, SchemaError
+
+MAX_STATE_BYTES = 16 * 1024  # per pre/post state, so an envelope stays far below 60 KiB
+MAX_TEXT = 500
+
+
+def interpreter_for(runbook: Runbook) -> str:
+    return "powershell" if runbook.platform == "windows" else "bash"
+
+
+def jsonable(obj: Any) -> Any:
+    """Make script output fit canonical JSON: floats become ints (if whole) or strings.
+
+    Why: scripts print what their language prints (PowerShell rounds free space to 1 decimal),
+    but evidence is canonical JSON, which has no floats (DESIGN §3.1).
+    """
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return obj if abs(obj) <= 2**53 - 1 else str(obj)
+    if isinstance(obj, float):
+        if math.isfinite(obj) and obj.is_integer() and abs(obj) <= 2**53 - 1:
+            return int(obj)
+        return repr(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [jsonable(v) for v in obj]
+    return str(obj)
+
+
+def capped(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` made canonical-safe, or a digest of it when it is too large for a bundle."""
+    safe = jsonable(state)
+    data = canonical.dumps(safe)
+    if len(data) <= MAX_STATE_BYTES:
+        return safe
+    return {"truncated": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def short(text: str, limit: int = MAX_TEXT) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class PhaseResult:
+    """One phase run: the script's JSON result, or an error saying why there is none."""
+
+    phase: str
+    status: str  # compliant | drift | error
+    observed: dict[str, Any]
+    expected: dict[str, Any]
+    exit_code: int | None
+    duration_ms: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "compliant" and self.error is None
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "status": self.status,
+            "observed": self.observed,
+            "expected": self.expected,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"phase": self.phase, "status": self.status, "rc": self.exit_code}
+        if "action" in self.observed:
+            s["action"] = self.observed["action"]
+        if self.error:
+            s["error"] = self.error
+        return s
+
+
+def parse_output(phase: str, exit_code: int, stdout: str, stderr: str) -> PhaseResult:
+    """Read the one JSON object a phase script prints (the last JSON line wins)."""
+    parsed: Any = None
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                parsed = json.loads(line)
+            except ValueError:
+                continue
+            break
+    if not isinstance(parsed, dict) or parsed.get("status") not in ("compliant", "drift", "error"):
+        why = f"no result from the {phase} script (exit {exit_code})"
+        if stderr.strip():
+            why += f": {short(stderr, 300)}"
+        return PhaseResult(phase, "error", {}, {}, exit_code, error=why)
+    observed = parsed.get("observed") if isinstance(parsed.get("observed"), dict) else {}
+    expected = parsed.get("expected") if isinstance(parsed.get("expected"), dict) else {}
+    status = parsed["status"]
+    error = None
+    if status == "error":
+        error = short(str(observed.get("error") or stderr or f"exit {exit_code}"))
+    elif exit_code != 0:
+        status, error = "error", f"{phase} script exited {exit_code}"
+    return PhaseResult(phase, status, observed, expected, exit_code, error=error)
+
+
+@dataclass
+class ActionResult:
+    """What one guarded action did; the engine turns it into one evidence bundle."""
+
+    outcome: str  # healed | failed | reverted | deferred | alert
+    runbook_id: str
+    params: dict[str, Any]
+    pre_state: dict[str, Any] | None
+    post_state: dict[str, Any] | None
+    action_taken: str
+    rollback_available: bool
+    started_at: str
+    finished_at: str
+    phases: list[PhaseResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Guards:
+    """What the policy says about running a runbook now."""
+
+    enabled: Callable[[str], bool]
+    in_window: Callable[[datetime], bool]
+    allow_disruptive_outside_window: bool = False
+
+
+def guard_verdict(runbook: Runbook, guards: Guards, now: datetime) -> tuple[str, str] | None:
+    """``(outcome, reason)`` when the action must not run now; ``None`` when it may."""
+    if not guards.enabled(runbook.id):
+        return "alert", f"runbook {runbook.id} is disabled for this site; not run"
+    needs_window = runbook.requires_maintenance_window or runbook.disruptive
+    if needs_window and not guards.in_window(now):
+        if runbook.requires_maintenance_window:
+            return "deferred", f"{runbook.id} runs only in the maintenance window"
+        if not guards.allow_disruptive_outside_window:
+            return "deferred", f"{runbook.id} is disruptive; deferred to the maintenance window"
+    return None
+
+
+class Executor:
+    """Render, send and judge runbook phases over whatever transport a host has."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        transports: Callable[[str], Any],
+        *,
+        timeout_s: float = 300.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.transports = transports
+        self.timeout_s = timeout_s
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def run_phase(
+        self, host_id: str, runbook: Runbook, phase: str, params: Mapping[str, Any] | None
+    ) -> PhaseResult:
+        """Run one phase; every failure becomes an ``error`` result, never an exception."""
+        try:
+            script = render(runbook, phase, params)
+        except SchemaError as exc:
+            return PhaseResult(phase, "error", {}, {}, None, error=f"refused: {exc}")
+        try:
+            transport = self.transports(host_id)
+            res = transport.run_script(
+                script, interpreter=interpreter_for(runbook), timeout=self.timeout_s
+            )
+        except OsirisError as exc:  # TransportError, AuthError, HostKeyError …
+            return PhaseResult(phase, "error", {}, {}, None, error=short(f"transport: {exc}"))
+        except OSError as exc:
+            return PhaseResult(phase, "error", {}, {}, None, error=short(f"transport: {exc}"))
+        if res.timed_out:
+            pr = PhaseResult(phase, "error", {}, {}, res.exit_code, error="timed out")
+        else:
+            pr = parse_output(phase, res.exit_code, res.stdout, res.stderr)
+        pr.duration_ms = res.duration_ms
+        return pr
+
+    def execute(
+        self,
+        host_id: str,
+        runbook: Runbook,
+        params: Mapping[str, Any] | None,
+        guards: Guards,
+        *,
+        pre: PhaseResult | None = None,
+        label: str = "",
+    ) -> ActionResult:
+        """Guards, then remediate → verify (→ rollback). ``pre`` is the detect result, if any."""
+        started = canonical.format_time(self.clock())
+        rollback_available = "rollback" in runbook.phases
+        prefix = f"{label}: " if label else ""
+        try:
+            values = runbook.validate_params(params)
+        except SchemaError as exc:
+            return self._done(
+                "failed", runbook, {}, pre, None, f"{prefix}refused: {exc}", started, []
+            )
+        verdict = guard_verdict(runbook, guards, self.clock())
+        if verdict is not None:
+            outcome, reason = verdict
+            return self._done(outcome, runbook, values, pre, None, prefix + reason, started, [])
+        if "remediate" not in runbook.phases:
+            return self._done(
+                "alert", runbook, values, pre, None,
+                f"{prefix}{runbook.id} is detect-only; a person must act", started, [],
+            )  # fmt: skip
+        if pre is None:
+            pre = self.run_phase(host_id, runbook, "detect", values)
+        phases: list[PhaseResult] = []
+        rem = self.run_phase(host_id, runbook, "remediate", values)
+        phases.append(rem)
+        ver: PhaseResult | None = None
+        if rem.status != "error":
+            ver = self.run_phase(host_id, runbook, "verify", values)
+            phases.append(ver)
+            if ver.ok:
+                text = f"{prefix}{runbook.id} remediate, verify compliant"
+                return self._done("healed", runbook, values, pre, ver, text, started, phases)
+        what = (
+            f"remediate failed ({rem.error})"
+            if ver is None
+            else f"verify {ver.status}" + (f" ({ver.error})" if ver.error else "")
+        )
+        if rollback_available:
+            rb = self.run_phase(host_id, runbook, "rollback", values)
+            phases.append(rb)
+            if rb.status != "error":
+                text = f"{prefix}{runbook.id} {what}; rollback done"
+                return self._done("reverted", runbook, values, pre, ver, text, started, phases)
+            what += f"; rollback failed ({rb.error})"
+        text = f"{prefix}{runbook.id} {what}"
+        return self._done("failed", runbook, values, pre, ver, text, started, phases)
+
+    def _done(
+        self,
+        outcome: str,
+        runbook: Runbook,
+        params: dict[str, Any],
+        pre: PhaseResult | None,
+        post: PhaseResult | None,
+        text: str,
+        started: str,
+        phases: list[PhaseResult],
+    ) -> ActionResult:
+        post_state: dict[str, Any] | None = None
+        if post is not None or phases:
+            post_state = post.state() if post is not None else {"status": "unknown"}
+            post_state["phases"] = [p.summary() for p in phases]
+            post_state = capped(post_state)
+        return ActionResult(
+            outcome=outcome,
+            runbook_id=runbook.id,
+            params=params,
+            pre_state=capped(pre.state()) if pre is not None else None,
+            post_state=post_state,
+            action_taken=short(text, 1000),
+            rollback_available="rollback" in runbook.phases,
+            started_at=started,
+            finished_at=canonical.format_time(self.clock()),
+            phases=phases,
+        )
