@@ -1,11 +1,282 @@
-"""`osiris-agent`: the appliance agent's command line."""
+"""`osiris-agent`: the appliance agent's command line.
+
+Exit codes (DESIGN §4.2): 0 ok, 1 the thing checked is bad (``once``: server unreachable or the
+log check failed), 2 usage or config error, 3 server unreachable (``enroll``), 4 authentication
+refused. Every error is one line on stderr — never a stack trace.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
 import click
+
+from osiris_agent.config import DEFAULT_PATH, ConfigError, load_config
+from osiris_core.errors import OsirisError
+
+
+def _fail(msg: str, code: int) -> None:
+    click.echo(f"osiris-agent: {msg}", err=True)
+    sys.exit(code)
+
+
+def _load(config: str | None, state: str | None):  # -> AgentConfig
+    path = config or (str(Path(state) / "agent.toml") if state else DEFAULT_PATH)
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        _fail(f"config error: {e}", 2)
+
+
+def _agent(config: str | None, state: str | None = None):  # -> Agent
+    from osiris_agent.cycle import Agent
+
+    cfg = _load(config, state)
+    try:
+        return Agent(cfg)
+    except (OsirisError, OSError) as e:
+        _fail(f"cannot start: {e}", 2)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="osiris")
 def main() -> None:
     """The appliance agent: detect drift, heal it, sign the evidence."""
+
+
+@main.command()
+@click.option("--server", required=True, help="Central Command URL, e.g. https://cc.example.com")
+@click.option("--claim-code", required=True, help="One-time claim code from the operator.")
+@click.option(
+    "--state",
+    "state",
+    default="/var/lib/osiris",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="State directory (keys, token, outbox).",
+)
+@click.option("--hostname", default=None, help="Name to register (default: this host's).")
+@click.option("--lab", is_flag=True, help="Lab/demo: allow plain http:// to non-local hosts.")
+@click.option("--ca-file", default=None, help="PEM CA bundle for the server's TLS certificate.")
+def enroll(
+    server: str, claim_code: str, state: str, hostname: str | None, lab: bool, ca_file: str | None
+) -> None:
+    """Generate keys, claim this appliance and write its config (safe to re-run)."""
+    from osiris_agent.client import AuthRefused, ServerRefused, ServerUnreachable
+    from osiris_agent.enroll import enroll as do_enroll
+
+    try:
+        r = do_enroll(server, claim_code, state, hostname=hostname, lab=lab, ca_file=ca_file)
+    except ConfigError as e:
+        _fail(f"config error: {e}", 2)
+    except ServerUnreachable as e:
+        _fail(str(e), 3)
+    except AuthRefused as e:
+        _fail(str(e), 4)
+    except ServerRefused as e:
+        _fail(f"claim refused: {e}", 4 if e.status in (401, 403, 404, 409, 410) else 1)
+    except (OsirisError, OSError) as e:
+        _fail(str(e), 1)
+    if r.already:
+        click.echo(
+            f"already enrolled as {r.appliance_id} (site {r.site_id}); config {r.config_path}"
+        )
+    else:
+        click.echo(f"enrolled as {r.appliance_id} (site {r.site_id}); config {r.config_path}")
+
+
+@main.command()
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+@click.option("-v", "--verbose", is_flag=True)
+def run(config: str | None, verbose: bool) -> None:
+    """Run cycles until SIGTERM/SIGINT."""
+    _logging(True)
+    agent = _agent(config)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        agent.run(stop)
+    finally:
+        agent.close()
+
+
+@main.command()
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+@click.option("-v", "--verbose", is_flag=True)
+def once(config: str | None, verbose: bool) -> None:
+    """One cycle; exit 0 if the server was reached and evidence flushed, else 1."""
+    _logging(verbose)
+    agent = _agent(config)
+    try:
+        report = agent.cycle()
+        trusted = agent.witness.trusted
+        depth = agent.outbox.depth()
+    finally:
+        agent.close()
+    click.echo(
+        f"recorded {report.recorded}, acknowledged {report.acked}, queued {depth}"
+        + ("" if report.reachable else ", server unreachable")
+        + ("" if trusted else ", LOG NOT TRUSTED")
+    )
+    for e in report.errors:
+        click.echo(f"osiris-agent: {e}", err=True)
+    sys.exit(0 if report.reachable and trusted else 1)
+
+
+def gather_status(state_dir: str | Path) -> dict[str, Any]:
+    """Everything a technician needs, read from the state directory only (no network)."""
+    from osiris_agent.enroll import read_pins
+    from osiris_agent.outbox import Outbox
+    from osiris_agent.state import StateDB
+
+    pins = read_pins(state_dir)
+    db = StateDB.open_dir(state_dir)
+    try:
+        ob = Outbox(db)
+        seq, head = ob.head()
+        contact = db.get_json("last_contact") or {}
+        return {
+            "appliance_id": pins["appliance_id"],
+            "site_id": pins["site_id"],
+            "server": pins.get("server_url"),
+            "last_checkin": db.get("last_checkin"),
+            "server_reachable": contact.get("reachable"),
+            "last_contact": contact,
+            "clock": db.get_json("last_clock"),
+            "queue_depth": ob.depth(),
+            "queue_bytes": ob.queued_bytes(),
+            "chain_head": {"seq": seq, "hash": head},
+            "last_receipt": ob.last_receipt(),
+            "witness": {
+                "checkpoint_size": int(db.get("witness_size", "0") or 0),
+                "trusted": db.get("witness_distrust") is None,
+                "distrust_reason": db.get("witness_distrust"),
+            },
+            "rules_version": db.get("rules_version"),
+            "deferred_orders": int(
+                db.conn.execute("SELECT COUNT(*) FROM deferred_orders").fetchone()[0]
+            ),
+            "unsent_incidents": len(db.unsent_incidents()),
+            "evidence_refused_full": int(db.get("refused_full", "0") or 0),
+            "last_cycle": db.get_json("last_cycle"),
+            "last_results": db.results(),
+        }
+    finally:
+        db.close()
+
+
+@main.command()
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+@click.option("--state", "state", default=None, help="State directory (instead of --config).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(config: str | None, state: str | None, as_json: bool) -> None:
+    """Show last check-in, reachability, clock, queue, chain head, receipts and results."""
+    state_dir = state or _load(config, None).agent.state_dir
+    try:
+        st = gather_status(state_dir)
+    except OsirisError as e:
+        _fail(str(e), 2)
+    if as_json:
+        click.echo(json.dumps(st, indent=2, sort_keys=True))
+        return
+    clock = st["clock"] or {}
+    w = st["witness"]
+    lines = [
+        f"appliance      {st['appliance_id']} (site {st['site_id']})",
+        f"server         {st['server']}",
+        f"last check-in  {st['last_checkin'] or 'never'}",
+        f"reachable      {st['server_reachable']}"
+        + (f" ({st['last_contact'].get('error')})" if st["last_contact"].get("error") else ""),
+        f"clock          ntp_ok={clock.get('ntp_ok')} offset_ms={clock.get('offset_ms')} "
+        f"source={clock.get('source')}",
+        f"queue          {st['queue_depth']} bundles, {st['queue_bytes']} bytes",
+        f"chain head     seq {st['chain_head']['seq']} {st['chain_head']['hash']}",
+        f"last receipt   {st['last_receipt']}",
+        f"log witness    size {w['checkpoint_size']}, "
+        + ("trusted" if w["trusted"] else f"NOT TRUSTED: {w['distrust_reason']}"),
+        f"incidents      {st['unsent_incidents']} waiting to be sent",
+        "results:",
+    ]
+    for r in st["last_results"]:
+        lines.append(f"  {r['host_id']:<24} {r['check']:<20} {r['status']:<10} since {r['since']}")
+    click.echo("\n".join(lines))
+
+
+@main.group()
+def outbox() -> None:
+    """Inspect or flush the evidence outbox."""
+
+
+@outbox.command("list")
+@click.option("--config", "config", default=None)
+@click.option("--state", "state", default=None)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def outbox_list(config: str | None, state: str | None, limit: int, as_json: bool) -> None:
+    """Queued bundles, oldest first."""
+    from osiris_agent.outbox import Outbox
+    from osiris_agent.state import StateDB
+
+    state_dir = state or _load(config, None).agent.state_dir
+    db = StateDB.open_dir(state_dir)
+    try:
+        rows = Outbox(db).list_entries(limit)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("outbox is empty")
+    for r in rows:
+        err = f"  last error: {r['last_error']}" if r["last_error"] else ""
+        click.echo(
+            f"{r['seq']:>8} {r['created_at']} {r['host_id']} {r['check']} {r['outcome']} "
+            f"attempts={r['attempts']} {r['state']}{err}"
+        )
+
+
+@outbox.command("flush")
+@click.option("--config", "config", default=None)
+@click.option("--state", "state", default=None)
+@click.option("--retry-rejected", is_flag=True, help="Also resend bundles the server rejected.")
+def outbox_flush(config: str | None, state: str | None, retry_rejected: bool) -> None:
+    """Send queued bundles now; exit 0 when the queue is empty, 1 otherwise."""
+    agent = _agent(config, state)
+    try:
+        from osiris_agent.cycle import CycleReport
+
+        if retry_rejected:
+            agent.outbox.requeue_rejected()
+        report = CycleReport()
+        agent.flush(report)
+        depth = agent.outbox.depth()
+    finally:
+        agent.close()
+    click.echo(f"acknowledged {report.acked}, still queued {depth}")
+    for e in report.errors:
+        click.echo(f"osiris-agent: {e}", err=True)
+    sys.exit(0 if depth == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()

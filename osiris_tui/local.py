@@ -1,0 +1,220 @@
+"""Read-only view of an agent's state directory, for `osiris tui --local` on the appliance.
+
+Why read the SQLite file directly (and not import osiris_agent): the technician's console must
+work when the agent is wedged or the server is down, must never take the agent's write lock, and
+must not drag the agent's transports into the console. The database is opened with a
+``file:…?mode=ro`` URI, so a bug here cannot change the agent's evidence.
+
+The one write the console may do — "run a cycle now" — creates a file named ``run-request`` in
+the state directory, which the agent polls; the agent never listens on a socket (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+RUN_REQUEST = "run-request"
+STATE_DB = "state.db"
+PINS = "pins.json"
+# Meta keys the agent's cycle writes; several spellings are accepted so the console keeps
+# working while the agent's names settle (unknown keys are simply not shown).
+CHECKIN_KEYS = ("last_checkin", "last_checkin_at", "checkin_last")
+CHECKIN_OK_KEYS = ("last_checkin_ok", "server_reachable")
+CLOCK_KEYS = ("clock", "last_clock", "ntp")
+
+
+class LocalStateError(Exception):
+    """The state directory or its database cannot be read (exit 2 in the CLI)."""
+
+    exit_code = 2
+
+
+@dataclass
+class LocalResult:
+    host_id: str
+    check: str
+    status: str
+    since: str
+    observed: Any
+    expected: Any
+    updated_at: str
+
+
+@dataclass
+class LocalEvidence:
+    seq: int
+    bundle_hash: str
+    host_id: str
+    check: str
+    outcome: str
+    created_at: str
+    log_index: int | None
+    acked: bool
+
+
+@dataclass
+class LocalState:
+    """A snapshot of what the agent knows; every field may be missing on a fresh appliance."""
+
+    state_dir: str
+    appliance_id: str | None = None
+    site_id: str | None = None
+    server_url: str | None = None
+    last_checkin: str | None = None
+    server_reachable: bool | None = None
+    clock: dict[str, Any] | None = None
+    outbox_depth: int = 0
+    outbox_rejected: int = 0
+    chain_seq: int = 0
+    chain_head: str | None = None
+    last_receipt: dict[str, Any] | None = None
+    witness_size: int | None = None
+    witness_distrust: str | None = None
+    results: list[LocalResult] = field(default_factory=list)
+    evidence: list[LocalEvidence] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    run_requested: bool = False
+    read_at: float = 0.0
+
+    @property
+    def drift_count(self) -> int:
+        return sum(1 for r in self.results if r.status == "drift")
+
+
+def _connect_ro(db: Path) -> sqlite3.Connection:
+    uri = f"file:{quote(str(db))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=2.0, check_same_thread=False)
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _first(meta: dict[str, str], keys: tuple[str, ...]) -> str | None:
+    for k in keys:
+        if k in meta:
+            return meta[k]
+    return None
+
+
+def read_state(state_dir: str | os.PathLike[str], evidence_limit: int = 200) -> LocalState:
+    """One consistent read of the agent's state (a single read transaction)."""
+    d = Path(state_dir)
+    db = d / STATE_DB
+    if not d.is_dir():
+        raise LocalStateError(f"{d}: not a directory")
+    if not db.exists():
+        raise LocalStateError(f"{db}: no agent state here (has the agent enrolled?)")
+    st = LocalState(state_dir=str(d), read_at=time.time())
+    st.run_requested = (d / RUN_REQUEST).exists()
+    pins = d / PINS
+    if pins.exists():
+        try:
+            p = json.loads(pins.read_text())
+            if isinstance(p, dict):
+                st.appliance_id = p.get("appliance_id")
+                st.site_id = p.get("site_id")
+                st.server_url = p.get("server") or p.get("server_url")
+        except (OSError, ValueError):
+            pass
+    try:
+        conn = _connect_ro(db)
+    except sqlite3.Error as e:
+        raise LocalStateError(f"{db}: {e}") from None
+    try:
+        conn.execute("BEGIN")
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        st.meta = meta
+        st.appliance_id = st.appliance_id or meta.get("appliance_id")
+        st.site_id = st.site_id or meta.get("site_id")
+        last = _json(_first(meta, CHECKIN_KEYS))
+        if isinstance(last, dict):
+            st.last_checkin = last.get("at") or last.get("time")
+            if "ok" in last:
+                st.server_reachable = bool(last["ok"])
+        elif last is not None:
+            st.last_checkin = str(last)
+        ok = _first(meta, CHECKIN_OK_KEYS)
+        if ok is not None:
+            st.server_reachable = ok.lower() in ("1", "true", "yes", "ok")
+        clock = _json(_first(meta, CLOCK_KEYS))
+        st.clock = clock if isinstance(clock, dict) else None
+        st.chain_seq = int(meta.get("chain_seq", "0") or 0)
+        st.chain_head = meta.get("chain_head")
+        if "witness_size" in meta:
+            st.witness_size = int(meta["witness_size"] or 0)
+        st.witness_distrust = meta.get("witness_distrust")
+        st.outbox_depth = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        st.outbox_rejected = conn.execute(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'rejected'"
+        ).fetchone()[0]
+        row = conn.execute(
+            "SELECT seq, bundle_hash, log_index, acked_at FROM evidence "
+            "WHERE receipt IS NOT NULL ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            st.last_receipt = {
+                "seq": row[0],
+                "bundle_hash": row[1],
+                "log_index": row[2],
+                "acked_at": row[3],
+            }
+        for r in conn.execute(
+            "SELECT host_id, check_id, status, since, observed, expected, updated_at "
+            "FROM results ORDER BY host_id, check_id"
+        ):
+            st.results.append(LocalResult(r[0], r[1], r[2], r[3], _json(r[4]), _json(r[5]), r[6]))
+        for r in conn.execute(
+            "SELECT seq, bundle_hash, host_id, check_id, outcome, created_at, log_index, "
+            "receipt IS NOT NULL FROM evidence ORDER BY seq DESC LIMIT ?",
+            (evidence_limit,),
+        ):
+            st.evidence.append(LocalEvidence(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])))
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        raise LocalStateError(f"{db}: {e}") from None
+    finally:
+        conn.close()
+    return st
+
+
+def envelope(state_dir: str | os.PathLike[str], seq: int) -> dict[str, Any] | None:
+    """The full signed envelope of one local bundle (for the detail pane)."""
+    conn = _connect_ro(Path(state_dir) / STATE_DB)
+    try:
+        row = conn.execute("SELECT envelope FROM evidence WHERE seq = ?", (seq,)).fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        return None
+    data = row[0]
+    return json.loads(data.decode() if isinstance(data, bytes) else data)
+
+
+def request_run(state_dir: str | os.PathLike[str]) -> Path:
+    """Ask the agent to run a cycle now: an atomically created ``run-request`` file.
+
+    The agent polls for it and deletes it when the cycle starts. Creating it twice is harmless.
+    """
+    d = Path(state_dir)
+    if not d.is_dir():
+        raise LocalStateError(f"{d}: not a directory")
+    target = d / RUN_REQUEST
+    tmp = d / f".{RUN_REQUEST}.{os.getpid()}"
+    tmp.write_text(json.dumps({"requested_at": int(time.time()), "by": "osiris tui --local"}))
+    os.replace(tmp, target)
+    return target

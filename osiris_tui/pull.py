@@ -1,0 +1,68 @@
+"""`osiris evidence pull`: fetch a site's evidence from Central Command as an export folder.
+
+The folder is the one `osiris evidence verify` reads (docs/evidence-format.md): every envelope,
+one inclusion proof per bundle against one checkpoint, that checkpoint, and the public keys.
+Nothing the server says is trusted here — the verifier checks it all afterwards, offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from osiris_core.evidence import bundle_hash
+from osiris_core.export import write_export
+
+from .client import Client, UsageError
+
+PAGE = 1000
+
+
+def pull_export(
+    client: Client,
+    site_id: str,
+    out: Path,
+    *,
+    appliance_id: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write the export folder; returns the number of bundles. Raises ClientError on failure."""
+    keys = client.log_keys()
+    apps = [a for a in keys.get("appliances", []) if a.get("site_id") == site_id]
+    if appliance_id is not None:
+        apps = [a for a in apps if a.get("appliance_id") == appliance_id]
+    client.site(site_id)  # a clear 404 for an unknown site
+    cp = client.get("/log/checkpoint")
+    size = int(cp["size"])
+    envelopes: list[dict[str, Any]] = []
+    for a in apps:
+        after = 0
+        while True:
+            page = client.evidence(site_id, a["appliance_id"], after_seq=after, limit=PAGE)
+            rows = page.get("evidence", [])
+            envelopes += [r["envelope"] for r in rows if r["index"] < size]
+            if len(rows) < PAGE:
+                break
+            after = rows[-1]["seq"]
+    proofs: dict[str, str] = {}
+    for i, env in enumerate(envelopes):
+        h = bundle_hash(env["bundle"])
+        p = client.get("/log/proof/inclusion", hash=h, size=size)
+        proofs[h] = p["receipt"]
+        if progress is not None:
+            progress(i + 1, len(envelopes))
+    vkeys = [a["signing_vkey"] for a in apps] + [a["cosign_vkey"] for a in apps]
+    try:
+        return write_export(
+            out,
+            log_vkey=keys["log"],
+            appliance_vkeys=vkeys,
+            envelopes=envelopes,
+            proofs=proofs,
+            checkpoint=cp["note"],
+            overwrite=overwrite,
+        )
+    except FileExistsError as e:
+        raise UsageError(f"{e} (use --overwrite)") from None

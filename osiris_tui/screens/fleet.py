@@ -1,0 +1,311 @@
+"""Fleet: every site and appliance, status glyph + word, live ages, drift, incidents, score."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+
+from ..app import Banner, CommandBar, worker_error
+from ..client import Appliance, Site
+from ..fmt import age, cell, matches, parse_filter, percent, status_cell
+from ..widgets.table import KeyedTable
+
+APP_COLUMNS = [
+    ("status", "STATUS"),
+    ("site", "SITE"),
+    ("host", "APPLIANCE"),
+    ("seen", "SEEN"),
+    ("drift", "DRIFT"),
+    ("inc", "INC"),
+    ("score", "SCORE"),
+]
+SITE_COLUMNS = [
+    ("name", "SITE"),
+    ("id", "ID"),
+    ("apps", "APPS"),
+    ("online", "ONLINE"),
+    ("drift", "DRIFT"),
+    ("inc", "INC"),
+    ("score", "SCORE"),
+]
+SORTS = ["site", "status", "host", "drift", "inc"]
+MAX_ROWS = 1000  # rows in the table; the filter narrows the rest (console.md: keep tables small)
+
+
+@dataclass
+class FleetData:
+    sites: list[Site] = field(default_factory=list)
+    appliances: list[Appliance] = field(default_factory=list)
+    open_incidents: Counter = field(default_factory=Counter)  # appliance id / site id -> n
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def fetch_fleet(client: Any) -> FleetData:
+    """One poll of everything the Fleet view shows (runs in a worker thread)."""
+    d = FleetData()
+    d.sites = client.sites()
+    d.appliances = client.appliances()
+    for inc in client.incidents(status="open", limit=1000):
+        d.open_incidents[inc.appliance_id or ""] += 1
+        d.open_incidents["site:" + inc.site_id] += 1
+    d.stats = client.stats()
+    return d
+
+
+class FleetScreen(Screen):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="fleet.filter"),
+        Binding("o", "sort", "Sort", id="fleet.sort"),
+        Binding("r", "refresh", "Refresh", id="fleet.refresh"),
+        Binding("p", "provision", "Provision", id="fleet.provision"),
+        Binding("A", "audit", "Audit", id="fleet.audit"),
+        Binding("tab", "switch_tab", "Sites/Apps", id="fleet.tab"),
+        Binding("escape", "clear_filter", "Clear", show=False, id="fleet.clear"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = FleetData()
+        self.filter_text = ""
+        self.sort_idx = 0
+        self._epoch: dict[str, int | None] = {}
+        self._interval: dict[str, int] = {}
+        self.matched = 0
+
+    def compose(self) -> ComposeResult:
+        yield Banner(id="banner")
+        yield Static(Text("loading fleet…", style="dim"), id="pulse")
+        yield Input(placeholder="filter: text, !inverse, field=value", id="filter")
+        with TabbedContent(id="fleet-tabs"):
+            with TabPane("Appliances", id="tab-apps"):
+                yield KeyedTable(APP_COLUMNS, id="appliances")
+            with TabPane("Sites", id="tab-sites"):
+                yield KeyedTable(SITE_COLUMNS, id="sites")
+        yield CommandBar(placeholder=":command (sites, prov, audit, log, q)", id="commandbar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter").display = False
+        self.query_one(CommandBar).display = False
+        self.query_one("#appliances").focus()
+        self.refresh_data()
+        self.set_interval(self.app.poll_s, self.refresh_data)  # type: ignore[attr-defined]
+        self.set_interval(1.0, self.tick)
+
+    # ---- data
+
+    @work(thread=True, exclusive=True, group="fleet")
+    def refresh_data(self) -> None:
+        try:
+            data = fetch_fleet(self.app.client)  # type: ignore[attr-defined]
+        except Exception as e:  # noqa: BLE001 - shown as the banner, never a crash
+            self.app.call_from_thread(self.app.api_result, False, worker_error(e))
+            return
+        self.app.call_from_thread(self.apply, data)
+
+    def apply(self, data: FleetData) -> None:
+        self.data = data
+        self.app.api_result(True)  # type: ignore[attr-defined]
+        self.render_all()
+
+    def render_all(self) -> None:
+        self.render_appliances()
+        self.render_pulse()
+        self.render_sites()
+
+    def now(self) -> float:
+        return self.app.clock()  # type: ignore[attr-defined]
+
+    def render_pulse(self) -> None:
+        d = self.data
+        states = Counter(
+            a.state(self.now(), self._interval.get(a.site_id, 60)) for a in d.appliances
+        )
+        drift = sum(a.drift_count for a in d.appliances)
+        ok = sum(a.compliance[0] for a in d.appliances)
+        total = sum(a.compliance[1] for a in d.appliances)
+        inc = sum(v for k, v in d.open_incidents.items() if k.startswith("site:"))
+        self.query_one("#pulse", Static).update(
+            Text.assemble(
+                (f" {len(d.sites)} sites  {len(d.appliances)} appliances  ", "bold"),
+                (f"● {states['online']} online  ", "green"),
+                (f"◐ {states['stale']} stale  ", "yellow"),
+                (f"○ {states['offline'] + states['never']} offline  ", "red"),
+                (f"▲ {drift} drift  ", "yellow"),
+                (f"{inc} open incidents  ", ""),
+                (f"compliance {percent(ok, total)}", "bold"),
+                (
+                    f"  (showing {MAX_ROWS} of {self.matched}: filter with /)"
+                    if self.matched > MAX_ROWS
+                    else "",
+                    "dim",
+                ),
+            )
+        )
+
+    def appliance_rows(self) -> tuple[dict[str, list[Text]], list[str]]:
+        """Match and sort every appliance, then build cells for the first MAX_ROWS only:
+        a table stays small (console.md) and a 10,000-appliance fleet still paints fast."""
+        d = self.data
+        names = {s.id: s.name for s in d.sites}
+        self._interval = {s.id: s.checkin_interval_s for s in d.sites}
+        terms, inverse = parse_filter(self.filter_text)
+        now = self.now()
+        picked: list[tuple[tuple, Appliance, str]] = []
+        col = self.sort_idx
+        for a in d.appliances:
+            st = a.state(now, self._interval.get(a.site_id, 60))
+            if terms:
+                fields = {
+                    "status": st,
+                    "site": f"{a.site_id} {names.get(a.site_id, '')}".lower(),
+                    "host": a.hostname.lower(),
+                    "hostname": a.hostname.lower(),
+                    "id": a.id.lower(),
+                    "drift": str(a.drift_count),
+                }
+                if not matches(fields, terms, inverse):
+                    continue
+            inc = d.open_incidents.get(a.id, 0)
+            key = (names.get(a.site_id, "").lower(), st, a.hostname.lower(), -a.drift_count, -inc)
+            picked.append(((key[col], key), a, st))
+        picked.sort(key=lambda t: t[0])
+        self.matched = len(picked)
+        rows: dict[str, list[Text]] = {}
+        for _k, a, st in picked[:MAX_ROWS]:
+            ok, total = a.compliance
+            inc = d.open_incidents.get(a.id, 0)
+            self._epoch[a.id] = a.last_seen_epoch
+            seen = None if a.last_seen_epoch is None else now - a.last_seen_epoch
+            rows[a.id] = [
+                status_cell(st),
+                cell(names.get(a.site_id, a.site_id)),
+                cell(a.hostname),
+                cell(age(seen)),
+                cell(a.drift_count, "yellow" if a.drift_count else ""),
+                cell(inc, "yellow" if inc else ""),
+                cell(percent(ok, total)),
+            ]
+        return rows, list(rows)
+
+    def render_appliances(self) -> None:
+        table = self.query_one("#appliances", KeyedTable)
+        rows, order = self.appliance_rows()
+        if list(table._cache) != order:  # membership or order changed: rebuild in order
+            cur = table.cursor_key()
+            table.reset()
+            table.sync(rows, order)
+            if cur:
+                table.select_key(cur)
+        else:
+            table.sync(rows, order)
+
+    def render_sites(self) -> None:
+        d = self.data
+        by_site: dict[str, list[Appliance]] = {}
+        for a in d.appliances:
+            by_site.setdefault(a.site_id, []).append(a)
+        rows: dict[str, list[Text]] = {}
+        now = self.now()
+        for s in d.sites:
+            apps = by_site.get(s.id, [])
+            online = sum(1 for a in apps if a.state(now, s.checkin_interval_s) == "online")
+            ok = sum(a.compliance[0] for a in apps)
+            total = sum(a.compliance[1] for a in apps)
+            drift = sum(a.drift_count for a in apps)
+            inc = d.open_incidents.get("site:" + s.id, 0)
+            rows[s.id] = [
+                cell(s.name, "bold"),
+                cell(s.id, "dim"),
+                cell(len(apps)),
+                cell(f"{online}/{len(apps)}"),
+                cell(drift, "yellow" if drift else ""),
+                cell(inc, "yellow" if inc else ""),
+                cell(percent(ok, total)),
+            ]
+        self.query_one("#sites", KeyedTable).sync(rows)
+
+    def tick(self) -> None:
+        """Relative times tick without refetching; only rows in the viewport are touched."""
+        table = self.query_one("#appliances", KeyedTable)
+        if not table.row_count:
+            return
+        now = self.now()
+        top = int(table.scroll_offset.y)
+        for i in range(top, min(table.row_count, top + table.size.height + 1)):
+            key = table.ordered_rows[i].key.value
+            if key is None:
+                continue
+            ep = self._epoch.get(key)
+            text = age(None if ep is None else now - ep)
+            if table.get_cell(key, "seen").plain != text:
+                table.update_cell(key, "seen", cell(text))
+
+    # ---- actions
+
+    def action_filter(self) -> None:
+        f = self.query_one("#filter", Input)
+        f.display = True
+        f.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_text = event.value
+            self.render_appliances()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.stop()
+            self.query_one("#appliances").focus()
+
+    def action_clear_filter(self) -> None:
+        f = self.query_one("#filter", Input)
+        if f.value or f.display:
+            f.value = ""
+            f.display = False
+            self.filter_text = ""
+            self.render_appliances()
+            self.query_one("#appliances").focus()
+
+    def action_sort(self) -> None:
+        self.sort_idx = (self.sort_idx + 1) % len(SORTS)
+        self.notify(f"sorted by {SORTS[self.sort_idx]}", timeout=1.5)
+        self.render_appliances()
+
+    def action_refresh(self) -> None:
+        self.refresh_data()
+
+    def action_switch_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "tab-sites" if tabs.active == "tab-apps" else "tab-apps"
+        self.query_one("#sites" if tabs.active == "tab-sites" else "#appliances").focus()
+
+    def action_provision(self) -> None:
+        self.app.open_view("provision")  # type: ignore[attr-defined]
+
+    def action_audit(self) -> None:
+        self.app.open_view("audit")  # type: ignore[attr-defined]
+
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        key = event.row_key.value
+        if event.data_table.id == "appliances":
+            from .detail import ApplianceScreen
+
+            app = next((a for a in self.data.appliances if a.id == key), None)
+            if app is not None:
+                site = next((s for s in self.data.sites if s.id == app.site_id), None)
+                self.app.push_screen(ApplianceScreen(app, site))
+        elif event.data_table.id == "sites":
+            f = self.query_one("#filter", Input)
+            f.display = True
+            f.value = f"site={key}"
+            self.query_one(TabbedContent).active = "tab-apps"
+            self.query_one("#appliances").focus()

@@ -1,0 +1,184 @@
+"""`osiris tui --local`: the appliance's own state, read from its SQLite file (read-only).
+
+Works with Central Command down: nothing here touches the network. The one write is "run a
+cycle now", a `run-request` file the agent polls (the agent never listens on a socket).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from ..fmt import age, cell, safe, status_cell
+from ..local import LocalState, envelope, read_state, request_run
+from ..widgets.modals import ConfirmModal, JsonModal
+from ..widgets.table import KeyedTable
+
+
+class LocalScreen(Screen):
+    BINDINGS = [
+        Binding("c", "run_cycle", "Run cycle now", id="local.run"),
+        Binding("r", "refresh", "Refresh", id="local.refresh"),
+    ]
+
+    def __init__(self, state_dir: str) -> None:
+        super().__init__()
+        self.state_dir = state_dir
+        self.state: LocalState | None = None
+
+    def compose(self) -> ComposeResult:
+        label = getattr(self.app, "label", None) or self.state_dir
+        yield Static(Text(f" local appliance {safe(label)}", style="bold"), id="banner")
+        yield Static(Text("reading state…", style="dim"), id="summary")
+        with TabbedContent(id="local-tabs"):
+            with TabPane("Checks", id="checks"):
+                yield KeyedTable(
+                    [("host", "HOST"), ("check", "CHECK"), ("status", "STATUS"),
+                     ("since", "SINCE"), ("observed", "OBSERVED"), ("expected", "EXPECTED")],
+                    id="results",
+                )  # fmt: skip
+            with TabPane("Evidence", id="evidence"):
+                yield KeyedTable(
+                    [("seq", "SEQ"), ("outcome", "OUTCOME"), ("host", "HOST"),
+                     ("check", "CHECK"), ("at", "CREATED"), ("receipt", "RECEIPT")],
+                    id="local-evidence",
+                )  # fmt: skip
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#results").focus()
+        self.load()
+        self.set_interval(self.app.poll_s, self.load)  # type: ignore[attr-defined]
+        self.set_interval(1.0, self.render_summary)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "run_cycle" and self.app.read_only:  # type: ignore[attr-defined]
+            return None
+        return True
+
+    @work(thread=True, exclusive=True, group="local")
+    def load(self) -> None:
+        try:
+            st = read_state(self.state_dir)
+        except Exception as e:  # noqa: BLE001 - shown, never a crash
+            self.app.call_from_thread(self.show_error, str(e))
+            return
+        self.app.call_from_thread(self.apply, st)
+
+    def show_error(self, msg: str) -> None:
+        self.query_one("#summary", Static).update(
+            Text(f"cannot read state: {safe(msg)}", "bold red")
+        )
+
+    def apply(self, st: LocalState) -> None:
+        st.read_at = self.app.clock()  # type: ignore[attr-defined]
+        self.state = st
+        self.render_summary()
+        self.query_one("#results", KeyedTable).sync(
+            {
+                f"{r.host_id}\0{r.check}": [
+                    cell(r.host_id),
+                    cell(r.check),
+                    status_cell(r.status),
+                    cell(r.since),
+                    cell(_short(r.observed)),
+                    cell(_short(r.expected)),
+                ]
+                for r in st.results
+            }
+        )
+        self.query_one("#local-evidence", KeyedTable).sync(
+            {
+                str(e.seq): [
+                    cell(e.seq),
+                    status_cell(e.outcome),
+                    cell(e.host_id),
+                    cell(e.check),
+                    cell(e.created_at),
+                    cell(f"✓ #{e.log_index}" if e.acked else "… queued"),
+                ]
+                for e in st.evidence
+            }
+        )
+
+    def render_summary(self) -> None:
+        st = self.state
+        if st is None:
+            return
+        now = self.app.clock()  # type: ignore[attr-defined]
+        reach = {True: ("● reachable", "green"), False: ("○ unreachable", "red")}.get(
+            st.server_reachable, ("? unknown", "dim")
+        )
+        clock = st.clock or {}
+        clock_txt = (
+            f"ntp {'ok' if clock.get('ntp_ok') else 'NOT ok'} {clock.get('offset_ms', '?')}ms"
+            if clock
+            else "clock unknown"
+        )
+        receipt = st.last_receipt
+        self.query_one("#summary", Static).update(
+            Text.assemble(
+                (
+                    f" appliance {safe(st.appliance_id or '?')}  site {safe(st.site_id or '?')}\n",
+                    "bold",
+                ),
+                " server ",
+                reach,
+                f"  last check-in {safe(st.last_checkin or 'never')}",
+                f"  {clock_txt}\n",
+                f" outbox {st.outbox_depth} queued ({st.outbox_rejected} rejected)",
+                f"  chain seq {st.chain_seq} head {safe((st.chain_head or '-')[:23])}\n",
+                " last receipt "
+                + (f"seq {receipt['seq']} log #{receipt['log_index']}" if receipt else "none"),
+                f"  drift {st.drift_count}",
+                ("  run requested" if st.run_requested else "", "yellow"),
+                f"  read {age(now - st.read_at)} ago",
+            )
+        )
+
+    def action_refresh(self) -> None:
+        self.load()
+
+    def action_run_cycle(self) -> None:
+        if not self.app.mutation_allowed():  # type: ignore[attr-defined]
+            return
+
+        def ok(yes: bool | None) -> None:
+            if yes:
+                try:
+                    path = request_run(self.state_dir)
+                except Exception as e:  # noqa: BLE001
+                    self.app.record("run a cycle now", str(e), False)  # type: ignore[attr-defined]
+                    return
+                self.app.record("run a cycle now", f"wrote {path}")  # type: ignore[attr-defined]
+                self.load()
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Run a cycle now?",
+                [
+                    ("appliance", (self.state.appliance_id if self.state else None) or "this one"),
+                    ("action", "check, heal and sign evidence now"),
+                ],
+                "The agent picks up the request at its next poll",
+            ),  # fmt: skip
+            ok,
+        )
+
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        if event.data_table.id == "local-evidence" and event.row_key.value:
+            env = envelope(self.state_dir, int(event.row_key.value))
+            if env is not None:
+                self.app.push_screen(JsonModal(f"bundle seq {event.row_key.value}", env))
+
+
+def _short(v: Any) -> str:
+    import json
+
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)

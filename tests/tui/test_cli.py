@@ -1,0 +1,228 @@
+"""`osiris` CLI against the real server: JSON shapes, exit codes per error class, stdout/stderr
+split, confirmations, and secrets that never appear on any argv."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from osiris_tui.cli import main
+
+OSIRIS = str(Path(sys.executable).parent / "osiris")
+
+
+def run(live, *args: str, token: str | None = None, input: str | None = None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSIRIS_")}
+    env.update(OSIRIS_SERVER=live.url, OSIRIS_TOKEN=token or live.token,
+               OSIRIS_PROFILE_FILE="/nonexistent")  # fmt: skip
+    return subprocess.run(
+        [OSIRIS, *args], capture_output=True, text=True, env=env, input=input, timeout=60
+    )
+
+
+def invoke(live, *args: str, input: str | None = None, token: str | None = None):
+    env = {"OSIRIS_SERVER": live.url, "OSIRIS_TOKEN": token or live.token,
+           "OSIRIS_PROFILE_FILE": "/nonexistent"}  # fmt: skip
+    return CliRunner().invoke(main, list(args), env=env, input=input)
+
+
+SITE_KEYS = {"id", "name", "partner_id", "checkin_interval_s", "created_at", "window"}
+APPLIANCE_KEYS = {
+    "id", "site_id", "hostname", "mac", "agent_version", "created_at", "revoked_at",
+    "last_seen_at", "last_seen_epoch", "online", "status", "drift_count",
+}  # fmt: skip
+
+
+def test_json_schemas_are_stable(live) -> None:
+    r = run(live, "site", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    sites = json.loads(r.stdout)
+    assert {s["id"] for s in sites} >= {"riverside", "weird"}
+    assert all(set(s) == SITE_KEYS for s in sites)
+    r = run(live, "appliance", "list", "--site", "riverside", "--json")
+    apps = json.loads(r.stdout)
+    assert all(set(a) == APPLIANCE_KEYS for a in apps)
+    assert {a["hostname"] for a in apps} == {"rv-app-01", "rv-app-02"}
+    assert r.stderr == ""
+    r = run(live, "site", "show", "weird", "--json")
+    assert json.loads(r.stdout)["name"] == "[bold red]x[/]"
+
+
+def test_human_output_is_tab_separated_when_piped(live) -> None:
+    r = run(live, "site", "list")
+    lines = r.stdout.splitlines()
+    assert lines[0].split("\t") == ["ID", "NAME", "PARTNER", "INTERVAL"]
+    assert any(line.startswith("weird\t[bold red]x[/]\t") for line in lines)
+
+
+def test_exit_codes_per_error_class(live) -> None:
+    r = run(live, "site", "show", "no-such-site")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("osiris: error: ") and r.stderr.count("\n") == 1
+    r = run(live, "site", "list", token="osk_wrong")
+    assert r.returncode == 4 and r.stdout == ""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSIRIS_")}
+    from tests.tui.conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    r = subprocess.run([OSIRIS, "--server", dead, "--token", "osk_x", "site", "list"],
+                       capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert r.returncode == 3 and "unreachable" in r.stderr
+    r = run(live, "site", "list", "--bogus")
+    assert r.returncode == 2
+    env["OSIRIS_PROFILE_FILE"] = "/nonexistent"
+    r = subprocess.run([OSIRIS, "site", "list"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "no server" in r.stderr
+
+
+def test_auditor_cannot_write(live) -> None:
+    tok = json.loads(run(live, "token", "add", "--role", "auditor", "--name", "aud").stdout)
+    r = run(live, "site", "add", "Nope", token=tok["token"])
+    assert r.returncode == 4
+    r = run(live, "audit", "list", "--json", token=tok["token"])
+    assert r.returncode == 0 and any(e["action"] == "token.create" for e in json.loads(r.stdout))
+
+
+def test_profile_file(live, tmp_path) -> None:
+    prof = tmp_path / "profiles.toml"
+    prof.write_text(f'[lab]\nserver = "{live.url}"\ntoken = "{live.token}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSIRIS_")}
+    env["OSIRIS_PROFILE_FILE"] = str(prof)
+    r = subprocess.run([OSIRIS, "--profile", "lab", "site", "list", "--json"],
+                       capture_output=True, text=True, env=env)  # fmt: skip
+    assert r.returncode == 0 and json.loads(r.stdout)
+
+
+def test_password_from_stdin_never_on_argv(live) -> None:
+    secret = "s3cret-from-stdin"
+    r = run(live, "cred", "add", "--site", "riverside", "--host", "cli-host", "--kind", "winrm",
+            "--address", "10.1.1.1", "--username", "svc", "--password-stdin", "--json",
+            input=secret + "\n")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["secret"] == "********" and secret not in r.stdout
+    # there is no --password option at all: a secret cannot be given as an argument
+    r = run(live, "cred", "add", "--site", "riverside", "--host", "h2", "--kind", "winrm",
+            "--address", "h2", "--password", "x")  # fmt: skip
+    assert r.returncode == 2
+    for cmd in _all_commands(main):
+        for p in cmd.params:
+            assert "password" not in p.name or p.name == "password_stdin" or p.is_flag
+    # no terminal and no --password-stdin: refused, not hung
+    r = run(live, "cred", "add", "--site", "riverside", "--host", "h3", "--kind", "winrm",
+            "--address", "h3", "--username", "u", input="")  # fmt: skip
+    assert r.returncode == 2 and "--password-stdin" in r.stderr
+    # rotate with stdin, then delete needs --yes without a TTY
+    r = run(live, "cred", "rotate", "--site", "riverside", out["id"], "--password-stdin",
+            "--yes", "--json", input="rotated\n")  # fmt: skip
+    assert r.returncode == 0 and json.loads(r.stdout)["version"] == 2
+    r = run(live, "cred", "rm", "--site", "riverside", out["id"])
+    assert r.returncode == 2 and "--yes" in r.stderr
+    assert run(live, "cred", "show", "--site", "riverside", out["id"]).returncode == 0
+    assert run(live, "cred", "rm", "--site", "riverside", out["id"], "--yes").returncode == 0
+    assert run(live, "cred", "show", "--site", "riverside", out["id"]).returncode == 2
+
+
+def test_runbook_disable_needs_yes_and_changes_server(live) -> None:
+    rbs = json.loads(run(live, "runbook", "list", "--site", "weird", "--json").stdout)
+    rb = rbs[0]["id"]
+    assert run(live, "runbook", "disable", rb, "--site", "weird").returncode == 2
+    r = run(live, "runbook", "disable", rb, "--site", "weird", "--yes", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == [
+        {"id": rb, "enabled": False, "default": rbs[0]["default"], "site": False, "appliance": None}
+    ]
+    r = run(live, "runbook", "reset", rb, "--site", "weird", "--json")
+    assert json.loads(r.stdout)[0]["site"] is None
+
+
+def test_provision_create_prints_code_and_qr(live) -> None:
+    r = run(live, "provision", "create", "--site", "weird")
+    assert r.returncode == 0
+    code = r.stdout.split("claim code: ", 1)[1].split()[0]
+    assert code.startswith("ocl_")
+    assert "▀" in r.stdout or "▄" in r.stdout
+    r = run(live, "provision", "list", "--json")
+    assert any(p["site_id"] == "weird" and p["used_at"] is None for p in json.loads(r.stdout))
+
+
+def test_evidence_pull_then_verify(live, tmp_path) -> None:
+    out = tmp_path / "export"
+    r = run(live, "evidence", "pull", "--site", "riverside", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and "pulled" in r.stderr
+    assert (out / "keys.json").exists() and (out / "checkpoint").exists()
+    r = run(live, "evidence", "verify", str(out))
+    assert r.returncode == 0, r.stdout
+    lines = (out / "bundles.jsonl").read_bytes().splitlines()
+    lines[0] = lines[0].replace(b'"firewall"', b'"firewalx"', 1)
+    (out / "bundles.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    r = run(live, "evidence", "verify", str(out))
+    assert r.returncode == 1 and "FAIL E_SIG" in r.stdout
+    r = run(live, "evidence", "pull", "--site", "riverside", "--out", str(out))
+    assert r.returncode == 2  # will not overwrite without --overwrite
+
+
+def test_incident_and_order_listing(live) -> None:
+    a = live.appliances["rv-app-01"]
+    r = run(live, "order", "list", "--appliance", a.id, "--json")
+    assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)
+    r = run(live, "incident", "list", "--site", "riverside", "--json")
+    assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)
+    r = run(live, "order", "run", "--appliance", a.id, "--runbook", "NOPE-1", "--host", "dc01")
+    assert r.returncode == 2
+
+
+def _all_commands(group: click.Group, prefix=()):  # noqa: ANN001, ANN202
+    for name, cmd in group.commands.items():
+        yield cmd
+        if isinstance(cmd, click.Group):
+            yield from _all_commands(cmd, (*prefix, name))
+
+
+def _paths(group: click.Group, prefix=()):  # noqa: ANN001, ANN202
+    for name, cmd in group.commands.items():
+        yield (*prefix, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _paths(cmd, (*prefix, name))
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    paths = list(_paths(main))
+    assert len(paths) > 40
+    for path, cmd in paths:
+        assert (cmd.help or "").strip(), f"osiris {' '.join(path)} has no help text"
+        r = runner.invoke(main, [*path, "--help"])
+        assert r.exit_code == 0, path
+        for p in cmd.params:
+            if isinstance(p, click.Option) and p.name != "help":
+                assert p.help, f"osiris {' '.join(path)} {p.opts[0]} has no help"
+
+
+REQUIRED_GROUPS = {"site", "appliance", "cred", "runbook", "order", "incident", "evidence",
+                   "provision", "partner", "token", "audit"}  # fmt: skip
+
+
+def test_all_groups_present_and_json_on_every_listing() -> None:
+    assert REQUIRED_GROUPS <= set(main.commands)
+    for path, cmd in _paths(main):
+        if path[-1] in ("list", "show"):
+            assert any(p.name == "as_json" for p in cmd.params), path
+
+
+def test_cli_runner_stdout_stderr_split(live) -> None:
+    r = invoke(live, "site", "show", "missing")
+    assert r.exit_code == 2
+    assert "osiris: error:" in r.stderr and r.stdout == ""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["tui", "--help"], ["demo"]])
+def test_basic_commands(argv) -> None:
+    assert CliRunner().invoke(main, argv).exit_code == 0
