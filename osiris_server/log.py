@@ -582,6 +582,22 @@ class TransparencyLog:
         note = notes.add_signature_lines(row[1], lines) if lines else row[1]
         return SignedCheckpoint(int(size), bytes(row[0]), note)
 
+    def latest_cosigned(self, names: list[str]) -> int | None:
+        """Size of the newest checkpoint cosigned by any of these cosigner names, or None.
+
+        An export for one clinic uses it, so that every proof is against a checkpoint the
+        clinic's own appliances vouched for (the auditor's quorum), not only the MSP's log key.
+        """
+        if not names:
+            return None
+        marks = ",".join("?" for _ in names)
+        row = (
+            self._reader()
+            .execute(f"SELECT MAX(size) FROM cosignatures WHERE name IN ({marks})", names)
+            .fetchone()
+        )
+        return int(row[0]) if row and row[0] is not None else None
+
     def checkpoint_sizes(self) -> list[int]:
         """Sizes of every stored checkpoint, ascending."""
         return [

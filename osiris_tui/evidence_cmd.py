@@ -78,17 +78,30 @@ def verify(path: Path, as_json: bool, strict: bool, skew: int, workers: int | No
 @click.option("--appliance", "appliance_id", help="Only this appliance's chain.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Export folder.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty folder.")
+@click.option(
+    "--latest",
+    is_flag=True,
+    help="Prove against the newest checkpoint, even before the site's appliances cosigned it.",
+)
 @click.pass_context
 def pull(
-    ctx: click.Context, site_id: str, appliance_id: str | None, out: Path, overwrite: bool
+    ctx: click.Context,
+    site_id: str,
+    appliance_id: str | None,
+    out: Path,
+    overwrite: bool,
+    latest: bool,
 ) -> None:
     """Pull a site's evidence from Central Command into an export folder.
 
     Writes keys.json, bundles.jsonl, proofs/ and checkpoint: the layout `osiris evidence verify`
-    checks offline. Exit 3 if the server is unreachable, 4 if the token is refused.
+    checks offline. By default it stops at the newest checkpoint the site's own appliances have
+    cosigned. Exit 3 if the server is unreachable, 4 if the token is refused.
     """
     from .cli import client_of
     from .pull import pull_export
 
-    n = pull_export(client_of(ctx), site_id, out, appliance_id=appliance_id, overwrite=overwrite)
+    n = pull_export(
+        client_of(ctx), site_id, out, appliance_id=appliance_id, overwrite=overwrite, latest=latest
+    )
     click.echo(f"pulled {n} bundles into {out}", err=True)

@@ -14,7 +14,7 @@ from typing import Any
 from osiris_core.evidence import bundle_hash
 from osiris_core.export import write_export
 
-from .client import Client, UsageError
+from .client import Client, NotFound, UsageError
 
 PAGE = 1000
 
@@ -27,14 +27,28 @@ def pull_export(
     appliance_id: str | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    latest: bool = False,
 ) -> int:
-    """Write the export folder; returns the number of bundles. Raises ClientError on failure."""
+    """Write the export folder; returns the number of bundles. Raises ClientError on failure.
+
+    By default the export stops at the newest checkpoint that an appliance of this site has
+    cosigned, so every bundle in it carries the clinic's own witness (the auditor's quorum);
+    bundles logged after it arrive in the next pull. `latest=True` takes the newest checkpoint
+    instead (its newest bundles then have the log's signature only, and verify warns).
+    """
     keys = client.log_keys()
     apps = [a for a in keys.get("appliances", []) if a.get("site_id") == site_id]
     if appliance_id is not None:
         apps = [a for a in apps if a.get("appliance_id") == appliance_id]
     client.site(site_id)  # a clear 404 for an unknown site
-    cp = client.get("/log/checkpoint")
+    cp = None
+    if not latest:
+        try:
+            cp = client.get("/log/checkpoint", cosigned_by_site=site_id)
+        except NotFound:
+            cp = None  # nothing cosigned yet: fall back to the newest checkpoint
+    if cp is None:
+        cp = client.get("/log/checkpoint")
     size = int(cp["size"])
     envelopes: list[dict[str, Any]] = []
     for a in apps:

@@ -27,6 +27,17 @@ def _cp_out(cp: Any) -> dict[str, Any]:
 
 def checkpoint(app: App, req: Request) -> Response:
     size = req.params.get("size")
+    site = req.params.get("cosigned_by_site")
+    if site is not None:
+        visible = visible_site_ids(app, req.principal)
+        if req.principal.kind == "appliance" or (visible is not None and site not in visible):
+            raise not_found("site")
+        names = [
+            f"osiris/appliance/{a['id']}" for a in db_appliances.list_for_sites(app.db, [site])
+        ]
+        size = app.log.latest_cosigned(names)
+        if size is None:
+            raise not_found("checkpoint cosigned by an appliance of this site")
     if size is None:
         cp = app.log.latest_checkpoint()
         if cp is not None:
@@ -129,8 +140,12 @@ ROUTES = [
         checkpoint,
         "any",
         ANY,
-        query={"size": F("integer", minimum=1)},
-        summary="Latest (or a stored historic) signed checkpoint with cosignatures",
+        query={
+            "size": F("integer", minimum=1),
+            "cosigned_by_site": F("string", max_len=80),
+        },
+        summary="Latest (or a stored historic, or the newest cosigned by a site's appliances) "
+        "signed checkpoint with cosignatures",
         tag="log",
     ),
     Route(

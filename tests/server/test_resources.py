@@ -355,3 +355,31 @@ def test_cosignatures_at_checkin_are_stored(server) -> None:
     assert c.post("/api/v1/checkin", json=body).status_code == 200
     actions = [x["action"] for x in server.admin.get("/api/v1/audit").json()["audit"]]
     assert "cosignature.rejected" in actions
+
+
+def test_checkpoint_cosigned_by_a_sites_appliances(server) -> None:
+    """Exports prove against the newest checkpoint the clinic's own appliances cosigned."""
+    from osiris_core import note
+
+    log_v = Verifier.from_vkey(server.init["log_vkey"])
+    site, other_site = server.site("A"), server.site("B")
+    a = server.enroll(site["id"])
+    b = server.enroll(other_site["id"], hostname="appliance-b")
+    q = {"cosigned_by_site": site["id"]}
+    assert server.admin.get("/api/v1/log/checkpoint", params=q).status_code == 404
+    sizes = {}
+    for app_ in (a, b):
+        c = server.client(app_.token)
+        out = c.post("/api/v1/evidence", json={"envelopes": [app_.envelope()]}).json()
+        text = note.open_note(out["checkpoint"], [log_v]).text
+        size = note.Checkpoint.parse(text).size
+        line = note.cosign(text, app_.cosigner, int(time.time()))
+        body = checkin_body(app_, log_size_seen=size, cosignatures=[{"size": size, "line": line}])
+        assert c.post("/api/v1/checkin", json=body).status_code == 200
+        sizes[app_.id] = size
+    assert sizes[b.id] > sizes[a.id]
+    cp = server.admin.get("/api/v1/log/checkpoint", params=q).json()
+    assert cp["size"] == sizes[a.id]  # not B's newer checkpoint: B is another clinic
+    assert a.cosigner.name in note.open_note(cp["note"], [log_v, a.cosigner.verifier()]).verified
+    # an appliance cannot use it, and another tenant's view of the site is a 404
+    assert server.client(a.token).get("/api/v1/log/checkpoint", params=q).status_code == 404
