@@ -154,11 +154,15 @@ def gather_status(state_dir: str | Path) -> dict[str, Any]:
         ob = Outbox(db)
         seq, head = ob.head()
         contact = db.get_json("last_contact") or {}
+        last_ok = db.get("last_checkin_ok_at")
+        if last_ok is None:  # state written by an older build: last_checkin was the time
+            raw = db.get("last_checkin")
+            last_ok = raw if raw and not raw.startswith("{") else None
         return {
             "appliance_id": pins["appliance_id"],
             "site_id": pins["site_id"],
             "server": pins.get("server_url"),
-            "last_checkin": db.get("last_checkin"),
+            "last_checkin": last_ok,
             "server_reachable": contact.get("reachable"),
             "last_contact": contact,
             "clock": db.get_json("last_clock"),

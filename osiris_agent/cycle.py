@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,21 +27,24 @@ from pathlib import Path
 from typing import Any
 
 from osiris_core import canonical
+from osiris_core.catalog import Rule, load_catalog
+from osiris_core.controls import controls_for
 from osiris_core.errors import OsirisError, SchemaError
+from osiris_core.evidence import bundle_hash
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Verifier, load_private_key
-from osiris_core.protocol import (
-    rules_message,
-    validate_checkin_request,
-    validate_checkin_response,
-)
+from osiris_core.protocol import validate_checkin_request, validate_checkin_response
 
 from . import ntp
 from .checks import Check, CheckResult, HostHandle, TimesyncCheck, result_outcome
 from .client import AuthRefused, ClientError, ServerClient, ServerRefused, ServerUnreachable
 from .config import AgentConfig, WindowConfig
 from .enroll import read_pins
+from .healing.engine import Finding, HealingEngine, Policy
+from .healing.l1 import RuleSetRefused, verify_signed_rules
+from .healing.l2 import OpenAIChatPlanner
 from .orders import OrderBook, OrderOutcome
 from .outbox import Backoff, Outbox, OutboxFull
+from .scanner import PLATFORM_OF_KIND, Scanner
 from .state import StateDB
 from .witness import LogInconsistent, Witness
 
@@ -49,6 +53,18 @@ log = logging.getLogger("osiris.agent")
 AGENT_VERSION = "0.1.0"
 BATCH = 100
 RUN_REQUEST = "run-request"
+SCAN_DB = "scan.db"
+HEAL_DB = "heal.db"
+# The appliance's own clock is judged by the ``timesync`` check (checks/timesync.py) from the
+# cycle's NTP measurement, so the scanner does not also run RB-NIX-TIME-001 on it.
+SELF_COVERED_RUNBOOKS = frozenset({"RB-NIX-TIME-001"})
+# Evidence about an order that names no catalogue runbook (a forged order, collect_evidence,
+# refresh_rules …) is about the agent's own evidence pipeline.
+ORDER_CHECK = "evidence_pipeline"
+# The server's incident severities; the healing tiers speak low/medium/high/critical.
+SERVER_SEVERITY = {"info": "info", "low": "info", "medium": "warning", "warning": "warning",
+                   "high": "warning", "critical": "critical"}  # fmt: skip
+_HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}")
 
 
 @dataclass
@@ -61,6 +77,48 @@ class CycleReport:
     acked: int = 0
     refused_full: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+class AgentEvidence:
+    """The healing engine's and scanner's ``EvidenceSink``: the outbox's record (sign, chain,
+    queue in one fsync'd transaction). Remembers what it emitted during the current cycle so the
+    cycle can update the last results (a heal makes the host compliant now, not next scan)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.emitted: list[dict[str, Any]] = []
+
+    def emit(self, **fields: Any) -> str:
+        env = self.agent.record(self.agent.report, **fields)
+        if env is None:  # outbox full: an incident is already queued; nothing was signed
+            return ""
+        self.emitted.append(env["bundle"])
+        return bundle_hash(env["bundle"])
+
+
+class AgentIncidents:
+    """The engine's ``IncidentSink``: the durable incident queue in ``state.db``, delivered by
+    :meth:`Agent.send_incidents` whenever the server is reachable (an L3 raised while the
+    server is down waits there, it is not lost)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def raise_incident(
+        self,
+        *,
+        kind: str,
+        severity: str,
+        host_id: str | None,
+        check: str | None,
+        summary: str,
+        details: dict[str, Any],
+    ) -> None:
+        log.warning("incident %s (%s) on %s: %s", kind, severity, host_id, summary[:200])
+        with self.agent.db.tx():
+            self.agent.db.add_incident(
+                kind, severity, summary, {**details, "host_id": host_id, "check": check}
+            )
 
 
 def clock_from_config(cfg: AgentConfig) -> Callable[[], ntp.ClockVerdict]:
@@ -85,7 +143,13 @@ class Agent:
         measure_clock: Callable[[], ntp.ClockVerdict] | None = None,
         now: Callable[[], datetime] | None = None,
         checks: list[Check] | None = None,
+        scan_self: bool | None = None,
+        scan_interval_s: int | None = None,
     ) -> None:
+        """``scan_self``: also scan the appliance's own NixOS runbooks over the local
+        transport (default: only when running on NixOS, i.e. ``/etc/NIXOS`` exists — on any
+        other machine they would inspect and change the wrong host). ``scan_interval_s``
+        overrides the scanner's per-check cadence (tests and the demo use 0: every cycle)."""
         self.cfg = cfg
         self.state_dir = Path(cfg.agent.state_dir)
         self.pins = read_pins(self.state_dir)
@@ -116,6 +180,37 @@ class Agent:
         self.rules: dict[str, Any] | None = None
         self.window = cfg.window
         self.next_checkin_s: int = cfg.agent.checkin_interval_s
+        self.report = CycleReport()
+        # Healing: the catalogue, the scanner and the engine; their memory (scan status,
+        # cooldowns, attempts) lives beside state.db so a restart does not re-run a failed fix.
+        self.catalog = load_catalog()
+        self.scan_self = os.path.exists("/etc/NIXOS") if scan_self is None else scan_self
+        self.evidence_sink = AgentEvidence(self)
+        self.incident_sink = AgentIncidents(self)
+        scan_kw: dict[str, Any] = {}
+        if scan_interval_s is not None:
+            every = dict.fromkeys(self.catalog.checks, scan_interval_s)
+            scan_kw = {"default_interval_s": scan_interval_s, "intervals": every}
+        self.scanner = Scanner(
+            self.catalog, self.transport_for, self.evidence_sink,
+            db_path=self._private_db(SCAN_DB), skip_runbooks=SELF_COVERED_RUNBOOKS, **scan_kw,
+        )  # fmt: skip
+        self.engine = HealingEngine(
+            self.catalog, self.transport_for, self.evidence_sink, self.incident_sink,
+            clock=lambda: self.now(), db_path=self._private_db(HEAL_DB),
+        )  # fmt: skip
+        self.l2 = OpenAIChatPlanner.from_config(cfg.healing)
+        self.server_rules: list[Rule] = []
+        self.policy = Policy.default(
+            self.catalog, in_window=self.in_window,
+            allow_disruptive_outside_window=cfg.window.allow_disruptive_outside, l2=self.l2,
+        )  # fmt: skip
+        self._transports: dict[str, Any] = {}
+        self._target_keys: dict[str, tuple[Any, ...]] = {}
+        self._tofu_pins: dict[str, str] = {}  # memory only, like the credentials
+        with self.db.tx():
+            self.db.set("appliance_id", self.appliance_id)
+            self.db.set("site_id", self.site_id)
         self.reseller = None
         r = cfg.reseller
         if cfg.deployment.mode == "reseller" and (r.syslog_target or r.webhook_url):
@@ -125,9 +220,63 @@ class Agent:
                 self.signer, r.syslog_target, r.webhook_url, cfg.server.ca_file
             )
 
+    def _private_db(self, name: str) -> str:
+        """A SQLite file in the state dir, created 0600 (it holds no secrets, but it is ours)."""
+        p = self.state_dir / name
+        if not p.exists():
+            os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+        return str(p)
+
     def close(self) -> None:
+        self._close_transports(set(self._transports))
+        self.scanner.close()
+        self.engine.memory.close()
         self.client.close()
         self.db.close()
+
+    # -- transports (memory only) ---------------------------------------------------------------
+
+    def transport_for(self, host_id: str) -> Any:
+        """The open transport to ``host_id``, opened on first use from the last check-in's
+        target (credentials never leave memory)."""
+        from .hosts.base import Target, TransportError, open_transport
+
+        t = self._transports.get(host_id)
+        if t is not None:
+            return t
+        if host_id == self.appliance_id:
+            target = Target(host_id=host_id, kind="local", address="localhost")
+        else:
+            target = next((x for x in self.targets if x.host_id == host_id), None)
+            if target is None:
+                raise TransportError(f"host {host_id} is not a target of this site")
+        t = open_transport(target, on_tofu=self._on_tofu)
+        self._transports[host_id] = t
+        return t
+
+    def _close_transports(self, host_ids: set[str]) -> None:
+        for h in host_ids:
+            t = self._transports.pop(h, None)
+            if t is None:
+                continue
+            try:
+                t.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection must not stop a cycle
+                log.debug("closing transport to %s failed", h)
+
+    def _on_tofu(self, host_id: str, fingerprint: str) -> None:
+        """An SSH host key accepted on first use (the credential carried no pin): evidence,
+        and pinned in memory so a different key later is refused."""
+        self._tofu_pins[host_id] = fingerprint
+        now = canonical.utc_now()
+        self.record(
+            self.report, host_id=host_id, check="linux_ssh",
+            controls=list(controls_for("linux_ssh")), outcome="alert", tier="monitor",
+            action_taken=f"SSH host key accepted on first use (no pin in the credential): "
+            f"{fingerprint}; pinned until the agent restarts",
+            pre_state={"observed": {"host_key": fingerprint}, "expected": {"pinned": True}},
+            started_at=now, finished_at=now,
+        )  # fmt: skip
 
     # -- evidence -----------------------------------------------------------------------------
 
@@ -227,17 +376,44 @@ class Agent:
         return resp
 
     def _note_checkin(self, at: str, reachable: bool, error: str | None) -> None:
+        """``last_contact`` (status CLI), ``last_checkin`` = ``{"at", "ok"}`` of the latest
+        attempt (the technician's console) and ``last_checkin_ok_at`` (last success)."""
+        ok = reachable and error is None
         with self.db.tx():
             self.db.set_json("last_contact", {"at": at, "reachable": reachable, "error": error})
-            if reachable and error is None:
-                self.db.set("last_checkin", at)
+            self.db.set_json("last_checkin", {"at": at, "ok": ok})
+            if ok:
+                self.db.set("last_checkin_ok_at", at)
 
     def apply(self, resp: dict[str, Any], report: CycleReport) -> None:
         """Apply a validated check-in answer; targets and credentials stay in memory."""
+        self._apply_targets(resp["targets"])
+        self.runbooks = {k: list(v) for k, v in resp["runbooks"].items()}
+        self._apply_rules(resp["rules"])
+        self._apply_window(resp["window"])
+        self._apply_policy()
+        self.next_checkin_s = resp["next_checkin_s"]
+        now = self.now()
+        in_window = self.in_window(now)
+        for env in resp["orders"]:
+            with self.db.tx():
+                outcome = self.orders.receive(
+                    env, now, in_window, self.window.allow_disruptive_outside
+                )
+                if not self._executes(outcome):
+                    self.record(report, **self._order_fields(outcome))
+            self._act(outcome, report)
+
+    def _apply_targets(self, raw: list[dict[str, Any]]) -> None:
+        """Targets → memory; a transport whose target changed (or vanished) is closed so the
+        next use opens it with the new address or rotated credential."""
         from .hosts.base import Target
 
         targets = []
-        for t in resp["targets"]:
+        for t in raw:
+            pins = tuple(t["host_key_fingerprints"])
+            if not pins and t["host_id"] in self._tofu_pins:
+                pins = (self._tofu_pins[t["host_id"]],)
             targets.append(
                 Target(
                     host_id=t["host_id"],
@@ -247,54 +423,83 @@ class Agent:
                     username=t["username"] or None,
                     password=t.get("password"),
                     private_key=t.get("private_key"),
-                    host_key_fingerprints=tuple(t["host_key_fingerprints"]),
+                    host_key_fingerprints=pins,
+                    # No pin in the credential: accept the first key, as evidence (_on_tofu).
+                    tofu=t["kind"] == "ssh" and not pins,
                     lab=t["lab"],
                     use_tls=t["use_tls"],
                     verify_tls=t["verify_tls"],
+                    # The lab WS-Man simulator speaks HTTP Basic only; real hosts use NTLM.
+                    auth="basic" if t["lab"] else "ntlm",
                 )
             )
+        keys = {t.host_id: (t, t.password, t.private_key) for t in targets}
+        changed = {h for h, k in self._target_keys.items() if keys.get(h) != k}
+        self._close_transports(changed & set(self._transports))
+        self._target_keys = keys
         self.targets = targets
-        self.runbooks = {k: list(v) for k, v in resp["runbooks"].items()}
-        self._apply_rules(resp["rules"])
-        self._apply_window(resp["window"])
-        self.next_checkin_s = resp["next_checkin_s"]
-        now = self.now()
-        in_window = self.in_window(now)
-        for env in resp["orders"]:
-            with self.db.tx():
-                outcome = self.orders.receive(
-                    env, now, in_window, self.window.allow_disruptive_outside
-                )
-                self.record(report, **outcome.bundle_fields(self.appliance_id))
-            self._act(outcome, report)
+        for t in targets:
+            self.engine.set_platform(t.host_id, PLATFORM_OF_KIND.get(t.kind, t.kind))
+        self.engine.set_platform(self.appliance_id, "nixos")
 
     def _apply_rules(self, rules: dict[str, Any]) -> None:
-        import base64
-
-        signed = rules["signed"]
-        sig = signed["sig"]
+        """Use the server's rules only when signed by the pinned order key and valid against
+        the catalogue — all or nothing; otherwise a loud incident and the old rules stay."""
+        signed = rules.get("signed")
         try:
-            raw = base64.b64decode(sig["value"], validate=True)
-            msg = canonical.dumps(rules_message(signed["rules"], signed["version"]))
-            ok = sig["key_id"] == self.order_verifier.key_id_hex and self.order_verifier.verify(
-                msg, raw
-            )
-        except (ValueError, OsirisError):
-            ok = False
-        if not ok:
-            log.error("rules version %s: signature by the pinned order key fails; kept old rules",
-                      rules["version"][:64])  # fmt: skip
+            parsed = verify_signed_rules(signed, self.order_verifier, self.catalog)
+        except RuleSetRefused as e:
+            version = str(rules.get("version", ""))[:128]
+            log.error("rules version %s refused, keeping the previous rules: %s", version, e)
             with self.db.tx():
                 self.db.add_incident(
-                    "rules_signature",
+                    "rules_refused",
                     "high",
-                    "received rules whose signature does not verify; they were ignored",
-                    {"version": rules["version"][:128]},
-                )
+                    f"received L1 rules that were refused; the previous rules stay: {e}"[:500],
+                    {"version": version, "reason": str(e)[:500],
+                     "kept_version": self.db.get("rules_version")},
+                )  # fmt: skip
             return
+        self.server_rules = parsed
         self.rules = {"version": signed["version"], "rules": signed["rules"]}
         with self.db.tx():
             self.db.set("rules_version", signed["version"])
+
+    def _apply_policy(self) -> None:
+        """The healing policy from the last check-in: an explicit empty enabled list means
+        nothing runs (never "everything")."""
+        known = set(self.catalog.runbooks)
+        self.policy = Policy(
+            enabled_runbooks=frozenset(self.runbooks.get("enabled", [])) & known,
+            disabled_runbooks=frozenset(self.runbooks.get("disabled", [])) & known,
+            rules=list(self.server_rules),
+            in_window=self.in_window,
+            allow_disruptive_outside_window=self.window.allow_disruptive_outside,
+            l2=self.l2,
+            policy_version=(self.rules or {}).get("version", "1")[:64],
+        )
+
+    # -- orders -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _executes(outcome: OrderOutcome) -> bool:
+        """An accepted ``run_runbook`` order: the healing executor runs it and its evidence is
+        the record (no separate acknowledgement bundle)."""
+        refused = outcome.outcome in ("rejected", "expired", "deferred")
+        return not refused and outcome.kind == "run_runbook" and outcome.order is not None
+
+    def _order_fields(self, outcome: OrderOutcome) -> dict[str, Any]:
+        """Evidence for an order's fate, under a catalogue check id: the named runbook's check,
+        else the agent's own evidence pipeline."""
+        fields = outcome.bundle_fields(self.appliance_id)
+        check = ORDER_CHECK
+        if fields.get("runbook_id") in self.catalog.runbooks:
+            check = self.catalog.runbooks[fields["runbook_id"]].check
+        else:
+            fields["runbook_id"] = None
+        fields["check"] = check
+        fields["controls"] = list(controls_for(check))
+        return fields
 
     def _apply_window(self, w: dict[str, Any]) -> None:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -317,9 +522,31 @@ class Agent:
         return dataclasses.replace(self.cfg, window=self.window).in_maintenance_window(now)
 
     def _act(self, outcome: OrderOutcome, report: CycleReport) -> None:
-        if outcome.action == "collect_evidence":
-            params = (outcome.order or {}).get("params") or {}
-            self.run_checks(report, host_id=params.get("host_id"), only=params.get("checks"))
+        order = outcome.order or {}
+        params = order.get("params") if isinstance(order.get("params"), dict) else {}
+        if self._executes(outcome):
+            host = params.get("host_id")
+            host = host if isinstance(host, str) and _HOST_ID.fullmatch(host) else None
+            try:
+                emitted = self.engine.run_order(order, host or self.appliance_id, self.policy)
+            except Exception as e:  # noqa: BLE001 - a bug here is an error, not a dead agent
+                log.exception("order %s crashed", outcome.order_id)
+                report.errors.append(f"order {outcome.order_id}: {type(e).__name__}")
+                emitted = []
+            if not emitted:  # never a silent drop: the order's fate is evidence
+                why = f"runbook {str(params.get('runbook_id'))[:64]!r} could not be run here"
+                refused = OrderOutcome("rejected", why, outcome.order)
+                self.record(report, **self._order_fields(refused))
+        elif outcome.action == "collect_evidence":
+            host = params.get("host_id")
+            self.run_checks(report, host_id=host, only=params.get("checks"))
+            remote = [t.host_id for t in self.targets if host in (None, t.host_id)]
+            for h in remote:
+                try:
+                    self.engine.run_order(order, h, self.policy)
+                except Exception as e:  # noqa: BLE001
+                    log.exception("order %s crashed on %s", outcome.order_id, h)
+                    report.errors.append(f"order {outcome.order_id}: {type(e).__name__}")
         elif outcome.action == "refresh_rules":
             self.checkin_no_orders(report)
 
@@ -371,6 +598,66 @@ class Agent:
                         started_at=started,
                         finished_at=finished,
                     )
+
+    # -- healing ------------------------------------------------------------------------------
+
+    def scan_targets(self) -> list[Any]:
+        """What the scanner looks at: the site's targets, plus the appliance itself on NixOS."""
+        from .hosts.base import Target
+
+        out = list(self.targets)
+        if self.scan_self:
+            out.append(Target(host_id=self.appliance_id, kind="local", address="localhost"))
+        return out
+
+    def heal(self, report: CycleReport) -> None:
+        """Detect what is due on every target and hand each finding to the healing engine."""
+        targets = self.scan_targets()
+        if not targets:
+            return
+        try:
+            findings = self.scanner.run(targets, self.now(), self.policy)
+        except Exception as e:  # noqa: BLE001 - a scanner bug must not stop the cycle
+            log.exception("scan crashed")
+            report.errors.append(f"scan: {type(e).__name__}")
+            return
+        healed: dict[tuple[str, str], dict[str, Any]] = {}
+        for f in findings:
+            mark = len(self.evidence_sink.emitted)
+            try:
+                self.engine.handle(f, self.policy)
+            except Exception as e:  # noqa: BLE001
+                log.exception("healing %s on %s crashed", f.runbook_id, f.host_id)
+                report.errors.append(f"heal {f.runbook_id}: {type(e).__name__}")
+                continue
+            for b in self.evidence_sink.emitted[mark:]:
+                if b["outcome"] == "healed" and b["runbook_id"] == f.runbook_id:
+                    healed[(f.host_id, f.runbook_id)] = b.get("post_state") or {}
+        self._store_findings(findings, healed)
+
+    def _store_findings(
+        self, findings: list[Finding], healed: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        """Last result per (host, check) for status, check-in and the console: the worst status
+        of the check's runbooks, with observed/expected per runbook (after any heal)."""
+        groups: dict[tuple[str, str], list[Finding]] = {}
+        for f in findings:
+            groups.setdefault((f.host_id, f.check), []).append(f)
+        now = canonical.utc_now()
+        with self.db.tx():
+            for (host, check), fs in groups.items():
+                statuses, observed, expected = [], {}, {}
+                for f in fs:
+                    status, obs = f.status, f.observed
+                    post = healed.get((host, f.runbook_id))
+                    if post is not None:
+                        status = "compliant"
+                        obs = post.get("observed", obs) if isinstance(post, dict) else obs
+                    statuses.append(status)
+                    observed[f.runbook_id] = obs
+                    expected[f.runbook_id] = f.expected
+                worst = next((s for s in ("drift", "error") if s in statuses), "compliant")
+                self.db.set_result(host, check, worst, observed, expected, now)
 
     # -- flush --------------------------------------------------------------------------------
 
@@ -438,22 +725,36 @@ class Agent:
         return True
 
     def send_incidents(self, report: CycleReport) -> None:
-        for inc in self.db.unsent_incidents():
-            body = {
-                "kind": inc["kind"],
-                "severity": inc["severity"],
-                "summary": inc["summary"],
-                "details": inc["details"],
-            }
+        """Deliver queued incidents (``POST /incidents``, batches of ≤ 100), oldest first; they
+        stay queued while the server is unreachable."""
+        pending = self.db.unsent_incidents()
+        while pending:
+            batch, pending = pending[:100], pending[100:]
+            items = []
+            for inc in batch:
+                details = dict(inc["details"])
+                item = {
+                    "kind": inc["kind"],
+                    "severity": SERVER_SEVERITY.get(inc["severity"], "warning"),
+                    "summary": inc["summary"][:1024],
+                    "details": {**details, "agent_severity": inc["severity"]},
+                }
+                host = details.get("host_id")
+                if isinstance(host, str) and _HOST_ID.fullmatch(host):
+                    item["host_id"] = host
+                items.append(item)
             try:
-                self.client.post("/incidents", body)
+                self.client.post("/incidents", {"incidents": items})
             except ServerRefused as e:
-                log.warning("server refused incident %s: %s", inc["kind"], e)
+                # Refused as malformed: resending cannot help; say so loudly, then drop it.
+                log.error("server refused %d incident(s) (%s): %s", len(items),
+                          ", ".join(sorted({i["kind"] for i in items})), e)  # fmt: skip
                 report.errors.append(str(e))
             except ClientError:
                 return
             with self.db.tx():
-                self.db.mark_incident_sent(inc["id"])
+                for inc in batch:
+                    self.db.mark_incident_sent(inc["id"])
 
     # -- the cycle ----------------------------------------------------------------------------
 
@@ -461,9 +762,13 @@ class Agent:
         """One cycle; checks ``stop`` between steps so SIGTERM never waits for a full cycle."""
         report = CycleReport()
         stopped = stop.is_set if stop is not None else (lambda: False)
+        self.report = report
+        self.evidence_sink.emitted = []
         self.clock = self.measure_clock()
+        clock = self._clock_field()
         with self.db.tx():
-            self.db.set_json("last_clock", {"at": canonical.utc_now(), **self._clock_field()})
+            self.db.set_json("last_clock", {"at": canonical.utc_now(), **clock})
+            self.db.set_json("clock", {k: clock[k] for k in ("ntp_ok", "offset_ms", "source")})
         if stopped():
             return report
         self.checkin(report)
@@ -471,6 +776,9 @@ class Agent:
             return report
         self.run_checks(report)
         self._due_orders(report)
+        if stopped():
+            return report
+        self.heal(report)
         if stopped():
             return report
         drained = self.flush(report)
@@ -492,7 +800,8 @@ class Agent:
             now, self.in_window(now), self.window.allow_disruptive_outside
         ):
             with self.db.tx():
-                self.record(report, **outcome.bundle_fields(self.appliance_id))
+                if not self._executes(outcome):
+                    self.record(report, **self._order_fields(outcome))
                 if outcome.order_id:
                     self.orders.forget_deferred(outcome.order_id)
             self._act(outcome, report)

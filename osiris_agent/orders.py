@@ -77,14 +77,16 @@ class OrderOutcome:
         return k if isinstance(k, str) and re.fullmatch(r"[a-z_]{1,32}", k) else "unknown"
 
     def bundle_fields(self, appliance_id: str) -> dict[str, Any]:
-        """Evidence fields for this outcome (tier ``order``, check ``order``)."""
+        """Evidence fields for this outcome (tier ``order``). The check is a catalogue id: the
+        agent's own ``evidence_pipeline``; the cycle names the runbook's check when the order
+        names a catalogue runbook (``Agent._order_fields``)."""
         params = self.order.get("params") if isinstance(self.order, dict) else None
         params = params if isinstance(params, dict) else {}
         host = params.get("host_id")
         runbook = params.get("runbook_id")
         return {
             "host_id": host if isinstance(host, str) and _ID.fullmatch(host) else appliance_id,
-            "check": "order",
+            "check": "evidence_pipeline",
             "tier": "order",
             "outcome": self.outcome,
             "order_id": self.order_id,

@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS scan_snapshot (host_id TEXT PRIMARY KEY, last REAL NO
 """
 
 
+def is_transport_error(error: str | None) -> bool:
+    """Did a phase fail because the host could not be reached (not because of the script)?"""
+    return bool(error) and str(error).startswith("transport:")
+
+
 class Scanner:
     """Runs detect scripts when due; remembers status; emits change + snapshot evidence."""
 
@@ -68,8 +73,12 @@ class Scanner:
         default_interval_s: int = DEFAULT_INTERVAL_S,
         snapshot_interval_s: int = SNAPSHOT_INTERVAL_S,
         timeout_s: float = 120.0,
+        skip_runbooks: Iterable[str] = (),
     ) -> None:
         self.catalog = catalog
+        # Runbooks another part of the agent already covers (the appliance's ``timesync`` check
+        # judges its own clock, so RB-NIX-TIME-001 is not scanned twice).
+        self.skip_runbooks = frozenset(skip_runbooks)
         self.evidence = evidence
         self.intervals = {**DEFAULT_INTERVALS, **(intervals or {})}
         self.default_interval_s = default_interval_s
@@ -90,7 +99,7 @@ class Scanner:
         named = policy.enabled_runbooks | policy.disabled_runbooks if policy else None
         out: dict[str, list[Runbook]] = {}
         for rb in sorted(self.catalog.runbooks.values(), key=lambda r: r.id):
-            if rb.platform != platform:
+            if rb.platform != platform or rb.id in self.skip_runbooks:
                 continue
             if named is None and not rb.default_enabled:
                 continue
@@ -129,19 +138,28 @@ class Scanner:
         for t in targets:
             plan = self.runbooks_for(t, policy)
             scanned = False
+            unreachable = False
             for check, runbooks in plan.items():
                 if (t.host_id, check) not in due:
                     continue
                 scanned = True
                 for rb in runbooks:
                     params = policy.params_for(rb.id) if policy else {}
-                    findings.append(self._detect(t.host_id, rb, params, now))
+                    finding = self._detect(t.host_id, rb, params, now)
+                    findings.append(finding)
+                    if is_transport_error(finding.error):
+                        unreachable = True
+                        break
+                if unreachable:
+                    # The host cannot be reached: one error finding says so; the rest of its
+                    # runbooks stay due (retried next cycle) instead of 40 identical failures.
+                    break
                 self._exec(
                     "INSERT INTO scan_check(host_id, check_id, last_run) VALUES (?, ?, ?)"
                     " ON CONFLICT(host_id, check_id) DO UPDATE SET last_run = excluded.last_run",
                     (t.host_id, check, now.timestamp()),
                 )
-            if scanned or plan:
+            if (scanned or plan) and not unreachable:
                 self._maybe_snapshot(t.host_id, now)
         return findings
 

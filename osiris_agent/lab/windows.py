@@ -458,15 +458,14 @@ class WindowsLabHost:
         return f"Security log set to {p['min_security_log_mb']} MB"
 
     def _net_001_detect(self, p: dict[str, Any]) -> tuple[str, dict, dict]:
-        if p["dns_servers"] == "":
-            raise LabFault("dns_servers is not set for this site")
         obs = {n: a["dns"] for n, a in self.state["adapters"].items() if a["up"]}
-        bad = sum(1 for v in obs.values() if v != p["dns_servers"])
-        return (
-            "compliant" if bad == 0 else "drift",
-            {"adapters": obs},
-            {"dns_servers": p["dns_servers"]},
-        )
+        if p["dns_servers"] == "":  # no site setting: every connected adapter needs a server
+            bad = sum(1 for v in obs.values() if v == "")
+            want = "any"
+        else:
+            bad = sum(1 for v in obs.values() if v != p["dns_servers"])
+            want = p["dns_servers"]
+        return ("compliant" if bad == 0 else "drift", {"adapters": obs}, {"dns_servers": want})
 
     def _net_001_fix(self, p: dict[str, Any]) -> str:
         if p["dns_servers"] == "":

@@ -214,6 +214,9 @@ def _text(root: ET.Element, path: str) -> str:
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
+    # Headers and body go out in two writes; without TCP_NODELAY, Nagle + delayed ACK holds the
+    # second for ~40 ms on every keep-alive reply (limits.md §3), and a scan crawls.
+    disable_nagle_algorithm = True
     server: WsmanLabServer
     protocol_version = "HTTP/1.1"
 

@@ -47,6 +47,10 @@ class FakeState:
     checkins: list[dict[str, Any]] = field(default_factory=list)
     evidence_posts: int = 0
     targets: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[Any] = field(default_factory=list)  # signed with the order key at check-in
+    runbooks: dict[str, list[str]] = field(
+        default_factory=lambda: {"enabled": ["RB-TIME-001"], "disabled": []}
+    )
     window: dict[str, Any] = field(
         default_factory=lambda: {
             "days": [],
@@ -172,8 +176,12 @@ def _make_handler(st: FakeState) -> type[BaseHTTPRequestHandler]:
                 if path == "/evidence":
                     return self._evidence(body)
                 if path == "/incidents":
-                    st.incidents.append(body)
-                    return self._send(200, {"incident_id": len(st.incidents)})
+                    # The real server's shape: {"incidents": [{kind, severity, summary, ...}]}.
+                    items = body.get("incidents") if isinstance(body, dict) else None
+                    if not isinstance(items, list) or not items:
+                        return self._err(400, "E_SCHEMA", "incidents must be a non-empty list")
+                    st.incidents.extend(items)
+                    return self._send(201, {"incidents": items})
             self._err(404, "E_NOT_FOUND", path)
 
         def _claim(self, body: dict[str, Any]) -> None:
@@ -195,14 +203,14 @@ def _make_handler(st: FakeState) -> type[BaseHTTPRequestHandler]:
             st.checkins.append(body)
             for c in body.get("cosignatures", []):
                 st.cosignatures.append(c)
-            rules: list[Any] = [{"id": "R1", "check": "timesync"}]
+            rules: list[Any] = st.rules
             msg = canonical.dumps(rules_message(rules, "7"))
             sig = {"alg": "ed25519", "key_id": st.orders_key.key_id_hex,
                    "value": base64.b64encode(st.orders_key.sign(msg)).decode()}  # fmt: skip
             orders, st.pending_orders = st.pending_orders, []
             self._send(200, {
                 "server_time": canonical.utc_now(), "next_checkin_s": 60,
-                "targets": st.targets, "runbooks": {"enabled": ["RB-TIME-001"], "disabled": []},
+                "targets": st.targets, "runbooks": st.runbooks,
                 "rules": {"version": "7", "signed": {"rules": rules, "version": "7", "sig": sig}},
                 "window": st.window, "orders": orders,
             })  # fmt: skip

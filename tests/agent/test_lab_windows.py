@@ -148,3 +148,16 @@ def test_round_trip_through_pywinrm() -> None:
             assert r.exit_code == 1
         finally:
             tr.close()
+
+
+def test_dns_without_a_site_setting_needs_a_server_on_every_adapter() -> None:
+    rb = CAT.runbook("RB-WIN-NET-001")
+    host = WindowsLabHost()
+    rc, out, _ = host.handle(render(rb, "detect", {}), "")
+    res = json.loads(out)
+    assert rc == 0 and res["status"] == "compliant"
+    assert res["expected"] == {"dns_servers": "any"}
+    for a in host.state["adapters"].values():
+        a["dns"] = ""
+    rc, out, _ = host.handle(render(rb, "detect", {}), "")
+    assert json.loads(out)["status"] == "drift"

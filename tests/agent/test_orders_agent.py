@@ -29,6 +29,7 @@ def test_outcomes(srv, tmp_path) -> None:
     expired = srv.queue_order("collect_evidence", {}, ttl_s=60, now=old)
     good = srv.queue_order("collect_evidence", {"checks": ["timesync"]})
     runbook = srv.queue_order("run_runbook", {"runbook_id": "RB-TIME-001", "host_id": "h1"})
+    real = srv.queue_order("run_runbook", {"runbook_id": "RB-WIN-FIREWALL-001", "host_id": "h1"})
     update = srv.queue_order("update_agent", {"version": "1.2.3", "sha256": "a" * 64})
     disruptive = srv.queue_order("run_runbook", {"runbook_id": "RB-X-001", "host_id": "h1"},
                                  disruptive=True)  # fmt: skip
@@ -42,11 +43,17 @@ def test_outcomes(srv, tmp_path) -> None:
     assert by_id[oid(forged)] == ["rejected"]
     assert by_id[oid(expired)] == ["expired"]
     assert by_id[oid(good)] == ["compliant", "rejected"]  # then replay
-    assert by_id[oid(runbook)] == ["failed"]  # honest: no executor yet
+    assert by_id[oid(runbook)] == ["rejected"]  # not a catalogue runbook: nothing runs
+    # A catalogue runbook goes through the executor's guards: this site has not enabled it.
+    assert by_id[oid(real)] == ["alert"]
     assert by_id[oid(update)] == ["rejected"]
     assert by_id[oid(disruptive)] == ["deferred"]  # window days = [] -> never open
     reasons = {b["order_id"]: b["action_taken"] for b in _order_bundles(a)}
-    assert "executor not available" in reasons[oid(runbook)]
+    assert "could not be run here" in reasons[oid(runbook)]
+    assert "disabled for this site" in reasons[oid(real)]
+    checks_of = {b["order_id"]: b["check"] for b in _order_bundles(a)}
+    assert checks_of[oid(real)] == "windows_firewall"  # the runbook's catalogue check
+    assert checks_of[oid(forged)] == "evidence_pipeline"  # no runbook: the agent's pipeline
     # collect_evidence really ran the check now: a timesync bundle follows the order bundle.
     checks = [e["bundle"]["check"] for e in a.outbox.envelopes()]
     assert "timesync" in checks

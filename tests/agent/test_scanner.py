@@ -129,6 +129,11 @@ def test_disabled_runbook_is_still_watched_and_unreachable_is_failed(lab) -> Non
     )  # fmt: skip
     tr2 = WinrmTransport(down, backoff_s=0.01, retries=1)
     sc2 = Scanner(CAT, lambda h: tr2, sink)
+    before = len(sink.bundles)
     findings = sc2.run([down], T0, policy)
-    assert findings and all(f.status == "error" for f in findings)
-    assert sink.bundles[-2]["outcome"] == "failed"
+    # Unreachable: ONE error finding and one failed bundle for the host (not one per runbook),
+    # no snapshot, and its checks stay due so the next cycle tries again.
+    assert len(findings) == 1 and findings[0].status == "error"
+    assert findings[0].error and findings[0].error.startswith("transport:")
+    assert [b["outcome"] for b in sink.bundles[before:]] == ["failed"]
+    assert len(sc2.due(T0, [down], policy)) == 1  # windows_firewall: still due

@@ -223,6 +223,6 @@ def test_cli_runner_stdout_stderr_split(live) -> None:
     assert "osiris: error:" in r.stderr and r.stdout == ""
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["tui", "--help"], ["demo"]])
+@pytest.mark.parametrize("argv", [["--help"], ["tui", "--help"], ["demo", "--help"]])
 def test_basic_commands(argv) -> None:
     assert CliRunner().invoke(main, argv).exit_code == 0
