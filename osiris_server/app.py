@@ -4,7 +4,9 @@
 server keys, and dispatches requests through one ``Router`` whose table also generates the
 OpenAPI document. It runs under the embedded server (``osiris_server.serve``) or any WSGI server:
 
-    gunicorn -k gthread -w 1 --threads 16 'osiris_server.app:create_app("/var/lib/osiris")'
+    gunicorn -k gthread -w 2 --threads 8 'osiris_server.app:create_app("/var/lib/osiris")'
+
+(several workers may share one data directory: see docs/server.md and log.py on the sequencer)
 
 Every request: route → authenticate (token hash lookup, failed-auth rate limit per source) →
 role check → strict JSON body/query validation → handler → one JSON log line on stderr
@@ -178,6 +180,7 @@ class App:
         self.alerter = Alerter(self)
         self._verifiers: dict[str, Verifier] = {}
         self._sites: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.checkin_cache = checkin.CheckinCache()
         self._catalog_loaded = False
         self._runbooks: dict[str, Any] = {}
         self._defaults: dict[str, bool] = {}
@@ -302,6 +305,9 @@ class App:
                         site_id=row["site_id"],
                         signing_vkey=row["signing_vkey"],
                         cosign_vkey=row["cosign_vkey"],
+                        g_site=row["g_site"] or 0,
+                        g_own=row["g_own"] or 0,
+                        open_orders=row["open_orders"] or 0,
                     )
             elif token.startswith(auth.OPERATOR_PREFIX):
                 row = db_tokens.by_hash(self.db, h)
@@ -404,6 +410,7 @@ class App:
                     "ms": round((time.perf_counter() - t0) * 1000, 2),
                     "tenant": p.tenant if p else None,
                     "remote": environ.get("REMOTE_ADDR", ""),
+                    "pid": os.getpid(),  # which worker, when several run under gunicorn
                 }
             )
         return [resp.body]

@@ -55,6 +55,10 @@ class Principal:
     partner_id: str | None = None  # partner keys
     signing_vkey: str | None = None
     cosign_vkey: str | None = None
+    # appliances only: read with the token in the same statement (db/appliances.by_token_hash)
+    g_site: int = 0
+    g_own: int = 0
+    open_orders: int = 0
 
     @property
     def actor(self) -> str:

@@ -90,8 +90,21 @@ def json_response(obj: Any, status: int = 200) -> Response:
 def raw_json_response(parts: dict[str, bytes], status: int = 200) -> Response:
     """An object assembled from pre-serialised member values (e.g. signed rules cached once)."""
     items = sorted(parts.items())
-    body = b"{" + b",".join(dumps(k) + b":" + v for k, v in items) + b"}"
+    body = b"{" + b",".join(_key_bytes(k) + v for k, v in items) + b"}"
     return Response(status=status, body=body)
+
+
+_KEYS: dict[str, bytes] = {}
+
+
+def _key_bytes(k: str) -> bytes:
+    """``"key":`` as bytes; memoised because response member names are a small fixed set."""
+    hit = _KEYS.get(k)
+    if hit is None:
+        hit = dumps(k) + b":"
+        if len(_KEYS) < 1024:
+            _KEYS[k] = hit
+    return hit
 
 
 def error_response(status: int, code: str, message: str) -> Response:

@@ -28,8 +28,15 @@ Why no two inconsistent checkpoints can ever be signed, even across kill -9
    (restored old backup, edited file, lost WAL) refuses to start with ``LogError`` instead of
    signing a fork. Signing is serialised (one signer at a time), so sizes only grow.
 A crash *during* an append transaction rolls it back: that batch was never acknowledged, and the
-client's retry is idempotent by leaf hash. On PostgreSQL (DESIGN §7) the writer lock becomes an
-advisory lock held around append and checkpoint writes; the argument above is unchanged.
+client's retry is idempotent by leaf hash.
+
+Several processes (gunicorn workers) may share one log file: ``BEGIN IMMEDIATE`` is SQLite's
+exclusive write lock across processes, and under it ``append`` and ``_sign_current`` first
+re-read the committed tree (``_resync``: size, frontier, newest checkpoint). Indices therefore
+continue the one sequence whoever appends, and a checkpoint is always signed over the committed
+tree read under the lock — point 2 above holds across processes. On PostgreSQL (DESIGN §7)
+the writer lock becomes an advisory lock held around append and checkpoint writes; the argument
+above is unchanged.
 
 Batching (Tessera-style)
 ------------------------
@@ -272,6 +279,46 @@ class TransparencyLog:
             level += 1
         self._frontier = frontier
 
+    def _resync(self, w: sqlite3.Connection) -> None:
+        """Catch up with leaves and checkpoints another process committed (several gunicorn
+        workers share one log file). Call inside a write transaction: the tree cannot move
+        underneath, so the size, frontier and latest checkpoint read here are exact."""
+        (max_idx,) = w.execute("SELECT MAX(idx) FROM leaves").fetchone()
+        size = 0 if max_idx is None else int(max_idx) + 1
+        if size != self._size:
+            if size < self._size:  # pragma: no cover - leaves only grow
+                raise LogError("the log shrank underneath this process; refusing to continue")
+            self._load_frontier(w, size)
+            with self._cond:
+                self._size = size
+                self._cond.notify_all()
+        latest = self._latest
+        row = w.execute("SELECT MAX(size) FROM checkpoints").fetchone()
+        if row[0] is not None and (latest is None or int(row[0]) > latest.size):
+            cp = w.execute(
+                "SELECT size, root, note FROM checkpoints WHERE size = ?", (int(row[0]),)
+            ).fetchone()
+            with self._cond:
+                if self._latest is None or int(cp[0]) > self._latest.size:
+                    self._latest = SignedCheckpoint(int(cp[0]), bytes(cp[1]), cp[2])
+                self._cond.notify_all()
+
+    def refresh(self) -> int:
+        """Re-read the committed size (another process may have appended); returns it."""
+        row = self._reader().execute("SELECT MAX(idx) FROM leaves").fetchone()
+        size = 0 if row[0] is None else int(row[0]) + 1
+        if size > self.size():
+            with self._write_lock:
+                w = self._w
+                if w is None:
+                    raise LogError("the transparency log is closed")
+                w.execute("BEGIN IMMEDIATE")
+                try:
+                    self._resync(w)
+                finally:
+                    w.execute("ROLLBACK")
+        return self.size()
+
     def _check_latest(self, conn: sqlite3.Connection, size: int) -> SignedCheckpoint | None:
         row = conn.execute(
             "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
@@ -381,6 +428,8 @@ class TransparencyLog:
     def _tree(self, size: int | None = None) -> tlog.MerkleTree:
         committed = self.size()
         if size is not None and size > committed:
+            committed = self.refresh()
+        if size is not None and size > committed:
             raise ProofError(f"tree size {size} is beyond the log size {committed}")
         return tlog.MerkleTree(_SqlStore(self._reader(), committed))
 
@@ -405,14 +454,17 @@ class TransparencyLog:
             w = self._w
             if w is None or self._closed:
                 raise LogError("the transparency log is closed")
-            size = self._size
-            frontier = list(self._frontier)
             results: list[AppendResult] = []
             batch: dict[bytes, int] = {}
             leaf_rows: list[tuple[int, bytes, bytes]] = []
             hash_rows: list[tuple[int, int, bytes]] = []
             w.execute("BEGIN IMMEDIATE")
             try:
+                # BEGIN IMMEDIATE holds SQLite's write lock across processes: re-read the tree
+                # under it, another worker may have appended since we last looked
+                self._resync(w)
+                size = self._size
+                frontier = list(self._frontier)
                 for entry, lh in prepared:
                     idx = batch.get(lh)
                     if idx is not None:
@@ -510,20 +562,28 @@ class TransparencyLog:
                 self._cond.notify_all()
 
     def _sign_current(self) -> SignedCheckpoint:
-        with self._cond:
-            size = self._size
-            latest = self._latest
-        if latest is not None and latest.size == size:
-            return latest
-        root = tlog.MerkleTree(_SqlStore(self._reader(), size)).root(size)
-        body = notes.Checkpoint(self._origin, size, root).body()
-        signed = notes.sign_note(body, [self._signer])
+        """Sign the whole committed tree — read, signed and stored under the write lock.
+
+        The lock is SQLite's (``BEGIN IMMEDIATE``), which every process appending to this file
+        takes too, so size and root come from one frozen, durable prefix of the one leaf
+        sequence: two workers can never sign checkpoints that disagree. If another process
+        already signed this exact size, its checkpoint is reused (Ed25519 is deterministic, so
+        it is the same note anyway)."""
         with self._write_lock:
             w = self._w
             if w is None:
                 raise LogError("the transparency log is closed")
             w.execute("BEGIN IMMEDIATE")
             try:
+                self._resync(w)
+                size = self._size
+                latest = self._latest
+                if latest is not None and latest.size == size:
+                    w.execute("ROLLBACK")
+                    return latest
+                root = tlog.MerkleTree(_SqlStore(w, size)).root(size)
+                body = notes.Checkpoint(self._origin, size, root).body()
+                signed = notes.sign_note(body, [self._signer])
                 w.execute(
                     "INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
                     (size, root, signed, int(time.time())),

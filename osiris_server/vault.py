@@ -44,6 +44,7 @@ from osiris_core.errors import KeyFormatError, KeyPermissionError, OsirisError
 TOKEN_VERSION = "v1"
 _PERSON = b"osiris-vault"  # BLAKE2b personalisation: domain-separates vault subkeys
 KEY_BYTES = nacl.secret.SecretBox.KEY_SIZE
+MAX_CACHED_SUBKEYS = 100_000
 
 
 class VaultError(OsirisError):
@@ -95,6 +96,9 @@ class Vault:
         self._primary = primary
         self._keys = dict(keys)
         self._lock = threading.Lock()
+        # derived per-context subkeys (never plaintext): the master keys are in memory anyway,
+        # and deriving costs a BLAKE2b call per decrypt on the check-in hot path
+        self._boxes: dict[tuple[str, str], nacl.secret.SecretBox] = {}
 
     # ----------------------------------------------------------------- files
     @classmethod
@@ -152,11 +156,19 @@ class Vault:
 
     # ----------------------------------------------------------------- crypto
     def _box(self, key_id: str, context: str) -> nacl.secret.SecretBox:
+        """The SecretBox for one (key, context); caller holds ``_lock``."""
+        box = self._boxes.get((key_id, context))
+        if box is not None:
+            return box
         master = self._keys[key_id]
         sub = hashlib.blake2b(
             context.encode("utf-8"), key=master, digest_size=KEY_BYTES, person=_PERSON
         ).digest()
-        return nacl.secret.SecretBox(sub)
+        box = nacl.secret.SecretBox(sub)
+        if len(self._boxes) >= MAX_CACHED_SUBKEYS:
+            self._boxes.clear()
+        self._boxes[(key_id, context)] = box
+        return box
 
     def encrypt(self, plaintext: bytes, context: str) -> str:
         """Encrypt ``plaintext`` for one row, e.g. context ``"site:<id>/cred:<id>"``."""
@@ -234,6 +246,7 @@ class Vault:
             if key_id not in self._keys:
                 raise VaultError(f"vault has no key {key_id!r}")
             removed = self._keys.pop(key_id)
+            self._boxes = {k: v for k, v in self._boxes.items() if k[0] != key_id}
             try:
                 self._save()
             except BaseException:

@@ -2,14 +2,15 @@
 
 Credentials are decrypted here, and only here, for an appliance of their own site; each first
 delivery of a credential version to an appliance is audited. Rotations take effect at the next
-check-in because nothing is cached across check-ins except the decrypted-at-most-once audit set.
+check-in: the stored rows (ciphertexts, never plaintext) are cached per site only while the
+site's change generation is unchanged (``CheckinCache``, ``db/gen.py``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from osiris_core import protocol
 from osiris_core.canonical import utc_now
@@ -19,6 +20,8 @@ from osiris_server.db import audit as db_audit
 from osiris_server.db import credentials as db_creds
 from osiris_server.db import orders as db_orders
 from osiris_server.db import runbooks as db_runbooks
+from osiris_server.db import tenants as db_tenants
+from osiris_server.db.engine import Writer
 from osiris_server.http import HttpError, Request, Response, Route, dumps, raw_json_response
 
 if TYPE_CHECKING:
@@ -30,33 +33,80 @@ _delivered: set[tuple[str, str, int]] = set()
 _delivered_lock = threading.Lock()
 
 
-def _targets(app: App, appliance_id: str, site_id: str) -> tuple[bytes, list]:
+class CheckinCache:
+    """Per-site and per-appliance check-in inputs, trusted only while their generation holds.
+
+    Holds rows as stored — credential *ciphertexts* and non-secret fields, the site row, the
+    toggles — never a decrypted secret: each check-in still decrypts its site's credentials
+    (the derived subkeys are cached by the vault). Every write to those rows bumps a
+    generation in the same transaction (``db/gen.py``), and each check-in reads the current
+    generations first, so a change made by any process is seen at the next check-in.
+    """
+
+    MAX_ENTRIES = 200_000
+
+    def __init__(self) -> None:
+        self._sites: dict[str, tuple[int, dict[str, Any], list[tuple], dict[str, bool]]] = {}
+        self._own: dict[str, tuple[int, dict[str, bool]]] = {}
+
+    def site(self, app: App, site_id: str, generation: int):
+        hit = self._sites.get(site_id)
+        if hit is not None and hit[0] == generation:
+            return hit
+        site = db_tenants.get_site(app.db, site_id)
+        if site is None:
+            raise HttpError(404, "E_NOT_FOUND", "site not found")
+        creds = []
+        for c in db_creds.for_site(app.db, site_id):
+            meta = {
+                "host_id": c["host_id"],
+                "kind": TARGET_KIND[c["kind"]],
+                "address": c["address"],
+                "port": c["port"],
+                "lab": c["lab"],
+                "username": c["username"],
+                "host_key_fingerprints": c["host_key_fingerprints"],
+                "use_tls": c["use_tls"],
+                "verify_tls": c["verify_tls"],
+            }
+            creds.append(
+                (meta, c["secret_enc"], db_creds.context(site_id, c["id"]), c["id"], c["version"])
+            )
+        entry = (generation, site, creds, db_runbooks.settings(app.db, "site", site_id))
+        if len(self._sites) >= self.MAX_ENTRIES:
+            self._sites.clear()
+        self._sites[site_id] = entry
+        return entry
+
+    def own_toggles(self, app: App, appliance_id: str, generation: int) -> dict[str, bool]:
+        if generation == 0:  # never changed: no per-appliance toggles, no query
+            return {}
+        hit = self._own.get(appliance_id)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
+        own = db_runbooks.settings(app.db, "appliance", appliance_id)
+        if len(self._own) >= self.MAX_ENTRIES:
+            self._own.clear()
+        self._own[appliance_id] = (generation, own)
+        return own
+
+
+def _targets(app: App, appliance_id: str, creds: list[tuple]) -> tuple[bytes, list]:
     """The site's targets with secrets, as JSON bytes; each first delivery of a credential
-    version to an appliance is returned for the audit log."""
-    rows = db_creds.for_site(app.db, site_id)
+    version to an appliance is returned for the audit log. Secrets are decrypted here, per
+    check-in, and live only in this request's memory."""
     out = []
     fresh = []
-    for c in rows:
-        t = {
-            "host_id": c["host_id"],
-            "kind": TARGET_KIND[c["kind"]],
-            "address": c["address"],
-            "port": c["port"],
-            "lab": c["lab"],
-            "username": c["username"],
-            "host_key_fingerprints": c["host_key_fingerprints"],
-            "use_tls": c["use_tls"],
-            "verify_tls": c["verify_tls"],
-        }
-        secret = json.loads(app.vault.decrypt(c["secret_enc"], db_creds.context(site_id, c["id"])))
-        t.update(secret)
+    for meta, secret_enc, ctx, cred_id, version in creds:
+        t = dict(meta)
+        t.update(json.loads(app.vault.decrypt(secret_enc, ctx)))
         out.append(t)
-        key = (appliance_id, c["id"], c["version"])
+        key = (appliance_id, cred_id, version)
         if key not in _delivered:
             with _delivered_lock:
                 if key not in _delivered:
                     _delivered.add(key)
-                    fresh.append(c)
+                    fresh.append({"id": cred_id, "host_id": meta["host_id"], "version": version})
     return dumps(out), fresh
 
 
@@ -75,6 +125,33 @@ def _effective(app: App, site_t: dict[str, bool], own_t: dict[str, bool]) -> byt
     return hit
 
 
+def _record(w: Writer, req: Request, pending: list, fresh: list, bad_cosigs: int) -> None:
+    """The check-in's writes: orders handed out, first credential deliveries, bad cosigs."""
+    p = req.principal
+    if pending:
+        db_orders.mark_delivered(w, [oid for oid, _ in pending])
+    for c in fresh:
+        db_audit.record(
+            w,
+            p.actor,
+            "credential.deliver",
+            c["id"],
+            p.site_id,
+            req.remote_addr,
+            {"host_id": c["host_id"], "version": c["version"]},
+        )
+    if bad_cosigs:
+        db_audit.record(
+            w,
+            p.actor,
+            "cosignature.rejected",
+            p.id,
+            p.site_id,
+            req.remote_addr,
+            {"count": bad_cosigs},
+        )
+
+
 def checkin(app: App, req: Request) -> Response:
     p = req.principal
     body = req.json()
@@ -84,7 +161,7 @@ def checkin(app: App, req: Request) -> Response:
         raise HttpError(400, exc.code, str(exc)) from None
     if body["appliance_id"] != p.id:
         raise HttpError(403, "E_IDENTITY", "appliance_id does not match this appliance's token")
-    if body["log_size_seen"] > app.log.size():
+    if body["log_size_seen"] > app.log.size() and body["log_size_seen"] > app.log.refresh():
         raise HttpError(409, "E_LOG_SIZE", "log_size_seen is beyond this log's size")
     app.heartbeats.record(p.id, body["status"], body["log_size_seen"], body["agent_version"])
     bad_cosigs = 0
@@ -95,46 +172,20 @@ def checkin(app: App, req: Request) -> Response:
             app.log.add_cosignature(cs["size"], cs["line"], cosigner)
         except (NoteError, OsirisError):
             bad_cosigs += 1
-    site = app.site_cached(p.site_id)
-    targets, fresh = _targets(app, p.id, p.site_id)
-    toggles = app.db.query(
-        "SELECT scope, runbook_id, enabled FROM runbook_toggles WHERE"
-        " (scope = 'site' AND scope_id = ?) OR (scope = 'appliance' AND scope_id = ?)",
-        [p.site_id, p.id],
-    )
-    site_t = {r["runbook_id"]: bool(r["enabled"]) for r in toggles if r["scope"] == "site"}
-    own_t = {r["runbook_id"]: bool(r["enabled"]) for r in toggles if r["scope"] == "appliance"}
+    # generations and the open-order count came with the token lookup (one statement)
+    _, site, creds, site_t = app.checkin_cache.site(app, p.site_id, p.g_site)
+    own_t = app.checkin_cache.own_toggles(app, p.id, p.g_own)
+    targets, fresh = _targets(app, p.id, creds)
     runbooks = _effective(app, site_t, own_t)
-    pending = db_orders.pending_envelopes(app.db, p.id)
+    pending, awaiting = db_orders.for_checkin(app.db, p.id) if p.open_orders else ([], 0)
     if pending or fresh or bad_cosigs:
-        with app.db.write() as w:
-            if pending:
-                db_orders.mark_delivered(w, [oid for oid, _ in pending])
-            for c in fresh:
-                db_audit.record(
-                    w,
-                    p.actor,
-                    "credential.deliver",
-                    c["id"],
-                    p.site_id,
-                    req.remote_addr,
-                    {"host_id": c["host_id"], "version": c["version"]},
-                )
-            if bad_cosigs:
-                db_audit.record(
-                    w,
-                    p.actor,
-                    "cosignature.rejected",
-                    p.id,
-                    p.site_id,
-                    req.remote_addr,
-                    {"count": bad_cosigs},
-                )
-    waiting = pending or db_orders.awaiting_result(app.db, p.id)
+        # durable before the response leaves, but shared with concurrent check-ins (one fsync)
+        app.db.write_grouped(lambda w: _record(w, req, pending, fresh, bad_cosigs))
+    waiting = pending or awaiting
     interval = app.cfg.order_checkin_s if waiting else site["checkin_interval_s"]
     parts = {
-        "server_time": dumps(utc_now()),
-        "next_checkin_s": dumps(interval),
+        "server_time": b'"' + utc_now().encode("ascii") + b'"',
+        "next_checkin_s": str(int(interval)).encode("ascii"),
         "targets": targets,
         "runbooks": runbooks,
         "rules": app.signed_rules_json,  # serialised once at start

@@ -77,7 +77,7 @@ def ingest(app: App, req: Request) -> Response:
     p = req.principal
     body = req.data
     seen = body.get("log_size_seen", 0)
-    if seen > app.log.size():
+    if seen > app.log.size() and seen > app.log.refresh():  # refresh: another worker
         raise HttpError(409, "E_LOG_SIZE", "log_size_seen is beyond this log's size")
     verifier = app.appliance_verifier(p)
     keyring = {verifier.key_id_hex: verifier}
@@ -239,12 +239,23 @@ QUERY = {
     "appliance": F("string", max_len=128, pattern=r"[A-Za-z0-9._-]{1,128}"),
     "after_seq": F("integer", minimum=0),
     "limit": LIMIT,
+    "proof_size": F(
+        "integer",
+        minimum=1,
+        description="also return each row's inclusion proof against the stored checkpoint "
+        "of this size (one request instead of one /log/proof/inclusion per bundle)",
+    ),
 }
 
 
 def query(app: App, req: Request) -> Response:
     q = req.params
     site_for(app, req.principal, q["site"])
+    cp = None
+    if "proof_size" in q:
+        cp = app.log.checkpoint_at(q["proof_size"])
+        if cp is None:
+            raise not_found("checkpoint")
     rows = db_evidence.query(
         app.db, q["site"], q.get("appliance"), q.get("after_seq"), q.get("limit", 100)
     )
@@ -265,7 +276,23 @@ def query(app: App, req: Request) -> Response:
                 "envelope": env,
             }
         )
-    return json_response({"evidence": out})
+        if cp is not None:
+            idx = r["log_index"]
+            out[-1]["proof"] = (
+                {
+                    "index": idx,
+                    "size": cp.size,
+                    "hashes": [
+                        base64.b64encode(h).decode() for h in app.log.inclusion_proof(idx, cp.size)
+                    ],
+                }
+                if idx < cp.size
+                else None  # appended after that checkpoint: not covered by it
+            )
+    doc: dict[str, Any] = {"evidence": out}
+    if cp is not None:
+        doc["checkpoint"] = {"size": cp.size, "note": cp.note}
+    return json_response(doc)
 
 
 def get_bundle(app: App, req: Request, bundle_hash: str) -> Response:

@@ -21,10 +21,20 @@ def create(w: Writer, row: dict[str, Any]) -> None:
 
 
 def by_token_hash(db: Database, token_hash: str) -> dict[str, Any] | None:
+    """The appliance a token belongs to, plus what a check-in needs to know first.
+
+    ``g_site``/``g_own`` are the cache generations (``db/gen.py``) of its site and of itself,
+    ``open_orders`` counts its pending or delivered, unexpired orders. Folding them into the
+    auth lookup makes a check-in with nothing new one SQL statement instead of four, which
+    matters at thousands of check-ins/s (each statement is also a GIL hand-off)."""
     return db.one(
-        "SELECT id, site_id, signing_vkey, cosign_vkey, token_hash FROM appliances"
-        " WHERE token_hash = ? AND revoked_at IS NULL",
-        [token_hash],
+        "SELECT a.id, a.site_id, a.signing_vkey, a.cosign_vkey, a.token_hash,"
+        " (SELECT gen FROM cache_gen WHERE scope = 'site:' || a.site_id) AS g_site,"
+        " (SELECT gen FROM cache_gen WHERE scope = 'appliance:' || a.id) AS g_own,"
+        " (SELECT COUNT(*) FROM orders o WHERE o.appliance_id = a.id"
+        "  AND o.status IN ('pending', 'delivered') AND o.expires_epoch > ?) AS open_orders"
+        " FROM appliances a WHERE a.token_hash = ? AND a.revoked_at IS NULL",
+        [int(time.time()), token_hash],
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from osiris_server.db import gen
 from osiris_server.db.engine import Database, Writer
 from osiris_server.db.util import jdump, jload, new_id, now
 
@@ -54,6 +55,13 @@ def create(w: Writer, cred_id: str, site_id: str, fields: dict[str, Any], secret
             "updated_at": ts,
         },
     )
+    gen.bump(w, gen.site_scope(site_id))
+
+
+def _bump_for(w: Writer, cred_id: str) -> None:
+    row = w.one("SELECT site_id FROM credentials WHERE id = ?", [cred_id])
+    if row is not None:
+        gen.bump(w, gen.site_scope(row["site_id"]))
 
 
 def host_taken(w: Writer, site_id: str, host_id: str, except_id: str | None = None) -> bool:
@@ -79,6 +87,7 @@ def update(w: Writer, cred_id: str, fields: dict[str, Any], secret_enc: str | No
         f"UPDATE credentials SET {sets}, version = version + 1 WHERE id = ?",
         [*cols.values(), cred_id],
     )
+    _bump_for(w, cred_id)
 
 
 def get(db: Database | Writer, site_id: str, cred_id: str) -> dict[str, Any] | None:
@@ -96,7 +105,10 @@ def for_site(db: Database | Writer, site_id: str) -> list[dict[str, Any]]:
 
 
 def delete(w: Writer, site_id: str, cred_id: str) -> bool:
-    return w.execute("DELETE FROM credentials WHERE id = ? AND site_id = ?", [cred_id, site_id]) > 0
+    gone = w.execute("DELETE FROM credentials WHERE id = ? AND site_id = ?", [cred_id, site_id]) > 0
+    if gone:
+        gen.bump(w, gen.site_scope(site_id))
+    return gone
 
 
 def all_secret_rows(w: Writer) -> list[dict[str, Any]]:
@@ -105,3 +117,4 @@ def all_secret_rows(w: Writer) -> list[dict[str, Any]]:
 
 def set_secret(w: Writer, cred_id: str, secret_enc: str) -> None:
     w.execute("UPDATE credentials SET secret_enc = ? WHERE id = ?", [secret_enc, cred_id])
+    _bump_for(w, cred_id)

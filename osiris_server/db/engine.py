@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,9 @@ class Database:
         self._readers: list[sqlite3.Connection] = []
         self._rlock = threading.Lock()
         self.closed = False
+        self._gc_cond = threading.Condition()
+        self._gc_queue: list[list[Any]] = []
+        self._gc_busy = False
         with self._wlock:
             migrate(self._writer_conn)
 
@@ -91,6 +94,49 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def write_grouped(self, fn: Callable[[Writer], None]) -> None:
+        """Run ``fn`` in a write transaction shared with other threads' concurrent calls
+        (group commit), and return once that transaction is durable.
+
+        Why: hot paths (audit rows for credential deliveries at check-in) must be on disk
+        before the response leaves, but one fsync per request serialises every check-in behind
+        the disk. Callers that arrive while a commit is in flight queue up; the next leader
+        commits the whole queue at once, so N concurrent requests share one fsync. If the
+        shared transaction fails, each queued ``fn`` is retried alone, so one bad item cannot
+        fail the others; its own exception is raised to its own caller.
+        """
+        item: list[Any] = [fn, False, None]  # fn, done, error
+        with self._gc_cond:
+            self._gc_queue.append(item)
+            while not item[1] and self._gc_busy:
+                self._gc_cond.wait()
+            if item[1]:
+                if item[2] is not None:
+                    raise item[2]
+                return
+            self._gc_busy = True
+            batch, self._gc_queue = self._gc_queue, []
+        try:
+            try:
+                with self.write() as w:
+                    for it in batch:
+                        it[0](w)
+            except Exception:  # noqa: BLE001 - retried one by one below, errors kept per item
+                for it in batch:
+                    try:
+                        with self.write() as w:
+                            it[0](w)
+                    except Exception as exc:  # noqa: BLE001 - handed to its own caller
+                        it[2] = exc
+        finally:
+            with self._gc_cond:
+                for it in batch:
+                    it[1] = True
+                self._gc_busy = False
+                self._gc_cond.notify_all()
+        if item[2] is not None:
+            raise item[2]
 
     def backup(self, dest: str | Path) -> None:
         """Online, consistent copy (SQLite backup API): readers and writers keep going."""

@@ -186,6 +186,15 @@ MIGRATIONS: list[list[str]] = [
             updated_at TEXT NOT NULL
         )""",
     ],
+    # 2: per-scope change counters, bumped in the same transaction as the rows they cover, so a
+    # process (or another gunicorn worker) can cache per-site check-in data and see every change
+    # with one primary-key read (osiris_server/db/gen.py)
+    [
+        """CREATE TABLE cache_gen (
+            scope TEXT PRIMARY KEY,
+            gen INTEGER NOT NULL
+        )""",
+    ],
 ]
 
 

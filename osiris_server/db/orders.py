@@ -53,6 +53,18 @@ def pending_envelopes(db: Database, appliance_id: str) -> list[tuple[str, str]]:
     return [(r["id"], r["envelope"]) for r in rows]
 
 
+def for_checkin(db: Database, appliance_id: str) -> tuple[list[tuple[str, str]], int]:
+    """One query for a check-in: (pending (id, envelope) as ``pending_envelopes``, the number
+    of delivered orders still awaiting their result as ``awaiting_result``)."""
+    rows = db.query(
+        "SELECT id, envelope, status FROM orders WHERE appliance_id = ?"
+        " AND status IN ('pending', 'delivered') AND expires_epoch > ? ORDER BY created_at, id",
+        [appliance_id, int(time.time())],
+    )
+    pending = [(r["id"], r["envelope"]) for r in rows if r["status"] == "pending"]
+    return pending, len(rows) - len(pending)
+
+
 def awaiting_result(db: Database, appliance_id: str) -> int:
     return int(
         db.scalar(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from osiris_server.db import gen
 from osiris_server.db.engine import Database, Writer
 from osiris_server.db.util import now
 
@@ -41,6 +42,7 @@ def apply(w: Writer, scope: str, scope_id: str, changes: dict[str, bool | None],
                     "updated_by": actor,
                 },
             )
+    gen.bump(w, f"{scope}:{scope_id}")  # site:<id> / appliance:<id>, as gen.*_scope spell them
 
 
 def effective(

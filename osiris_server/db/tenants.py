@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from osiris_server.db import gen
 from osiris_server.db.engine import Database, Writer
 from osiris_server.db.util import jdump, jload, new_id, now
 
@@ -103,6 +104,7 @@ def update_site(w: Writer, site_id: str, changes: dict[str, Any]) -> None:
         return
     sets = ", ".join(f"{k} = ?" for k in cols)
     w.execute(f"UPDATE sites SET {sets} WHERE id = ?", [*cols.values(), site_id])
+    gen.bump(w, gen.site_scope(site_id))
 
 
 def site_ids(db: Database, partner_id: str | None = None) -> list[str]:
