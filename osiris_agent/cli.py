@@ -282,5 +282,97 @@ def outbox_flush(config: str | None, state: str | None, retry_rejected: bool) ->
     sys.exit(0 if depth == 0 else 1)
 
 
+@main.group()
+def witness() -> None:
+    """The agent's check of the server's transparency log: show it, or reset a distrust."""
+
+
+def _witness_state(state_dir: str) -> dict[str, Any]:
+    from osiris_agent.state import StateDB
+
+    db = StateDB.open_dir(state_dir)
+    try:
+        return {
+            "trusted": db.get("witness_distrust") is None,
+            "distrust_reason": db.get("witness_distrust"),
+            "checkpoint_size": int(db.get("witness_size", "0") or 0),
+            "checkpoint": db.get("witness_checkpoint"),
+        }
+    finally:
+        db.close()
+
+
+@witness.command("status")
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+@click.option("--state", "state", default=None, help="State directory (instead of --config).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def witness_status(config: str | None, state: str | None, as_json: bool) -> None:
+    """Whether the log is trusted, why not, and the newest checkpoint verified."""
+    st = _witness_state(state or _load(config, None).agent.state_dir)
+    if as_json:
+        click.echo(json.dumps(st, indent=2, sort_keys=True))
+        return
+    click.echo(
+        ("trusted" if st["trusted"] else f"NOT TRUSTED: {st['distrust_reason']}")
+        + f"; last verified checkpoint: size {st['checkpoint_size']}"
+    )
+    sys.exit(0 if st["trusted"] else 1)
+
+
+@witness.command("reset")
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+@click.option("--state", "state", default=None, help="State directory (instead of --config).")
+@click.option("--yes", is_flag=True, help="Really reset (after investigating the incident).")
+@click.option("--note", default="", help="What the technician found (kept in the evidence).")
+def witness_reset(config: str | None, state: str | None, yes: bool, note: str) -> None:
+    """Trust the server's log again after a log_inconsistent incident was investigated.
+
+    Only the distrust flag is cleared: the last verified checkpoint is kept, so the next
+    receipts must still be consistent with it (a log that is still forked fails again at once).
+    The reset itself is signed evidence.
+    """
+    state_dir = state or _load(config, None).agent.state_dir
+    before = _witness_state(state_dir)
+    if before["trusted"]:
+        click.echo("the transparency log is trusted; nothing to reset")
+        return
+    plan = (
+        f"clear the distrust of the server's log (reason: {before['distrust_reason']}); keep "
+        f"the last verified checkpoint (size {before['checkpoint_size']}) so the next receipts "
+        "are checked for consistency with it; record an evidence bundle saying a technician "
+        "reset the trust"
+    )
+    if not yes:
+        _fail(f"this would {plan}. Re-run with --yes to do it.", 2)
+    agent = _agent(config, state)
+    try:
+        from osiris_core import canonical
+        from osiris_core.controls import controls_for
+
+        now = canonical.utc_now()
+        with agent.db.tx():
+            env = agent.record(
+                host_id=agent.appliance_id, check="evidence_pipeline",
+                controls=list(controls_for("evidence_pipeline")), outcome="alert",
+                tier="monitor",
+                action_taken=f"transparency-log trust reset by a technician (was distrusted: "
+                f"{before['distrust_reason']})" + (f"; note: {note}" if note else ""),
+                pre_state={"observed": {"trusted": False,
+                                        "distrust_reason": before["distrust_reason"],
+                                        "checkpoint_size": before["checkpoint_size"]}},
+                post_state={"observed": {"trusted": True,
+                                         "checkpoint_size": before["checkpoint_size"]}},
+                started_at=now, finished_at=now,
+            )  # fmt: skip
+            if env is None:
+                raise OsirisError("the outbox is full; the reset was not recorded, so not done")
+            agent.witness.reset_trust()
+    except OsirisError as e:
+        _fail(str(e), 1)
+    finally:
+        agent.close()
+    click.echo(f"did: {plan} (evidence seq {env['bundle']['seq']})")
+
+
 if __name__ == "__main__":
     main()

@@ -33,6 +33,9 @@ from osiris_core.errors import OsirisError
 DEFAULT_PATH = "/etc/osiris/agent.toml"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# A clinic host should not be probed more often than once a minute per check; the lab (demo)
+# may go down to the schema's lower bound so a short demo sees drift found and healed.
+MIN_SCAN_INTERVAL_S = 60
 
 
 class ConfigError(OsirisError):
@@ -201,6 +204,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("agent", "order_ttl_s", "int", 900,
            "Longest order lifetime the agent accepts; older orders are discarded as `expired`.",
            lo=60, hi=86400),
+    Option("agent", "scan_interval_s", "int", None,
+           "Seconds between drift scans of each check on every target. Unset = the catalogue's "
+           "own cadence (300 s per check, 3600 s for patching). At least 60 (at least 5 with "
+           "`agent.lab = true`, for demos).", lo=5, hi=86400),
     Option("agent", "lab", "bool", False,
            "Lab/demo mode: allows plain http:// URLs to hosts other than localhost. "
            "Never set on a clinic appliance."),
@@ -307,6 +314,7 @@ class AgentSection:
     checkin_interval_s: int
     jitter_pct: int
     order_ttl_s: int
+    scan_interval_s: int | None
     lab: bool
 
 
@@ -539,6 +547,13 @@ def _cross_check(v: dict[str, Any]) -> None:
             raise ConfigError(
                 key, "plain http:// is allowed only to 127.0.0.1/localhost or with agent.lab = true"
             )
+    scan = v["agent.scan_interval_s"]
+    if scan is not None and scan < MIN_SCAN_INTERVAL_S and not v["agent.lab"]:
+        raise ConfigError(
+            "agent.scan_interval_s",
+            f"must be at least {MIN_SCAN_INTERVAL_S} (shorter only with agent.lab = true), "
+            f"got {scan}",
+        )
     if v["deployment.mode"] == "reseller" and not v["deployment.reseller_id"]:
         raise ConfigError("deployment.reseller_id", "required when deployment.mode = 'reseller'")
     if v["ntp.min_good"] > len(v["ntp.servers"]):

@@ -149,7 +149,9 @@ class Agent:
         """``scan_self``: also scan the appliance's own NixOS runbooks over the local
         transport (default: only when running on NixOS, i.e. ``/etc/NIXOS`` exists — on any
         other machine they would inspect and change the wrong host). ``scan_interval_s``
-        overrides the scanner's per-check cadence (tests and the demo use 0: every cycle)."""
+        overrides the drift-scan cadence of every check; by default it is the config's
+        ``agent.scan_interval_s``, and when that is unset the catalogue's per-check cadence
+        applies (300 s, patching 3600 s). Tests pass 0: scan every cycle."""
         self.cfg = cfg
         self.state_dir = Path(cfg.agent.state_dir)
         self.pins = read_pins(self.state_dir)
@@ -188,6 +190,8 @@ class Agent:
         self.evidence_sink = AgentEvidence(self)
         self.incident_sink = AgentIncidents(self)
         scan_kw: dict[str, Any] = {}
+        if scan_interval_s is None:
+            scan_interval_s = cfg.agent.scan_interval_s
         if scan_interval_s is not None:
             every = dict.fromkeys(self.catalog.checks, scan_interval_s)
             scan_kw = {"default_interval_s": scan_interval_s, "intervals": every}

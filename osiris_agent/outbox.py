@@ -31,6 +31,9 @@ from osiris_core.keys import Signer
 
 from .state import StateDB
 
+_DEPTH_KEY = "outbox_entries"
+_BYTES_KEY = "outbox_bytes"
+
 
 class OutboxFull(OsirisError):
     """The outbox holds ``max_entries`` bundles or ``max_bytes`` bytes; nothing was recorded."""
@@ -76,9 +79,7 @@ class Outbox:
         ``SchemaError`` for an invalid bundle (nothing written either).
         """
         with self.db.tx() as conn:
-            depth, used = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox"
-            ).fetchone()
+            depth, used = self._counters(conn)
             if depth >= self.max_entries:
                 raise OutboxFull(f"outbox holds {depth} bundles (limit {self.max_entries})")
             seq, head = self.head()
@@ -103,9 +104,34 @@ class Outbox:
                 ),
             )
             conn.execute("INSERT INTO outbox(seq, size) VALUES(?, ?)", (bundle["seq"], len(data)))
+            self._set_counters(depth + 1, used + len(data))
             self.db.set("chain_seq", str(chain.seq))
             self.db.set("chain_head", chain.head)
         return envelope
+
+    # -- O(1) queue counters --------------------------------------------------------------------
+    #
+    # Why counters: ``record`` must know the queue's depth and bytes to enforce its bounds, and a
+    # ``COUNT(*)``/``SUM(size)`` scan on every enqueue costs O(queue) — exactly when the server is
+    # down and the queue is long. The counters live in ``meta`` and change in the same
+    # transaction as the rows they count (insert here, delete in :meth:`ack`), so a kill -9 can
+    # never separate them; a database written before the counters existed gets them from one scan.
+
+    def _counters(self, conn: Any) -> tuple[int, int]:
+        depth, used = self.db.get(_DEPTH_KEY), self.db.get(_BYTES_KEY)
+        if depth is None or used is None:
+            d, u = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox").fetchone()
+            return int(d), int(u)
+        return int(depth), int(used)
+
+    def _set_counters(self, depth: int, used: int) -> None:
+        self.db.set(_DEPTH_KEY, str(depth))
+        self.db.set(_BYTES_KEY, str(used))
+
+    def counters(self) -> tuple[int, int]:
+        """(entries, bytes) as the O(1) counters say (tests compare them with a full scan)."""
+        with self.db.tx() as conn:
+            return self._counters(conn)
 
     # -- the queue ----------------------------------------------------------------------------
 
@@ -132,7 +158,10 @@ class Outbox:
                 "UPDATE evidence SET log_index = ?, receipt = ?, acked_at = ? WHERE seq = ?",
                 (log_index, receipt, canonical.utc_now(), seq),
             )
-            conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            depth, used = self._counters(conn)
+            row = conn.execute("DELETE FROM outbox WHERE seq = ? RETURNING size", (seq,)).fetchone()
+            if row is not None:  # a second ack of the same entry changes nothing
+                self._set_counters(max(0, depth - 1), max(0, used - int(row[0])))
 
     def note_failure(self, seqs: list[int], error: str) -> None:
         """Count a failed attempt; the entries stay queued."""

@@ -42,7 +42,7 @@ ALIASES = {
     "audit": "audit",
     "log": "activity",
     "activity": "activity",
-    "learn": "missing:learning candidates",
+    "learn": "learn",
     "q": "quit",
     "quit": "quit",
 }
@@ -216,6 +216,10 @@ class OsirisApp(BaseApp):
             self.push_screen(ProvisionScreen())
         elif target == "audit":
             self.push_screen(AuditScreen())
+        elif target == "learn":
+            from .screens.learn import LearnScreen
+
+            self.push_screen(LearnScreen())
         elif target.startswith("tab:"):
             if isinstance(self.screen, ApplianceScreen):
                 self.screen.show_tab(target[4:])

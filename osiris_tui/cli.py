@@ -255,6 +255,44 @@ def appliance_show(ctx: click.Context, appliance_id: str, as_json: bool) -> None
     show(client_of(ctx).appliance(appliance_id), as_json)
 
 
+@appliance.command("drift")
+@click.argument("appliance_id")
+@click.option(
+    "--window", type=click.IntRange(1, 20000), default=2000, show_default=True,
+    help="Replay at most the newest N bundles of the chain.",
+)  # fmt: skip
+@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when any pair is in drift or error.")
+@JSON_OPT
+@click.pass_context
+def appliance_drift(
+    ctx: click.Context, appliance_id: str, window: int, fail_on_drift: bool, as_json: bool
+) -> None:
+    """Per host and check: state, since when, healing attempts — replayed from the evidence."""
+    from .drift import drift_rows, fetch_chain_tail, short
+
+    c = client_of(ctx)
+    a = c.appliance(appliance_id)
+    ev, start = fetch_chain_tail(c, a.site_id, a.id, (a.status or {}).get("seq"), window)
+    rows = drift_rows(ev, a.checks, window_start_seq=start)
+    listing(
+        rows,
+        as_json,
+        ["HOST", "CHECK", "STATE", "SINCE", "ATTEMPTS", "LAST", "OBSERVED", "EXPECTED"],
+        lambda d: [
+            d.host_id,
+            d.check,
+            d.state,
+            ("" if d.since_exact else "≤") + (d.since or "-"),
+            d.attempts,
+            f"{d.last_tier or '-'} {d.last_outcome or '-'}",
+            short(d.observed),
+            short(d.expected),
+        ],  # fmt: skip
+    )
+    if fail_on_drift and any(d.state in ("drift", "error") for d in rows):
+        sys.exit(1)
+
+
 @appliance.command("revoke")
 @click.argument("appliance_id")
 @YES_OPT
@@ -678,6 +716,29 @@ def incident_resolve(ctx: click.Context, incident_id: str, as_json: bool) -> Non
     show(client_of(ctx).resolve_incident(incident_id), as_json)
 
 
+# ---------------------------------------------------------------- learning
+
+
+@main.group()
+def learn() -> None:
+    """Learned-rule candidates (read-only: the server lists them; promotion is not in its API)."""
+
+
+@learn.command("list")
+@click.option("--site", "site_id", help="Only this site.")
+@JSON_OPT
+@click.pass_context
+def learn_list(ctx: click.Context, site_id: str | None, as_json: bool) -> None:
+    """List (check, runbook) promotion candidates with their success record, newest first."""
+    listing(
+        client_of(ctx).learning_candidates(site_id),
+        as_json,
+        ["ID", "SITE", "CHECK", "RUNBOOK", "OK", "FAILED", "RATE", "STATUS", "UPDATED"],
+        lambda c: [c.id, c.site_id or "-", c.check_id, c.runbook_id, c.successes, c.failures,
+                   c.success_rate, c.status, c.updated_at],
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------- provisioning
 
 
@@ -909,7 +970,12 @@ def tui(ctx: click.Context, local_dir: str | None, read_only: bool) -> None:
 @click.option("--minutes", type=click.IntRange(1, 1440), help="Headless run length (default 1).")
 @click.option("--seconds", type=click.IntRange(10, 86400), help="Headless run length, seconds.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Server port (default: a free one).")
-@click.option("--linux", is_flag=True, help="Add a Linux lab host over a real local sshd.")
+@click.option(
+    "--linux/--no-linux",
+    default=True,
+    show_default=True,
+    help="Add a Linux lab host over a real local sshd (skipped where the machine has no sshd).",
+)
 @click.option("--no-chaos", is_flag=True, help="Headless: inject no drift.")
 @JSON_OPT
 @click.pass_context

@@ -290,6 +290,28 @@ class Provision(Record):
 
 
 @dataclass
+class LearningCandidate(Record):
+    """A (check, runbook) pair the server tracks for promotion to an automatic L1 rule.
+
+    Read-only: the server lists candidates; promoting one is not in its API yet.
+    """
+
+    id: str = ""
+    site_id: str | None = None
+    check_id: str = ""
+    runbook_id: str = ""
+    successes: int = 0
+    failures: int = 0
+    status: str = ""
+    updated_at: str | None = None
+
+    @property
+    def success_rate(self) -> str:
+        n = (self.successes or 0) + (self.failures or 0)
+        return f"{100 * (self.successes or 0) // n}%" if n else "-"
+
+
+@dataclass
 class Partner(Record):
     id: str = ""
     name: str = ""
@@ -617,6 +639,10 @@ class Client:
 
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         return self.delete(f"/tokens/{_seg(token_id)}")
+
+    def learning_candidates(self, site_id: str | None = None) -> list[LearningCandidate]:
+        data = self.get("/learning/candidates", site=site_id)
+        return [LearningCandidate.from_json(r) for r in data["candidates"]]
 
     def audit(
         self,

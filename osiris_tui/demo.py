@@ -210,7 +210,7 @@ class Options:
     headless: bool = False
     seconds: int = 60
     port: int = 0
-    linux: bool = False  # opt-in: see docs/demo.md (the SSH scan stalls after one cycle)
+    linux: bool = True  # a Linux lab host over a real local sshd, where the machine allows
     chaos: bool = True
     as_json: bool = False
 
@@ -475,7 +475,8 @@ class Demo:
         path = self.data / "agents" / sid / "agent.toml"
         doc = tomllib.loads(path.read_text())
         agent = doc.setdefault("agent", {})
-        agent.update(checkin_interval_s=CHECKIN_S, jitter_pct=10, lab=True)
+        agent.update(checkin_interval_s=CHECKIN_S, jitter_pct=10, lab=True,
+                     scan_interval_s=SCAN_S)  # fmt: skip
         doc.setdefault("server", {})["url"] = self.state.server_url
         doc["ntp"] = {"servers": list(self.farm["ntp"]), "min_good": len(self.farm["ntp"]),
                       "timeout_ms": 1000, "max_skew_ms": 5000}  # fmt: skip
@@ -486,10 +487,8 @@ class Demo:
         for sid in self.state.sites:
             cfg = self.write_agent_config(sid)
             say(f"starting agent {sid}… ", end="")
-            # The real agent loop, through the lab runner: `osiris-agent run` has no knob for
-            # the drift-scan cadence (see osiris_agent/lab/farm.py:run_agent).
-            cmd = _python_cmd("osiris_agent.lab.farm", "--run-agent", str(cfg),
-                              "--scan-interval-s", str(SCAN_S))  # fmt: skip
+            # The real agent: `osiris-agent run`, scanning every SCAN_S s (agent.scan_interval_s).
+            cmd = _python_cmd("osiris_agent.cli", "run", "--config", str(cfg))
             self.spawn(f"agent-{sid}", cmd)
             say("ok")
 

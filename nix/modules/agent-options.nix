@@ -55,6 +55,11 @@ in
       default = 900;
       description = "Longest order lifetime the agent accepts; older orders are discarded as `expired`.";
     };
+    scan_interval_s = mkOption {
+      type = types.nullOr (types.ints.between 5 86400);
+      default = null;
+      description = "Seconds between drift scans of each check on every target. Unset = the catalogue's own cadence (300 s per check, 3600 s for patching). At least 60 (at least 5 with `agent.lab = true`, for demos). null = unset.";
+    };
     lab = mkOption {
       type = types.bool;
       default = false;

@@ -410,61 +410,13 @@ def load_spec(path: str) -> dict[str, Any]:
     return spec
 
 
-def run_agent(config: str, scan_interval_s: int) -> int:
-    """LAB: run the real agent loop with a short drift-scan cadence (``osiris demo`` uses it).
-
-    ``osiris-agent run`` has no knob for the scanner's per-check cadence (5 minutes by default,
-    hourly for patching): a demo of a few minutes would see each drift only once. This runs the
-    very same :class:`~osiris_agent.cycle.Agent` loop with ``scan_interval_s`` — and refuses a
-    config that is not marked ``agent.lab = true``, so it can never drive a clinic appliance.
-    """
-    import logging
-
-    from osiris_agent.config import ConfigError, load_config
-    from osiris_agent.cycle import Agent
-    from osiris_core.errors import OsirisError
-
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        cfg = load_config(config)
-    except ConfigError as e:
-        print(f"osiris-agent: config error: {e}", file=sys.stderr)
-        return 2
-    if not cfg.agent.lab:
-        print(f"lab farm: {config} is not a lab config (agent.lab = false)", file=sys.stderr)
-        return 2
-    try:
-        agent = Agent(cfg, scan_interval_s=scan_interval_s)
-    except (OsirisError, OSError) as e:
-        print(f"osiris-agent: cannot start: {e}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"LAB agent loop (scan every {scan_interval_s} s) for {config}", file=sys.stderr)
-    try:
-        agent.run(stop)
-    finally:
-        agent.close()
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m osiris_agent.lab.farm",
         description="LAB SIMULATOR farm for `osiris demo` (127.0.0.1 only; never production).",
     )
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--spec", help="JSON spec file (see the module docs): run the farm.")
-    mode.add_argument("--run-agent", metavar="CONFIG", help="Run a lab agent (agent.lab = true).")
-    parser.add_argument("--scan-interval-s", type=int, default=0, help="With --run-agent.")
+    parser.add_argument("--spec", required=True, help="JSON spec file (see the module docs).")
     args = parser.parse_args(argv)
-    if args.run_agent:
-        return run_agent(args.run_agent, max(0, args.scan_interval_s))
     try:
         spec = load_spec(args.spec)
     except SpecError as e:

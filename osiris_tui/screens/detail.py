@@ -6,7 +6,6 @@ lands in the activity log with what was sent and what came back.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,26 @@ MUTATIONS = {
     "reveal_cred",
     "new_order",
 }
+
+
+EVIDENCE_WINDOW = 2000  # newest bundles kept per appliance; older ones are one `pull` away
+
+
+def _ago(now: float, when: str | None) -> str:
+    """Age of an RFC 3339 time ("3m"); the raw text if an old agent sent something odd."""
+    if not when:
+        return ""
+    try:
+        from osiris_core.canonical import parse_time
+
+        return age(now - parse_time(when).timestamp())
+    except Exception:  # noqa: BLE001 - decoration; never a crash
+        return safe(when)
+
+
+def _clip(text: str, width: int) -> str:
+    """DataTable columns grow to their widest cell; long lists must not push the rest away."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _catalog() -> dict[str, Any]:
@@ -81,6 +100,8 @@ class ApplianceScreen(Screen):
         self.runbooks: dict[str, Any] = {}
         self.creds: dict[str, Credential] = {}
         self.evidence: list[dict[str, Any]] = []
+        self.window_start = 1
+        self.drift: dict[str, Any] = {}
         self.orders: dict[str, Any] = {}
         self.verdict: str | None = None
 
@@ -95,8 +116,7 @@ class ApplianceScreen(Screen):
             with TabPane("Drift", id="drift"):
                 yield KeyedTable(
                     [("host", "HOST"), ("check", "CHECK"), ("status", "STATUS"),
-                     ("since", "SINCE"), ("observed", "OBSERVED / EXPECTED"),
-                     ("heal", "HEALING")],
+                     ("since", "SINCE"), ("heal", "HEALING"), ("observed", "OBSERVED")],
                     id="drift-table",
                 )  # fmt: skip
             with TabPane("Runbooks", id="runbooks"):
@@ -213,12 +233,25 @@ class ApplianceScreen(Screen):
 
     @work(thread=True, exclusive=True, group="detail-evidence")
     def load_evidence(self) -> None:
+        """The chain's newest bundles: the whole tail once, then only what is new (by seq)."""
+        from ..drift import fetch_after, fetch_chain_tail
+
+        have = self.evidence
         try:
-            rows = self.client.evidence(self.site_id, self.appliance.id, limit=1000)["evidence"]
+            if have:
+                new = fetch_after(self.client, self.site_id, self.appliance.id, have[-1]["seq"])
+                rows, start = (have + new)[-EVIDENCE_WINDOW:], self.window_start
+                if len(have) + len(new) > EVIDENCE_WINDOW:
+                    start = int(rows[0]["seq"])
+            else:
+                head = (self.appliance.status or {}).get("seq")
+                rows, start = fetch_chain_tail(
+                    self.client, self.site_id, self.appliance.id, head, EVIDENCE_WINDOW
+                )
         except Exception as e:  # noqa: BLE001
             self.app.call_from_thread(self.app.api_result, False, worker_error(e))
             return
-        self.app.call_from_thread(self.apply_evidence, rows)
+        self.app.call_from_thread(self.apply_evidence, rows, start)
 
     def apply_main(self, appliance, runbooks, creds, incidents, orders) -> None:  # noqa: ANN001
         self.app.api_result(True)  # type: ignore[attr-defined]
@@ -294,8 +327,9 @@ class ApplianceScreen(Screen):
             }
         )
 
-    def apply_evidence(self, rows: list[dict[str, Any]]) -> None:
+    def apply_evidence(self, rows: list[dict[str, Any]], start: int = 1) -> None:
         self.evidence = rows
+        self.window_start = start
         out = {}
         for r in rows:
             b = r.get("envelope", {}).get("bundle", {})
@@ -306,39 +340,44 @@ class ApplianceScreen(Screen):
                 cell(b.get("check", r.get("check", ""))),
                 cell(b.get("host_id", r.get("host_id", ""))),
                 cell(b.get("runbook_id") or "-"),
-                cell(",".join(b.get("controls", []) or [])),
+                cell(_clip(",".join(b.get("controls", []) or []), 32)),
             ]
         self.query_one("#ev-table", KeyedTable).sync(out)
         self.render_drift()
 
     def render_drift(self) -> None:
-        now = self.app.clock()  # type: ignore[attr-defined]
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
-        attempts: dict[tuple[str, str], int] = {}
-        for r in self.evidence:
-            b = r.get("envelope", {}).get("bundle", {})
-            k = (b.get("host_id", ""), b.get("check", ""))
-            latest[k] = b
-            if b.get("tier") not in (None, "L0"):
-                attempts[k] = attempts.get(k, 0) + 1
-        rows = {}
-        for c in self.appliance.checks:
-            k = (c.host_id, c.check)
-            b = latest.get(k, {})
-            obs = b.get("post_state") if b.get("post_state") is not None else b.get("pre_state")
-            try:
-                from osiris_core.canonical import parse_time
+        """Per (host, check) from the evidence chain (see drift.py); the last check-in fills in
+        pairs no bundle names yet."""
+        from ..drift import HEALING_TIERS, drift_rows, observed_text
 
-                since = age(now - parse_time(c.since).timestamp())
-            except Exception:  # noqa: BLE001 - an odd time from an old agent
-                since = c.since
-            rows[f"{c.host_id}\0{c.check}"] = [
-                cell(c.host_id),
-                cell(c.check),
-                status_cell(c.status),
-                cell(since),
-                cell("-" if obs is None else json.dumps(obs, sort_keys=True)),
-                cell(attempts.get(k, 0)),
+        now = self.app.clock()  # type: ignore[attr-defined]
+        self.drift = {
+            f"{d.host_id}\0{d.check}": d
+            for d in drift_rows(
+                self.evidence, self.appliance.checks, window_start_seq=self.window_start
+            )
+        }
+        rows = {}
+        for key, d in self.drift.items():
+            since = _ago(now, d.since)
+            if since and not d.since_exact:
+                since = "≥" + since
+            if d.state == "compliant" and d.resolved_by in HEALING_TIERS:
+                heal = f"{d.resolved_by} healed after {d.attempts}"
+            elif d.state == "compliant" and d.resolved_at:
+                heal = f"cleared, {d.attempts} tries"
+            elif d.drift_since is not None and d.state != "compliant":
+                heal = f"{d.attempts} in {_ago(now, d.drift_since) or '?'}"
+            else:
+                heal = "-"
+            obs = "-" if d.source == "checkin" else observed_text(d)
+            rows[key] = [
+                cell(d.host_id),
+                cell(d.check),
+                status_cell(d.state),
+                cell(since or "-"),
+                cell(heal, "yellow" if d.state != "compliant" and d.attempts else ""),
+                cell(obs, "dim" if d.state == "compliant" else ""),
             ]
         self.query_one("#drift-table", KeyedTable).sync(rows)
 
@@ -523,7 +562,11 @@ class ApplianceScreen(Screen):
     # ---- evidence
 
     def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
-        if event.data_table.id == "ev-table":
+        if event.data_table.id == "drift-table":
+            d = self.drift.get(event.row_key.value or "")
+            if d is not None:
+                self.app.push_screen(JsonModal(f"drift {d.host_id} {d.check}", d.as_json()))
+        elif event.data_table.id == "ev-table":
             key = event.row_key.value
             row = next((r for r in self.evidence if r["bundle_hash"] == key), None)
             if row is not None:

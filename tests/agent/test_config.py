@@ -108,7 +108,8 @@ def test_int_bounds_name_the_key(opt: C.Option) -> None:
     if opt.key == "ntp.min_good":
         return  # its upper bound also depends on the number of servers
     for good in (opt.lo, opt.hi):
-        cfg = make(**{opt.section: {opt.name: good}})
+        extra = {"lab": True} if opt.key == "agent.scan_interval_s" else {}  # < 60: lab only
+        cfg = make(**{opt.section: {opt.name: good, **extra}})
         assert getattr(getattr(cfg, opt.section), opt.name) == good
 
 
@@ -328,6 +329,9 @@ def valid_docs(draw) -> dict:
             doc.setdefault(opt.section, {})[opt.name] = draw(_valid_value(opt))
     if doc.get("deployment", {}).get("mode") == "reseller":
         doc["deployment"].setdefault("reseller_id", "r1")
+    agent = doc.get("agent", {})
+    if agent.get("scan_interval_s", 60) < C.MIN_SCAN_INTERVAL_S:
+        agent["lab"] = True
     if doc.get("healing", {}).get("l2_enabled"):
         doc["healing"].setdefault("l2_base_url", "https://llm.example")
         doc["healing"].setdefault("l2_model", "m")
@@ -558,3 +562,22 @@ def test_main_docs_and_schema(capsys) -> None:
         "derived_from": "agent.state_dir",
         "name": "appliance.key",
     }
+
+
+# --- drift-scan cadence ---------------------------------------------------------------------
+
+
+def test_scan_interval_unset_by_default_and_bounded() -> None:
+    assert make().agent.scan_interval_s is None
+    assert "scan_interval_s" not in make().to_dict().get("agent", {})
+    assert make(agent={"scan_interval_s": 60}).agent.scan_interval_s == 60
+    e = error_for({"server": {"url": URL}, "agent": {"scan_interval_s": 59}})
+    assert e.key == "agent.scan_interval_s" and "agent.lab" in e.why
+    lab = make(agent={"scan_interval_s": 5, "lab": True})
+    assert lab.agent.scan_interval_s == 5
+    e = error_for({"server": {"url": URL}, "agent": {"scan_interval_s": 4, "lab": True}})
+    assert e.key == "agent.scan_interval_s" and "between 5 and 86400" in e.why
+    e = error_for({"server": {"url": URL}, "agent": {"scan_interval_s": "60"}})
+    assert e.key == "agent.scan_interval_s"
+    again = AgentConfig.from_dict(tomllib.loads(to_toml(lab)))
+    assert again == lab

@@ -264,3 +264,40 @@ def test_real_server_enroll_cycles_outage_and_drain(tmp_path) -> None:
     finally:
         p.terminate()
         p.wait(10)
+
+
+STATUS_KEYS = {
+    "appliance_id", "site_id", "server", "last_checkin", "server_reachable", "last_contact",
+    "clock", "queue_depth", "queue_bytes", "chain_head", "last_receipt", "witness",
+    "rules_version", "deferred_orders", "unsent_incidents", "evidence_refused_full",
+    "last_cycle", "last_results",
+}  # fmt: skip
+
+
+def test_status_json_has_stable_keys(srv, tmp_path) -> None:
+    """`osiris-agent status --json` is read by scripts and the console: its keys are a contract,
+    before the first cycle (nulls, not missing keys) and after one."""
+    import json
+
+    from click.testing import CliRunner
+
+    from osiris_agent.cli import main
+
+    a = make_agent(srv, tmp_path / "s")
+    runner = CliRunner()
+    args = ["status", "--json", "--state", str(tmp_path / "s")]
+    before = json.loads(runner.invoke(main, args).output)
+    a.cycle()
+    a.close()
+    r = runner.invoke(main, args)
+    assert r.exit_code == 0
+    after = json.loads(r.output)
+    for st in (before, after):
+        assert set(st) == STATUS_KEYS
+        assert set(st["chain_head"]) == {"seq", "hash"}
+        assert set(st["witness"]) == {"checkpoint_size", "trusted", "distrust_reason"}
+    assert before["last_receipt"] is None and before["queue_depth"] == 0
+    assert set(after["last_receipt"]) == {"seq", "bundle_hash", "log_index", "acked_at"}
+    assert set(after["last_cycle"]) == {"at", "reachable", "recorded", "acked"}
+    assert set(after["last_results"][0]) >= {"host_id", "check", "status", "since"}
+    assert after["server_reachable"] is True and after["chain_head"]["seq"] >= 1

@@ -92,3 +92,75 @@ def test_transport_closed_when_credential_rotates(srv, lab, tmp_path) -> None:
         assert a._transports == {}
     finally:
         a.close()
+
+
+def test_scan_cadence_comes_from_config(srv, tmp_path) -> None:
+    """``agent.scan_interval_s`` sets every check's cadence; unset, the catalogue's applies."""
+    a = make_agent(srv, tmp_path / "a", scan_self=False)
+    b = make_agent(srv, tmp_path / "b", "[agent]\nscan_interval_s = 120\n", scan_self=False)
+    try:
+        assert a.cfg.agent.scan_interval_s is None
+        assert (a.scanner.interval("linux_ssh"), a.scanner.interval("linux_patching")) == (
+            300, 3600,
+        )  # fmt: skip
+        assert {b.scanner.interval(c) for c in b.catalog.checks} == {120}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_reseller_mode_emits_every_bundle_including_healing(srv, lab, tmp_path) -> None:
+    """Every bundle the cycle signs — check results, scanner changes, L1 heals, snapshots —
+    also reaches the reseller's syslog (real UDP receiver) and webhook (real HTTP receiver)."""
+    import json
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from osiris_core.evidence import bundle_hash
+
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.5)
+    hooks: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            hooks.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+    web = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    host, server = lab
+    srv.state.targets = [_target(server)]
+    srv.state.runbooks = {"enabled": ["RB-WIN-FIREWALL-001"], "disabled": []}
+    host.inject("firewall_off")
+    extra = (
+        '[deployment]\nmode = "reseller"\nreseller_id = "rs-9"\n'
+        f'[reseller]\nsyslog_target = "udp://127.0.0.1:{udp.getsockname()[1]}"\n'
+        f'webhook_url = "http://127.0.0.1:{web.server_address[1]}/hook"\n'
+    )
+    a = make_agent(srv, tmp_path / "s", extra, scan_interval_s=0, scan_self=False)
+    try:
+        a.cycle()
+        signed = {bundle_hash(e["bundle"]): e["bundle"] for e in a.outbox.envelopes()}
+        assert any(b["tier"] == "L1" and b["outcome"] == "healed" for b in signed.values())
+        msgs: list[str] = []
+        try:
+            while True:
+                msgs.append(udp.recv(65536).decode())
+        except TimeoutError:
+            pass
+    finally:
+        a.close()
+        web.shutdown()
+        udp.close()
+    assert {h["bundle_hash"] for h in hooks} == set(signed)
+    assert all(h["reseller_id"] == "rs-9" for h in hooks)
+    for h in signed:
+        assert sum(h in m for m in msgs) == 1, f"{signed[h]['tier']} bundle not in syslog"
+    assert len(msgs) == len(signed)

@@ -119,3 +119,69 @@ def test_backoff_full_jitter_and_cap() -> None:
     assert max(waits[-20:]) > 30  # it really grows
     b.success()
     assert b.ceiling() == 1.0
+
+
+def _scan(ob: Outbox) -> tuple[int, int]:
+    return ob.depth(), ob.queued_bytes()
+
+
+def test_counters_follow_every_change_and_survive_reopen(tmp_path, signer) -> None:
+    """The O(1) counters equal a full scan after any mix of record/ack/reject/requeue/prune,
+    a rolled-back transaction, and a reopen."""
+    rng = random.Random(7)
+    db = StateDB.open_dir(tmp_path)
+    ob = Outbox(db)
+    for i in range(60):
+        op = rng.random()
+        if op < 0.55 or not ob.pending(include_rejected=True):
+            ob.record(signer, APP, **_fields(i))
+        elif op < 0.8:
+            p = rng.choice(ob.pending(include_rejected=True))
+            ob.ack(p.seq, i, f"r{i}")
+            ob.ack(p.seq, i, f"r{i}")  # a repeated ack changes nothing
+        elif op < 0.9:
+            if ob.pending():
+                ob.mark_rejected(ob.pending()[0].seq, "nope")
+        else:
+            ob.requeue_rejected()
+        assert ob.counters() == _scan(ob), f"step {i}"
+    with pytest.raises(RuntimeError), db.tx():
+        ob.record(signer, APP, **_fields(99))
+        raise RuntimeError("crash after the enqueue, before the commit")  # rolled back
+    assert ob.counters() == _scan(ob)
+    ob.prune(0, 0, datetime.now(UTC) + timedelta(days=1))
+    assert ob.counters() == _scan(ob) and ob.depth() > 0
+    db.close()
+    again = Outbox(StateDB.open_dir(tmp_path))
+    assert again.counters() == _scan(again)
+
+
+def test_enqueue_does_not_scan_the_queue(tmp_path, signer) -> None:
+    db = StateDB.open_dir(tmp_path)
+    ob = Outbox(db, max_entries=1000)
+    for i in range(5):
+        ob.record(signer, APP, **_fields(i))
+    seen: list[str] = []
+    db.conn.set_trace_callback(seen.append)
+    try:
+        ob.record(signer, APP, **_fields(5))
+    finally:
+        db.conn.set_trace_callback(None)
+    assert any("INSERT INTO outbox" in q for q in seen)
+    scans = [q for q in seen if "FROM outbox" in q or "COUNT(" in q.upper()]
+    assert scans == [], scans
+
+
+def test_counters_are_initialised_from_an_older_database(tmp_path, signer) -> None:
+    """A state.db written before the counters existed: the first record counts once."""
+    db = StateDB.open_dir(tmp_path)
+    ob = Outbox(db, max_entries=4)
+    for i in range(3):
+        ob.record(signer, APP, **_fields(i))
+    with db.tx():
+        db.delete("outbox_entries")
+        db.delete("outbox_bytes")
+    ob.record(signer, APP, **_fields(3))
+    assert ob.counters() == _scan(ob) and ob.depth() == 4
+    with pytest.raises(OutboxFull):
+        ob.record(signer, APP, **_fields(4))

@@ -5,11 +5,13 @@ log is caught, nothing is acknowledged, an incident is raised and trust is withd
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
 from osiris_agent.cycle import CycleReport
 from osiris_core import note as notes
+from osiris_core.evidence import bundle_hash
 from tests.agent.fixtures_agent import FakeCentral, make_agent
 
 
@@ -74,3 +76,64 @@ def test_misbehaving_log_is_caught(srv, tmp_path, mode) -> None:
     b.flush(r)
     assert r.acked == 0 and b.outbox.depth() == 3 and not b.witness.trusted
     assert b.witness.cosignatures(b.cosigner) == []  # never cosign a distrusted log
+
+
+def test_witness_cli_status_and_reset_records_evidence(srv, tmp_path) -> None:
+    """``osiris-agent witness status|reset``: reset refuses without --yes, then clears the
+    distrust, keeps the verified checkpoint, and the reset itself is a signed bundle that
+    reaches the server with the held-back evidence."""
+    from click.testing import CliRunner
+
+    from osiris_agent.cli import main
+    from osiris_core.evidence import verify_envelope
+
+    state = tmp_path / "s"
+    a = make_agent(srv, state)
+    _burst(a, 2)
+    a.flush(CycleReport())
+    srv.state.misbehave = "bad_sig"
+    _burst(a, 2)
+    a.flush(CycleReport())
+    assert not a.witness.trusted and a.outbox.depth() == 2
+    reason = a.witness.distrust_reason
+    signer_vkey = a.signer.verifier()
+    a.close()
+    srv.state.misbehave = None
+    cfg = str(state / "agent.toml")
+    cli = CliRunner()
+
+    r = cli.invoke(main, ["witness", "status", "--config", cfg])
+    assert r.exit_code == 1 and "NOT TRUSTED" in r.output and "size 2" in r.output
+    r = cli.invoke(main, ["witness", "status", "--config", cfg, "--json"])
+    st = json.loads(r.output)
+    assert st["trusted"] is False and st["distrust_reason"] == reason
+    assert st["checkpoint_size"] == 2
+
+    r = cli.invoke(main, ["witness", "reset", "--config", cfg])
+    assert r.exit_code == 2 and "--yes" in r.output
+    b = make_agent(srv, state)
+    try:
+        assert not b.witness.trusted and b.outbox.depth() == 2  # nothing happened
+    finally:
+        b.close()
+
+    r = cli.invoke(main, ["witness", "reset", "--config", cfg, "--yes", "--note", "tech J.D."])
+    assert r.exit_code == 0, r.output
+    assert "keep the last verified checkpoint (size 2)" in r.output
+    b = make_agent(srv, state)
+    try:
+        assert b.witness.trusted and b.witness.size == 2
+        env = b.outbox.envelopes()[-1]
+        verify_envelope(env, {signer_vkey.key_id_hex: signer_vkey})
+        bundle = env["bundle"]
+        assert bundle["check"] == "evidence_pipeline" and bundle["outcome"] == "alert"
+        assert "reset by a technician" in bundle["action_taken"]
+        assert "tech J.D." in bundle["action_taken"] and reason in bundle["action_taken"]
+        assert bundle["pre_state"]["observed"]["trusted"] is False
+        r2 = CycleReport()
+        assert b.flush(r2) and r2.acked == 3 and b.outbox.depth() == 0
+        assert bundle_hash(bundle) in {bundle_hash(e["bundle"]) for e in srv.envelopes()}
+    finally:
+        b.close()
+    r = cli.invoke(main, ["witness", "reset", "--config", cfg, "--yes"])
+    assert r.exit_code == 0 and "nothing to reset" in r.output

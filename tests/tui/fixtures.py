@@ -57,7 +57,8 @@ def evidence_rows(app_id: str, site_id: str) -> list[dict[str, Any]]:
     out = []
     for seq in range(1, 5):
         b = {"seq": seq, "outcome": ["compliant", "healed", "compliant", "failed"][seq - 1],
-             "tier": ["L0", "L1", "L0", "order"][seq - 1], "check": "firewall", "host_id": "host0",
+             "tier": ["monitor", "L1", "monitor", "order"][seq - 1], "check": "firewall",
+             "host_id": "host0",
              "runbook_id": None if seq % 2 else "RB-WIN-FW-001",
              "controls": ["164.312(c)(1)"], "appliance_id": app_id, "site_id": site_id,
              "pre_state": {"enabled": False}, "post_state": {"enabled": seq != 4}}  # fmt: skip
@@ -119,6 +120,11 @@ class RecordedClient(Client):
                  "created_at": iso(NOW - 9000), "expires_at": iso(NOW + 70000),
                  "used_at": iso(NOW - 8000),
                  "appliance_id": d["appliances"][2]["id"]}]}  # fmt: skip
+        if p == "/learning/candidates":
+            return {"candidates": [
+                {"id": "lc_01", "site_id": "site-00", "check_id": "windows_firewall",
+                 "runbook_id": "RB-WIN-FW-001", "successes": 41, "failures": 2,
+                 "status": "candidate", "updated_at": iso(NOW - 120)}]}  # fmt: skip
         if p == "/audit":
             return {"audit": [
                 {"id": 3, "at": iso(NOW - 30), "actor": "token:admin",

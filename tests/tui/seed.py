@@ -70,6 +70,19 @@ class FakeAppliance:
         assert all(x["status"] == "accepted" for x in r.json()["results"]), r.text
         return envs
 
+    def send_bundles(self, bundles: list[dict[str, Any]]) -> list[str]:
+        """Sign and post bundles built from `bundles` (fields for Chain.next); their hashes."""
+        envs, hashes = [], []
+        for f in bundles:
+            b = self.chain.next(**{"site_id": self.site_id, **f})
+            hashes.append(self.chain.advance(b))
+            envs.append(ev.sign_bundle(b, self.signer))
+        with self.http() as h:
+            r = h.post("/api/v1/evidence", json={"envelopes": envs, "log_size_seen": 0})
+        assert r.status_code == 200, r.text
+        assert all(x["status"] == "accepted" for x in r.json()["results"]), r.text
+        return hashes
+
 
 def enroll(url: str, admin: str, site_id: str, hostname: str) -> FakeAppliance:
     h = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=20)

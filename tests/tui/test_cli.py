@@ -207,7 +207,7 @@ def test_every_command_has_help() -> None:
 
 
 REQUIRED_GROUPS = {"site", "appliance", "cred", "runbook", "order", "incident", "evidence",
-                   "provision", "partner", "token", "audit"}  # fmt: skip
+                   "provision", "partner", "token", "audit", "learn"}  # fmt: skip
 
 
 def test_all_groups_present_and_json_on_every_listing() -> None:
@@ -215,6 +215,36 @@ def test_all_groups_present_and_json_on_every_listing() -> None:
     for path, cmd in _paths(main):
         if path[-1] in ("list", "show"):
             assert any(p.name == "as_json" for p in cmd.params), path
+
+
+LEARN_KEYS = {"id", "site_id", "check_id", "runbook_id", "successes", "failures", "status",
+              "updated_at"}  # fmt: skip
+
+
+def test_learn_list_shows_what_the_server_has(live) -> None:
+    import sqlite3
+
+    r = run(live, "learn", "list", "--site", "weird", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == []  # nothing learned for this site yet, and it says so
+    # No API creates candidates (the server only lists them): put one in its real database
+    # the way its learner would, then read it back through the API.
+    db = sqlite3.connect(live.data / "osiris.db", timeout=10)
+    with db:
+        db.execute(
+            "INSERT INTO learning_candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ("lc_weird_1", "weird", "windows_firewall", "RB-WIN-FW-001", 9, 1, "candidate",
+             "2026-01-01T00:00:00.000Z"),
+        )  # fmt: skip
+    db.close()
+    r = run(live, "learn", "list", "--site", "weird", "--json")
+    rows = json.loads(r.stdout)
+    assert [set(x) for x in rows] == [LEARN_KEYS]
+    assert rows[0]["successes"] == 9 and rows[0]["runbook_id"] == "RB-WIN-FW-001"
+    r = run(live, "learn", "list", "--site", "weird")
+    assert r.stdout.splitlines()[1].split("\t")[4:7] == ["9", "1", "90%"]
+    r = run(live, "learn", "list", "--site", "riverside", "--json")
+    assert json.loads(r.stdout) == []  # tenant filter is the server's
 
 
 def test_cli_runner_stdout_stderr_split(live) -> None:

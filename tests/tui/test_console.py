@@ -261,3 +261,28 @@ async def test_command_bar_and_audit_view(live) -> None:
         assert scr.last_code is not None and scr.last_code["code"].startswith("ocl_")
         assert "▀" in str(scr.query_one("#code").render())
         assert "pending" in " ".join(cells(table(app, "#prov-table"), "state"))
+
+
+async def test_learn_view_lists_the_servers_candidates(live) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(live.data / "osiris.db", timeout=10)
+    with db:  # no API creates candidates; the server's learner would write this row
+        db.execute(
+            "INSERT OR REPLACE INTO learning_candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ("lc_console_1", "riverside", "linux_firewall", "LIN-FW-001", 3, 1, "candidate",
+             "2026-01-01T00:00:00.000Z"),
+        )  # fmt: skip
+    db.close()
+    app = OsirisApp(live.url, live.token)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("colon", *"learn", "enter")
+        await settle(app, pilot)
+        assert type(app.screen).__name__ == "LearnScreen"
+        t = table(app, "#learn-table")
+        row = cells(t, "runbook").index("LIN-FW-001")
+        assert cells(t, "rate")[row] == "75%" and cells(t, "check")[row] == "linux_firewall"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "FleetScreen"

@@ -103,6 +103,16 @@ def test_audit(snap_compare, size) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_learn(snap_compare, size) -> None:
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("colon", *"learn", "enter")
+        await settle(pilot)
+
+    assert snap_compare(fleet_app(), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
 def test_local(snap_compare, size, tmp_path) -> None:
     from tests.tui.test_data_layer import _agent_state
 
