@@ -7,12 +7,14 @@ Nothing the server says is trusted here — the verifier checks it all afterward
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from osiris_core.evidence import bundle_hash
 from osiris_core.export import write_export
+from osiris_core.note import TlogProof
 
 from .client import Client, NotFound, UsageError
 
@@ -51,22 +53,37 @@ def pull_export(
         cp = client.get("/log/checkpoint")
     size = int(cp["size"])
     envelopes: list[dict[str, Any]] = []
+    proofs: dict[str, str] = {}
     for a in apps:
         after = 0
         while True:
-            page = client.evidence(site_id, a["appliance_id"], after_seq=after, limit=PAGE)
+            # One request per page brings the envelopes and their inclusion paths in the tree of
+            # `size` (bulk proofs); the tlog-proof files are assembled here, checked by verify.
+            page = client.get(
+                "/evidence",
+                site=site_id,
+                appliance=a["appliance_id"],
+                after_seq=after,
+                limit=PAGE,
+                proof_size=size,
+            )
             rows = page.get("evidence", [])
-            envelopes += [r["envelope"] for r in rows if r["index"] < size]
+            for r in rows:
+                proof = r.get("proof")
+                if r["index"] >= size or proof is None:
+                    continue
+                env = r["envelope"]
+                envelopes.append(env)
+                proofs[bundle_hash(env["bundle"])] = TlogProof(
+                    index=int(proof["index"]),
+                    hashes=[base64.b64decode(h) for h in proof["hashes"]],
+                    checkpoint=cp["note"],
+                ).format()
+            if progress is not None:
+                progress(len(envelopes), len(envelopes))
             if len(rows) < PAGE:
                 break
             after = rows[-1]["seq"]
-    proofs: dict[str, str] = {}
-    for i, env in enumerate(envelopes):
-        h = bundle_hash(env["bundle"])
-        p = client.get("/log/proof/inclusion", hash=h, size=size)
-        proofs[h] = p["receipt"]
-        if progress is not None:
-            progress(i + 1, len(envelopes))
     vkeys = [a["signing_vkey"] for a in apps] + [a["cosign_vkey"] for a in apps]
     try:
         return write_export(
