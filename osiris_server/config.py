@@ -112,6 +112,11 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
             if not isinstance(raw[key], typ) or (typ is int and isinstance(raw[key], bool)):
                 raise ConfigError(f"{path}: {key} has the wrong type")
             setattr(cfg, key, raw[key])
+    if not 0 <= cfg.checkpoint_interval_s <= 1:
+        # the log must publish a checkpoint at least once a second under load
+        raise ConfigError(f"{path}: checkpoint_interval_s must be between 0 and 1 second")
+    if cfg.checkpoint_idle_s <= 0 or cfg.checkpoint_idle_s > 300:
+        raise ConfigError(f"{path}: checkpoint_idle_s must be in (0, 300] seconds")
     if "smtp" in raw:
         s = raw["smtp"]
         try:

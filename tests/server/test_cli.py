@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from osiris_core import note, tlog
 from osiris_core.keys import Verifier
@@ -253,3 +254,20 @@ def test_kill_9_during_evidence_stream_loses_nothing_acknowledged(tmp_path: Path
     finally:
         srv.p.kill()
         srv.p.wait()
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["checkpoint_interval_s = 5\n", "checkpoint_interval_s = -1\n", "checkpoint_idle_s = 0\n"],
+)
+def test_checkpoint_cadence_outside_the_contract_is_refused(tmp_path, line) -> None:
+    """The log must checkpoint at least once a second under load and every 5 minutes idle."""
+    from osiris_server.app import init_data
+    from osiris_server.config import ConfigError, load
+
+    data = tmp_path / "data"
+    init_data(data)
+    with open(data / "server.toml", "a") as f:
+        f.write(line)
+    with pytest.raises(ConfigError, match="checkpoint_"):
+        load(data)
