@@ -301,3 +301,27 @@ def test_status_json_has_stable_keys(srv, tmp_path) -> None:
     assert set(after["last_cycle"]) == {"at", "reachable", "recorded", "acked"}
     assert set(after["last_results"][0]) >= {"host_id", "check", "status", "since"}
     assert after["server_reachable"] is True and after["chain_head"]["seq"] >= 1
+
+
+def test_backlog_drains_in_catch_up_batches(tmp_path) -> None:
+    """After an outage the queue goes out in batches of up to 500 (fewer receipts to wait for),
+    and in normal operation in batches of up to 100."""
+    from osiris_agent.cycle import CycleReport
+
+    with FakeCentral() as srv:
+        a = make_agent(srv, tmp_path / "state")
+        with a.db.tx():
+            for i in range(650):
+                a.record(host_id="dc01", check="timesync", outcome="compliant",
+                         pre_state={"observed": {"i": i}})  # fmt: skip
+        before = srv.state.evidence_posts
+        rep = CycleReport()
+        assert a.flush(rep) and rep.acked == 650 and a.outbox.depth() == 0
+        # 650 queued: 500 (catch-up), then 150 > 100 → 150 more in one catch-up batch
+        assert srv.state.evidence_posts - before == 2
+        with a.db.tx():
+            for i in range(150):
+                a.record(host_id="dc01", check="timesync", outcome="compliant",
+                         pre_state={"observed": {"j": i}})  # fmt: skip
+        a.flush(CycleReport())
+        assert srv.state.evidence_posts - before == 3
