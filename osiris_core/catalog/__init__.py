@@ -7,7 +7,6 @@ Data lives next to this file: ``checks.toml``, ``runbooks/<ID>/manifest.toml`` w
     {"status": "compliant"|"drift"|"error", "observed": {...}, "expected": {...}}
 
 (``remediate``/``rollback`` report ``observed = {"changed": bool, "action": str}``.)
-``verify`` re-runs the ``detect`` script unless a runbook ships its own ``verify`` script.
 """
 
 from __future__ import annotations

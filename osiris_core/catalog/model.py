@@ -112,17 +112,10 @@ class Runbook:
         return f"{phase}.{self.ext}"
 
     def script(self, phase: str) -> str:
-        """The phase script's text; ``SchemaError`` for a phase the manifest does not claim.
-
-        Verify is, by default, detect run again after remediate: one script, so what counts as
-        healed can never drift from what counts as drift. A runbook may ship its own verify.*.
-        """
+        """The phase script's text; ``SchemaError`` for a phase the manifest does not claim."""
         if phase not in self.phases:
             raise SchemaError(f"runbook {self.id} has no {phase!r} phase")
-        path = self.directory.joinpath(self.script_name(phase))
-        if phase == "verify" and not path.is_file():
-            path = self.directory.joinpath(self.script_name("detect"))
-        return path.read_text(encoding="utf-8")
+        return self.directory.joinpath(self.script_name(phase)).read_text(encoding="utf-8")
 
     def validate_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """Fill defaults and check every value; unknown or bad params raise ``SchemaError``."""
@@ -286,8 +279,6 @@ def parse_manifest(data: Mapping[str, Any], directory: Traversable) -> Runbook:
     params = {n: parse_param(n, s, where) for n, s in params_raw.items()}
     ext = script_ext(platform)
     for phase in phases:
-        if phase == "verify":
-            continue  # optional: without its own script, verify re-runs detect
         if not directory.joinpath(f"{phase}.{ext}").is_file():
             raise SchemaError(f"{where}: phase {phase!r} has no {phase}.{ext}")
     observed_keys = _str_list(data, "observed_keys", where)

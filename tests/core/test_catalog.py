@@ -89,14 +89,10 @@ def test_every_runbook_is_complete(cat) -> None:
         for phase in rb.phases:
             text = rb.script(phase)
             assert text.strip(), (rb.id, phase)
-            if phase != "verify":  # verify re-runs detect unless the runbook ships its own
-                assert (CATALOG_DIR / "runbooks" / rb.id / f"{phase}.{rb.ext}").is_file()
+            assert (CATALOG_DIR / "runbooks" / rb.id / f"{phase}.{rb.ext}").is_file()
         # No stray script files that the manifest does not claim.
         files = {p.name for p in (CATALOG_DIR / "runbooks" / rb.id).iterdir()}
-        claimed = {"manifest.toml"} | {f"{p}.{rb.ext}" for p in rb.phases}
-        assert files <= claimed and files >= claimed - {f"verify.{rb.ext}"}, rb.id
-        if "verify" in rb.phases and f"verify.{rb.ext}" not in files:
-            assert rb.script("verify") == rb.script("detect"), rb.id
+        assert files == {"manifest.toml"} | {f"{p}.{rb.ext}" for p in rb.phases}, rb.id
         if rb.reboot:
             assert rb.requires_maintenance_window, rb.id
         assert rb.observed_keys and rb.what_it_changes and rb.description

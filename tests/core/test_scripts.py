@@ -54,8 +54,7 @@ def _first_error(node):
 
 
 def test_there_are_scripts_to_gate() -> None:
-    # detect + remediate per runbook at least (verify re-runs detect unless a runbook has its own)
-    assert len(PS1) >= 27 * 2 and len(SH) >= 24 * 2
+    assert len(PS1) >= 27 * 3 and len(SH) >= 24 * 3
 
 
 @pytest.mark.parametrize("path", PS1, ids=_rel)
