@@ -84,6 +84,43 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
 
 
+def check_site_params(
+    catalog: Any, raw: dict[str, dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Split delivered ``{runbook_id: {name: value}}`` into what this catalogue accepts and
+    what it refuses (unknown runbook, unknown param, wrong type, out of bounds, pattern).
+
+    Each value is checked on its own, so one bad threshold costs only that threshold (its
+    catalogue default applies) and never the site's other choices."""
+    accepted: dict[str, dict[str, Any]] = {}
+    refused: list[dict[str, Any]] = []
+    for rb_id, values in sorted(raw.items()):
+        rb = catalog.runbooks.get(rb_id)
+        for name, value in sorted(values.items()):
+            why = None
+            if rb is None:
+                why = "unknown runbook"
+            elif name not in rb.params:
+                why = "unknown param"
+            else:
+                try:
+                    rb.params[name].check(value)
+                except SchemaError as exc:
+                    why = str(exc)[:200]
+            if why is None:
+                accepted.setdefault(rb_id, {})[name] = value
+            else:
+                refused.append({"runbook_id": str(rb_id)[:64], "param": name, "reason": why})
+    for rb_id, values in list(accepted.items()):
+        try:  # the set as a whole, exactly as the executor will check it
+            catalog.runbooks[rb_id].validate_params(values)
+        except SchemaError as exc:
+            del accepted[rb_id]
+            for name in values:
+                refused.append({"runbook_id": rb_id, "param": name, "reason": str(exc)[:200]})
+    return accepted, refused
+
+
 class AgentEvidence:
     """The healing engine's and scanner's ``EvidenceSink``: the outbox's record (sign, chain,
     queue in one fsync'd transaction). Remembers what it emitted during the current cycle so the
@@ -184,6 +221,8 @@ class Agent:
         # Memory only: what the last check-in delivered (credentials included).
         self.targets: list[Any] = []
         self.runbooks: dict[str, list[str]] = {"enabled": [], "disabled": []}
+        self.site_params: dict[str, dict[str, Any]] = {}  # {runbook_id: {name: value}}
+        self._params_refused: list[dict[str, Any]] = []  # last refusal, so it is raised once
         self.rules: dict[str, Any] | None = None
         self.window = cfg.window
         self.next_checkin_s: int = cfg.agent.checkin_interval_s
@@ -397,7 +436,8 @@ class Agent:
     def apply(self, resp: dict[str, Any], report: CycleReport) -> None:
         """Apply a validated check-in answer; targets and credentials stay in memory."""
         self._apply_targets(resp["targets"])
-        self.runbooks = {k: list(v) for k, v in resp["runbooks"].items()}
+        self.runbooks = {k: list(resp["runbooks"][k]) for k in ("enabled", "disabled")}
+        self._apply_params(resp["runbooks"].get("params", {}))
         self._apply_rules(resp["rules"])
         self._apply_window(resp["window"])
         self._apply_policy()
@@ -486,7 +526,24 @@ class Agent:
             allow_disruptive_outside_window=self.window.allow_disruptive_outside,
             l2=self.l2,
             policy_version=(self.rules or {}).get("version", "1")[:64],
+            params=self.site_params,
         )
+
+    def _apply_params(self, raw: dict[str, dict[str, Any]]) -> None:
+        """The site's runbook parameter values, checked again against *this* agent's catalogue
+        (the server's may be newer or older): a value that does not fit is dropped — the
+        catalogue default applies — and raised once as an incident, never a crash."""
+        accepted, refused = check_site_params(self.catalog, raw)
+        self.site_params = accepted
+        if refused and refused != self._params_refused:
+            names = ", ".join(f"{r['runbook_id']}.{r['param']}" for r in refused[:10])
+            log.error("runbook parameters refused, catalogue defaults apply: %s", names)
+            summary = f"site runbook parameters refused, the catalogue default applies: {names}"
+            with self.db.tx():
+                self.db.add_incident(
+                    "runbook_params_refused", "high", summary[:500], {"refused": refused[:50]}
+                )
+        self._params_refused = refused
 
     # -- orders -------------------------------------------------------------------------------
 

@@ -29,6 +29,9 @@ _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+-]{0,63}")
 MAX_INT = 2**53 - 1
+MAX_PARAMS = 64
+MAX_PARAM_STR = 512
+_PARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 def _fail(path: str, msg: str) -> SchemaError:
@@ -203,6 +206,32 @@ def _order(v: Any, path: str) -> None:
     _sig(v["sig"], path + ".sig")
 
 
+def _param_value(v: Any, path: str) -> None:
+    """A parameter value is a JSON scalar of a catalogue param type: bool, int or str."""
+    if type(v) is bool:
+        return
+    if type(v) is int:
+        _int(v, path, -MAX_INT, MAX_INT)
+        return
+    if not isinstance(v, str):
+        raise _fail(path, "must be a boolean, an integer or a string")
+    _str(v, path, max_len=MAX_PARAM_STR)
+
+
+def _runbook_params(v: Any, path: str) -> None:
+    """``{runbook_id: {name: scalar}}``; the catalogue schema is checked by the agent itself."""
+    if not isinstance(v, dict) or len(v) > 10000:
+        raise _fail(path, "must be an object of at most 10000 runbooks")
+    for rb, values in v.items():
+        _str(rb, f"{path}.<key>", max_len=64)
+        where = f"{path}.{rb}"
+        if not isinstance(values, dict) or len(values) > MAX_PARAMS:
+            raise _fail(where, f"must be an object of at most {MAX_PARAMS} parameters")
+        for name, value in values.items():
+            _str(name, f"{where}.<key>", _PARAM_NAME, 40)
+            _param_value(value, f"{where}.{name}")
+
+
 def validate_checkin_response(resp: Any) -> None:
     """The server's answer; the agent still verifies every signature inside it separately."""
     _obj(
@@ -213,11 +242,13 @@ def validate_checkin_response(resp: Any) -> None:
     _str(resp["server_time"], "server_time", _TIME)
     _int(resp["next_checkin_s"], "next_checkin_s", 1, 86400)
     _list(resp["targets"], "targets", MAX_TARGETS, _target)
-    rb = _obj(resp["runbooks"], "runbooks", {"enabled", "disabled"})
+    rb = _obj(resp["runbooks"], "runbooks", {"enabled", "disabled"}, {"params"})
     for k in ("enabled", "disabled"):
         _list(rb[k], f"runbooks.{k}", 10000, lambda x, p: _str(x, p, max_len=64))
     if set(rb["enabled"]) & set(rb["disabled"]):
         raise _fail("runbooks", "a runbook is both enabled and disabled")
+    if "params" in rb:  # optional: a server that predates per-site parameters omits it
+        _runbook_params(rb["params"], "runbooks.params")
     _rules(resp["rules"], "rules")
     _window(resp["window"], "window")
     _list(resp["orders"], "orders", MAX_ORDERS, _order)

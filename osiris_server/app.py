@@ -44,6 +44,7 @@ from osiris_server.api import (
     orders,
     partners,
     provisioning,
+    runbooks,
     sites,
     tokens,
 )
@@ -77,6 +78,7 @@ MODULES = [
     provisioning,
     partners,
     sites,
+    runbooks,
     credentials,
     orders,
     tokens,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import socket
 import ssl
@@ -81,6 +82,12 @@ class _Body(io.RawIOBase):
 
 MAX_HEADERS = 100
 _METHODS = frozenset(("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"))
+# RFC 9110 token: anything else in a field name is a parser-differential (smuggling) vector
+_TOKEN = re.compile(r"[!#$%&'*+\-.^`|~0-9A-Za-z_]+")
+# field values: visible ASCII, obs-text, SP and HTAB; a bare CR or NUL is refused because a
+# proxy in front may treat it as a line end and see a different header block than we do
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_LENGTH = re.compile(r"[0-9]{1,19}")
 
 
 class _Headers:
@@ -90,15 +97,22 @@ class _Headers:
     cost more CPU than the whole check-in handler (profiled); this is what the server needs.
     """
 
-    __slots__ = ("_items", "_first")
+    __slots__ = ("_items", "_first", "_count")
 
     def __init__(self) -> None:
         self._items: list[tuple[str, str]] = []
         self._first: dict[str, str] = {}
+        self._count: dict[str, int] = {}
 
     def add(self, name: str, value: str) -> None:
         self._items.append((name, value))
-        self._first.setdefault(name.lower(), value)
+        low = name.lower()
+        self._first.setdefault(low, value)
+        self._count[low] = self._count.get(low, 0) + 1
+
+    def count(self, name: str) -> int:
+        """How often a field appeared (a repeated Content-Length is refused, not merged)."""
+        return self._count.get(name.lower(), 0)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self._first.get(name.lower(), default)
@@ -183,6 +197,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._simple(400, "E_HTTP", "malformed request line")
             return False
         command, path, version = words
+        if _BAD_VALUE.search(line) or "\t" in line:
+            self._simple(400, "E_HTTP", "malformed request line")
+            return False
         if version not in ("HTTP/1.1", "HTTP/1.0"):
             self._simple(505, "E_HTTP", "HTTP/1.1 or HTTP/1.0 only")
             return False
@@ -202,9 +219,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
             text = str(raw, "iso-8859-1").rstrip("\r\n")
             name, sep, value = text.partition(":")
-            if not sep or not name or name != name.strip() or text[0] in " \t":
+            if not sep or _TOKEN.fullmatch(name) is None or _BAD_VALUE.search(value):
                 self._simple(400, "E_HTTP", "malformed header line")
                 return False
+            if "_" in name:
+                # CGI/WSGI maps "-" and "_" to the same HTTP_ key: "X_API_Key" would pass for
+                # "X-API-Key" behind a proxy that filters only the latter (nginx drops these too)
+                continue
             headers.add(name, value.strip(" \t"))
         else:
             self._simple(431, "E_HTTP", "too many header lines")
@@ -241,13 +262,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _run_wsgi(self) -> None:
         srv = self.server
-        if self.headers.get("Transfer-Encoding"):
+        # any Transfer-Encoding (even an empty one) is refused: a front proxy may honour it
+        if self.headers.count("Transfer-Encoding"):
             self._simple(411, "E_LENGTH_REQUIRED", "send a Content-Length (no chunked bodies)")
             return
-        raw_len = self.headers.get("Content-Length", "")
+        if self.headers.count("Content-Length") > 1:  # which one a proxy used is unknowable
+            self._simple(400, "E_INPUT", "more than one Content-Length")
+            return
+        raw_len = self.headers.get("Content-Length", "") or ""
         length = 0
         if raw_len:
-            if not raw_len.strip().isdigit():
+            if _LENGTH.fullmatch(raw_len) is None:  # ASCII digits only (str.isdigit takes "²")
                 self._simple(400, "E_INPUT", "bad Content-Length")
                 return
             length = int(raw_len)
@@ -266,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
             "SERVER_PROTOCOL": self.request_version,
             "REMOTE_ADDR": self.client_address[0],
             "REMOTE_PORT": str(self.client_address[1]),
-            "CONTENT_LENGTH": raw_len.strip(),
+            "CONTENT_LENGTH": raw_len,
             "CONTENT_TYPE": self.headers.get("Content-Type", ""),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "https" if srv.ssl_context else "http",
@@ -287,16 +312,23 @@ class _Handler(BaseHTTPRequestHandler):
             status_headers[:] = [status, headers]
             return lambda data: None
 
-        chunks = srv.app(environ, start_response)
         try:
-            out = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            chunks = srv.app(environ, start_response)
+            try:
+                out = b"".join(chunks)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            status, headers = status_headers
+        except (TimeoutError, OSError, ssl.SSLError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in the app is a 500, never a hang-up
+            _log({"event": "app_error", "error": type(exc).__name__})
+            self._simple(500, "E_INTERNAL", "internal error")
+            return
         if not body.drain():
             self.close_connection = True
-        status, headers = status_headers
         if srv.stopping.is_set():
             self.close_connection = True
         lines = [f"HTTP/1.1 {status}"]
@@ -407,6 +439,8 @@ class OsirisHTTPServer(ThreadingHTTPServer):
             self.RequestHandlerClass(request, client_address, self)
             return
         request.settimeout(self.read_timeout)
+        # CPython applies the socket timeout to the whole handshake (one deadline, not per
+        # recv), so a client dribbling its ClientHello is cut at read_timeout (tested)
         try:
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:

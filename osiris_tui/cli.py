@@ -480,7 +480,8 @@ def scope_opts(f: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.group()
 def runbook() -> None:
-    """Runbook toggles per site or appliance: list, enable, disable, reset."""
+    """Runbooks per site or appliance: toggles (list, enable, disable, reset) and parameter
+    values (params, set)."""
 
 
 @runbook.command("list")
@@ -577,6 +578,111 @@ def runbook_disable(ctx, runbook_ids, site_id, appliance_id, yes, as_json) -> No
 def runbook_reset(ctx, runbook_ids, site_id, appliance_id, as_json) -> None:  # noqa: ANN001
     """Clear overrides so the runbooks inherit from the site or the catalogue default."""
     _toggle(ctx, runbook_ids, None, site_id, appliance_id, True, as_json)
+
+
+# ---------------------------------------------------------------- runbook parameters
+
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def convert_param(name: str, spec: dict[str, Any] | None, raw: str) -> Any:
+    """``NAME=VALUE`` text → the JSON value the schema's type wants; ``UsageError`` otherwise.
+
+    Why here and not on the server: argv is text, and ``15`` must travel as the integer 15 (the
+    server refuses a string for an int parameter, rightly)."""
+    if spec is None:
+        raise UsageError(f"unknown parameter {name}")
+    typ = spec.get("type")
+    if typ == "int":
+        try:
+            return int(raw.strip(), 10)
+        except ValueError:
+            raise UsageError(f"{name} must be an integer, not {raw!r}") from None
+    if typ == "bool":
+        word = raw.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise UsageError(f"{name} must be true or false, not {raw!r}")
+    return raw
+
+
+def _param_rows(view: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    own = view.get("appliance") or {}
+    site = view.get("site") or {}
+    for name, spec in sorted((view.get("schema") or {}).items()):
+        source = "appliance" if name in own else "site" if name in site else "default"
+        value = view.get("effective", {}).get(name)
+        rows.append([name, spec.get("type", ""), json.dumps(value), source,
+                     json.dumps(spec.get("default")), spec.get("description", "")])  # fmt: skip
+    return rows
+
+
+PARAM_HEADERS = ["NAME", "TYPE", "VALUE", "SET BY", "DEFAULT", "DESCRIPTION"]
+
+
+def _show_params(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(view)
+    else:
+        emit_table(_param_rows(view), PARAM_HEADERS)
+
+
+@runbook.command("params")
+@click.argument("site_id")
+@click.argument("runbook_id")
+@click.option("--appliance", "appliance_id", help="Show one appliance's values (it wins).")
+@JSON_OPT
+@click.pass_context
+def runbook_params(
+    ctx: click.Context, site_id: str, runbook_id: str, appliance_id: str | None, as_json: bool
+) -> None:
+    """Show a runbook's parameters at a site: value, where it is set, default, meaning."""
+    _show_params(client_of(ctx).runbook_params(site_id, runbook_id, appliance_id), as_json)
+
+
+@runbook.command("set")
+@click.argument("site_id")
+@click.argument("runbook_id")
+@click.argument("assignments", nargs=-1, metavar="NAME=VALUE...")
+@click.option("--appliance", "appliance_id", help="Set for one appliance of the site only.")
+@click.option("--clear", "clear", multiple=True, metavar="NAME",
+              help="Clear a value set at this scope (it inherits again); repeatable.")  # fmt: skip
+@JSON_OPT
+@click.pass_context
+def runbook_set(
+    ctx: click.Context,
+    site_id: str,
+    runbook_id: str,
+    assignments: tuple[str, ...],
+    appliance_id: str | None,
+    clear: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Set runbook parameters (policy thresholds) for a site, e.g.
+    `osiris runbook set clinic RB-WIN-PATCH-001 critical_overdue_days=15`."""
+    if not assignments and not clear:
+        fail("give at least one NAME=VALUE (or --clear NAME)", 2)
+    c = client_of(ctx)
+    schema = c.runbook_params(site_id, runbook_id, appliance_id).get("schema") or {}
+    changes: dict[str, Any] = {}
+    for a in assignments:
+        name, sep, raw = a.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            fail(f"expected NAME=VALUE, got {a!r}", 2)
+        if name not in schema:
+            known = ", ".join(sorted(schema)) or "none"
+            fail(f"{runbook_id} has no parameter {name} (known: {known})", 2)
+        changes[name] = convert_param(name, schema[name], raw)
+    for name in clear:
+        if name not in schema:
+            fail(f"{runbook_id} has no parameter {name}", 2)
+        changes[name] = None
+    _show_params(c.set_runbook_params(site_id, runbook_id, changes, appliance_id), as_json)
 
 
 # ---------------------------------------------------------------- orders

@@ -540,6 +540,45 @@ class Client:
         view = self.put(f"/appliances/{_seg(appliance_id)}/runbooks", {"runbooks": changes})
         return runbook_states(view)
 
+    # ---- runbook parameters (per-site policy thresholds)
+
+    def runbook_params(
+        self, site_id: str, runbook_id: str, appliance_id: str | None = None
+    ) -> dict[str, Any]:
+        """``{runbook_id, site_id, schema, defaults, site, effective[, appliance_id,
+        appliance]}``; with ``appliance_id`` the appliance must belong to ``site_id``."""
+        if appliance_id is None:
+            return self.get(f"/sites/{_seg(site_id)}/runbooks/{_seg(runbook_id)}/params")
+        view = self.get(f"/appliances/{_seg(appliance_id)}/runbooks/{_seg(runbook_id)}/params")
+        self._same_site(view, site_id, appliance_id)
+        return view
+
+    def set_runbook_params(
+        self,
+        site_id: str,
+        runbook_id: str,
+        params: dict[str, Any],
+        appliance_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Set (value) or clear (``None``) parameters; the server validates against the
+        catalogue and answers with the same view as :meth:`runbook_params`."""
+        body = {"params": params}
+        if appliance_id is None:
+            path = f"/sites/{_seg(site_id)}/runbooks/{_seg(runbook_id)}/params"
+            return self.put(path, body)
+        self.runbook_params(site_id, runbook_id, appliance_id)  # refuses another site's
+        path = f"/appliances/{_seg(appliance_id)}/runbooks/{_seg(runbook_id)}/params"
+        return self.put(path, body)
+
+    def site_runbook_params(self, site_id: str) -> dict[str, dict[str, Any]]:
+        """Every value set at the site: ``{runbook_id: {name: value}}``."""
+        return self.get(f"/sites/{_seg(site_id)}/runbook-params").get("params", {})
+
+    @staticmethod
+    def _same_site(view: dict[str, Any], site_id: str, appliance_id: str) -> None:
+        if view.get("site_id") != site_id:
+            raise NotFound(f"appliance {appliance_id} is not in site {site_id}", "E_NOT_FOUND")
+
     # ---- credentials
 
     def credentials(self, site_id: str) -> list[Credential]:

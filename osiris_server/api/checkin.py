@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 TARGET_KIND = {"winrm": "winrm", "ssh_password": "ssh", "ssh_key": "ssh", "local": "local"}
 
+Params = dict[str, dict[str, Any]]  # {runbook_id: {name: value}}
+
 _delivered: set[tuple[str, str, int]] = set()
 _delivered_lock = threading.Lock()
 
@@ -37,17 +39,20 @@ class CheckinCache:
     """Per-site and per-appliance check-in inputs, trusted only while their generation holds.
 
     Holds rows as stored — credential *ciphertexts* and non-secret fields, the site row, the
-    toggles — never a decrypted secret: each check-in still decrypts its site's credentials
-    (the derived subkeys are cached by the vault). Every write to those rows bumps a
-    generation in the same transaction (``db/gen.py``), and each check-in reads the current
-    generations first, so a change made by any process is seen at the next check-in.
+    toggles and runbook parameter values — never a decrypted secret: each check-in still
+    decrypts its site's credentials (the derived subkeys are cached by the vault). Every write
+    to those rows bumps a generation in the same transaction (``db/gen.py``), and each check-in
+    reads the current generations first, so a change made by any process is seen at the next
+    check-in.
     """
 
     MAX_ENTRIES = 200_000
 
     def __init__(self) -> None:
-        self._sites: dict[str, tuple[int, dict[str, Any], list[tuple], dict[str, bool]]] = {}
-        self._own: dict[str, tuple[int, dict[str, bool]]] = {}
+        self._sites: dict[
+            str, tuple[int, dict[str, Any], list[tuple], dict[str, bool], Params]
+        ] = {}
+        self._own: dict[str, tuple[int, dict[str, bool], Params]] = {}
 
     def site(self, app: App, site_id: str, generation: int):
         hit = self._sites.get(site_id)
@@ -72,23 +77,34 @@ class CheckinCache:
             creds.append(
                 (meta, c["secret_enc"], db_creds.context(site_id, c["id"]), c["id"], c["version"])
             )
-        entry = (generation, site, creds, db_runbooks.settings(app.db, "site", site_id))
+        entry = (
+            generation,
+            site,
+            creds,
+            db_runbooks.settings(app.db, "site", site_id),
+            db_runbooks.param_settings(app.db, "site", site_id),
+        )
         if len(self._sites) >= self.MAX_ENTRIES:
             self._sites.clear()
         self._sites[site_id] = entry
         return entry
 
     def own_toggles(self, app: App, appliance_id: str, generation: int) -> dict[str, bool]:
-        if generation == 0:  # never changed: no per-appliance toggles, no query
-            return {}
+        return self.own(app, appliance_id, generation)[0]
+
+    def own(self, app: App, appliance_id: str, generation: int) -> tuple[dict[str, bool], Params]:
+        """The appliance's own toggles and parameter values (both bump its generation)."""
+        if generation == 0:  # never changed: no per-appliance settings, no query
+            return {}, {}
         hit = self._own.get(appliance_id)
         if hit is not None and hit[0] == generation:
-            return hit[1]
+            return hit[1], hit[2]
         own = db_runbooks.settings(app.db, "appliance", appliance_id)
+        params = db_runbooks.param_settings(app.db, "appliance", appliance_id)
         if len(self._own) >= self.MAX_ENTRIES:
             self._own.clear()
-        self._own[appliance_id] = (generation, own)
-        return own
+        self._own[appliance_id] = (generation, own, params)
+        return own, params
 
 
 def _targets(app: App, appliance_id: str, creds: list[tuple]) -> tuple[bytes, list]:
@@ -113,12 +129,42 @@ def _targets(app: App, appliance_id: str, creds: list[tuple]) -> tuple[bytes, li
 _effective_cache: dict[tuple, bytes] = {}
 
 
-def _effective(app: App, site_t: dict[str, bool], own_t: dict[str, bool]) -> bytes:
-    """Effective toggles as JSON; most appliances share a handful of settings, so memoise."""
-    key = (id(app), tuple(sorted(site_t.items())), tuple(sorted(own_t.items())))
+def _frozen(params: Params) -> tuple:
+    return tuple((rb, tuple(sorted(v.items()))) for rb, v in sorted(params.items()))
+
+
+def _effective(
+    app: App,
+    site_t: dict[str, bool],
+    own_t: dict[str, bool],
+    site_p: Params | None = None,
+    own_p: Params | None = None,
+) -> bytes:
+    """Effective toggles (and parameter values, when any are set) as JSON; most appliances
+    share a handful of settings, so memoise.
+
+    ``params`` is left out when nothing is set, so an agent that predates it (and refuses
+    unknown fields) keeps working until a site actually sets a parameter."""
+    site_p, own_p = site_p or {}, own_p or {}
+    key = (
+        id(app),
+        tuple(sorted(site_t.items())),
+        tuple(sorted(own_t.items())),
+        _frozen(site_p),
+        _frozen(own_p),
+    )
     hit = _effective_cache.get(key)
     if hit is None:
-        hit = dumps(db_runbooks.effective(app.runbook_defaults(), site_t, own_t))
+        doc = db_runbooks.effective(app.runbook_defaults(), site_t, own_t)
+        known = app.catalog_runbooks()
+        params = {  # only what this server's catalogue still knows (a row may predate it)
+            rb: kept
+            for rb, values in db_runbooks.effective_params(site_p, own_p).items()
+            if rb in known and (kept := {k: v for k, v in values.items() if k in known[rb].params})
+        }
+        if params:
+            doc["params"] = params
+        hit = dumps(doc)
         if len(_effective_cache) > 10000:
             _effective_cache.clear()
         _effective_cache[key] = hit
@@ -173,10 +219,10 @@ def checkin(app: App, req: Request) -> Response:
         except (NoteError, OsirisError):
             bad_cosigs += 1
     # generations and the open-order count came with the token lookup (one statement)
-    _, site, creds, site_t = app.checkin_cache.site(app, p.site_id, p.g_site)
-    own_t = app.checkin_cache.own_toggles(app, p.id, p.g_own)
+    _, site, creds, site_t, site_p = app.checkin_cache.site(app, p.site_id, p.g_site)
+    own_t, own_p = app.checkin_cache.own(app, p.id, p.g_own)
     targets, fresh = _targets(app, p.id, creds)
-    runbooks = _effective(app, site_t, own_t)
+    runbooks = _effective(app, site_t, own_t, site_p, own_p)
     pending, awaiting = db_orders.for_checkin(app.db, p.id) if p.open_orders else ([], 0)
     if pending or fresh or bad_cosigs:
         # durable before the response leaves, but shared with concurrent check-ins (one fsync)

@@ -36,6 +36,8 @@ CREATE = {
     k: F(**{**v.__dict__, "required": k in ("host_id", "kind", "address")})
     for k, v in FIELDS.items()
 }
+# fields that decide where (and how protected) the stored secret is sent
+DESTINATION = ("address", "port", "lab", "use_tls", "verify_tls", "host_key_fingerprints")
 DEFAULT_PORT = {"winrm": 5986, "ssh_password": 22, "ssh_key": 22, "local": 1}
 
 
@@ -121,6 +123,15 @@ def update_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
     body = dict(req.data)
     kind = body.get("kind", row["kind"])
     secret = _secret_of(kind, body, required=kind != row["kind"])
+    redirected = sorted(k for k in DESTINATION if k in body and body[k] != row.get(k))
+    if redirected and secret is None and _secret_of(kind, {}, required=False) is None:
+        # Without this, an operator or partner (who may not reveal secrets) could point the
+        # stored password at a host of their own — plain HTTP, validation off — and collect it
+        # at the appliance's next check-in: a reveal that bypasses the admin-only rule.
+        raise conflict(
+            f"changing {', '.join(redirected)} sends the secret elsewhere: give it again",
+            "E_SECRET_REQUIRED",
+        )
     token = None
     if secret is not None:
         token = app.vault.encrypt(json.dumps(secret).encode(), context(site_id, cred_id))

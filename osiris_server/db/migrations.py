@@ -195,6 +195,21 @@ MIGRATIONS: list[list[str]] = [
             gen INTEGER NOT NULL
         )""",
     ],
+    # 3: per-site / per-appliance runbook parameter values (policy thresholds such as
+    # critical_overdue_days); one row per parameter so an appliance overrides a single value
+    # and inherits the rest. value_json holds a JSON scalar checked against the catalogue.
+    [
+        """CREATE TABLE runbook_params (
+            scope TEXT NOT NULL,
+            scope_id TEXT NOT NULL,
+            runbook_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value_json TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (scope, scope_id, runbook_id, name)
+        )""",
+    ],
 ]
 
 
