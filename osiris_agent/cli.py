@@ -70,7 +70,11 @@ def main() -> None:
     help="State directory (keys, token, outbox).",
 )
 @click.option("--hostname", default=None, help="Name to register (default: this host's).")
-@click.option("--lab", is_flag=True, help="Lab/demo: allow plain http:// to non-local hosts.")
+@click.option(
+    "--lab",
+    is_flag=True,
+    help="Lab/demo appliance: allow plain http:// to non-local hosts and lab targets.",
+)
 @click.option("--ca-file", default=None, help="PEM CA bundle for the server's TLS certificate.")
 def enroll(
     server: str, claim_code: str, state: str, hostname: str | None, lab: bool, ca_file: str | None

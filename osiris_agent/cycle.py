@@ -460,6 +460,13 @@ class Agent:
 
         targets = []
         for t in raw:
+            # "lab" relaxes transport security (plain HTTP, Basic auth): the server may only ask
+            # for it when this appliance itself is configured as a lab appliance, so whoever can
+            # edit a credential on the server cannot downgrade a production host's transport.
+            lab = bool(t["lab"]) and self.cfg.agent.lab
+            if t["lab"] and not lab:
+                log.warning("target %s is marked lab at the server; ignored (agent.lab = false)",
+                            t["host_id"])  # fmt: skip
             pins = tuple(t["host_key_fingerprints"])
             if not pins and t["host_id"] in self._tofu_pins:
                 pins = (self._tofu_pins[t["host_id"]],)
@@ -475,11 +482,11 @@ class Agent:
                     host_key_fingerprints=pins,
                     # No pin in the credential: accept the first key, as evidence (_on_tofu).
                     tofu=t["kind"] == "ssh" and not pins,
-                    lab=t["lab"],
+                    lab=lab,
                     use_tls=t["use_tls"],
                     verify_tls=t["verify_tls"],
                     # The lab WS-Man simulator speaks HTTP Basic only; real hosts use NTLM.
-                    auth="basic" if t["lab"] else "ntlm",
+                    auth="basic" if lab else "ntlm",
                 )
             )
         keys = {t.host_id: (t, t.password, t.private_key) for t in targets}

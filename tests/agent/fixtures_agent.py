@@ -313,7 +313,7 @@ def enroll_into(srv: FakeCentral, state: Path, extra_toml: str = "") -> Path:
     from osiris_agent.enroll import enroll
 
     code = srv.add_claim_code(f"CODE-{os.urandom(3).hex()}")
-    r = enroll(srv.url, code, state)
+    r = enroll(srv.url, code, state, lab=True)  # lab targets need a lab appliance
     cfg = Path(r.config_path)
     if extra_toml:
         import tomllib

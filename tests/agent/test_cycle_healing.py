@@ -164,3 +164,21 @@ def test_reseller_mode_emits_every_bundle_including_healing(srv, lab, tmp_path) 
     for h in signed:
         assert sum(h in m for m in msgs) == 1, f"{signed[h]['tier']} bundle not in syslog"
     assert len(msgs) == len(signed)
+
+
+def test_server_cannot_downgrade_a_production_appliance_to_lab_transport(tmp_path) -> None:
+    """A credential marked lab at the server relaxes transport security only on a lab appliance:
+    otherwise whoever edits a credential could send a domain password over plain HTTP."""
+    target = {
+        "host_id": "dc01", "kind": "winrm", "address": "dc01.clinic.example", "port": 5986,
+        "lab": True, "username": "Administrator", "password": "pw", "private_key": None,
+        "host_key_fingerprints": [], "use_tls": False, "verify_tls": False,
+    }  # fmt: skip
+    with FakeCentral() as srv:
+        prod = make_agent(srv, tmp_path / "prod", extra_toml="[agent]\nlab = false\n")
+        prod._apply_targets([dict(target)])
+        (t,) = prod.targets
+        assert t.lab is False and t.auth == "ntlm"
+        lab = make_agent(srv, tmp_path / "lab")
+        lab._apply_targets([dict(target)])
+        assert lab.targets[0].lab is True and lab.targets[0].auth == "basic"

@@ -162,7 +162,7 @@ def enroll_agent(c: Central, site: Site, state: Path, extra_toml: str = "", **kw
     from tests.agent.fixtures_agent import good_clock
 
     code = c.api("POST", "/provisions", {"site_id": site.id})["code"]
-    r = enroll(c.url, code, state)
+    r = enroll(c.url, code, state, lab=True)  # lab hosts: the agent must be a lab appliance
     cfg = Path(r.config_path)
     if extra_toml:
         d = load_config(cfg).to_dict()
