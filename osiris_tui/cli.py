@@ -850,7 +850,7 @@ def learn_list(ctx: click.Context, site_id: str | None, as_json: bool) -> None:
 
 @main.group()
 def provision() -> None:
-    """Claim codes for new appliances: create (with a QR code), list, rm."""
+    """Claim codes for new appliances: create (with a QR code), list, rm; MAC requests."""
 
 
 @provision.command("list")
@@ -900,6 +900,72 @@ def provision_rm(ctx: click.Context, provision_id: str, yes: bool) -> None:
     """Withdraw an unused claim code."""
     confirm(yes, f"Withdraw claim code {provision_id}")
     emit_json(client_of(ctx).delete_provision(provision_id))
+
+
+@provision.command("macs")
+@JSON_OPT
+@click.pass_context
+def provision_macs(ctx: click.Context, as_json: bool) -> None:
+    """List MAC enrollment requests with the fingerprint each appliance's console shows."""
+    rows = client_of(ctx).mac_requests()
+    if as_json:
+        emit_json(rows)
+        return
+    emit_table(
+        [
+            [r["mac"], r["status"], r.get("requester_fingerprint") or "-", r.get("source") or "-",
+             r.get("site_id") or "-", r.get("requested_at") or "-"]
+            for r in rows
+        ],
+        ["MAC", "STATUS", "FINGERPRINT", "FROM", "SITE", "REQUESTED"],
+    )  # fmt: skip
+
+
+@provision.command("approve")
+@click.argument("mac")
+@click.option("--site", "site_id", required=True, help="Site the appliance will join.")
+@click.option(
+    "--fingerprint",
+    help="The fingerprint the appliance's console shows; approval is refused if it differs.",
+)
+@click.option("--ttl", type=click.IntRange(60, 30 * 86400), help="Seconds the code is valid.")
+@YES_OPT
+@JSON_OPT
+@click.pass_context
+def provision_approve(
+    ctx: click.Context,
+    mac: str,
+    site_id: str,
+    fingerprint: str | None,
+    ttl: int | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Approve a MAC enrollment request for a site.
+
+    Compare the request's fingerprint (`osiris provision macs`) with the one the appliance's
+    console shows before approving: only the requester holding that fingerprint's secret can
+    collect the claim code.
+    """
+    client = client_of(ctx)
+    norm = mac.strip().lower().replace("-", ":")
+    req = next((r for r in client.mac_requests() if r["mac"] == norm), None)
+    seen = (req or {}).get("requester_fingerprint")
+    if fingerprint is not None and fingerprint != seen:
+        raise click.UsageError(
+            f"fingerprint mismatch for {norm}: the request shows {seen or 'none'}, you expected "
+            f"{fingerprint}; not approving"
+        )
+    confirm(
+        yes,
+        f"Approve {norm} (requester fingerprint {seen or 'not yet polled'}) to join site "
+        f"{site_id}: the appliance will receive a claim code for that site",
+    )
+    out = client.approve_mac(norm, site_id, ttl)
+    if as_json:
+        emit_json(out)
+    else:
+        emit_record(out)
 
 
 # ---------------------------------------------------------------- partners, tokens, audit

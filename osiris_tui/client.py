@@ -653,6 +653,19 @@ class Client:
             body["ttl_s"] = ttl_s
         return self.post("/provisions", body)
 
+    def mac_requests(self) -> list[dict[str, Any]]:
+        """MAC enrollment requests (admins and operators of every site only)."""
+        return list(self.get("/provisions").get("mac_requests", []))
+
+    def approve_mac(self, mac: str, site_id: str, ttl_s: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"site_id": site_id}
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        return self.post(f"/provision/{_seg(mac)}", body)
+
+    def delete_mac(self, mac: str) -> dict[str, Any]:
+        return self.delete(f"/provision/{_seg(mac)}")
+
     def delete_provision(self, provision_id: str) -> dict[str, Any]:
         return self.delete(f"/provisions/{_seg(provision_id)}")
 

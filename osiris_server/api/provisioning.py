@@ -5,7 +5,8 @@
 * The claim registers the appliance's public keys under the name ``osiris/appliance/<id>``; the
   server picks the id first, so the agent sends raw base64 public keys, not vkeys.
 * MAC-based enrollment: an unknown MAC only ever yields ``pending``. The claim code is handed
-  out for that MAC only after an operator approved it (DESIGN §6: knowing a MAC grants nothing).
+  out for that MAC only after an operator approved it, and only to the requester that first
+  asked (a secret it chose, stored hashed): knowing a MAC grants nothing (DESIGN §6).
 * Failed claims count against the source address's auth failure budget; MAC polling has its own
   per-address rate limit.
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -102,7 +105,11 @@ def list_provisions(app: App, req: Request) -> Response:
     sites = visible_site_ids(app, req.principal)
     out = {"provisions": db_prov.list_for_sites(app.db, sites)}
     if req.principal.all_sites:
-        out["mac_requests"] = db_prov.mac_list(app.db)
+        out["mac_requests"] = [
+            {**{k: v for k, v in r.items() if k != "requester_hash"},
+             "requester_fingerprint": fingerprint(r.get("requester_hash"))}
+            for r in db_prov.mac_list(app.db)
+        ]  # fmt: skip
     return json_response(out)
 
 
@@ -228,21 +235,59 @@ def claim(app: App, req: Request) -> Response:
 # ---- MAC-based
 
 
+ENROLL_SECRET_HEADER = "X-Osiris-Enroll-Secret"
+_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{32,128}")
+
+
+def requester_hash(secret: str) -> str:
+    """What is stored for a MAC request's requester: a hash, never the secret itself."""
+    return hashlib.sha256(b"osiris-enroll\n" + secret.encode("ascii")).hexdigest()
+
+
+def fingerprint(req_hash: str | None) -> str | None:
+    """The short form an operator compares with the one the appliance's console shows."""
+    return None if not req_hash else f"{req_hash[0:4]}-{req_hash[4:8]}-{req_hash[8:12]}"
+
+
 def mac_status(app: App, req: Request, mac: str) -> Response:
+    """Poll a MAC enrollment: pending until approved, then the claim code — but only ever to the
+    requester that made the first poll (it chose a random secret, sent in a header; its hash is
+    stored and its fingerprint shown to the approving operator). Anyone else who knows the MAC
+    sees "pending" forever, so a MAC printed on a box grants nothing (DESIGN §6)."""
     if app.provision_limiter.hit(req.remote_addr):
         raise HttpError(429, "E_RATE_LIMIT", "too many requests; slow down")
     mac = normalise_mac(mac)
+    secret = req.header(ENROLL_SECRET_HEADER) or ""
+    if not _SECRET_RE.fullmatch(secret):
+        raise bad_request(
+            f"{ENROLL_SECRET_HEADER} must be 32-128 random URL-safe characters, the same on "
+            "every poll",
+            "E_SCHEMA",
+        )
+    mine = requester_hash(secret)
     row = db_prov.mac_get(app.db, mac)
     if row is None:
         with app.db.write() as w:
             if db_prov.mac_count_pending(w) >= app.cfg.max_pending_macs:
                 raise HttpError(429, "E_RATE_LIMIT", "too many pending enrollment requests")
-            db_prov.mac_request(w, mac, req.remote_addr)
-        return json_response({"status": "pending"})
+            db_prov.mac_request(w, mac, req.remote_addr, mine)
+        return json_response({"status": "pending", "fingerprint": fingerprint(mine)})
+    if not row.get("requester_hash"):
+        with app.db.write() as w:  # approved before anyone polled: the first poller binds it
+            w.execute(
+                "UPDATE mac_requests SET requester_hash = ?"
+                " WHERE mac = ? AND requester_hash IS NULL",
+                [mine, mac],
+            )
+        row = db_prov.mac_get(app.db, mac) or row
+    if not hmac.compare_digest(row.get("requester_hash") or "", mine):
+        return json_response({"status": "pending", "fingerprint": fingerprint(mine)})
     if row["status"] != "approved" or not row["code_enc"]:
-        return json_response({"status": "pending"})
+        return json_response({"status": "pending", "fingerprint": fingerprint(mine)})
     code = app.vault.decrypt(row["code_enc"], f"mac:{mac}").decode()
-    return json_response({"status": "approved", "claim_code": code})
+    return json_response(
+        {"status": "approved", "claim_code": code, "fingerprint": fingerprint(mine)}
+    )
 
 
 APPROVE = {

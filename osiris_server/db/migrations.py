@@ -210,6 +210,12 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (scope, scope_id, runbook_id, name)
         )""",
     ],
+    # 4: a MAC enrollment request is bound to a secret the requesting appliance chose on its
+    # first poll (stored hashed); an approved claim code is only ever returned to that requester,
+    # so knowing the MAC (printed on the box, visible on the LAN) grants nothing (DESIGN §6).
+    [
+        "ALTER TABLE mac_requests ADD COLUMN requester_hash TEXT",
+    ],
 ]
 
 

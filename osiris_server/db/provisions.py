@@ -66,11 +66,11 @@ def mac_count_pending(w: Writer) -> int:
     return int(row["n"]) if row else 0
 
 
-def mac_request(w: Writer, mac: str, source: str) -> None:
+def mac_request(w: Writer, mac: str, source: str, requester_hash: str | None = None) -> None:
     w.execute(
-        "INSERT INTO mac_requests (mac, status, requested_at, source) VALUES (?, 'pending', ?, ?)"
-        " ON CONFLICT (mac) DO NOTHING",
-        [mac, now(), source],
+        "INSERT INTO mac_requests (mac, status, requested_at, source, requester_hash)"
+        " VALUES (?, 'pending', ?, ?, ?) ON CONFLICT (mac) DO NOTHING",
+        [mac, now(), source, requester_hash],
     )
 
 
@@ -102,7 +102,7 @@ def mac_delete(w: Writer, mac: str) -> bool:
 def mac_list(db: Database) -> list[dict[str, Any]]:
     return db.query(
         "SELECT mac, status, site_id, provision_id, requested_at, source, approved_at,"
-        " approved_by FROM mac_requests ORDER BY requested_at"
+        " approved_by, requester_hash FROM mac_requests ORDER BY requested_at"
     )
 
 

@@ -211,20 +211,31 @@ def test_claim_codes_single_use_and_expiry(server) -> None:
 
 def test_mac_provisioning_requires_approval(server) -> None:
     site = server.site()
+    mine = {"X-Osiris-Enroll-Secret": "a" * 43}
+    thief = {"X-Osiris-Enroll-Secret": "b" * 43}
     anon = server.client()
     mac = "AA-BB-CC-00-11-22"
-    assert anon.get(f"/api/v1/provision/{mac}").json() == {"status": "pending"}
-    assert anon.get(f"/api/v1/provision/{mac}").json() == {"status": "pending"}
+    first = anon.get(f"/api/v1/provision/{mac}", headers=mine).json()
+    assert first["status"] == "pending" and first["fingerprint"]
+    assert anon.get(f"/api/v1/provision/{mac}", headers=mine).json() == first
+    # a poll without the requester's secret is refused outright
+    assert anon.get(f"/api/v1/provision/{mac}").status_code == 400
     pending = server.admin.get("/api/v1/provisions").json()["mac_requests"]
     assert pending[0]["mac"] == "aa:bb:cc:00:11:22" and pending[0]["status"] == "pending"
+    # the operator sees the fingerprint the appliance shows, never the secret or its hash
+    assert pending[0]["requester_fingerprint"] == first["fingerprint"]
+    assert "requester_hash" not in pending[0]
     # anonymous callers cannot approve or delete
     assert anon.post(f"/api/v1/provision/{mac}", json={"site_id": site["id"]}).status_code == 401
     assert anon.delete(f"/api/v1/provision/{mac}").status_code == 401
     r = server.admin.post(f"/api/v1/provision/{mac}", json={"site_id": site["id"]})
     assert r.status_code == 201, r.text
-    st = anon.get(f"/api/v1/provision/{mac}").json()
+    # someone else who knows the MAC gets nothing, even after approval
+    stolen = anon.get(f"/api/v1/provision/{mac}", headers=thief).json()
+    assert stolen["status"] == "pending" and "claim_code" not in stolen
+    st = anon.get(f"/api/v1/provision/{mac}", headers=mine).json()
     assert st["status"] == "approved" and st["claim_code"].startswith("ocl_")
-    assert set(st) == {"status", "claim_code"}
+    assert set(st) == {"status", "claim_code", "fingerprint"}
     key = base64.b64encode(b"\x03" * 32).decode()
     key2 = base64.b64encode(b"\x04" * 32).decode()
     r = anon.post(
@@ -240,16 +251,33 @@ def test_mac_provisioning_requires_approval(server) -> None:
     )
     assert r.status_code == 201 and r.json()["site_id"] == site["id"]
     # DELETE removes a request
-    anon.get("/api/v1/provision/aa:bb:cc:00:11:33")
+    anon.get("/api/v1/provision/aa:bb:cc:00:11:33", headers=mine)
     assert server.admin.delete("/api/v1/provision/aa:bb:cc:00:11:33").status_code == 200
     assert server.admin.delete("/api/v1/provision/aa:bb:cc:00:11:33").status_code == 404
-    assert anon.get("/api/v1/provision/not-a-mac").status_code == 400
+    assert anon.get("/api/v1/provision/not-a-mac", headers=mine).status_code == 400
+
+
+def test_mac_approved_before_any_poll_binds_to_the_first_poller(server) -> None:
+    site = server.site()
+    anon = server.client()
+    mac = "aa:bb:cc:00:11:55"
+    assert (
+        server.admin.post(f"/api/v1/provision/{mac}", json={"site_id": site["id"]}).status_code
+        == 201
+    )
+    first = anon.get(f"/api/v1/provision/{mac}", headers={"X-Osiris-Enroll-Secret": "c" * 40})
+    assert first.json()["status"] == "approved"
+    later = anon.get(f"/api/v1/provision/{mac}", headers={"X-Osiris-Enroll-Secret": "d" * 40})
+    assert later.json()["status"] == "pending" and "claim_code" not in later.json()
 
 
 def test_mac_polling_rate_limited(server_factory) -> None:
     server = server_factory(provision_rate_per_min=3)
     anon = server.client()
-    codes = [anon.get("/api/v1/provision/aa:bb:cc:00:11:44").status_code for _ in range(5)]
+    h = {"X-Osiris-Enroll-Secret": "e" * 40}
+    codes = [
+        anon.get("/api/v1/provision/aa:bb:cc:00:11:44", headers=h).status_code for _ in range(5)
+    ]
     assert codes[:3] == [200] * 3 and codes[-1] == 429
 
 

@@ -256,3 +256,33 @@ def test_cli_runner_stdout_stderr_split(live) -> None:
 @pytest.mark.parametrize("argv", [["--help"], ["tui", "--help"], ["demo", "--help"]])
 def test_basic_commands(argv) -> None:
     assert CliRunner().invoke(main, argv).exit_code == 0
+
+
+def test_mac_requests_listed_and_approved_only_with_the_right_fingerprint(live) -> None:
+    """The operator compares fingerprints; only the requester's secret collects the code."""
+    import httpx
+
+    mac = "aa:bb:cc:dd:00:77"
+    secret = {"X-Osiris-Enroll-Secret": "z" * 40}
+    first = httpx.get(f"{live.url}/api/v1/provision/{mac}", headers=secret).json()
+    fp = first["fingerprint"]
+    listed = run(live, "provision", "macs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    row = next(r for r in json.loads(listed.stdout) if r["mac"] == mac)
+    assert row["requester_fingerprint"] == fp and row["status"] == "pending"
+    wrong = run(live, "provision", "approve", mac, "--site", "weird", "--fingerprint",
+                "0000-0000-0000", "--yes")  # fmt: skip
+    assert wrong.returncode == 2 and "fingerprint mismatch" in wrong.stderr
+    ok = run(live, "provision", "approve", mac, "--site", "weird", "--fingerprint", fp,
+             "--yes", "--json")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["status"] == "approved"
+    got = httpx.get(f"{live.url}/api/v1/provision/{mac}", headers=secret).json()
+    assert got["status"] == "approved" and got["claim_code"].startswith("ocl_")
+    # withdraw it so the shared server's fleet stays as the other tests expect
+    assert (
+        httpx.delete(
+            f"{live.url}/api/v1/provision/{mac}", headers={"Authorization": f"Bearer {live.token}"}
+        ).status_code
+        == 200
+    )
