@@ -54,7 +54,10 @@ def _one_line(text: str) -> str:
 @click.version_option(package_name="osiris")
 @click.option("--server", metavar="URL", help="Central Command URL (or OSIRIS_SERVER).")
 @click.option(
-    "--token", metavar="TOKEN", help="Operator token osk_… (or OSIRIS_TOKEN; prefer the env)."
+    "--token",
+    metavar="TOKEN",
+    help="Operator token osk_…; arguments are visible to other users (ps), so prefer "
+    "OSIRIS_TOKEN or a 0600 profile file.",
 )
 @click.option("--profile", metavar="NAME", help="Profile in ~/.config/osiris/profiles.toml.")
 @click.pass_context

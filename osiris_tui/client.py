@@ -94,6 +94,16 @@ def resolve_config(
         name = profile or os.environ.get("OSIRIS_PROFILE") or "default"
         if path.exists():
             try:
+                mode = path.stat().st_mode
+            except OSError as e:
+                raise UsageError(f"{path}: cannot read profile file: {e}") from None
+            if mode & 0o077:
+                # it holds operator tokens: like ssh with a private key, refuse a shared file
+                raise UsageError(
+                    f"{path}: profile file is readable or writable by other users "
+                    f"(mode {mode & 0o777:o}); it holds tokens: run `chmod 600 {path}`"
+                )
+            try:
                 data = tomllib.loads(path.read_text())
             except (OSError, tomllib.TOMLDecodeError) as e:
                 raise UsageError(f"{path}: cannot read profile file: {e}") from None

@@ -93,11 +93,18 @@ def test_auditor_cannot_write(live) -> None:
 def test_profile_file(live, tmp_path) -> None:
     prof = tmp_path / "profiles.toml"
     prof.write_text(f'[lab]\nserver = "{live.url}"\ntoken = "{live.token}"\n')
+    prof.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSIRIS_")}
     env["OSIRIS_PROFILE_FILE"] = str(prof)
     r = subprocess.run([OSIRIS, "--profile", "lab", "site", "list", "--json"],
                        capture_output=True, text=True, env=env)  # fmt: skip
     assert r.returncode == 0 and json.loads(r.stdout)
+    # a profile file others can read holds tokens in the open: refused, nothing sent
+    prof.chmod(0o644)
+    r = subprocess.run([OSIRIS, "--profile", "lab", "site", "list", "--json"],
+                       capture_output=True, text=True, env=env)  # fmt: skip
+    assert r.returncode == 2 and "chmod 600" in r.stderr and r.stdout == ""
+    assert live.token not in r.stderr
 
 
 def test_password_from_stdin_never_on_argv(live) -> None:
