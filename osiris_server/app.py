@@ -42,6 +42,7 @@ from osiris_server.api import (
     logapi,
     meta,
     orders,
+    packets,
     partners,
     provisioning,
     runbooks,
@@ -83,6 +84,7 @@ MODULES = [
     orders,
     tokens,
     logapi,
+    packets,
 ]
 
 _log_lock = threading.Lock()

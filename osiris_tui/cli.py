@@ -1267,8 +1267,10 @@ def demo_hosts(data: str, as_json: bool) -> None:
 
 def _register() -> None:
     from .evidence_cmd import evidence
+    from .packet_cmd import packet
 
     main.add_command(evidence)
+    main.add_command(packet)
 
 
 _register()

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from osiris_core import canonical
-from osiris_core.verify import UnusableInput, count_bundles, verify_export
+from osiris_core.verify import Report, UnusableInput, count_bundles, verify_export
 
 PROGRESS_MIN = 2000
 
@@ -19,7 +19,18 @@ def evidence() -> None:
 
 
 @evidence.command("verify")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--packet",
+    "packet",
+    type=click.Path(path_type=Path),
+    help="Verify a monthly packet zip (manifest hashes and signature, then its export).",
+)
+@click.option(
+    "--log-key",
+    "log_key",
+    help="With --packet: the log vkey you trust; the packet's keys.json must carry it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one canonical JSON report.")
 @click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
 @click.option(
@@ -35,14 +46,38 @@ def evidence() -> None:
     default=None,
     help="Worker processes (default: one per core for large exports).",
 )
-def verify(path: Path, as_json: bool, strict: bool, skew: int, workers: int | None) -> None:
+def verify(
+    path: Path | None,
+    packet: Path | None,
+    log_key: str | None,
+    as_json: bool,
+    strict: bool,
+    skew: int,
+    workers: int | None,
+) -> None:
     """Verify an evidence export folder offline.
 
     Checks every bundle in order (strict parse, canonical bytes, schema, signature, hash chain,
     inclusion proof, checkpoint signature, cosignatures, time) and prints
     `PASS|WARN|FAIL <code> <subject> <message>` lines and a summary. Exit 0 when everything
-    verifies, 1 when anything fails, 2 when the folder cannot be used at all.
+    verifies, 1 when anything fails, 2 when the folder cannot be used at all. With
+    `--packet FILE.zip` it first checks the packet's manifest (E_MANIFEST: every file's sha256,
+    nothing missing or extra; E_MANIFEST_SIG: signed by the log key), then its export.
     """
+    if (path is None) == (packet is None):
+        click.echo("osiris: error: give an export folder or --packet FILE.zip", err=True)
+        sys.exit(2)
+    if packet is not None:
+        from osiris_core.packet import verify_packet
+
+        try:
+            report = verify_packet(packet, skew_s=skew, workers=workers, trusted_log_vkey=log_key)
+        except UnusableInput as e:
+            click.echo(f"osiris: error: {e}", err=True)
+            sys.exit(2)
+        _print(report, as_json, strict)
+        sys.exit(0 if report.ok(strict) else 1)
+    assert path is not None
     progress = None
     bar = None
     total = count_bundles(path) if path.is_dir() else 0
@@ -64,13 +99,17 @@ def verify(path: Path, as_json: bool, strict: bool, skew: int, workers: int | No
     finally:
         if bar is not None:
             bar.stop()
+    _print(report, as_json, strict)
+    sys.exit(0 if report.ok(strict) else 1)
+
+
+def _print(report: Report, as_json: bool, strict: bool) -> None:
     if as_json:
         click.echo(canonical.dumps(report.as_dict(strict)).decode())
     else:
         for line in report.lines():
             click.echo(line)
         click.echo(report.summary(strict))
-    sys.exit(0 if report.ok(strict) else 1)
 
 
 @evidence.command("pull")

@@ -30,6 +30,8 @@ def pull_export(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     latest: bool = False,
+    window: tuple[str, str] | None = None,
+    skipped: dict[str, int] | None = None,
 ) -> int:
     """Write the export folder; returns the number of bundles. Raises ClientError on failure.
 
@@ -37,6 +39,10 @@ def pull_export(
     cosigned, so every bundle in it carries the clinic's own witness (the auditor's quorum);
     bundles logged after it arrive in the next pull. `latest=True` takes the newest checkpoint
     instead (its newest bundles then have the log's signature only, and verify warns).
+
+    `window` = (start, end) canonical times keeps only bundles whose `finished_at` is in
+    [start, end) (a monthly packet); `skipped`, if given, receives the count of such bundles
+    left out because the chosen checkpoint does not cover them yet (key "uncovered").
     """
     keys = client.log_keys()
     apps = [a for a in keys.get("appliances", []) if a.get("site_id") == site_id]
@@ -69,10 +75,16 @@ def pull_export(
             )
             rows = page.get("evidence", [])
             for r in rows:
+                env = r["envelope"]
+                if window is not None and not (
+                    window[0] <= env["bundle"]["finished_at"] < window[1]
+                ):
+                    continue
                 proof = r.get("proof")
                 if r["index"] >= size or proof is None:
+                    if skipped is not None:
+                        skipped["uncovered"] = skipped.get("uncovered", 0) + 1
                     continue
-                env = r["envelope"]
                 envelopes.append(env)
                 proofs[bundle_hash(env["bundle"])] = TlogProof(
                     index=int(proof["index"]),
