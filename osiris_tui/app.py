@@ -279,5 +279,25 @@ class LocalApp(BaseApp):
         return LocalScreen(self.state_dir)
 
 
+def from_worker(app: App[Any], fn: Callable[..., Any], *args: Any) -> None:
+    """Deliver a poll worker's result: run ``fn(*args)`` on the UI thread, unless a newer run of
+    the same exclusive worker group has superseded this one meanwhile.
+
+    Why: an exclusive worker cancels the older worker's *task*, but a thread cannot be stopped,
+    so the older thread still finishes its (slower, staler) fetch. Without this check it would
+    paint older data over fresher, e.g. an order shown "pending" again after it was "done", or an
+    evidence window that loses rows. Cancellation and this check both run on the UI thread, so
+    the check is race-free: only the newest run of a group ever applies its result."""
+    from textual.worker import get_current_worker
+
+    worker = get_current_worker()
+
+    def deliver() -> None:
+        if not worker.is_cancelled:
+            fn(*args)
+
+    app.call_from_thread(deliver)
+
+
 def worker_error(e: Exception) -> str:
     return str(e) if isinstance(e, ClientError) else f"{type(e).__name__}: {e}"

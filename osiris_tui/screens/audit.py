@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..app import Banner, CommandBar, worker_error
+from ..app import Banner, CommandBar, from_worker, worker_error
 from ..fmt import cell
 from ..widgets.modals import JsonModal
 from ..widgets.table import KeyedTable
@@ -50,9 +50,9 @@ class AuditScreen(Screen):
         try:
             rows = self.app.client.audit(limit=500)  # type: ignore[attr-defined]
         except Exception as e:  # noqa: BLE001
-            self.app.call_from_thread(self.app.api_result, False, worker_error(e))
+            from_worker(self.app, self.app.api_result, False, worker_error(e))
             return
-        self.app.call_from_thread(self.apply, rows)
+        from_worker(self.app, self.apply, rows)
 
     def apply(self, rows: list[Any]) -> None:
         self.app.api_result(True)  # type: ignore[attr-defined]

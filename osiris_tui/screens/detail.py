@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static, TabbedContent, TabPane
 
-from ..app import Banner, CommandBar, worker_error
+from ..app import Banner, CommandBar, from_worker, worker_error
 from ..client import Appliance, Credential, Site
 from ..fmt import age, cell, safe, status_cell
 from ..widgets.modals import ConfirmModal, FormModal, JsonModal, PromptModal
@@ -227,9 +227,9 @@ class ApplianceScreen(Screen):
             incidents = [i for i in c.incidents(site_id=self.site_id, limit=500)]
             orders = c.orders(self.appliance.id, 100)
         except Exception as e:  # noqa: BLE001 - a banner, not a crash
-            self.app.call_from_thread(self.app.api_result, False, worker_error(e))
+            from_worker(self.app, self.app.api_result, False, worker_error(e))
             return
-        self.app.call_from_thread(self.apply_main, appliance, runbooks, creds, incidents, orders)
+        from_worker(self.app, self.apply_main, appliance, runbooks, creds, incidents, orders)
 
     @work(thread=True, exclusive=True, group="detail-evidence")
     def load_evidence(self) -> None:
@@ -249,9 +249,9 @@ class ApplianceScreen(Screen):
                     self.client, self.site_id, self.appliance.id, head, EVIDENCE_WINDOW
                 )
         except Exception as e:  # noqa: BLE001
-            self.app.call_from_thread(self.app.api_result, False, worker_error(e))
+            from_worker(self.app, self.app.api_result, False, worker_error(e))
             return
-        self.app.call_from_thread(self.apply_evidence, rows, start)
+        from_worker(self.app, self.apply_evidence, rows, start)
 
     def apply_main(self, appliance, runbooks, creds, incidents, orders) -> None:  # noqa: ANN001
         self.app.api_result(True)  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from ..app import Banner, CommandBar, worker_error
+from ..app import Banner, CommandBar, from_worker, worker_error
 from ..client import Appliance, Site
 from ..fmt import age, cell, matches, parse_filter, percent, status_cell
 from ..widgets.table import KeyedTable
@@ -107,9 +107,9 @@ class FleetScreen(Screen):
         try:
             data = fetch_fleet(self.app.client)  # type: ignore[attr-defined]
         except Exception as e:  # noqa: BLE001 - shown as the banner, never a crash
-            self.app.call_from_thread(self.app.api_result, False, worker_error(e))
+            from_worker(self.app, self.app.api_result, False, worker_error(e))
             return
-        self.app.call_from_thread(self.apply, data)
+        from_worker(self.app, self.apply, data)
 
     def apply(self, data: FleetData) -> None:
         self.data = data

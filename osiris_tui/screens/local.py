@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
+from ..app import from_worker
 from ..fmt import age, cell, safe, status_cell
 from ..local import LocalState, envelope, read_state, request_run
 from ..widgets.modals import ConfirmModal, JsonModal
@@ -67,9 +68,9 @@ class LocalScreen(Screen):
         try:
             st = read_state(self.state_dir)
         except Exception as e:  # noqa: BLE001 - shown, never a crash
-            self.app.call_from_thread(self.show_error, str(e))
+            from_worker(self.app, self.show_error, str(e))
             return
-        self.app.call_from_thread(self.apply, st)
+        from_worker(self.app, self.apply, st)
 
     def show_error(self, msg: str) -> None:
         self.query_one("#summary", Static).update(

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..app import Banner, CommandBar, worker_error
+from ..app import Banner, CommandBar, from_worker, worker_error
 from ..fmt import cell, safe, status_cell
 from ..qr import render_half_blocks
 from ..widgets.modals import FormModal
@@ -61,9 +61,9 @@ class ProvisionScreen(Screen):
             provs = c.provisions()
             sites = [s.id for s in c.sites()]
         except Exception as e:  # noqa: BLE001
-            self.app.call_from_thread(self.app.api_result, False, worker_error(e))
+            from_worker(self.app, self.app.api_result, False, worker_error(e))
             return
-        self.app.call_from_thread(self.apply, provs, sites)
+        from_worker(self.app, self.apply, provs, sites)
 
     def apply(self, provs: list[Any], sites: list[str]) -> None:
         self.app.api_result(True)  # type: ignore[attr-defined]

@@ -76,7 +76,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
         pytest.skip(f"sshd rejects the test config: {check.stderr.strip()}")
     log = open(d / "sshd.log", "wb")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stderr=log, stdout=log)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()

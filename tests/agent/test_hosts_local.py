@@ -83,7 +83,7 @@ def test_timeout_kills_the_whole_process_group(local, tmp_path: Path) -> None:
     assert res.timed_out and res.exit_code == 124
     assert res.stdout == "started\n"
     child = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not _alive(child), "the background child survived the timeout"

@@ -143,9 +143,10 @@ def test_remote_backstop_kills_the_script_after_timeout(ssh, tmp_path) -> None:
     marker = tmp_path / "still-running"
     marker.write_text("")
     script = f"sleep 30; rm -f {marker}"
-    res = ssh.run_script(f"echo $$ > {tmp_path}/pid; {script}", interpreter="bash", timeout=1.5)
+    # 3 s, as above: the script must have been uploaded and started before the timeout hits
+    res = ssh.run_script(f"echo $$ > {tmp_path}/pid; {script}", interpreter="bash", timeout=3.0)
     assert res.timed_out
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not (tmp_path / "pid").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     pid = int((tmp_path / "pid").read_text())

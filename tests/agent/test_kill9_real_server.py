@@ -94,10 +94,13 @@ def test_kill_9_during_burst_and_flush_against_real_server(tmp_path) -> None:
         state = tmp_path / "state"
         cfg = Path(enroll(c.url, code, state).config_path)
 
-        full, _ = _run_trial(cfg, None)  # one undisturbed burst: how long a trial can take
+        # Undisturbed bursts tell how long a trial takes. The fastest of three: the first one is
+        # slower (cold caches, first witness fetch) and a load spike on a busy CI machine could
+        # stretch a single measurement, pushing most kills past the end of the burst.
+        full = min(_run_trial(cfg, None)[0] for _ in range(3))
         rng = random.Random(4242)
         acked_seen = _acked(state)
-        assert len(acked_seen) == BURST
+        assert len(acked_seen) == 3 * BURST
         killed = 0
         for trial in range(TRIALS):
             killed += _run_trial(cfg, rng.uniform(0.0, full * 1.2))[1]

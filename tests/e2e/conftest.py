@@ -69,7 +69,7 @@ class Central:
             env=_env(), stdout=out, stderr=out,
         )  # fmt: skip
         out.close()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
                 httpx.get(self.url + "/healthz", timeout=1)

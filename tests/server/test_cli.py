@@ -48,7 +48,7 @@ class Proc:
             stdout=subprocess.DEVNULL,
             stderr=self.err_file,
         )
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # generous: a loaded CI runner starts Python slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
@@ -199,7 +199,11 @@ def test_kill_9_during_evidence_stream_loses_nothing_acknowledged(tmp_path: Path
 
     t = threading.Thread(target=stream)
     t.start()
-    time.sleep(1.0)
+    # kill once the stream is under way (two batches acknowledged), however slow the machine:
+    # a fixed sleep could kill it before the first acknowledgement on a loaded CI runner
+    deadline = time.monotonic() + 60
+    while len(acked) < 40 and t.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
     srv.p.kill()  # SIGKILL, mid-stream
     srv.p.wait()
     stop.set()

@@ -232,7 +232,7 @@ def test_idle_heartbeat_signs_growth_only(tmp_path, signer):
     log = _open(tmp_path, signer, interval_s=1.0, idle_s=0.1)
     try:
         log.append(_entries("idle", 3))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while (log.latest_checkpoint() is None or log.latest_checkpoint().size < 3) and (
             time.monotonic() < deadline
         ):

@@ -75,7 +75,7 @@ def start(tmp: Path) -> tuple[subprocess.Popen, LiveServer]:
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:

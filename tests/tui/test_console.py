@@ -10,6 +10,7 @@ from osiris_tui.client import Client
 from osiris_tui.screens.detail import ApplianceScreen
 from osiris_tui.widgets.modals import ConfirmModal, FormModal, PromptModal
 from osiris_tui.widgets.table import KeyedTable
+from tests.tui.waiting import settle, until
 
 pytestmark = pytest.mark.anyio
 
@@ -17,13 +18,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def settle(app, pilot, rounds: int = 2) -> None:
-    for _ in range(rounds):
-        await pilot.pause(0.05)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def table(app, sel: str) -> KeyedTable:
@@ -57,13 +51,13 @@ async def test_fleet_filter_and_untrusted_site_name(live) -> None:
         await pilot.press("tab")
         await pilot.press("slash")
         await pilot.press(*"site=riverside")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         assert sorted(cells(t, "host")) == ["rv-app-01", "rv-app-02"]
         app.screen.query_one("#filter").value = "!rv-app"
-        await pilot.pause()
+        await settle(app, pilot, 1)
         assert cells(t, "host") == ["weird-app"]
         await pilot.press("escape")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         assert len(cells(t, "host")) == 3
         # drift and compliance come from the real check-in of rv-app-01
         row = cells(t, "host").index("rv-app-01")
@@ -96,7 +90,7 @@ async def test_toggle_runbook_confirms_then_changes_server(live) -> None:
         target = rb.ordered_rows[0].key.value
         rb.move_cursor(row=0)
         await pilot.press("space")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         assert isinstance(app.screen, ConfirmModal)
         assert "rv-app-02" in str(app.screen.lines) and "Impact" in app.screen.impact
         await pilot.press("n")  # cancelled: nothing changes
@@ -104,7 +98,7 @@ async def test_toggle_runbook_confirms_then_changes_server(live) -> None:
         with Client(live.url, live.token) as c:
             assert next(s for s in c.appliance_runbooks(a.id) if s.id == target).enabled
         await pilot.press("space")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         await pilot.press("y")
         await settle(app, pilot)
         with Client(live.url, live.token) as c:
@@ -122,7 +116,7 @@ async def test_add_and_rotate_credential(live) -> None:
         await pilot.press("3")
         await settle(app, pilot, 1)
         await pilot.press("a")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         form = app.screen
         assert isinstance(form, FormModal)
         form.query_one("#f-host_id").value = "srv-tui"
@@ -139,10 +133,10 @@ async def test_add_and_rotate_credential(live) -> None:
         assert cred.version == 1
         creds.move_cursor(row=cells(creds, "host").index("srv-tui"))
         await pilot.press("t")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         assert isinstance(app.screen, PromptModal)
         await pilot.press(*"second-secret", "enter")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         assert isinstance(app.screen, ConfirmModal)
         await pilot.press("y")
         await settle(app, pilot)
@@ -169,8 +163,9 @@ async def test_queue_order_goes_pending_then_done(live) -> None:
             and not getattr(scr.catalog.get(r), "requires_maintenance_window", False)
         )
         scr.queue_order(rb_id, "dc01")
-        await settle(app, pilot)
         orders = table(app, "#order-table")
+        # the table reloads after the POST returns, and a 0.3 s poll may race it: wait for it
+        await until(app, pilot, lambda: orders.row_count > 0, "the queued order to be listed")
         assert cells(orders, "status") == ["… pending"]
         order_id = orders.ordered_rows[0].key.value
         # the appliance picks it up at check-in and reports evidence naming the order
@@ -178,7 +173,9 @@ async def test_queue_order_goes_pending_then_done(live) -> None:
         assert [o["order"]["order_id"] for o in resp["orders"]] == [order_id]
         a.send_evidence(1, order_id=order_id, tier="order", runbook_id=rb_id, outcome="healed")
         scr.refresh_all()
-        await settle(app, pilot)
+        await until(
+            app, pilot, lambda: cells(orders, "status") != ["… pending"], "the order's result"
+        )
         assert cells(orders, "status") == ["✓ done"]
         assert cells(orders, "outcome") == ["healed"]
         assert cells(orders, "bundle")[0].startswith("sha256:")
@@ -206,7 +203,7 @@ async def test_verify_chain_pass_and_tampered_folder_fail(live, tmp_path) -> Non
         lines[1] = lines[1].replace(b'"dc01"', b'"dc02"', 1)
         f.write_bytes(b"\n".join(lines) + b"\n")
         await pilot.press("V")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         await pilot.press(*str(tmp_path / "x"), "enter")
         await settle(app, pilot, 3)
         assert scr.verdict == "FAIL"
@@ -225,7 +222,7 @@ async def test_read_only_blocks_mutations(live) -> None:
         with Client(live.url, live.token) as c:
             before = [s.as_json() for s in c.appliance_runbooks(a.id)]
         await pilot.press("space")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         assert not isinstance(app.screen, ConfirmModal)
         with Client(live.url, live.token) as c:
             assert [s.as_json() for s in c.appliance_runbooks(a.id)] == before
@@ -284,5 +281,5 @@ async def test_learn_view_lists_the_servers_candidates(live) -> None:
         row = cells(t, "runbook").index("LIN-FW-001")
         assert cells(t, "rate")[row] == "75%" and cells(t, "check")[row] == "linux_firewall"
         await pilot.press("escape")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         assert type(app.screen).__name__ == "FleetScreen"

@@ -145,7 +145,7 @@ async def test_drift_tab_shows_it(drifted) -> None:
         # enter opens the full row
         dt.move_cursor(row=fw_row)
         await pilot.press("enter")
-        await pilot.pause()
+        await settle(app, pilot, 1)
         from osiris_tui.widgets.modals import JsonModal
 
         assert isinstance(app.screen, JsonModal)

@@ -11,6 +11,7 @@ import pytest
 
 from osiris_tui.app import LocalApp, OsirisApp
 from tests.tui.fixtures import NOW, RecordedClient
+from tests.tui.waiting import quiesce
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -20,10 +21,9 @@ def clock() -> float:
 
 
 async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    """Wait for the screen's data to be loaded *and laid out* (not for "CPU idle", which a
+    starved process reaches early on a loaded machine): see tests/tui/waiting.py."""
+    await quiesce(pilot)
 
 
 def fleet_app() -> OsirisApp:
@@ -68,7 +68,7 @@ def test_confirm_disable_runbook(snap_compare, size) -> None:
         await pilot.press("2")
         await settle(pilot)
         await pilot.press("space")
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(fleet_app(), terminal_size=size, run_before=before)
 
@@ -87,7 +87,7 @@ def test_provisioning(snap_compare, size) -> None:
                 "expires_at": "2026-01-02T00:00:00.000Z",
             }  # fmt: skip
         )
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(fleet_app(), terminal_size=size, run_before=before)
 
