@@ -492,7 +492,8 @@ class ApplianceScreen(Screen):
 
         self.app.push_screen(PromptModal(f"New password for {c.host_id}", password=True), got)
 
-    def action_delete_cred(self) -> None:
+    def _confirm_cred(self, verb: str, title: str, action: str, impact: str) -> None:
+        """Confirm a credential action naming site, host and impact, then send it."""
         if not self.app.mutation_allowed():  # type: ignore[attr-defined]
             return
         c = self._cred()
@@ -501,35 +502,31 @@ class ApplianceScreen(Screen):
 
         def ok(yes: bool | None) -> None:
             if yes:
-                self.cred_call("delete", c.id, None)
+                self.cred_call(verb, c.id, None)
 
         self.app.push_screen(
             ConfirmModal(
-                f"Delete credential for {c.host_id}?",
-                [("site", self.site_id), ("host", c.host_id), ("action", "delete credential")],
-                "Impact: this host is no longer checked, healed or evidenced",
+                title.format(host=c.host_id),
+                [("site", self.site_id), ("host", c.host_id), ("action", action)],
+                impact,
             ),
             ok,
         )
 
+    def action_delete_cred(self) -> None:
+        self._confirm_cred(
+            "delete",
+            "Delete credential for {host}?",
+            "delete credential",
+            "Impact: this host is no longer checked, healed or evidenced",
+        )
+
     def action_reveal_cred(self) -> None:
-        if not self.app.mutation_allowed():  # type: ignore[attr-defined]
-            return
-        c = self._cred()
-        if c is None:
-            return
-
-        def ok(yes: bool | None) -> None:
-            if yes:
-                self.cred_call("reveal", c.id, None)
-
-        self.app.push_screen(
-            ConfirmModal(
-                f"Reveal the secret of {c.host_id}?",
-                [("site", self.site_id), ("host", c.host_id), ("action", "reveal (admin)")],
-                "The server records this reveal in the audit log",
-            ),
-            ok,
+        self._confirm_cred(
+            "reveal",
+            "Reveal the secret of {host}?",
+            "reveal (admin)",
+            "The server records this reveal in the audit log",
         )
 
     @work(thread=True, group="mutation")
