@@ -1,7 +1,8 @@
 """The evidence export folder: written by `osiris evidence pull`, read by `evidence verify`.
 
 Layout (docs/evidence-format.md):
-    keys.json                        {"log": "<log vkey>", "appliances": ["<vkey>", ...]}
+    keys.json                        {"log": "<log vkey>", "appliances": ["<vkey>", ...],
+                                      "rotations": {"<appliance id>": [<statement>, ...]}}
     bundles.jsonl                    one canonical envelope per line, each chain in seq order
     proofs/<bundle-hash-hex>.tlog-proof
     checkpoint                       the newest checkpoint note, with cosignatures
@@ -33,6 +34,7 @@ def write_export(
     proofs: Mapping[str, str],
     checkpoint: str,
     overwrite: bool = False,
+    rotations: Mapping[str, list[Any]] | None = None,
 ) -> int:
     """Write an export folder; `proofs` maps bundle hash ("sha256:…") to tlog-proof text.
 
@@ -44,7 +46,11 @@ def write_export(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
-        keys = {"log": log_vkey, "appliances": sorted(set(appliance_vkeys))}
+        keys: dict[str, Any] = {"log": log_vkey, "appliances": sorted(set(appliance_vkeys))}
+        if rotations:
+            # each appliance's key history (statements signed by the old key), as the server
+            # claims it; the verifier trusts it only through the clinic's attestation
+            keys["rotations"] = {k: list(v) for k, v in sorted(rotations.items()) if v}
         (tmp / "keys.json").write_text(json.dumps(keys, indent=2) + "\n")
         (tmp / "proofs").mkdir()
         n = 0

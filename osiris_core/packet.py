@@ -1,50 +1,65 @@
-"""The monthly evidence packet: one zip an auditor can check offline for one site and month.
+"""The evidence packet: one zip an auditor checks offline for one site and one period (a month).
 
-Layout (docs/evidence-format.md §Monthly packet)::
+Layout (docs/evidence-format.md §Packets)::
 
-    manifest.json      canonical JSON: site, month, period, checkpoint size, per-appliance bundle
-                       counts and seq ranges, per-control outcome counts, every other file with
+    manifest.json      canonical JSON: site, period, checkpoint size, per-appliance seq ranges
+                       and boundary bundles, per-control outcome counts, every other file with
                        its sha256 and size
-    manifest.sig       a signed note "osiris-packet-manifest\\n<site>\\n<month>\\n<sha256>\\n" by
-                       the server's log key, the key auditors already pin for checkpoints
     keys.json, bundles.jsonl, proofs/…, checkpoint     the evidence export, verbatim
+    consistency.json   (optional) the log's consistency proof from the previous packet's
+                       checkpoint to this one
     report.md          human-readable: period, population, per-control table, exceptions
     verify/README      how to re-verify offline
 
-Why a signed manifest on top of the log: the log proves every bundle is in the tree, but not that
-the packet holds *all* of the month's bundles. The manifest fixes the population (counts and seq
-ranges per appliance) under the same key as the checkpoints, so dropping a bundle from the zip, or
-adding one, is a failed check rather than a judgement call.
+Completeness is proved by the appliances' own signatures, never by the manifest: for every
+appliance, the packet holds one unbroken piece of its hash chain that starts at the **start
+boundary** (the last bundle before the period, or seq 1) and ends at the **end boundary** (the
+first bundle after the period, whose ``prev_hash`` links to the period's last bundle) or at a
+signed decommission bundle. Dropping any bundle from the start, middle or end breaks a link the
+verifier checks; an appliance the trust roots name that is missing from the packet fails. The
+manifest is unsigned on purpose: whoever builds the packet could sign anything, so a signature
+over it would only say who built it (authorship), not that it is complete.
 
-This module is pure: it reads and writes files; the signature comes from a callback.
+This module is pure: it reads and writes files.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
 import stat
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, canonical
+from . import __version__, canonical, tlog
 from .controls import CONTROLS
-from .errors import NoteError, OsirisError, SchemaError
+from .errors import NoteError, OsirisError, ProofError, SchemaError
 from .keys import Verifier
 from .note import Checkpoint, open_note
-from .verify import FAIL, PASS, Finding, Report, UnusableInput, verify_export
+from .trust import TrustRoots
+from .verify import (
+    DECOMMISSION_CHECK,
+    FAIL,
+    PASS,
+    Finding,
+    Report,
+    UnusableInput,
+    verify_export,
+)
 
-SCHEMA = "osiris.packet/1"
-NOTE_HEADER = "osiris-packet-manifest"
+SCHEMA = "osiris.packet/2"
+CONSISTENCY_SCHEMA = "osiris.packet-consistency/1"
 EXCEPTION_OUTCOMES = ("failed", "escalated", "deferred", "alert", "rejected", "expired")
 MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 EXPORT_FILES = ("keys.json", "bundles.jsonl", "checkpoint")
-SIGNED_FILES = ("manifest.json", "manifest.sig")  # not listed inside the manifest itself
+OPTIONAL_FILES = ("consistency.json",)
+UNLISTED = ("manifest.json",)  # not listed inside the manifest itself
 MAX_UNZIPPED = 4 << 30  # refuse zip bombs: a year of a large clinic is far below this
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same inputs give the same zip bytes
 
@@ -52,30 +67,35 @@ VERIFY_README = """\
 Re-verifying this packet offline
 ================================
 
-1. Obtain the Osiris log key (a vkey "<origin>+<keyid>+<base64>") from a source you trust,
-   e.g. GET /api/v1/log/keys on Central Command, or the key pinned in your last audit, and
-   compare it with "log" in keys.json.
-2. Run:  osiris evidence verify --packet <this file>.zip
+1. Get the clinic's attestation(s) from the clinic itself, not from the MSP: on each appliance
+   a technician runs `osiris-agent attest --out FILE`, and reads you the key fingerprints it
+   prints, so you can compare them. The attestation pins the appliance's keys, its key history,
+   and the log key the appliance pinned when it enrolled.
+2. Run:  osiris evidence verify --packet <this file>.zip --trust <attestation.json> [...]
    It checks, without any network access:
-   - E_MANIFEST      every file's sha256 and size match manifest.json, no file is missing or
-                     extra, and the bundle counts, seq ranges and period match bundles.jsonl;
-   - E_MANIFEST_SIG  manifest.sig is a signed note by the log key over
-                     "osiris-packet-manifest\\n<site>\\n<month>\\n<sha256 of manifest.json>\\n";
-   - then every bundle: parse, canonical bytes, schema, Ed25519 signature, hash chain with no
-     seq gaps inside the month, inclusion in the log, checkpoint signature, cosignatures, time.
-   Exit 0 = verified, 1 = a check failed, 2 = the file cannot be used.
+   - E_MANIFEST        every file's sha256 and size match manifest.json, nothing missing or
+                       extra, counts and seq ranges match bundles.jsonl (integrity only);
+   - every bundle: parse, canonical bytes, schema, Ed25519 signature by a key the attestation
+     pins and that is valid at the bundle's seq, hash chain with no gaps, inclusion in the
+     log, checkpoint signed by the pinned log key, cosignatures, time;
+   - completeness: each appliance's chain runs from its start boundary (seq 1 or the last
+     bundle before the period) to its end boundary (the first bundle after the period) or its
+     decommission bundle (E_START_BOUNDARY, E_END_BOUNDARY, E_GAP); every attested appliance
+     of the site has evidence (E_APPLIANCE_MISSING).
+   Packets are verified strictly: keys that only the packet vouches for (W_UNPINNED) fail.
+   Exit 0 = verified, 1 = a check failed, 2 = the file or a trust file cannot be used.
 3. Without Osiris: docs/evidence-format.md describes every byte; sha256sum and any Ed25519
    library are enough to write the same checks.
 """
 
 
 class PacketError(OsirisError):
-    """A packet that cannot be built (bad month, empty month, unreadable export)."""
+    """A packet that cannot be built (bad period, empty export, unreadable export)."""
 
     code = "E_PACKET"
 
 
-# ------------------------------------------------------------------ month and signed note
+# ------------------------------------------------------------------ periods
 
 
 def month_period(month: str) -> tuple[str, str]:
@@ -92,19 +112,24 @@ def month_period(month: str) -> tuple[str, str]:
     return (f"{year:04d}-{mon:02d}-01T00:00:00.000Z", f"{nyear:04d}-{nmon:02d}-01T00:00:00.000Z")
 
 
+def check_period(period: Any) -> tuple[str, str]:
+    """A (start, end) pair of canonical times with start < end (end exclusive)."""
+    if not isinstance(period, list | tuple) or len(period) != 2:
+        raise SchemaError("period must be (start, end)")
+    start, end = period
+    for t in (start, end):
+        try:
+            if not isinstance(t, str) or canonical.format_time(canonical.parse_time(t)) != t:
+                raise ValueError
+        except (OsirisError, ValueError, TypeError):
+            raise SchemaError(f"period bound {t!r} is not a canonical UTC time") from None
+    if not start < end:
+        raise SchemaError("period start must be before its end")
+    return start, end
+
+
 def in_period(finished_at: str, period: tuple[str, str]) -> bool:
     return period[0] <= finished_at < period[1]
-
-
-def manifest_note_text(site_id: str, month: str, manifest_sha256: str) -> str:
-    """The note body the server signs; its first line cannot be a checkpoint origin line
-    followed by a decimal size and a 32-byte root, so the signature cannot pass as a checkpoint."""
-    month_period(month)
-    if not re.fullmatch(r"[0-9a-f]{64}", manifest_sha256):
-        raise SchemaError("manifest sha256 must be 64 lowercase hex digits")
-    if not site_id or "\n" in site_id:
-        raise SchemaError("site id must be one non-empty line")
-    return f"{NOTE_HEADER}\n{site_id}\n{month}\n{manifest_sha256}\n"
 
 
 # ------------------------------------------------------------------ building
@@ -137,68 +162,108 @@ def _iter_bundles(folder: Path) -> Iterator[dict[str, Any]]:
 
 @dataclass
 class Summary:
-    """What the month's bundles say, gathered in one pass (manifest and report share it)."""
+    """What a packet's bundles say, gathered in one pass (manifest and report share it).
 
+    Which bundles are the period's is decided by chain position, not by each bundle's clock:
+    per appliance, the first bundle is the start boundary when it finished before the period,
+    the last is the end boundary when it finished at or after the period's end; everything in
+    between is the period's evidence."""
+
+    period: tuple[str, str]
+    _items: dict[str, list[tuple[int, str, str, str, str, tuple[str, ...]]]] = field(
+        default_factory=dict
+    )
+    sites: set[str] = field(default_factory=set)
     appliances: dict[str, dict[str, Any]] = field(default_factory=dict)
     hosts: dict[str, set[str]] = field(default_factory=dict)  # appliance → hosts with evidence
     controls: dict[str, dict[str, int]] = field(default_factory=dict)
     ruleset_hashes: set[str] = field(default_factory=set)
     policy_versions: set[str] = field(default_factory=set)
     exceptions: list[dict[str, Any]] = field(default_factory=list)
-    outside: int = 0  # bundles whose finished_at is outside the period
+    _extra: dict[tuple[str, int], tuple[str | None, str | None]] = field(default_factory=dict)
 
-    def add(self, b: dict[str, Any], period: tuple[str, str]) -> None:
+    def add(self, b: dict[str, Any]) -> None:
         app = b["appliance_id"]
-        a = self.appliances.get(app)
-        if a is None:
-            a = self.appliances[app] = {"bundles": 0, "seq_first": b["seq"], "seq_last": b["seq"]}
-        a["bundles"] += 1
-        a["seq_first"] = min(a["seq_first"], b["seq"])
-        a["seq_last"] = max(a["seq_last"], b["seq"])
-        self.hosts.setdefault(app, set()).add(b["host_id"])
-        for c in b.get("controls") or []:
-            counts = self.controls.setdefault(c, {})
-            counts[b["outcome"]] = counts.get(b["outcome"], 0) + 1
-        if b.get("ruleset_hash"):
-            self.ruleset_hashes.add(b["ruleset_hash"])
-        if b.get("policy_version"):
-            self.policy_versions.add(b["policy_version"])
-        if b["outcome"] in EXCEPTION_OUTCOMES:
-            self.exceptions.append(
-                {
-                    "appliance_id": app,
-                    "seq": b["seq"],
-                    "host_id": b["host_id"],
-                    "check": b["check"],
-                    "outcome": b["outcome"],
-                    "finished_at": b["finished_at"],
-                }
-            )
-        if not in_period(b["finished_at"], period):
-            self.outside += 1
+        self.sites.add(b["site_id"])
+        controls = tuple(b.get("controls") or ())
+        item = (b["seq"], b["finished_at"], b["check"], b["outcome"], b["host_id"], controls)
+        self._items.setdefault(app, []).append(item)
+        self._extra[(app, b["seq"])] = (b.get("ruleset_hash"), b.get("policy_version"))
+
+    def finish(self) -> Summary:
+        start, end = self.period
+        for app, items in self._items.items():
+            items.sort()
+            first, last = items[0], items[-1]
+            sb = first[0] if first[1] < start else None
+            eb = last[0] if last[1] >= end else None
+            content = [it for it in items if not (it[0] == sb and sb is not None) and it[0] != eb]
+            self.appliances[app] = {
+                "bundles": len(items),
+                "in_period": len(content),
+                "seq_first": first[0],
+                "seq_last": last[0],
+                "start_boundary": sb,
+                "end_boundary": eb,
+                "decommissioned": last[2] == DECOMMISSION_CHECK,
+            }
+            for seq, finished, check, outcome, host, controls in content:
+                self.hosts.setdefault(app, set()).add(host)
+                for c in controls:
+                    counts = self.controls.setdefault(c, {})
+                    counts[outcome] = counts.get(outcome, 0) + 1
+                rh, pv = self._extra[(app, seq)]
+                if rh:
+                    self.ruleset_hashes.add(rh)
+                if pv:
+                    self.policy_versions.add(pv)
+                if outcome in EXCEPTION_OUTCOMES:
+                    self.exceptions.append(
+                        {
+                            "appliance_id": app,
+                            "seq": seq,
+                            "host_id": host,
+                            "check": check,
+                            "outcome": outcome,
+                            "finished_at": finished,
+                        }
+                    )
+        return self
+
+    def open_ends(self) -> list[str]:
+        """Appliances whose piece of chain has no end boundary and no decommission bundle."""
+        return sorted(
+            a
+            for a, v in self.appliances.items()
+            if v["end_boundary"] is None and not v["decommissioned"]
+        )
 
 
 def summarize(folder: Path, period: tuple[str, str]) -> Summary:
-    s = Summary()
+    s = Summary(period)
     try:
         for b in _iter_bundles(folder):
-            s.add(b, period)
+            s.add(b)
     except (KeyError, TypeError) as e:
         raise PacketError(f"bundles.jsonl: a bundle lacks a field: {e}") from None
-    return s
+    return s.finish()
 
 
-def _checkpoint_size(folder: Path) -> int:
+def _checkpoint(folder: Path) -> Checkpoint:
     try:
         text = (folder / "checkpoint").read_text("utf-8")
         body = text[: text.index("\n\n") + 1]
-        return Checkpoint.parse(body).size
+        return Checkpoint.parse(body)
     except (OSError, ValueError, OsirisError) as e:
         raise PacketError(f"checkpoint: unreadable: {e}") from None
 
 
+def _checkpoint_size(folder: Path) -> int:
+    return _checkpoint(folder).size
+
+
 def _appliance_names(folder: Path) -> list[str]:
-    """Appliance ids whose keys the export carries: the site's enrolled population."""
+    """Appliance ids whose keys the export carries: the population the builder claims."""
     try:
         keys = canonical.loads((folder / "keys.json").read_bytes())
         names = {Verifier.from_vkey(v).name for v in keys.get("appliances", [])}
@@ -212,7 +277,7 @@ def _file_entries(root: Path) -> list[dict[str, Any]]:
     for p in sorted(root.rglob("*")):
         if p.is_file():
             rel = p.relative_to(root).as_posix()
-            if rel in SIGNED_FILES:
+            if rel in UNLISTED:
                 continue
             digest, size = _sha256_file(p)
             out.append({"path": rel, "sha256": digest, "size": size})
@@ -220,18 +285,23 @@ def _file_entries(root: Path) -> list[dict[str, Any]]:
 
 
 def build_manifest(
-    staged: Path, *, site_id: str, month: str, summary: Summary, tool_version: str = __version__
+    staged: Path,
+    *,
+    site_id: str,
+    period: tuple[str, str],
+    month: str | None,
+    summary: Summary,
+    tool_version: str = __version__,
 ) -> dict[str, Any]:
-    """The manifest of a staged packet folder (every file but manifest.json/.sig is listed)."""
-    start, end = month_period(month)
+    """The manifest of a staged packet folder (every file but manifest.json is listed)."""
     return {
         "schema": SCHEMA,
         "site_id": site_id,
         "month": month,
-        "period": {"start": start, "end": end},
+        "period": {"start": period[0], "end": period[1]},
         "checkpoint_size": _checkpoint_size(staged),
         "tool_version": tool_version,
-        "bundles": sum(a["bundles"] for a in summary.appliances.values()),
+        "bundles": sum(a["in_period"] for a in summary.appliances.values()),
         "appliances": {k: summary.appliances[k] for k in sorted(summary.appliances)},
         "controls": {
             c: dict(sorted(summary.controls[c].items())) for c in sorted(summary.controls)
@@ -254,31 +324,51 @@ def control_status(counts: dict[str, int]) -> str:
 
 
 def render_report(
-    *, site_id: str, month: str, summary: Summary, population: list[str], checkpoint_size: int
+    *,
+    site_id: str,
+    period: tuple[str, str],
+    month: str | None,
+    summary: Summary,
+    population: list[str],
+    checkpoint_size: int,
 ) -> str:
-    start, end = month_period(month)
-    total = sum(a["bundles"] for a in summary.appliances.values())
+    start, end = period
+    total = sum(a["in_period"] for a in summary.appliances.values())
+    title = month or f"{start} to {end}"
     out = [
-        f"# Osiris evidence packet: {_md(site_id)}, {month}",
+        f"# Osiris evidence packet: {_md(site_id)}, {_md(title)}",
         "",
-        f"- Period: {start} to {end} (end exclusive), by each bundle's `finished_at`",
-        f"- Scope: site `{_md(site_id)}`, {total} evidence bundles",
+        f"- Period: {start} to {end} (end exclusive)",
+        f"- Scope: site `{_md(site_id)}`, {total} evidence bundles in the period, plus each "
+        "appliance's boundary bundles",
         f"- Proved against log checkpoint of size {checkpoint_size} (file `checkpoint`)",
         f"- Exceptions: {len(summary.exceptions)}",
         "",
         "## Population reconciliation",
         "",
-        "| appliance | bundles | seq range | hosts with evidence |",
-        "|---|---|---|---|",
+        "Each appliance's chain must run from its start boundary (seq 1, or its last bundle "
+        "before the period) to its end boundary (its first bundle after the period) or its "
+        "decommission bundle: then no bundle of the period can be missing.",
+        "",
+        "| appliance | bundles in period | seq range | start | end | hosts with evidence |",
+        "|---|---|---|---|---|---|",
     ]
     for app in sorted(set(population) | set(summary.appliances)):
         a = summary.appliances.get(app)
         if a is None:
-            out.append(f"| {_md(app)} | 0 | - | NO EVIDENCE THIS MONTH |")
+            out.append(f"| {_md(app)} | 0 | - | - | - | NO EVIDENCE IN THIS PACKET |")
             continue
         hosts = ", ".join(sorted(summary.hosts.get(app, ())))
+        sb = f"#{a['start_boundary']}" if a["start_boundary"] is not None else "chain start"
+        if a["end_boundary"] is not None:
+            eb = f"#{a['end_boundary']}"
+        elif a["decommissioned"]:
+            eb = "decommissioned"
+        else:
+            eb = "OPEN (no bundle after the period yet)"
         out.append(
-            f"| {_md(app)} | {a['bundles']} | {a['seq_first']}..{a['seq_last']} | {_md(hosts)} |"
+            f"| {_md(app)} | {a['in_period']} | {a['seq_first']}..{a['seq_last']} | {sb} | "
+            f"{eb} | {_md(hosts)} |"
         )
     outcomes = sorted({o for c in summary.controls.values() for o in c})
     out += [
@@ -304,7 +394,8 @@ def render_report(
             )
     else:
         out.append(
-            "None: no bundle this month is failed, escalated, deferred, alert, rejected or expired."
+            "None: no bundle of the period is failed, escalated, deferred, alert, rejected or "
+            "expired."
         )
     out += ["", "Verify offline: see `verify/README`.", ""]
     return "\n".join(out)
@@ -333,25 +424,51 @@ def _zip_dir(staged: Path, out: Path) -> None:
         raise
 
 
+def consistency_doc(previous_checkpoint: str, to_size: int, proof: list[bytes]) -> dict[str, Any]:
+    """consistency.json: the log's proof that the previous packet's checkpoint is a prefix of
+    this packet's (no history was rewritten between two packets)."""
+    return {
+        "schema": CONSISTENCY_SCHEMA,
+        "from_checkpoint": previous_checkpoint,
+        "to_size": to_size,
+        "proof": [base64.b64encode(h).decode("ascii") for h in proof],
+    }
+
+
+def read_packet_checkpoint(zip_path: Path) -> tuple[str, dict[str, Any] | None]:
+    """A packet's checkpoint note and its manifest (None if unreadable); for ``--previous``."""
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            note = z.read("checkpoint").decode("utf-8")
+            try:
+                m = canonical.loads(z.read("manifest.json"))
+            except (KeyError, OsirisError):
+                m = None
+    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise UnusableInput(f"{zip_path}: not a readable packet: {e}") from None
+    return note, m if isinstance(m, dict) else None
+
+
 def build_packet(
     export: Path,
     out: Path,
     *,
     site_id: str,
-    month: str,
-    sign: Callable[[str], str],
+    period: tuple[str, str],
+    month: str | None = None,
+    consistency: dict[str, Any] | None = None,
     tool_version: str = __version__,
 ) -> dict[str, Any]:
-    """Build the packet zip from an export folder of that month; returns the manifest.
-
-    `export` must hold only the month's bundles (see `in_period`); `sign(sha256_hex)` returns
-    the signed note over `manifest_note_text`. The export folder is copied, never changed.
-    """
+    """Build the packet zip from an export folder holding, per appliance, the chain from its
+    start boundary to its end boundary (``osiris packet build`` pulls exactly that); returns
+    the manifest. The export folder is copied, never changed."""
     export, out = Path(export), Path(out)
-    period = month_period(month)
+    period = check_period(period)
     summary = summarize(export, period)
-    if summary.outside:
-        raise PacketError(f"{summary.outside} bundles of the export fall outside {month}")
+    if not summary.appliances:
+        raise PacketError("the export holds no bundles")
+    if summary.sites - {site_id}:
+        raise PacketError(f"the export holds bundles of other sites: {sorted(summary.sites)}")
     population = _appliance_names(export)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".packet-stage-", dir=out.parent) as tmp:
@@ -364,11 +481,14 @@ def build_packet(
             for p in sorted(proofs.iterdir()):
                 if p.is_file():
                     (staged / "proofs" / p.name).write_bytes(p.read_bytes())
+        if consistency is not None:
+            (staged / "consistency.json").write_bytes(canonical.dumps(consistency))
         (staged / "verify").mkdir()
         (staged / "verify" / "README").write_text(VERIFY_README, "utf-8")
         cp_size = _checkpoint_size(staged)
         report = render_report(
             site_id=site_id,
+            period=period,
             month=month,
             summary=summary,
             population=population,
@@ -376,12 +496,14 @@ def build_packet(
         )
         (staged / "report.md").write_text(report, "utf-8")
         manifest = build_manifest(
-            staged, site_id=site_id, month=month, summary=summary, tool_version=tool_version
+            staged,
+            site_id=site_id,
+            period=period,
+            month=month,
+            summary=summary,
+            tool_version=tool_version,
         )
-        data = canonical.dumps(manifest)
-        note = sign(hashlib.sha256(data).hexdigest())
-        (staged / "manifest.json").write_bytes(data)
-        (staged / "manifest.sig").write_text(note, "utf-8")
+        (staged / "manifest.json").write_bytes(canonical.dumps(manifest))
         _zip_dir(staged, out)
     return manifest
 
@@ -453,7 +575,6 @@ def _load_manifest(folder: Path, c: _Checks) -> tuple[dict[str, Any] | None, byt
             raise SchemaError(f"not an {SCHEMA} document")
         for key, typ in (
             ("site_id", str),
-            ("month", str),
             ("files", list),
             ("appliances", dict),
             ("checkpoint_size", int),
@@ -461,44 +582,13 @@ def _load_manifest(folder: Path, c: _Checks) -> tuple[dict[str, Any] | None, byt
         ):
             if not isinstance(m.get(key), typ):
                 raise SchemaError(f"field {key!r} missing or not a {typ.__name__}")
-        month_period(m["month"])
+        period = check_period((m["period"].get("start"), m["period"].get("end")))
+        if m.get("month") is not None and month_period(m["month"]) != period:
+            raise SchemaError("period does not match the month")
     except OsirisError as e:
         c.fail("E_MANIFEST", "manifest.json", str(e))
         return None, data
     return m, data
-
-
-def _check_signature(
-    folder: Path, m: dict[str, Any], data: bytes, c: _Checks, trusted_log: str | None
-) -> None:
-    subject = "manifest.sig"
-    try:
-        keys = canonical.loads((folder / "keys.json").read_bytes())
-        log = Verifier.from_vkey(keys["log"])
-    except (OSError, OsirisError, KeyError, TypeError) as e:
-        c.fail("E_MANIFEST_SIG", subject, f"no usable log key in keys.json: {e}")
-        return
-    if trusted_log is not None and log.vkey != trusted_log:
-        c.fail("E_MANIFEST_SIG", subject, "keys.json's log key is not the trusted log key")
-        return
-    try:
-        note = (folder / "manifest.sig").read_text("utf-8")
-        opened = open_note(note, [log])
-    except FileNotFoundError:
-        c.fail("E_MANIFEST_SIG", subject, "missing")
-        return
-    except (OSError, UnicodeDecodeError, NoteError) as e:
-        c.fail("E_MANIFEST_SIG", subject, f"not signed by the log key {log.name}: {e}")
-        return
-    try:
-        want = manifest_note_text(m["site_id"], m["month"], hashlib.sha256(data).hexdigest())
-    except OsirisError as e:
-        c.fail("E_MANIFEST_SIG", subject, str(e))
-        return
-    if opened.text != want:
-        c.fail("E_MANIFEST_SIG", subject, "signed text does not name this manifest, site, month")
-        return
-    c.findings.append(Finding(PASS, "E_MANIFEST_SIG", subject, f"signed by {log.name}"))
 
 
 def _check_files(folder: Path, names: list[str], m: dict[str, Any], c: _Checks) -> None:
@@ -518,7 +608,7 @@ def _check_files(folder: Path, names: list[str], m: dict[str, Any], c: _Checks) 
             c.fail("E_MANIFEST", n, "appears twice in the zip")
             ok = False
         seen.add(n)
-        if n not in listed and n not in SIGNED_FILES:
+        if n not in listed and n not in UNLISTED:
             c.fail("E_MANIFEST", n, "file is not listed in the manifest")
             ok = False
     for path, f in listed.items():
@@ -536,23 +626,19 @@ def _check_files(folder: Path, names: list[str], m: dict[str, Any], c: _Checks) 
         )
 
 
-def _check_population(folder: Path, m: dict[str, Any], c: _Checks) -> None:
-    """The manifest's counts, seq ranges and period against what bundles.jsonl holds."""
+def _check_population(folder: Path, m: dict[str, Any], c: _Checks) -> Summary | None:
+    """The manifest's counts, seq ranges and boundaries against what bundles.jsonl holds."""
     try:
-        period = month_period(m["month"])
+        period = (m["period"]["start"], m["period"]["end"])
         s = summarize(folder, period)
     except OsirisError as e:
         c.fail("E_MANIFEST", "bundles.jsonl", f"cannot summarise: {e}")
-        return
-    if m["period"] != {"start": period[0], "end": period[1]}:
-        c.fail("E_MANIFEST", "manifest.json", "period does not match the month")
-    if s.outside:
-        c.fail("E_MANIFEST", "bundles.jsonl", f"{s.outside} bundles finished outside {m['month']}")
+        return None
     if s.appliances != m["appliances"]:
         c.fail(
             "E_MANIFEST",
             "bundles.jsonl",
-            "bundle counts or seq ranges per appliance differ from the manifest",
+            "bundle counts, seq ranges or boundaries per appliance differ from the manifest",
         )
     controls = {k: dict(sorted(v.items())) for k, v in s.controls.items()}
     if controls != m.get("controls"):
@@ -562,59 +648,249 @@ def _check_population(folder: Path, m: dict[str, Any], c: _Checks) -> None:
             c.fail("E_MANIFEST", "checkpoint", "size differs from the manifest")
     except PacketError as e:
         c.fail("E_MANIFEST", "checkpoint", str(e))
+    return s
+
+
+def _check_completeness(
+    m: dict[str, Any],
+    report: Report,
+    population: list[str],
+    trust: TrustRoots | None,
+    c: _Checks,
+) -> set[str]:
+    """Chain edges and population: what proves no bundle of the period is missing. Returns the
+    subjects whose W_CHAIN_START is explained by a verified start boundary."""
+    start, end = m["period"]["start"], m["period"]["end"]
+    site = m["site_id"]
+    explained: set[str] = set()
+    ok = True
+    for app, ch in sorted(report.chains.items()):
+        subject = f"{app}#{ch['first_seq']}"
+        if ch["sites"] != [site]:
+            c.fail("E_SITE", app, f"bundles of site(s) {ch['sites']}, not {site}")
+            ok = False
+        if ch["first_seq"] != 1 and ch["first_finished_at"] >= start:
+            c.fail(
+                "E_START_BOUNDARY",
+                subject,
+                f"the chain starts inside the period at seq {ch['first_seq']}: its start "
+                "boundary (the last bundle before the period) and the bundles between are "
+                "missing",
+            )
+            ok = False
+        else:
+            explained.add(subject)
+        if ch["last_finished_at"] < end and ch["last_check"] != DECOMMISSION_CHECK:
+            c.fail(
+                "E_END_BOUNDARY",
+                f"{app}#{ch['last_seq']}",
+                "no bundle after the period closes the chain: the period's last bundles may "
+                "have been dropped, or the appliance went silent (only a signed decommission "
+                "bundle closes a chain)",
+            )
+            ok = False
+    required = set(population)
+    if trust is not None:
+        required |= {t.appliance_id for t in trust.for_site(site)}
+    for app in sorted(required - set(report.chains)):
+        c.fail(
+            "E_APPLIANCE_MISSING",
+            app,
+            f"an appliance of site {site} has no evidence in the packet (not even boundary "
+            "bundles)",
+        )
+        ok = False
+    if ok:
+        c.findings.append(
+            Finding(
+                PASS,
+                "E_COMPLETE",
+                "packet",
+                f"{len(report.chains)} appliances, every chain closed at both ends of the period",
+            )
+        )
+    return explained
+
+
+def _log_verifiers(folder: Path, trust: TrustRoots | None) -> list[Verifier]:
+    if trust is not None and trust.logs:
+        return [v for v, _s in trust.logs.values()]
+    try:
+        return [Verifier.from_vkey(canonical.loads((folder / "keys.json").read_bytes())["log"])]
+    except (OSError, OsirisError, KeyError, TypeError):
+        return []
+
+
+def _open_cp(note: str, logs: list[Verifier]) -> Checkpoint:
+    opened = open_note(note, logs)
+    if not any(v.name in opened.verified for v in logs):
+        raise NoteError("not signed by a trusted log key")
+    return Checkpoint.parse(opened.text)
+
+
+def _chain_hashes(folder: Path) -> dict[tuple[str, int], str]:
+    out: dict[tuple[str, int], str] = {}
+    for b in _iter_bundles(folder):
+        out[(b["appliance_id"], b["seq"])] = (
+            "sha256:" + hashlib.sha256(canonical.dumps(b)).hexdigest()
+        )
+    return out
+
+
+def _check_consistency(
+    folder: Path,
+    names: list[str],
+    report: Report,
+    trust: TrustRoots | None,
+    previous: Path | None,
+    m: dict[str, Any] | None,
+    c: _Checks,
+) -> None:
+    """consistency.json against this packet's checkpoint, and against ``--previous``."""
+    subject = "consistency.json"
+    logs = _log_verifiers(folder, trust)
+    doc = None
+    if "consistency.json" in names:
+        try:
+            doc = canonical.loads((folder / "consistency.json").read_bytes())
+            if not isinstance(doc, dict) or doc.get("schema") != CONSISTENCY_SCHEMA:
+                raise SchemaError(f"not an {CONSISTENCY_SCHEMA} document")
+            old = _open_cp(doc["from_checkpoint"], logs)
+            proof = [base64.b64decode(h, validate=True) for h in doc["proof"]]
+            if report.checkpoint_size is None or report.checkpoint_root is None:
+                raise ProofError("this packet's checkpoint did not verify")
+            if doc.get("to_size") != report.checkpoint_size:
+                raise ProofError("the proof is not to this packet's checkpoint")
+            tlog.verify_consistency(
+                old.size, report.checkpoint_size, old.root, report.checkpoint_root, proof
+            )
+            c.findings.append(
+                Finding(
+                    PASS,
+                    "E_CONSISTENCY",
+                    subject,
+                    f"log size {old.size} (previous packet) is a prefix of "
+                    f"{report.checkpoint_size}",
+                )
+            )
+        except (OsirisError, KeyError, TypeError, ValueError) as e:
+            c.fail("E_CONSISTENCY", subject, f"the log's history is not proved consistent: {e}")
+            doc = None
+    if previous is None:
+        return
+    prev_note, prev_m = read_packet_checkpoint(previous)
+    try:
+        prev_cp = _open_cp(prev_note, logs)
+    except OsirisError as e:
+        c.fail("E_PREVIOUS", str(previous), f"its checkpoint does not verify: {e}")
+        return
+    if doc is None:
+        c.fail("E_PREVIOUS", subject, "no verified consistency proof from the previous packet")
+        return
+    from_cp = _open_cp(doc["from_checkpoint"], logs)
+    if (from_cp.size, from_cp.root) != (prev_cp.size, prev_cp.root):
+        c.fail(
+            "E_PREVIOUS",
+            subject,
+            f"proves consistency from size {from_cp.size}, not from the previous packet's "
+            f"checkpoint {prev_cp.size}",
+        )
+        return
+    if m is not None and prev_m is not None and isinstance(prev_m.get("period"), dict):
+        if prev_m["period"].get("end") != m["period"]["start"]:
+            c.fail("E_PREVIOUS", str(previous), "its period does not end where this one starts")
+            return
+        if prev_m.get("site_id") != m["site_id"]:
+            c.fail("E_PREVIOUS", str(previous), "it is a packet of another site")
+            return
+    # The two packets must share the chain link at the period edge: this packet's start
+    # boundary is the previous packet's last bundle of its period.
+    with tempfile.TemporaryDirectory(prefix="osiris-previous-") as tmp:
+        unpack(previous, Path(tmp))
+        try:
+            prev_hashes = _chain_hashes(Path(tmp))
+            mine = _chain_hashes(folder)
+        except OsirisError as e:
+            c.fail("E_PREVIOUS", str(previous), f"cannot read its bundles: {e}")
+            return
+    for app, a in sorted((m or {}).get("appliances", {}).items()):
+        sb = a.get("start_boundary") if isinstance(a, dict) else None
+        if (
+            sb is not None
+            and (app, sb) in prev_hashes
+            and prev_hashes[(app, sb)] != mine.get((app, sb))
+        ):
+            c.fail(
+                "E_PREVIOUS", f"{app}#{sb}", "differs from the same bundle in the previous packet"
+            )
+            return
+    c.findings.append(
+        Finding(PASS, "E_PREVIOUS", str(previous.name), "continues the previous packet")
+    )
 
 
 def verify_packet(
     zip_path: Path | str,
     *,
+    trust: TrustRoots | None = None,
+    previous: Path | str | None = None,
     skew_s: int | None = None,
     workers: int | None = None,
-    trusted_log_vkey: str | None = None,
 ) -> Report:
     """Verify a packet zip offline; raises UnusableInput when it cannot be opened at all.
 
-    Packet checks (E_MANIFEST, E_MANIFEST_SIG) come first, then the export verifier runs on the
-    contents. A chain that starts at the manifest's declared first seq is expected (the month
-    begins mid-chain), so that W_CHAIN_START is dropped; any other start still warns.
+    Packet checks (E_MANIFEST integrity, completeness at both chain edges, population, log
+    consistency with the previous packet) and the export verifier's per-bundle checks, all
+    against ``trust``. A chain starting at a verified start boundary is expected (the period
+    begins mid-chain), so its W_CHAIN_START is dropped; any other start still fails.
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise UnusableInput(f"{zip_path}: not a file")
+    prev = Path(previous) if previous is not None else None
+    if prev is not None and not prev.is_file():
+        raise UnusableInput(f"{prev}: not a file")
     c = _Checks()
     with tempfile.TemporaryDirectory(prefix="osiris-packet-") as tmp:
         folder = Path(tmp)
         names = unpack(zip_path, folder)
-        m, data = _load_manifest(folder, c)
+        m, _data = _load_manifest(folder, c)
         if m is not None:
-            _check_signature(folder, m, data, c, trusted_log_vkey)
             _check_files(folder, names, m, c)
             _check_population(folder, m, c)
-        kw: dict[str, Any] = {"workers": workers}
+        kw: dict[str, Any] = {"workers": workers, "trust": trust}
         if skew_s is not None:
             kw["skew_s"] = skew_s
         report = verify_export(folder, **kw)
-    starts = set()
-    if m is not None:
-        for app, a in m["appliances"].items():
-            if isinstance(a, dict):
-                starts.add(f"{app}#{a.get('seq_first')}")
-    kept = [f for f in report.findings if not (f.code == "W_CHAIN_START" and f.subject in starts)]
+        explained: set[str] = set()
+        if m is not None:
+            try:
+                population = _appliance_names(folder)
+            except PacketError as e:
+                c.fail("E_MANIFEST", "keys.json", str(e))
+                population = []
+            explained = _check_completeness(m, report, population, trust, c)
+        _check_consistency(folder, names, report, trust, prev, m, c)
+    kept = [
+        f for f in report.findings if not (f.code == "W_CHAIN_START" and f.subject in explained)
+    ]
     report.findings = c.findings + kept
     return report
 
 
 __all__ = [
     "EXCEPTION_OUTCOMES",
-    "NOTE_HEADER",
     "SCHEMA",
     "PacketError",
     "Summary",
     "build_manifest",
     "build_packet",
+    "check_period",
+    "consistency_doc",
     "control_status",
     "in_period",
-    "manifest_note_text",
     "month_period",
+    "read_packet_checkpoint",
     "render_report",
     "summarize",
     "unpack",

@@ -53,22 +53,61 @@ class SynthExport:
     envelopes: list[dict[str, Any]]
     proofs: dict[str, str]
     checkpoint: str
+    rotated: dict[str, Signer] = field(default_factory=dict)  # appliance → its new key
+    rotations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    site_id: str = "site-001"
 
     @property
     def vkeys(self) -> list[str]:
         out = []
-        for sign_key, cosign_key in self.appliances.values():
+        for app, (sign_key, cosign_key) in self.appliances.items():
             out += [sign_key.vkey, cosign_key.vkey]
+            if app in self.rotated:
+                out.append(self.rotated[app].vkey)
         return out
 
-    def write(self, out: Path) -> Path:
+    def pins(self) -> dict[str, Any]:
+        """A plain keys file pinning this export's log and appliance keys (site-scoped)."""
+        return {"log": self.log.signer.vkey, "appliances": self.vkeys, "site_id": self.site_id}
+
+    def attestation(self, app_id: str, head_seq: int | None = None) -> dict[str, Any]:
+        """The attestation this appliance would write (chain head: its newest bundle here)."""
+        from .trust import make_attestation
+
+        sign_key, cosign_key = self.appliances[app_id]
+        current = self.rotated.get(app_id, sign_key)
+        mine = [e["bundle"] for e in self.envelopes if e["bundle"]["appliance_id"] == app_id]
+        if head_seq is not None:
+            mine = [b for b in mine if b["seq"] <= head_seq]
+        head = (
+            {"seq": mine[-1]["seq"], "hash": bundle_hash(mine[-1])}
+            if mine
+            else {"seq": 0, "hash": "sha256:" + "0" * 64}
+        )
+        return make_attestation(
+            current,
+            appliance_id=app_id,
+            site_id=self.site_id,
+            cosign_vkey=cosign_key.vkey,
+            log_vkey=self.log.signer.vkey,
+            order_vkey=self.log.signer.vkey,
+            rotations=self.rotations.get(app_id, []),
+            chain_head=head,
+            cosigned_checkpoint=self.checkpoint,
+            attested_at=canonical.utc_now(),
+            agent_version="0.1.0",
+        )
+
+    def write(self, out: Path, envelopes: list[dict[str, Any]] | None = None) -> Path:
+        """Write the export (or only `envelopes`, a subset, with the same checkpoint)."""
         write_export(
             out,
             log_vkey=self.log.signer.vkey,
             appliance_vkeys=self.vkeys,
-            envelopes=self.envelopes,
+            envelopes=self.envelopes if envelopes is None else envelopes,
             proofs=self.proofs,
             checkpoint=self.checkpoint,
+            rotations=self.rotations,
         )
         return out
 
@@ -81,8 +120,16 @@ def make_export(
     start: datetime | None = None,
     log_signer: Signer | None = None,
     cosign_at: datetime | None = None,
+    step_s: int = 1,
+    rotate_at: int | None = None,
+    site_id: str = "site-001",
+    last_check: str | None = None,
 ) -> SynthExport:
-    """Build `n_bundles` signed bundles spread round-robin over appliances, all in one log."""
+    """Build `n_bundles` signed bundles spread round-robin over appliances, all in one log.
+
+    `step_s` seconds between bundles; `rotate_at`: every appliance rotates its signing key so
+    that bundles from that seq on are signed by a new key (statements in `rotations`);
+    `last_check`: the check id of each appliance's last bundle (e.g. a decommission)."""
     log = SynthLog(log_signer or Signer.generate(ORIGIN))
     start = start or datetime(2026, 11, 1, tzinfo=UTC)
     appliances: dict[str, tuple[Signer, Signer]] = {}
@@ -97,14 +144,30 @@ def make_export(
         chains[app_id] = Chain(app_id)
     envelopes: list[dict[str, Any]] = []
     app_ids = list(appliances)
+    rotated: dict[str, Signer] = {}
+    rotations: dict[str, list[dict[str, Any]]] = {}
+    last_i = {a: max(i for i in range(n_bundles) if app_ids[i % len(app_ids)] == a)
+              for a in app_ids[: min(n_bundles, len(app_ids))]}  # fmt: skip
     for i in range(n_bundles):
         app_id = app_ids[i % len(app_ids)]
-        t = canonical.format_time(start + timedelta(seconds=i))
+        t = canonical.format_time(start + timedelta(seconds=i * step_s))
         chain = chains[app_id]
+        signer = appliances[app_id][0]
+        if rotate_at is not None and chain.seq + 1 >= rotate_at:
+            if app_id not in rotated:
+                from .trust import make_rotation
+
+                new = Signer.generate(appliance_key_name(app_id))
+                rotations[app_id] = [
+                    make_rotation(signer, new, appliance_id=app_id, site_id=site_id,
+                                  effective_seq=chain.seq + 1, at=t)
+                ]  # fmt: skip
+                rotated[app_id] = new
+            signer = rotated[app_id]
         bundle = chain.next(
-            site_id="site-001",
+            site_id=site_id,
             host_id=f"{app_id}-dc01",
-            check="windows_firewall",
+            check=last_check if last_check and i == last_i[app_id] else "windows_firewall",
             controls=["164.312(a)(1)", "164.312(e)(1)"],
             outcome="healed" if i % 7 == 3 else "compliant",
             tier="L1" if i % 7 == 3 else "monitor",
@@ -118,14 +181,14 @@ def make_export(
             clock={"ntp_ok": True, "offset_ms": 3, "source": "127.0.0.1"},
         )
         chain.advance(bundle)
-        env = sign_bundle(bundle, appliances[app_id][0])
+        env = sign_bundle(bundle, signer)
         log.append(envelope_bytes(env))
         envelopes.append(env)
     note = log.checkpoint()
     if cosign_checkpoint:
         body = note.split("\n\n", 1)[0] + "\n"
-        ts = int((cosign_at or start + timedelta(seconds=n_bundles + 60)).timestamp())
+        ts = int((cosign_at or start + timedelta(seconds=n_bundles * step_s + 60)).timestamp())
         lines = [cosign(body, cos, ts) for _, cos in appliances.values()]
         note = add_signature_lines(note, lines)
     proofs = {bundle_hash(env["bundle"]): log.proof(i, note) for i, env in enumerate(envelopes)}
-    return SynthExport(log, appliances, envelopes, proofs, note)
+    return SynthExport(log, appliances, envelopes, proofs, note, rotated, rotations, site_id)

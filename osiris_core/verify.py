@@ -31,6 +31,15 @@ from .errors import OsirisError
 from .evidence import GENESIS_HASH, validate_envelope
 from .keys import KEY_TYPE_COSIGNATURE, Verifier
 from .note import Checkpoint, TlogProof, open_note
+from .trust import (
+    AttestationError,
+    KeyEpoch,
+    TrustRoots,
+    appliance_of,
+    fingerprint,
+    key_epochs,
+    original_key,
+)
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 # Checks in the order they run on each bundle; the summary prints one PASS line per check.
@@ -38,7 +47,7 @@ CHECKS = (
     ("E_PARSE", "strict JSON parse"),
     ("E_NONCANONICAL", "canonical bytes"),
     ("E_SCHEMA", "schema osiris.evidence/1"),
-    ("E_SIG", "Ed25519 signature by the appliance's key"),
+    ("E_SIG", "Ed25519 signature by the appliance's key, valid for the bundle's seq"),
     ("E_CHAIN", "hash chain links (prev_hash, order)"),
     ("E_GAP", "no missing seq numbers"),
     ("E_INCLUSION", "inclusion in the log"),
@@ -46,6 +55,16 @@ CHECKS = (
     ("E_COSIG", "cosignatures by known appliance keys"),
     ("E_TIME_SKEW", "finished_at not after the cosigned existed-by time"),
 )
+# Codes that only ever fail (no PASS line): what the trust roots and chain edges refute.
+FAIL_ONLY = (
+    ("E_LOG_UNTRUSTED", "the checkpoint is not signed by a trusted log key"),
+    ("E_KEY_UNTRUSTED", "a bundle is signed by a key (or appliance) the trust roots do not know"),
+    ("E_KEY_NOT_VALID_AT", "a bundle is signed by a key of its appliance not valid at its seq"),
+    ("E_ATTESTED_HEAD", "the chain differs from the chain head the appliance attested"),
+    ("E_AFTER_DECOMMISSION", "a bundle follows the appliance's decommission bundle"),
+)
+DECOMMISSION_CHECK = "appliance_decommission"
+UNTRUSTED = "export only — untrusted"
 DEFAULT_SKEW_S = 300
 PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 PARALLEL_MIN = 4000  # below this, starting worker processes costs more than it saves
@@ -95,6 +114,11 @@ class Report:
     passed: dict[str, int] = field(default_factory=dict)
     existed_by: str | None = None
     checkpoint_size: int | None = None
+    checkpoint_root: bytes | None = None
+    # What the verifier trusted: role, key name, fingerprint, where the key came from.
+    keys_used: list[dict[str, str]] = field(default_factory=list)
+    # Per appliance: first/last seq, their finished_at, last check, bundle count, site.
+    chains: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[Finding]:
@@ -108,7 +132,11 @@ class Report:
         return not self.failures and not (strict and self.warnings)
 
     def lines(self) -> list[str]:
-        out = [f.line() for f in self.findings]
+        out = [
+            f"TRUST {k['role']} {k['name']} {k['fingerprint']} from {k['source']}"
+            for k in self.keys_used
+        ]
+        out += [f.line() for f in self.findings]
         failed_codes = {f.code for f in self.failures}
         for code, what in CHECKS:
             n = self.passed.get(code, 0)
@@ -136,17 +164,26 @@ class Report:
             "existed_by": self.existed_by,
             "findings": [f.as_dict() for f in self.findings],
             "passed": dict(sorted(self.passed.items())),
+            "keys_used": list(self.keys_used),
         }
 
 
 @dataclass
 class _Keys:
-    log: Verifier
-    signing: dict[str, list[Verifier]]
+    """The keys a verification runs with, each with its source (trust root or export)."""
+
+    logs: list[Verifier]
+    log_source: dict[str, str]  # vkey → source
+    epochs: dict[str, list[KeyEpoch]]  # appliance id → its signing keys and their seq ranges
+    sign_source: dict[str, str]  # vkey → source
     cosigners: list[Verifier]
+    cosign_source: dict[str, str]  # key name → source
+    trusted_appliances: bool  # the trust roots name appliances: no other appliance is believed
+    heads: dict[str, tuple[int, str]]  # attested chain heads
+    unpinned: list[str] = field(default_factory=list)  # what only the export vouched for
 
 
-def _load_keys(folder: Path) -> _Keys:
+def _read_keys_json(folder: Path) -> dict[str, Any]:
     path = folder / "keys.json"
     try:
         raw = json.loads(path.read_text("utf-8"))
@@ -159,19 +196,87 @@ def _load_keys(folder: Path) -> _Keys:
     apps = raw.get("appliances", [])
     if not isinstance(apps, list) or not all(isinstance(v, str) for v in apps):
         raise UnusableInput(f"{path}: 'appliances' must be a list of vkeys")
+    rots = raw.get("rotations", {})
+    if not isinstance(rots, dict) or not all(isinstance(v, list) for v in rots.values()):
+        raise UnusableInput(f"{path}: 'rotations' must map appliance ids to statement lists")
+    return raw
+
+
+def _export_epochs(
+    path: Path, signing: list[Verifier], rotations: dict[str, list[Any]]
+) -> dict[str, list[KeyEpoch]]:
+    """Key epochs as the export claims them (untrusted): rotation statements are followed from
+    the enrolment key; a key with no history is valid for every seq."""
+    by_app: dict[str, list[Verifier]] = {}
+    for v in signing:
+        app = appliance_of(v.name)
+        if app is not None:
+            by_app.setdefault(app, []).append(v)
+    out: dict[str, list[KeyEpoch]] = {}
+    for app, vs in by_app.items():
+        rots = rotations.get(app) or []
+        if rots:
+            current = next(
+                (v for v in vs if v.vkey == (rots[-1].get("rotation") or {}).get("new_vkey")),
+                vs[0],
+            )
+            try:
+                out[app] = key_epochs(original_key(current.vkey, rots), rots, f"{path}: {app}")
+                continue
+            except AttestationError as e:
+                raise UnusableInput(str(e)) from None
+        out[app] = [KeyEpoch(v, 1, None) for v in vs]
+    return out
+
+
+def _load_keys(folder: Path, trust: TrustRoots | None) -> _Keys:
+    path = folder / "keys.json"
+    raw = _read_keys_json(folder)
     try:
-        log = Verifier.from_vkey(raw["log"])
-        verifiers = [Verifier.from_vkey(v) for v in apps]
+        export_log = Verifier.from_vkey(raw["log"])
+        verifiers = [Verifier.from_vkey(v) for v in raw.get("appliances", [])]
     except OsirisError as e:
         raise UnusableInput(f"{path}: {e}") from None
-    signing: dict[str, list[Verifier]] = {}
-    cosigners: list[Verifier] = []
-    for v in verifiers:
-        if v.key_type == KEY_TYPE_COSIGNATURE:
-            cosigners.append(v)
-        else:
-            signing.setdefault(v.key_id_hex, []).append(v)
-    return _Keys(log=log, signing=signing, cosigners=cosigners)
+    trust = trust or TrustRoots()
+    unpinned: list[str] = []
+    if trust.logs:
+        logs = [v for v, _src in trust.logs.values()]
+        log_source = {k: src for k, (_v, src) in trust.logs.items()}
+    else:
+        logs = [export_log]
+        log_source = {export_log.vkey: UNTRUSTED}
+        unpinned.append(f"log key {export_log.name}")
+    heads: dict[str, tuple[int, str]] = {}
+    if trust.appliances:
+        epochs = {a: list(t.epochs) for a, t in trust.appliances.items() if t.epochs}
+        sign_source = {
+            e.verifier.vkey: t.source for t in trust.appliances.values() for e in t.epochs
+        }
+        cosigners = [c for t in trust.appliances.values() for c in t.cosign]
+        cosign_source = {c.name: t.source for t in trust.appliances.values() for c in t.cosign}
+        heads = {a: (t.head_seq, t.head_hash) for a, t in trust.appliances.items() if t.head_seq}
+    else:
+        signing = [v for v in verifiers if v.key_type != KEY_TYPE_COSIGNATURE]
+        cosigners = [v for v in verifiers if v.key_type == KEY_TYPE_COSIGNATURE]
+        epochs = _export_epochs(path, signing, raw.get("rotations", {}))
+        sign_source = {v.vkey: UNTRUSTED for v in signing}
+        for es in epochs.values():
+            for e in es:
+                sign_source.setdefault(e.verifier.vkey, UNTRUSTED)
+        cosign_source = {c.name: UNTRUSTED for c in cosigners}
+        if signing:
+            unpinned.append("appliance keys")
+    return _Keys(
+        logs=logs,
+        log_source=log_source,
+        epochs=epochs,
+        sign_source=sign_source,
+        cosigners=cosigners,
+        cosign_source=cosign_source,
+        trusted_appliances=bool(trust.appliances),
+        heads=heads,
+        unpinned=unpinned,
+    )
 
 
 @dataclass
@@ -179,6 +284,7 @@ class _OpenedCheckpoint:
     checkpoint: Checkpoint | None
     error: str | None
     cosig_times: dict[str, int]
+    log_vkey: str | None = None
 
 
 @dataclass
@@ -187,9 +293,13 @@ class _LineResult:
 
     findings: list[Finding] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
-    chain: tuple[str, int, str, str, str] | None = None  # appliance, seq, prev_hash, hash, subject
+    # appliance, seq, prev_hash, hash, subject, finished_at, check, site
+    chain: tuple[str, int, str, str, str, str, str, str] | None = None
     cosig_earliest: int | None = None
     no_cosig: bool = False
+    key_used: str | None = None
+    log_used: str | None = None
+    cosigners_used: tuple[str, ...] = ()
 
 
 class _Checker:
@@ -207,10 +317,15 @@ class _Checker:
         if cached is not None:
             return cached
         try:
-            opened = open_note(note, [self.keys.log, *self.keys.cosigners])
-            if self.keys.log.name not in opened.verified:
-                raise OsirisError(f"not signed by the log key {self.keys.log.name}")
-            result = _OpenedCheckpoint(Checkpoint.parse(opened.text), None, opened.timestamps)
+            opened = open_note(note, [*self.keys.logs, *self.keys.cosigners])
+            used = next((v for v in self.keys.logs if v.name in opened.verified), None)
+            if used is None:
+                names = ", ".join(sorted({v.name for v in self.keys.logs}))
+                raise OsirisError(f"not signed by a trusted log key ({names})")
+            cp = Checkpoint.parse(opened.text)
+            if cp.origin != used.name:
+                raise OsirisError(f"origin {cp.origin!r} is not the log key's name {used.name!r}")
+            result = _OpenedCheckpoint(cp, None, opened.timestamps, used.vkey)
         except OsirisError as e:
             result = _OpenedCheckpoint(None, str(e), {})
         self._cp_cache[note] = result
@@ -249,7 +364,16 @@ class _Checker:
         bhash = "sha256:" + hashlib.sha256(bundle_bytes).hexdigest()
         subject = f"{bundle['appliance_id']}#{bundle['seq']}"
         self._check_sig(r, env, bundle, bundle_bytes, subject)
-        r.chain = (bundle["appliance_id"], bundle["seq"], bundle["prev_hash"], bhash, subject)
+        r.chain = (
+            bundle["appliance_id"],
+            bundle["seq"],
+            bundle["prev_hash"],
+            bhash,
+            subject,
+            bundle["finished_at"],
+            bundle["check"],
+            bundle["site_id"],
+        )
         self._check_inclusion(r, line, bundle, bhash, subject)
         return r
 
@@ -257,17 +381,55 @@ class _Checker:
         self, r: _LineResult, env: dict[str, Any], bundle: dict[str, Any], data: bytes, subj: str
     ) -> None:
         sig = env["sig"]
-        name = f"osiris/appliance/{bundle['appliance_id']}"
-        candidates = [v for v in self.keys.signing.get(sig["key_id"], []) if v.name == name]
+        app = bundle["appliance_id"]
+        seq = bundle["seq"]
+        epochs = self.keys.epochs.get(app)
+        if not epochs:
+            if self.keys.trusted_appliances:
+                r.findings.append(
+                    Finding(
+                        FAIL,
+                        "E_KEY_UNTRUSTED",
+                        subj,
+                        f"appliance {app} is not named by any trust root",
+                    )
+                )
+            else:
+                r.findings.append(
+                    Finding(FAIL, "E_SIG", subj, f"signed by unknown key {sig['key_id']}")
+                )
+            return
+        name = f"osiris/appliance/{app}"
+        candidates = [
+            e for e in epochs if e.verifier.key_id_hex == sig["key_id"] and e.verifier.name == name
+        ]
         if not candidates:
+            code = "E_KEY_UNTRUSTED" if self.keys.trusted_appliances else "E_SIG"
             r.findings.append(
-                Finding(FAIL, "E_SIG", subj, f"signed by unknown key {sig['key_id']} (not {name})")
+                Finding(FAIL, code, subj, f"signed by unknown key {sig['key_id']} (not {name})")
             )
             return
         raw = base64.b64decode(sig["value"])
-        if not any(v.verify(data, raw) for v in candidates):
+        good = [e for e in candidates if e.verifier.verify(data, raw)]
+        if not good:
             r.findings.append(Finding(FAIL, "E_SIG", subj, "signature does not verify"))
             return
+        valid = [
+            e for e in good if e.first_seq <= seq and (e.last_seq is None or seq <= e.last_seq)
+        ]
+        if not valid:
+            e = good[0]
+            span = f"{e.first_seq}..{'' if e.last_seq is None else e.last_seq}"
+            r.findings.append(
+                Finding(
+                    FAIL,
+                    "E_KEY_NOT_VALID_AT",
+                    subj,
+                    f"signed by key {sig['key_id']}, which signs seq {span} only (rotated)",
+                )
+            )
+            return
+        r.key_used = valid[0].verifier.vkey
         r.passed.append("E_SIG")
 
     def _check_inclusion(
@@ -288,6 +450,7 @@ class _Checker:
             fail(Finding(FAIL, "E_CHECKPOINT_SIG", subject, opened.error or "invalid checkpoint"))
             return
         r.passed.append("E_CHECKPOINT_SIG")
+        r.log_used = opened.log_vkey
         cp = opened.checkpoint
         top = self.top
         if top is not None and (
@@ -320,6 +483,7 @@ class _Checker:
             r.no_cosig = True
             return
         r.passed.append("E_COSIG")
+        r.cosigners_used = tuple(sorted(opened.cosig_times))
         earliest = min(opened.cosig_times.values())
         finished = int(canonical.parse_time(bundle["finished_at"]).timestamp())
         if finished > earliest + self.skew_s:
@@ -340,11 +504,15 @@ class _Checker:
 class _Aggregator:
     """Folds line results, in file order, into the report; owns the chain checks."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: _Keys) -> None:
+        self.keys = keys
         self.report = Report()
         self._chains: dict[str, tuple[int, str]] = {}
         self._no_cosig = 0
         self._existed_by: int | None = None
+        self._keys_used: set[str] = set()
+        self._logs_used: set[str] = set()
+        self._cosigners_used: set[str] = set()
 
     def add(self, r: _LineResult) -> None:
         rep = self.report
@@ -357,6 +525,11 @@ class _Aggregator:
             self._existed_by is None or r.cosig_earliest > self._existed_by
         ):
             self._existed_by = r.cosig_earliest
+        if r.key_used is not None:
+            self._keys_used.add(r.key_used)
+        if r.log_used is not None:
+            self._logs_used.add(r.log_used)
+        self._cosigners_used.update(r.cosigners_used)
         if r.chain is not None:
             self._check_chain(*r.chain)
 
@@ -366,7 +539,46 @@ class _Aggregator:
     def _fail(self, code: str, subject: str, message: str) -> None:
         self.report.findings.append(Finding(FAIL, code, subject, message))
 
-    def _check_chain(self, app: str, seq: int, prev_hash: str, bhash: str, subject: str) -> None:
+    def _check_chain(
+        self,
+        app: str,
+        seq: int,
+        prev_hash: str,
+        bhash: str,
+        subject: str,
+        finished_at: str,
+        check: str,
+        site: str,
+    ) -> None:
+        info = self.report.chains.get(app)
+        if info is not None and info["last_check"] == DECOMMISSION_CHECK:
+            self._fail(
+                "E_AFTER_DECOMMISSION",
+                subject,
+                f"follows the decommission bundle seq {info['last_seq']}",
+            )
+        head = self.keys.heads.get(app)
+        if head is not None and head[0] == seq and head[1] != bhash:
+            self._fail(
+                "E_ATTESTED_HEAD",
+                subject,
+                f"the appliance attested a different bundle at seq {seq} ({head[1][:19]}…)",
+            )
+        if info is None:
+            self.report.chains[app] = {
+                "site_id": site,
+                "first_seq": seq,
+                "first_finished_at": finished_at,
+                "last_seq": seq,
+                "last_finished_at": finished_at,
+                "last_check": check,
+                "bundles": 1,
+                "sites": {site},
+            }
+        else:
+            info.update(last_seq=seq, last_finished_at=finished_at, last_check=check)
+            info["bundles"] += 1
+            info["sites"].add(site)
         prev = self._chains.get(app)
         if prev is None:
             if seq != 1:
@@ -404,6 +616,41 @@ class _Aggregator:
                 self._fail("E_CHAIN", subject, f"out of order or repeated: follows seq {last_seq}")
         self._chains[app] = (seq, bhash)
 
+    def _trust_lines(self) -> list[dict[str, str]]:
+        k = self.keys
+        out: list[dict[str, str]] = []
+        for vkey in sorted(self._logs_used):
+            v = Verifier.from_vkey(vkey)
+            out.append(
+                {
+                    "role": "log",
+                    "name": v.name,
+                    "fingerprint": fingerprint(vkey),
+                    "source": k.log_source.get(vkey, UNTRUSTED),
+                }
+            )
+        for vkey in sorted(self._keys_used):
+            v = Verifier.from_vkey(vkey)
+            out.append(
+                {
+                    "role": "appliance",
+                    "name": v.name,
+                    "fingerprint": fingerprint(vkey),
+                    "source": k.sign_source.get(vkey, UNTRUSTED),
+                }
+            )
+        for c in k.cosigners:
+            if c.name in self._cosigners_used:
+                out.append(
+                    {
+                        "role": "cosigner",
+                        "name": c.name,
+                        "fingerprint": fingerprint(c.vkey),
+                        "source": k.cosign_source.get(c.name, UNTRUSTED),
+                    }
+                )
+        return out
+
     def finish(self, n: int) -> Report:
         self.report.bundles = n
         if self._no_cosig:
@@ -415,10 +662,23 @@ class _Aggregator:
                     f"{self._no_cosig} bundles have no appliance cosignature on their checkpoint",
                 )
             )
+        for what in self.keys.unpinned:
+            self.report.findings.append(
+                Finding(
+                    WARN,
+                    "W_UNPINNED",
+                    "keys.json",
+                    f"{what}: from the export only (untrusted); pin with --trust "
+                    "(the clinic's attestation), --log-key or `osiris trust add`",
+                )
+            )
         if self._existed_by is not None:
             self.report.existed_by = canonical.format_time(
                 datetime.fromtimestamp(self._existed_by, UTC)
             )
+        self.report.keys_used = self._trust_lines()
+        for info in self.report.chains.values():
+            info["sites"] = sorted(info["sites"])
         return self.report
 
 
@@ -534,22 +794,30 @@ def _top_checkpoint(folder: Path, checker: _Checker, agg: _Aggregator) -> Checkp
         raise UnusableInput(f"{path}: unreadable: {e}") from None
     opened = checker.open_checkpoint(note)
     if opened.checkpoint is None:
-        agg.report.findings.append(
-            Finding(FAIL, "E_CHECKPOINT_SIG", "checkpoint", opened.error or "invalid")
-        )
+        trusted = any(src != UNTRUSTED for src in checker.keys.log_source.values())
+        code = "E_LOG_UNTRUSTED" if trusted else "E_CHECKPOINT_SIG"
+        agg.report.findings.append(Finding(FAIL, code, "checkpoint", opened.error or "invalid"))
         return None
     agg.report.checkpoint_size = opened.checkpoint.size
+    agg.report.checkpoint_root = opened.checkpoint.root
+    if opened.log_vkey is not None:
+        agg._logs_used.add(opened.log_vkey)
     return opened.checkpoint
 
 
 def verify_export(
     folder: Path | str,
     *,
+    trust: TrustRoots | None = None,
     skew_s: int = DEFAULT_SKEW_S,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
 ) -> Report:
     """Verify an export folder; raises UnusableInput when it cannot be read at all.
+
+    ``trust``: keys pinned from outside the export (attestations, ``--log-key``, the trust
+    store). Whatever it does not name comes from the export's keys.json and is reported
+    ``W_UNPINNED``; whatever it names replaces the export's claim entirely.
 
     Large exports are checked by a pool of worker processes (one per core by default): the
     per-bundle checks are independent, and only the chain checks need file order, which the
@@ -558,11 +826,11 @@ def verify_export(
     folder = Path(folder)
     if not folder.is_dir():
         raise UnusableInput(f"{folder}: not a folder")
-    keys = _load_keys(folder)
+    keys = _load_keys(folder, trust)
     bundles = folder / "bundles.jsonl"
     if not bundles.exists():
         raise UnusableInput(f"{bundles}: missing")
-    agg = _Aggregator()
+    agg = _Aggregator(keys)
     checker = _Checker(keys, folder / "proofs", None, skew_s)
     checker.top = _top_checkpoint(folder, checker, agg)
     if workers is None:

@@ -1268,9 +1268,11 @@ def demo_hosts(data: str, as_json: bool) -> None:
 def _register() -> None:
     from .evidence_cmd import evidence
     from .packet_cmd import packet
+    from .trust_cmd import trust
 
     main.add_command(evidence)
     main.add_command(packet)
+    main.add_command(trust)
 
 
 _register()

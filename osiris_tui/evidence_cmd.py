@@ -8,6 +8,14 @@ from pathlib import Path
 import click
 
 from osiris_core import canonical
+from osiris_core.trust import (
+    TrustFileError,
+    TrustRoots,
+    fingerprint,
+    load_trust_file,
+    log_key_arg,
+    store_roots,
+)
 from osiris_core.verify import Report, UnusableInput, count_bundles, verify_export
 
 PROGRESS_MIN = 2000
@@ -18,18 +26,58 @@ def evidence() -> None:
     """Evidence bundles: pull an export and verify it offline."""
 
 
+def load_trust(
+    trust_files: tuple[Path, ...], log_keys: tuple[str, ...], use_store: bool
+) -> TrustRoots:
+    """Trust roots from outside the export: --trust files, --log-key values and the user's
+    trust store. A malformed one is a usage error (exit 2) naming the file."""
+    roots = TrustRoots()
+    try:
+        for f in trust_files:
+            roots.merge(load_trust_file(f))
+        for k in log_keys:
+            roots.add_log(log_key_arg(k), f"--log-key {fingerprint(log_key_arg(k).vkey)}")
+        if use_store:
+            roots.merge(store_roots())
+    except TrustFileError as e:
+        click.echo(f"osiris: error: {e}", err=True)
+        sys.exit(2)
+    return roots
+
+
 @evidence.command("verify")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--packet",
     "packet",
     type=click.Path(path_type=Path),
-    help="Verify a monthly packet zip (manifest hashes and signature, then its export).",
+    help="Verify an evidence packet zip (integrity, completeness at both period edges, every "
+    "appliance present, then every bundle). Strict by default.",
+)
+@click.option(
+    "--trust",
+    "trust_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A trust root from the clinic: an attestation (osiris-agent attest) or a keys file "
+    "{log, appliances}. Repeatable.",
 )
 @click.option(
     "--log-key",
-    "log_key",
-    help="With --packet: the log vkey you trust; the packet's keys.json must carry it.",
+    "log_keys",
+    multiple=True,
+    help="The log vkey you trust (or a file holding it). Repeatable.",
+)
+@click.option(
+    "--no-trust-store",
+    is_flag=True,
+    help="Ignore the user trust store (osiris trust list).",
+)
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path),
+    help="With --packet: the previous period's packet; its checkpoint must be proved a prefix "
+    "of this one's, and the chains must join.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one canonical JSON report.")
 @click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
@@ -49,34 +97,46 @@ def evidence() -> None:
 def verify(
     path: Path | None,
     packet: Path | None,
-    log_key: str | None,
+    trust_files: tuple[Path, ...],
+    log_keys: tuple[str, ...],
+    no_trust_store: bool,
+    previous: Path | None,
     as_json: bool,
     strict: bool,
     skew: int,
     workers: int | None,
 ) -> None:
-    """Verify an evidence export folder offline.
+    """Verify an evidence export folder (or --packet zip) offline, against trust from outside.
 
-    Checks every bundle in order (strict parse, canonical bytes, schema, signature, hash chain,
-    inclusion proof, checkpoint signature, cosignatures, time) and prints
-    `PASS|WARN|FAIL <code> <subject> <message>` lines and a summary. Exit 0 when everything
-    verifies, 1 when anything fails, 2 when the folder cannot be used at all. With
-    `--packet FILE.zip` it first checks the packet's manifest (E_MANIFEST: every file's sha256,
-    nothing missing or extra; E_MANIFEST_SIG: signed by the log key), then its export.
+    Keys come from --trust (the clinic's attestations), --log-key and the trust store; keys
+    that only the export carries are untrusted (W_UNPINNED, a failure under --strict and for
+    packets). Checks every bundle in order (strict parse, canonical bytes, schema, signature
+    by a key valid at its seq, hash chain, inclusion proof, checkpoint signature,
+    cosignatures, time) and prints `TRUST` lines (every key used, its fingerprint and where
+    it came from), `PASS|WARN|FAIL <code> <subject> <message>` lines and a summary. Exit 0
+    when everything verifies, 1 when anything fails, 2 when the input or a trust file cannot
+    be used.
     """
     if (path is None) == (packet is None):
         click.echo("osiris: error: give an export folder or --packet FILE.zip", err=True)
         sys.exit(2)
+    if previous is not None and packet is None:
+        click.echo("osiris: error: --previous needs --packet", err=True)
+        sys.exit(2)
+    roots = load_trust(trust_files, log_keys, not no_trust_store)
+    trust = None if roots.empty else roots
     if packet is not None:
         from osiris_core.packet import verify_packet
 
         try:
-            report = verify_packet(packet, skew_s=skew, workers=workers, trusted_log_vkey=log_key)
+            report = verify_packet(
+                packet, trust=trust, previous=previous, skew_s=skew, workers=workers
+            )
         except UnusableInput as e:
             click.echo(f"osiris: error: {e}", err=True)
             sys.exit(2)
-        _print(report, as_json, strict)
-        sys.exit(0 if report.ok(strict) else 1)
+        _print(report, as_json, True)
+        sys.exit(0 if report.ok(True) else 1)
     assert path is not None
     progress = None
     bar = None
@@ -92,7 +152,7 @@ def verify(
             bar.update(task, completed=n)
 
     try:
-        report = verify_export(path, skew_s=skew, progress=progress, workers=workers)
+        report = verify_export(path, trust=trust, skew_s=skew, progress=progress, workers=workers)
     except UnusableInput as e:
         click.echo(f"osiris: error: {e}", err=True)
         sys.exit(2)
@@ -122,6 +182,12 @@ def _print(report: Report, as_json: bool, strict: bool) -> None:
     is_flag=True,
     help="Prove against the newest checkpoint, even before the site's appliances cosigned it.",
 )
+@click.option(
+    "--allow-uncosigned",
+    is_flag=True,
+    help="If no checkpoint cosigned by the site's appliances exists yet, use the newest one "
+    "(default: refuse, exit 1).",
+)
 @click.pass_context
 def pull(
     ctx: click.Context,
@@ -130,17 +196,25 @@ def pull(
     out: Path,
     overwrite: bool,
     latest: bool,
+    allow_uncosigned: bool,
 ) -> None:
     """Pull a site's evidence from Central Command into an export folder.
 
     Writes keys.json, bundles.jsonl, proofs/ and checkpoint: the layout `osiris evidence verify`
     checks offline. By default it stops at the newest checkpoint the site's own appliances have
-    cosigned. Exit 3 if the server is unreachable, 4 if the token is refused.
+    cosigned, and exits 1 if there is none (see --allow-uncosigned). Exit 3 if the server is
+    unreachable, 4 if the token is refused.
     """
     from .cli import client_of
     from .pull import pull_export
 
     n = pull_export(
-        client_of(ctx), site_id, out, appliance_id=appliance_id, overwrite=overwrite, latest=latest
+        client_of(ctx),
+        site_id,
+        out,
+        appliance_id=appliance_id,
+        overwrite=overwrite,
+        latest=latest,
+        allow_uncosigned=allow_uncosigned,
     )
     click.echo(f"pulled {n} bundles into {out}", err=True)

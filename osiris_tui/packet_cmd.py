@@ -1,13 +1,16 @@
-"""`osiris packet build`: the monthly evidence packet of one site, as one verifiable zip.
+"""`osiris packet build`: the evidence packet of one site and period, as one verifiable zip.
 
-Pulls the month's evidence (bundles whose `finished_at` is in the month, proved against one
-checkpoint the site's appliances cosigned), builds the manifest and report, has Central Command
-sign the manifest hash with its log key, and writes the zip atomically. `osiris evidence verify
---packet` checks it offline.
+Pulls, per appliance, the piece of its chain from the start boundary (its last bundle before the
+period) to the end boundary (its first bundle after it), all proved against one checkpoint the
+site's appliances cosigned; optionally the log's consistency proof from the previous packet's
+checkpoint; then writes manifest, report and export into one zip, atomically. Nothing is signed
+by Central Command: completeness is proved by the appliances' own chains, and `osiris evidence
+verify --packet` checks it offline against the clinic's attestation.
 """
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from pathlib import Path
 
@@ -15,59 +18,98 @@ import click
 
 from osiris_core import canonical
 from osiris_core.errors import OsirisError
-from osiris_core.packet import build_packet, month_period
+from osiris_core.note import Checkpoint
+from osiris_core.packet import (
+    build_packet,
+    check_period,
+    consistency_doc,
+    month_period,
+    read_packet_checkpoint,
+)
+from osiris_core.verify import UnusableInput
 
 
 @click.group("packet")
 def packet() -> None:
-    """Monthly evidence packets: one signed zip per site and month."""
+    """Evidence packets: one verifiable zip per site and period (usually a month)."""
 
 
 @packet.command("build")
 @click.option("--site", "site_id", required=True, help="Site whose evidence goes in the packet.")
-@click.option("--month", required=True, help="Month as YYYY-MM (UTC, by finished_at).")
+@click.option("--month", help="Month as YYYY-MM (UTC).")
+@click.option("--from", "start", help="Period start, canonical UTC time (instead of --month).")
+@click.option("--to", "end", help="Period end (exclusive), canonical UTC time.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Packet zip to write.")
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path),
+    help="The previous period's packet: add the log's consistency proof from its checkpoint.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing packet file.")
 @click.option(
     "--latest",
     is_flag=True,
     help="Prove against the newest checkpoint, even before the site's appliances cosigned it.",
 )
+@click.option(
+    "--allow-uncosigned",
+    is_flag=True,
+    help="If the site's appliances cosigned no checkpoint yet, use the newest one.",
+)
 @click.pass_context
 def build(
-    ctx: click.Context, site_id: str, month: str, out: Path, overwrite: bool, latest: bool
+    ctx: click.Context,
+    site_id: str,
+    month: str | None,
+    start: str | None,
+    end: str | None,
+    out: Path,
+    previous: Path | None,
+    overwrite: bool,
+    latest: bool,
+    allow_uncosigned: bool,
 ) -> None:
-    """Build the monthly evidence packet of a site.
+    """Build the evidence packet of a site for a month (or --from/--to period).
 
-    Writes manifest.json (signed by the server's log key in manifest.sig), the month's export
-    (keys.json, bundles.jsonl, proofs/, checkpoint), report.md and verify/README into one zip.
-    Progress goes to stderr. Exit 2 on bad input, 3 if the server is unreachable, 4 if the token
-    is refused.
+    Writes manifest.json, the export (keys.json, bundles.jsonl with each appliance's boundary
+    bundles, proofs/, checkpoint), consistency.json with --previous, report.md and
+    verify/README into one zip. Progress goes to stderr. Exit 2 on bad input, 3 if the server
+    is unreachable, 4 if the token is refused, 1 if no cosigned checkpoint exists.
     """
     from .cli import client_of, fail
     from .pull import pull_export
 
     try:
-        period = month_period(month)
+        if month is not None and (start or end):
+            raise OsirisError("give --month or --from/--to, not both")
+        if month is not None:
+            period = month_period(month)
+        elif start and end:
+            period = check_period((start, end))
+        else:
+            raise OsirisError("give --month YYYY-MM, or --from and --to")
     except OsirisError as e:
         fail(str(e), 2)
     if out.exists() and not overwrite:
         fail(f"{out} exists (use --overwrite)", 2)
+    prev_note = None
+    if previous is not None:
+        try:
+            prev_note, _m = read_packet_checkpoint(previous)
+            prev_cp = Checkpoint.parse(prev_note[: prev_note.index("\n\n") + 1])
+        except (UnusableInput, OsirisError, ValueError) as e:
+            fail(f"--previous: {e}", 2)
     if period[1] > canonical.utc_now():
-        click.echo(f"osiris: warning: {month} is not over; the packet is partial", err=True)
+        click.echo(
+            "osiris: warning: the period is not over; appliances will have no end boundary "
+            "yet and the packet will not verify",
+            err=True,
+        )
     client = client_of(ctx)
-    skipped: dict[str, int] = {}
+    open_ends: dict[str, int] = {}
 
     def progress(n: int, _total: int) -> None:
-        click.echo(f"pulling: {n} bundles of {month}", err=True)
-
-    def sign(sha256_hex: str) -> str:
-        click.echo("signing the manifest", err=True)
-        r = client.post(
-            "/packets/sign",
-            {"site_id": site_id, "month": month, "manifest_sha256": sha256_hex},
-        )
-        return str(r["note"])
+        click.echo(f"pulling: {n} bundles", err=True)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".packet-export-", dir=out.parent) as tmp:
@@ -77,22 +119,53 @@ def build(
             site_id,
             export,
             latest=latest,
-            window=period,
-            skipped=skipped,
+            allow_uncosigned=allow_uncosigned,
+            period=period,
+            skipped=open_ends,
             progress=progress,
         )
-        if skipped.get("uncovered"):
-            click.echo(
-                f"osiris: warning: {skipped['uncovered']} bundles of {month} are not yet covered "
-                "by a cosigned checkpoint and are left out (retry later, or use --latest)",
-                err=True,
+        consistency = None
+        if prev_note is not None:
+            cp = Checkpoint.parse(
+                (export / "checkpoint").read_text()[
+                    : (export / "checkpoint").read_text().index("\n\n") + 1
+                ]
+            )
+            if prev_cp.size > cp.size:
+                fail(
+                    f"--previous: its checkpoint ({prev_cp.size}) is newer than this packet's "
+                    f"({cp.size})",
+                    2,
+                )
+            proof = client.get("/log/proof/consistency", **{"from": prev_cp.size, "to": cp.size})
+            consistency = consistency_doc(
+                prev_note, cp.size, [base64.b64decode(h) for h in proof["proof"]]
             )
         try:
-            manifest = build_packet(export, out, site_id=site_id, month=month, sign=sign)
+            manifest = build_packet(
+                export,
+                out,
+                site_id=site_id,
+                period=period,
+                month=month,
+                consistency=consistency,
+            )
         except OsirisError as e:
             fail(str(e), 2)
+    for app, a in manifest["appliances"].items():
+        if a["end_boundary"] is None and not a["decommissioned"]:
+            why = (
+                f"seq {open_ends[app]} is not yet covered by a cosigned checkpoint"
+                if app in open_ends
+                else "it has logged nothing after the period"
+            )
+            click.echo(
+                f"osiris: warning: appliance {app} has no end boundary ({why}); the packet "
+                "will not verify until it does — rebuild after its next check-in",
+                err=True,
+            )
     click.echo(
-        f"wrote {out}: {n} bundles, {manifest['exceptions']} exceptions, "
-        f"checkpoint {manifest['checkpoint_size']}",
+        f"wrote {out}: {manifest['bundles']} bundles in the period ({n} with boundaries), "
+        f"{manifest['exceptions']} exceptions, checkpoint {manifest['checkpoint_size']}",
         err=True,
     )

@@ -16,9 +16,63 @@ from osiris_core.evidence import bundle_hash
 from osiris_core.export import write_export
 from osiris_core.note import TlogProof
 
-from .client import Client, NotFound, UsageError
+from .client import Client, ClientError, NotFound, UsageError
 
 PAGE = 1000
+
+
+class NotCosigned(ClientError):
+    """No checkpoint the site's own appliances cosigned exists yet (exit 1: the thing checked,
+    the clinic's witness, is missing)."""
+
+    code = "E_NOT_COSIGNED"
+    exit_code = 1
+
+
+def _checkpoint(client: Client, site_id: str, latest: bool, allow_uncosigned: bool) -> Any:
+    if latest:
+        return client.get("/log/checkpoint")
+    try:
+        return client.get("/log/checkpoint", cosigned_by_site=site_id)
+    except NotFound:
+        if not allow_uncosigned:
+            raise NotCosigned(
+                f"no checkpoint cosigned by an appliance of site {site_id} yet: the clinic has "
+                "not witnessed this log. Wait for the next check-in, or pass "
+                "--allow-uncosigned to prove against the log's word alone (verify will warn)"
+            ) from None
+    return client.get("/log/checkpoint")
+
+
+def _row_at(client: Client, site_id: str, appliance_id: str, seq: int) -> dict[str, Any] | None:
+    """The evidence row of one seq (None past the chain's head)."""
+    page = client.get("/evidence", site=site_id, appliance=appliance_id, after_seq=seq - 1, limit=1)
+    rows = page.get("evidence", [])
+    return rows[0] if rows and rows[0]["seq"] == seq else None
+
+
+def start_seq(client: Client, site_id: str, appliance_id: str, start: str) -> int:
+    """The seq a period's pull starts at: the appliance's last bundle that finished before
+    ``start`` (the start boundary), or 1. O(log n) one-row requests: a galloping search for a
+    seq at or after ``start``, then a binary search (chains are in time order; a clock that
+    jumped only moves the boundary, and the verifier checks whatever is chosen)."""
+    first = _row_at(client, site_id, appliance_id, 1)
+    if first is None or first["finished_at"] >= start:
+        return 1
+    lo, hi = 1, 2  # invariant: seq lo finished before start
+    while True:
+        row = _row_at(client, site_id, appliance_id, hi)
+        if row is None or row["finished_at"] >= start:
+            break
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        row = _row_at(client, site_id, appliance_id, mid)
+        if row is not None and row["finished_at"] < start:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def pull_export(
@@ -30,45 +84,43 @@ def pull_export(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     latest: bool = False,
-    window: tuple[str, str] | None = None,
+    allow_uncosigned: bool = False,
+    period: tuple[str, str] | None = None,
     skipped: dict[str, int] | None = None,
 ) -> int:
     """Write the export folder; returns the number of bundles. Raises ClientError on failure.
 
     By default the export stops at the newest checkpoint that an appliance of this site has
-    cosigned, so every bundle in it carries the clinic's own witness (the auditor's quorum);
-    bundles logged after it arrive in the next pull. `latest=True` takes the newest checkpoint
-    instead (its newest bundles then have the log's signature only, and verify warns).
+    cosigned, so every bundle in it carries the clinic's own witness; without one it refuses
+    (NotCosigned, exit 1) unless ``allow_uncosigned``. ``latest=True`` takes the newest
+    checkpoint instead (its newest bundles then have the log's signature only, and verify
+    warns).
 
-    `window` = (start, end) canonical times keeps only bundles whose `finished_at` is in
-    [start, end) (a monthly packet); `skipped`, if given, receives the count of such bundles
-    left out because the chosen checkpoint does not cover them yet (key "uncovered").
+    ``period`` = (start, end): a packet's pull. Per appliance it takes the chain from the start
+    boundary (last bundle before ``start``, or seq 1) through the end boundary (first bundle
+    at or after ``end``), so the packet proves its own completeness; ``skipped``, if given,
+    receives per appliance the reason its end is open (key = appliance id).
     """
     keys = client.log_keys()
     apps = [a for a in keys.get("appliances", []) if a.get("site_id") == site_id]
     if appliance_id is not None:
         apps = [a for a in apps if a.get("appliance_id") == appliance_id]
     client.site(site_id)  # a clear 404 for an unknown site
-    cp = None
-    if not latest:
-        try:
-            cp = client.get("/log/checkpoint", cosigned_by_site=site_id)
-        except NotFound:
-            cp = None  # nothing cosigned yet: fall back to the newest checkpoint
-    if cp is None:
-        cp = client.get("/log/checkpoint")
+    cp = _checkpoint(client, site_id, latest, allow_uncosigned)
     size = int(cp["size"])
     envelopes: list[dict[str, Any]] = []
     proofs: dict[str, str] = {}
     for a in apps:
-        after = 0
-        while True:
+        app_id = a["appliance_id"]
+        after = 0 if period is None else start_seq(client, site_id, app_id, period[0]) - 1
+        closed = False
+        while not closed:
             # One request per page brings the envelopes and their inclusion paths in the tree of
             # `size` (bulk proofs); the tlog-proof files are assembled here, checked by verify.
             page = client.get(
                 "/evidence",
                 site=site_id,
-                appliance=a["appliance_id"],
+                appliance=app_id,
                 after_seq=after,
                 limit=PAGE,
                 proof_size=size,
@@ -76,27 +128,34 @@ def pull_export(
             rows = page.get("evidence", [])
             for r in rows:
                 env = r["envelope"]
-                if window is not None and not (
-                    window[0] <= env["bundle"]["finished_at"] < window[1]
-                ):
-                    continue
                 proof = r.get("proof")
                 if r["index"] >= size or proof is None:
-                    if skipped is not None:
-                        skipped["uncovered"] = skipped.get("uncovered", 0) + 1
-                    continue
+                    # logged after the checkpoint: neither it nor anything later is covered
+                    if skipped is not None and period is not None:
+                        skipped[app_id] = r["seq"]
+                    closed = True
+                    break
                 envelopes.append(env)
                 proofs[bundle_hash(env["bundle"])] = TlogProof(
                     index=int(proof["index"]),
                     hashes=[base64.b64decode(h) for h in proof["hashes"]],
                     checkpoint=cp["note"],
                 ).format()
+                if period is not None and env["bundle"]["finished_at"] >= period[1]:
+                    closed = True  # the end boundary: the first bundle after the period
+                    break
             if progress is not None:
                 progress(len(envelopes), len(envelopes))
             if len(rows) < PAGE:
                 break
             after = rows[-1]["seq"]
     vkeys = [a["signing_vkey"] for a in apps] + [a["cosign_vkey"] for a in apps]
+    rotations = {a["appliance_id"]: list(a.get("rotations") or []) for a in apps}
+    for rots in rotations.values():
+        for r in rots:
+            new = (r.get("rotation") or {}).get("new_vkey") if isinstance(r, dict) else None
+            old = (r.get("rotation") or {}).get("old_vkey") if isinstance(r, dict) else None
+            vkeys += [v for v in (old, new) if isinstance(v, str)]
     try:
         return write_export(
             out,
@@ -106,6 +165,7 @@ def pull_export(
             proofs=proofs,
             checkpoint=cp["note"],
             overwrite=overwrite,
+            rotations=rotations,
         )
     except FileExistsError as e:
         raise UsageError(f"{e} (use --overwrite)") from None

@@ -1,198 +1,231 @@
-"""Monthly packet (osiris_core.packet): build from a real signed export, verify, tamper, fail.
+"""Evidence packets (osiris_core.packet): completeness at both period edges, against trust roots.
 
-The export is produced by osiris_core.synth (real Ed25519 keys, a real Merkle log, real proofs);
-the manifest is signed with the same log key the checkpoints use, exactly as the server does.
-Each tampering test changes one thing in the zip and expects its stable code.
+Exports come from osiris_core.synth (real Ed25519 keys, a real Merkle log, real proofs). The
+hostile party here is whoever builds the packet (the MSP): it can drop bundles and rebuild a
+perfectly consistent manifest, or replace keys.json, but it cannot sign as an appliance. Every
+such packet must fail with its own code.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from osiris_core import canonical
+from osiris_core import canonical, tlog
 from osiris_core.errors import SchemaError
 from osiris_core.keys import Signer
-from osiris_core.note import sign_note
+from osiris_core.note import Checkpoint, add_signature_lines, cosign
 from osiris_core.packet import (
     PacketError,
     build_packet,
-    manifest_note_text,
+    check_period,
+    consistency_doc,
     month_period,
     verify_packet,
 )
-from osiris_core.synth import ORIGIN, make_export
-from osiris_core.verify import UnusableInput
+from osiris_core.synth import ORIGIN, SynthExport, make_export
+from osiris_core.trust import TrustRoots, load_trust_item
+from osiris_core.verify import DECOMMISSION_CHECK, UnusableInput
 
 SITE, MONTH = "site-001", "2026-10"
+OCT = month_period(MONTH)
 
 
-def test_month_period_bounds() -> None:
+def test_periods() -> None:
     assert month_period("2026-10") == ("2026-10-01T00:00:00.000Z", "2026-11-01T00:00:00.000Z")
     assert month_period("2026-12") == ("2026-12-01T00:00:00.000Z", "2027-01-01T00:00:00.000Z")
     for bad in ("2026-13", "2026-00", "2026-1", "26-10", "2026-10-01", ""):
         with pytest.raises(SchemaError):
             month_period(bad)
+    with pytest.raises(SchemaError):
+        check_period(("2026-10-02T00:00:00.000Z", "2026-10-01T00:00:00.000Z"))
+    with pytest.raises(SchemaError):
+        check_period(("2026-10-01", "2026-10-02T00:00:00.000Z"))
 
 
-def test_note_text_is_not_a_checkpoint_and_rejects_bad_input() -> None:
-    h = "ab" * 32
-    assert manifest_note_text(SITE, MONTH, h) == f"osiris-packet-manifest\n{SITE}\n{MONTH}\n{h}\n"
-    with pytest.raises(SchemaError):
-        manifest_note_text(SITE, MONTH, "AB" * 32)
-    with pytest.raises(SchemaError):
-        manifest_note_text("a\nb", MONTH, h)
+def pick(envelopes: list[dict[str, Any]], period: tuple[str, str]) -> list[dict[str, Any]]:
+    """What `osiris packet build` pulls: per appliance, start boundary .. end boundary."""
+    by_app: dict[str, list[dict[str, Any]]] = {}
+    for e in envelopes:
+        by_app.setdefault(e["bundle"]["appliance_id"], []).append(e)
+    out = []
+    for chain in by_app.values():
+        before = [i for i, e in enumerate(chain) if e["bundle"]["finished_at"] < period[0]]
+        i = before[-1] if before else 0
+        while i < len(chain):
+            out.append(chain[i])
+            if chain[i]["bundle"]["finished_at"] >= period[1]:
+                break
+            i += 1
+    return out
+
+
+def trust_of(ex: SynthExport) -> TrustRoots:
+    roots = TrustRoots()
+    for app in ex.appliances:
+        load_trust_item(ex.attestation(app), f"attestation {app}", roots)
+    return roots
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[Path, Signer, dict, object]:
-    tmp = tmp_path_factory.mktemp("pkt")
-    log = Signer.generate(ORIGIN)
-    ex = make_export(30, 3, start=datetime(2026, 10, 31, 23, 59, 0, tzinfo=UTC), log_signer=log)
-    # 30 bundles one second apart from 23:59:00: all still inside October
-    export = ex.write(tmp / "export")
-
-    def sign(h: str) -> str:
-        return sign_note(manifest_note_text(SITE, MONTH, h), [log])
-
-    out = tmp / "p.zip"
-    manifest = build_packet(export, out, site_id=SITE, month=MONTH, sign=sign)
-    return out, log, manifest, ex
+def synth() -> SynthExport:
+    # 90 bundles, 10 h apart, from 30 Sep: three appliances, each one bundle every 30 h, so
+    # each has bundles before, inside and after October.
+    return make_export(
+        90, 3, start=datetime(2026, 9, 30, 23, 0, tzinfo=UTC), step_s=36000,
+        cosign_at=datetime(2026, 11, 30, tzinfo=UTC),
+    )  # fmt: skip
 
 
-def _rewrite(src: Path, dst: Path, change) -> Path:  # noqa: ANN001
-    """Copy the zip, letting `change(files)` edit the {name: bytes} mapping first."""
-    with zipfile.ZipFile(src) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    change(files)
-    with zipfile.ZipFile(dst, "w") as z:
-        for n, data in files.items():
-            z.writestr(n, data)
-    return dst
+def packet_of(
+    ex: SynthExport, tmp: Path, envelopes: list[dict[str, Any]], name: str = "p", **kw: Any
+) -> Path:
+    export = ex.write(tmp / f"{name}-export", envelopes)
+    out = tmp / f"{name}.zip"
+    build_packet(export, out, site_id=SITE, period=OCT, month=MONTH, **kw)
+    return out
 
 
-def _codes(path: Path, **kw) -> set[str]:
-    return {f.code for f in verify_packet(path, workers=1, **kw).failures}
+def codes(path: Path, trust: TrustRoots | None, **kw: Any) -> set[str]:
+    return {f.code for f in verify_packet(path, trust=trust, workers=1, **kw).failures}
 
 
-def test_good_packet_verifies_and_manifest_matches_bundles(built) -> None:
-    out, log, manifest, ex = built
-    report = verify_packet(out, workers=1)
+@pytest.fixture(scope="module")
+def good(synth, tmp_path_factory) -> Path:
+    return packet_of(synth, tmp_path_factory.mktemp("pkt"), pick(synth.envelopes, OCT))
+
+
+def test_good_packet_verifies_against_the_clinics_attestations(good, synth) -> None:
+    report = verify_packet(good, trust=trust_of(synth), workers=1)
     assert report.ok(strict=True), [f.line() for f in report.findings]
-    assert report.bundles == 30
-    assert {f.code for f in report.findings if f.level == "PASS"} == {
-        "E_MANIFEST",
-        "E_MANIFEST_SIG",
-    }
-    with zipfile.ZipFile(out) as z:
-        names = set(z.namelist())
+    passes = {f.code for f in report.findings if f.level == "PASS"}
+    assert {"E_MANIFEST", "E_COMPLETE"} <= passes
+    assert {k["source"] for k in report.keys_used} == {f"attestation {a}" for a in synth.appliances}
+    with zipfile.ZipFile(good) as z:
         m = canonical.loads_canonical(z.read("manifest.json"))
+        names = set(z.namelist())
         report_md = z.read("report.md").decode()
-        lines = z.read("bundles.jsonl").splitlines()
-    assert {"manifest.json", "manifest.sig", "keys.json", "bundles.jsonl", "checkpoint"} <= names
-    assert {"report.md", "verify/README"} <= names
-    assert sum(n.startswith("proofs/") for n in names) == 30
-    assert m == manifest and m["bundles"] == 30
-    assert {f["path"] for f in m["files"]} == names - {"manifest.json", "manifest.sig"}
-    # per-control counts recomputed independently from the bundles in the zip
+        bundles = [json.loads(x)["bundle"] for x in z.read("bundles.jsonl").splitlines()]
+    assert "manifest.sig" not in names  # nothing signs a manifest: it proves nothing
+    a0 = m["appliances"]["app-000"]
+    mine = [b for b in bundles if b["appliance_id"] == "app-000"]
+    assert mine[0]["finished_at"] < OCT[0] and mine[-1]["finished_at"] >= OCT[1]
+    assert a0["start_boundary"] == mine[0]["seq"] and a0["end_boundary"] == mine[-1]["seq"]
+    assert a0["in_period"] == sum(OCT[0] <= b["finished_at"] < OCT[1] for b in mine)
+    # controls count the period's bundles only, never the boundaries
     expected: dict[str, dict[str, int]] = {}
-    for line in lines:
-        b = json.loads(line)["bundle"]
-        for c in b["controls"]:
-            expected.setdefault(c, {}).setdefault(b["outcome"], 0)
-            expected[c][b["outcome"]] += 1
+    for b in bundles:
+        if OCT[0] <= b["finished_at"] < OCT[1]:
+            for c in b["controls"]:
+                expected.setdefault(c, {}).setdefault(b["outcome"], 0)
+                expected[c][b["outcome"]] += 1
     assert m["controls"] == expected
-    assert m["appliances"]["app-000"] == {"bundles": 10, "seq_first": 1, "seq_last": 10}
-    for cit, counts in expected.items():
-        row = next(r for r in report_md.splitlines() if r.startswith(f"| {cit} |"))
-        assert "evidenced" in row and str(counts["compliant"]) in row
-    assert "None: no bundle this month" in report_md
+    assert "| app-000 |" in report_md and "OPEN" not in report_md
 
 
-def test_tampered_bundle_fails_manifest_and_signature(built, tmp_path) -> None:
-    out = built[0]
+def test_unpinned_packet_fails_strictly(good) -> None:
+    report = verify_packet(good, workers=1)
+    assert not report.failures
+    assert {f.code for f in report.warnings} == {"W_UNPINNED"}
+    assert not report.ok(strict=True)
 
-    def change(files: dict[str, bytes]) -> None:
+
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [
+        ("start", "E_START_BOUNDARY"),  # start boundary and the first bundles dropped
+        ("first", "E_GAP"),  # the first bundle of the month dropped, boundary kept
+        ("middle", "E_GAP"),
+        ("last10", "E_END_BOUNDARY"),  # the month's last bundles (its failures) and the end
+        ("last-keep-end", "E_GAP"),  # the month's last bundles dropped, end boundary kept
+    ],
+)
+def test_dropped_bundles_fail_even_with_a_rebuilt_manifest(synth, tmp_path, where, code) -> None:
+    keep = pick(synth.envelopes, OCT)
+    mine = [e for e in keep if e["bundle"]["appliance_id"] == "app-001"]
+    drop: list[dict[str, Any]] = {
+        "start": mine[:3],
+        "first": mine[1:2],
+        "middle": mine[10:12],
+        "last10": mine[-10:],
+        "last-keep-end": mine[-6:-1],
+    }[where]
+    ids = {id(e) for e in drop}
+    # the MSP rebuilds a manifest that agrees with what it kept: integrity passes
+    out = packet_of(synth, tmp_path, [e for e in keep if id(e) not in ids])
+    got = codes(out, trust_of(synth))
+    assert code in got and "E_MANIFEST" not in got
+
+
+def test_a_whole_appliance_removed_is_caught_by_the_trust_roots(synth, tmp_path) -> None:
+    keep = [e for e in pick(synth.envelopes, OCT) if e["bundle"]["appliance_id"] != "app-002"]
+    export = synth.write(tmp_path / "export", keep)
+    keys = json.loads((export / "keys.json").read_text())
+    keys["appliances"] = [v for v in keys["appliances"] if "app-002" not in v]
+    (export / "keys.json").write_text(json.dumps(keys))  # the MSP hides it from keys.json too
+    build_packet(export, tmp_path / "p.zip", site_id=SITE, period=OCT, month=MONTH)
+    assert codes(tmp_path / "p.zip", trust_of(synth)) == {"E_APPLIANCE_MISSING"}
+    # …and keys.json naming it is enough on its own
+    export2 = synth.write(tmp_path / "export2", keep)
+    build_packet(export2, tmp_path / "p2.zip", site_id=SITE, period=OCT, month=MONTH)
+    assert "E_APPLIANCE_MISSING" in codes(tmp_path / "p2.zip", None)
+
+
+def test_silent_appliance_needs_a_decommission_bundle(tmp_path) -> None:
+    start = datetime(2026, 9, 30, 23, 0, tzinfo=UTC)
+    silent = make_export(30, 2, start=start, step_s=36000)  # all ends ~ 13 Oct: silent after
+    out = packet_of(silent, tmp_path, pick(silent.envelopes, OCT), "silent")
+    assert codes(out, trust_of(silent)) == {"E_END_BOUNDARY"}
+    closed = make_export(30, 2, start=start, step_s=36000, last_check=DECOMMISSION_CHECK)
+    out = packet_of(closed, tmp_path, pick(closed.envelopes, OCT), "closed")
+    report = verify_packet(out, trust=trust_of(closed), workers=1)
+    assert report.ok(strict=True), [f.line() for f in report.findings]
+    assert "decommissioned" in zipfile.ZipFile(out).read("report.md").decode()
+
+
+def test_hostile_msp_second_log_and_fabricated_appliances(synth, tmp_path) -> None:
+    """A second server: fresh log key with the same origin, fabricated appliances with the
+    same ids. Self-consistent, so it passes without trust roots — and fails with them."""
+    fake = make_export(
+        90, 3, start=datetime(2026, 9, 30, 23, 0, tzinfo=UTC), step_s=36000,
+        log_signer=Signer.generate(ORIGIN), cosign_at=datetime(2026, 11, 30, tzinfo=UTC),
+    )  # fmt: skip
+    out = packet_of(fake, tmp_path, pick(fake.envelopes, OCT), "fake")
+    assert not verify_packet(out, workers=1).failures  # it only lacks pinned keys
+    got = codes(out, trust_of(synth))
+    assert {"E_LOG_UNTRUSTED", "E_KEY_UNTRUSTED"} <= got
+
+
+def test_tampered_files_fail_the_manifest(good, synth, tmp_path) -> None:
+    def rewrite(change) -> Path:  # noqa: ANN001
+        with zipfile.ZipFile(good) as z:
+            files = {n: z.read(n) for n in z.namelist()}
+        change(files)
+        dst = tmp_path / "t.zip"
+        with zipfile.ZipFile(dst, "w") as z:
+            for n, data in files.items():
+                z.writestr(n, data)
+        return dst
+
+    def flip(files: dict[str, bytes]) -> None:
         files["bundles.jsonl"] = files["bundles.jsonl"].replace(b"app-000-dc01", b"app-000-dc02", 1)
 
-    codes = _codes(_rewrite(out, tmp_path / "t.zip", change))
-    assert {"E_MANIFEST", "E_SIG"} <= codes
+    assert {"E_MANIFEST", "E_SIG"} <= codes(rewrite(flip), trust_of(synth))
 
-
-def test_tampered_manifest_fails_its_signature(built, tmp_path) -> None:
-    out = built[0]
-
-    def change(files: dict[str, bytes]) -> None:
-        m = json.loads(files["manifest.json"])
-        m["tool_version"] = "9.9.9"
-        files["manifest.json"] = canonical.dumps(m)
-
-    assert _codes(_rewrite(out, tmp_path / "t.zip", change)) == {"E_MANIFEST_SIG"}
-
-
-def test_manifest_signed_by_another_key(built, tmp_path) -> None:
-    out = built[0]
-    other = Signer.generate(ORIGIN)  # same name as the log key, different key
-
-    def change(files: dict[str, bytes]) -> None:
-        h = hashlib.sha256(files["manifest.json"]).hexdigest()
-        files["manifest.sig"] = sign_note(manifest_note_text(SITE, MONTH, h), [other]).encode()
-
-    assert _codes(_rewrite(out, tmp_path / "t.zip", change)) == {"E_MANIFEST_SIG"}
-
-
-def test_signature_for_another_month_fails(built, tmp_path) -> None:
-    out, log = built[0], built[1]
-
-    def change(files: dict[str, bytes]) -> None:
-        h = hashlib.sha256(files["manifest.json"]).hexdigest()
-        files["manifest.sig"] = sign_note(manifest_note_text(SITE, "2026-09", h), [log]).encode()
-
-    assert _codes(_rewrite(out, tmp_path / "t.zip", change)) == {"E_MANIFEST_SIG"}
-
-
-def test_pinned_log_key_catches_a_replaced_keys_json(built, tmp_path) -> None:
-    out, log = built[0], built[1]
-    # the honest packet passes with the right pin and fails with another
-    assert _codes(out, trusted_log_vkey=log.vkey) == set()
-    assert _codes(out, trusted_log_vkey=Signer.generate(ORIGIN).vkey) == {"E_MANIFEST_SIG"}
-
-
-def test_missing_proof(built, tmp_path) -> None:
-    out = built[0]
-
-    def change(files: dict[str, bytes]) -> None:
-        del files[next(n for n in sorted(files) if n.startswith("proofs/"))]
-
-    codes = _codes(_rewrite(out, tmp_path / "t.zip", change))
-    assert {"E_MANIFEST", "E_INCLUSION"} <= codes
-
-
-def test_unlisted_file_fails(built, tmp_path) -> None:
-    out = built[0]
-
-    def change(files: dict[str, bytes]) -> None:
+    def extra(files: dict[str, bytes]) -> None:
         files["notes.txt"] = b"trust me\n"
 
-    report = verify_packet(_rewrite(out, tmp_path / "t.zip", change), workers=1)
-    assert {f.code for f in report.failures} == {"E_MANIFEST"}
-    assert any(f.subject == "notes.txt" for f in report.failures)
+    assert codes(rewrite(extra), trust_of(synth)) == {"E_MANIFEST"}
 
+    def no_proof(files: dict[str, bytes]) -> None:
+        del files[next(n for n in sorted(files) if n.startswith("proofs/"))]
 
-def test_removed_bundle_line_is_caught(built, tmp_path) -> None:
-    out = built[0]
-
-    def change(files: dict[str, bytes]) -> None:
-        lines = files["bundles.jsonl"].splitlines(keepends=True)
-        files["bundles.jsonl"] = b"".join(lines[:-1])  # the month's last bundle dropped
-
-    codes = _codes(_rewrite(out, tmp_path / "t.zip", change))
-    assert "E_MANIFEST" in codes
+    assert {"E_MANIFEST", "E_INCLUSION"} <= codes(rewrite(no_proof), trust_of(synth))
 
 
 def test_unsafe_zip_and_non_zip_are_unusable(tmp_path) -> None:
@@ -208,29 +241,54 @@ def test_unsafe_zip_and_non_zip_are_unusable(tmp_path) -> None:
         verify_packet(junk)
 
 
-def test_build_refuses_bundles_outside_the_month(tmp_path) -> None:
-    log = Signer.generate(ORIGIN)
-    ex = make_export(4, 1, start=datetime(2026, 10, 31, 23, 59, 58, tzinfo=UTC), log_signer=log)
-    export = ex.write(tmp_path / "export")  # 2 in October, 2 in November
-    with pytest.raises(PacketError, match="outside"):
-        build_packet(export, tmp_path / "p.zip", site_id=SITE, month=MONTH, sign=lambda h: "")
+def test_build_refuses_other_sites_and_empty_exports(synth, tmp_path) -> None:
+    export = synth.write(tmp_path / "e", pick(synth.envelopes, OCT))
+    with pytest.raises(PacketError, match="other sites"):
+        build_packet(export, tmp_path / "p.zip", site_id="site-002", period=OCT)
+    empty = synth.write(tmp_path / "empty", [])
+    with pytest.raises(PacketError, match="no bundles"):
+        build_packet(empty, tmp_path / "p.zip", site_id=SITE, period=OCT)
     assert not (tmp_path / "p.zip").exists()
 
 
-def test_mid_chain_start_is_expected_only_at_the_declared_seq(tmp_path) -> None:
-    """A month starting at seq 3 passes without W_CHAIN_START (the manifest declares it)."""
-    log = Signer.generate(ORIGIN)
-    ex = make_export(6, 1, start=datetime(2026, 9, 30, 23, 59, 58, tzinfo=UTC), log_signer=log)
-    full = ex.write(tmp_path / "full")
-    lines = (full / "bundles.jsonl").read_bytes().splitlines(keepends=True)
-    (full / "bundles.jsonl").write_bytes(b"".join(lines[2:]))  # keep the October ones
-    out = build_packet(
-        full,
-        tmp_path / "p.zip",
-        site_id=SITE,
-        month=MONTH,
-        sign=lambda h: sign_note(manifest_note_text(SITE, MONTH, h), [log]),
-    )
-    assert out["appliances"]["app-000"] == {"bundles": 4, "seq_first": 3, "seq_last": 6}
-    report = verify_packet(tmp_path / "p.zip", workers=1)
+def _prefix_packet(ex: SynthExport, tmp: Path, size: int, period: tuple[str, str]) -> Path:
+    """A packet proved against an older checkpoint of the same log (size `size`)."""
+    note = ex.log.checkpoint(size)
+    body = note.split("\n\n", 1)[0] + "\n"
+    ts = int(datetime(2026, 11, 15, tzinfo=UTC).timestamp())
+    note = add_signature_lines(note, [cosign(body, c, ts) for _, c in ex.appliances.values()])
+    envs = [e for e in pick(ex.envelopes[:size], period)]
+    proofs = {}
+    from osiris_core.evidence import bundle_hash
+
+    for i, e in enumerate(ex.envelopes[:size]):
+        proofs[bundle_hash(e["bundle"])] = ex.log.proof(i, note)
+    old = SynthExport(ex.log, ex.appliances, ex.envelopes, proofs, note)
+    export = old.write(tmp / "prev-export", envs)
+    out = tmp / "prev.zip"
+    build_packet(export, out, site_id=SITE, period=period)
+    return out
+
+
+def test_consistency_with_the_previous_packet(synth, tmp_path) -> None:
+    sep = ("2026-09-01T00:00:00.000Z", OCT[0])
+    size = 6  # the log as it was on 2 October: covers each appliance's first bundle of October
+    prev = _prefix_packet(synth, tmp_path, size, sep)
+    prev_note = zipfile.ZipFile(prev).read("checkpoint").decode()
+    full = len(synth.envelopes)
+    proof = tlog.MerkleTree(synth.log.store).consistency_proof(size, full)
+    doc = consistency_doc(prev_note, full, proof)
+    out = packet_of(synth, tmp_path, pick(synth.envelopes, OCT), "oct", consistency=doc)
+    trust = trust_of(synth)
+    report = verify_packet(out, trust=trust, previous=prev, workers=1)
     assert report.ok(strict=True), [f.line() for f in report.findings]
+    assert {"E_CONSISTENCY", "E_PREVIOUS"} <= {f.code for f in report.findings if f.level == "PASS"}
+    # a forged proof (a fork) fails
+    bad = consistency_doc(prev_note, full, [bytes(32)] * len(proof))
+    forked = packet_of(synth, tmp_path, pick(synth.envelopes, OCT), "forked", consistency=bad)
+    assert {"E_CONSISTENCY", "E_PREVIOUS"} <= codes(forked, trust, previous=prev)
+    # a packet of another log is not this one's predecessor
+    other = make_export(30, 3, start=datetime(2026, 9, 1, tzinfo=UTC), step_s=3600)
+    unrelated = packet_of(other, tmp_path, pick(other.envelopes, sep), "unrelated")
+    assert "E_PREVIOUS" in codes(out, trust, previous=unrelated)
+    Checkpoint.parse(prev_note.split("\n\n", 1)[0] + "\n")

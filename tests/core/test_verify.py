@@ -22,6 +22,7 @@ from osiris_core.evidence import bundle_hash, sign_bundle
 from osiris_core.keys import Signer
 from osiris_core.note import sign_note
 from osiris_core.synth import ORIGIN, make_export
+from osiris_core.trust import TrustRoots, load_trust_item
 from osiris_core.verify import UnusableInput, verify_export
 
 
@@ -54,9 +55,17 @@ def write_lines(folder: Path, ls: list[bytes]) -> None:
     (folder / "bundles.jsonl").write_bytes(b"".join(x + b"\n" for x in ls))
 
 
-def test_good_export_passes(export: Path) -> None:
-    report = verify_export(export, workers=1)
+def test_good_export_passes(export: Path, good_export) -> None:
+    _, ex = good_export
+    roots = TrustRoots()
+    load_trust_item(ex.pins(), "pinned keys", roots)
+    report = verify_export(export, workers=1, trust=roots)
     assert report.ok(strict=True), report.lines()
+    assert {k["source"] for k in report.keys_used} == {"pinned keys"}
+    # the same export with no trust roots passes only loosely: its keys vouch for themselves
+    loose = verify_export(export, workers=1)
+    assert loose.ok() and not loose.ok(strict=True)
+    assert {f.code for f in loose.warnings} == {"W_UNPINNED"}
     assert report.bundles == 24
     assert report.passed["E_SIG"] == 24
     assert report.passed["E_INCLUSION"] == 24
@@ -326,20 +335,27 @@ def test_export_from_an_independent_writer_verifies(tmp_path) -> None:
 # ---------------------------------------------------------------- the CLI
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = dict(os.environ)
+    if home is not None:
+        env["XDG_CONFIG_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "osiris_tui.cli", *args], capture_output=True, text=True
+        [sys.executable, "-m", "osiris_tui.cli", *args], capture_output=True, text=True, env=env
     )
 
 
-def test_cli_exit_codes_and_output(export: Path, tmp_path) -> None:
+def test_cli_exit_codes_and_output(export: Path, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     ok = _cli("evidence", "verify", str(export))
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines()[-1].startswith("summary: 24 bundles, 0 failures")
     assert all(
-        line.split(" ", 1)[0] in {"PASS", "WARN", "FAIL", "summary:"}
+        line.split(" ", 1)[0] in {"TRUST", "PASS", "WARN", "FAIL", "summary:"}
         for line in ok.stdout.splitlines()
     )
+    assert "export only — untrusted" in ok.stdout
     js = _cli("evidence", "verify", "--json", str(export))
     report = json.loads(js.stdout)
     assert report["ok"] is True and report["bundles"] == 24
