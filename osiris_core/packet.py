@@ -643,6 +643,15 @@ def _check_population(folder: Path, m: dict[str, Any], c: _Checks) -> Summary | 
     controls = {k: dict(sorted(v.items())) for k, v in s.controls.items()}
     if controls != m.get("controls"):
         c.fail("E_MANIFEST", "bundles.jsonl", "per-control counts differ from the manifest")
+    derived = {
+        "bundles": sum(a["in_period"] for a in s.appliances.values()),
+        "exceptions": len(s.exceptions),
+        "ruleset_hashes": sorted(s.ruleset_hashes),
+        "policy_versions": sorted(s.policy_versions),
+    }
+    for key, want in derived.items():
+        if m.get(key) != want:
+            c.fail("E_MANIFEST", "manifest.json", f"{key} does not follow from bundles.jsonl")
     try:
         if _checkpoint_size(folder) != m["checkpoint_size"]:
             c.fail("E_MANIFEST", "checkpoint", "size differs from the manifest")
