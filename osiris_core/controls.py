@@ -148,6 +148,9 @@ CHECK_CONTROLS: dict[str, tuple[str, ...]] = {
     ),
     # A full disk stops logging and backups first.
     "disk_space": ("164.312(b)", "164.308(a)(7)(ii)(A)"),
+    # The signed bundle that closes a retired appliance's chain: proves its evidence ends there
+    # (integrity: nothing dropped at the end) and that the record is complete for retention.
+    "appliance_decommission": ("164.312(c)(1)", "164.316(b)(2)(i)"),
 }
 
 

@@ -57,7 +57,8 @@ BRIEF_CHECK_IDS = {
     "linux_ssh", "linux_firewall", "linux_patching", "linux_audit", "linux_accounts",
     "linux_timesync", "linux_logging", "linux_permissions", "evidence_pipeline", "disk_space",
 }  # fmt: skip
-ADDED_CHECK_IDS = {"windows_network"}
+# appliance_decommission: the bundle `osiris-agent decommission` signs to close a chain.
+ADDED_CHECK_IDS = {"windows_network", "appliance_decommission"}
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ CATALOGUE_CHECK_IDS = {
     "evidence_pipeline",
     "disk_space",
     "windows_network",
+    "appliance_decommission",
 }
 
 CITATION_RE = re.compile(r"^164\.(308|310|312|316)(\([0-9a-zA-Z]+\))+$")
