@@ -1,8 +1,10 @@
 """`osiris-agent`: the appliance agent's command line.
 
 Exit codes (DESIGN §4.2): 0 ok, 1 the thing checked is bad (``once``: server unreachable or the
-log check failed), 2 usage or config error, 3 server unreachable (``enroll``), 4 authentication
-refused. Every error is one line on stderr — never a stack trace.
+log check failed; ``rotate-key``: the server refused), 2 usage or config error (also: ``run`` and
+``once`` on a decommissioned appliance), 3 server unreachable (``enroll``, ``rotate-key``,
+``decommission``), 4 authentication refused. Every error is one line on stderr — never a stack
+trace.
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ def _agent(config: str | None, state: str | None = None):  # -> Agent
         return Agent(cfg)
     except (OsirisError, OSError) as e:
         _fail(f"cannot start: {e}", 2)
+
+
+def _refuse_decommissioned(agent: Any) -> None:
+    seq = agent.decommissioned
+    if seq is not None:
+        agent.close()
+        _fail(
+            f"this appliance was decommissioned (its evidence chain was closed at seq {seq}); "
+            "it signs no more evidence. To use this machine again, move the state directory "
+            "away and enroll it as a new appliance.",
+            2,
+        )
 
 
 def _logging(verbose: bool) -> None:
@@ -110,6 +124,7 @@ def run(config: str | None, verbose: bool) -> None:
     """Run cycles until SIGTERM/SIGINT."""
     _logging(True)
     agent = _agent(config)
+    _refuse_decommissioned(agent)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -119,8 +134,11 @@ def run(config: str | None, verbose: bool) -> None:
     signal.signal(signal.SIGINT, _stop)
     try:
         agent.run(stop)
+        closed = agent.decommissioned
     finally:
         agent.close()
+    if closed is not None:
+        _fail(f"stopped: this appliance was decommissioned (chain closed at seq {closed})", 2)
 
 
 @main.command()
@@ -130,6 +148,7 @@ def once(config: str | None, verbose: bool) -> None:
     """One cycle; exit 0 if the server was reached and evidence flushed, else 1."""
     _logging(verbose)
     agent = _agent(config)
+    _refuse_decommissioned(agent)
     try:
         report = agent.cycle()
         trusted = agent.witness.trusted
@@ -180,6 +199,9 @@ def gather_status(state_dir: str | Path) -> dict[str, Any]:
                 "distrust_reason": db.get("witness_distrust"),
             },
             "rules_version": db.get("rules_version"),
+            "policy": db.get_json("policy"),
+            "key_rotations": len(db.get_json("key_history") or []),
+            "decommissioned": int(db.get("decommissioned")) if db.get("decommissioned") else None,
             "deferred_orders": int(
                 db.conn.execute("SELECT COUNT(*) FROM deferred_orders").fetchone()[0]
             ),
@@ -222,8 +244,13 @@ def status(config: str | None, state: str | None, as_json: bool) -> None:
         f"log witness    size {w['checkpoint_size']}, "
         + ("trusted" if w["trusted"] else f"NOT TRUSTED: {w['distrust_reason']}"),
         f"incidents      {st['unsent_incidents']} waiting to be sent",
-        "results:",
+        f"policy         {(st['policy'] or {}).get('policy_version', 'default')} "
+        f"ruleset {(st['policy'] or {}).get('ruleset_hash') or '-'}",
+        f"key rotations  {st['key_rotations']}",
     ]
+    if st["decommissioned"] is not None:
+        lines.append(f"DECOMMISSIONED chain closed at seq {st['decommissioned']}")
+    lines.append("results:")
     for r in st["last_results"]:
         lines.append(f"  {r['host_id']:<24} {r['check']:<20} {r['status']:<10} since {r['since']}")
     click.echo("\n".join(lines))
@@ -349,6 +376,7 @@ def witness_reset(config: str | None, state: str | None, yes: bool, note: str) -
     if not yes:
         _fail(f"this would {plan}. Re-run with --yes to do it.", 2)
     agent = _agent(config, state)
+    _refuse_decommissioned(agent)
     try:
         from osiris_core import canonical
         from osiris_core.controls import controls_for
@@ -376,6 +404,119 @@ def witness_reset(config: str | None, state: str | None, yes: bool, note: str) -
     finally:
         agent.close()
     click.echo(f"did: {plan} (evidence seq {env['bundle']['seq']})")
+
+
+def _attest_paths(config: str | None, state: str | None) -> tuple[str, str, str]:
+    """(state dir, signing key file, cosigning key file) from --config, or from --state (its
+    agent.toml when there is one, else the default file names in it)."""
+    if state is not None and config is None:
+        toml = Path(state) / "agent.toml"
+        if not toml.exists():
+            return state, str(Path(state) / "appliance.key"), str(Path(state) / "cosign.key")
+    cfg = _load(config, state)
+    return cfg.agent.state_dir, cfg.agent.key_file, cfg.agent.cosign_key_file
+
+
+@main.command()
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the attestation (JSON, public data only).")  # fmt: skip
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+@click.option("--state", "state", default=None, help="State directory (instead of --config).")
+def attest(out: str, config: str | None, state: str | None) -> None:
+    """Write the clinic's attestation for auditors: this appliance's keys, the log and order
+    keys it pinned, its key history, chain head and newest cosigned checkpoint, signed with
+    its signing key. Reads state only (no network; fine while the agent runs)."""
+    from osiris_agent.attest import build, write
+
+    state_dir, key_file, cosign_file = _attest_paths(config, state)
+    try:
+        env, summary = build(state_dir, key_file, cosign_file)
+        write(out, env)
+    except (OsirisError, OSError, ValueError) as e:
+        _fail(f"cannot attest: {e}", 2)
+    click.echo(f"wrote the attestation to {out}; read these to the auditor:", err=True)
+    for line in summary.lines():
+        click.echo(f"  {line}", err=True)
+
+
+@main.command("rotate-key")
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+def rotate_key(config: str | None) -> None:
+    """Replace the appliance's signing key (the old key signs a statement naming the new one
+    and the first seq it signs; the server must accept it first). A running agent picks the
+    new key up by itself; no bundle is ever signed with the old key past the rotation."""
+    from osiris_agent.client import AuthRefused, ServerRefused, ServerUnreachable
+    from osiris_agent.rotate import RotateError, RotationRefused
+    from osiris_agent.rotate import rotate_key as do_rotate
+    from osiris_core.trust import fingerprint
+
+    _logging(False)
+    cfg = _load(config, None)
+    try:
+        r = do_rotate(cfg)
+    except ServerUnreachable as e:
+        _fail(f"{e}; nothing changed", 3)
+    except AuthRefused as e:
+        _fail(f"{e}; nothing changed", 4)
+    except (ServerRefused, RotationRefused) as e:
+        _fail(f"rotation refused: {e}; nothing changed", 1)
+    except (RotateError, OsirisError, OSError) as e:
+        _fail(f"cannot rotate: {e}", 2)
+    click.echo(
+        f"rotation {r.number}: bundles from seq {r.effective_seq} on are signed by the new key "
+        f"{fingerprint(r.new_vkey)} (was {fingerprint(r.old_vkey)})"
+        + (" [resumed an interrupted rotation]" if r.resumed else "")
+    )
+    click.echo("write a new attestation for the auditor: osiris-agent attest --out FILE")
+
+
+DECOMMISSION_IMPACT = (
+    "decommissioning signs one final bundle (check appliance_decommission) that closes this "
+    "appliance's evidence chain, sends the queued evidence to the server, and from then on "
+    "this agent signs nothing: `run` and `once` refuse to start. It cannot be undone; a "
+    "machine reused later is enrolled as a new appliance."
+)
+
+
+@main.command()
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+@click.option("--yes", is_flag=True, help="Really close the evidence chain.")
+def decommission(config: str | None, yes: bool) -> None:
+    """Close this appliance's evidence chain for good (a signed final bundle) and flush it."""
+    if not yes:
+        _fail(f"{DECOMMISSION_IMPACT} Re-run with --yes to do it.", 2)
+    from osiris_agent.cycle import CycleReport
+    from osiris_agent.outbox import Decommissioned, OutboxFull
+
+    _logging(False)
+    agent = _agent(config)
+    try:
+        closed = agent.decommissioned
+        if closed is None:
+            try:
+                env = agent.decommission()
+            except (Decommissioned, OutboxFull) as e:
+                _fail(f"not decommissioned: {e}", 1)
+            closed = env["bundle"]["seq"]
+            click.echo(f"chain closed at seq {closed} (bundle {env['bundle']['bundle_id']})")
+        else:
+            click.echo(f"already decommissioned (chain closed at seq {closed}); flushing")
+        report = CycleReport()
+        agent.flush(report)
+        depth = agent.outbox.depth()
+        trusted = agent.witness.trusted
+    finally:
+        agent.close()
+    for e in report.errors:
+        click.echo(f"osiris-agent: {e}", err=True)
+    if depth == 0:
+        click.echo("all evidence acknowledged by the server; this appliance signs nothing more")
+        return
+    rerun = "re-run `osiris-agent decommission --yes` (or `osiris-agent outbox flush`)"
+    if not report.reachable:
+        _fail(f"{depth} bundle(s) still queued: server unreachable; {rerun} when it is", 3)
+    why = "" if trusted else " (the server's log is not trusted: see `osiris-agent witness`)"
+    _fail(f"{depth} bundle(s) still queued{why}; {rerun}", 1)
 
 
 if __name__ == "__main__":

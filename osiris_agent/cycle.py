@@ -15,6 +15,7 @@ listens on a port.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -34,7 +35,7 @@ from osiris_core.evidence import bundle_hash
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Verifier, load_private_key
 from osiris_core.protocol import validate_checkin_request, validate_checkin_response
 
-from . import ntp
+from . import AGENT_VERSION, keyring, ntp
 from .checks import Check, CheckResult, HostHandle, TimesyncCheck, result_outcome
 from .client import AuthRefused, ClientError, ServerClient, ServerRefused, ServerUnreachable
 from .config import AgentConfig, WindowConfig
@@ -43,14 +44,14 @@ from .healing.engine import Finding, HealingEngine, Policy
 from .healing.l1 import RuleSetRefused, verify_signed_rules
 from .healing.l2 import OpenAIChatPlanner
 from .orders import OrderBook, OrderOutcome
-from .outbox import Backoff, Outbox, OutboxFull
+from .outbox import Backoff, Decommissioned, Outbox, OutboxFull
 from .scanner import PLATFORM_OF_KIND, Scanner
 from .state import StateDB
 from .witness import LogInconsistent, Witness
 
 log = logging.getLogger("osiris.agent")
 
-AGENT_VERSION = "0.1.0"
+DECOMMISSION_CHECK = "appliance_decommission"
 BATCH = 100
 # After an outage the queue drains in bigger batches: the server signs at most one checkpoint per
 # interval, so a receipt costs up to that interval whatever the batch size. Capped by the
@@ -82,6 +83,11 @@ class CycleReport:
     acked: int = 0
     refused_full: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def ruleset_hash(signed: Any) -> str:
+    """``sha256:`` + hex SHA-256 of the canonical signed rules document (rules, version, sig)."""
+    return "sha256:" + hashlib.sha256(canonical.dumps(signed)).hexdigest()
 
 
 def check_site_params(
@@ -199,13 +205,19 @@ class Agent:
         self.pins = read_pins(self.state_dir)
         self.appliance_id: str = self.pins["appliance_id"]
         self.site_id: str = self.pins["site_id"]
-        self.signer = load_private_key(cfg.agent.key_file)
-        self.cosigner = load_private_key(cfg.agent.cosign_key_file)
-        if self.cosigner.key_type != KEY_TYPE_COSIGNATURE:
-            raise OsirisError(f"{cfg.agent.cosign_key_file} is not a cosignature key")
-        token = Path(cfg.agent.token_file).read_text().strip()
-        self.client = ServerClient(cfg.server.url, token, cfg.server.ca_file)
         self.db = StateDB.open_dir(self.state_dir)
+        try:
+            # The key state.db names signs (a rotation's file move is finished here if a crash
+            # interrupted it); a running agent reloads it when another process rotates.
+            self.signer = keyring.signer_for(cfg.agent.key_file, self.db)
+            self.cosigner = load_private_key(cfg.agent.cosign_key_file)
+            if self.cosigner.key_type != KEY_TYPE_COSIGNATURE:
+                raise OsirisError(f"{cfg.agent.cosign_key_file} is not a cosignature key")
+            token = Path(cfg.agent.token_file).read_text().strip()
+        except BaseException:
+            self.db.close()
+            raise
+        self.client = ServerClient(cfg.server.url, token, cfg.server.ca_file)
         self.outbox = Outbox(self.db, cfg.outbox.max_entries, cfg.outbox.max_bytes)
         self.witness = Witness(
             self.db, Verifier.from_vkey(self.pins["log_vkey"]), self.pins.get("server_origin")
@@ -224,6 +236,11 @@ class Agent:
         self.site_params: dict[str, dict[str, Any]] = {}  # {runbook_id: {name: value}}
         self._params_refused: list[dict[str, Any]] = []  # last refusal, so it is raised once
         self.rules: dict[str, Any] | None = None
+        # The policy identity every bundle records (DESIGN §3.6): the server's policy version
+        # (fallback: the rules version; "default" = catalogue defaults, before any check-in)
+        # and the hash of the signed rules document last verified and applied (None before).
+        self.server_policy_version: str | None = None
+        self.ruleset_hash: str | None = None
         self.window = cfg.window
         self.next_checkin_s: int = cfg.agent.checkin_interval_s
         self.report = CycleReport()
@@ -252,6 +269,7 @@ class Agent:
         self.policy = Policy.default(
             self.catalog, in_window=self.in_window,
             allow_disruptive_outside_window=cfg.window.allow_disruptive_outside, l2=self.l2,
+            policy_version="default",
         )  # fmt: skip
         self._transports: dict[str, Any] = {}
         self._target_keys: dict[str, tuple[Any, ...]] = {}
@@ -259,6 +277,7 @@ class Agent:
         with self.db.tx():
             self.db.set("appliance_id", self.appliance_id)
             self.db.set("site_id", self.site_id)
+            self.db.set(keyring.COSIGN_KEY, self.cosigner.vkey)  # for the console and attest
         self.reseller = None
         r = cfg.reseller
         if cfg.deployment.mode == "reseller" and (r.syslog_target or r.webhook_url):
@@ -334,22 +353,74 @@ class Agent:
         return self.clock.to_evidence()
 
     def record(self, report: CycleReport | None = None, **fields: Any) -> dict[str, Any] | None:
-        """Sign one bundle into the chain and the outbox; ``None`` if the outbox is full."""
+        """Sign one bundle into the chain and the outbox; ``None`` if the outbox is full or the
+        appliance was decommissioned (nothing is signed after the chain was closed)."""
         fields.setdefault("site_id", self.site_id)
         fields.setdefault("controls", [])
         fields.setdefault("clock", self._clock_field())
         fields.setdefault("agent_version", AGENT_VERSION)
         fields.setdefault("deployment_mode", self.cfg.deployment.mode)
         fields.setdefault("reseller_id", self.cfg.deployment.reseller_id)
+        for k, v in self.policy.evidence_fields().items():
+            fields.setdefault(k, v)
         try:
-            env = self.outbox.record(self.signer, self.appliance_id, **fields)
+            env = self._sign(fields)
         except OutboxFull as e:
             if report is not None:
                 report.refused_full += 1
             self._outbox_full(str(e), fields)
             return None
+        except Decommissioned as e:
+            log.error("evidence NOT recorded: %s (%s on %s)", e, fields.get("check"),
+                      fields.get("host_id"))  # fmt: skip
+            if report is not None:
+                report.errors.append(str(e))
+            return None
         if report is not None:
             report.recorded += 1
+        if self.reseller is not None:
+            self.reseller.emit(env)
+        return env
+
+    def _sign(self, fields: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.outbox.record(self.signer, self.appliance_id, **fields)
+        except keyring.KeyRotated:
+            # `osiris-agent rotate-key` committed a new key meanwhile: sign with it (the outbox
+            # checks under its write lock, so the old key never signs at or past effective_seq).
+            self.reload_signer()
+            return self.outbox.record(self.signer, self.appliance_id, **fields)
+
+    def reload_signer(self) -> None:
+        """Load the signing key ``state.db`` now names (after another process rotated it)."""
+        self.signer = keyring.load_signer(self.cfg.agent.key_file, self.db.get(keyring.SIGNING_KEY))
+        if self.reseller is not None:
+            self.reseller.signer = self.signer
+        log.warning("signing key reloaded after a rotation: %s+%s", self.signer.name,
+                    self.signer.key_id_hex)  # fmt: skip
+
+    @property
+    def decommissioned(self) -> int | None:
+        """The seq of the bundle that closed this appliance's chain, or None."""
+        return self.outbox.decommissioned
+
+    def decommission(self) -> dict[str, Any]:
+        """Sign the bundle that closes the chain and mark the state decommissioned, in one
+        transaction: after it, :meth:`Outbox.record` refuses every bundle. Raises
+        ``Decommissioned`` if that was already done, ``OutboxFull`` if it cannot be recorded."""
+        now = canonical.utc_now()
+        with self.db.tx():
+            seq, _head = self.outbox.head()
+            env = self._sign(dict(
+                site_id=self.site_id, host_id=self.appliance_id, check=DECOMMISSION_CHECK,
+                controls=list(controls_for(DECOMMISSION_CHECK)), outcome="compliant",
+                tier="monitor", action_taken="appliance decommissioned: evidence chain closed",
+                pre_state={"observed": {"chain_seq": seq, "queued": self.outbox.depth()}},
+                started_at=now, finished_at=now, clock=self._clock_field(),
+                agent_version=AGENT_VERSION, deployment_mode=self.cfg.deployment.mode,
+                reseller_id=self.cfg.deployment.reseller_id, **self.policy.evidence_fields(),
+            ))  # fmt: skip
+            self.db.set("decommissioned", str(env["bundle"]["seq"]))
         if self.reseller is not None:
             self.reseller.emit(env)
         return env
@@ -436,6 +507,7 @@ class Agent:
     def apply(self, resp: dict[str, Any], report: CycleReport) -> None:
         """Apply a validated check-in answer; targets and credentials stay in memory."""
         self._apply_targets(resp["targets"])
+        self.server_policy_version = resp.get("policy_version")
         self.runbooks = {k: list(resp["runbooks"][k]) for k in ("enabled", "disabled")}
         self._apply_params(resp["runbooks"].get("params", {}))
         self._apply_rules(resp["rules"])
@@ -518,6 +590,7 @@ class Agent:
             return
         self.server_rules = parsed
         self.rules = {"version": signed["version"], "rules": signed["rules"]}
+        self.ruleset_hash = ruleset_hash(signed)
         with self.db.tx():
             self.db.set("rules_version", signed["version"])
 
@@ -532,9 +605,22 @@ class Agent:
             in_window=self.in_window,
             allow_disruptive_outside_window=self.window.allow_disruptive_outside,
             l2=self.l2,
-            policy_version=(self.rules or {}).get("version", "1")[:64],
+            policy_version=self.policy_version(),
+            ruleset_hash=self.ruleset_hash,
             params=self.site_params,
         )
+        now = {"policy_version": self.policy.policy_version, "ruleset_hash": self.ruleset_hash}
+        if self.db.get_json("policy") != now:  # for status and the console; written on change
+            with self.db.tx():
+                self.db.set_json("policy", now)
+
+    def policy_version(self) -> str:
+        """The server's policy version; a server that sends none: the rules version."""
+        if self.server_policy_version:
+            return self.server_policy_version[:64]
+        if self.rules is not None:
+            return str(self.rules["version"])[:64]
+        return "default"
 
     def _apply_params(self, raw: dict[str, dict[str, Any]]) -> None:
         """The site's runbook parameter values, checked again against *this* agent's catalogue
@@ -843,6 +929,9 @@ class Agent:
         report = CycleReport()
         stopped = stop.is_set if stop is not None else (lambda: False)
         self.report = report
+        if self.decommissioned is not None:
+            report.errors.append(f"decommissioned (chain closed at seq {self.decommissioned})")
+            return report
         self.evidence_sink.emitted = []
         self.clock = self.measure_clock()
         clock = self._clock_field()
@@ -894,6 +983,10 @@ class Agent:
         next_flush: float | None = None
         request = self.state_dir / RUN_REQUEST
         while not stop.is_set():
+            if self.decommissioned is not None:  # closed by `osiris-agent decommission`
+                log.error("this appliance was decommissioned (chain closed at seq %s); stopping",
+                          self.decommissioned)  # fmt: skip
+                return
             now = time.monotonic()
             if request.exists():
                 try:

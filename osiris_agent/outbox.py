@@ -29,10 +29,17 @@ from osiris_core.errors import OsirisError
 from osiris_core.evidence import GENESIS_HASH, Chain, bundle_hash, envelope_bytes, sign_bundle
 from osiris_core.keys import Signer
 
+from .keyring import KeyRotated
 from .state import StateDB
 
 _DEPTH_KEY = "outbox_entries"
 _BYTES_KEY = "outbox_bytes"
+
+
+class Decommissioned(OsirisError):
+    """The appliance was decommissioned: its chain is closed and nothing more is signed."""
+
+    code = "E_DECOMMISSIONED"
 
 
 class OutboxFull(OsirisError):
@@ -67,6 +74,12 @@ class Outbox:
 
     # -- the chain ----------------------------------------------------------------------------
 
+    @property
+    def decommissioned(self) -> int | None:
+        """The seq of the bundle that closed the chain, or None while the chain is open."""
+        v = self.db.get("decommissioned")
+        return int(v) if v is not None else None
+
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the newest bundle this appliance signed; (0, genesis) before any."""
         seq = int(self.db.get("chain_seq", "0") or 0)
@@ -76,9 +89,25 @@ class Outbox:
         """Build, sign, chain and queue one bundle in one durable transaction; return its envelope.
 
         Raises :class:`OutboxFull` (nothing written) when the queue is at its bound, and
-        ``SchemaError`` for an invalid bundle (nothing written either).
+        ``SchemaError`` for an invalid bundle (nothing written either). Inside the same write
+        lock, before anything is written: :class:`Decommissioned` once the chain was closed,
+        and :class:`~osiris_agent.keyring.KeyRotated` when ``signer`` is not the key
+        ``state.db`` names (a rotation committed by another process: the caller reloads).
         """
         with self.db.tx() as conn:
+            guard = dict(
+                conn.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('decommissioned', 'signing_vkey')"
+                ).fetchall()
+            )
+            if "decommissioned" in guard:
+                raise Decommissioned(
+                    f"this appliance was decommissioned (chain closed at seq "
+                    f"{guard['decommissioned']}); no further evidence is signed"
+                )
+            want = guard.get("signing_vkey")
+            if want is not None and want != signer.vkey:
+                raise KeyRotated("the signing key was rotated; reload it before signing")
             depth, used = self._counters(conn)
             if depth >= self.max_entries:
                 raise OutboxFull(f"outbox holds {depth} bundles (limit {self.max_entries})")

@@ -238,7 +238,10 @@ def validate_checkin_response(resp: Any) -> None:
         resp,
         "response",
         {"server_time", "next_checkin_s", "targets", "runbooks", "rules", "window", "orders"},
+        {"policy_version"},
     )
+    if "policy_version" in resp:  # optional: a server that predates it omits it
+        _str(resp["policy_version"], "policy_version", _VERSION, 64)
     _str(resp["server_time"], "server_time", _TIME)
     _int(resp["next_checkin_s"], "next_checkin_s", 1, 86400)
     _list(resp["targets"], "targets", MAX_TARGETS, _target)

@@ -353,6 +353,7 @@ class TrustedAppliance:
     source: str
     head_seq: int = 0
     head_hash: str = GENESIS_HASH
+    checkpoint: tuple[str, int, bytes] | None = None  # (origin, size, root) it cosigned
 
 
 @dataclass
@@ -376,8 +377,18 @@ class TrustRoots:
         known = self.appliances.get(a.appliance_id)
         if known is not None and known.head_seq > a.head_seq:
             return  # keep the newer attestation of the same appliance
+        cp = None
+        if a.cosigned_checkpoint:
+            from .note import Checkpoint
+
+            try:
+                body = a.cosigned_checkpoint[: a.cosigned_checkpoint.index("\n\n") + 1]
+                parsed = Checkpoint.parse(body)
+                cp = (parsed.origin, parsed.size, parsed.root)
+            except (ValueError, OsirisError):
+                raise TrustFileError(f"{source}: cosigned_checkpoint is not a checkpoint") from None
         self.appliances[a.appliance_id] = TrustedAppliance(
-            a.appliance_id, a.site_id, a.epochs, [a.cosign], source, a.head_seq, a.head_hash
+            a.appliance_id, a.site_id, a.epochs, [a.cosign], source, a.head_seq, a.head_hash, cp
         )
 
     def add_appliance_key(self, v: Verifier, source: str, site_id: str | None = None) -> None:

@@ -62,6 +62,7 @@ FAIL_ONLY = (
     ("E_KEY_NOT_VALID_AT", "a bundle is signed by a key of its appliance not valid at its seq"),
     ("E_ATTESTED_HEAD", "the chain differs from the chain head the appliance attested"),
     ("E_AFTER_DECOMMISSION", "a bundle follows the appliance's decommission bundle"),
+    ("E_LOG_FORK", "an appliance witnessed a different tree of the same size"),
 )
 DECOMMISSION_CHECK = "appliance_decommission"
 UNTRUSTED = "export only — untrusted"
@@ -180,6 +181,7 @@ class _Keys:
     cosign_source: dict[str, str]  # key name → source
     trusted_appliances: bool  # the trust roots name appliances: no other appliance is believed
     heads: dict[str, tuple[int, str]]  # attested chain heads
+    witnessed: list[tuple[str, str, int, bytes]] = field(default_factory=list)  # attested cps
     unpinned: list[str] = field(default_factory=list)  # what only the export vouched for
 
 
@@ -247,6 +249,7 @@ def _load_keys(folder: Path, trust: TrustRoots | None) -> _Keys:
         log_source = {export_log.vkey: UNTRUSTED}
         unpinned.append(f"log key {export_log.name}")
     heads: dict[str, tuple[int, str]] = {}
+    witnessed: list[tuple[str, str, int, bytes]] = []
     if trust.appliances:
         epochs = {a: list(t.epochs) for a, t in trust.appliances.items() if t.epochs}
         sign_source = {
@@ -255,6 +258,7 @@ def _load_keys(folder: Path, trust: TrustRoots | None) -> _Keys:
         cosigners = [c for t in trust.appliances.values() for c in t.cosign]
         cosign_source = {c.name: t.source for t in trust.appliances.values() for c in t.cosign}
         heads = {a: (t.head_seq, t.head_hash) for a, t in trust.appliances.items() if t.head_seq}
+        witnessed = [(t.source, *t.checkpoint) for t in trust.appliances.values() if t.checkpoint]
     else:
         signing = [v for v in verifiers if v.key_type != KEY_TYPE_COSIGNATURE]
         cosigners = [v for v in verifiers if v.key_type == KEY_TYPE_COSIGNATURE]
@@ -276,6 +280,7 @@ def _load_keys(folder: Path, trust: TrustRoots | None) -> _Keys:
         trusted_appliances=bool(trust.appliances),
         heads=heads,
         unpinned=unpinned,
+        witnessed=witnessed,
     )
 
 
@@ -798,8 +803,21 @@ def _top_checkpoint(folder: Path, checker: _Checker, agg: _Aggregator) -> Checkp
         code = "E_LOG_UNTRUSTED" if trusted else "E_CHECKPOINT_SIG"
         agg.report.findings.append(Finding(FAIL, code, "checkpoint", opened.error or "invalid"))
         return None
-    agg.report.checkpoint_size = opened.checkpoint.size
-    agg.report.checkpoint_root = opened.checkpoint.root
+    cp = opened.checkpoint
+    agg.report.checkpoint_size = cp.size
+    agg.report.checkpoint_root = cp.root
+    for source, origin, size, root in checker.keys.witnessed:
+        # an appliance cosigned a tree of this very size with another root: two histories
+        if origin == cp.origin and size == cp.size and root != cp.root:
+            agg.report.findings.append(
+                Finding(
+                    FAIL,
+                    "E_LOG_FORK",
+                    "checkpoint",
+                    f"the appliance of {source} witnessed a different tree of size {size}: "
+                    "the log was forked",
+                )
+            )
     if opened.log_vkey is not None:
         agg._logs_used.add(opened.log_vkey)
     return opened.checkpoint

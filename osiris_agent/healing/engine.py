@@ -97,6 +97,9 @@ class Policy:
     an empty enabled set therefore means *nothing* runs (lesson D), never "everything".
     ``params`` holds site parameter values per runbook id (thresholds such as
     ``critical_overdue_days``); rule parameters override them.
+
+    ``policy_version`` and ``ruleset_hash`` name the policy in force (DESIGN §3.6): every bundle
+    the engine emits under this policy carries them (:meth:`evidence_fields`).
     """
 
     enabled_runbooks: frozenset[str]
@@ -107,12 +110,17 @@ class Policy:
     l2: L2Planner | None = None
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     policy_version: str = "1"
+    ruleset_hash: str | None = None
 
     @classmethod
     def default(cls, catalog: Catalog, **kw: Any) -> Policy:
         """Catalogue defaults: ``default_enabled`` runbooks, baseline rules only, no window."""
         enabled = frozenset(r.id for r in catalog.runbooks.values() if r.default_enabled)
         return cls(enabled_runbooks=enabled, **kw)
+
+    def evidence_fields(self) -> dict[str, Any]:
+        """What every bundle emitted under this policy records about it."""
+        return {"policy_version": self.policy_version, "ruleset_hash": self.ruleset_hash}
 
     def enabled(self, runbook_id: str) -> bool:
         return runbook_id in self.enabled_runbooks and runbook_id not in self.disabled_runbooks
@@ -154,9 +162,16 @@ class HealingEngine:
 
     # -- evidence ---------------------------------------------------------------------------
     def _emit_action(
-        self, check: str, host_id: str, res: ActionResult, tier: str, order_id: str | None = None
+        self,
+        policy: Policy,
+        check: str,
+        host_id: str,
+        res: ActionResult,
+        tier: str,
+        order_id: str | None = None,
     ) -> str:
         return self.evidence.emit(
+            **policy.evidence_fields(),
             check=check,
             host_id=host_id,
             controls=list(controls_for(check)),
@@ -172,9 +187,10 @@ class HealingEngine:
             finished_at=res.finished_at,
         )
 
-    def _emit(self, finding: Finding, **fields: Any) -> str:
+    def _emit(self, policy: Policy, finding: Finding, **fields: Any) -> str:
         now = canonical.format_time(self.clock())
         base: dict[str, Any] = {
+            **policy.evidence_fields(),
             "check": finding.check,
             "host_id": finding.host_id,
             "controls": list(controls_for(finding.check)),
@@ -217,7 +233,7 @@ class HealingEngine:
             if rule.action == "alert":
                 hashes.append(
                     self._emit(
-                        finding, outcome="alert", tier="L1",
+                        policy, finding, outcome="alert", tier="L1",
                         action_taken=f"L1 rule {rule.id}: alert only ({rule.name})",
                     )
                 )  # fmt: skip
@@ -226,7 +242,8 @@ class HealingEngine:
             if rule.action == "escalate":
                 tried.append({"tier": "L1", "rule": rule.id, "outcome": "escalate"})
                 self.memory.fired(rule.id, finding.host_id, rb.id, now_ts, "escalated")
-                hashes += self._l3(finding, rb, tried, f"rule {rule.id} escalates", force=True)
+                why = f"rule {rule.id} escalates"
+                hashes += self._l3(policy, finding, rb, tried, why, force=True)
                 return hashes
             target = self.catalog.runbook(rule.runbook_id or rb.id)
             res = self.executor.execute(
@@ -237,7 +254,7 @@ class HealingEngine:
                 pre=finding.detect() if target.id == rb.id else None,
                 label=f"L1 rule {rule.id}",
             )
-            hashes.append(self._emit_action(finding.check, finding.host_id, res, "L1"))
+            hashes.append(self._emit_action(policy, finding.check, finding.host_id, res, "L1"))
             self.memory.fired(rule.id, finding.host_id, rb.id, now_ts, res.outcome)
             if res.outcome not in ("failed", "reverted"):
                 return hashes  # healed, deferred or refused by policy: done for now
@@ -256,7 +273,7 @@ class HealingEngine:
             if finding.status == "drift"
             else (f"the check could not run: {finding.error or 'error'}")
         )
-        hashes += self._l3(finding, rb, tried, reason)
+        hashes += self._l3(policy, finding, rb, tried, reason)
         return hashes
 
     def _eligible(self, rb: Runbook, policy: Policy, exclude: set[str]) -> list[Runbook]:
@@ -297,7 +314,7 @@ class HealingEngine:
         if not decision.accepted or decision.runbook_id is None:
             pre = capped({**finding.detect().state(), "l2": record})
             h = self._emit(
-                finding, outcome="escalated", tier="L2", pre_state=pre,
+                policy, finding, outcome="escalated", tier="L2", pre_state=pre,
                 action_taken=short(
                     f"L2 plan refused (model {decision.model}, prompt sha256:"
                     f"{decision.prompt_sha256[:16]}…): {decision.refusal}; escalated to L3"),
@@ -317,7 +334,7 @@ class HealingEngine:
             ),
         )
         res.pre_state = capped({**(res.pre_state or finding.detect().state()), "l2": record})
-        h = self._emit_action(finding.check, finding.host_id, res, "L2")
+        h = self._emit_action(policy, finding.check, finding.host_id, res, "L2")
         if res.outcome in ("failed", "reverted"):
             tried.append(
                 {"tier": "L2", "model": decision.model, "runbook_id": target.id,
@@ -328,6 +345,7 @@ class HealingEngine:
 
     def _l3(
         self,
+        policy: Policy,
         finding: Finding,
         rb: Runbook,
         tried: list[dict[str, Any]],
@@ -353,7 +371,7 @@ class HealingEngine:
         self.memory.fired("L3", finding.host_id, rb.id, now_ts, "escalated")
         return [
             self._emit(
-                finding, outcome="escalated", tier="L3",
+                policy, finding, outcome="escalated", tier="L3",
                 action_taken=short(f"L3 incident ({incident['severity']}): {reason}"),
                 post_state=capped({"incident": {"kind": incident["kind"],
                                                 "severity": incident["severity"],
@@ -385,7 +403,7 @@ class HealingEngine:
                 now = canonical.format_time(self.clock())
                 return [
                     self.evidence.emit(
-                        check=rb.check, host_id=target_host,
+                        **policy.evidence_fields(), check=rb.check, host_id=target_host,
                         controls=list(controls_for(rb.check)), outcome="deferred", tier="order",
                         runbook_id=rb.id, order_id=order_id,
                         action_taken="order is disruptive; deferred to the maintenance window",
@@ -396,18 +414,19 @@ class HealingEngine:
                 ]  # fmt: skip
         values = policy.params_for(rb.id, params.get("parameters") or {})
         if "remediate" not in rb.phases:
-            return self._detect_bundle(order_id, target_host, rb, values)
+            return self._detect_bundle(policy, order_id, target_host, rb, values)
         res = self.executor.execute(target_host, rb, values, guards, label=f"order {order_id}")
-        return [self._emit_action(rb.check, target_host, res, "order", order_id)]
+        return [self._emit_action(policy, rb.check, target_host, res, "order", order_id)]
 
     def _detect_bundle(
-        self, order_id: str, host_id: str, rb: Runbook, values: Mapping[str, Any]
+        self, policy: Policy, order_id: str, host_id: str, rb: Runbook, values: Mapping[str, Any]
     ) -> list[str]:
         started = canonical.format_time(self.clock())
         pr = self.executor.run_phase(host_id, rb, "detect", values)
         outcome = {"compliant": "compliant", "drift": "alert"}.get(pr.status, "failed")
         return [
             self.evidence.emit(
+                **policy.evidence_fields(),
                 check=rb.check, host_id=host_id, controls=list(controls_for(rb.check)),
                 outcome=outcome, tier="order", runbook_id=rb.id, order_id=order_id,
                 action_taken=short(f"order {order_id}: {rb.id} detect {pr.status}"),
@@ -427,7 +446,7 @@ class HealingEngine:
             for rb in self.catalog.runbooks_for(check):
                 if platform is not None and rb.platform != platform:
                     continue
-                out += self._detect_bundle(order_id, host_id, rb, policy.params_for(rb.id))
+                out += self._detect_bundle(policy, order_id, host_id, rb, policy.params_for(rb.id))
         return out
 
     def set_platform(self, host_id: str, platform: str) -> None:

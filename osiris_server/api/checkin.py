@@ -171,6 +171,16 @@ def _effective(
     return hit
 
 
+def policy_version(g_site: int, g_own: int) -> bytes:
+    """The version of the policy this answer carries, as a JSON string (DESIGN §3.6).
+
+    The sum of the site's and the appliance's change generations (``db/gen.py``): every change
+    to the site row (window, cadence), its toggles or parameters, or the appliance's own toggles
+    or parameters bumps one of them in the same transaction, and neither ever goes down, so the
+    sum only grows and moves with every such change. The agent records it in every bundle."""
+    return b'"' + str(int(g_site) + int(g_own)).encode("ascii") + b'"'
+
+
 def _record(w: Writer, req: Request, pending: list, fresh: list, bad_cosigs: int) -> None:
     """The check-in's writes: orders handed out, first credential deliveries, bad cosigs."""
     p = req.principal
@@ -237,6 +247,7 @@ def checkin(app: App, req: Request) -> Response:
         "rules": app.signed_rules_json,  # serialised once at start
         "window": dumps(site["window"]),
         "orders": b"[" + b",".join(env.encode() for _, env in pending) + b"]",
+        "policy_version": policy_version(p.g_site, p.g_own),
     }
     return raw_json_response(parts)
 
@@ -249,7 +260,8 @@ ROUTES = [
         "appliance",
         body=None,
         body_schema=CHECKIN_REQUEST,
-        summary="Appliance: heartbeat + status; returns targets, runbooks, rules, window, orders",
+        summary="Appliance: heartbeat + status; returns targets, runbooks, rules, window, "
+        "orders and the policy version",
         tag="appliance",
     ),
 ]

@@ -586,6 +586,7 @@ class ApplianceScreen(Screen):
     @work(thread=True, exclusive=True, group="verify")
     def run_verify(self, folder: Path | None) -> None:
         """Pull this appliance's chain (or use a folder) and run the offline verifier."""
+        from osiris_core.trust import TrustFileError, store_roots
         from osiris_core.verify import UnusableInput, verify_export
 
         from ..pull import pull_export
@@ -611,8 +612,13 @@ class ApplianceScreen(Screen):
             def prog(n: int) -> None:
                 self.app.call_from_thread(bar.update, progress=n)
 
-            report = verify_export(folder, progress=prog, workers=1)
-        except (UnusableInput, OSError) as e:
+            # the operator's own trust store (osiris trust), if any: keys only the export
+            # carries are reported W_UNPINNED, exactly as `osiris evidence verify` does
+            roots = store_roots()
+            report = verify_export(
+                folder, trust=None if roots.empty else roots, progress=prog, workers=1
+            )
+        except (UnusableInput, TrustFileError, OSError) as e:
             self.app.call_from_thread(self._verify_done, None, str(e))
             return
         except Exception as e:  # noqa: BLE001

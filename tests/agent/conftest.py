@@ -20,6 +20,10 @@ import pytest
 
 from osiris_agent.lab.wsman import WsmanLabServer
 
+# The REAL osiris-server (a subprocess on 127.0.0.1) and a lab Windows host behind the real
+# WS-Man server, for the attest / rotate-key / decommission / policy tests.
+from tests.e2e.conftest import central, win  # noqa: F401
+
 SSHD = "/usr/sbin/sshd"
 
 

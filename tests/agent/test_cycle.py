@@ -298,7 +298,7 @@ STATUS_KEYS = {
     "appliance_id", "site_id", "server", "last_checkin", "server_reachable", "last_contact",
     "clock", "queue_depth", "queue_bytes", "chain_head", "last_receipt", "witness",
     "rules_version", "deferred_orders", "unsent_incidents", "evidence_refused_full",
-    "last_cycle", "last_results",
+    "last_cycle", "last_results", "policy", "key_rotations", "decommissioned",
 }  # fmt: skip
 
 

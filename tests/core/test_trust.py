@@ -233,3 +233,15 @@ def test_cli_trust_flags_store_and_errors(tmp_path) -> None:
     assert cli("trust", "remove", "app-000", cfg=cfg).returncode == 2
     r = cli("evidence", "verify", "--strict", str(folder), cfg=cfg)
     assert r.returncode == 1 and "E_KEY_UNTRUSTED" in r.stdout  # app-000 no longer trusted
+
+
+def test_a_log_fork_at_the_attested_size_is_caught(tmp_path) -> None:
+    """The MSP shows the auditor a tree of the size the clinic cosigned, with another root."""
+    real = make_export(12, 2, start=START)
+    forked = make_export(12, 2, start=START, log_signer=real.log.signer)  # same key, other tree
+    folder = forked.write(tmp_path / "forked")
+    got = failures(folder, roots_of(*(real.attestation(a) for a in real.appliances)))
+    assert got.get("E_LOG_FORK") == ["checkpoint"]
+    # the honest export of the same size is not a fork
+    honest = real.write(tmp_path / "honest")
+    assert "E_LOG_FORK" not in failures(honest, roots_of(real.attestation("app-000")))

@@ -118,6 +118,11 @@ def test_headless_run_succeeds_and_heals(headless: dict) -> None:
     assert s["checks_run"] > 0 and s["lab_detects"] > 0
     assert s["lost"] == 0 and s["queued"] == 0
     assert s["receipts_verified"] == s["bundles"] == s["bundles_pulled"] > 0
+    # the run ends with one clinic's packet verified against that clinic's attestation
+    pk = s["packet"]
+    assert pk["ok"] is True and pk["bundles"] > 0 and pk["findings"] == []
+    assert pk["trusted"] == [str(headless["data"] / "attestations" / f"{pk['site']}.json")]
+    assert Path(pk["path"]).is_file()
     assert "stopping every demo process" in headless["stderr"]
     assert str(headless["data"]) in headless["stderr"]  # says where the data lives
 

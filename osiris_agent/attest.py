@@ -1,0 +1,204 @@
+"""``osiris-agent attest``: the clinic's attestation for auditors (DESIGN §3.3 trust roots).
+
+The attestation (``osiris_core.trust.make_attestation``) is what an auditor trusts instead of
+the keys inside an MSP-made export: signed on the appliance with its current signing key, it
+names the appliance and site, both appliance vkeys, the log and order vkeys pinned at
+enrolment (``pins.json``), the key history (``meta.key_history``), the chain head and the newest
+checkpoint the appliance verified, with the appliance's own cosignature made now.
+
+Only reads: ``state.db`` is opened read-only (one read transaction, so head, history and
+checkpoint are one consistent moment) and works beside a running agent, without network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from osiris_core import canonical
+from osiris_core import note as notes
+from osiris_core.errors import NoteError, OsirisError
+from osiris_core.evidence import GENESIS_HASH
+from osiris_core.keys import KEY_TYPE_COSIGNATURE, Verifier, load_private_key
+from osiris_core.trust import fingerprint, make_attestation
+
+from . import AGENT_VERSION, keyring
+from .enroll import read_pins
+
+_META_KEYS = (
+    "chain_seq",
+    "chain_head",
+    keyring.HISTORY_KEY,
+    keyring.SIGNING_KEY,
+    "witness_checkpoint",
+    "witness_size",
+)
+
+
+class AttestError(OsirisError):
+    """The attestation cannot be made from this state (exit 2)."""
+
+    code = "E_ATTEST"
+
+
+@dataclass
+class AttestSummary:
+    """What a technician reads over the phone."""
+
+    appliance_id: str
+    site_id: str
+    signing: str
+    cosigning: str
+    log: str
+    order: str
+    rotations: int
+    head_seq: int
+    head_hash: str
+    checkpoint_size: int | None
+
+    def lines(self) -> list[str]:
+        cp = "none verified yet" if self.checkpoint_size is None else f"size {self.checkpoint_size}"
+        return [
+            f"appliance      {self.appliance_id}",
+            f"site           {self.site_id}",
+            f"signing key    {self.signing}",
+            f"cosigning key  {self.cosigning}",
+            f"log key        {self.log}",
+            f"order key      {self.order}",
+            f"key history    {self.rotations} rotation(s)",
+            f"chain head     seq {self.head_seq} {self.head_hash[:23]}…",
+            f"checkpoint     {cp} (cosigned now)",
+        ]
+
+
+def read_meta(state_dir: Path) -> dict[str, str]:
+    """The meta rows the attestation needs, read-only and in one transaction ({} if no db)."""
+    db = state_dir / "state.db"
+    if not db.exists():
+        return {}
+    try:
+        conn = sqlite3.connect(
+            f"file:{quote(str(db))}?mode=ro", uri=True, timeout=30.0, check_same_thread=False
+        )
+    except sqlite3.Error as e:
+        raise AttestError(f"{db}: {e}") from None
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        marks = ",".join("?" * len(_META_KEYS))
+        conn.execute("BEGIN")
+        rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", _META_KEYS)
+        meta = dict(rows.fetchall())
+        conn.execute("COMMIT")
+        return meta
+    except sqlite3.Error as e:
+        raise AttestError(f"{db}: {e}") from None
+    finally:
+        conn.close()
+
+
+def build(
+    state_dir: str | os.PathLike[str],
+    key_file: str | os.PathLike[str] | None = None,
+    cosign_key_file: str | os.PathLike[str] | None = None,
+    *,
+    now: int | None = None,
+) -> tuple[dict[str, Any], AttestSummary]:
+    """The signed attestation envelope and its phone summary. Raises ``EnrollError`` (not
+    enrolled), ``KeyFormatError``/``KeyMismatch`` (keys) or :class:`AttestError`."""
+    sd = Path(state_dir)
+    pins = read_pins(sd)
+    key_file = Path(key_file) if key_file else sd / "appliance.key"
+    cosign_key_file = Path(cosign_key_file) if cosign_key_file else sd / "cosign.key"
+    for attempt in range(3):  # a rotation may commit and move its files between two reads
+        meta = read_meta(sd)
+        try:
+            history = keyring.key_history(meta.get(keyring.HISTORY_KEY))
+        except ValueError as e:
+            raise AttestError(f"state.db: key_history unreadable: {e}") from None
+        try:
+            signer = keyring.load_signer(key_file, meta.get(keyring.SIGNING_KEY))
+            break
+        except keyring.KeyMismatch:
+            if attempt == 2:
+                raise
+    cosigner = load_private_key(cosign_key_file)
+    if cosigner.key_type != KEY_TYPE_COSIGNATURE:
+        raise AttestError(f"{cosign_key_file} is not a cosignature key")
+    log_v = Verifier.from_vkey(pins["log_vkey"])
+    seq = int(meta.get("chain_seq", "0") or 0)
+    head = {"seq": seq, "hash": meta.get("chain_head") or GENESIS_HASH}
+    if seq == 0:
+        head["hash"] = GENESIS_HASH
+    size = int(meta.get("witness_size", "0") or 0)
+    cp_note = meta.get("witness_checkpoint")
+    cosigned: str | None = None
+    if cp_note and size > 0:
+        ts = int(time.time()) if now is None else now
+        try:
+            body = notes.open_note(cp_note, [log_v]).text
+            line = notes.cosign(body, cosigner, ts)
+            cosigned = notes.add_signature_lines(cp_note, [line])
+        except NoteError as e:
+            raise AttestError(f"the stored checkpoint does not verify: {e}") from None
+    try:
+        env = make_attestation(
+            signer,
+            appliance_id=pins["appliance_id"],
+            site_id=pins["site_id"],
+            cosign_vkey=cosigner.vkey,
+            log_vkey=log_v.vkey,
+            order_vkey=Verifier.from_vkey(pins["order_vkey"]).vkey,
+            rotations=history,
+            chain_head=head,
+            cosigned_checkpoint=cosigned,
+            attested_at=canonical.utc_now(),
+            agent_version=AGENT_VERSION,
+        )
+    except OsirisError as e:
+        raise AttestError(f"cannot attest this state: {e}") from None
+    summary = AttestSummary(
+        appliance_id=pins["appliance_id"],
+        site_id=pins["site_id"],
+        signing=fingerprint(signer.vkey),
+        cosigning=fingerprint(cosigner.vkey),
+        log=fingerprint(log_v.vkey),
+        order=fingerprint(pins["order_vkey"]),
+        rotations=len(history),
+        head_seq=seq,
+        head_hash=head["hash"],
+        checkpoint_size=size if cosigned is not None else None,
+    )
+    return env, summary
+
+
+def write(path: str | os.PathLike[str], env: dict[str, Any]) -> None:
+    """Atomic 0644 write (temp file beside it, fsync, rename, fsync dir): public data only."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    data = (json.dumps(env, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            os.fchmod(fd, 0o644)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dfd = os.open(p.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
