@@ -539,7 +539,16 @@ class Demo:
         t0 = time.monotonic()
         due = [(t0 + 3 + i * step, p) for i, p in enumerate(plan)]
         say(f"running headless for {seconds} s with {len(plan)} chaos injections…")
+        from osiris_core import canonical
+
+        # The packet the run ends with covers the run's first ~60 %: what follows gives every
+        # appliance its end boundary (a bundle after the period), cosigned by the appliance.
+        self.period_start = canonical.utc_now()
+        packet_end_at = t0 + max(1.0, seconds * 0.6)
+        self.period_end = ""
         while time.monotonic() < t0 + seconds:
+            if not self.period_end and time.monotonic() >= packet_end_at:
+                self.period_end = canonical.utc_now()
             if self.stopping.is_set():
                 raise DemoError("interrupted")
             self.check_children()
@@ -550,7 +559,37 @@ class Demo:
                 now_drifting = ", ".join(out["drifting"]) or "nothing detectable"
                 say(f"  chaos: {fault} on {out['site']}/{out['host']} (drifting: {now_drifting})")
             time.sleep(0.2)
+        if not self.period_end:
+            self.period_end = canonical.utc_now()
+        self.wait_packet_ready(self.state.sites[0], self.period_end)
         return self.summarise()
+
+    def wait_packet_ready(self, site: str, end: str, timeout: float = 60.0) -> None:
+        """Keep the agents running until each appliance of ``site`` has a bundle after ``end``
+        inside a checkpoint it cosigned: the packet's end boundary (the witness cosigns at its
+        next check-in, so this is at most a couple of cycles)."""
+        c = self.client()
+        try:
+
+            def ready() -> bool:
+                try:
+                    cp = c.get("/log/checkpoint", cosigned_by_site=site)
+                except ClientError:
+                    return False
+                rows = _all_evidence(c, site)
+                apps = {a.id for a in c.appliances(site)}
+                closed = {
+                    r["appliance_id"]
+                    for r in rows
+                    if r["finished_at"] >= end and int(r["index"]) < int(cp["size"])
+                }
+                return bool(apps) and apps <= closed
+
+            say("waiting for the clinic's witness to cosign past the packet period… ", end="")
+            self.wait_for("a cosigned end boundary for the packet", ready, timeout)
+            say("ok")
+        finally:
+            c.close()
 
     def summarise(self) -> dict[str, Any]:
         say("stopping agents and draining their outboxes… ", end="")
@@ -570,11 +609,21 @@ class Demo:
                 )
             )
             agents[sid] = {"seq": st["chain_head"]["seq"], "queued": st["queue_depth"]}
+            # what the clinic hands its auditor: the appliance's own attestation
+            att = self.data / "attestations" / f"{sid}.json"
+            att.parent.mkdir(parents=True, exist_ok=True)
+            self.run_tool(
+                f"osiris-agent attest ({sid})",
+                _python_cmd("osiris_agent.cli", "attest", "--state", sd, "--out", str(att)),
+            )
         say("ok")
         hosts = farm_hosts(self.state.control_url, self.state.control_token)
         c = self.client()
         try:
-            summary = build_summary(c, self.state, agents, hosts, self.injected, self.data)
+            period = (getattr(self, "period_start", ""), getattr(self, "period_end", ""))
+            summary = build_summary(
+                c, self.state, agents, hosts, self.injected, self.data, period=period
+            )
         finally:
             c.close()
         summary["children_crashed"] = list(self.crashed)
@@ -713,11 +762,22 @@ def build_summary(
     hosts: list[dict[str, Any]],
     injected: list[dict[str, Any]],
     data: Path,
+    period: tuple[str, str] = ("", ""),
 ) -> dict[str, Any]:
-    """Numbers from the server's API, the agents' own status and an offline verification."""
+    """Numbers from the server's API, the agents' own status and an offline verification
+    against the clinics' own attestations; ends with one site's packet verified the same way."""
+    from osiris_core.trust import TrustFileError, TrustRoots, load_trust_file
     from osiris_core.verify import verify_export
 
     from .pull import pull_export
+
+    trust = TrustRoots()
+    for sid in st.sites:
+        att = data / "attestations" / f"{sid}.json"
+        try:
+            trust.merge(load_trust_file(att))
+        except TrustFileError as e:
+            raise DemoError(f"attestation of {sid}: {e}") from None
 
     apps = [a for a in c.appliances() if a.site_id in st.sites]
     ids = {a.id for a in apps}
@@ -745,10 +805,12 @@ def build_summary(
         # latest: the agents are stopped, so the newest bundles will never be cosigned; take
         # them all (the verifier warns W_NO_COSIG for that tail, it does not fail).
         pulled += pull_export(c, sid, out, overwrite=True, latest=True)
-        report = verify_export(out)
+        report = verify_export(out, trust=trust)
         verified += report.passed.get("E_INCLUSION", 0)
-        verify_ok = verify_ok and report.ok()
-        findings += [f.line() for f in report.failures][:10]
+        unpinned = [f.line() for f in report.warnings if f.code == "W_UNPINNED"]
+        verify_ok = verify_ok and report.ok() and not unpinned
+        findings += ([f.line() for f in report.failures] + unpinned)[:10]
+    packet = _demo_packet(c, st.sites[0], data, period, trust) if period[1] else None
     detects = sum(int(h["phases_run"].get("detect", 0)) for h in hosts)
     summary = {
         "demo": "LAB DEMO: every clinic host is a simulator",
@@ -771,6 +833,7 @@ def build_summary(
         "receipts_verified": verified,
         "verify_ok": verify_ok,
         "verify_failures": findings,
+        "packet": packet,
         "lost": lost,
         "queued": queued,
         "escalations": escalations(rows),
@@ -780,6 +843,7 @@ def build_summary(
     }
     summary["ok"] = bool(
         verify_ok
+        and (packet is None or packet["ok"])
         and lost == 0
         and queued == 0
         and pulled == counts["bundles"]
@@ -787,6 +851,32 @@ def build_summary(
         and len(apps) == len(st.sites)
     )
     return summary
+
+
+def _demo_packet(
+    c: Client, site: str, data: Path, period: tuple[str, str], trust: Any
+) -> dict[str, Any]:
+    """Build one site's packet for the run's period and verify it, strictly, against the
+    site's attestation — what an auditor does with what the clinic gave them."""
+    from osiris_core.packet import build_packet, verify_packet
+
+    from .pull import pull_export
+
+    out = data / "packets" / f"{site}.zip"
+    export = data / "packets" / f"{site}-export"
+    pull_export(c, site, export, period=period, overwrite=True)
+    manifest = build_packet(export, out, site_id=site, period=period)
+    report = verify_packet(out, trust=trust)
+    return {
+        "site": site,
+        "path": str(out),
+        "period": list(period),
+        "bundles": manifest["bundles"],
+        "appliances": len(manifest["appliances"]),
+        "ok": report.ok(strict=True),
+        "findings": [f.line() for f in report.findings if f.level != "PASS"][:10],
+        "trusted": sorted({k["source"] for k in report.keys_used}),
+    }
 
 
 def render_summary(s: dict[str, Any]) -> str:
@@ -806,6 +896,15 @@ def render_summary(s: dict[str, Any]) -> str:
         f"{'PASS' if s['verify_ok'] else 'FAIL'})",
         f"  lost               {s['lost']} (still queued {s['queued']})",
     ]
+    pk = s.get("packet")
+    if pk:
+        lines.append(
+            f"  packet             {pk['site']}: {pk['bundles']} bundles of "
+            f"{pk['appliances']} appliance(s) verified against the clinic's attestation: "
+            f"{'PASS' if pk['ok'] else 'FAIL'} ({pk['path']})"
+        )
+        for f in pk.get("findings", []):
+            lines.append(f"  packet: {f}")
     for name, rbs in sorted(s.get("still_drifting", {}).items()):
         lines.append(f"  still drifting     {name}: {', '.join(rbs)}")
     for e in s.get("escalations", [])[:12]:
