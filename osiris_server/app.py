@@ -32,6 +32,7 @@ from typing import Any
 from osiris_core import canonical, phi
 from osiris_core.errors import OsirisError
 from osiris_core.keys import Signer, Verifier, load_private_key, write_private_key
+from osiris_core.trust import AttestationError, KeyEpoch, key_epochs, original_key
 from osiris_server import auth
 from osiris_server import config as config_mod
 from osiris_server.api import (
@@ -42,9 +43,9 @@ from osiris_server.api import (
     logapi,
     meta,
     orders,
-    packets,
     partners,
     provisioning,
+    rotation,
     runbooks,
     sites,
     tokens,
@@ -68,6 +69,7 @@ from osiris_server.http import (
     validate,
     validate_query,
 )
+from osiris_server.locks import ApplianceLocks
 from osiris_server.log import LogError, TransparencyLog
 from osiris_server.vault import Vault, VaultError
 
@@ -84,7 +86,7 @@ MODULES = [
     orders,
     tokens,
     logapi,
-    packets,
+    rotation,
 ]
 
 _log_lock = threading.Lock()
@@ -183,6 +185,9 @@ class App:
         self.provision_limiter = auth.RateLimiter(cfg.provision_rate_per_min, 60.0)
         self.alerter = Alerter(self)
         self._verifiers: dict[str, Verifier] = {}
+        self._epochs: dict[tuple[str, str], list[KeyEpoch]] = {}
+        # one ingest or key rotation at a time per appliance, across gunicorn workers too
+        self.appliance_locks = ApplianceLocks(cfg.data / "appliance.lock")
         self._sites: dict[str, tuple[float, dict[str, Any]]] = {}
         self.checkin_cache = checkin.CheckinCache()
         self._catalog_loaded = False
@@ -222,6 +227,7 @@ class App:
         self.heartbeats.close()
         self.log.close()
         self.db.close()
+        self.appliance_locks.close()
 
     def _load_catalog(self) -> None:
         try:
@@ -246,8 +252,40 @@ class App:
     def runbook_defaults(self) -> dict[str, bool]:
         return self._defaults
 
-    def appliance_verifier(self, p: auth.Principal) -> Verifier:
-        return self._verifier(p.signing_vkey or "")
+    def signing_epochs(self, appliance_id: str) -> list[KeyEpoch]:
+        """The appliance's signing keys and the seqs each may sign, read from the database now
+        (not from the principal loaded at authentication: a rotation may have been accepted
+        since, by this or another worker). One query; the history is parsed and its statements
+        verified once per (appliance, current key), which is a sound cache key because every
+        rotation changes the current key and a key is never rotated back to."""
+        rows = self.db.query(
+            "SELECT a.signing_vkey, r.statement FROM appliances a"
+            " LEFT JOIN appliance_key_rotations r ON r.appliance_id = a.id"
+            " WHERE a.id = ? ORDER BY r.effective_seq",
+            [appliance_id],
+        )
+        if not rows:
+            raise HttpError(404, "E_NOT_FOUND", "appliance not found")
+        current = rows[0]["signing_vkey"]
+        hit = self._epochs.get((appliance_id, current))
+        if hit is not None:
+            return hit
+        statements = [json.loads(r["statement"]) for r in rows if r["statement"] is not None]
+        if not statements:
+            epochs = [KeyEpoch(self._verifier(current), 1, None)]
+        else:
+            try:
+                epochs = key_epochs(
+                    original_key(current, statements), statements, f"appliance {appliance_id}"
+                )
+            except AttestationError as exc:
+                raise HttpError(500, "E_KEYS", f"stored key history is unusable: {exc}") from None
+            if epochs[-1].verifier.vkey != current:
+                raise HttpError(500, "E_KEYS", "stored key history does not end at the key")
+        if len(self._epochs) > 100_000:
+            self._epochs.clear()
+        self._epochs[(appliance_id, current)] = epochs
+        return epochs
 
     def appliance_cosigner(self, p: auth.Principal) -> Verifier:
         return self._verifier(p.cosign_vkey or "")

@@ -11,7 +11,17 @@ makes ``append`` idempotent. ``hashes(level, idx)`` holds every *complete* subtr
 written in the same transaction as the leaves that complete it (level 0 is ``leaves.leaf_hash``);
 together they are an ``osiris_core.tlog.HashStore``, so every root and proof is O(log² n) point
 reads, never O(n). ``checkpoints(size PK, root, note, signed_at)`` keeps every checkpoint ever
-signed; ``cosignatures`` keeps the latest N per checkpoint (one per cosigner key).
+signed, from the size-0 checkpoint (RFC 6962 empty root) signed when an empty log is first opened,
+so there is always a checkpoint to serve and a witness always has a starting point.
+
+``cosigners(name, key_id PK, size, timestamp, line, received_at)`` keeps each cosigner's (each
+appliance's) newest cosignature: one row per cosigner key, replaced only by a cosignature over a
+larger checkpoint, or over the same checkpoint with a later timestamp. There is no shared cap, so
+no cosigner (no tenant, however many appliances it enrols) can push out another's row. A
+cosignature timestamped more than ``COSIG_MAX_FUTURE_S`` ahead of the server's clock is refused
+(a far-future timestamp would otherwise pin that row). Databases written before this table existed
+kept ``cosignatures(size, name, key_id, …)`` with the newest 20 per checkpoint; on open, each
+cosigner's newest row of it moves into ``cosigners`` and the old table is dropped.
 
 Why no two inconsistent checkpoints can ever be signed, even across kill -9
 -----------------------------------------------------------------------------
@@ -59,6 +69,7 @@ import math
 import sqlite3
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +79,11 @@ from osiris_core.errors import NoteError, OsirisError, ProofError
 from osiris_core.keys import Signer, Verifier
 
 MAX_ENTRY_BYTES = 65535  # tlog-tiles entry bundles are uint16-length-prefixed
-DEFAULT_MAX_COSIGNATURES = 20
+COSIG_MAX_FUTURE_S = 300  # a cosignature may be at most this far ahead of the server's clock
+# a served note carries the log's signature plus at most this many cosignature lines (C2SP and
+# Go's sumdb/note refuse notes with more than 100 signatures)
+MAX_NOTE_COSIGNATURES = notes.MAX_SIGNATURES - 1
+_IN_CHUNK = 500  # names per "IN (...)" query (SQLite's variable limit is far above)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -92,15 +107,16 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note TEXT NOT NULL,
     signed_at INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS cosignatures (
-    size INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS cosigners (
     name TEXT NOT NULL,
     key_id BLOB NOT NULL,
+    size INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
     line TEXT NOT NULL,
     received_at INTEGER NOT NULL,
-    PRIMARY KEY (size, name, key_id)
+    PRIMARY KEY (name, key_id)
 );
+CREATE INDEX IF NOT EXISTS cosigners_size ON cosigners (size);
 """
 
 
@@ -177,7 +193,6 @@ class TransparencyLog:
         origin: str,
         interval_s: float,
         idle_s: float,
-        max_cosignatures: int,
     ) -> None:
         self._path = Path(path)
         self._signer = signer
@@ -185,7 +200,6 @@ class TransparencyLog:
         self._origin = origin
         self._interval = max(0.0, float(interval_s))
         self._idle = float(idle_s)
-        self._max_cosigs = max(1, int(max_cosignatures))
         self._write_lock = threading.Lock()  # the single sequencer
         self._cond = threading.Condition()  # guards the fields below
         self._size = 0
@@ -213,18 +227,18 @@ class TransparencyLog:
         *,
         interval_s: float = 1.0,
         idle_s: float = 300.0,
-        max_cosignatures: int = DEFAULT_MAX_COSIGNATURES,
         full_check: bool = False,
     ) -> TransparencyLog:
         """Open (or create) the log file; refuse to start on a stored tree that disagrees
-        with its own latest checkpoint. ``origin`` is also the checkpoint key name.
+        with its own latest checkpoint. ``origin`` is also the checkpoint key name. A log
+        with no checkpoint yet (a new, empty one) gets its first checkpoint signed here.
 
         The default check recomputes the latest checkpoint's root from the stored subtree
         hashes (O(log n)); ``full_check`` also runs :meth:`verify_storage` (O(n)), which
         catches an edited entry hidden under an unchanged interior hash."""
         if signer.name != origin:
             raise LogError(f"log key name {signer.name!r} must equal the origin {origin!r}")
-        log = cls(Path(path), signer, origin, interval_s, idle_s, max_cosignatures)
+        log = cls(Path(path), signer, origin, interval_s, idle_s)
         try:
             log._init_storage()
             if full_check:
@@ -255,6 +269,7 @@ class TransparencyLog:
                 raise LogError(
                     f"log database {self._path} belongs to origin {row[0]!r}, not {self._origin!r}"
                 )
+            self._migrate_cosignatures(w)
             w.execute("COMMIT")
         except BaseException:
             w.execute("ROLLBACK")
@@ -267,6 +282,39 @@ class TransparencyLog:
         self._load_frontier(w, size)
         latest = self._check_latest(w, size)
         self._latest = latest
+        if latest is None:
+            # the first checkpoint (size 0 for a new log: the empty root), so that there is
+            # always one to serve and a witness has a starting point. Under the write lock and
+            # after a resync, like every signature: a worker opening the same file at the same
+            # time reuses it instead of signing another
+            self._sign_current(first=True)
+
+    @staticmethod
+    def _migrate_cosignatures(w: sqlite3.Connection) -> None:
+        """Move a pre-``cosigners`` database's ``cosignatures`` (newest 20 per checkpoint) into
+        one row per cosigner key: its row over the largest checkpoint, newest timestamp first,
+        leaving out far-future timestamps as ``add_cosignature`` would now refuse them. Runs
+        inside the open transaction; a database without the old table is left alone."""
+        old = w.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'"
+        ).fetchone()
+        if old is None:
+            return
+        limit = int(time.time()) + COSIG_MAX_FUTURE_S
+        rows = w.execute(
+            "SELECT name, key_id, size, timestamp, line, received_at FROM cosignatures"
+            " WHERE timestamp <= ? ORDER BY name, key_id, size DESC, timestamp DESC",
+            (limit,),
+        ).fetchall()
+        kept: dict[tuple[str, bytes], tuple] = {}
+        for r in rows:
+            kept.setdefault((r[0], bytes(r[1])), r)
+        w.executemany(
+            "INSERT INTO cosigners (name, key_id, size, timestamp, line, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name, key_id) DO NOTHING",
+            list(kept.values()),
+        )
+        w.execute("DROP TABLE cosignatures")
 
     def _load_frontier(self, conn: sqlite3.Connection, size: int) -> None:
         """The left siblings a future append will need: one per level where the count is odd."""
@@ -561,14 +609,15 @@ class TransparencyLog:
                 self._signing = False
                 self._cond.notify_all()
 
-    def _sign_current(self) -> SignedCheckpoint:
+    def _sign_current(self, first: bool = False) -> SignedCheckpoint:
         """Sign the whole committed tree — read, signed and stored under the write lock.
 
         The lock is SQLite's (``BEGIN IMMEDIATE``), which every process appending to this file
         takes too, so size and root come from one frozen, durable prefix of the one leaf
         sequence: two workers can never sign checkpoints that disagree. If another process
         already signed this exact size, its checkpoint is reused (Ed25519 is deterministic, so
-        it is the same note anyway)."""
+        it is the same note anyway). ``first``: the checkpoint signed at open, which does not
+        delay the next signature by ``interval_s``."""
         with self._write_lock:
             w = self._w
             if w is None:
@@ -596,8 +645,10 @@ class TransparencyLog:
         cp = SignedCheckpoint(size, root, signed)
         with self._cond:
             self._latest = cp
-            self._last_sign_mono = time.monotonic()
+            if not first:
+                self._last_sign_mono = time.monotonic()
             self.signatures += 1
+            self._cond.notify_all()
         return cp
 
     def _heartbeat_loop(self) -> None:
@@ -626,37 +677,60 @@ class TransparencyLog:
         with self._cond:
             return self._latest
 
-    def checkpoint_at(self, size: int) -> SignedCheckpoint | None:
-        """A stored historic checkpoint with its latest cosignature lines appended."""
+    def checkpoint_at(
+        self, size: int, cosigners: Collection[str] | None = None
+    ) -> SignedCheckpoint | None:
+        """A stored checkpoint with the cosignature lines of the cosigners whose newest
+        cosignature is over it appended.
+
+        ``cosigners``: only lines by these key names (``osiris/appliance/<id>``); None: every
+        cosigner. The log knows no tenants: callers serving a note pass the names their caller
+        may see. At most ``MAX_NOTE_COSIGNATURES`` lines, the newest timestamps first."""
         conn = self._reader()
         row = conn.execute("SELECT root, note FROM checkpoints WHERE size = ?", (size,)).fetchone()
         if row is None:
             return None
-        lines = [
-            r[0]
-            for r in conn.execute(
-                "SELECT line FROM cosignatures WHERE size = ? ORDER BY timestamp, name, key_id",
-                (size,),
-            )
-        ]
+        lines = self.cosignature_lines(size, cosigners)
         note = notes.add_signature_lines(row[1], lines) if lines else row[1]
         return SignedCheckpoint(int(size), bytes(row[0]), note)
 
-    def latest_cosigned(self, names: list[str]) -> int | None:
+    def cosignature_lines(self, size: int, cosigners: Collection[str] | None = None) -> list[str]:
+        """The stored cosignature lines over checkpoint ``size`` (see ``checkpoint_at``),
+        ordered by timestamp then name."""
+        conn = self._reader()
+        sql = "SELECT name, key_id, timestamp, line FROM cosigners WHERE size = ?"
+        rows: list[tuple[str, bytes, int, str]] = []
+        if cosigners is None:
+            rows = conn.execute(sql, (size,)).fetchall()
+        else:
+            names = sorted(set(cosigners))
+            for i in range(0, len(names), _IN_CHUNK):
+                chunk = names[i : i + _IN_CHUNK]
+                marks = ",".join("?" for _ in chunk)
+                rows += conn.execute(f"{sql} AND name IN ({marks})", (size, *chunk)).fetchall()
+        rows.sort(key=lambda r: (-int(r[2]), r[0], bytes(r[1])))
+        kept = sorted(rows[:MAX_NOTE_COSIGNATURES], key=lambda r: (int(r[2]), r[0], bytes(r[1])))
+        return [r[3] for r in kept]
+
+    def latest_cosigned(self, names: Collection[str]) -> int | None:
         """Size of the newest checkpoint cosigned by any of these cosigner names, or None.
 
         An export for one clinic uses it, so that every proof is against a checkpoint the
         clinic's own appliances vouched for (the auditor's quorum), not only the MSP's log key.
+        Each cosigner keeps its own newest cosignature, so nobody else's can change the answer.
         """
-        if not names:
-            return None
-        marks = ",".join("?" for _ in names)
-        row = (
-            self._reader()
-            .execute(f"SELECT MAX(size) FROM cosignatures WHERE name IN ({marks})", names)
-            .fetchone()
-        )
-        return int(row[0]) if row and row[0] is not None else None
+        best: int | None = None
+        conn = self._reader()
+        unique = sorted(set(names))
+        for i in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[i : i + _IN_CHUNK]
+            marks = ",".join("?" for _ in chunk)
+            row = conn.execute(
+                f"SELECT MAX(size) FROM cosigners WHERE name IN ({marks})", chunk
+            ).fetchone()
+            if row and row[0] is not None and (best is None or int(row[0]) > best):
+                best = int(row[0])
+        return best
 
     def checkpoint_sizes(self) -> list[int]:
         """Sizes of every stored checkpoint, ascending."""
@@ -704,11 +778,16 @@ class TransparencyLog:
         return notes.TlogProof(index=index, hashes=hashes, checkpoint=checkpoint.note).format()
 
     # ------------------------------------------------------------------ cosignatures
-    def add_cosignature(self, size: int, line: str, verifier: Verifier) -> int:
+    def add_cosignature(
+        self, size: int, line: str, verifier: Verifier, now: float | None = None
+    ) -> int:
         """Verify and store a cosignature line over our stored checkpoint of ``size``.
 
-        Keeps one line per cosigner key (the newest timestamp) and the newest N cosigners per
-        checkpoint. Returns the cosignature timestamp; ``NoteError`` if invalid or unknown size.
+        Keeps one row per cosigner key: this line replaces the stored one when it is over a
+        larger checkpoint, or over the same checkpoint with a later timestamp (otherwise it is
+        verified and ignored). A timestamp more than ``COSIG_MAX_FUTURE_S`` ahead of ``now``
+        (default: the server's clock) is refused. Returns the cosignature timestamp;
+        ``NoteError`` if invalid, refused, or over an unknown size.
         """
         if not isinstance(line, str):
             raise NoteError("cosignature line must be text")
@@ -722,6 +801,8 @@ class TransparencyLog:
             blob = base64.b64decode(b64.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError, ValueError):
             raise NoteError("cosignature is not valid base64") from None
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise NoteError("cosignature size must be an integer")
         row = (
             self._reader()
             .execute("SELECT note FROM checkpoints WHERE size = ?", (size,))
@@ -733,6 +814,12 @@ class TransparencyLog:
         ts = notes.verify_cosignature(body, name, blob, verifier)
         if ts is None:
             raise NoteError(f"cosignature by {name} does not verify for checkpoint {size}")
+        clock = time.time() if now is None else now
+        if ts > clock + COSIG_MAX_FUTURE_S:
+            raise NoteError(
+                f"cosignature by {name} is timestamped {ts - int(clock)} s ahead of the "
+                f"server's clock (at most {COSIG_MAX_FUTURE_S} s allowed)"
+            )
         with self._write_lock:
             w = self._w
             if w is None:
@@ -740,19 +827,15 @@ class TransparencyLog:
             w.execute("BEGIN IMMEDIATE")
             try:
                 w.execute(
-                    "INSERT INTO cosignatures (size, name, key_id, timestamp, line, received_at)"
+                    "INSERT INTO cosigners (name, key_id, size, timestamp, line, received_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (size, name, key_id) DO UPDATE SET"
-                    " timestamp = excluded.timestamp, line = excluded.line,"
-                    " received_at = excluded.received_at"
-                    " WHERE excluded.timestamp > cosignatures.timestamp",
-                    (size, name, bytes(blob[:4]), ts, text + "\n", int(time.time())),
-                )
-                w.execute(
-                    "DELETE FROM cosignatures WHERE size = ? AND rowid NOT IN ("
-                    " SELECT rowid FROM cosignatures WHERE size = ?"
-                    " ORDER BY timestamp DESC, received_at DESC LIMIT ?)",
-                    (size, size, self._max_cosigs),
+                    " ON CONFLICT (name, key_id) DO UPDATE SET"
+                    " size = excluded.size, timestamp = excluded.timestamp,"
+                    " line = excluded.line, received_at = excluded.received_at"
+                    " WHERE excluded.size > cosigners.size"
+                    " OR (excluded.size = cosigners.size"
+                    " AND excluded.timestamp > cosigners.timestamp)",
+                    (name, bytes(blob[:4]), size, ts, text + "\n", int(clock)),
                 )
                 w.execute("COMMIT")
             except BaseException:

@@ -1,10 +1,14 @@
 """Evidence ingest (appliances) and query (operators).
 
 Ingest, per envelope and without writing anything for a rejected one: canonical form, size cap,
-schema, appliance/site identity = the token's appliance, signature by that appliance's registered
-key, and chain continuity (``seq``/``prev_hash``). Accepted envelopes go to the one Merkle log in
-one fsync'd batch, then into the evidence index; every answer carries a receipt (tlog-proof)
-against a freshly signed checkpoint plus a consistency proof from the appliance's ``log_size_seen``.
+schema, appliance/site identity = the token's appliance, signature by the appliance's key *for
+that seq* (the key epoch containing it: after a key rotation, bundles below its
+``effective_seq`` — still in the agent's outbox — verify with the old key, bundles from it on
+only with the new one; api/rotation.py), and chain continuity (``seq``/``prev_hash``).
+Accepted envelopes go to the one Merkle log in one fsync'd batch, then into the evidence index;
+every answer carries a receipt (tlog-proof) against a freshly signed checkpoint (the log's
+signature only, no cosignature lines) plus a consistency proof from the appliance's
+``log_size_seen``.
 
 Idempotent: a resent envelope is found by bundle hash and answered ``duplicate`` with its
 original index. Crash-safe: the log append is durable before the index insert; after a crash
@@ -15,14 +19,15 @@ written then.
 from __future__ import annotations
 
 import base64
-import threading
-import zlib
 from typing import TYPE_CHECKING, Any
 
 from osiris_core import canonical
 from osiris_core import evidence as ev
 from osiris_core.errors import OsirisError
+from osiris_core.keys import Verifier
+from osiris_core.trust import KeyEpoch
 from osiris_server.api.common import LIMIT, SITE_ID, read, site_for
+from osiris_server.api.logapi import served_checkpoint
 from osiris_server.db import evidence as db_evidence
 from osiris_server.db import incidents as db_incidents
 from osiris_server.db import orders as db_orders
@@ -44,12 +49,12 @@ POST = {
     "log_size_seen": F("integer", minimum=0, description="the appliance's last verified size"),
 }
 
-_STRIPES = [threading.Lock() for _ in range(64)]
 
-
-def _stripe(appliance_id: str) -> threading.Lock:
-    """Chain checks of one appliance are serialised; different appliances run in parallel."""
-    return _STRIPES[zlib.crc32(appliance_id.encode()) % len(_STRIPES)]
+def _key_for(epochs: list[KeyEpoch], seq: int) -> tuple[Verifier, KeyEpoch]:
+    for e in epochs:
+        if seq >= e.first_seq and (e.last_seq is None or seq <= e.last_seq):
+            return e.verifier, e
+    raise Reject("E_SIG", f"no signing key of this appliance covers seq {seq}")
 
 
 class Reject(Exception):
@@ -79,11 +84,12 @@ def ingest(app: App, req: Request) -> Response:
     seen = body.get("log_size_seen", 0)
     if seen > app.log.size() and seen > app.log.refresh():  # refresh: another worker
         raise HttpError(409, "E_LOG_SIZE", "log_size_seen is beyond this log's size")
-    verifier = app.appliance_verifier(p)
-    keyring = {verifier.key_id_hex: verifier}
     results: list[dict[str, Any]] = []
     staged: list[tuple[int, bytes, dict[str, Any], str, bool]] = []  # i, data, bundle, hash, gap
-    with _stripe(p.id):
+    # chain checks, key choice and the writes of one appliance run alone (other processes too:
+    # a key rotation holds the same lock); different appliances run in parallel
+    with app.appliance_locks.hold(p.id):
+        epochs = app.signing_epochs(p.id)  # read now: a rotation may postdate authentication
         batch_seq: dict[int, tuple[str, str]] = {}  # seq -> (bundle_hash, prev_hash)
 
         def at(seq: int) -> tuple[str, str] | None:
@@ -99,7 +105,15 @@ def ingest(app: App, req: Request) -> Response:
                 bundle = env["bundle"]
                 if bundle["appliance_id"] != p.id or bundle["site_id"] != p.site_id:
                     raise Reject("E_IDENTITY", "bundle names another appliance or site")
-                ev.verify_envelope(env, keyring, validate=False)
+                verifier, epoch = _key_for(epochs, bundle["seq"])
+                if env["sig"]["key_id"] != verifier.key_id_hex:
+                    raise Reject(
+                        "E_SIG",
+                        f"seq {bundle['seq']} must be signed with key {verifier.key_id_hex} "
+                        f"(this appliance's key from seq {epoch.first_seq}), not "
+                        f"{env['sig']['key_id']}",
+                    )
+                ev.verify_envelope(env, {verifier.key_id_hex: verifier}, validate=False)
                 bh = ev.bundle_hash(bundle)
                 res: dict[str, Any] = {"bundle_hash": bh, "index": None, "receipt": None}
                 known = db_evidence.by_hash(app.db, bh)
@@ -241,7 +255,7 @@ QUERY = {
     "limit": LIMIT,
     "proof_size": F(
         "integer",
-        minimum=1,
+        minimum=0,
         description="also return each row's inclusion proof against the stored checkpoint "
         "of this size (one request instead of one /log/proof/inclusion per bundle)",
     ),
@@ -253,7 +267,7 @@ def query(app: App, req: Request) -> Response:
     site_for(app, req.principal, q["site"])
     cp = None
     if "proof_size" in q:
-        cp = app.log.checkpoint_at(q["proof_size"])
+        cp = served_checkpoint(app, req.principal, q["proof_size"], q["site"])
         if cp is None:
             raise not_found("checkpoint")
     rows = db_evidence.query(

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 def healthz(app: App, req: Request) -> Response:
-    return json_response({"status": "ok", "log_size": app.log.size()})
+    # liveness only: an unauthenticated caller learns nothing (not even the log's size)
+    return json_response({"status": "ok"})
 
 
 def openapi(app: App, req: Request) -> Response:

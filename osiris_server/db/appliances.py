@@ -54,6 +54,21 @@ def list_for_sites(db: Database, site_ids: list[str] | None) -> list[dict[str, A
     )
 
 
+def ids_for_sites(db: Database, site_ids: list[str] | None) -> list[str]:
+    """Ids of the appliances (revoked ones too) of these sites; None: of every site."""
+    if site_ids is None:
+        return [r["id"] for r in db.query("SELECT id FROM appliances")]
+    out: list[str] = []
+    for i in range(0, len(site_ids), 500):
+        chunk = site_ids[i : i + 500]
+        marks = ",".join("?" for _ in chunk)
+        out += [
+            r["id"]
+            for r in db.query(f"SELECT id FROM appliances WHERE site_id IN ({marks})", chunk)
+        ]
+    return out
+
+
 def revoke(w: Writer, appliance_id: str) -> bool:
     return (
         w.execute(

@@ -216,6 +216,20 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE mac_requests ADD COLUMN requester_hash TEXT",
     ],
+    # 5: appliance signing-key rotations (osiris.key-rotation/1 statements signed by the old
+    # key, accepted at POST /appliance/key-rotation); evidence ingest picks each bundle's key by
+    # the epoch its seq falls in, and GET /log/keys hands the statements to auditors
+    [
+        """CREATE TABLE appliance_key_rotations (
+            appliance_id TEXT NOT NULL REFERENCES appliances(id),
+            effective_seq INTEGER NOT NULL,
+            old_vkey TEXT NOT NULL,
+            new_vkey TEXT NOT NULL,
+            statement TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (appliance_id, effective_seq)
+        )""",
+    ],
 ]
 
 

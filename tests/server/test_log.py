@@ -128,7 +128,7 @@ def test_every_pair_of_checkpoints_consistent(tmp_path, signer):
             cp = log.wait_checkpoint(res[-1].index + 1)
             assert cp.size == log.size()
         sizes = log.checkpoint_sizes()
-        assert len(sizes) == 25
+        assert len(sizes) == 26 and sizes[0] == 0  # the size-0 checkpoint signed at open
         cps = [log.checkpoint_at(s) for s in sizes]
         for cp in cps:
             _check_note(cp, log)
@@ -167,8 +167,8 @@ def test_wait_timeout_and_closed(tmp_path, signer):
     with pytest.raises(LogError):
         log.wait_checkpoint(5, timeout=0.2)
     assert time.monotonic() - t0 < 2
-    empty_ok = log.wait_checkpoint(0)
-    assert empty_ok.size == 1
+    assert log.wait_checkpoint(0).size == 0  # the size-0 checkpoint signed at open
+    assert log.wait_checkpoint(1).size == 1
     log.close()
     with pytest.raises(LogError):
         log.append([b"two"])
@@ -406,7 +406,7 @@ def test_kill_9_loses_nothing_acknowledged(tmp_path, signer):
 
 
 def test_cosignatures_accept_reject_and_keep_latest(tmp_path, signer):
-    log = _open(tmp_path, signer, max_cosignatures=3)
+    log = _open(tmp_path, signer)
     try:
         log.append(_entries("w", 3))
         cp3 = log.wait_checkpoint(3)
@@ -455,13 +455,165 @@ def test_cosignatures_accept_reject_and_keep_latest(tmp_path, signer):
         note3 = log.checkpoint_at(3).note
         assert newer in note3 and line not in note3 and older not in note3
 
-        # keep only the latest N (3) cosigners per checkpoint
-        for i in range(4):
+        # one row per cosigner: cosigning a larger checkpoint moves the line there (even with an
+        # older timestamp: a larger tree is newer news), and a smaller one never moves it back
+        on5 = notes.cosign(body5, witness, 1_700_000_050)
+        log.add_cosignature(5, on5, wv)
+        assert on5 in log.checkpoint_at(5).note
+        assert "osiris/appliance/ap1" not in log.checkpoint_at(3).note
+        log.add_cosignature(3, notes.cosign(body3, witness, 1_700_000_900), wv)
+        assert (
+            on5 in log.checkpoint_at(5).note and log.latest_cosigned(["osiris/appliance/ap1"]) == 5
+        )
+
+        # no shared cap: every cosigner keeps its line, however many others cosign
+        for i in range(30):
             w = Signer.generate(f"osiris/appliance/x{i}", key_type=0x04)
             log.add_cosignature(5, notes.cosign(body5, w, 1_700_000_000 + i), w.verifier())
         note5 = log.checkpoint_at(5).note
         lines5 = [ln for ln in note5.splitlines() if ln.startswith("— osiris/appliance/")]
-        assert len(lines5) == 3
-        assert "osiris/appliance/x0 " not in note5
+        assert len(lines5) == 31 and on5.rstrip("\n") in lines5
+        # the caller's view: only the names asked for
+        mine = log.checkpoint_at(5, cosigners={"osiris/appliance/x3", "osiris/appliance/nobody"})
+        assert [
+            ln.split(" ")[1] for ln in mine.note.splitlines() if ln.startswith("— osiris/")
+        ] == ["osiris/appliance/x3"]
+        assert log.checkpoint_at(5, cosigners=set()).note == cp5.note
+        assert log.latest_cosigned(["osiris/appliance/x7", "osiris/appliance/ap1"]) == 5
+        assert log.latest_cosigned(["osiris/appliance/nobody"]) is None
+        assert log.latest_cosigned([]) is None
     finally:
         log.close()
+
+
+def test_far_future_cosignatures_are_refused_and_not_stored(tmp_path, signer):
+    log = _open(tmp_path, signer)
+    try:
+        log.append(_entries("f", 2))
+        cp = log.wait_checkpoint(2)
+        body = notes.open_note(cp.note, [log.verifier]).text
+        w = Signer.generate("osiris/appliance/ap-future", key_type=0x04)
+        now = 1_800_000_000
+        # up to 300 s ahead is clock skew, accepted
+        ok = notes.cosign(body, w, now + 300)
+        assert log.add_cosignature(2, ok, w.verifier(), now=now) == now + 300
+        # 301 s ahead: refused, and it does not replace the stored line
+        ahead = notes.cosign(body, w, now + 301)
+        with pytest.raises(NoteError, match="ahead of the server"):
+            log.add_cosignature(2, ahead, w.verifier(), now=now)
+        far = notes.cosign(body, w, 2**62)
+        with pytest.raises(NoteError):
+            log.add_cosignature(2, far, w.verifier())
+        note2 = log.checkpoint_at(2).note
+        assert ok in note2 and ahead not in note2 and far not in note2
+        with sqlite3.connect(tmp_path / "log.db") as db:
+            rows = db.execute("SELECT name, timestamp FROM cosigners").fetchall()
+        assert rows == [("osiris/appliance/ap-future", now + 300)]
+    finally:
+        log.close()
+
+
+def test_served_note_stays_a_valid_note_with_many_cosigners(tmp_path, signer):
+    """Go's sumdb/note (and ours) refuse more than 100 signatures: a note carries the log's
+    plus the newest 99 cosignatures, whatever is stored."""
+    log = _open(tmp_path, signer)
+    try:
+        log.append(_entries("m", 1))
+        cp = log.wait_checkpoint(1)
+        body = notes.open_note(cp.note, [log.verifier]).text
+        witnesses = [Signer.generate(f"osiris/appliance/m{i}", key_type=0x04) for i in range(120)]
+        for i, w in enumerate(witnesses):
+            log.add_cosignature(1, notes.cosign(body, w, 1_700_000_000 + i), w.verifier())
+        note = log.checkpoint_at(1).note
+        opened = notes.open_note(note, [log.verifier, *(w.verifier() for w in witnesses)])
+        assert len(opened.signatures) == notes.MAX_SIGNATURES
+        assert "osiris/appliance/m119" in opened.verified  # the newest are kept
+        assert "osiris/appliance/m0" not in opened.verified
+        # every cosigner is still stored, and a narrower view shows the older ones
+        assert log.latest_cosigned(["osiris/appliance/m0"]) == 1
+        assert "osiris/appliance/m0 " in log.checkpoint_at(1, ["osiris/appliance/m0"]).note
+    finally:
+        log.close()
+
+
+def test_empty_log_publishes_the_size_0_checkpoint(tmp_path, signer):
+    log = _open(tmp_path, signer)
+    try:
+        cp = log.latest_checkpoint()
+        assert cp is not None and cp.size == 0 and cp.root == tlog.EMPTY_ROOT
+        _check_note(cp, log)
+        assert log.checkpoint_sizes() == [0] and log.signatures == 1
+        assert log.checkpoint_at(0).note == cp.note
+        # the first real checkpoint is not delayed by the signing interval, and is consistent
+        log.append(_entries("g", 3))
+        cp3 = log.wait_checkpoint(3, timeout=2)
+        tlog.verify_consistency(0, 3, cp.root, cp3.root, log.consistency_proof(0, 3))
+    finally:
+        log.close()
+    # reopening signs nothing new (the stored checkpoints are kept and checked)
+    log = _open(tmp_path, signer)
+    try:
+        assert log.checkpoint_sizes() == [0, 3] and log.signatures == 0
+    finally:
+        log.close()
+    # a second process opening the same new file at once reuses the size-0 checkpoint
+    other = tmp_path / "other"
+    other.mkdir()
+    a = TransparencyLog.open(other / "log.db", signer, ORIGIN, interval_s=0, idle_s=0)
+    b = TransparencyLog.open(other / "log.db", signer, ORIGIN, interval_s=0, idle_s=0)
+    try:
+        assert a.checkpoint_sizes() == [0] == b.checkpoint_sizes()
+        assert a.latest_checkpoint().note == b.latest_checkpoint().note
+    finally:
+        a.close()
+        b.close()
+
+
+def test_old_cosignature_table_is_migrated(tmp_path, signer):
+    """A log database written before per-cosigner storage (``cosignatures``: newest 20 per
+    checkpoint) still opens; each cosigner's newest line moves over, far-future ones do not."""
+    log = _open(tmp_path, signer)
+    try:
+        log.append(_entries("o", 2))
+        cp2 = log.wait_checkpoint(2)
+        log.append(_entries("o2", 2))
+        cp4 = log.wait_checkpoint(4)
+    finally:
+        log.close()
+    body2 = notes.open_note(cp2.note, [signer.verifier()]).text
+    body4 = notes.open_note(cp4.note, [signer.verifier()]).text
+    a = Signer.generate("osiris/appliance/old-a", key_type=0x04)
+    b = Signer.generate("osiris/appliance/old-b", key_type=0x04)
+    evil = Signer.generate("osiris/appliance/old-evil", key_type=0x04)
+    now = int(time.time())
+    rows = [
+        (2, a, body2, now - 100),
+        (4, a, body4, now - 200),  # a's newest: the larger checkpoint
+        (2, b, body2, now - 50),
+        (4, evil, body4, now + 10**9),  # an eviction attempt from before: not carried over
+    ]
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        db.execute("DROP TABLE cosigners")
+        db.execute(
+            "CREATE TABLE cosignatures (size INTEGER NOT NULL, name TEXT NOT NULL,"
+            " key_id BLOB NOT NULL, timestamp INTEGER NOT NULL, line TEXT NOT NULL,"
+            " received_at INTEGER NOT NULL, PRIMARY KEY (size, name, key_id))"
+        )
+        for size, w, body, ts in rows:
+            db.execute(
+                "INSERT INTO cosignatures VALUES (?, ?, ?, ?, ?, ?)",
+                (size, w.name, w.key_id, ts, notes.cosign(body, w, ts), now),
+            )
+    log = _open(tmp_path, signer)
+    try:
+        assert log.latest_cosigned([a.name]) == 4
+        assert log.latest_cosigned([b.name]) == 2
+        assert log.latest_cosigned([evil.name]) is None
+        opened = notes.open_note(log.checkpoint_at(4).note, [log.verifier, a.verifier()])
+        assert opened.timestamps == {a.name: now - 200}
+        assert b.name in log.checkpoint_at(2).note and a.name not in log.checkpoint_at(2).note
+    finally:
+        log.close()
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "cosignatures" not in tables and "cosigners" in tables
