@@ -82,10 +82,57 @@ class LocalState:
     meta: dict[str, str] = field(default_factory=dict)
     run_requested: bool = False
     read_at: float = 0.0
+    # The facts of the clinic's attestation (`osiris-agent attest`), for the phone: public keys
+    # only — the appliance's from state.db (the agent records them), the server's from pins.json.
+    signing_vkey: str | None = None
+    cosign_vkey: str | None = None
+    log_vkey: str | None = None
+    order_vkey: str | None = None
+    key_rotations: int = 0
+    decommissioned: int | None = None
+    policy_version: str | None = None
+    ruleset_hash: str | None = None
 
     @property
     def drift_count(self) -> int:
         return sum(1 for r in self.results if r.status == "drift")
+
+    @property
+    def cosigned_size(self) -> int | None:
+        """Size of the newest checkpoint the appliance verified (and cosigns); None if none."""
+        if not self.witness_size or "witness_checkpoint" not in self.meta:
+            return None
+        return self.witness_size
+
+    def identity(self) -> list[tuple[str, str]]:
+        """(label, value) rows a technician reads over the phone: the same facts as the
+        attestation, keys as fingerprints (``osiris_core.trust.fingerprint``)."""
+        head = self.chain_head if self.chain_seq else None
+        cp = self.cosigned_size
+        rows = [
+            ("appliance", self.appliance_id or "?"),
+            ("site", self.site_id or "?"),
+            ("signing key", _fp(self.signing_vkey)),
+            ("cosigning key", _fp(self.cosign_vkey)),
+            ("log key", _fp(self.log_vkey)),
+            ("order key", _fp(self.order_vkey)),
+            ("key history", f"{self.key_rotations} rotation(s)"),
+            ("chain head", f"seq {self.chain_seq} " + (f"{head[:23]}…" if head else "(genesis)")),
+            ("cosigned checkpoint", f"size {cp}" if cp is not None else "none verified yet"),
+            ("policy", f"version {self.policy_version or 'default'}, ruleset "
+                       + (f"{self.ruleset_hash[:23]}…" if self.ruleset_hash else "none")),
+        ]  # fmt: skip
+        if self.decommissioned is not None:
+            rows.append(("DECOMMISSIONED", f"chain closed at seq {self.decommissioned}"))
+        return rows
+
+
+def _fp(vkey: str | None) -> str:
+    if not vkey:
+        return "? (not recorded yet: the agent has not run)"
+    from osiris_core.trust import fingerprint
+
+    return fingerprint(vkey)
 
 
 def _connect_ro(db: Path) -> sqlite3.Connection:
@@ -129,6 +176,8 @@ def read_state(state_dir: str | os.PathLike[str], evidence_limit: int = 200) -> 
                 st.appliance_id = p.get("appliance_id")
                 st.site_id = p.get("site_id")
                 st.server_url = p.get("server") or p.get("server_url")
+                st.log_vkey = p.get("log_vkey")
+                st.order_vkey = p.get("order_vkey")
         except (OSError, ValueError):
             pass
     try:
@@ -158,6 +207,16 @@ def read_state(state_dir: str | os.PathLike[str], evidence_limit: int = 200) -> 
         if "witness_size" in meta:
             st.witness_size = int(meta["witness_size"] or 0)
         st.witness_distrust = meta.get("witness_distrust")
+        st.signing_vkey = meta.get("signing_vkey")
+        st.cosign_vkey = meta.get("cosign_vkey")
+        history = _json(meta.get("key_history"))
+        st.key_rotations = len(history) if isinstance(history, list) else 0
+        if (meta.get("decommissioned") or "").isdigit():
+            st.decommissioned = int(meta["decommissioned"])
+        policy = _json(meta.get("policy"))
+        if isinstance(policy, dict):
+            st.policy_version = policy.get("policy_version")
+            st.ruleset_hash = policy.get("ruleset_hash")
         st.outbox_depth = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         st.outbox_rejected = conn.execute(
             "SELECT COUNT(*) FROM outbox WHERE state = 'rejected'"

@@ -2,6 +2,9 @@
 
 Works with Central Command down: nothing here touches the network. The one write is "run a
 cycle now", a `run-request` file the agent polls (the agent never listens on a socket).
+The Identity tab (key 3) shows the facts of the clinic's attestation (`osiris-agent attest`) —
+appliance, site, key fingerprints, key history, chain head, cosigned checkpoint — laid out to be
+read to an auditor or the MSP over the phone.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ class LocalScreen(Screen):
     BINDINGS = [
         Binding("c", "run_cycle", "Run cycle now", id="local.run"),
         Binding("r", "refresh", "Refresh", id="local.refresh"),
+        Binding("1", "tab('checks')", "Checks", show=False, id="local.tab1"),
+        Binding("2", "tab('evidence')", "Evidence", show=False, id="local.tab2"),
+        Binding("3", "tab('identity')", "Identity", id="local.tab3"),
     ]
 
     def __init__(self, state_dir: str) -> None:
@@ -50,6 +56,8 @@ class LocalScreen(Screen):
                      ("check", "CHECK"), ("at", "CREATED"), ("receipt", "RECEIPT")],
                     id="local-evidence",
                 )  # fmt: skip
+            with TabPane("Identity", id="identity"):
+                yield Static(Text("reading state…", style="dim"), id="local-identity")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -81,6 +89,7 @@ class LocalScreen(Screen):
         st.read_at = self.app.clock()  # type: ignore[attr-defined]
         self.state = st
         self.render_summary()
+        self.render_identity(st)
         self.query_one("#results", KeyedTable).sync(
             {
                 f"{r.host_id}\0{r.check}": [
@@ -139,9 +148,23 @@ class LocalScreen(Screen):
                 + (f"seq {receipt['seq']} log #{receipt['log_index']}" if receipt else "none"),
                 f"  drift {st.drift_count}",
                 ("  run requested" if st.run_requested else "", "yellow"),
+                ("  DECOMMISSIONED" if st.decommissioned is not None else "", "bold red"),
                 f"  read {age(now - st.read_at)} ago",
             )
         )
+
+    def render_identity(self, st: LocalState) -> None:
+        text = Text(" Read these over the phone (osiris-agent attest signs the same facts):\n\n",
+                    style="dim")  # fmt: skip
+        width = max(len(label) for label, _ in st.identity())
+        for label, value in st.identity():
+            style = "bold red" if label == "DECOMMISSIONED" else "bold"
+            text.append(f"  {label:<{width}}  ", style="dim" if style == "bold" else style)
+            text.append(f"{safe(value)}\n", style=style)
+        self.query_one("#local-identity", Static).update(text)
+
+    def action_tab(self, name: str) -> None:
+        self.query_one(TabbedContent).active = name
 
     def action_refresh(self) -> None:
         self.load()

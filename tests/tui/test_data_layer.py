@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,14 +24,48 @@ def test_data_layer_does_not_import_textual() -> None:
     assert out.stdout.strip() == "False"
 
 
-def _agent_state(tmp: Path) -> Path:
-    """A state dir written by the agent's own StateDB (the real schema, real WAL file)."""
-    from osiris_agent.state import StateDB
+APP = "app-0042"
+SITE = "site-7"
 
+
+def _keys() -> dict[str, Any]:
+    """Fixed-seed keys (Ed25519 is deterministic), so the snapshot's fingerprints are stable."""
+    from osiris_core.keys import KEY_TYPE_COSIGNATURE, Signer, appliance_key_name
+
+    name = appliance_key_name(APP)
+    return {
+        "old": Signer(name, bytes([1]) * 32),
+        "signing": Signer(name, bytes([2]) * 32),
+        "cosign": Signer(name, bytes([3]) * 32, KEY_TYPE_COSIGNATURE),
+        "log": Signer("cc.example/osiris/log", bytes([4]) * 32),
+        "order": Signer("cc.example/osiris/orders", bytes([5]) * 32),
+    }
+
+
+def _agent_state(tmp: Path) -> Path:
+    """A state dir written by the agent's own StateDB (the real schema, real WAL file), with
+    the pins an enrolment writes and the trust facts an agent that rotated its key once keeps."""
+    from osiris_agent.state import StateDB
+    from osiris_core import note
+    from osiris_core.trust import make_rotation
+
+    k = _keys()
+    pins = {"appliance_id": APP, "site_id": SITE, "log_vkey": k["log"].vkey,
+            "order_vkey": k["order"].vkey, "server_url": "https://cc.example"}  # fmt: skip
+    (tmp / "pins.json").write_text(json.dumps(pins))
+    rotation = make_rotation(k["old"], k["signing"], appliance_id=APP, site_id=SITE,
+                             effective_seq=2, at="2026-01-01T00:00:00.000Z")  # fmt: skip
+    cp = note.sign_note(note.Checkpoint(k["log"].name, 2, bytes(32)).body(), [k["log"]])
     db = StateDB.open_dir(tmp)
     with db.tx():
         db.set("chain_seq", "3")
         db.set("chain_head", "sha256:" + "ab" * 32)
+        db.set("signing_vkey", k["signing"].vkey)
+        db.set("cosign_vkey", k["cosign"].vkey)
+        db.set_json("key_history", [rotation])
+        db.set("witness_checkpoint", cp)
+        db.set("witness_size", "2")
+        db.set_json("policy", {"policy_version": "12", "ruleset_hash": "sha256:" + "cd" * 32})
         db.set_json("last_checkin", {"at": "2026-01-02T03:04:05.000Z", "ok": False})
         db.set_result("dc01", "firewall", "drift", {"enabled": False}, {"enabled": True},
                       "2026-01-01T00:00:00.000Z")  # fmt: skip
@@ -66,6 +101,56 @@ def test_local_state_reads_agent_db_read_only(tmp_path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         conn.execute("DELETE FROM evidence")
     conn.close()
+
+
+def test_local_identity_shows_the_attestation_facts(tmp_path) -> None:
+    """The Identity panel's rows are the attestation's facts, keys as fingerprints."""
+    from osiris_core.trust import fingerprint
+
+    d = _agent_state(tmp_path)
+    k = _keys()
+    st = local.read_state(d)
+    rows = dict(st.identity())
+    assert rows["appliance"] == APP and rows["site"] == SITE
+    assert rows["signing key"] == fingerprint(k["signing"].vkey)
+    assert rows["cosigning key"] == fingerprint(k["cosign"].vkey)
+    assert rows["log key"] == fingerprint(k["log"].vkey)
+    assert rows["order key"] == fingerprint(k["order"].vkey)
+    assert rows["key history"] == "1 rotation(s)"
+    assert rows["chain head"] == "seq 3 sha256:abababababababab…"
+    assert rows["cosigned checkpoint"] == "size 2"
+    assert rows["policy"].startswith("version 12, ruleset sha256:cdcd")
+    assert "DECOMMISSIONED" not in rows
+    assert st.decommissioned is None and st.key_rotations == 1
+
+
+def test_local_identity_of_a_real_agent(tmp_path) -> None:
+    """Against state written by the real agent (enrolled with the fake Central Command, one
+    cycle, then decommissioned): the panel names its keys and the closed chain."""
+    from osiris_agent.enroll import read_pins
+    from osiris_core.trust import fingerprint
+    from tests.agent.fixtures_agent import FakeCentral, make_agent
+
+    with FakeCentral() as srv:
+        a = make_agent(srv, tmp_path / "s")
+        try:
+            a.cycle()
+            a.decommission()
+            seq = a.outbox.head()[0]
+            signing, cosign = a.signer.vkey, a.cosigner.vkey
+        finally:
+            a.close()
+    pins = read_pins(tmp_path / "s")
+    st = local.read_state(tmp_path / "s")
+    rows = dict(st.identity())
+    assert rows["signing key"] == fingerprint(signing)
+    assert rows["cosigning key"] == fingerprint(cosign)
+    assert rows["log key"] == fingerprint(pins["log_vkey"])
+    assert rows["order key"] == fingerprint(pins["order_vkey"])
+    assert rows["key history"] == "0 rotation(s)"
+    assert rows["chain head"].startswith(f"seq {seq} sha256:")
+    assert rows["cosigned checkpoint"] == f"size {st.witness_size}" and st.witness_size >= 1
+    assert rows["DECOMMISSIONED"] == f"chain closed at seq {seq}"
 
 
 def test_run_request_file(tmp_path) -> None:

@@ -119,3 +119,18 @@ def test_local(snap_compare, size, tmp_path) -> None:
     d = _agent_state(tmp_path)
     app = LocalApp(str(d), clock=clock, poll_s=3600, label="/var/lib/osiris")
     assert snap_compare(app, terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_local_identity(snap_compare, size, tmp_path) -> None:
+    """The technician's phone panel: the attestation's facts as fingerprints (key 3)."""
+    from tests.tui.test_data_layer import _agent_state
+
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+
+    d = _agent_state(tmp_path)
+    app = LocalApp(str(d), clock=clock, poll_s=3600, label="/var/lib/osiris")
+    assert snap_compare(app, terminal_size=size, run_before=before)
