@@ -98,6 +98,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         srv.site("Riverside Family Practice", "riverside")
         srv.site("[bold red]x[/]", "weird")
         a = srv.enroll("riverside", "rv-app-01")
+        a.send_evidence(6)
+        a.witness()  # cosigns the checkpoint covering its evidence (its status: no checks)
         a.checkin(
             [
                 check("dc01", "firewall", "drift"),
@@ -105,7 +107,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
                 check("fs01", "audit_policy", "compliant"),
             ]
         )
-        a.send_evidence(6)
         b = srv.enroll("riverside", "rv-app-02")
         b.checkin([check("ws01", "firewall", "compliant")])
         srv.enroll("weird", "weird-app")

@@ -53,6 +53,34 @@ class FakeAppliance:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def witness(self) -> None:
+        """Cosign the log's newest checkpoint at a check-in, as the agent's witness does (so
+        `evidence pull` finds a checkpoint this site's appliance cosigned)."""
+        import time
+
+        from osiris_core import note
+        from osiris_core.keys import Verifier
+
+        with self.http() as h:
+            cp = h.get("/api/v1/log/checkpoint").json()
+            log_vkey = h.get("/api/v1/log/keys").json()["log"]
+        text = note.open_note(cp["note"], [Verifier.from_vkey(log_vkey)]).text
+        line = note.cosign(text, self.cosigner, int(time.time()))
+        body = {
+            "appliance_id": self.id,
+            "agent_version": "0.1.0",
+            "status": {
+                "uptime_s": 10, "outbox_depth": 0, "chain_head": self.chain.head,
+                "seq": self.chain.seq, "checks": [],
+                "clock": {"ntp_ok": True, "offset_ms": 3, "source": "127.0.0.1"},
+            },
+            "log_size_seen": cp["size"],
+            "cosignatures": [{"size": cp["size"], "line": line}],
+        }  # fmt: skip
+        with self.http() as h:
+            r = h.post("/api/v1/checkin", json=body)
+        assert r.status_code == 200, r.text
+
     def send_evidence(self, n: int, **fields: Any) -> list[dict[str, Any]]:
         envs = []
         for i in range(n):
