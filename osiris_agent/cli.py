@@ -115,6 +115,12 @@ def enroll(
         )
     else:
         click.echo(f"enrolled as {r.appliance_id} (site {r.site_id}); config {r.config_path}")
+        if r.quarantined:
+            click.echo(
+                "quarantined: the claim code was not made by an admin, so this appliance "
+                "receives no credentials until an admin confirms it "
+                f"(osiris appliance confirm {r.appliance_id})"
+            )
 
 
 @main.command()

@@ -2,9 +2,10 @@
 
 Order of operations, chosen so that a crash at any point can be re-run safely:
 
-1. Seeds first. The evidence key and the separate cosigning key are generated (or reused if a
-   previous, interrupted run already wrote them) and stored 0600 *before* the claim, under a
-   provisional name — the server assigns the appliance id, and key names embed it.
+1. Seeds first. The evidence key, the separate cosigning key and the box key (credentials are
+   sealed to it) are generated (or reused if a previous, interrupted run already wrote them)
+   and stored 0600 *before* the claim, under a provisional name — the server assigns the
+   appliance id, and key names embed it.
 2. ``POST /provision/claim`` with the public keys. The answer carries the appliance id, the bearer
    token and the server's log and order keys.
 3. The keys are rewritten with their final names ``osiris/appliance/<id>`` (same seeds), then
@@ -35,7 +36,9 @@ from osiris_core.keys import (
     load_private_key,
     write_private_key,
 )
+from osiris_core.seal import public_b64
 
+from . import boxkey
 from .client import ServerClient
 from .config import AgentConfig, to_toml
 
@@ -54,6 +57,7 @@ class EnrollResult:
     site_id: str
     config_path: str
     already: bool
+    quarantined: bool = False
 
 
 def seed_of(signer: Signer) -> bytes:
@@ -147,6 +151,7 @@ def enroll(
 
     signing = _key(sd / "appliance.key", KEY_TYPE_ED25519)
     cosigning = _key(sd / "cosign.key", KEY_TYPE_COSIGNATURE)
+    box = boxkey.load_or_create(boxkey.path_in(sd))  # credentials are sealed to it
     client = ServerClient(server, None, ca_file)
     try:
         answer = client.post(
@@ -158,6 +163,7 @@ def enroll(
                 "signing_pub": base64.b64encode(signing.public).decode("ascii"),
                 "cosign_pub": base64.b64encode(cosigning.public).decode("ascii"),
                 "agent_version": agent_version,
+                "box_pub": public_b64(box),
             },
         )
     finally:
@@ -169,6 +175,7 @@ def enroll(
         log_v = Verifier.from_vkey(answer["log_vkey"])
         order_v = Verifier.from_vkey(answer["order_vkey"])
         interval = int(answer.get("checkin_interval_s") or 60)
+        quarantined = bool(answer.get("quarantined"))
         name = appliance_key_name(appliance_id)
     except (KeyError, TypeError, ValueError, OsirisError) as e:
         raise EnrollError(f"the server's claim answer is malformed: {e}") from None
@@ -190,4 +197,4 @@ def enroll(
     section["checkin_interval_s"] = max(5, min(86400, interval))
     cfg = AgentConfig.from_dict({"server": server_section, "agent": section})
     write_secret(cfg_path, to_toml(cfg))
-    return EnrollResult(appliance_id, site_id, str(cfg_path), False)
+    return EnrollResult(appliance_id, site_id, str(cfg_path), False, quarantined)

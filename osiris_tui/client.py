@@ -178,6 +178,13 @@ class Appliance(Record):
     last_seen_epoch: int | None = None
     online: bool | None = None
     status: dict[str, Any] | None = None
+    quarantined: int | bool | None = None  # enrolled from a non-admin's code, not confirmed
+    confirmed_by: str | None = None
+    confirmed_at: str | None = None
+
+    @property
+    def is_quarantined(self) -> bool:
+        return bool(self.quarantined) and not self.revoked_at
 
     @cached_property
     def checks(self) -> list[CheckStatus]:
@@ -527,6 +534,10 @@ class Client:
     def appliance(self, appliance_id: str) -> Appliance:
         return Appliance.from_json(self.get(f"/appliances/{_seg(appliance_id)}"))
 
+    def confirm_appliance(self, appliance_id: str) -> dict[str, Any]:
+        """Admin: lift a quarantine; the appliance then receives its site's credentials."""
+        return self.post(f"/appliances/{_seg(appliance_id)}/confirm", {})
+
     def revoke_appliance(self, appliance_id: str) -> dict[str, Any]:
         return self.delete(f"/appliances/{_seg(appliance_id)}")
 
@@ -667,8 +678,11 @@ class Client:
         """MAC enrollment requests (admins and operators of every site only)."""
         return list(self.get("/provisions").get("mac_requests", []))
 
-    def approve_mac(self, mac: str, site_id: str, ttl_s: int | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"site_id": site_id}
+    def approve_mac(
+        self, mac: str, site_id: str, fingerprint: str, ttl_s: int | None = None
+    ) -> dict[str, Any]:
+        """Approve one requester of a MAC, named by its full fingerprint."""
+        body: dict[str, Any] = {"site_id": site_id, "requester_fingerprint": fingerprint}
         if ttl_s is not None:
             body["ttl_s"] = ttl_s
         return self.post(f"/provision/{_seg(mac)}", body)

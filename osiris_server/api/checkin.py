@@ -1,20 +1,20 @@
 """``POST /api/v1/checkin``: the appliance's heartbeat, and everything it needs for one cycle.
 
-Credentials are decrypted here, and only here, for an appliance of their own site; each first
-delivery of a credential version to an appliance is audited. Rotations take effect at the next
-check-in: the stored rows (ciphertexts, never plaintext) are cached per site only while the
-site's change generation is unchanged (``CheckinCache``, ``db/gen.py``).
+Credentials are decrypted here, and only here, for an appliance of their own site, and leave
+sealed to its box key — never to a quarantined appliance (``api/delivery.py``); each first
+delivery of a credential version to an appliance is audited, once, ever. Rotations take
+effect at the next check-in: the stored rows (ciphertexts, never plaintext) are cached per
+site only while the site's change generation is unchanged (``CheckinCache``, ``db/gen.py``).
 """
 
 from __future__ import annotations
 
-import json
-import threading
 from typing import TYPE_CHECKING, Any
 
 from osiris_core import protocol
 from osiris_core.canonical import utc_now
 from osiris_core.errors import NoteError, OsirisError
+from osiris_server.api import delivery
 from osiris_server.api.meta import CHECKIN_REQUEST
 from osiris_server.db import audit as db_audit
 from osiris_server.db import credentials as db_creds
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 TARGET_KIND = {"winrm": "winrm", "ssh_password": "ssh", "ssh_key": "ssh", "local": "local"}
 
 Params = dict[str, dict[str, Any]]  # {runbook_id: {name: value}}
-
-_delivered: set[tuple[str, str, int]] = set()
-_delivered_lock = threading.Lock()
 
 
 class CheckinCache:
@@ -107,25 +104,6 @@ class CheckinCache:
         return own, params
 
 
-def _targets(app: App, appliance_id: str, creds: list[tuple]) -> tuple[bytes, list]:
-    """The site's targets with secrets, as JSON bytes; each first delivery of a credential
-    version to an appliance is returned for the audit log. Secrets are decrypted here, per
-    check-in, and live only in this request's memory."""
-    out = []
-    fresh = []
-    for meta, secret_enc, ctx, cred_id, version in creds:
-        t = dict(meta)
-        t.update(json.loads(app.vault.decrypt(secret_enc, ctx)))
-        out.append(t)
-        key = (appliance_id, cred_id, version)
-        if key not in _delivered:
-            with _delivered_lock:
-                if key not in _delivered:
-                    _delivered.add(key)
-                    fresh.append({"id": cred_id, "host_id": meta["host_id"], "version": version})
-    return dumps(out), fresh
-
-
 _effective_cache: dict[tuple, bytes] = {}
 
 
@@ -181,21 +159,13 @@ def policy_version(g_site: int, g_own: int) -> bytes:
     return b'"' + str(int(g_site) + int(g_own)).encode("ascii") + b'"'
 
 
-def _record(w: Writer, req: Request, pending: list, fresh: list, bad_cosigs: int) -> None:
+def _record(app: App, w: Writer, req: Request, pending: list, fresh: list, bad_cosigs: int) -> None:
     """The check-in's writes: orders handed out, first credential deliveries, bad cosigs."""
     p = req.principal
     if pending:
         db_orders.mark_delivered(w, [oid for oid, _ in pending])
-    for c in fresh:
-        db_audit.record(
-            w,
-            p.actor,
-            "credential.deliver",
-            c["id"],
-            p.site_id,
-            req.remote_addr,
-            {"host_id": c["host_id"], "version": c["version"]},
-        )
+    if fresh:
+        delivery.record_deliveries(w, app, p, fresh, req.remote_addr)
     if bad_cosigs:
         db_audit.record(
             w,
@@ -231,12 +201,13 @@ def checkin(app: App, req: Request) -> Response:
     # generations and the open-order count came with the token lookup (one statement)
     _, site, creds, site_t, site_p = app.checkin_cache.site(app, p.site_id, p.g_site)
     own_t, own_p = app.checkin_cache.own(app, p.id, p.g_own)
-    targets, fresh = _targets(app, p.id, creds)
+    targets, fresh, _quarantined = delivery.targets_for(app, p, creds)
     runbooks = _effective(app, site_t, own_t, site_p, own_p)
     pending, awaiting = db_orders.for_checkin(app.db, p.id) if p.open_orders else ([], 0)
     if pending or fresh or bad_cosigs:
         # durable before the response leaves, but shared with concurrent check-ins (one fsync)
-        app.db.write_grouped(lambda w: _record(w, req, pending, fresh, bad_cosigs))
+        app.db.write_grouped(lambda w: _record(app, w, req, pending, fresh, bad_cosigs))
+        delivery.after_commit(app, fresh)
     waiting = pending or awaiting
     interval = app.cfg.order_checkin_s if waiting else site["checkin_interval_s"]
     parts = {

@@ -79,6 +79,24 @@ def get_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
     return json_response(masked(row))
 
 
+def _check_local(app: App, site_id: str, kind: str, host_id: str) -> None:
+    """A ``local`` credential means "the appliance itself": refused for any host id but an
+    appliance of this site, or the agent would sign evidence about itself under a clinic
+    host's name."""
+    if kind != "local":
+        return
+    row = app.db.one(
+        "SELECT id FROM appliances WHERE id = ? AND site_id = ? AND revoked_at IS NULL",
+        [host_id, site_id],
+    )
+    if row is None:
+        raise bad_request(
+            "a local credential is only for the appliance itself: host_id must be the id of "
+            "one of this site's appliances",
+            "E_LOCAL_HOST",
+        )
+
+
 def create_cred(app: App, req: Request, site_id: str) -> Response:
     site_for(app, req.principal, site_id)
     body = dict(req.data)
@@ -86,6 +104,7 @@ def create_cred(app: App, req: Request, site_id: str) -> Response:
     secret = _secret_of(kind, body, required=True)
     if kind in ("winrm", "ssh_password", "ssh_key") and not body.get("username"):
         raise bad_request(f"a {kind} credential needs username", "E_SCHEMA")
+    _check_local(app, site_id, kind, body["host_id"])
     fields = {
         "host_id": body["host_id"],
         "kind": kind,
@@ -123,6 +142,7 @@ def update_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
     body = dict(req.data)
     kind = body.get("kind", row["kind"])
     secret = _secret_of(kind, body, required=kind != row["kind"])
+    _check_local(app, site_id, kind, body.get("host_id", row["host_id"]))
     redirected = sorted(k for k in DESTINATION if k in body and body[k] != row.get(k))
     if redirected and secret is None and _secret_of(kind, {}, required=False) is None:
         # Without this, an operator or partner (who may not reveal secrets) could point the

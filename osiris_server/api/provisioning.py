@@ -4,9 +4,15 @@
   consumes it only matches an unused row, so two racing claims cannot both win).
 * The claim registers the appliance's public keys under the name ``osiris/appliance/<id>``; the
   server picks the id first, so the agent sends raw base64 public keys, not vkeys.
-* MAC-based enrollment: an unknown MAC only ever yields ``pending``. The claim code is handed
-  out for that MAC only after an operator approved it, and only to the requester that first
-  asked (a secret it chose, stored hashed): knowing a MAC grants nothing (DESIGN §6).
+* MAC-based enrollment: a poll only ever yields ``pending``, recorded per (MAC, requester) —
+  the requester is a random secret the box chose (stored hashed). An operator approves one
+  requester by its full fingerprint (256 bits, read off the box's console); there is no
+  approval for a MAC nobody requested, and nobody is bound by polling first: a stranger who
+  knows the MAC gets a request of its own that nobody approves. Knowing a MAC grants nothing
+  (DESIGN §6). Pending requests expire and are capped per source address.
+* Quarantine (DESIGN §3.7): an appliance claimed with a code an admin did not make (an
+  operator's or a partner's) checks in and sends evidence but receives no credential until an
+  admin confirms it; every enrolment raises an alert.
 * Failed claims count against the source address's auth failure budget; MAC polling has its own
   per-address rate limit.
 """
@@ -16,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import re
 import secrets
 import time
@@ -47,6 +52,8 @@ if TYPE_CHECKING:
     from osiris_server.app import App
 
 CODE_PREFIX = "ocl_"
+REQUEST_TTL_S = 24 * 3600  # a MAC request nobody approved is forgotten after a day
+MAX_PENDING_PER_SOURCE = 16  # one source address cannot fill the approval queue for others
 MAC_RE = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
 MAX_TTL_S = 30 * 86400
 
@@ -76,6 +83,7 @@ def _create_code(app: App, w, req: Request, site_id: str, ttl_s: int, mac: str |
         "used_at": None,
         "appliance_id": None,
         "mac": mac,
+        "admin_issued": 1 if req.principal.role == "admin" else 0,
     }
     db_prov.create(w, row)
     return code, row
@@ -106,8 +114,9 @@ def list_provisions(app: App, req: Request) -> Response:
     out = {"provisions": db_prov.list_for_sites(app.db, sites)}
     if req.principal.all_sites:
         out["mac_requests"] = [
-            {**{k: v for k, v in r.items() if k != "requester_hash"},
-             "requester_fingerprint": fingerprint(r.get("requester_hash"))}
+            {**{k: v for k, v in r.items() if k not in ("requester_hash", "expires_epoch")},
+             "requester_fingerprint": fingerprint(r["requester_hash"]),
+             "expires_at": canonical.format_time(datetime.fromtimestamp(r["expires_epoch"], UTC))}
             for r in db_prov.mac_list(app.db)
         ]  # fmt: skip
     return json_response(out)
@@ -147,6 +156,13 @@ CLAIM = {
         description="raw Ed25519 public key for cosignatures, base64 (32 bytes)",
     ),
     "agent_version": F("string", required=True, max_len=64),
+    "box_pub": F(
+        "string",
+        pattern=B64KEY,
+        max_len=44,
+        description="raw X25519 public key, base64 (32 bytes): credentials are sealed to it; "
+        "an appliance without one receives no credential at all",
+    ),
 }
 
 
@@ -169,6 +185,9 @@ def claim(app: App, req: Request) -> Response:
     signing_raw, cosign_raw = _pub(body["signing_pub"]), _pub(body["cosign_pub"])
     if signing_raw == cosign_raw:
         raise bad_request("the signing and cosigning keys must differ", "E_KEY")
+    box_pub = body.get("box_pub")
+    if box_pub is not None:
+        _pub(box_pub)
     appliance_id = new_id("app")
     name = appliance_key_name(appliance_id)
     try:
@@ -186,6 +205,7 @@ def claim(app: App, req: Request) -> Response:
         if not db_prov.mark_used(w, prov["id"], appliance_id):
             raise HttpError(401, "E_CLAIM", "claim code unknown, expired or already used")
         site = w.one("SELECT checkin_interval_s FROM sites WHERE id = ?", [prov["site_id"]])
+        quarantined = not prov.get("admin_issued")
         db_appliances.create(
             w,
             {
@@ -199,6 +219,8 @@ def claim(app: App, req: Request) -> Response:
                 "token_hash": auth.token_hash(token),
                 "created_at": now(),
                 "log_size_seen": 0,
+                "box_pub": box_pub,
+                "quarantined": 1 if quarantined else 0,
             },
         )
         db_prov.mac_forget_claimed(w, prov["id"])
@@ -212,10 +234,17 @@ def claim(app: App, req: Request) -> Response:
                 "site_id": prov["site_id"],
                 "source": ip,
                 "detail_json": canonical.dumps(
-                    {"provision_id": prov["id"], "hostname": body["hostname"]}
+                    {
+                        "provision_id": prov["id"],
+                        "hostname": body["hostname"],
+                        "code_by": prov["created_by"],
+                        "quarantined": quarantined,
+                        "sealed_credentials": box_pub is not None,
+                    }
                 ).decode(),
             },
         )
+    _alert_enrolled(app, appliance_id, prov, body["hostname"], quarantined, ip)
     return json_response(
         {
             "appliance_id": appliance_id,
@@ -227,9 +256,31 @@ def claim(app: App, req: Request) -> Response:
             "order_vkey": app.order_signer.vkey,
             "server_origin": app.cfg.origin,
             "checkin_interval_s": (site or {}).get("checkin_interval_s", 60),
+            "quarantined": quarantined,
         },
         201,
     )
+
+
+def _alert_enrolled(
+    app: App, appliance_id: str, prov: dict, hostname: str, quarantined: bool, source: str
+) -> None:
+    """Every enrolment is news to the MSP: an incident on the site, alerted by mail/webhook
+    whatever its severity (an enrolment nobody expected is how a rogue box gets in)."""
+    from osiris_server.db import incidents as db_incidents
+
+    summary = (
+        f"appliance {appliance_id} ({hostname}) enrolled from {source} with a claim code by "
+        f"{prov['created_by']}"
+        + ("; QUARANTINED: no credentials until an admin confirms it" if quarantined else "")
+    )
+    with app.db.write() as w:
+        row, _new = db_incidents.open_or_bump(
+            w, prov["site_id"], appliance_id, appliance_id, "appliance_enrolled",
+            "critical" if quarantined else "high", app.scrub(summary),
+            {"provision_id": prov["id"], "quarantined": quarantined, "source": source},
+        )  # fmt: skip
+    app.alerter.submit(row["id"])
 
 
 # ---- MAC-based
@@ -245,15 +296,31 @@ def requester_hash(secret: str) -> str:
 
 
 def fingerprint(req_hash: str | None) -> str | None:
-    """The short form an operator compares with the one the appliance's console shows."""
-    return None if not req_hash else f"{req_hash[0:4]}-{req_hash[4:8]}-{req_hash[8:12]}"
+    """The requester's full fingerprint (256 bits, 16 groups of 4 hex digits) that the box's
+    console shows and an operator names when approving: no shortened form is accepted."""
+    if not req_hash:
+        return None
+    return "-".join(req_hash[i : i + 4] for i in range(0, 64, 4))
+
+
+_FP_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def parse_fingerprint(text: str) -> str:
+    h = text.strip().lower().replace("-", "").replace(":", "").replace(" ", "")
+    if not _FP_RE.fullmatch(h):
+        raise bad_request(
+            "requester_fingerprint must be the requester's full fingerprint (64 hex digits, "
+            "as the appliance's console shows it)",
+            "E_SCHEMA",
+        )
+    return h
 
 
 def mac_status(app: App, req: Request, mac: str) -> Response:
-    """Poll a MAC enrollment: pending until approved, then the claim code — but only ever to the
-    requester that made the first poll (it chose a random secret, sent in a header; its hash is
-    stored and its fingerprint shown to the approving operator). Anyone else who knows the MAC
-    sees "pending" forever, so a MAC printed on a box grants nothing (DESIGN §6)."""
+    """Poll a MAC enrolment: pending until an operator approves *this* requester, then its
+    claim code. A request is one (MAC, requester secret) pair; anyone else who knows the MAC
+    only ever creates a pending request of its own, which nobody will approve (DESIGN §6)."""
     if app.provision_limiter.hit(req.remote_addr):
         raise HttpError(429, "E_RATE_LIMIT", "too many requests; slow down")
     mac = normalise_mac(mac)
@@ -265,26 +332,24 @@ def mac_status(app: App, req: Request, mac: str) -> Response:
             "E_SCHEMA",
         )
     mine = requester_hash(secret)
-    row = db_prov.mac_get(app.db, mac)
+    pending = {"status": "pending", "fingerprint": fingerprint(mine)}
+    row = db_prov.mac_get(app.db, mac, mine)
     if row is None:
+        t = int(time.time())
         with app.db.write() as w:
-            if db_prov.mac_count_pending(w) >= app.cfg.max_pending_macs:
-                raise HttpError(429, "E_RATE_LIMIT", "too many pending enrollment requests")
-            db_prov.mac_request(w, mac, req.remote_addr, mine)
-        return json_response({"status": "pending", "fingerprint": fingerprint(mine)})
-    if not row.get("requester_hash"):
-        with app.db.write() as w:  # approved before anyone polled: the first poller binds it
-            w.execute(
-                "UPDATE mac_requests SET requester_hash = ?"
-                " WHERE mac = ? AND requester_hash IS NULL",
-                [mine, mac],
-            )
-        row = db_prov.mac_get(app.db, mac) or row
-    if not hmac.compare_digest(row.get("requester_hash") or "", mine):
-        return json_response({"status": "pending", "fingerprint": fingerprint(mine)})
+            db_prov.mac_expire(w, t)
+            if db_prov.mac_count_pending_from(w, req.remote_addr) >= MAX_PENDING_PER_SOURCE:
+                raise HttpError(
+                    429,
+                    "E_RATE_LIMIT",
+                    "too many pending enrolment requests from this address; they expire after "
+                    f"{REQUEST_TTL_S // 3600} h",
+                )
+            db_prov.mac_request(w, mac, mine, req.remote_addr, t + REQUEST_TTL_S)
+        return json_response(pending)
     if row["status"] != "approved" or not row["code_enc"]:
-        return json_response({"status": "pending", "fingerprint": fingerprint(mine)})
-    code = app.vault.decrypt(row["code_enc"], f"mac:{mac}").decode()
+        return json_response(pending)
+    code = app.vault.decrypt(row["code_enc"], db_prov.code_context(mac, mine)).decode()
     return json_response(
         {"status": "approved", "claim_code": code, "fingerprint": fingerprint(mine)}
     )
@@ -292,6 +357,12 @@ def mac_status(app: App, req: Request, mac: str) -> Response:
 
 APPROVE = {
     "site_id": F("string", required=True, pattern=SITE_ID.pattern, max_len=63),
+    "requester_fingerprint": F(
+        "string",
+        required=True,
+        max_len=96,
+        description="the requesting box's full fingerprint (64 hex digits, dashes allowed)",
+    ),
     "ttl_s": F("integer", minimum=60, maximum=MAX_TTL_S),
 }
 
@@ -301,21 +372,36 @@ def mac_approve(app: App, req: Request, mac: str) -> Response:
 
     mac = normalise_mac(mac)
     body = req.data
+    requester = parse_fingerprint(body["requester_fingerprint"])
     site_for(app, req.principal, body["site_id"])
     with app.db.write() as w:
-        old = db_prov.mac_get(w, mac)
-        if old is not None and old["provision_id"]:
+        db_prov.mac_expire(w, int(time.time()))
+        old = db_prov.mac_get(w, mac, requester)
+        if old is None:
+            raise not_found(
+                "enrolment request from that requester for this MAC (the box must poll first; "
+                "compare the fingerprint its console shows)"
+            )
+        if old["provision_id"]:
             db_prov.delete_unused(w, old["provision_id"])
-        code, row = _create_code(app, w, req, body["site_id"], body.get("ttl_s", 86400), mac)
-        enc = app.vault.encrypt(code.encode(), f"mac:{mac}")
-        db_prov.mac_approve(w, mac, body["site_id"], row["id"], enc, req.principal.actor)
-        audit(w, req, "provision.mac_approve", mac, body["site_id"], {"provision_id": row["id"]})
+        ttl = body.get("ttl_s", 86400)
+        code, row = _create_code(app, w, req, body["site_id"], ttl, mac)
+        enc = app.vault.encrypt(code.encode(), db_prov.code_context(mac, requester))
+        db_prov.mac_approve(
+            w, mac, requester, body["site_id"], row["id"], enc, req.principal.actor,
+            row["expires_epoch"],
+        )  # fmt: skip
+        audit(
+            w, req, "provision.mac_approve", mac, body["site_id"],
+            {"provision_id": row["id"], "requester_fingerprint": fingerprint(requester)},
+        )  # fmt: skip
     return json_response(
         {
             "mac": mac,
             "status": "approved",
             "site_id": body["site_id"],
             "provision_id": row["id"],
+            "requester_fingerprint": fingerprint(requester),
             "expires_at": row["expires_at"],
         },
         201,
@@ -324,15 +410,49 @@ def mac_approve(app: App, req: Request, mac: str) -> Response:
 
 def mac_delete(app: App, req: Request, mac: str) -> Response:
     mac = normalise_mac(mac)
+    fp = req.params.get("requester_fingerprint")
+    requester = parse_fingerprint(fp) if fp else None
     with app.db.write() as w:
-        if not db_prov.mac_delete(w, mac):
+        if not db_prov.mac_delete(w, mac, requester):
             raise not_found("enrollment request")
-        audit(w, req, "provision.mac_delete", mac)
+        audit(w, req, "provision.mac_delete", mac, None, {"requester_fingerprint": fp})
     return json_response({"deleted": mac})
+
+
+def confirm_appliance(app: App, req: Request, appliance_id: str) -> Response:
+    """An admin vouches for a quarantined appliance: from its next check-in on it receives its
+    site's credentials (sealed to its box key)."""
+    from osiris_server.db import gen
+
+    row = db_appliances.get(app.db, appliance_id)
+    if row is None or row.get("revoked_at"):
+        raise not_found("appliance")
+    with app.db.write() as w:
+        changed = db_appliances.confirm(w, appliance_id, req.principal.actor)
+        if changed:
+            gen.bump(w, gen.appliance_scope(appliance_id))
+            audit(w, req, "appliance.confirm", appliance_id, row["site_id"],
+                  {"hostname": row["hostname"]})  # fmt: skip
+    return json_response(
+        {
+            "appliance_id": appliance_id,
+            "site_id": row["site_id"],
+            "quarantined": False,
+            "confirmed": changed,
+        }  # fmt: skip
+    )
 
 
 STAFF = ("admin", "operator")
 ROUTES = [
+    write(
+        "POST",
+        "/api/v1/appliances/{appliance_id}/confirm",
+        confirm_appliance,
+        roles=("admin",),
+        summary="Admin: lift an appliance's quarantine (it then receives its site's credentials)",
+        tag="provisioning",
+    ),
     write(
         "POST",
         "/api/v1/provisions",
@@ -389,6 +509,7 @@ ROUTES = [
         "/api/v1/provision/{mac}",
         mac_delete,
         roles=STAFF,
+        query={"requester_fingerprint": F("string", max_len=96)},
         summary="Remove a MAC enrollment request or approval",
         tag="provisioning",
     ),

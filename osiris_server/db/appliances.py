@@ -12,7 +12,8 @@ from osiris_server.db.util import jload, now
 
 PUBLIC_COLS = (
     "id, site_id, hostname, mac, signing_vkey, cosign_vkey, agent_version, created_at,"
-    " revoked_at, last_seen_at, last_seen_epoch, status_json, log_size_seen"
+    " revoked_at, last_seen_at, last_seen_epoch, status_json, log_size_seen, quarantined,"
+    " confirmed_by, confirmed_at"
 )
 
 
@@ -67,6 +68,18 @@ def ids_for_sites(db: Database, site_ids: list[str] | None) -> list[str]:
             for r in db.query(f"SELECT id FROM appliances WHERE site_id IN ({marks})", chunk)
         ]
     return out
+
+
+def confirm(w: Writer, appliance_id: str, actor: str) -> bool:
+    """Lift the quarantine (an admin's decision); False if it was not quarantined."""
+    return (
+        w.execute(
+            "UPDATE appliances SET quarantined = 0, confirmed_by = ?, confirmed_at = ?"
+            " WHERE id = ? AND quarantined = 1 AND revoked_at IS NULL",
+            [actor, now(), appliance_id],
+        )
+        > 0
+    )
 
 
 def revoke(w: Writer, appliance_id: str) -> bool:

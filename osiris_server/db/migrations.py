@@ -230,6 +230,42 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (appliance_id, effective_seq)
         )""",
     ],
+    # 6: enrolment grants nothing by itself (DESIGN §3.7, §6). Appliances register a box key
+    # for sealed credentials and are quarantined (no credential at all) when their claim code
+    # was made by a non-admin, until an admin confirms them. MAC requests are one row per
+    # (MAC, requester): a stranger polling a MAC first binds nothing, an approval names the
+    # requester's full fingerprint, and pending requests expire. Credential deliveries are
+    # remembered in the database, so each version is audited once per appliance, ever.
+    [
+        "ALTER TABLE appliances ADD COLUMN box_pub TEXT",
+        "ALTER TABLE appliances ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE appliances ADD COLUMN confirmed_by TEXT",
+        "ALTER TABLE appliances ADD COLUMN confirmed_at TEXT",
+        "ALTER TABLE provisions ADD COLUMN admin_issued INTEGER NOT NULL DEFAULT 0",
+        "DROP TABLE mac_requests",
+        """CREATE TABLE enroll_requests (
+            mac TEXT NOT NULL,
+            requester_hash TEXT NOT NULL,
+            source TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            expires_epoch INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            site_id TEXT,
+            provision_id TEXT REFERENCES provisions(id),
+            code_enc TEXT,
+            approved_at TEXT,
+            approved_by TEXT,
+            PRIMARY KEY (mac, requester_hash)
+        )""",
+        "CREATE INDEX enroll_requests_source ON enroll_requests (source, status)",
+        """CREATE TABLE credential_deliveries (
+            appliance_id TEXT NOT NULL,
+            credential_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            delivered_at TEXT NOT NULL,
+            PRIMARY KEY (appliance_id, credential_id, version)
+        )""",
+    ],
 ]
 
 

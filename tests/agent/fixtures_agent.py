@@ -46,7 +46,8 @@ class FakeState:
     cosignatures: list[dict[str, Any]] = field(default_factory=list)
     checkins: list[dict[str, Any]] = field(default_factory=list)
     evidence_posts: int = 0
-    targets: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = field(default_factory=list)  # secrets sealed when sent
+    box_pub: str | None = None  # the appliance's box key, registered at the claim
     rules: list[Any] = field(default_factory=list)  # signed with the order key at check-in
     runbooks: dict[str, list[str]] = field(
         default_factory=lambda: {"enabled": ["RB-TIME-001"], "disabled": []}
@@ -136,6 +137,18 @@ class FakeCentral:
         return [json.loads(e) for e in self.state.entries]
 
 
+def _sealed_target(t: dict[str, Any], box_pub: str | None) -> dict[str, Any]:
+    """As the real server sends a target: secrets sealed to the appliance's box key."""
+    from osiris_core.seal import SECRET_FIELDS, seal
+
+    out = {k: v for k, v in t.items() if k not in SECRET_FIELDS}
+    secret = {k: t[k] for k in SECRET_FIELDS if t.get(k) is not None}
+    if secret:
+        assert box_pub is not None, "the appliance registered no box key"
+        out["sealed"] = seal(box_pub, secret)
+    return out
+
+
 def _tree(leaves: list[bytes]) -> tlog.MerkleTree:
     return tlog.MerkleTree(tlog.MemoryStore(leaves))
 
@@ -193,6 +206,7 @@ def _make_handler(st: FakeState) -> type[BaseHTTPRequestHandler]:
             st.cosigning = Verifier(name, base64.b64decode(body["cosign_pub"]),
                                     KEY_TYPE_COSIGNATURE)  # fmt: skip
             st.token = "oak_" + os.urandom(16).hex()
+            st.box_pub = body.get("box_pub")
             self._send(200, {
                 "appliance_id": st.appliance_id, "site_id": st.site_id, "token": st.token,
                 "log_vkey": st.log.vkey, "order_vkey": st.orders_key.vkey,
@@ -210,7 +224,8 @@ def _make_handler(st: FakeState) -> type[BaseHTTPRequestHandler]:
             orders, st.pending_orders = st.pending_orders, []
             self._send(200, {
                 "server_time": canonical.utc_now(), "next_checkin_s": 60,
-                "targets": st.targets, "runbooks": st.runbooks,
+                "targets": [_sealed_target(t, st.box_pub) for t in st.targets],
+                "runbooks": st.runbooks,
                 "rules": {"version": "7", "signed": {"rules": rules, "version": "7", "sig": sig}},
                 "window": st.window, "orders": orders,
             })  # fmt: skip

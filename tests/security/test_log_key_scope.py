@@ -126,7 +126,9 @@ class World:
         )
         assert r.status_code == 201, r.text
         self.order_id = r.json()["id"]
-        assert server.client().get(f"/api/v1/provision/{MAC}", headers=SECRET).status_code == 200
+        polled = server.client().get(f"/api/v1/provision/{MAC}", headers=SECRET)
+        assert polled.status_code == 200
+        self.requester = polled.json()["fingerprint"]  # an approval names the requester
         rb = admin.get(f"/api/v1/sites/{self.site_id}/runbooks").json()
         self.runbook_id = sorted(rb["enabled"] + rb["disabled"])[0]
         self.roles: dict[str, httpx.Client] = {
@@ -237,7 +239,10 @@ class World:
                 "incidents": [{"kind": "walk", "severity": "info", "summary": "x"}]
             },
             "/api/v1/provisions": {"site_id": self.site_id},
-            "/api/v1/provision/{mac}": {"site_id": self.site_id},
+            "/api/v1/provision/{mac}": {
+                "site_id": self.site_id,
+                "requester_fingerprint": self.requester,
+            },
             "/api/v1/partners": {"name": self.unique()},
             "/api/v1/sites": {"name": self.unique()},
             "/api/v1/sites/{site_id}/credentials": {

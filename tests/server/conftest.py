@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from nacl.public import PrivateKey
 
 from osiris_core import evidence as ev
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Signer, appliance_key_name
+from osiris_core.seal import open_sealed, public_b64
 from osiris_server.app import App, init_data
 from osiris_server.serve import make_server
 
@@ -32,6 +34,20 @@ class Appliance:
     cosigner: Signer
     chain: ev.Chain
     enroll: dict[str, Any]
+    box: PrivateKey | None = None
+
+    def opened(self, resp: dict[str, Any]) -> list[dict[str, Any]]:
+        """The check-in answer's targets with their sealed secrets opened by this box key,
+        as the agent does (a target never carries a plaintext secret)."""
+        out = []
+        for t in resp["targets"]:
+            t = dict(t)
+            assert "password" not in t and "private_key" not in t, "a plaintext secret"
+            if "sealed" in t:
+                assert self.box is not None
+                t.update(open_sealed(self.box, t.pop("sealed")))
+            out.append(t)
+        return out
 
     def bundle(self, **fields: Any) -> dict[str, Any]:
         fields.setdefault("site_id", self.site_id)
@@ -79,8 +95,12 @@ class Server:
         assert r.status_code == 201, r.text
         return r.json()["code"]
 
-    def enroll(self, site_id: str, hostname: str = "appliance-1") -> Appliance:
-        code = self.claim_code(site_id)
+    def enroll(
+        self, site_id: str, hostname: str = "appliance-1", code: str | None = None
+    ) -> Appliance:
+        """Claim with a code (an admin's by default) and a box key, as the agent does."""
+        code = code or self.claim_code(site_id)
+        box = PrivateKey.generate()
         seed_s, seed_c = os.urandom(32), os.urandom(32)
         sk = Signer("tmp", seed_s)
         ck = Signer("tmp", seed_c, key_type=KEY_TYPE_COSIGNATURE)
@@ -92,6 +112,7 @@ class Server:
                 "signing_pub": base64.b64encode(sk.public).decode(),
                 "cosign_pub": base64.b64encode(ck.public).decode(),
                 "agent_version": "0.1.0",
+                "box_pub": public_b64(box),
             },
         )
         assert r.status_code == 201, r.text
@@ -107,6 +128,7 @@ class Server:
             cosigner=cosigner,
             chain=ev.Chain(out["appliance_id"]),
             enroll=out,
+            box=box,
         )
 
 

@@ -1,0 +1,69 @@
+"""The appliance's box key: the X25519 key its credentials are sealed to (DESIGN §3.7).
+
+Made at enrolment beside the signing keys (``<state_dir>/box.key``, 0600, base64 of the raw
+32-byte private key); its public half is registered with the claim. Refused, like the other
+key files, when group or other users could read or change it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import stat
+from pathlib import Path
+
+from nacl.public import PrivateKey
+
+from osiris_core.errors import KeyFormatError, KeyPermissionError
+
+NAME = "box.key"
+
+
+def path_in(state_dir: str | os.PathLike[str]) -> Path:
+    return Path(state_dir) / NAME
+
+
+def load(path: str | os.PathLike[str]) -> PrivateKey:
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY)
+    except OSError as e:
+        raise KeyFormatError(f"cannot read box key {p}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyFormatError(f"box key {p} is not a regular file")
+        if st.st_mode & 0o077:
+            raise KeyPermissionError(
+                f"box key {p} has mode {stat.S_IMODE(st.st_mode):04o}: other users could read "
+                f"or change it; fix with: chmod 600 {p}"
+            )
+        data = os.read(fd, 256)
+    finally:
+        os.close(fd)
+    try:
+        raw = base64.b64decode(data.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFormatError(f"box key {p} is not base64") from None
+    if len(raw) != 32:
+        raise KeyFormatError(f"box key {p} is not 32 bytes")
+    return PrivateKey(raw)
+
+
+def load_or_create(path: str | os.PathLike[str]) -> PrivateKey:
+    """The existing key (an interrupted enrolment re-uses it) or a new one, written 0600."""
+    p = Path(path)
+    if p.exists():
+        return load(p)
+    key = PrivateKey.generate()
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, base64.b64encode(bytes(key)) + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, p)
+    return key
