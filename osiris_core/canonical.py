@@ -25,6 +25,15 @@ from typing import Any
 from osiris_core.errors import CanonicalError, SchemaError
 
 MAX_SAFE_INT = 2**53 - 1
+# Deepest nesting of arrays/objects accepted in either direction (the top-level value is depth
+# 1). Real documents stay below 10; the limit keeps every recursive consumer (validators, PHI
+# scrubbing, re-serialising) far from Python's recursion limit, so depth is a 400, never a 500.
+MAX_DEPTH = 64
+
+
+def _too_deep() -> CanonicalError:
+    return CanonicalError(f"JSON is nested deeper than {MAX_DEPTH} levels", code="E_SCHEMA")
+
 
 _DUMPS = json.JSONEncoder(
     ensure_ascii=False,
@@ -35,8 +44,9 @@ _DUMPS = json.JSONEncoder(
 ).encode
 
 
-def _check(obj: Any) -> None:
-    """Reject everything JCS and our subset refuse; recursion mirrors the document's depth."""
+def _check(obj: Any, depth: int = 1) -> None:
+    """Reject everything JCS and our subset refuse; recursion mirrors the document's depth
+    (bounded by ``MAX_DEPTH``, which also stops a circular structure)."""
     t = type(obj)
     if t is str or obj is None or t is bool:
         return
@@ -45,30 +55,34 @@ def _check(obj: Any) -> None:
             return
         raise CanonicalError(f"integer {obj} is outside ±(2**53-1)")
     if t is dict:
+        if depth > MAX_DEPTH:
+            raise _too_deep()
         for k, v in obj.items():
             if type(k) is not str:
                 raise CanonicalError(f"object key {k!r} is not a string")
             if not k.isascii():
                 raise CanonicalError(f"object key {k!r} is not ASCII")
-            _check(v)
+            _check(v, depth + 1)
         return
     if t is list or t is tuple:
+        if depth > MAX_DEPTH:
+            raise _too_deep()
         for v in obj:
-            _check(v)
+            _check(v, depth + 1)
         return
     # Subclasses (StrEnum, IntEnum, OrderedDict) serialize as their plain value; floats never do.
     if isinstance(obj, dict):
-        _check(dict(obj))
+        _check(dict(obj), depth)
         return
     if isinstance(obj, list):
-        _check(list(obj))
+        _check(list(obj), depth)
         return
     if isinstance(obj, float):
         raise CanonicalError(f"float {obj!r} is not allowed in canonical JSON")
     if isinstance(obj, str):
         return
     if isinstance(obj, int):  # bool already handled above
-        _check(int(obj))
+        _check(int(obj), depth)
         return
     raise CanonicalError(f"unsupported type {t.__name__} in canonical JSON")
 
@@ -78,8 +92,8 @@ def dumps(obj: Any) -> bytes:
     try:
         _check(obj)
         text = _DUMPS(obj)
-    except RecursionError:
-        raise CanonicalError("document is nested too deeply (or is circular)") from None
+    except RecursionError:  # unreachable below MAX_DEPTH; kept as a backstop
+        raise _too_deep() from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
@@ -145,8 +159,27 @@ def _no_surrogates(obj: Any) -> None:
             _no_surrogates(v)
 
 
+def _check_depth(obj: Any) -> None:
+    """``E_SCHEMA`` when containers nest deeper than ``MAX_DEPTH``: one breadth-first pass over
+    containers only (no recursion, so no depth the C decoder accepts can exhaust the stack)."""
+    level = [obj]
+    for _ in range(MAX_DEPTH):
+        nxt: list[Any] = []
+        for o in level:
+            nxt += [
+                v
+                for v in (o.values() if type(o) is dict else o)
+                if type(v) is dict or type(v) is list
+            ]
+        if not nxt:
+            return
+        level = nxt
+    raise _too_deep()
+
+
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """Strictly parse JSON; anything outside our subset raises ``CanonicalError`` (E_PARSE)."""
+    """Strictly parse JSON; anything outside our subset raises ``CanonicalError`` (E_PARSE;
+    nesting deeper than ``MAX_DEPTH`` is E_SCHEMA)."""
     if isinstance(data, str):
         text = data
         try:
@@ -164,13 +197,18 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
         obj = _DECODER.decode(text)
     except json.JSONDecodeError as e:
         raise CanonicalError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except RecursionError:
-        raise CanonicalError("JSON is nested too deeply") from None
+    except RecursionError:  # deeper than the C decoder's own limit
+        raise _too_deep() from None
+    if type(obj) is dict or type(obj) is list:
+        # fewer opening brackets than the limit cannot nest deeper than it (brackets inside
+        # strings only overcount); otherwise walk the containers
+        if text.count("[") + text.count("{") > MAX_DEPTH:
+            _check_depth(obj)
     if _SURROGATE_ESCAPE.search(text):
         try:
             _no_surrogates(obj)
         except RecursionError:
-            raise CanonicalError("JSON is nested too deeply") from None
+            raise _too_deep() from None
     return obj
 
 

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from osiris_core.canonical import (
+    MAX_DEPTH,
     MAX_SAFE_INT,
     dumps,
     format_time,
@@ -209,13 +210,30 @@ def test_the_checks_are_needed() -> None:
         b'"\\x41"',
         b"true false",
         b"undefined",
-        b"[" * 100_000 + b"]" * 100_000,
     ],
 )
 def test_loads_rejects(bad: bytes) -> None:
     with pytest.raises(CanonicalError) as e:
         loads(bad)
     assert e.value.code == "E_PARSE"
+
+
+@pytest.mark.parametrize("depth", [65, 500, 100_000])
+def test_loads_refuses_nesting_beyond_the_depth_limit(depth: int) -> None:
+    """Deeper than MAX_DEPTH is a schema error (E_SCHEMA), whether or not the C decoder would
+    have managed it; exactly MAX_DEPTH parses, and dumps draws the same line."""
+    for opener, closer in ((b"[", b"]"), (b'{"a":', b"}")):
+        with pytest.raises(CanonicalError) as e:
+            loads(opener * depth + b"1" + closer * depth)
+        assert e.value.code == "E_SCHEMA"
+    ok = b"[" * MAX_DEPTH + b"]" * MAX_DEPTH
+    assert dumps(loads(ok)) == ok
+    deep: list = []
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    with pytest.raises(CanonicalError) as e:
+        dumps(deep)
+    assert e.value.code == "E_SCHEMA"
 
 
 def test_loads_rejects_str_with_lone_surrogate_and_wrong_types() -> None:
