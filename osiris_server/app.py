@@ -8,7 +8,8 @@ OpenAPI document. It runs under the embedded server (``osiris_server.serve``) or
 
 (several workers may share one data directory: see docs/server.md and log.py on the sequencer)
 
-Every request: route → authenticate (token hash lookup, failed-auth rate limit per source) →
+Every request: route → authenticate (token hash lookup; failures limited per presented token
+and per source, never refusing a token that authenticates) →
 role check → strict JSON body/query validation → handler → one JSON log line on stderr
 (method, path template, status, ms, tenant; never bodies or secrets). Errors are always
 ``{"error": {"code", "message"}}``; an unexpected exception is a 500 with no stack trace.
@@ -66,6 +67,7 @@ from osiris_server.http import (
     Router,
     error_response,
     forbidden,
+    source_key,
     validate,
     validate_query,
 )
@@ -181,7 +183,12 @@ class App:
         self.order_signer = order_signer
         self.router = build_router()
         self.heartbeats = HeartbeatBuffer(db)
+        # claim-code failures, per source (provisioning.claim)
         self.auth_failures = auth.RateLimiter(cfg.auth_fail_limit, cfg.auth_fail_window_s)
+        # token failures, per presented token and per source (_authenticate)
+        self.token_failures = auth.AuthLimiter(
+            cfg.auth_fail_limit, cfg.auth_fail_source_limit, cfg.auth_fail_window_s
+        )
         self.provision_limiter = auth.RateLimiter(cfg.provision_rate_per_min, 60.0)
         self.alerter = Alerter(self)
         self._verifiers: dict[str, Verifier] = {}
@@ -202,6 +209,7 @@ class App:
     @classmethod
     def open(cls, data: str | Path, **overrides: Any) -> App:
         cfg = config_mod.load(data, **overrides)
+        config_mod.secure_data_files(cfg.data)  # osiris.db, log.db (+ -wal/-shm): 0600
         log_signer = load_private_key(cfg.log_key_path)
         order_signer = load_private_key(cfg.order_key_path)
         vault = Vault.open(cfg.vault_path)
@@ -321,12 +329,15 @@ class App:
 
     # ------------------------------------------------------------------ auth
     def _authenticate(self, req: Request, route: Route) -> auth.Principal:
-        ip = req.remote_addr
-        if self.auth_failures.blocked(ip):
-            raise auth.too_many()
         principal: auth.Principal | None = None
         api_key = req.header("X-API-Key")
-        token = auth.bearer(req.header("Authorization"))
+        raw_auth = req.header("Authorization")
+        token = auth.bearer(raw_auth)
+        limiter = self.token_failures
+        cred = limiter.credential_key(api_key if api_key is not None else raw_auth)
+        refused = limiter.refused_before_lookup(cred)
+        if refused is not None:
+            raise refused
         if api_key is not None:
             if api_key.startswith(auth.PARTNER_PREFIX) and token is None:
                 h = auth.token_hash(api_key)
@@ -358,9 +369,7 @@ class App:
                         "operator", row["id"], row["role"], row["name"], site_id=row["site_id"]
                     )
         if principal is None:
-            if self.auth_failures.hit(ip):
-                raise auth.too_many()
-            raise auth.unauthorized()
+            raise limiter.failed(source_key(req.remote_addr), cred)
         req.principal = principal
         if route.auth == "appliance" and principal.kind != "appliance":
             raise forbidden("this endpoint is for appliances")
@@ -414,7 +423,7 @@ class App:
                 resp.status = route.status
             return resp, req
         except HttpError as exc:
-            return error_response(exc.status, exc.code, exc.message), req
+            return error_response(exc.status, exc.code, exc.message, exc.headers), req
         except VaultError:
             return error_response(500, "E_VAULT", "credential store error"), req
         except LogError as exc:
@@ -437,7 +446,7 @@ class App:
             ("X-Content-Type-Options", "nosniff"),
             *resp.headers,
         ]
-        if resp.status == 429:
+        if resp.status == 429 and not any(k == "Retry-After" for k, _ in resp.headers):
             headers.append(("Retry-After", str(int(self.cfg.auth_fail_window_s))))
         start_response(STATUS_TEXT.get(resp.status, f"{resp.status} Error"), headers)
         if self.cfg.request_log:
@@ -486,8 +495,8 @@ def init_data(data: str | Path, origin: str | None = None) -> dict[str, str]:
     write_private_key(keys / "log.key", log_signer)
     write_private_key(keys / "order.key", order_signer)
     Vault.create(keys / "vault.keyring")
-    (data / "server.toml").write_text(config_mod.render(origin, order_name))
-    os.chmod(data / "server.toml", 0o600)
+    config_mod.create_private(data / "server.toml", config_mod.render(origin, order_name))
+    config_mod.create_private(data / "osiris.db")  # 0600 before SQLite writes a byte
     db = Database(data / "osiris.db")
     token = auth.new_token(auth.OPERATOR_PREFIX)
     try:

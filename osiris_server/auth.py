@@ -8,14 +8,19 @@
   partners act like operators on their own sites only.
 * Another tenant's resource is answered exactly like a missing one (404), so ids cannot be
   probed.
-* Failed authentication is rate limited per source address (sliding window); after the limit
-  every request from that address gets 429 until the window passes.
+* Failed authentication is limited twice (``AuthLimiter``, sliding windows): per presented
+  credential (a hash of the value, so the same wrong or revoked token is throttled wherever it
+  comes from) and per source address (so a client cycling through random tokens is throttled
+  too). Either limit answers *failed* attempts with 429 and ``Retry-After``; a token that
+  authenticates is never refused by them, so a fleet behind one proxy address keeps working
+  while a bad client behind the same address floods it with wrong tokens.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -89,7 +94,9 @@ def can_see_site(p: Principal, site: dict[str, Any] | None) -> bool:
 
 
 class RateLimiter:
-    """Sliding-window counter per key (source address). Thread-safe, bounded memory."""
+    """Sliding-window counter per key (e.g. a source address). Thread-safe, bounded memory: at
+    most ``max_keys`` keys, and per key only the newest ``limit + 1`` events (all that the
+    comparisons below can see), so a flood cannot grow it."""
 
     def __init__(self, limit: int, window_s: float, max_keys: int = 100_000) -> None:
         self.limit = limit
@@ -119,18 +126,81 @@ class RateLimiter:
                     del self._hits[k]
                 if len(self._hits) >= self.max_keys:
                     self._hits.pop(next(iter(self._hits)))
-            q = self._hits.setdefault(key, deque())
+            q = self._hits.get(key)
+            if q is None:
+                q = self._hits[key] = deque(maxlen=self.limit + 1)
             self._trim(q, now)
             q.append(now)
             return len(q) > self.limit
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` is below the limit again (0 when it is already)."""
+        with self._lock:
+            q = self._hits.get(key)
+            if not q:
+                return 0.0
+            now = time.monotonic()
+            self._trim(q, now)
+            if len(q) < self.limit:
+                return 0.0
+            # the window must drop len - limit + 1 events: wait for the newest of those
+            return max(0.0, q[len(q) - self.limit] + self.window - now)
+
+
+class AuthLimiter:
+    """Failed authentication counted per presented credential *and* per source address.
+
+    The caller looks the credential up first (a hash and one indexed query, cheap) and asks
+    here only about failures: ``refused_before_lookup`` throttles a credential that has failed
+    too often already (no database work for a repeated bad token), ``failed`` counts one
+    failure in both buckets and says whether to answer 429 instead of 401. A credential that
+    authenticates is never counted nor refused, whatever its source did.
+    """
+
+    def __init__(self, per_credential: int, per_source: int, window_s: float) -> None:
+        self.credentials = RateLimiter(per_credential, window_s)
+        self.sources = RateLimiter(per_source, window_s)
+        self.window = window_s
+
+    @staticmethod
+    def credential_key(presented: str | None) -> str | None:
+        """A fixed-size id of the presented value: 128 bits of its SHA-256 (never the value)."""
+        if not presented:
+            return None
+        return hashlib.sha256(presented.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+    def refused_before_lookup(self, cred: str | None) -> HttpError | None:
+        """429 for a credential already over its limit (and count this attempt too)."""
+        if cred is None or not self.credentials.blocked(cred):
+            return None
+        self.credentials.hit(cred)
+        return too_many(self.credentials.retry_after(cred))
+
+    def failed(self, source: str, cred: str | None) -> HttpError:
+        """Count one failed attempt; 429 when either bucket is over its limit, else 401."""
+        over_cred = cred is not None and self.credentials.hit(cred)
+        over_source = self.sources.hit(source)
+        if over_cred or over_source:
+            wait = max(
+                self.credentials.retry_after(cred) if over_cred and cred else 0.0,
+                self.sources.retry_after(source) if over_source else 0.0,
+            )
+            return too_many(wait)
+        return unauthorized()
 
 
 def unauthorized(message: str = "missing or invalid credentials") -> HttpError:
     return HttpError(401, "E_AUTH", message)
 
 
-def too_many() -> HttpError:
-    return HttpError(429, "E_RATE_LIMIT", "too many failed attempts; try again later")
+def too_many(retry_after_s: float | None = None) -> HttpError:
+    """429; with ``retry_after_s`` the answer carries ``Retry-After`` (whole seconds, >= 1)."""
+    headers = []
+    if retry_after_s is not None:
+        headers.append(("Retry-After", str(max(1, math.ceil(retry_after_s)))))
+    return HttpError(
+        429, "E_RATE_LIMIT", "too many failed attempts; try again later", headers=headers
+    )
 
 
 def bearer(auth_header: str | None) -> str | None:

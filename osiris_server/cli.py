@@ -1,6 +1,10 @@
 """`osiris-server`: Central Command's command line.
 
 Exit codes follow DESIGN §4.2: 0 ok, 1 the thing checked is bad, 2 usage or input error.
+
+Every file these commands create is private to the server's user: the process umask is 077
+(keys, ``server.toml``, the databases with their ``-wal``/``-shm`` files, backups), and the
+files that matter are also created 0600 explicitly, whatever the umask.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ def _parse_listen(listen: str) -> tuple[str, int]:
 @click.version_option(package_name="osiris")
 def main() -> None:
     """Central Command: the API, the credential vault and the transparency log."""
+    os.umask(0o077)
 
 
 DATA = click.option(
@@ -79,14 +84,18 @@ def init(data: Path, origin: str | None, as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="require client certificates signed by this CA (mTLS)",
 )
-@click.option("--max-connections", default=1024, show_default=True)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    help="concurrent connections (default: max_connections in server.toml, 1024)",
+)
 def serve(
     data: Path,
     listen: str,
     tls_cert: str | None,
     tls_key: str | None,
     client_ca: str | None,
-    max_connections: int,
+    max_connections: int | None,
 ) -> None:
     """Run the API on HOST:PORT until SIGTERM (graceful)."""
     from osiris_server.app import App
@@ -112,7 +121,10 @@ def serve(
             ssl_context=ctx,
             max_body_bytes=app.cfg.max_body_bytes,
             read_timeout=app.cfg.read_timeout_s,
-            max_connections=max_connections,
+            max_connections=max_connections or app.cfg.max_connections,
+            max_connections_per_source=min(
+                app.cfg.max_connections_per_source, max_connections or app.cfg.max_connections
+            ),
         )
     except (OSError, ValueError) as exc:
         app.close()
@@ -196,11 +208,21 @@ def backup(data: Path, out: Path) -> None:
                 src.close()
         (tmpdir / "server.toml").write_bytes((data / "server.toml").read_bytes())
         partial = out.with_name(out.name + ".part")
-        with tarfile.open(partial, "w:gz") as tar:
+        partial.unlink(missing_ok=True)  # a leftover of an interrupted run
+
+        def private(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.mode = 0o600  # restored files are private too
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            return info
+
+        # the archive is 0600 from its first byte (never readable by others while written)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             for name in ("osiris.db", "log.db", "server.toml"):
                 if (tmpdir / name).exists():
-                    tar.add(tmpdir / name, arcname=name)
-        os.chmod(partial, 0o600)
+                    tar.add(tmpdir / name, arcname=name, filter=private)
         os.replace(partial, out)
     click.echo(f"backup written to {out}")
 
@@ -218,6 +240,7 @@ def vault_rotate(data: Path, retire_old: bool) -> None:
     from osiris_server.db import Database
     from osiris_server.db import audit as db_audit
     from osiris_server.db import credentials as db_creds
+    from osiris_server.db import provisions as db_prov
     from osiris_server.vault import Vault
 
     v = Vault.open(data / "keys" / "vault.keyring")
@@ -232,11 +255,11 @@ def vault_rotate(data: Path, retire_old: bool) -> None:
                 if v.needs_rewrap(row["secret_enc"]):
                     db_creds.set_secret(w, row["id"], v.rewrap(row["secret_enc"], ctx))
                     n += 1
-            for row in w.query("SELECT mac, code_enc FROM mac_requests WHERE code_enc IS NOT NULL"):
+            for row in db_prov.encrypted_codes(w):
                 if v.needs_rewrap(row["code_enc"]):
-                    w.execute(
-                        "UPDATE mac_requests SET code_enc = ? WHERE mac = ?",
-                        [v.rewrap(row["code_enc"], f"mac:{row['mac']}"), row["mac"]],
+                    ctx = db_prov.code_context(row["mac"], row["requester_hash"])
+                    db_prov.set_code_enc(
+                        w, row["mac"], row["requester_hash"], v.rewrap(row["code_enc"], ctx)
                     )
             db_audit.record(w, "cli", "vault.rotate", new, None, None, {"rewrapped": n})
     finally:

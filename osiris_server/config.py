@@ -8,11 +8,19 @@ the NixOS module have a single path to care about:
     DATA/keys/log.key      checkpoint signing key (0600)
     DATA/keys/order.key    order and rules signing key (0600)
     DATA/keys/vault.keyring  credential master keys (0600; never inside a backup of the db)
-    DATA/server.toml       this configuration
+    DATA/server.toml       this configuration (0600; refused when group or others have access:
+                           it holds SMTP passwords and webhook secrets)
+
+Every file osiris-server writes here is created 0600 (the database and the log with their
+``-wal``/``-shm`` files, which SQLite creates with the database's mode) and backups too.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +32,12 @@ from osiris_server.alerts import SmtpConfig
 
 class ConfigError(OsirisError):
     code = "E_CONFIG"
+
+
+class ConfigPermissionError(ConfigError):
+    """``server.toml`` that users other than its owner could read or change."""
+
+    code = "E_CONFIG_PERMS"
 
 
 @dataclass
@@ -43,8 +57,11 @@ class ServerConfig:
     read_timeout_s: float = 30.0
     checkpoint_interval_s: float = 0.1  # <= 10 signatures/s; bounds receipt latency
     checkpoint_idle_s: float = 300.0
-    auth_fail_limit: int = 20
+    auth_fail_limit: int = 20  # failures per presented credential (and per claim source)
+    auth_fail_source_limit: int = 100  # failures per source address, any credentials
     auth_fail_window_s: float = 60.0
+    max_connections: int = 1024
+    max_connections_per_source: int = 64
     provision_rate_per_min: int = 30
     max_pending_macs: int = 1000
     smtp: SmtpConfig | None = None
@@ -84,11 +101,43 @@ _SIMPLE = {
     "checkpoint_interval_s": (int, float),
     "checkpoint_idle_s": (int, float),
     "auth_fail_limit": int,
+    "auth_fail_source_limit": int,
     "auth_fail_window_s": (int, float),
+    "max_connections": int,
+    "max_connections_per_source": int,
     "provision_rate_per_min": int,
     "max_pending_macs": int,
     "request_log": bool,
 }
+
+
+def _read_private(path: Path, data: Path) -> str:
+    """The text of ``path``, refused (``ConfigPermissionError``) when group or others have any
+    access to it; the check is on the file actually read (fstat of the open descriptor)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path} not found; run `osiris-server init --data {data}` first"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path} is not a regular file")
+        if st.st_mode & 0o077:
+            raise ConfigPermissionError(
+                f"{path} has mode {stat.S_IMODE(st.st_mode):04o}: other users could read its "
+                f"secrets or change it; fix with: chmod 600 {path}"
+            )
+        raw = f.read(1024 * 1024 + 1)
+    if len(raw) > 1024 * 1024:
+        raise ConfigError(f"{path} is larger than 1 MiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def load(data: str | Path, **overrides: Any) -> ServerConfig:
@@ -96,12 +145,8 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
     data = Path(data)
     path = data / "server.toml"
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path} not found; run `osiris-server init --data {data}` first"
-        ) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raw = tomllib.loads(_read_private(path, data))
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     try:
         cfg = ServerConfig(data=data, origin=raw["origin"], order_key_name=raw["order_key_name"])
@@ -117,6 +162,16 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
         raise ConfigError(f"{path}: checkpoint_interval_s must be between 0 and 1 second")
     if cfg.checkpoint_idle_s <= 0 or cfg.checkpoint_idle_s > 300:
         raise ConfigError(f"{path}: checkpoint_idle_s must be in (0, 300] seconds")
+    for key in (
+        "auth_fail_limit",
+        "auth_fail_source_limit",
+        "max_connections",
+        "max_connections_per_source",
+    ):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{path}: {key} must be at least 1")
+    if cfg.max_connections_per_source > cfg.max_connections:
+        raise ConfigError(f"{path}: max_connections_per_source exceeds max_connections")
     if "smtp" in raw:
         s = raw["smtp"]
         try:
@@ -143,6 +198,52 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
     return cfg
 
 
+PRIVATE_DATA_FILES = ("osiris.db", "log.db")
+
+
+def create_private(path: Path, text: str | None = None) -> None:
+    """Create ``path`` with mode 0600 from the start (``O_EXCL``: never an existing file),
+    optionally with ``text``; an empty file is a valid new SQLite database."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        if text:
+            view = memoryview(text.encode("utf-8"))
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def secure_data_files(data: Path) -> list[str]:
+    """Before the server opens its databases: create ``osiris.db``/``log.db`` 0600 if they do
+    not exist yet, and take group/other access away from those and their ``-wal``/``-shm``
+    files if a copy, restore or older version left them looser. Returns what was tightened."""
+    fixed: list[str] = []
+    for name in PRIVATE_DATA_FILES:
+        main = data / name
+        if not main.exists():
+            try:
+                create_private(main)
+            except FileExistsError:  # another worker was first
+                pass
+        for p in (main, data / f"{name}-wal", data / f"{name}-shm"):
+            try:
+                st = p.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+                os.chmod(p, 0o600)
+                fixed.append(p.name)
+    if fixed:
+        try:
+            sys.stderr.write(json.dumps({"event": "permissions_tightened", "files": fixed}) + "\n")
+        except (OSError, ValueError):
+            pass
+    return fixed
+
+
 def render(origin: str, order_key_name: str) -> str:
     """The ``server.toml`` written by ``init`` (comments explain the optional sections)."""
     return f"""# osiris-server configuration (see docs/server.md)
@@ -151,6 +252,11 @@ order_key_name = "{order_key_name}"
 checkin_interval_s = 60
 # max_body_bytes = 8388608
 # read_timeout_s = 30
+# auth_fail_limit = 20              # failed authentications per presented token per window
+# auth_fail_source_limit = 100      # ... and per source address (any tokens) per window
+# auth_fail_window_s = 60
+# max_connections = 1024
+# max_connections_per_source = 64   # behind a reverse proxy, every client is the proxy: raise it
 
 # [smtp]                      # alert e-mail for critical incidents (STARTTLS by default)
 # host = "smtp.example.com"

@@ -7,6 +7,7 @@ validation *and* the OpenAPI document, so that the document cannot drift from th
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -31,21 +32,32 @@ STATUS_TEXT = {
     409: "409 Conflict",
     411: "411 Length Required",
     413: "413 Payload Too Large",
+    414: "414 URI Too Long",
     415: "415 Unsupported Media Type",
     429: "429 Too Many Requests",
+    431: "431 Request Header Fields Too Large",
     500: "500 Internal Server Error",
     503: "503 Service Unavailable",
+    505: "505 HTTP Version Not Supported",
 }
 
 
 class HttpError(Exception):
-    """An answer with a 4xx/5xx status and a stable error code; never carries a stack trace."""
+    """An answer with a 4xx/5xx status and a stable error code; never carries a stack trace.
+    ``headers`` travel with the error answer (e.g. ``Retry-After`` on a 429)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or []
 
 
 def bad_request(message: str, code: str = "E_INPUT") -> HttpError:
@@ -107,8 +119,15 @@ def _key_bytes(k: str) -> bytes:
     return hit
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+def error_body(code: str, message: str) -> bytes:
+    """The one error shape of the whole API, also used by the raw parser in serve.py."""
+    return dumps({"error": {"code": code, "message": message}})
+
+
+def error_response(
+    status: int, code: str, message: str, headers: list[tuple[str, str]] | None = None
+) -> Response:
+    return Response(status=status, body=error_body(code, message), headers=list(headers or []))
 
 
 # ------------------------------------------------------------------ field specs
@@ -263,6 +282,20 @@ def object_schema(spec: dict[str, F]) -> dict[str, Any]:
 # ------------------------------------------------------------------ requests
 
 
+def source_key(addr: str) -> str:
+    """The unit a per-source limit counts: the IPv4 address, or the /64 of an IPv6 address
+    (an IPv4-mapped IPv6 address counts as its IPv4 address)."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
 class Request:
     """What a handler sees: method, path, query, headers, body, source address, principal."""
 
@@ -307,6 +340,8 @@ class Request:
             try:
                 self._json = canonical.loads(self.body)
             except CanonicalError as exc:
+                if exc.code == "E_SCHEMA":  # well-formed but beyond a limit (nesting depth)
+                    raise bad_request(str(exc), exc.code) from None
                 raise bad_request(f"malformed JSON: {exc}", exc.code) from None
         return self._json
 

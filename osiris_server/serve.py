@@ -8,8 +8,16 @@ Why not ``wsgiref``: it is single-threaded and HTTP/1.0. Why not a dependency: t
 * **Deadlines, not only timeouts**: a reaper thread shuts down any connection that has spent
   longer than ``read_timeout`` receiving one request (slowloris), or ``idle_timeout`` idle
   between keep-alive requests; a slow client cannot hold a thread forever.
+* **Connection caps**: at most ``max_connections`` at once, and at most
+  ``max_connections_per_source`` from one source (an IPv4 address, or an IPv6 /64, which one
+  party usually holds whole), so one client opening hundreds of idle connections cannot take
+  every slot from the others. A connection over either cap is closed at accept (a TLS client
+  could not read a plain-text answer before its handshake anyway).
 * **Body limit** before reading: ``Content-Length`` above the limit is answered 413 and the
   connection closed; chunked request bodies are refused (411).
+* **Errors in one shape**: everything this module answers itself (400 for a malformed request
+  line or header, 414, 431, 505, 411, 413, 500) is the API's ``{"error": {"code", "message"}}``
+  as ``application/json``, like every answer of the app.
 * **TLS in the worker thread**: the handshake runs in the connection's thread under the read
   timeout, so a client that never finishes its handshake cannot block ``accept``. With
   ``client_ca`` the server requires a client certificate signed by that CA (mTLS).
@@ -31,6 +39,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from osiris_server.http import error_body, source_key
 
 MAX_HEADER_LINE = 8192
 
@@ -160,8 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.requestline = ""
             self.request_version = "HTTP/1.1"
             self.command = ""
-            self.send_error(414)
-            self.close_connection = True
+            self._simple(414, "E_URI_TOO_LONG", f"request line longer than {MAX_HEADER_LINE} bytes")
             return
         try:
             if not self.parse_request():
@@ -211,7 +220,9 @@ class _Handler(BaseHTTPRequestHandler):
         for _ in range(MAX_HEADERS + 1):
             raw = rfile.readline(MAX_HEADER_LINE + 1)
             if len(raw) > MAX_HEADER_LINE:
-                self._simple(431, "E_HTTP", "header line too long")
+                self._simple(
+                    431, "E_HEADERS_TOO_LARGE", f"a header line is longer than {MAX_HEADER_LINE}"
+                )
                 return False
             if raw in (b"\r\n", b"\n"):
                 break
@@ -228,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
                 continue
             headers.add(name, value.strip(" \t"))
         else:
-            self._simple(431, "E_HTTP", "too many header lines")
+            self._simple(431, "E_HEADERS_TOO_LARGE", f"more than {MAX_HEADERS} header lines")
             return False
         self.headers = headers  # type: ignore[assignment]
         conn = (headers.get("Connection") or "").lower()
@@ -247,10 +258,12 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _simple(self, status: int, code: str, message: str) -> None:
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        """An error answered by the server itself, in the API's error shape; then close."""
+        body = b"" if self.command == "HEAD" else error_body(code, message)
         head = (
             f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
             "Connection: close\r\n\r\n"
         ).encode("latin-1")
         self.close_connection = True
@@ -357,6 +370,7 @@ class OsirisHTTPServer(ThreadingHTTPServer):
         read_timeout: float = 30.0,
         idle_timeout: float = 75.0,
         max_connections: int = 1024,
+        max_connections_per_source: int | None = None,
     ) -> None:
         self.app = app
         self.ssl_context = ssl_context
@@ -364,10 +378,15 @@ class OsirisHTTPServer(ThreadingHTTPServer):
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        # None: no cap beside the global one (embedding, tests); `osiris-server serve` passes
+        # server.toml's max_connections_per_source (default 64)
+        self.max_connections_per_source = max_connections_per_source or max_connections
         self.stopping = threading.Event()
         self._conns: dict[Any, list[Any]] = {}  # handler -> [deadline, busy, socket]
         self._conn_lock = threading.Lock()
         self._active = 0
+        self._per_source: dict[str, int] = {}
+        self.refused = {"global": 0, "per_source": 0}  # connections closed at accept
         self._workers: set[threading.Thread] = set()
         super().__init__(address, _Handler)
         self.server_name_str = address[0]
@@ -410,28 +429,42 @@ class OsirisHTTPServer(ThreadingHTTPServer):
 
     # ---- accept path
     def process_request(self, request: Any, client_address: Any) -> None:
+        src = source_key(client_address[0])
         with self._conn_lock:
+            full = None
             if self._active >= self.max_connections:
-                full = True
+                full = "global"
+            elif self._per_source.get(src, 0) >= self.max_connections_per_source:
+                full = "per_source"
             else:
-                full = False
                 self._active += 1
-        if full:
+                self._per_source[src] = self._per_source.get(src, 0) + 1
+            if full is not None:
+                self.refused[full] += 1
+        if full is not None:
             self.shutdown_request(request)
             return
         t = threading.Thread(
-            target=self.process_request_thread, args=(request, client_address), daemon=True
+            target=self.process_request_thread, args=(request, client_address, src), daemon=True
         )
         with self._conn_lock:
             self._workers.add(t)
         t.start()
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def process_request_thread(  # type: ignore[override]
+        self, request: Any, client_address: Any, src: str | None = None
+    ) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
             with self._conn_lock:
                 self._active -= 1
+                if src is not None:
+                    n = self._per_source.get(src, 1) - 1
+                    if n > 0:
+                        self._per_source[src] = n
+                    else:
+                        self._per_source.pop(src, None)
                 self._workers.discard(threading.current_thread())
 
     def finish_request(self, request: Any, client_address: Any) -> None:
@@ -512,6 +545,7 @@ def make_server(
     read_timeout: float = 30.0,
     idle_timeout: float = 75.0,
     max_connections: int = 1024,
+    max_connections_per_source: int | None = None,
 ) -> OsirisHTTPServer:
     return OsirisHTTPServer(
         (host, port),
@@ -521,6 +555,7 @@ def make_server(
         read_timeout=read_timeout,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        max_connections_per_source=max_connections_per_source,
     )
 
 

@@ -33,7 +33,12 @@ WINDOW = F(
     },
 )
 CREATE = {
-    "id": F("string", pattern=ID_PATTERN, max_len=63),
+    "id": F(
+        "string",
+        pattern=ID_PATTERN,
+        max_len=63,
+        description="admin and operator only (others: 400 E_SCHEMA); default server-assigned",
+    ),
     "name": F("string", required=True, min_len=1, max_len=128),
     "partner_id": F("string", pattern=ID_PATTERN, max_len=63),
     "window": WINDOW,
@@ -58,9 +63,21 @@ def list_sites(app: App, req: Request) -> Response:
 
 
 def create_site(app: App, req: Request) -> Response:
+    """Create a site. Only callers who see every site (admin, operator) may choose its id: for
+    them a taken id is a 409 that tells nothing they could not list. A partner sees only its
+    own sites, so a 409 would reveal that another tenant uses the id; a partner's request
+    naming any id is therefore refused before the id is looked at (400 ``E_SCHEMA``, the same
+    answer for a free id, its own site's id and another tenant's), and without one it gets a
+    fresh server-assigned id."""
     p = req.principal
     body = req.data
     partner_id = body.get("partner_id")
+    if "id" in body and not p.all_sites:
+        raise bad_request(
+            "id: only admin and operator tokens choose site ids; leave it out and the server "
+            "assigns one",
+            "E_SCHEMA",
+        )
     if p.kind == "partner":
         if partner_id not in (None, p.partner_id):
             raise not_found("partner")
@@ -216,7 +233,7 @@ ROUTES = [
         create_site,
         body=CREATE,
         status=201,
-        summary="Create a site (partners: under their own partner)",
+        summary="Create a site (partners: under their own partner, server-assigned id)",
         tag="sites",
     ),
     read("GET", "/api/v1/sites/{site_id}", get_site, summary="One site", tag="sites"),

@@ -128,14 +128,15 @@ def test_appliance_cannot_reach_another_sites_evidence(server) -> None:
 
 
 @pytest.mark.parametrize("limit", [5])
-def test_failed_auth_is_rate_limited_per_address(server_factory, limit: int) -> None:
+def test_failed_auth_is_rate_limited_per_token(server_factory, limit: int) -> None:
     server = server_factory(auth_fail_limit=limit)
     bad = server.client("osk_wrong")
     codes = [bad.get("/api/v1/sites").status_code for _ in range(limit + 2)]
     assert codes[:limit] == [401] * limit
     assert codes[-1] == 429
-    # while blocked, even a good token from that address waits
-    assert server.admin.get("/api/v1/sites").status_code == 429
-    # claims count too
+    # the limit is the bad token's: a good token from the same address is served
+    # (tests/security/test_auth_limits.py covers the per-source side)
+    assert server.admin.get("/api/v1/sites").status_code == 200
+    # claims are limited on their own (per source)
     r = server.client().post("/api/v1/provision/claim", json={})
     assert r.status_code in (400, 429)
