@@ -151,6 +151,11 @@ CHECK_CONTROLS: dict[str, tuple[str, ...]] = {
     # The signed bundle that closes a retired appliance's chain: proves its evidence ends there
     # (integrity: nothing dropped at the end) and that the record is complete for retention.
     "appliance_decommission": ("164.312(c)(1)", "164.316(b)(2)(i)"),
+    # The signed policy in force (and every refused one): the appliance runs a known, signed
+    # configuration (integrity, risk management) and the record shows every evaluation.
+    "policy": ("164.312(c)(1)", "164.308(a)(1)(ii)(B)", "164.308(a)(8)"),
+    # A trust-redirecting parameter changed: who changed what, reviewable like any activity.
+    "policy_change": ("164.312(b)", "164.308(a)(1)(ii)(D)", "164.312(c)(1)"),
 }
 
 

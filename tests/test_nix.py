@@ -284,6 +284,28 @@ def test_agent_unit_is_hardened_and_not_root() -> None:
 
 
 @needs_nix
+def test_switch_unit_reverifies_the_signed_release() -> None:
+    """RB-NIX-GEN-001's root unit runs nix/modules/osiris-switch-system.sh (exercised for real
+    in tests/core/test_release.py) with the real verifier, on a request file the agent writes,
+    against keys the agent cannot write."""
+    sw = agent()["config"]["systemd"]["services"]["osiris-switch-system"]
+    start = sw["serviceConfig"]["ExecStart"]
+    assert [a.strip("'") for a in start.split()[1:]] == [
+        "/var/lib/osiris/switch/request.json", "/var/lib/osiris-switch",
+        "/var/lib/osiris-switch/trusted-keys", "/var/lib/osiris/pins.json",
+    ]  # fmt: skip
+    assert sw["unitConfig"]["ConditionPathExists"] == "/var/lib/osiris/switch/request.json"
+    assert sw["environment"]["OSIRIS_RELEASE_VERIFY"].endswith("-m osiris_core.release")
+    assert "/desired" not in start  # the old "looks like a store path" protocol is gone
+    text = (ROOT / "nix" / "modules" / "osiris-switch-system.sh").read_text()
+    assert "switch-request" in text and "$verify" in text
+    keyed = agent(privileges={"releaseKeys": ["osiris/release+01020304+AQID"]})
+    start = keyed["config"]["systemd"]["services"]["osiris-switch-system"]["serviceConfig"]
+    keys_file = start["ExecStart"].split()[3].strip("'")
+    assert keys_file.startswith("/nix/store/")  # the configured keys, in the store
+
+
+@needs_nix
 def test_agent_unit_without_net_admin_and_with_ip_allowlist() -> None:
     result = agent(
         privileges={"netAdmin": False, "systemSwitch": False},

@@ -14,8 +14,10 @@
 #   nft list ruleset / nft -f baseline      ambient CAP_NET_ADMIN (privileges.netAdmin)
 #   switch the system closure (nix-env --set + switch-to-configuration): needs real root, so it
 #     is a separate root oneshot unit, osiris-switch-system.service, that the agent may only
-#     *start* (polkit); it reads the requested store path from <state_dir>/switch/desired and
-#     refuses anything that is not a NixOS system closure in /nix/store.
+#     *start* (polkit); it reads a switch request from <state_dir>/switch/request.json that
+#     must carry a release document (osiris.release/1) signed by a trusted key — the unit
+#     verifies that signature itself (privileges.releaseKeys, else the order key the agent
+#     pinned at enrolment, copied once into root's own state) — never "looks like a system".
 # The appliance never listens: this module opens no firewall port.
 { config, lib, pkgs, ... }:
 
@@ -99,25 +101,18 @@ let
 
   stateDir = s.agent.state_dir;
 
-  # Root oneshot for RB-NIX-GEN-001: the agent writes the desired store path (from its signed
-  # policy) to <state_dir>/switch/desired and starts this unit; nothing else it can pass.
-  switchScript = pkgs.writeShellScript "osiris-switch-system" ''
-    set -euo pipefail
-    req=${lib.escapeShellArg "${stateDir}/switch/desired"}
-    [ -f "$req" ] && [ ! -L "$req" ] || { echo "no switch request" >&2; exit 1; }
-    desired=$(head -c 300 "$req" | tr -d '\n')
-    if ! [[ "$desired" =~ ^/nix/store/[0-9a-z]{32}-[A-Za-z0-9+._?=-]{1,180}$ ]]; then
-      echo "refusing: not a store path" >&2; exit 1
-    fi
-    for f in bin/switch-to-configuration nixos-version kernel; do
-      [ -e "$desired/$f" ] || { echo "refusing: $desired is not a NixOS system ($f)" >&2; exit 1; }
-    done
-    # Root writes only into its own state directory, never into the agent's (symlink games).
-    readlink /run/current-system > /var/lib/osiris-switch/previous
-    ${config.nix.package or pkgs.nix}/bin/nix-env -p /nix/var/nix/profiles/system --set "$desired"
-    "$desired/bin/switch-to-configuration" switch
-    rm -f "$req"
-  '';
+  # Root oneshot for RB-NIX-GEN-001: the agent writes a switch request carrying the SIGNED
+  # release document (from its signed policy) to <state_dir>/switch/request.json and starts
+  # this unit. The unit re-verifies the release signature with the real verifier
+  # (python -m osiris_core.release, from the osiris package) against keys the agent cannot
+  # write, then switches; a rollback goes only to the system this unit recorded itself.
+  switchScript = pkgs.writeShellScript "osiris-switch-system" (builtins.readFile ./osiris-switch-system.sh);
+  switchState = "/var/lib/osiris-switch";
+  releaseKeysFile =
+    if cfg.privileges.releaseKeys != [ ]
+    then pkgs.writeText "osiris-release-keys" (lib.concatStringsSep "\n" cfg.privileges.releaseKeys + "\n")
+    else "${switchState}/trusted-keys";
+  releasePython = pkgs.python3.withPackages (ps: [ ps.pynacl ]);
 
   refreshScript = pkgs.writeShellScript "osiris-egress-refresh" ''
     # Resolve the allowed host names into the nft sets. Elements expire after
@@ -237,8 +232,21 @@ in
         default = true;
         description = ''
           Provide osiris-switch-system.service (root, oneshot) that switches to the NixOS system
-          closure named in <state_dir>/switch/desired, and let the agent start it. This is the
-          only path by which the agent causes a root action with an argument.
+          closure named by a signed release document (osiris.release/1) in
+          <state_dir>/switch/request.json, and let the agent start it. The unit verifies the
+          signature itself. This is the only path by which the agent causes a root action with
+          an argument.
+        '';
+      };
+      releaseKeys = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "osiris/release+1a2b3c4d+AQ..." ];
+        description = ''
+          Signed-note vkeys a release document must be signed by for osiris-switch-system to
+          switch to it. Empty (the default): the order key the agent pinned at enrolment,
+          copied once (on the first switch) into /var/lib/osiris-switch/trusted-keys, which
+          only root can write — trust on first use; set this in the image to avoid it.
         '';
       };
     };
@@ -393,14 +401,23 @@ in
     };
 
     systemd.services.osiris-switch-system = mkIf cfg.privileges.systemSwitch {
-      description = "Osiris: switch to the requested NixOS system closure";
+      description = "Osiris: switch to the NixOS system a signed release names";
       # Never restarted by a switch: it may be the very unit running the switch.
       restartIfChanged = false;
       stopIfChanged = false;
-      unitConfig.ConditionPathExists = "${stateDir}/switch/desired";
+      unitConfig.ConditionPathExists = "${stateDir}/switch/request.json";
+      environment = {
+        OSIRIS_RELEASE_VERIFY = "${releasePython}/bin/python -s -m osiris_core.release";
+        OSIRIS_NIX_ENV = "${config.nix.package or pkgs.nix}/bin/nix-env";
+        PYTHONPATH = "${cfg.package}/${pkgs.python3.sitePackages}";
+      };
+      path = [ pkgs.bash pkgs.coreutils ];
       serviceConfig = {
         Type = "oneshot";
-        ExecStart = "${switchScript}";
+        ExecStart = lib.escapeShellArgs [
+          "${switchScript}" "${stateDir}/switch/request.json" switchState releaseKeysFile
+          "${stateDir}/pins.json"
+        ];
         # Root, on purpose: the system profile and activation need it. Nothing else is passed.
         User = "root";
         StateDirectory = "osiris-switch";

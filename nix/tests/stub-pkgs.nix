@@ -12,4 +12,8 @@ builtins.listToAttrs (map (n: { name = n; value = store n; }) names) // {
   callPackage = _path: _args: store "osiris";
   writeShellScript = name: _text: store name;
   writeText = name: _text: store name;
+  python3 = {
+    sitePackages = "lib/python3.11/site-packages";
+    withPackages = _f: store "python3-env";
+  };
 }

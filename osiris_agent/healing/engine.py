@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from osiris_core import canonical
 from osiris_core.catalog import Catalog, Rule, Runbook, match_rules
+from osiris_core.catalog.bounds import CheckedParams, TrustContext
 from osiris_core.controls import controls_for
 from osiris_core.errors import SchemaError
 
@@ -95,8 +96,12 @@ class Policy:
 
     A runbook may run only when it is in ``enabled_runbooks`` and not in ``disabled_runbooks``;
     an empty enabled set therefore means *nothing* runs (lesson D), never "everything".
-    ``params`` holds site parameter values per runbook id (thresholds such as
-    ``critical_overdue_days``); rule parameters override them.
+    ``params`` holds the signed policy's parameter values per runbook id (thresholds such as
+    ``critical_overdue_days``); rule, L2 and order parameters override them, but only within
+    the catalogue's bounds, and never a trust-redirecting one: ``context`` (the policy's
+    allow-lists and verified releases, with its trust values pinned) goes with every value
+    set :meth:`params_for` hands out, so the executor's validator refuses a rule, plan or order
+    that names another update server, DNS server or system than the signed policy.
 
     ``policy_version`` and ``ruleset_hash`` name the policy in force (DESIGN §3.6): every bundle
     the engine emits under this policy carries them (:meth:`evidence_fields`).
@@ -111,6 +116,7 @@ class Policy:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     policy_version: str = "1"
     ruleset_hash: str | None = None
+    context: TrustContext = field(default_factory=lambda: TrustContext(pinned={}))
 
     @classmethod
     def default(cls, catalog: Catalog, **kw: Any) -> Policy:
@@ -128,10 +134,10 @@ class Policy:
     def guards(self) -> Guards:
         return Guards(self.enabled, self.in_window, self.allow_disruptive_outside_window)
 
-    def params_for(self, runbook_id: str, extra: Mapping[str, Any] | None = None) -> dict:
+    def params_for(self, runbook_id: str, extra: Mapping[str, Any] | None = None) -> CheckedParams:
         out = dict(self.params.get(runbook_id, {}))
         out.update(extra or {})
-        return out
+        return CheckedParams(runbook_id, out, self.context)
 
 
 class HealingEngine:

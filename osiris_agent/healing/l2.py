@@ -88,6 +88,7 @@ def runbook_brief(rb: Runbook) -> dict[str, Any]:
             spec["min"] = p.min
         if p.max is not None:
             spec["max"] = p.max
+        spec["bound"] = p.describe_bound()
         params[name] = spec
     return {
         "id": rb.id,
@@ -174,7 +175,10 @@ def judge_answer(
         d.refusal = "params is not an object"
         return d
     try:
-        d.params = by_id[rid].validate_params(params)
+        # Judged by the catalogue's validator; only the values the model named are kept, so
+        # the site's own values (and the signed policy's trust-redirecting ones) still apply.
+        by_id[rid].validate_params(params)
+        d.params = dict(params)
     except SchemaError as exc:
         d.refusal = f"invalid params: {exc}"
         return d

@@ -47,6 +47,42 @@ def generate(catalog: Catalog | None = None) -> str:
         "manifest's schema and passed as data (`OSIRIS_P_<NAME>` for bash, `$OsirisParams` for",
         "PowerShell), never spliced into script text.",
         "",
+        "## Parameter bounds and who may set them",
+        "",
+        "Every parameter has a **bound**: what its value may *mean* so that the runbook can only",
+        "tighten its control, never leave a host less protected than the baseline (DESIGN §6).",
+        "One validator (`Runbook.validate_params`, `osiris_core/catalog/bounds.py`) judges every",
+        "value: the server when a value is set (`PUT …/runbooks/{id}/params`, 400 `E_SCHEMA`",
+        "naming the parameter) and when it builds the signed policy, the agent when it accepts",
+        "a policy and again for every script it renders (values from L1 rules, L2 plans and",
+        "orders included). A manifest parameter without a bound fails the catalogue load.",
+        "",
+        "| Kind | A value is accepted when |",
+        "|---|---|",
+        "| `range` | an integer in min..max; the loose end is the baseline the control keeps |",
+        "| `flag` | true or false (both keep the baseline; the stricter one is named) |",
+        "| `choice` | one of the listed values |",
+        "| `mode` / `modes` | octal mode(s) whose permission bits are a subset of the baseline's"
+        " (no group-write, no other-bits, no setuid/setgid/sticky the baseline lacks) |",
+        "| `unit` / `units` | systemd unit(s) from the runbook's allow-list, never `debug-shell`,"
+        " `emergency`, `rescue` or a `*.target`; a list must keep its required units; a runbook"
+        " that *stops* units may never stop sshd, auditd, journald, the firewall … |",
+        "| `names` | space-separated names that keep every required one |",
+        "| `path` | a normalised absolute path strictly inside the named directory |",
+        "| `digest` | empty or a lowercase hex SHA-256 pin (a wrong pin reports drift) |",
+        "| `ipv4` | empty or an IPv4 address (private range where stated) |",
+        "| `trusted` | **trust-redirecting**: empty, or (each item) on the site's allow-list |",
+        "| `release` | **trust-redirecting**: empty, or a `/nix/store` path on the site's"
+        " allow-list *and* named by a signed `osiris.release/1` document |",
+        "",
+        "**Who may set it:** `operator` = any principal that may write the site (admin,",
+        "operator, the site's partner key); `admin` = trust-redirecting parameters (update",
+        "server, DNS servers, pinned baseline, desired system): only an admin may set them",
+        "(others get 403 `E_FORBIDDEN`), and only to values on the site's allow-list, which only",
+        "an admin edits (`PUT /api/v1/sites/{id}/allowlists/{runbook}/{param}`, audited). Every",
+        "change of such a value is carried in the signed policy (who, old, new, when) and",
+        "recorded by the appliance as a `policy_change` evidence bundle.",
+        "",
         "## Checks",
         "",
         "| Check | Name | Platforms | HIPAA controls |",
@@ -78,14 +114,12 @@ def generate(catalog: Catalog | None = None) -> str:
             if rb.params:
                 out.append("- **Parameters:**")
                 for p in rb.params.values():
-                    bounds = ""
-                    if p.min is not None or p.max is not None:
-                        lo = "" if p.min is None else p.min
-                        hi = "" if p.max is None else p.max
-                        bounds = f", {lo}..{hi}"
+                    kind = p.bound.kind if p.bound is not None else "none"
+                    why = f" {_cell(p.bound.why)}" if p.bound is not None and p.bound.why else ""
                     out.append(
-                        f"  - `{p.name}` ({p.type}{bounds}, default `{p.default!r}`): "
-                        f"{_cell(p.description)}"
+                        f"  - `{p.name}` ({p.type}, default `{p.default!r}`, set by "
+                        f"**{p.set_by}**): {_cell(p.description)} *Bound ({kind}):* "
+                        f"{_cell(p.describe_bound())}.{why}"
                     )
             rules = [r for r in cat.rules if r.runbook_id == rb.id]
             if rules:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from typing import Any
 
+from osiris_core.catalog.bounds import Bound, CheckedParams, TrustContext, parse_bound
 from osiris_core.errors import SchemaError
 
 PLATFORMS = ("windows", "linux", "nixos")
@@ -35,7 +36,12 @@ def script_ext(platform: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Param:
-    """One runbook parameter: its type, default and the bounds a value must respect."""
+    """One runbook parameter: its type, default, form (pattern, min/max) and semantic bound.
+
+    ``check`` is context-free: type, form and the bound's meaning (``bounds.Bound.check``). A
+    trust-redirecting parameter is judged against the site's allow-list as well, by
+    :meth:`Runbook.validate_params` with a :class:`~osiris_core.catalog.bounds.TrustContext`.
+    """
 
     name: str
     type: str
@@ -44,6 +50,21 @@ class Param:
     pattern: str | None = None
     min: int | None = None
     max: int | None = None
+    # Always set for a manifest param (the loader refuses one without); ``None`` only for a
+    # Param built in code, which then has no semantic check beyond its pattern.
+    bound: Bound | None = None
+
+    @property
+    def trusted(self) -> bool:
+        return self.bound is not None and self.bound.trusted
+
+    @property
+    def set_by(self) -> str:
+        return self.bound.set_by if self.bound is not None else "operator"
+
+    def _bound(self, value: Any, where: str) -> None:
+        if self.bound is not None:
+            self.bound.check(value, where, self.min, self.max)
 
     def check(self, value: Any) -> Any:
         """Return ``value`` if it fits this schema; ``SchemaError`` naming the param otherwise."""
@@ -51,6 +72,7 @@ class Param:
         if self.type == "bool":
             if not isinstance(value, bool):
                 raise SchemaError(f"{where}: expected bool, got {type(value).__name__}")
+            self._bound(value, where)
             return value
         if self.type == "int":
             if isinstance(value, bool) or not isinstance(value, int):
@@ -59,6 +81,7 @@ class Param:
                 raise SchemaError(f"{where}: {value} is below the minimum {self.min}")
             if self.max is not None and value > self.max:
                 raise SchemaError(f"{where}: {value} is above the maximum {self.max}")
+            self._bound(value, where)
             return value
         if not isinstance(value, str):
             raise SchemaError(f"{where}: expected str, got {type(value).__name__}")
@@ -68,7 +91,13 @@ class Param:
         # "; rm -rf /" cannot ride along after a valid prefix, and no newlines sneak past "$".
         if self.pattern is None or re.fullmatch(self.pattern, value) is None:
             raise SchemaError(f"{where}: value does not match the pattern {self.pattern!r}")
+        self._bound(value, where)
         return value
+
+    def describe_bound(self) -> str:
+        if self.bound is None:
+            return "no semantic bound (not a manifest parameter)"
+        return self.bound.describe(self.min, self.max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +146,28 @@ class Runbook:
             raise SchemaError(f"runbook {self.id} has no {phase!r} phase")
         return self.directory.joinpath(self.script_name(phase)).read_text(encoding="utf-8")
 
-    def validate_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Fill defaults and check every value; unknown or bad params raise ``SchemaError``."""
+    def validate_params(
+        self, params: Mapping[str, Any] | None, context: TrustContext | None = None
+    ) -> CheckedParams:
+        """THE parameter validator (server and agent alike): fill defaults and judge every
+        value — type, form, semantic bound and, for trust-redirecting parameters, the site's
+        allow-list in ``context`` (or the one a :class:`CheckedParams` carries). Unknown or bad
+        params raise ``SchemaError`` naming the parameter; nothing is ever clamped."""
+        if context is None and isinstance(params, CheckedParams) and params.runbook_id == self.id:
+            context = params.context
         params = dict(params or {})
         unknown = sorted(set(params) - set(self.params))
         if unknown:
             raise SchemaError(f"runbook {self.id}: unknown param(s) {', '.join(unknown)}")
         out: dict[str, Any] = {}
         for name, spec in self.params.items():
-            out[name] = spec.check(params.get(name, spec.default))
-        return out
+            value = spec.check(params.get(name, spec.default))
+            if spec.bound is not None:
+                spec.bound.check_trust(
+                    value, spec.default, self.id, name, context, f"param {name!r}"
+                )
+            out[name] = value
+        return CheckedParams(self.id, out, context or TrustContext())
 
 
 def _req(data: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
@@ -165,7 +206,7 @@ def parse_param(name: str, spec: Any, where: str) -> Param:
         raise SchemaError(f"{where}: name must be lower_snake_case")
     if not isinstance(spec, Mapping):
         raise SchemaError(f"{where}: must be a table")
-    allowed = {"type", "default", "description", "pattern", "min", "max"}
+    allowed = {"type", "default", "description", "pattern", "min", "max", "bound"}
     extra = sorted(set(spec) - allowed)
     if extra:
         raise SchemaError(f"{where}: unknown field(s) {', '.join(extra)}")
@@ -188,6 +229,9 @@ def parse_param(name: str, spec: Any, where: str) -> Param:
     for bound in (lo, hi):
         if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
             raise SchemaError(f"{where}: min/max must be integers")
+    bound = parse_bound(spec.get("bound"), typ, where)
+    if bound.kind == "range" and (lo is None or hi is None):
+        raise SchemaError(f"{where}: a range bound needs min and max")
     param = Param(
         name=name,
         type=typ,
@@ -196,8 +240,11 @@ def parse_param(name: str, spec: Any, where: str) -> Param:
         pattern=pattern,
         min=lo,
         max=hi,
+        bound=bound,
     )
     param.check(param.default)  # the default itself must be valid
+    if bound.trusted and param.default != "":
+        raise SchemaError(f"{where}: a trust-redirecting param defaults to '' (not redirected)")
     return param
 
 

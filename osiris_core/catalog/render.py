@@ -5,6 +5,11 @@ they become ``export OSIRIS_P_<NAME>=<shlex.quote(value)>`` lines; for PowerShel
 that is decoded into ``$OsirisParams``. Either way a hostile value is data, never code, and values
 are validated against the manifest's schema first.
 
+A ``release`` parameter (RB-NIX-GEN-001's ``desired_system``) also exports, for the phases that
+act on it, ``OSIRIS_RELEASE_<NAME>``: base64 of the switch request the root unit re-verifies
+(``{"action": "switch", "release": <signed osiris.release/1>}``), taken from the trust context the
+values were judged in — a value no signed release names never gets that far.
+
 The first line identifies the script (``# osiris: runbook=<ID> phase=<phase> sha256=<hex>``, the
 hash of the phase script file) so evidence and the lab simulator can name exactly what ran.
 """
@@ -19,7 +24,11 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
+from osiris_core import canonical
 from osiris_core.catalog.model import Runbook
+from osiris_core.errors import SchemaError
+
+RELEASE_PHASES = ("remediate",)
 
 
 def _lib(name: str) -> str:
@@ -51,6 +60,17 @@ def render(runbook: Runbook, phase: str, params: Mapping[str, Any] | None = None
         for name in sorted(values):
             quoted = shlex.quote(_sh_value(values[name]))
             lines.append(f"export OSIRIS_P_{name.upper()}={quoted}")
+        for name, spec in sorted(runbook.params.items()):
+            if spec.bound is None or spec.bound.kind != "release" or not values[name]:
+                continue
+            if phase not in RELEASE_PHASES:
+                continue
+            envelope = values.context.releases.get(values[name])
+            if envelope is None:  # validate_params already refused this; defensive
+                raise SchemaError(f"param {name!r}: named by no signed release document")
+            request = canonical.dumps({"action": "switch", "release": envelope})
+            b64 = base64.b64encode(request).decode("ascii")
+            lines.append(f"export OSIRIS_RELEASE_{name.upper()}={b64}")
         lines.append(f"export OSIRIS_RUNBOOK={runbook.id} OSIRIS_PHASE={phase}")
         lines.append(_lib("osiris.sh").rstrip("\n"))
     else:

@@ -132,17 +132,37 @@ def test_failing_verify_rolls_back_and_is_reverted(env) -> None:
     sandbox, tr = env
     sandbox.drift("shadow_perms")  # 0644
     finding = _detect(tr, "LIN-PERM-001")
-    # a site parameter that sets a mode the check does not accept: verify fails
-    policy = Policy.default(CAT, params={"LIN-PERM-001": {"target_mode": "660"}})
+    # a site parameter that sets a (tighter) mode the check does not accept: verify fails
+    policy = Policy.default(
+        CAT, params={"LIN-PERM-001": {"target_mode": "400", "allowed_modes": "640"}}
+    )
     sinks = Sinks()
     _engine(tr, sinks).handle(finding, policy)
     assert sinks.outcomes()[0] == ("reverted", "L1", "LIN-PERM-001")
     b = sinks.bundles[0]
     assert b["rollback_available"] is True
     assert [p["phase"] for p in b["post_state"]["phases"]] == ["remediate", "verify", "rollback"]
-    assert b["post_state"]["observed"]["mode"] == "660"
+    assert b["post_state"]["observed"]["mode"] == "400"
     assert sandbox.mode("etc/shadow") == 0o644  # put back as it was
     assert sinks.outcomes()[1] == ("escalated", "L3", "LIN-PERM-001")
+
+
+def test_weakening_site_mode_is_refused_before_anything_runs(env) -> None:
+    """Issue 11: a value that would weaken the control (0666 on /etc/shadow) never reaches the
+    host, whatever path it came by; the outcome is a refusal, never ``healed``."""
+    sandbox, tr = env
+    sandbox.drift("shadow_perms")  # 0644
+    finding = _detect(tr, "LIN-PERM-001")
+    sent = len(tr.commands_sent)
+    policy = Policy.default(
+        CAT, params={"LIN-PERM-001": {"target_mode": "0666", "allowed_modes": "666"}}
+    )
+    sinks = Sinks()
+    _engine(tr, sinks).handle(finding, policy)
+    assert [o for o, _, _ in sinks.outcomes()] == ["failed", "escalated"]
+    assert "adds permission bits" in sinks.bundles[0]["action_taken"]
+    assert len(tr.commands_sent) == sent  # not one script went to the host
+    assert sandbox.mode("etc/shadow") == 0o644
 
 
 def test_remediation_error_without_rollback_is_failed(env) -> None:

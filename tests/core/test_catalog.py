@@ -25,6 +25,7 @@ from osiris_core.catalog import (
     render,
     script_sha256,
 )
+from osiris_core.catalog.bounds import TrustContext
 from osiris_core.catalog.docgen import generate
 from osiris_core.errors import SchemaError
 
@@ -58,7 +59,8 @@ BRIEF_CHECK_IDS = {
     "linux_timesync", "linux_logging", "linux_permissions", "evidence_pipeline", "disk_space",
 }  # fmt: skip
 # appliance_decommission: the bundle `osiris-agent decommission` signs to close a chain.
-ADDED_CHECK_IDS = {"windows_network", "appliance_decommission"}
+# policy / policy_change: a refused signed policy, a trust-redirecting parameter change.
+ADDED_CHECK_IDS = {"windows_network", "appliance_decommission", "policy", "policy_change"}
 
 
 @pytest.fixture(scope="module")
@@ -393,7 +395,8 @@ def test_render_ps1_carries_params_as_base64_json(cat) -> None:
     import json
 
     rb = cat.runbook("RB-WIN-NET-001")
-    text = render(rb, "detect", {"dns_servers": "10.0.0.2,10.0.0.3"})
+    ctx = TrustContext({"RB-WIN-NET-001": {"dns_servers": ("10.0.0.2", "10.0.0.3")}})
+    text = render(rb, "detect", rb.validate_params({"dns_servers": "10.0.0.2,10.0.0.3"}, ctx))
     lines = text.splitlines()
     assert lines[0].startswith("# osiris: runbook=RB-WIN-NET-001 phase=detect sha256=")
     m = re.search(r"FromBase64String\('([A-Za-z0-9+/=]+)'\)", text)

@@ -40,6 +40,8 @@ CATALOGUE_CHECK_IDS = {
     "disk_space",
     "windows_network",
     "appliance_decommission",
+    "policy",
+    "policy_change",
 }
 
 CITATION_RE = re.compile(r"^164\.(308|310|312|316)(\([0-9a-zA-Z]+\))+$")

@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from osiris_core.catalog import load_catalog, match_rules, render
+from osiris_core.catalog.bounds import TrustContext
+from osiris_core.keys import Signer
+from osiris_core.release import make_release, sign_release
 
 CATALOG_DIR = Path(str(resources.files("osiris_core.catalog")))
 PS1 = sorted(CATALOG_DIR.rglob("*.ps1"))
@@ -180,8 +183,18 @@ class Sandbox:
         log = self.state / "calls.log"
         return log.read_text().splitlines() if log.exists() else []
 
-    def run(self, rid: str, phase: str, params: dict | None = None, ok: bool = True) -> dict:
+    def run(
+        self,
+        rid: str,
+        phase: str,
+        params: dict | None = None,
+        ok: bool = True,
+        ctx: TrustContext | None = None,
+    ) -> dict:
+        """``ctx``: the site's allow-lists/releases a trust-redirecting value is judged in."""
         rb = CAT.runbook(rid)
+        if ctx is not None:
+            params = rb.validate_params(params, ctx)
         env = {
             "PATH": f"{self.bin}:/usr/bin:/bin",
             "OSIRIS_ROOT": str(self.root),
@@ -205,13 +218,15 @@ class Sandbox:
                 assert set(result["observed"]) == {"changed", "action"}
         return result
 
-    def heal(self, rid: str, params: dict | None = None) -> tuple[dict, dict]:
+    def heal(
+        self, rid: str, params: dict | None = None, ctx: TrustContext | None = None
+    ) -> tuple[dict, dict]:
         """detect must say drift; then remediate and return (detect, verify) results."""
-        before = self.run(rid, "detect", params)
+        before = self.run(rid, "detect", params, ctx=ctx)
         assert before["status"] == "drift", before
-        done = self.run(rid, "remediate", params)
+        done = self.run(rid, "remediate", params, ctx=ctx)
         assert done["observed"]["changed"] is True
-        after = self.run(rid, "verify", params)
+        after = self.run(rid, "verify", params, ctx=ctx)
         assert after["status"] == "compliant", after
         return before, after
 
@@ -344,31 +359,33 @@ def test_lin_services(sb: Sandbox) -> None:
 def test_nix_firewall_restores_signed_baseline(sb: Sandbox) -> None:
     base = "flush ruleset\ntable inet filter {\n  chain input { policy drop; }\n}\n"
     sb.file("etc/osiris/nftables-baseline.nft", base)
-    params = {"baseline_sha256": hashlib.sha256(base.encode()).hexdigest()}
+    pin = hashlib.sha256(base.encode()).hexdigest()
+    params = {"baseline_sha256": pin}  # trust-redirecting: on the site's allow-list
+    ctx = TrustContext({"RB-NIX-FW-001": {"baseline_sha256": (pin,)}})
     sb.unit("nftables", "inactive")
     sb.ruleset.write_text("table inet filter {\n  chain input { policy accept; }\n}\n")
-    before, after = sb.heal("RB-NIX-FW-001", params)
+    before, after = sb.heal("RB-NIX-FW-001", params, ctx)
     assert before["observed"]["ruleset_state"] == "unrecorded"
     assert after["observed"]["ruleset_state"] == "match"
     assert "policy drop" in sb.ruleset.read_text()
     # Someone opens the firewall: detected as changed, and the baseline is loaded again.
     sb.ruleset.write_text("table inet filter {\n  chain input { policy accept; }\n}\n")
-    before, _ = sb.heal("RB-NIX-FW-001", params)
+    before, _ = sb.heal("RB-NIX-FW-001", params, ctx)
     assert before["observed"]["ruleset_state"] == "changed"
     # A tampered baseline is never loaded, and the rules escalate instead of healing.
     sb.file("etc/osiris/nftables-baseline.nft", base.replace("drop", "accept"))
-    res = sb.run("RB-NIX-FW-001", "detect", params)
+    res = sb.run("RB-NIX-FW-001", "detect", params, ctx=ctx)
     assert res["observed"]["baseline_state"] == "mismatch"
     hits = match_rules(CAT.rules, {"check": "firewall", "runbook_id": "RB-NIX-FW-001", **res})
     assert [r.action for r in hits] == ["escalate"]
-    assert sb.run("RB-NIX-FW-001", "remediate", params, ok=False)["status"] == "error"
+    assert sb.run("RB-NIX-FW-001", "remediate", params, ok=False, ctx=ctx)["status"] == "error"
     assert "policy drop" in sb.ruleset.read_text()
 
 
 def test_nix_av_service_and_hash(sb: Sandbox) -> None:
-    binary = sb.file("usr/bin/clamscan", "#!/bin/sh\necho clam\n", 0o755)
+    binary = sb.file("run/current-system/sw/bin/clamscan", "#!/bin/sh\necho clam\n", 0o755)
     pinned = hashlib.sha256(binary.read_bytes()).hexdigest()
-    params = {"binary": "/usr/bin/clamscan", "binary_sha256": pinned}
+    params = {"binary_sha256": pinned}
     sb.unit("clamav-daemon", "inactive")
     before, after = sb.heal("RB-NIX-AV-001", params)
     assert before["observed"]["service_active"] is False
@@ -384,7 +401,7 @@ def test_nix_backup_freshness_and_checksum(sb: Sandbox) -> None:
     archive = sb.file("var/backups/latest.tar", "data\n")
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     now = int(time.time())
-    status = sb.file("var/lib/osiris/backup-status",
+    status = sb.file("var/lib/osiris-backup/status",
                      f"last_backup={now - 3600}\nlast_restore_test={now - 86400}\n"
                      f"archive=/var/backups/latest.tar\nsha256={digest}\n")  # fmt: skip
     res = sb.run("RB-NIX-BACKUP-001", "detect")
@@ -404,13 +421,24 @@ def test_nix_backup_freshness_and_checksum(sb: Sandbox) -> None:
     assert sb.run("RB-NIX-BACKUP-001", "detect", {"max_age_hours": 6})["status"] == "drift"
 
 
+RELEASE_KEY = Signer.generate("osiris/order/test")
+
+
+def _released(*systems: str) -> TrustContext:
+    """The site allow-lists these systems and a signed release document names each."""
+    envs = {s: sign_release(make_release(s, "osiris-24.11"), RELEASE_KEY) for s in systems}
+    return TrustContext({"RB-NIX-GEN-001": {"desired_system": tuple(systems)}}, envs)
+
+
 def test_nix_generation_detect(sb: Sandbox) -> None:
     store = "/nix/store/" + "a" * 32 + "-nixos-system-osiris-24.11"
     other = "/nix/store/" + "b" * 32 + "-nixos-system-osiris-24.11"
+    ctx = _released(store, other)
     (sb.root / "run").mkdir()
     os.symlink(store, sb.root / "run/current-system")
-    assert sb.run("RB-NIX-GEN-001", "detect", {"desired_system": store})["status"] == "compliant"
-    res = sb.run("RB-NIX-GEN-001", "detect", {"desired_system": other})
+    got = sb.run("RB-NIX-GEN-001", "detect", {"desired_system": store}, ctx=ctx)
+    assert got["status"] == "compliant"
+    res = sb.run("RB-NIX-GEN-001", "detect", {"desired_system": other}, ctx=ctx)
     assert res["status"] == "drift" and res["observed"]["current_system"] == store
     res = sb.run("RB-NIX-GEN-001", "detect", ok=False)  # unset desired system: never a pass
     assert res["status"] == "error"
@@ -438,10 +466,16 @@ def test_nix_generation_switch_goes_through_the_root_unit(sb: Sandbox) -> None:
     os.symlink(current, sb.root / "run/current-system")
     sb.file(desired.lstrip("/") + "/bin/switch-to-configuration", "#!/bin/sh\n", 0o755)
     sb.unit("osiris-switch-system.service", "inactive")
-    done = sb.run("RB-NIX-GEN-001", "remediate", {"desired_system": desired})
+    ctx = _released(desired)
+    done = sb.run("RB-NIX-GEN-001", "remediate", {"desired_system": desired}, ctx=ctx)
     assert done["observed"]["changed"] is True
-    assert (sb.root / "var/lib/osiris/switch/desired").read_text().strip() == desired
+    # the root unit gets the SIGNED release document, which it verifies itself
+    req = json.loads((sb.root / "var/lib/osiris/switch/request.json").read_bytes())
+    assert req == {"action": "switch", "release": ctx.releases[desired]}
     assert any("start osiris-switch-system.service" in c for c in sb.calls())
-    back = sb.run("RB-NIX-GEN-001", "rollback", {"desired_system": desired})
+    back = sb.run("RB-NIX-GEN-001", "rollback", {"desired_system": desired}, ctx=ctx)
     assert back["observed"]["changed"] is True
-    assert (sb.root / "var/lib/osiris/switch/desired").read_text().strip() == current
+    # rollback names no path: the unit switches back to the system it recorded itself
+    req = json.loads((sb.root / "var/lib/osiris/switch/request.json").read_bytes())
+    assert req == {"action": "rollback"}
+    assert current in back["observed"]["action"]

@@ -1,0 +1,230 @@
+"""Signed release documents ``osiris.release/1``: which NixOS system an appliance may switch to.
+
+Why: RB-NIX-GEN-001 makes a root unit switch the appliance to a store path. "It looks like a
+NixOS system" is no authority — anything in ``/nix/store`` with a ``bin/switch-to-configuration``
+does — so the desired system is accepted only when a release document signed by a key the
+appliance pinned at enrolment names it. The agent checks that when it accepts a policy
+(``osiris_core.policy``), and the root unit ``osiris-switch-system.service`` checks it *again*
+before it switches (``python -m osiris_core.release switch-request``), so neither a hostile
+server nor a compromised (non-root) agent can make root run an arbitrary system.
+
+Format (canonical JSON, DESIGN §3.1)::
+
+    release  = {"schema": "osiris.release/1", "system": "/nix/store/<32>-<name>",
+                "name": "<label, ≤ 64>", "issued_at": "<RFC 3339 UTC, ms, Z>"}
+    envelope = {"release": release, "sig": {"alg": "ed25519", "key_id": "<8 hex>",
+                                            "value": "<base64 Ed25519 over canonical(release)>"}}
+
+Signed by the server's order key (what ``osiris-server`` does when an admin allow-lists a
+system for a site) or by a dedicated release key whose vkey the appliance pinned
+(``release_vkey`` in its pins). A release names no site: one build serves the fleet; which
+appliances may run it is the per-site allow-list inside the signed policy.
+
+The switch request the agent writes to ``<state_dir>/switch/request.json`` is
+``{"action": "switch", "release": envelope}`` or ``{"action": "rollback"}`` (back to the
+system the root unit itself recorded before its last switch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import copy
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from osiris_core import canonical
+from osiris_core.errors import CanonicalError, OsirisError, SchemaError
+from osiris_core.keys import Signer, Verifier
+
+SCHEMA = "osiris.release/1"
+STORE_PATH = re.compile(r"/nix/store/[0-9a-z]{32}-[A-Za-z0-9+._?=-]{1,180}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+_KEY_ID = re.compile(r"[0-9a-f]{8}")
+_KEYS = frozenset({"schema", "system", "name", "issued_at"})
+MAX_REQUEST_BYTES = 16384
+
+
+class ReleaseRefused(OsirisError):
+    """A release document (or switch request) that must not be acted on; says why."""
+
+    code = "E_RELEASE"
+
+
+def validate_release(release: Any) -> None:
+    """``SchemaError`` unless ``release`` is a well-formed ``osiris.release/1`` document."""
+    if not isinstance(release, dict) or set(release) != _KEYS:
+        raise SchemaError(f"release must have exactly {', '.join(sorted(_KEYS))}")
+    if release["schema"] != SCHEMA:
+        raise SchemaError(f"release schema must be {SCHEMA!r}")
+    system = release["system"]
+    if not isinstance(system, str) or STORE_PATH.fullmatch(system) is None:
+        raise SchemaError("release system must be a /nix/store path")
+    if not isinstance(release["name"], str) or _NAME.fullmatch(release["name"]) is None:
+        raise SchemaError("release name must be a short label")
+    if not isinstance(release["issued_at"], str):
+        raise SchemaError("release issued_at must be an RFC 3339 string")
+    canonical.parse_time(release["issued_at"])
+
+
+def make_release(system: str, name: str, issued_at: str | None = None) -> dict[str, Any]:
+    release = {
+        "schema": SCHEMA,
+        "system": system,
+        "name": name,
+        "issued_at": issued_at or canonical.utc_now(),
+    }
+    validate_release(release)
+    return release
+
+
+def sign_release(release: dict[str, Any], signer: Signer) -> dict[str, Any]:
+    """The signed envelope; refuses to sign a malformed release."""
+    validate_release(release)
+    return {
+        "release": copy.deepcopy(release),
+        "sig": {
+            "alg": "ed25519",
+            "key_id": signer.key_id_hex,
+            "value": base64.b64encode(signer.sign(canonical.dumps(release))).decode("ascii"),
+        },
+    }
+
+
+def verify_release(envelope: Any, verifiers: Iterable[Verifier]) -> dict[str, Any]:
+    """The release inside ``envelope`` if one of ``verifiers`` signed it; ``ReleaseRefused``
+    (never another exception) for anything else."""
+    if not isinstance(envelope, dict) or set(envelope) != {"release", "sig"}:
+        raise ReleaseRefused("release envelope must have exactly release and sig")
+    sig, release = envelope["sig"], envelope["release"]
+    if not isinstance(sig, dict) or set(sig) != {"alg", "key_id", "value"}:
+        raise ReleaseRefused("release sig must have alg, key_id and value")
+    if sig["alg"] != "ed25519":
+        raise ReleaseRefused("release sig alg must be ed25519")
+    if not isinstance(sig["key_id"], str) or _KEY_ID.fullmatch(sig["key_id"]) is None:
+        raise ReleaseRefused("release sig key_id must be 8 hex digits")
+    if not isinstance(sig["value"], str):
+        raise ReleaseRefused("release sig value must be base64")
+    try:
+        raw = base64.b64decode(sig["value"].encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise ReleaseRefused("release sig value is not base64") from None
+    key = next((v for v in verifiers if v.key_id_hex == sig["key_id"]), None)
+    if key is None:
+        raise ReleaseRefused(f"release signed by an unknown key {sig['key_id']}")
+    try:
+        msg = canonical.dumps(release)
+    except (CanonicalError, RecursionError) as exc:
+        raise ReleaseRefused(f"release is not canonical JSON data: {exc}") from None
+    if len(raw) != 64 or not key.verify(msg, raw):
+        raise ReleaseRefused("release signature does not verify")
+    try:
+        validate_release(release)
+    except SchemaError as exc:
+        raise ReleaseRefused(f"release refused: {exc}") from None
+    return release
+
+
+# ---------------------------------------------------------------- the root unit's half
+
+
+def _read_nofollow(path: str | os.PathLike[str], limit: int) -> bytes:
+    """Read a regular file without following a symlink at its last component."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not (st.st_mode & 0o170000) == 0o100000:
+            raise ReleaseRefused(f"{path} is not a regular file")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ReleaseRefused(f"{path} is larger than {limit} bytes")
+    return data
+
+
+def load_keys(path: str | os.PathLike[str]) -> list[Verifier]:
+    """One vkey per line (blank lines and ``#`` comments ignored)."""
+    out = []
+    for line in _read_nofollow(path, 65536).decode("utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            out.append(Verifier.from_vkey(line))
+    if not out:
+        raise ReleaseRefused(f"{path} names no key")
+    return out
+
+
+def seed_keys(keys_file: Path, pins_file: Path) -> None:
+    """First use without configured keys: copy the order (and release) vkeys the agent pinned
+    at enrolment into the root-owned keys file, once (trust on first use; set
+    ``services.osiris-agent.privileges.releaseKeys`` to avoid it)."""
+    if keys_file.exists():
+        return
+    pins = json.loads(_read_nofollow(pins_file, 65536))
+    vkeys = [pins[k] for k in ("order_vkey", "release_vkey") if isinstance(pins.get(k), str)]
+    for v in vkeys:
+        Verifier.from_vkey(v)  # refuse garbage before writing anything
+    if not vkeys:
+        raise ReleaseRefused(f"{pins_file} pins no order key")
+    tmp = keys_file.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# seeded from the agent's pins on first switch (trust on first use)\n")
+        f.write("\n".join(vkeys) + "\n")
+    os.replace(tmp, keys_file)
+
+
+def switch_target(request_file: Path, keys: list[Verifier], previous_file: Path) -> str:
+    """The store path a switch request may switch to, or ``ReleaseRefused``."""
+    try:
+        req = canonical.loads(_read_nofollow(request_file, MAX_REQUEST_BYTES))
+    except (CanonicalError, UnicodeDecodeError) as exc:
+        raise ReleaseRefused(f"switch request is not JSON: {exc}") from None
+    if not isinstance(req, dict) or req.get("action") not in ("switch", "rollback"):
+        raise ReleaseRefused("switch request must name action switch or rollback")
+    if req["action"] == "rollback":
+        if set(req) != {"action"}:
+            raise ReleaseRefused("a rollback request carries nothing else")
+        try:
+            prev = _read_nofollow(previous_file, 512).decode("ascii").strip()
+        except FileNotFoundError:
+            raise ReleaseRefused("no previous system recorded by this unit") from None
+        if STORE_PATH.fullmatch(prev) is None:
+            raise ReleaseRefused("recorded previous system is not a store path")
+        return prev
+    if set(req) != {"action", "release"}:
+        raise ReleaseRefused("a switch request carries exactly action and release")
+    return verify_release(req["release"], keys)["system"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m osiris_core.release switch-request --request F --keys F --previous F
+    [--seed-from PINS]``: print the store path to switch to (exit 0) or why not (exit 1)."""
+    ap = argparse.ArgumentParser(prog="python -m osiris_core.release")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sr = sub.add_parser("switch-request", help="check a switch request as the root unit does")
+    sr.add_argument("--request", required=True, type=Path)
+    sr.add_argument("--keys", required=True, type=Path)
+    sr.add_argument("--previous", required=True, type=Path)
+    sr.add_argument("--seed-from", type=Path, default=None)
+    args = ap.parse_args(argv)
+    try:
+        if args.seed_from is not None:
+            seed_keys(args.keys, args.seed_from)
+        target = switch_target(args.request, load_keys(args.keys), args.previous)
+    except (OsirisError, OSError, ValueError) as exc:
+        print(f"refusing: {exc}", file=sys.stderr)
+        return 1
+    print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
