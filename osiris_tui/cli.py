@@ -5,6 +5,10 @@ to stderr as one line `osiris: error: …`; `--json` on every listing and show; 
 1 the thing checked is bad, 2 usage/input, 3 server unreachable, 4 auth refused. Passwords come
 only from a hidden prompt or `--password-stdin`, never from argv (argv is visible in `ps`).
 Textual is imported only by `osiris tui`.
+
+Everything printed that came from the server (so, ultimately, from an appliance or a host) goes
+through `fmt.safe` / `fmt.safe_json`: no terminal control sequence in a hostname, an incident
+summary or an error message reaches the operator's terminal (docs/console.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .client import (
     UsageError,
     as_json_list,
 )
+from .fmt import safe, safe_json, safe_text
 
 DEFAULT_STATE_DIR = "/var/lib/osiris"
 
@@ -46,8 +51,9 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+def _one_line(text: object) -> str:
+    """One printable line: control characters escaped (``fmt.safe``), whitespace collapsed."""
+    return " ".join(safe(text).split())
 
 
 @click.group(cls=OsirisGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,12 +86,13 @@ def client_of(ctx: click.Context) -> Client:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+    click.echo(safe_json(data, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 def emit_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    """A rich table on a TTY; plain tab-separated lines otherwise (easy to cut/awk)."""
-    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    """A rich table on a TTY; plain tab-separated lines otherwise (easy to cut/awk). Cells are
+    ``fmt.safe``: remote text cannot carry a terminal control sequence."""
+    cells = [[safe(v) for v in r] for r in rows]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
@@ -108,7 +115,7 @@ def emit_record(data: dict[str, Any]) -> None:
         v = data[k]
         if isinstance(v, (dict, list)):
             v = json.dumps(v, sort_keys=True)
-        click.echo(f"{k}: {'' if v is None else _one_line(str(v))}")
+        click.echo(f"{_one_line(k)}: {'' if v is None else _one_line(v)}")
 
 
 def listing(
@@ -135,7 +142,7 @@ def confirm(yes: bool, what: str) -> None:
         return
     if not sys.stdin.isatty():
         fail(f"{what}: refusing without --yes (no terminal to confirm on)", 2)
-    if not click.confirm(f"{what}?", default=False, err=True):
+    if not click.confirm(f"{_one_line(what)}?", default=False, err=True):
         fail("aborted", 2)
 
 
@@ -883,10 +890,10 @@ def provision_create(
     if as_json:
         emit_json(out)
         return
-    code = out["code"]
+    code = safe(out["code"])
     click.echo(f"claim code: {code}")
-    click.echo(f"site:       {out.get('site_id')}")
-    click.echo(f"expires:    {out.get('expires_at')}")
+    click.echo(f"site:       {safe(out.get('site_id'))}")
+    click.echo(f"expires:    {safe(out.get('expires_at'))}")
     click.echo(f"enroll:     osiris-agent enroll --server URL --claim-code {code} --state DIR")
     if not no_qr:
         from .qr import render_half_blocks
@@ -956,8 +963,8 @@ def provision_approve(
     seen = (req or {}).get("requester_fingerprint")
     if fingerprint is not None and fingerprint != seen:
         raise click.UsageError(
-            f"fingerprint mismatch for {norm}: the request shows {seen or 'none'}, you expected "
-            f"{fingerprint}; not approving"
+            f"fingerprint mismatch for {safe(norm)}: the request shows {safe(seen or 'none')}, "
+            f"you expected {safe(fingerprint)}; not approving"
         )
     confirm(
         yes,
@@ -1197,7 +1204,7 @@ def demo(
         first, _, tail = str(e).partition("\n")
         click.echo(f"osiris: error: {_one_line(first)}", err=True)
         if tail:
-            click.echo(tail, err=True)
+            click.echo(safe_text(tail), err=True)
         sys.exit(1)
     sys.exit(code)
 
@@ -1231,7 +1238,11 @@ def demo_chaos(host: str, fault: str, site: str | None, data: str, as_json: bool
         emit_json(out)
     else:
         drifting = ", ".join(out["drifting"]) or "nothing the host model detects"
-        click.echo(f"{out['fault']} injected on {out['site']}/{out['host']}; drifting: {drifting}")
+        click.echo(
+            _one_line(
+                f"{out['fault']} injected on {out['site']}/{out['host']}; drifting: {drifting}"
+            )
+        )
 
 
 @demo.command("hosts")

@@ -18,6 +18,8 @@ from osiris_core.trust import (
 )
 from osiris_core.verify import Report, UnusableInput, count_bundles, verify_export
 
+from .fmt import safe, safe_json_text
+
 PROGRESS_MIN = 2000
 
 
@@ -40,7 +42,7 @@ def load_trust(
         if use_store:
             roots.merge(store_roots())
     except TrustFileError as e:
-        click.echo(f"osiris: error: {e}", err=True)
+        click.echo(f"osiris: error: {safe(e)}", err=True)
         sys.exit(2)
     return roots
 
@@ -133,7 +135,7 @@ def verify(
                 packet, trust=trust, previous=previous, skew_s=skew, workers=workers
             )
         except UnusableInput as e:
-            click.echo(f"osiris: error: {e}", err=True)
+            click.echo(f"osiris: error: {safe(e)}", err=True)
             sys.exit(2)
         _print(report, as_json, True)
         sys.exit(0 if report.ok(True) else 1)
@@ -154,7 +156,7 @@ def verify(
     try:
         report = verify_export(path, trust=trust, skew_s=skew, progress=progress, workers=workers)
     except UnusableInput as e:
-        click.echo(f"osiris: error: {e}", err=True)
+        click.echo(f"osiris: error: {safe(e)}", err=True)
         sys.exit(2)
     finally:
         if bar is not None:
@@ -164,12 +166,13 @@ def verify(
 
 
 def _print(report: Report, as_json: bool, strict: bool) -> None:
+    # subjects and messages quote evidence (host ids, checks): print them defanged
     if as_json:
-        click.echo(canonical.dumps(report.as_dict(strict)).decode())
+        click.echo(safe_json_text(canonical.dumps(report.as_dict(strict)).decode()))
     else:
         for line in report.lines():
-            click.echo(line)
-        click.echo(report.summary(strict))
+            click.echo(safe(line))
+        click.echo(safe(report.summary(strict)))
 
 
 @evidence.command("pull")

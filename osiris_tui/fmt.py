@@ -6,6 +6,7 @@ Status is always glyph + word, never colour alone (console.md).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -57,15 +58,49 @@ STATUS_STYLE = {
     "rejected": "bold red",
     "escalated": "magenta",
 }
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# What a terminal acts on rather than prints: C0 controls (ESC starts CSI/OSC sequences: OSC 52
+# writes the clipboard, OSC 0/2 the window title, CSI 2J clears the screen; BEL, BS, CR
+# overwrite), DEL, C1 controls (0x9b is a one-byte CSI, 0x9d a one-byte OSC), and the Unicode
+# format characters that reorder or hide what is shown (bidi embeddings/overrides/isolates,
+# LRM/RLM/ALM, line/paragraph separators).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _visible(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c <= 0xFF else f"\\u{c:04x}"
 
 
 def safe(value: Any) -> str:
-    """Untrusted text made printable: control characters become visible ``\\xNN`` escapes
-    (an ESC from a hostile host must not drive the operator's terminal)."""
+    """Untrusted text made printable on one line: control characters become visible ``\\xNN``
+    (``\\uNNNN``) escapes, so an ESC, BEL or C1 byte from a hostile appliance or host cannot
+    drive the operator's terminal (no sequence survives: its introducer is escaped)."""
     s = "" if value is None else str(value)
     s = s.replace("\n", "⏎").replace("\t", " ")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+    return _CONTROL.sub(_visible, s)
+
+
+def safe_text(value: Any) -> str:
+    """Like ``safe`` for text printed as several lines: newlines and tabs stay, every other
+    control character (CR included: it would overwrite the line) is escaped."""
+    s = "" if value is None else str(value)
+    return _CONTROL.sub(_visible, s)
+
+
+# json.dumps escapes C0 controls (\u001b) but, with ensure_ascii=False, prints DEL, C1 and
+# the format characters raw; escaping those too keeps the output valid, equal JSON
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def safe_json_text(text: str) -> str:
+    """JSON text (e.g. canonical JSON) with DEL, C1 and format characters written as ``\\u``
+    escapes: still valid JSON of the same value, and nothing a terminal acts on."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def safe_json(obj: Any, **kw: Any) -> str:
+    """``json.dumps`` whose text carries no raw control character (same value when parsed)."""
+    return safe_json_text(json.dumps(obj, **kw))
 
 
 def cell(value: Any, style: str = "") -> Text:
@@ -74,8 +109,11 @@ def cell(value: Any, style: str = "") -> Text:
 
 
 def status_cell(word: str) -> Text:
+    """Glyph + word; the word may come from an appliance (an outcome), so it is ``safe``."""
     return Text(
-        f"{STATUS_GLYPH.get(word, '·')} {word}", style=STATUS_STYLE.get(word, ""), no_wrap=True
+        f"{STATUS_GLYPH.get(word, '·')} {safe(word)}",
+        style=STATUS_STYLE.get(word, ""),
+        no_wrap=True,
     )
 
 

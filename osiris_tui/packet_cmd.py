@@ -28,6 +28,8 @@ from osiris_core.packet import (
 )
 from osiris_core.verify import UnusableInput
 
+from .fmt import safe
+
 
 @click.group("packet")
 def packet() -> None:
@@ -160,7 +162,7 @@ def build(
                 else "it has logged nothing after the period"
             )
             click.echo(
-                f"osiris: warning: appliance {app} has no end boundary ({why}); the packet "
+                f"osiris: warning: appliance {safe(app)} has no end boundary ({why}); the packet "
                 "will not verify until it does — rebuild after its next check-in",
                 err=True,
             )

@@ -25,11 +25,13 @@ from osiris_core.trust import (
     write_store,
 )
 
+from .fmt import safe, safe_json
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def _err(msg: str) -> None:
-    click.echo(f"osiris: error: {' '.join(msg.split())}", err=True)
+    click.echo(f"osiris: error: {' '.join(safe(msg).split())}", err=True)
     sys.exit(2)
 
 
@@ -88,7 +90,9 @@ def add(source: str, name: str | None, site: str | None) -> None:
     )
     write_store(entries)
     for p in pins:
-        click.echo(f"pinned {p['kind']} {p['name']} {p['fingerprint']} {p['site_id']}".rstrip())
+        click.echo(
+            safe(f"pinned {p['kind']} {p['name']} {p['fingerprint']} {p['site_id']}".rstrip())
+        )
     click.echo(f"added {name} to {store_path()}", err=True)
 
 
@@ -111,11 +115,13 @@ def list_(as_json: bool) -> None:
                 "added_at": e.get("added_at", ""),
             }
             if as_json:
-                click.echo(json.dumps(row, sort_keys=True))
+                click.echo(safe_json(row, sort_keys=True))
             else:
                 click.echo(
-                    f"{row['name']:<24} {row['kind']:<10} {row['fingerprint']}  {row['key']}"
-                    f"  {row['site_id']}".rstrip()
+                    safe(
+                        f"{row['name']:<24} {row['kind']:<10} {row['fingerprint']}  {row['key']}"
+                        f"  {row['site_id']}".rstrip()
+                    )
                 )
 
 

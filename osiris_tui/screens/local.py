@@ -127,7 +127,7 @@ class LocalScreen(Screen):
         )
         clock = st.clock or {}
         clock_txt = (
-            f"ntp {'ok' if clock.get('ntp_ok') else 'NOT ok'} {clock.get('offset_ms', '?')}ms"
+            f"ntp {'ok' if clock.get('ntp_ok') else 'NOT ok'} {safe(clock.get('offset_ms', '?'))}ms"
             if clock
             else "clock unknown"
         )

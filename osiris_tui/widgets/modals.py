@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.text import Text
@@ -12,7 +11,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from ..fmt import safe
+from ..fmt import safe, safe_json
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -64,7 +63,7 @@ class JsonModal(ModalScreen[None]):
         with Vertical(id="dialog", classes="wide"):
             yield Label(Text(safe(self.title_text), style="bold"))
             with VerticalScroll():
-                text = json.dumps(self.doc, indent=2, sort_keys=True, ensure_ascii=True)
+                text = safe_json(self.doc, indent=2, sort_keys=True, ensure_ascii=True)
                 yield Static(Text(text), id="json-body")
 
 
@@ -81,7 +80,7 @@ class PromptModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(Text(self.title_text, style="bold"))
+            yield Label(Text(safe(self.title_text), style="bold"))
             yield Input(placeholder=self.placeholder, password=self.password, id="prompt")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -100,11 +99,11 @@ class FormModal(ModalScreen[dict[str, Any] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(Text(self.title_text, style="bold"))
+            yield Label(Text(safe(self.title_text), style="bold"))
             for name, label, kind, options in self.fields:
                 if kind == "select":
                     yield Select(
-                        [(o, o) for o in options or []],
+                        [(Text(safe(o)), o) for o in options or []],
                         prompt=label,
                         id=f"f-{name}",
                         allow_blank=False,
