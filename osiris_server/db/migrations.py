@@ -266,6 +266,57 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (appliance_id, credential_id, version)
         )""",
     ],
+    # 7: the signed policy (DESIGN §3.6) and trust-redirecting parameters. policy_versions keeps
+    # the last policy issued to each appliance: its version only grows (bumped whenever the
+    # computed content differs from the last one issued, never reused). Trust-redirecting
+    # parameters (update server, DNS, pinned baseline, desired system) must be on a per-site
+    # allow-list only an admin edits; each change of such a value is recorded (who, old, new,
+    # when) and carried in the policy. Releases are osiris.release/1 documents the server signed
+    # for allow-listed NixOS systems. site_l2 lets a site restrict (never enable) L2.
+    [
+        """CREATE TABLE policy_versions (
+            appliance_id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            envelope TEXT NOT NULL,
+            issued_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE trust_allowlists (
+            site_id TEXT NOT NULL REFERENCES sites(id),
+            runbook_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            values_json TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (site_id, runbook_id, name)
+        )""",
+        """CREATE TABLE trust_changes (
+            id INTEGER PRIMARY KEY,
+            site_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            scope_id TEXT NOT NULL,
+            runbook_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            old_json TEXT,
+            new_json TEXT,
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX trust_changes_scope ON trust_changes (scope, scope_id, runbook_id, name)",
+        """CREATE TABLE releases (
+            system TEXT PRIMARY KEY,
+            envelope TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""",
+        """CREATE TABLE site_l2 (
+            site_id TEXT PRIMARY KEY REFERENCES sites(id),
+            allowed INTEGER NOT NULL,
+            min_confidence INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL
+        )""",
+    ],
 ]
 
 
