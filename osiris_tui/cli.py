@@ -230,7 +230,7 @@ def _appliance_row(a: Any) -> list[Any]:
         a.id,
         a.site_id,
         a.hostname,
-        a.state(),
+        a.state() + (" ⚠ quarantined" if a.is_quarantined else ""),
         a.last_seen_at or "never",
         a.drift_count,
         f"{ok}/{total}" if total else "-",
@@ -301,6 +301,27 @@ def appliance_drift(
     )
     if fail_on_drift and any(d.state in ("drift", "error") for d in rows):
         sys.exit(1)
+
+
+@appliance.command("confirm")
+@click.argument("appliance_id")
+@YES_OPT
+@click.pass_context
+def appliance_confirm(ctx: click.Context, appliance_id: str, yes: bool) -> None:
+    """Admin: lift an appliance's quarantine so it receives its site's credentials.
+
+    An appliance enrolled with a claim code an operator or partner made is quarantined: it
+    checks in and sends evidence but gets no credential. Confirm only a box you know is the
+    clinic's (compare its hostname, MAC and enrolment source in `osiris appliance show`).
+    """
+    c = client_of(ctx)
+    a = c.appliance(appliance_id)
+    confirm(
+        yes,
+        f"Confirm appliance {safe(a.hostname)} ({safe(a.id)}) of site {safe(a.site_id)}: from "
+        "its next check-in it receives every credential of that site",
+    )
+    emit_json(c.confirm_appliance(appliance_id))
 
 
 @appliance.command("revoke")
@@ -936,7 +957,9 @@ def provision_macs(ctx: click.Context, as_json: bool) -> None:
 @click.option("--site", "site_id", required=True, help="Site the appliance will join.")
 @click.option(
     "--fingerprint",
-    help="The fingerprint the appliance's console shows; approval is refused if it differs.",
+    required=True,
+    help="The requester's full fingerprint, as the appliance's console shows it (64 hex "
+    "digits); only that requester can collect the claim code.",
 )
 @click.option("--ttl", type=click.IntRange(60, 30 * 86400), help="Seconds the code is valid.")
 @YES_OPT
@@ -959,19 +982,24 @@ def provision_approve(
     """
     client = client_of(ctx)
     norm = mac.strip().lower().replace("-", ":")
-    req = next((r for r in client.mac_requests() if r["mac"] == norm), None)
-    seen = (req or {}).get("requester_fingerprint")
-    if fingerprint is not None and fingerprint != seen:
+    want = fingerprint.strip().lower().replace("-", "").replace(":", "").replace(" ", "")
+    reqs = [r for r in client.mac_requests() if r["mac"] == norm]
+    match = next(
+        (r for r in reqs if (r.get("requester_fingerprint") or "").replace("-", "") == want),
+        None,
+    )
+    if match is None:
         raise click.UsageError(
-            f"fingerprint mismatch for {safe(norm)}: the request shows {safe(seen or 'none')}, "
-            f"you expected {safe(fingerprint)}; not approving"
+            f"no request for {safe(norm)} from requester {safe(fingerprint)} "
+            f"({len(reqs)} other requester(s) for that MAC); not approving"
         )
     confirm(
         yes,
-        f"Approve {norm} (requester fingerprint {seen or 'not yet polled'}) to join site "
-        f"{site_id}: the appliance will receive a claim code for that site",
+        f"Approve {norm} (requester {match['requester_fingerprint']}, from "
+        f"{safe(match.get('source') or '?')}) to join site {site_id}: that box will receive a "
+        "claim code for that site",
     )
-    out = client.approve_mac(norm, site_id, ttl)
+    out = client.approve_mac(norm, site_id, match["requester_fingerprint"], ttl)
     if as_json:
         emit_json(out)
     else:

@@ -32,6 +32,7 @@ MUTATIONS = {
     "delete_cred",
     "reveal_cred",
     "new_order",
+    "confirm_appliance",
 }
 
 
@@ -77,6 +78,7 @@ class ApplianceScreen(Screen):
         Binding("v", "verify", "Verify chain", id="detail.verify"),
         Binding("V", "verify_folder", "Verify folder", id="detail.verify_folder"),
         Binding("n", "new_order", "New order", id="detail.new_order"),
+        Binding("C", "confirm_appliance", "Confirm (admin)", id="detail.confirm"),
         Binding("1,2,3,4,5,6", "tab_number", show=False, id="detail.tabs"),
     ]
     TAB_ACTIONS = {
@@ -159,7 +161,7 @@ class ApplianceScreen(Screen):
         a = self.appliance
         site = self.site.name if self.site else a.site_id
         st = a.state(self.app.clock())  # type: ignore[attr-defined]
-        return Text.assemble(
+        parts = [
             (" ", ""),
             status_cell(st),
             ("  appliance ", "dim"),
@@ -167,7 +169,11 @@ class ApplianceScreen(Screen):
             (f" ({safe(a.id)})", "dim"),
             ("  site ", "dim"),
             (safe(site), "bold"),
-        )
+        ]
+        if a.is_quarantined:
+            parts.append(("  ⚠ QUARANTINED: no credentials until an admin confirms (C)",
+                          "bold yellow"))  # fmt: skip
+        return Text.assemble(*parts)
 
     def on_mount(self) -> None:
         self.query_one(CommandBar).display = False
@@ -181,6 +187,8 @@ class ApplianceScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         tab = self.TAB_ACTIONS.get(action)
         if tab is not None and self.query_one(TabbedContent).active != tab:
+            return False
+        if action == "confirm_appliance" and not self.appliance.is_quarantined:
             return False
         if action in MUTATIONS and self.app.read_only:  # type: ignore[attr-defined]
             return None  # shown dimmed
@@ -257,6 +265,7 @@ class ApplianceScreen(Screen):
         self.app.api_result(True)  # type: ignore[attr-defined]
         self.appliance = appliance
         self.query_one("#title", Static).update(self.title_text())
+        self.refresh_bindings()  # the confirm key exists only while quarantined
         self.render_drift()
         self.runbooks = {r.id: r for r in runbooks}
         rb_rows = {}
@@ -520,6 +529,41 @@ class ApplianceScreen(Screen):
             "delete credential",
             "Impact: this host is no longer checked, healed or evidenced",
         )
+
+    def action_confirm_appliance(self) -> None:
+        """Lift the quarantine, after a dialog naming the box, its site and the impact."""
+        if not self.app.mutation_allowed() or not self.appliance.is_quarantined:  # type: ignore[attr-defined]
+            return
+        a = self.appliance
+
+        def ok(yes: bool | None) -> None:
+            if yes:
+                self.confirm_call()
+
+        self.app.push_screen(
+            ConfirmModal(
+                f"Confirm appliance {a.hostname}?",
+                [
+                    ("appliance", a.id),
+                    ("site", self.site_id),
+                    ("mac", a.mac or "-"),
+                    ("enrolled", a.created_at or "-"),
+                ],  # fmt: skip
+                "Impact: from its next check-in it receives every credential of this site",
+            ),
+            ok,
+        )
+
+    @work(thread=True, group="mutation")
+    def confirm_call(self) -> None:
+        what = f"confirm appliance {self.appliance.id}"
+        try:
+            self.client.confirm_appliance(self.appliance.id)
+        except Exception as e:  # noqa: BLE001
+            self.app.call_from_thread(self.app.record, what, worker_error(e), False)
+            return
+        self.app.call_from_thread(self.app.record, what, "confirmed: credentials at next check-in")
+        self.load_main()
 
     def action_reveal_cred(self) -> None:
         self._confirm_cred(

@@ -37,6 +37,7 @@ SITE_KEYS = {"id", "name", "partner_id", "checkin_interval_s", "created_at", "wi
 APPLIANCE_KEYS = {
     "id", "site_id", "hostname", "mac", "agent_version", "created_at", "revoked_at",
     "last_seen_at", "last_seen_epoch", "online", "status", "drift_count",
+    "quarantined", "confirmed_by", "confirmed_at",
 }  # fmt: skip
 
 
@@ -279,7 +280,12 @@ def test_mac_requests_listed_and_approved_only_with_the_right_fingerprint(live) 
     assert row["requester_fingerprint"] == fp and row["status"] == "pending"
     wrong = run(live, "provision", "approve", mac, "--site", "weird", "--fingerprint",
                 "0000-0000-0000", "--yes")  # fmt: skip
-    assert wrong.returncode == 2 and "fingerprint mismatch" in wrong.stderr
+    assert wrong.returncode == 2 and "no request" in wrong.stderr
+    # a prefix of the right fingerprint is not the fingerprint
+    short = run(live, "provision", "approve", mac, "--site", "weird", "--fingerprint",
+                fp[:19], "--yes")  # fmt: skip
+    assert short.returncode == 2
+    assert len(fp.replace("-", "")) == 64
     ok = run(live, "provision", "approve", mac, "--site", "weird", "--fingerprint", fp,
              "--yes", "--json")  # fmt: skip
     assert ok.returncode == 0, ok.stderr
