@@ -33,7 +33,9 @@ from osiris_core.controls import controls_for
 from osiris_core.errors import OsirisError, SchemaError
 from osiris_core.evidence import bundle_hash
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Verifier, load_private_key
+from osiris_core.policy import AcceptedPolicy, PolicyRefused, envelope_sha256, verify_policy
 from osiris_core.protocol import validate_checkin_request, validate_checkin_response
+from osiris_core.seal import open_sealed
 
 from . import AGENT_VERSION, keyring, ntp
 from .checks import Check, CheckResult, HostHandle, TimesyncCheck, result_outcome
@@ -52,6 +54,12 @@ from .witness import LogInconsistent, Witness
 log = logging.getLogger("osiris.agent")
 
 DECOMMISSION_CHECK = "appliance_decommission"
+# Evidence about the signed policy itself: a refused document (outcome ``rejected``) and each
+# change of a trust-redirecting value (outcome ``alert``, naming who changed what).
+POLICY_CHECK = "policy"
+POLICY_CHANGE_CHECK = "policy_change"
+POLICY_DOC = "policy_doc"  # state.db: the envelope of the policy in force
+POLICY_REJECTED = "policy_rejected"  # state.db: sha256 of the last refused envelope
 BATCH = 100
 # After an outage the queue drains in bigger batches: the server signs at most one checkpoint per
 # interval, so a receipt costs up to that interval whatever the batch size. Capped by the
@@ -88,43 +96,6 @@ class CycleReport:
 def ruleset_hash(signed: Any) -> str:
     """``sha256:`` + hex SHA-256 of the canonical signed rules document (rules, version, sig)."""
     return "sha256:" + hashlib.sha256(canonical.dumps(signed)).hexdigest()
-
-
-def check_site_params(
-    catalog: Any, raw: dict[str, dict[str, Any]]
-) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """Split delivered ``{runbook_id: {name: value}}`` into what this catalogue accepts and
-    what it refuses (unknown runbook, unknown param, wrong type, out of bounds, pattern).
-
-    Each value is checked on its own, so one bad threshold costs only that threshold (its
-    catalogue default applies) and never the site's other choices."""
-    accepted: dict[str, dict[str, Any]] = {}
-    refused: list[dict[str, Any]] = []
-    for rb_id, values in sorted(raw.items()):
-        rb = catalog.runbooks.get(rb_id)
-        for name, value in sorted(values.items()):
-            why = None
-            if rb is None:
-                why = "unknown runbook"
-            elif name not in rb.params:
-                why = "unknown param"
-            else:
-                try:
-                    rb.params[name].check(value)
-                except SchemaError as exc:
-                    why = str(exc)[:200]
-            if why is None:
-                accepted.setdefault(rb_id, {})[name] = value
-            else:
-                refused.append({"runbook_id": str(rb_id)[:64], "param": name, "reason": why})
-    for rb_id, values in list(accepted.items()):
-        try:  # the set as a whole, exactly as the executor will check it
-            catalog.runbooks[rb_id].validate_params(values)
-        except SchemaError as exc:
-            del accepted[rb_id]
-            for name in values:
-                refused.append({"runbook_id": rb_id, "param": name, "reason": str(exc)[:200]})
-    return accepted, refused
 
 
 class AgentEvidence:
@@ -232,15 +203,16 @@ class Agent:
         self.clock: ntp.ClockVerdict | None = None
         # Memory only: what the last check-in delivered (credentials included).
         self.targets: list[Any] = []
-        self.runbooks: dict[str, list[str]] = {"enabled": [], "disabled": []}
-        self.site_params: dict[str, dict[str, Any]] = {}  # {runbook_id: {name: value}}
-        self._params_refused: list[dict[str, Any]] = []  # last refusal, so it is raised once
         self.rules: dict[str, Any] | None = None
-        # The policy identity every bundle records (DESIGN §3.6): the server's policy version
-        # (fallback: the rules version; "default" = catalogue defaults, before any check-in)
-        # and the hash of the signed rules document last verified and applied (None before).
-        self.server_policy_version: str | None = None
-        self.ruleset_hash: str | None = None
+        # The signed policy in force (DESIGN §3.6), kept in state.db so a restart keeps it: the
+        # only source of runbook toggles, parameters, the window, cadence and L2 limits. Every
+        # bundle records its version ("default" before any policy was accepted) and its
+        # ruleset_hash, the hash of the signed rules it names (and that the agent applied).
+        self.release_verifiers = [self.order_verifier] + (
+            [Verifier.from_vkey(self.pins["release_vkey"])]
+            if isinstance(self.pins.get("release_vkey"), str) else []
+        )  # fmt: skip
+        self.policy_in_force: AcceptedPolicy | None = None
         self.window = cfg.window
         self.next_checkin_s: int = cfg.agent.checkin_interval_s
         self.report = CycleReport()
@@ -271,9 +243,12 @@ class Agent:
             allow_disruptive_outside_window=cfg.window.allow_disruptive_outside, l2=self.l2,
             policy_version="default",
         )  # fmt: skip
+        self._load_policy()
         self._transports: dict[str, Any] = {}
         self._target_keys: dict[str, tuple[Any, ...]] = {}
         self._tofu_pins: dict[str, str] = {}  # memory only, like the credentials
+        self._box: Any = None  # the box key credentials are sealed to (memory once loaded)
+        self._targets_refused: list[str] = []
         with self.db.tx():
             self.db.set("appliance_id", self.appliance_id)
             self.db.set("site_id", self.site_id)
@@ -475,6 +450,8 @@ class Agent:
             "log_size_seen": self.witness.size,
             "cosignatures": self.witness.cosignatures(self.cosigner),
         }
+        if self.policy_in_force is not None:  # the server then sends a policy only when newer
+            req["policy_version"] = self.policy_in_force.version
         validate_checkin_request(req)
         at = canonical.utc_now()
         try:
@@ -505,15 +482,18 @@ class Agent:
                 self.db.set("last_checkin_ok_at", at)
 
     def apply(self, resp: dict[str, Any], report: CycleReport) -> None:
-        """Apply a validated check-in answer; targets and credentials stay in memory."""
+        """Apply a validated check-in answer; targets and credentials stay in memory.
+
+        What the agent does comes only from the signed policy (and the signed rules it names):
+        the answer's unsigned ``runbooks``, ``window`` and ``policy_version`` (an older server's)
+        are ignored, and its ``next_checkin_s`` can only shorten the policy's cadence."""
         self._apply_targets(resp["targets"])
-        self.server_policy_version = resp.get("policy_version")
-        self.runbooks = {k: list(resp["runbooks"][k]) for k in ("enabled", "disabled")}
-        self._apply_params(resp["runbooks"].get("params", {}))
-        self._apply_rules(resp["rules"])
-        self._apply_window(resp["window"])
+        self._apply_signed(resp.get("policy"), resp["rules"], report)
         self._apply_policy()
         self.next_checkin_s = resp["next_checkin_s"]
+        if self.policy_in_force is not None:
+            cadence = self.policy_in_force.doc["checkin_interval_s"]
+            self.next_checkin_s = min(self.next_checkin_s, cadence)
         now = self.now()
         in_window = self.in_window(now)
         for env in resp["orders"]:
@@ -531,7 +511,20 @@ class Agent:
         from .hosts.base import Target
 
         targets = []
+        refused: list[str] = []
         for t in raw:
+            if t["kind"] == "local" and t["host_id"] != self.appliance_id:
+                # "local" is the appliance itself: evidence about this box must never be
+                # signed under a clinic host's id
+                refused.append(f"{t['host_id']}: a local target that is not this appliance")
+                continue
+            secret: dict[str, str] = {}
+            if "sealed" in t:
+                try:
+                    secret = open_sealed(self._box_key(), t["sealed"])
+                except OsirisError as e:
+                    refused.append(f"{t['host_id']}: {e}")
+                    continue
             # "lab" relaxes transport security (plain HTTP, Basic auth): the server may only ask
             # for it when this appliance itself is configured as a lab appliance, so whoever can
             # edit a credential on the server cannot downgrade a production host's transport.
@@ -549,8 +542,8 @@ class Agent:
                     address=t["address"],
                     port=t["port"] or None,
                     username=t["username"] or None,
-                    password=t.get("password"),
-                    private_key=t.get("private_key"),
+                    password=secret.get("password"),
+                    private_key=secret.get("private_key"),
                     host_key_fingerprints=pins,
                     # No pin in the credential: accept the first key, as evidence (_on_tofu).
                     tofu=t["kind"] == "ssh" and not pins,
@@ -561,6 +554,15 @@ class Agent:
                     auth="basic" if lab else "ntlm",
                 )
             )
+        if refused and refused != self._targets_refused:
+            log.error("targets refused: %s", "; ".join(refused))
+            with self.db.tx():
+                self.db.add_incident(
+                    "targets_refused", "high",
+                    f"credentials refused by the appliance: {'; '.join(refused)}"[:500],
+                    {"refused": refused[:20]},
+                )  # fmt: skip
+        self._targets_refused = refused
         keys = {t.host_id: (t, t.password, t.private_key) for t in targets}
         changed = {h for h, k in self._target_keys.items() if keys.get(h) != k}
         self._close_transports(changed & set(self._transports))
@@ -570,73 +572,226 @@ class Agent:
             self.engine.set_platform(t.host_id, PLATFORM_OF_KIND.get(t.kind, t.kind))
         self.engine.set_platform(self.appliance_id, "nixos")
 
-    def _apply_rules(self, rules: dict[str, Any]) -> None:
-        """Use the server's rules only when signed by the pinned order key and valid against
-        the catalogue — all or nothing; otherwise a loud incident and the old rules stay."""
+    def _box_key(self) -> Any:
+        """The X25519 key credentials are sealed to (loaded on first use, kept in memory)."""
+        if self._box is None:
+            from . import boxkey
+
+            self._box = boxkey.load(boxkey.path_in(self.state_dir))
+        return self._box
+
+    # -- the signed policy and rules ----------------------------------------------------------
+
+    def _load_policy(self) -> None:
+        """The policy in force before this process started (state.db), verified again."""
+        env = self.db.get_json(POLICY_DOC)
+        if env is None:
+            return
+        try:
+            self.policy_in_force = verify_policy(
+                env, self.order_verifier, appliance_id=self.appliance_id, site_id=self.site_id,
+                catalog=self.catalog, release_verifiers=self.release_verifiers,
+            )  # fmt: skip
+        except PolicyRefused as e:
+            log.error("the stored policy does not verify; running on catalogue defaults: %s", e)
+            with self.db.tx():
+                self.db.add_incident(
+                    "policy_state_invalid", "critical",
+                    f"the policy stored in state.db does not verify: {e}"[:500],
+                    {"reason": str(e)[:500]},
+                )  # fmt: skip
+            return
+        self._apply_policy()
+
+    def _apply_signed(self, env: Any, rules: dict[str, Any], report: CycleReport) -> None:
+        """Verify a delivered policy and the rules; put them in force together or not at all.
+
+        A policy that does not verify (bad or unknown signature, other appliance or site,
+        malformed, a lower version than the one in force, a parameter the catalogue refuses) is
+        refused with a ``rejected`` bundle and an incident, once per document; so is one whose
+        rules (named by ``ruleset_hash``) are refused. The previous policy and rules stay."""
+        candidate: AcceptedPolicy | None = None
+        if env is not None:
+            try:
+                candidate = verify_policy(
+                    env, self.order_verifier, appliance_id=self.appliance_id,
+                    site_id=self.site_id, catalog=self.catalog,
+                    release_verifiers=self.release_verifiers, in_force=self.policy_in_force,
+                )  # fmt: skip
+            except PolicyRefused as e:
+                self._reject_policy(env, str(e), report)
+        target = candidate or self.policy_in_force
+        if target is None:
+            return  # no policy has ever been accepted: catalogue defaults, baseline rules only
         signed = rules.get("signed")
         try:
             parsed = verify_signed_rules(signed, self.order_verifier, self.catalog)
+            if ruleset_hash(signed) != target.doc["ruleset_hash"]:
+                raise RuleSetRefused(
+                    f"rule set {ruleset_hash(signed)[:23]}… is not the one the signed policy "
+                    f"names ({target.doc['ruleset_hash'][:23]}…)"
+                )
         except RuleSetRefused as e:
-            version = str(rules.get("version", ""))[:128]
-            log.error("rules version %s refused, keeping the previous rules: %s", version, e)
-            with self.db.tx():
-                self.db.add_incident(
-                    "rules_refused",
-                    "high",
-                    f"received L1 rules that were refused; the previous rules stay: {e}"[:500],
-                    {"version": version, "reason": str(e)[:500],
-                     "kept_version": self.db.get("rules_version")},
-                )  # fmt: skip
+            self._refuse_rules(rules, e)
+            if candidate is not None and candidate is not self.policy_in_force:
+                self._reject_policy(env, f"the rules it names were refused: {e}", report)
             return
+        if candidate is not None and candidate is not self.policy_in_force:
+            self._enforce(candidate, report)
         self.server_rules = parsed
         self.rules = {"version": signed["version"], "rules": signed["rules"]}
-        self.ruleset_hash = ruleset_hash(signed)
         with self.db.tx():
             self.db.set("rules_version", signed["version"])
 
+    def _refuse_rules(self, rules: dict[str, Any], e: Exception) -> None:
+        version = str(rules.get("version", ""))[:128]
+        if self._rules_refused == (version, str(e)):
+            return
+        self._rules_refused = (version, str(e))
+        log.error("rules version %s refused, keeping the previous rules: %s", version, e)
+        with self.db.tx():
+            self.db.add_incident(
+                "rules_refused",
+                "high",
+                f"received L1 rules that were refused; the previous rules stay: {e}"[:500],
+                {"version": version, "reason": str(e)[:500],
+                 "kept_version": self.db.get("rules_version")},
+            )  # fmt: skip
+
+    _rules_refused: tuple[str, str] | None = None
+
+    def _reject_policy(self, env: Any, reason: str, report: CycleReport) -> None:
+        """One ``rejected`` bundle (check ``policy``) and one incident per refused document."""
+        try:
+            digest = envelope_sha256(env)
+        except (OsirisError, RecursionError):
+            digest = "not canonical JSON"
+        if self.db.get(POLICY_REJECTED) == digest:
+            return
+        doc = env.get("policy") if isinstance(env, dict) else None
+        version = doc.get("version") if isinstance(doc, dict) else None
+        version = version if type(version) is int else None
+        sig = env.get("sig") if isinstance(env, dict) else None
+        key_id = sig.get("key_id") if isinstance(sig, dict) else None
+        kept = self.policy_in_force.version if self.policy_in_force is not None else "default"
+        log.error("policy v%s refused, policy %s stays in force: %s", version, kept, reason)
+        now = canonical.utc_now()
+        text = f"policy v{version} refused: {reason}; policy {kept} stays in force"
+        self.record(
+            report, host_id=self.appliance_id, check=POLICY_CHECK,
+            controls=list(controls_for(POLICY_CHECK)), outcome="rejected", tier="monitor",
+            action_taken=text[:1000],
+            pre_state={
+                "observed": {"version": version, "sha256": digest,
+                             "key_id": key_id if isinstance(key_id, str) else None,
+                             "reason": reason[:500]},
+                "expected": {"signed_by": self.order_verifier.key_id_hex,
+                             "appliance_id": self.appliance_id, "site_id": self.site_id,
+                             "min_version": kept},
+            },
+            started_at=now, finished_at=now,
+        )  # fmt: skip
+        with self.db.tx():
+            self.db.set(POLICY_REJECTED, digest)
+            self.db.add_incident(
+                "policy_rejected", "high",
+                f"a policy was refused; policy {kept} stays in force: {reason}"[:500],
+                {"version": version, "sha256": digest, "reason": reason[:500], "kept": kept},
+            )  # fmt: skip
+
+    def _enforce(self, new: AcceptedPolicy, report: CycleReport) -> None:
+        """Put ``new`` in force (state.db first), then sign a ``policy_change`` bundle for every
+        trust-redirecting value that changed, naming the change record the policy carries."""
+        old = self.policy_in_force
+        before = old.trust_values(self.catalog) if old is not None else {}
+        after = new.trust_values(self.catalog)
+        with self.db.tx():
+            self.db.set_json(POLICY_DOC, new.envelope)
+        self.policy_in_force = new
+        self._apply_policy()  # the bundles below already carry the new version
+        records = {(c["runbook_id"], c["param"]): c for c in new.doc["changes"]}
+        for rid in sorted(set(before) | set(after)):
+            rb = self.catalog.runbooks[rid]
+            for name in sorted(set(before.get(rid, {})) | set(after.get(rid, {}))):
+                default = rb.params[name].default
+                was = before.get(rid, {}).get(name, default)
+                now_v = after.get(rid, {}).get(name, default)
+                if was == now_v:
+                    continue
+                rec = records.get((rid, name))
+                who = f"{rec['by']} at {rec['at']}" if rec else "an unrecorded change"
+                ts = canonical.utc_now()
+                self.record(
+                    report, host_id=self.appliance_id, check=POLICY_CHANGE_CHECK,
+                    controls=list(controls_for(POLICY_CHANGE_CHECK)), outcome="alert",
+                    tier="monitor", runbook_id=rid,
+                    action_taken=f"trust-redirecting {rid}.{name} changed by {who}: "
+                    f"{was!r} -> {now_v!r} (policy v{new.version})"[:1000],
+                    pre_state={"observed": {"param": name, "value": was}},
+                    post_state={"observed": {"param": name, "value": now_v},
+                                "change": rec, "policy_version": new.version},
+                    started_at=ts, finished_at=ts,
+                )  # fmt: skip
+        if new.skipped:
+            names = ", ".join(f"{x['runbook_id']}.{x['param']}" for x in new.skipped[:10])
+            with self.db.tx():
+                self.db.add_incident(
+                    "runbook_params_refused", "warning",
+                    f"policy v{new.version} sets parameters this agent's catalogue does not "
+                    f"know; their catalogue default applies: {names}"[:500],
+                    {"skipped": new.skipped[:50], "policy_version": new.version},
+                )  # fmt: skip
+
     def _apply_policy(self) -> None:
-        """The healing policy from the last check-in: an explicit empty enabled list means
-        nothing runs (never "everything")."""
+        """The healing policy from the signed policy in force (catalogue defaults without one):
+        an explicit empty enabled list means nothing runs (never "everything")."""
         known = set(self.catalog.runbooks)
-        self.policy = Policy(
-            enabled_runbooks=frozenset(self.runbooks.get("enabled", [])) & known,
-            disabled_runbooks=frozenset(self.runbooks.get("disabled", [])) & known,
-            rules=list(self.server_rules),
-            in_window=self.in_window,
-            allow_disruptive_outside_window=self.window.allow_disruptive_outside,
-            l2=self.l2,
-            policy_version=self.policy_version(),
-            ruleset_hash=self.ruleset_hash,
-            params=self.site_params,
-        )
-        now = {"policy_version": self.policy.policy_version, "ruleset_hash": self.ruleset_hash}
+        pol = self.policy_in_force
+        if pol is None:
+            self.window = self.cfg.window
+            self.policy = Policy.default(
+                self.catalog, in_window=self.in_window,
+                allow_disruptive_outside_window=self.cfg.window.allow_disruptive_outside,
+                l2=self.l2, policy_version="default",
+            )  # fmt: skip
+        else:
+            doc = pol.doc
+            self._apply_window(doc["window"])
+            self.policy = Policy(
+                enabled_runbooks=frozenset(doc["runbooks"]["enabled"]) & known,
+                disabled_runbooks=frozenset(doc["runbooks"]["disabled"]) & known,
+                rules=list(self.server_rules),
+                in_window=self.in_window,
+                allow_disruptive_outside_window=self.window.allow_disruptive_outside,
+                l2=self._l2_under(doc["l2"]),
+                policy_version=str(pol.version),
+                ruleset_hash=doc["ruleset_hash"],
+                params=pol.params,
+                context=pol.context,
+            )
+        now = {"policy_version": self.policy.policy_version,
+               "ruleset_hash": self.policy.ruleset_hash}  # fmt: skip
         if self.db.get_json("policy") != now:  # for status and the console; written on change
             with self.db.tx():
                 self.db.set_json("policy", now)
 
-    def policy_version(self) -> str:
-        """The server's policy version; a server that sends none: the rules version."""
-        if self.server_policy_version:
-            return self.server_policy_version[:64]
-        if self.rules is not None:
-            return str(self.rules["version"])[:64]
-        return "default"
+    def _l2_under(self, limits: dict[str, Any]) -> Any:
+        """The local L2 planner as the policy allows it: off, or with a confidence threshold no
+        lower than the policy's (the policy can restrict L2, never enable it)."""
+        if self.l2 is None or not limits["allowed"]:
+            return None
+        if limits["min_confidence"] <= self.l2.min_confidence:
+            return self.l2
+        import copy
 
-    def _apply_params(self, raw: dict[str, dict[str, Any]]) -> None:
-        """The site's runbook parameter values, checked again against *this* agent's catalogue
-        (the server's may be newer or older): a value that does not fit is dropped — the
-        catalogue default applies — and raised once as an incident, never a crash."""
-        accepted, refused = check_site_params(self.catalog, raw)
-        self.site_params = accepted
-        if refused and refused != self._params_refused:
-            names = ", ".join(f"{r['runbook_id']}.{r['param']}" for r in refused[:10])
-            log.error("runbook parameters refused, catalogue defaults apply: %s", names)
-            summary = f"site runbook parameters refused, the catalogue default applies: {names}"
-            with self.db.tx():
-                self.db.add_incident(
-                    "runbook_params_refused", "high", summary[:500], {"refused": refused[:50]}
-                )
-        self._params_refused = refused
+        stricter = copy.copy(self.l2)
+        stricter.min_confidence = limits["min_confidence"]
+        return stricter
+
+    @property
+    def site_params(self) -> dict[str, dict[str, Any]]:
+        """The policy's parameter values in force, ``{runbook_id: {name: value}}``."""
+        return {rb: dict(v) for rb, v in self.policy.params.items()}
 
     # -- orders -------------------------------------------------------------------------------
 

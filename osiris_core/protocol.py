@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from osiris_core.errors import SchemaError
+from osiris_core.policy import validate_envelope as validate_policy_envelope
 
 CHECK_STATUSES = ("compliant", "drift", "error")
 TARGET_KINDS = ("winrm", "ssh", "local")
@@ -105,13 +106,18 @@ def _cosig(v: Any, path: str) -> None:
 
 
 def validate_checkin_request(req: Any) -> None:
-    """``{appliance_id, agent_version, status, log_size_seen, cosignatures}``."""
+    """``{appliance_id, agent_version, status, log_size_seen, cosignatures?, policy_version?}``.
+
+    ``policy_version``: the version of the signed policy the agent has in force; the server
+    leaves ``policy`` out of its answer when that is still the current one."""
     _obj(
         req,
         "checkin",
         {"appliance_id", "agent_version", "status", "log_size_seen"},
-        {"cosignatures"},
+        {"cosignatures", "policy_version"},
     )
+    if "policy_version" in req:
+        _int(req["policy_version"], "policy_version", 1)
     _str(req["appliance_id"], "appliance_id", _ID)
     _str(req["agent_version"], "agent_version", _VERSION, 64)
     st = _obj(
@@ -143,7 +149,9 @@ TARGET_REQUIRED = {
     "use_tls",
     "verify_tls",
 }
-TARGET_OPTIONAL = {"password", "private_key"}
+# Secrets travel only sealed to the appliance's box key (osiris_core.seal, DESIGN §3.7): a
+# target carrying a plaintext password or private key is refused as an unknown field.
+TARGET_OPTIONAL = {"sealed"}
 
 
 def _target(v: Any, path: str) -> None:
@@ -163,9 +171,8 @@ def _target(v: Any, path: str) -> None:
     )
     _bool(v["use_tls"], path + ".use_tls")
     _bool(v["verify_tls"], path + ".verify_tls")
-    for k in ("password", "private_key"):
-        if k in v:
-            _str(v[k], f"{path}.{k}", max_len=16384)
+    if "sealed" in v:
+        _str(v["sealed"], path + ".sealed", max_len=24576)
 
 
 def _window(v: Any, path: str) -> None:
@@ -233,27 +240,36 @@ def _runbook_params(v: Any, path: str) -> None:
 
 
 def validate_checkin_response(resp: Any) -> None:
-    """The server's answer; the agent still verifies every signature inside it separately."""
+    """The server's answer; the agent still verifies every signature inside it separately.
+
+    ``policy`` is the signed ``osiris.policy/1`` envelope (``osiris_core.policy``), left out when
+    the agent's ``policy_version`` is still current. Everything the agent *does* comes from it:
+    the legacy unsigned ``runbooks``, ``window`` and ``policy_version`` fields are still accepted
+    from an older server but never used (``runbooks.params`` included)."""
     _obj(
         resp,
         "response",
-        {"server_time", "next_checkin_s", "targets", "runbooks", "rules", "window", "orders"},
-        {"policy_version"},
+        {"server_time", "next_checkin_s", "targets", "rules", "orders"},
+        {"policy", "runbooks", "window", "policy_version"},
     )
-    if "policy_version" in resp:  # optional: a server that predates it omits it
+    if "policy" in resp:
+        validate_policy_envelope(resp["policy"], "policy")
+    if "policy_version" in resp:  # legacy, unused
         _str(resp["policy_version"], "policy_version", _VERSION, 64)
     _str(resp["server_time"], "server_time", _TIME)
     _int(resp["next_checkin_s"], "next_checkin_s", 1, 86400)
     _list(resp["targets"], "targets", MAX_TARGETS, _target)
-    rb = _obj(resp["runbooks"], "runbooks", {"enabled", "disabled"}, {"params"})
-    for k in ("enabled", "disabled"):
-        _list(rb[k], f"runbooks.{k}", 10000, lambda x, p: _str(x, p, max_len=64))
-    if set(rb["enabled"]) & set(rb["disabled"]):
-        raise _fail("runbooks", "a runbook is both enabled and disabled")
-    if "params" in rb:  # optional: a server that predates per-site parameters omits it
-        _runbook_params(rb["params"], "runbooks.params")
+    if "runbooks" in resp:  # legacy, unused
+        rb = _obj(resp["runbooks"], "runbooks", {"enabled", "disabled"}, {"params"})
+        for k in ("enabled", "disabled"):
+            _list(rb[k], f"runbooks.{k}", 10000, lambda x, p: _str(x, p, max_len=64))
+        if set(rb["enabled"]) & set(rb["disabled"]):
+            raise _fail("runbooks", "a runbook is both enabled and disabled")
+        if "params" in rb:
+            _runbook_params(rb["params"], "runbooks.params")
     _rules(resp["rules"], "rules")
-    _window(resp["window"], "window")
+    if "window" in resp:  # legacy, unused
+        _window(resp["window"], "window")
     _list(resp["orders"], "orders", MAX_ORDERS, _order)
 
 

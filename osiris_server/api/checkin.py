@@ -15,6 +15,7 @@ from osiris_core import protocol
 from osiris_core.canonical import utc_now
 from osiris_core.errors import NoteError, OsirisError
 from osiris_server.api import delivery
+from osiris_server.api import policy as api_policy
 from osiris_server.api.meta import CHECKIN_REQUEST
 from osiris_server.db import audit as db_audit
 from osiris_server.db import credentials as db_creds
@@ -22,7 +23,7 @@ from osiris_server.db import orders as db_orders
 from osiris_server.db import runbooks as db_runbooks
 from osiris_server.db import tenants as db_tenants
 from osiris_server.db.engine import Writer
-from osiris_server.http import HttpError, Request, Response, Route, dumps, raw_json_response
+from osiris_server.http import HttpError, Request, Response, Route, raw_json_response
 
 if TYPE_CHECKING:
     from osiris_server.app import App
@@ -104,61 +105,6 @@ class CheckinCache:
         return own, params
 
 
-_effective_cache: dict[tuple, bytes] = {}
-
-
-def _frozen(params: Params) -> tuple:
-    return tuple((rb, tuple(sorted(v.items()))) for rb, v in sorted(params.items()))
-
-
-def _effective(
-    app: App,
-    site_t: dict[str, bool],
-    own_t: dict[str, bool],
-    site_p: Params | None = None,
-    own_p: Params | None = None,
-) -> bytes:
-    """Effective toggles (and parameter values, when any are set) as JSON; most appliances
-    share a handful of settings, so memoise.
-
-    ``params`` is left out when nothing is set, so an agent that predates it (and refuses
-    unknown fields) keeps working until a site actually sets a parameter."""
-    site_p, own_p = site_p or {}, own_p or {}
-    key = (
-        id(app),
-        tuple(sorted(site_t.items())),
-        tuple(sorted(own_t.items())),
-        _frozen(site_p),
-        _frozen(own_p),
-    )
-    hit = _effective_cache.get(key)
-    if hit is None:
-        doc = db_runbooks.effective(app.runbook_defaults(), site_t, own_t)
-        known = app.catalog_runbooks()
-        params = {  # only what this server's catalogue still knows (a row may predate it)
-            rb: kept
-            for rb, values in db_runbooks.effective_params(site_p, own_p).items()
-            if rb in known and (kept := {k: v for k, v in values.items() if k in known[rb].params})
-        }
-        if params:
-            doc["params"] = params
-        hit = dumps(doc)
-        if len(_effective_cache) > 10000:
-            _effective_cache.clear()
-        _effective_cache[key] = hit
-    return hit
-
-
-def policy_version(g_site: int, g_own: int) -> bytes:
-    """The version of the policy this answer carries, as a JSON string (DESIGN §3.6).
-
-    The sum of the site's and the appliance's change generations (``db/gen.py``): every change
-    to the site row (window, cadence), its toggles or parameters, or the appliance's own toggles
-    or parameters bumps one of them in the same transaction, and neither ever goes down, so the
-    sum only grows and moves with every such change. The agent records it in every bundle."""
-    return b'"' + str(int(g_site) + int(g_own)).encode("ascii") + b'"'
-
-
 def _record(app: App, w: Writer, req: Request, pending: list, fresh: list, bad_cosigs: int) -> None:
     """The check-in's writes: orders handed out, first credential deliveries, bad cosigs."""
     p = req.principal
@@ -202,7 +148,12 @@ def checkin(app: App, req: Request) -> Response:
     _, site, creds, site_t, site_p = app.checkin_cache.site(app, p.site_id, p.g_site)
     own_t, own_p = app.checkin_cache.own(app, p.id, p.g_own)
     targets, fresh, _quarantined = delivery.targets_for(app, p, creds)
-    runbooks = _effective(app, site_t, own_t, site_p, own_p)
+    # The signed policy (DESIGN §3.6): all the appliance does comes from it; left out when the
+    # appliance already has the current version.
+    _version, policy_env = api_policy.current(
+        app, p.id, site, p.g_site, p.g_own, site_t, site_p, own_t, own_p,
+        have=body.get("policy_version"),
+    )  # fmt: skip
     pending, awaiting = db_orders.for_checkin(app.db, p.id) if p.open_orders else ([], 0)
     if pending or fresh or bad_cosigs:
         # durable before the response leaves, but shared with concurrent check-ins (one fsync)
@@ -214,12 +165,11 @@ def checkin(app: App, req: Request) -> Response:
         "server_time": b'"' + utc_now().encode("ascii") + b'"',
         "next_checkin_s": str(int(interval)).encode("ascii"),
         "targets": targets,
-        "runbooks": runbooks,
         "rules": app.signed_rules_json,  # serialised once at start
-        "window": dumps(site["window"]),
         "orders": b"[" + b",".join(env.encode() for _, env in pending) + b"]",
-        "policy_version": policy_version(p.g_site, p.g_own),
     }
+    if policy_env is not None:
+        parts["policy"] = policy_env.encode("ascii")
     return raw_json_response(parts)
 
 
@@ -231,8 +181,8 @@ ROUTES = [
         "appliance",
         body=None,
         body_schema=CHECKIN_REQUEST,
-        summary="Appliance: heartbeat + status; returns targets, runbooks, rules, window, "
-        "orders and the policy version",
+        summary="Appliance: heartbeat + status; returns targets, rules, orders and (when newer "
+        "than the appliance's) its signed policy",
         tag="appliance",
     ),
 ]

@@ -93,6 +93,12 @@ CHECKIN_REQUEST = {
                 "properties": {"size": {"type": "integer"}, "line": {"type": "string"}},
             },
         },
+        "policy_version": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "version of the signed policy in force; the answer then carries "
+            "policy only when a newer one exists",
+        },
     },
 }
 

@@ -60,6 +60,17 @@ class FakeState:
             "timezone": "UTC",
         }  # fmt: skip
     )
+    # The signed policy the fake builds from runbooks/window/params/allowlists (version grows
+    # whenever that content changes), unless a test sets ``policy_override`` to an envelope
+    # (or any JSON) to hand out instead.
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    allowlists: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    checkin_interval_s: int = 60
+    policy_version: int = 0
+    policy_sha: str = ""
+    policy_env: dict[str, Any] | None = None
+    policy_override: Any = None
     misbehave: str | None = None  # None | "fork" | "rollback" | "bad_sig" | "bad_inclusion"
     fail_next_evidence: int = 0  # answer 503 to this many /evidence calls
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -149,6 +160,31 @@ def _sealed_target(t: dict[str, Any], box_pub: str | None) -> dict[str, Any]:
     return out
 
 
+def _policy(st: FakeState, signed_rules: dict[str, Any]) -> dict[str, Any]:
+    """The fake's signed ``osiris.policy/1`` for its appliance, as the real server builds it:
+    a new version whenever the content changes, signed with the order key."""
+    import hashlib
+
+    from osiris_core import policy
+
+    body = {
+        "appliance_id": st.appliance_id, "site_id": st.site_id,
+        "runbooks": st.runbooks, "params": st.params, "window": st.window,
+        "checkin_interval_s": st.checkin_interval_s,
+        "l2": {"allowed": True, "min_confidence": 0}, "allowlists": st.allowlists,
+        "releases": [], "changes": st.changes,
+        "ruleset_hash": "sha256:" + hashlib.sha256(canonical.dumps(signed_rules)).hexdigest(),
+    }  # fmt: skip
+    draft = policy.make_policy(**body, version=1, issued_at=canonical.utc_now())
+    sha = policy.content_sha256(draft)
+    if sha != st.policy_sha or st.policy_env is None:
+        st.policy_version += 1
+        doc = policy.make_policy(**body, version=st.policy_version, issued_at=canonical.utc_now())
+        st.policy_env = policy.sign_policy(doc, st.orders_key)
+        st.policy_sha = sha
+    return st.policy_env
+
+
 def _tree(leaves: list[bytes]) -> tlog.MerkleTree:
     return tlog.MerkleTree(tlog.MemoryStore(leaves))
 
@@ -222,13 +258,16 @@ def _make_handler(st: FakeState) -> type[BaseHTTPRequestHandler]:
             sig = {"alg": "ed25519", "key_id": st.orders_key.key_id_hex,
                    "value": base64.b64encode(st.orders_key.sign(msg)).decode()}  # fmt: skip
             orders, st.pending_orders = st.pending_orders, []
-            self._send(200, {
+            signed = {"rules": rules, "version": "7", "sig": sig}
+            answer = {
                 "server_time": canonical.utc_now(), "next_checkin_s": 60,
                 "targets": [_sealed_target(t, st.box_pub) for t in st.targets],
-                "runbooks": st.runbooks,
-                "rules": {"version": "7", "signed": {"rules": rules, "version": "7", "sig": sig}},
-                "window": st.window, "orders": orders,
-            })  # fmt: skip
+                "rules": {"version": "7", "signed": signed}, "orders": orders,
+            }  # fmt: skip
+            env = st.policy_override if st.policy_override is not None else _policy(st, signed)
+            if st.policy_override is not None or body.get("policy_version") != st.policy_version:
+                answer["policy"] = env
+            self._send(200, answer)
 
         def _evidence(self, body: dict[str, Any]) -> None:
             st.evidence_posts += 1

@@ -15,6 +15,7 @@ from osiris_agent.hosts.winrm import WinrmTransport
 from osiris_agent.lab.windows import FAULTS, WindowsLabHost
 from osiris_agent.lab.wsman import WsmanLabServer
 from osiris_core.catalog import load_catalog, render
+from osiris_core.catalog.bounds import TrustContext
 
 CAT = load_catalog()
 WIN = sorted(r for r, rb in CAT.runbooks.items() if rb.platform == "windows")
@@ -51,8 +52,18 @@ DRIFT = {
 }
 
 
+# The site's allow-lists for the trust-redirecting values above (only an admin edits them).
+SITE_ALLOW = TrustContext(
+    {
+        "RB-WIN-NET-001": {"dns_servers": ("10.0.0.10", "10.0.0.11")},
+        "RB-WIN-UPD-002": {"wsus_server": ("http://wsus.clinic.example:8530",)},
+    }
+)
+
+
 def _run(host: WindowsLabHost, rid: str, phase: str, params: dict | None = None):
-    rc, out, err = host.handle(render(CAT.runbook(rid), phase, params))
+    rb = CAT.runbook(rid)
+    rc, out, err = host.handle(render(rb, phase, rb.validate_params(params, SITE_ALLOW)))
     return rc, (json.loads(out) if out.strip() else None), err
 
 

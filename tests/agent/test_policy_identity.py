@@ -1,14 +1,14 @@
-"""Every bundle names the policy it ran under (DESIGN §3.6): ``ruleset_hash`` is the SHA-256 of
-the canonical signed rules document the agent verified, ``policy_version`` the server's policy
-version, which grows when the site's toggles or parameters change.
+"""Every bundle names the policy it ran under (DESIGN §3.6): ``policy_version`` is the version
+of the signed ``osiris.policy/1`` in force, ``ruleset_hash`` the SHA-256 of the canonical signed
+rules document it names (and the agent verified and applied).
 
 Against the REAL osiris-server (and the lab Windows host for healing evidence); the expected
-values are taken from the server's own check-in answer, fetched here with the appliance's token.
+values are taken from the server's own signed policy, fetched here with the appliance's token
+and verified with the order key the appliance pinned.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ import httpx
 
 from osiris_agent import AGENT_VERSION
 from osiris_core import canonical
-from osiris_core.keys import Signer
-from osiris_core.protocol import rules_message
+from osiris_core.catalog import load_catalog
+from osiris_core.keys import Verifier
+from osiris_core.policy import verify_policy
 from tests.agent.fixtures_agent import FakeCentral, make_agent
 from tests.e2e.conftest import Central, add_winrm, bundles, enroll_agent, seed_site
 
@@ -27,7 +28,8 @@ PATCH = "RB-WIN-PATCH-001"
 
 
 def _answer(c: Central, agent: Any) -> dict[str, Any]:
-    """The server's check-in answer for this appliance, asked with its own token."""
+    """The server's check-in answer for this appliance, asked with its own token (no
+    ``policy_version``: the server then always includes the policy)."""
     token = Path(agent.cfg.agent.token_file).read_text().strip()
     body = {
         "appliance_id": agent.appliance_id,
@@ -40,6 +42,15 @@ def _answer(c: Central, agent: Any) -> dict[str, Any]:
     )
     assert r.status_code == 200, r.text[:300]
     return r.json()
+
+
+def _policy(c: Central, agent: Any) -> dict[str, Any]:
+    ans = _answer(c, agent)
+    got = verify_policy(
+        ans["policy"], Verifier.from_vkey(agent.pins["order_vkey"]),
+        appliance_id=agent.appliance_id, site_id=agent.site_id, catalog=load_catalog(),
+    )  # fmt: skip
+    return {**got.doc, "_rules": ans["rules"]["signed"]}
 
 
 def _hash(signed: Any) -> str:
@@ -56,37 +67,75 @@ def test_bundles_carry_ruleset_hash_and_growing_policy_version(central, tmp_path
     try:
         r = a.cycle()
         assert r.reachable and not r.errors, r.errors
-        ans = _answer(central, a)
-        want_hash = _hash(ans["rules"]["signed"])
-        v1 = ans["policy_version"]
-        assert isinstance(v1, str) and v1.isdigit()
+        pol = _policy(central, a)
+        want_hash = _hash(pol["_rules"])
+        assert pol["ruleset_hash"] == want_hash  # the policy names the signed rules
+        v1 = str(pol["version"])
         first = bundles(a)
         assert first, "a cycle records at least the appliance's own timesync bundle"
         assert {b["ruleset_hash"] for b in first} == {want_hash}
         assert {b["policy_version"] for b in first} == {v1}
 
-        # A runbook toggle at the site: a newer policy version in the next cycle's bundles.
+        # A runbook toggle at the site: a newer signed policy in the next cycle's bundles.
         seq = a.outbox.head()[0]
         central.api("PUT", f"/sites/{site.id}/runbooks", {"runbooks": {FW: False}})
         assert a.cycle().reachable
-        v2 = _answer(central, a)["policy_version"]
-        assert int(v2) > int(v1)
+        pol = _policy(central, a)
+        v2 = str(pol["version"])
+        assert int(v2) == int(v1) + 1 and FW in pol["runbooks"]["disabled"]
         after = _since(a, seq)
         assert after and {b["policy_version"] for b in after} == {v2}
         assert {b["ruleset_hash"] for b in after} == {want_hash}  # rules did not change
+        assert FW not in a.policy.enabled_runbooks
 
         # A runbook parameter change: newer again.
         seq = a.outbox.head()[0]
         path = f"/sites/{site.id}/runbooks/{PATCH}/params"
         central.api("PUT", path, {"params": {"critical_overdue_days": 10}})
         assert a.cycle().reachable
-        v3 = _answer(central, a)["policy_version"]
+        v3 = str(_policy(central, a)["version"])
         assert int(v3) > int(v2)
         assert {b["policy_version"] for b in _since(a, seq)} == {v3}
+        assert a.policy.params_for(PATCH) == {"critical_overdue_days": 10}
         # status and the console see the policy in force
         assert a.db.get_json("policy") == {"policy_version": v3, "ruleset_hash": want_hash}
+        # the agent says which version it has: the server leaves the policy out
+        resp = a.checkin(a.report)
+        assert resp is not None and "policy" not in resp
     finally:
         a.close()
+
+
+def test_the_policy_in_force_survives_a_restart(central, tmp_path) -> None:
+    site = seed_site(central)
+    state = tmp_path / "state"
+    a = enroll_agent(central, site, state)
+    try:
+        central.api("PUT", f"/sites/{site.id}/runbooks/{PATCH}/params",
+                    {"params": {"critical_overdue_days": 12}})  # fmt: skip
+        assert a.cycle().reachable
+        version = a.policy_in_force.version
+    finally:
+        a.close()
+    central.stop()  # the server is down: the appliance restarts and still knows its policy
+    try:
+        from osiris_agent.config import load_config
+        from osiris_agent.cycle import Agent
+        from tests.agent.fixtures_agent import good_clock
+
+        b = Agent(load_config(state / "agent.toml"), measure_clock=good_clock,
+                  scan_interval_s=0, scan_self=False)  # fmt: skip
+        try:
+            assert b.policy_in_force is not None and b.policy_in_force.version == version
+            assert b.policy.policy_version == str(version)
+            assert b.policy.params_for(PATCH) == {"critical_overdue_days": 12}
+            r = b.cycle()
+            assert not r.reachable
+            assert {x["policy_version"] for x in _since(b, 0)[-1:]} == {str(version)}
+        finally:
+            b.close()
+    finally:
+        central.start()
 
 
 def test_healing_evidence_carries_the_policy(central, win, tmp_path) -> None:
@@ -99,22 +148,23 @@ def test_healing_evidence_carries_the_policy(central, win, tmp_path) -> None:
         host.inject("firewall_off")
         r = a.cycle()
         assert r.reachable, r.errors
-        ans = _answer(central, a)
+        pol = _policy(central, a)
         healed = [b for b in bundles(a) if b["runbook_id"] == FW and b["tier"] == "L1"]
         assert healed and healed[-1]["outcome"] == "healed"
         for b in healed:
-            assert b["ruleset_hash"] == _hash(ans["rules"]["signed"])
-            assert b["policy_version"] == ans["policy_version"]
+            assert b["ruleset_hash"] == _hash(pol["_rules"]) == pol["ruleset_hash"]
+            assert b["policy_version"] == str(pol["version"])
     finally:
         a.close()
 
 
-def test_older_server_without_policy_version_falls_back_to_rules_version(tmp_path) -> None:
-    """The fake Central Command answers like a server that predates ``policy_version``."""
+def test_before_any_policy_the_catalogue_defaults_run_as_default(tmp_path) -> None:
+    """Unreachable at first: catalogue defaults, baseline rules only, ``policy_version``
+    ``default`` and no rule-set hash; then the fake server's signed policy takes over."""
     with FakeCentral() as srv:
         a = make_agent(srv, tmp_path / "s")
         try:
-            srv.stop()  # first cycle unreachable: the catalogue defaults, no rules applied yet
+            srv.stop()
             r = a.cycle()
             assert not r.reachable
             offline = bundles(a)
@@ -124,20 +174,12 @@ def test_older_server_without_policy_version_falls_back_to_rules_version(tmp_pat
             srv.start()
             seq = a.outbox.head()[0]
             assert a.cycle().reachable
-            # what the fake signs: rules_message(rules, "7") with its order key (Ed25519 is
-            # deterministic, so the same document is rebuilt here byte for byte)
-            key: Signer = srv.state.orders_key
-            msg = canonical.dumps(rules_message(srv.state.rules, "7"))
-            signed = {
-                "rules": srv.state.rules,
-                "version": "7",
-                "sig": {"alg": "ed25519", "key_id": key.key_id_hex,
-                        "value": base64.b64encode(key.sign(msg)).decode()},
-            }  # fmt: skip
+            env = srv.state.policy_env
+            assert env is not None
             online = _since(a, seq)
             assert online
             assert {(b["policy_version"], b["ruleset_hash"]) for b in online} == {
-                ("7", _hash(signed))
+                (str(env["policy"]["version"]), env["policy"]["ruleset_hash"])
             }
         finally:
             a.close()

@@ -1,6 +1,8 @@
 """Per-site policy parameters end to end: set through the real server's HTTP API, delivered at
-the next check-in, used by the real agent's scan and L1 heal over pywinrm to the lab host, and
-read back from the lab host's state. Each test changes the verdict only through a parameter."""
+the next check-in inside the signed policy, used by the real agent's scan and L1 heal over
+pywinrm to the lab host, and read back from the lab host's state. Each test changes the verdict
+only through a parameter. DNS servers are trust-redirecting: an admin puts them on the site's
+allow-list first, and the appliance signs a ``policy_change`` bundle naming who changed them."""
 
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ def _set(central, site_id: str, runbook_id: str, params: dict) -> dict:
     return central.api("PUT", f"/sites/{site_id}/runbooks/{runbook_id}/params", {"params": params})
 
 
+def _allow_dns(central, site_id: str, servers: list[str]) -> None:
+    central.api("PUT", f"/sites/{site_id}/allowlists/{NET}/dns_servers", {"values": servers})
+
+
 def test_site_dns_servers_drive_detect_and_l1_heal(central, win, tmp_path) -> None:
     host, server = win
     site = seed_site(central)
@@ -42,6 +48,7 @@ def test_site_dns_servers_drive_detect_and_l1_heal(central, win, tmp_path) -> No
         assert not _healed(a, NET) and (NET, "remediate") not in host.phases_run()
         assert set(_dns(host).values()) == {"8.8.8.8"}
 
+        _allow_dns(central, site.id, ["10.20.0.53", "10.20.0.54", "10.30.0.1"])
         view = _set(central, site.id, NET, {"dns_servers": SITE_DNS})
         assert view["effective"] == {"dns_servers": SITE_DNS}
         r = a.cycle()  # check-in delivers the value, the scan sees drift, L1 heals
@@ -58,6 +65,13 @@ def test_site_dns_servers_drive_detect_and_l1_heal(central, win, tmp_path) -> No
         # the lab host really uses exactly the site's servers, in order, on every adapter
         assert _dns(host) and set(_dns(host).values()) == {SITE_DNS}
         verify_receipt(a, central, bundle_hash(b))
+        # the redirect itself is signed evidence, naming who made it, under the new policy
+        (change,) = [x for x in bundles(a) if x["check"] == "policy_change"]
+        assert change["runbook_id"] == NET and change["outcome"] == "alert"
+        assert change["post_state"]["change"]["new"] == SITE_DNS
+        assert change["post_state"]["change"]["by"].startswith("operator:")
+        assert change["policy_version"] == b["policy_version"]
+        verify_receipt(a, central, bundle_hash(change))
 
         # One appliance overrides the site: the next scan judges against the appliance's value
         # (the L1 rule's 600 s cooldown keeps it from acting again within this test).
@@ -112,41 +126,33 @@ def test_patch_threshold_changes_the_verdict(central, win, tmp_path) -> None:
         a.close()
 
 
-def test_agent_refuses_params_its_catalogue_rejects(central, win, tmp_path) -> None:
-    """A value the agent's own catalogue rejects (version skew, a tampered server) costs only
-    that value: its catalogue default applies, one incident is raised, nothing crashes."""
-    from osiris_agent.cycle import check_site_params
+def test_weakening_values_never_reach_the_policy_or_the_host(central, win, tmp_path) -> None:
+    """A value the catalogue's validator refuses is refused at the API (400, nothing written),
+    and one that is already stored (written before its bound existed) is left out of the
+    signed policy: the agent runs the catalogue default."""
+    from osiris_server.db import Database
+    from osiris_server.db import runbooks as db_runbooks
 
     host, server = win
     site = seed_site(central)
     add_winrm(central, site, server)
     a = enroll_agent(central, site, tmp_path / "state")
     try:
-        a.cycle()
-        bad = {
-            PATCH: {"critical_overdue_days": 0, "include_important": False},
-            NET: {"dns_servers": "8.8.8.8; Remove-Item C:\\"},
-            "RB-NOPE-001": {"x": 1},
-        }
-        accepted, refused = check_site_params(a.catalog, bad)
-        assert accepted == {PATCH: {"include_important": False}}
-        assert {(r["runbook_id"], r["param"]) for r in refused} == {
-            (PATCH, "critical_overdue_days"), (NET, "dns_servers"), ("RB-NOPE-001", "x"),
-        }  # fmt: skip
-        before = len(a.db.unsent_incidents())
-        a._apply_params(bad)
-        a._apply_policy()
-        a._apply_params(bad)  # the same refusal again: not a second incident
-        mine = [i for i in a.db.unsent_incidents() if i["kind"] == "runbook_params_refused"]
-        assert len(a.db.unsent_incidents()) == before + 1 and len(mine) == 1
-        assert "critical_overdue_days" in mine[0]["summary"]
-        assert a.policy.params_for(PATCH) == {"include_important": False}
-        assert a.policy.params_for(NET) == {}
-        # and the next real cycle (server sends no params) runs on catalogue defaults
-        host.inject("updates_overdue")
+        central.api("PUT", f"/sites/{site.id}/runbooks/{PATCH}/params",
+                    {"params": {"critical_overdue_days": 365}}, ok=(400,))  # fmt: skip
+        central.api("PUT", f"/sites/{site.id}/runbooks/{NET}/params",
+                    {"params": {"dns_servers": "8.8.8.8"}}, ok=(400,))  # fmt: skip
+        db = Database(central.data / "osiris.db")
+        try:
+            with db.write() as w:  # a legacy row, as an older server would have kept it
+                db_runbooks.apply_params(w, "site", site.id, PATCH,
+                                         {"critical_overdue_days": 365}, "legacy")  # fmt: skip
+        finally:
+            db.close()
+        host.inject("updates_overdue")  # a Critical update waiting for 45 days
         r = a.cycle()
         assert r.reachable, r.errors
-        assert a.policy.params_for(PATCH) == {}
-        assert a.scanner.states("dc01")[PATCH]["status"] == "drift"  # 45 > 30 (default)
+        assert a.policy.params_for(PATCH) == {}  # not delivered: the default (30 days) holds
+        assert a.scanner.states("dc01")[PATCH]["status"] == "drift"  # 45 > 30
     finally:
         a.close()

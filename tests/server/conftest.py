@@ -189,3 +189,18 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def server(server_factory: Any) -> Server:
     return server_factory()
+
+
+def policy_of(a: Appliance, resp: dict[str, Any]) -> dict[str, Any]:
+    """The signed policy in a check-in answer, verified as the agent verifies it (the order
+    key the appliance pinned at enrolment, this appliance and site); its document."""
+    from osiris_core.catalog import load_catalog
+    from osiris_core.keys import Verifier
+    from osiris_core.policy import verify_policy
+
+    assert "policy" in resp, "the answer carries no policy"
+    got = verify_policy(
+        resp["policy"], Verifier.from_vkey(a.enroll["order_vkey"]),
+        appliance_id=a.id, site_id=a.site_id, catalog=load_catalog(),
+    )  # fmt: skip
+    return got.doc

@@ -18,7 +18,7 @@ from osiris_server.db import credentials as db_creds
 from osiris_server.db import runbooks as db_runbooks
 from osiris_server.db import tenants as db_tenants
 from osiris_server.vault import Vault
-from tests.server.conftest import checkin_body
+from tests.server.conftest import checkin_body, policy_of
 from tests.server.test_resources import WINRM
 
 
@@ -53,16 +53,17 @@ def test_changes_by_another_process_show_at_next_checkin(server) -> None:
         with other.write() as w:
             db_tenants.update_site(w, site["id"], {"window": window, "checkin_interval_s": 120})
         resp = checkin()
-        assert resp["window"] == window and resp["next_checkin_s"] == 120
+        assert policy_of(a, resp)["window"] == window and resp["next_checkin_s"] == 120
+        assert policy_of(a, resp)["checkin_interval_s"] == 120
 
         rb = sorted(server.app.runbook_defaults())[0]
         with other.write() as w:
             off = dict.fromkeys(server.app.runbook_defaults(), False)
             db_runbooks.apply(w, "site", site["id"], off, "test")
-        assert checkin()["runbooks"]["enabled"] == []
+        assert policy_of(a, checkin())["runbooks"]["enabled"] == []
         with other.write() as w:
             db_runbooks.apply(w, "appliance", a.id, {rb: True}, "test")
-        assert checkin()["runbooks"]["enabled"] == [rb]
+        assert policy_of(a, checkin())["runbooks"]["enabled"] == [rb]
 
         with other.write() as w:
             assert db_creds.delete(w, site["id"], cred_id)

@@ -11,7 +11,7 @@ from osiris_core import canonical
 from osiris_core.keys import Verifier
 from osiris_core.orders import MemoryReplayGuard, check_order
 from osiris_core.protocol import validate_checkin_response
-from tests.server.conftest import checkin_body
+from tests.server.conftest import checkin_body, policy_of
 
 WINRM = {
     "host_id": "dc01",
@@ -161,7 +161,8 @@ def test_runbook_toggles_precedence_and_empty_list(server) -> None:
     c = server.client(a.token)
 
     def effective() -> dict:
-        return c.post("/api/v1/checkin", json=checkin_body(a)).json()["runbooks"]
+        resp = c.post("/api/v1/checkin", json=checkin_body(a)).json()
+        return policy_of(a, resp)["runbooks"]  # the signed policy is the only source
 
     assert effective()["enabled"] == sorted(k for k, v in defaults.items() if v)
     # explicit empty list = everything disabled (never "all enabled")
@@ -213,6 +214,7 @@ def test_claim_codes_single_use_and_expiry(server) -> None:
 
 
 # MAC enrolment: tests/security/test_enrolment.py
+
 
 def test_mac_polling_rate_limited(server_factory) -> None:
     server = server_factory(provision_rate_per_min=3)
