@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from osiris_core import canonical
+from osiris_core.errors import SchemaError
 from osiris_core.orders import DEFAULT_TTL_S, KINDS, MAX_TTL_S, new_order, sign_order
 from osiris_server.api.common import LIMIT, appliance_for, audit, read, write
 from osiris_server.db import orders as db_orders
@@ -37,6 +38,12 @@ def create_order(app: App, req: Request, appliance_id: str) -> Response:
             raise bad_request(
                 "run_runbook needs params.runbook_id naming a catalogue runbook", "E_SCHEMA"
             )
+        values = params.get("parameters") or {}
+        try:  # the catalogue's one validator: an order can only tighten, never redirect trust
+            if isinstance(values, dict):  # (any other shape is refused by new_order)
+                rb.validate_params(values)
+        except SchemaError as exc:
+            raise bad_request(f"runbook {rb.id}: {exc}"[:400], "E_SCHEMA") from None
         if disruptive is None:
             disruptive = bool(getattr(rb, "disruptive", False)) or bool(
                 getattr(rb, "requires_maintenance_window", False)

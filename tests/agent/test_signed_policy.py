@@ -227,3 +227,29 @@ def test_the_answer_can_only_shorten_the_policy_cadence(srv, tmp_path) -> None:
         assert a.next_checkin_s == 30  # the answer cannot lengthen it
     finally:
         a.close()
+
+
+def test_a_signed_order_cannot_weaken_or_redirect(srv, tmp_path) -> None:
+    """Even an order signed by the pinned key runs only values the validator accepts; a
+    weakening or trust-redirecting one is refused before any script is rendered or sent."""
+    srv.state.runbooks = {"enabled": [PERM, UPD], "disabled": []}
+    a = make_agent(srv, tmp_path / "s", scan_self=False)
+    try:
+        a.checkin(CycleReport())
+        sent: list[str] = []
+        a.transport_for = lambda h: sent.append(h)  # type: ignore[method-assign]
+        a.engine.executor.transports = a.transport_for
+        for rb, values, why in (
+            (PERM, {"target_mode": "0666", "allowed_modes": "666"}, "adds permission bits"),
+            (UPD, {"wsus_server": "http://attacker.example"}, "only the signed policy"),
+        ):
+            env = srv.queue_order(
+                "run_runbook", {"runbook_id": rb, "host_id": "lin-1", "parameters": values}
+            )
+            a.checkin(CycleReport())
+            oid = env["order"]["order_id"]
+            (b,) = [e["bundle"] for e in a.outbox.envelopes() if e["bundle"]["order_id"] == oid]
+            assert b["outcome"] == "failed" and why in b["action_taken"], b["action_taken"]
+        assert sent == []  # no transport was even opened
+    finally:
+        a.close()

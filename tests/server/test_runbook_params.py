@@ -360,3 +360,25 @@ def test_rows_the_catalogue_no_longer_knows_or_refuses_are_not_delivered(server)
         db_runbooks.apply_params(w, "site", site["id"], PATCH, {"allow_reboot": False}, "test")
     assert _policy(server, a)["params"] == {PATCH: {"allow_reboot": False}}
     assert server.admin.get(_path(site["id"])).json()["site"] == {"allow_reboot": False}
+
+
+def test_orders_cannot_carry_weakening_or_redirecting_parameters(server) -> None:
+    """An order's parameters go through the same validator: refused before anything is
+    signed or queued (the agent refuses them again, see tests/agent)."""
+    site = server.site()
+    a = server.enroll(site["id"])
+    path = f"/api/v1/appliances/{a.id}/orders"
+    for rb, values in (
+        (PERM, {"target_mode": "0666"}),
+        ("LIN-SVC-002", {"service": "debug-shell.service"}),
+        (UPD, {"wsus_server": "http://attacker.example"}),
+    ):
+        body = {"kind": "run_runbook",
+                "params": {"runbook_id": rb, "host_id": "lin-1", "parameters": values}}  # fmt: skip
+        r = server.admin.post(path, json=body)
+        assert r.status_code == 400, (rb, r.text)
+        assert next(iter(values)) in r.json()["error"]["message"]
+    assert server.app.db.query("SELECT * FROM orders") == []
+    tighter = {"runbook_id": PERM, "host_id": "lin-1", "parameters": {"target_mode": "600"}}
+    ok = {"kind": "run_runbook", "params": tighter}
+    assert server.admin.post(path, json=ok).status_code == 201
