@@ -1,5 +1,7 @@
-"""``runbooks.params`` in the check-in response: optional (old servers omit it), and when
-present only ``{runbook_id: {param_name: bool | int | str}}`` passes."""
+"""The check-in answer's shapes: the signed ``policy`` (optional: left out when the agent has the
+current version) and the legacy unsigned ``runbooks``/``window`` fields an older server sends
+(accepted by the validator, never used by the agent), whose ``runbooks.params`` when present is
+only ``{runbook_id: {param_name: bool | int | str}}``."""
 
 from __future__ import annotations
 
@@ -75,3 +77,64 @@ def test_unknown_runbooks_field_still_refused() -> None:
     resp["runbooks"]["paramz"] = {}
     with pytest.raises(SchemaError):
         validate_checkin_response(resp)
+
+
+# ---- the signed policy in the answer, and the version the agent has in the request
+
+
+def _policy_answer() -> dict[str, Any]:
+    from osiris_core import policy
+    from osiris_core.keys import Signer
+
+    doc = policy.make_policy(
+        appliance_id="app-1", site_id="site-1", version=3,
+        issued_at="2026-01-01T00:00:00.000Z",
+        runbooks={"enabled": ["RB-WIN-PATCH-001"], "disabled": []},
+        params={"RB-WIN-PATCH-001": {"critical_overdue_days": 15}},
+        window={"days": ["sun"], "start": "02:00", "duration_min": 60, "timezone": "UTC"},
+        checkin_interval_s=60, l2={"allowed": True, "min_confidence": 0}, allowlists={},
+        releases=[], changes=[], ruleset_hash="sha256:" + "0" * 64,
+    )  # fmt: skip
+    resp = {k: v for k, v in copy.deepcopy(BASE).items() if k not in ("runbooks", "window")}
+    resp["policy"] = policy.sign_policy(doc, Signer.generate("osiris/order/t"))
+    return resp
+
+
+def test_answer_with_a_policy_and_no_unsigned_fields() -> None:
+    validate_checkin_response(_policy_answer())
+    resp = _policy_answer()
+    del resp["policy"]  # left out: the agent already has the current version
+    validate_checkin_response(resp)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda r: r.update(policy=[]),
+        lambda r: r["policy"].pop("sig"),
+        lambda r: r["policy"].update(policy="x"),
+        lambda r: r["policy"]["sig"].update(alg="rsa"),
+        lambda r: r["policy"].update(extra=1),
+    ],
+)
+def test_bad_policy_shape_refused(mutate: Any) -> None:
+    resp = _policy_answer()
+    mutate(resp)
+    with pytest.raises(SchemaError, match="policy"):
+        validate_checkin_response(resp)
+
+
+def test_request_may_name_the_policy_version_it_has() -> None:
+    from osiris_core.protocol import validate_checkin_request
+
+    req = {
+        "appliance_id": "app-1", "agent_version": "0.1.0", "log_size_seen": 0,
+        "status": {"uptime_s": 1, "outbox_depth": 0, "chain_head": "sha256:" + "0" * 64,
+                   "seq": 0, "clock": {"ntp_ok": True, "offset_ms": 0, "source": "x"},
+                   "checks": []},
+    }  # fmt: skip
+    validate_checkin_request(req)
+    validate_checkin_request({**req, "policy_version": 7})
+    for bad in (0, -1, "7", True, 1.5):
+        with pytest.raises(SchemaError, match="policy_version"):
+            validate_checkin_request({**req, "policy_version": bad})

@@ -45,6 +45,13 @@ def test_set_converts_by_schema_and_reaches_the_server(live) -> None:
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["site"] == {"critical_overdue_days": 15}
 
+    # DNS servers are trust-redirecting: an admin allow-lists them for the site first
+    r = run(live, "runbook", "set", site, NET, "dns_servers=10.1.1.1,10.1.1.2", "--json")
+    assert r.returncode != 0 and "allow-list" in r.stderr, (r.stdout, r.stderr)
+    with live.admin() as h:
+        allow = h.put(f"/api/v1/sites/{site}/allowlists/{NET}/dns_servers",
+                      json={"values": ["10.1.1.1", "10.1.1.2"]})  # fmt: skip
+        assert allow.status_code == 200, allow.text
     r = run(live, "runbook", "set", site, NET, "dns_servers=10.1.1.1,10.1.1.2", "--json")
     assert json.loads(r.stdout)["effective"] == {"dns_servers": "10.1.1.1,10.1.1.2"}
 
