@@ -153,7 +153,7 @@ def request_bytes(path: str, token: str | None, body: dict) -> bytes:
     return head.encode() + data
 
 
-def checkin_request(aid: str, token: str) -> bytes:
+def checkin_request(aid: str, token: str, policy_version: int | None = None) -> bytes:
     body = {
         "appliance_id": aid,
         "agent_version": "0.1.0",
@@ -174,7 +174,44 @@ def checkin_request(aid: str, token: str) -> bytes:
         },
         "log_size_seen": 0,
     }
+    if policy_version is not None:  # as the agent does once it holds the signed policy
+        body["policy_version"] = policy_version
     return request_bytes("/api/v1/checkin", token, body)
+
+
+def prime(port: int, pairs: list[tuple[str, str]]) -> list[int]:
+    """One check-in per appliance, as each agent's first: the server issues its signed policy
+    (DESIGN §3.6); the version each answer carries is what that agent then sends back."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = bytearray()
+    versions = []
+    for aid, token in pairs:
+        sock.sendall(checkin_request(aid, token))
+        status, body, buf = _recv_full(sock, buf)
+        if status != 200:
+            raise SystemExit(f"priming check-in failed: {status} {body[:200]!r}")
+        versions.append(int(json.loads(body)["policy"]["policy"]["version"]))
+    sock.close()
+    return versions
+
+
+def _recv_full(sock: socket.socket, buf: bytearray) -> tuple[int, bytes, bytearray]:
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    length = next(int(v) for k, _, v in (ln.partition(b":") for ln in head.split(b"\r\n")[1:])
+                  if k.strip().lower() == b"content-length")  # fmt: skip
+    body = bytearray(rest)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        body += chunk
+    return int(head[9:12]), bytes(body[:length]), body[length:]
 
 
 def _recv_response(sock: socket.socket, buf: bytearray) -> tuple[int, bytearray]:
@@ -288,7 +325,8 @@ def main() -> int:
             # spread over the whole fleet: each process walks its own slice of appliances
             step = max(1, APPLIANCES // 2000)
             chosen = pairs[::step]
-            reqs = [checkin_request(a, t) for a, t in chosen]
+            versions = prime(port, chosen)
+            reqs = [checkin_request(a, t, v) for (a, t), v in zip(chosen, versions, strict=True)]
             split = [reqs[k::PROCS] for k in range(PROCS)]
             load(port, [s[:50] for s in split], 1.0)  # warm-up
             ours = load(port, split, DURATION)
