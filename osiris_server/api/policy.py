@@ -166,14 +166,18 @@ def content(
     }
 
 
-def issue(app: App, appliance_id: str, body: dict[str, Any]) -> tuple[int, str]:
+def issue(
+    app: App, appliance_id: str, body: dict[str, Any], generations: tuple[int, int] | None = None
+) -> tuple[int, str, bool]:
     """The current policy version for ``body`` (a policy's content), signing and storing the
-    next version first when the content differs from the last one issued."""
+    next version first when the content differs from the last one issued (and the site's and
+    appliance's generations it was computed from are still the current ones). The flag says
+    whether the version returned carries ``body`` (False: an older one was kept)."""
     draft = core_policy.make_policy(**body, version=1, issued_at=utc_now())  # validates early
     sha = core_policy.content_sha256(draft)
     row = db_runbooks.issued_policy(app.db, appliance_id)
     if row is not None and row["content_sha256"] == sha:
-        return int(row["version"]), row["envelope"]
+        return int(row["version"]), row["envelope"], True
 
     def build(version: int) -> tuple[str, str]:
         issued_at = utc_now()
@@ -181,9 +185,12 @@ def issue(app: App, appliance_id: str, body: dict[str, Any]) -> tuple[int, str]:
         env = core_policy.sign_policy(doc, app.order_signer)
         return canonical.dumps(env).decode("ascii"), issued_at
 
+    scopes = (gen.site_scope(body["site_id"]), gen.appliance_scope(appliance_id))
     with app.db.write() as w:  # durable before any answer names this version
-        version, env_json, _new = db_runbooks.issue_policy(w, appliance_id, build, sha)
-    return version, env_json
+        version, env_json, status = db_runbooks.issue_policy(
+            w, appliance_id, build, sha, scopes, generations
+        )
+    return version, env_json, status != "stale"
 
 
 def current(
@@ -220,11 +227,14 @@ def current(
     )
     body = content(app, appliance_id, site, site_t, site_p, own_t, own_p, inputs, own_changes)
     with _lock:
-        version, env_json = issue(app, appliance_id, body)
+        version, env_json, fresh = issue(app, appliance_id, body, (g_site, g_own))
     if len(per) >= MAX_ENTRIES:
         per.clear()
     delivered = have == version
-    per[appliance_id] = (key, version, None if delivered else env_json)
+    if fresh:
+        per[appliance_id] = (key, version, None if delivered else env_json)
+    else:  # the generations moved while the content was computed: recompute next time
+        per.pop(appliance_id, None)
     return version, (None if delivered else env_json)
 
 

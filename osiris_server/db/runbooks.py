@@ -301,16 +301,34 @@ def issued_policy(db: Database, appliance_id: str) -> dict[str, Any] | None:
 
 
 def issue_policy(
-    w: Writer, appliance_id: str, build: Any, content_sha256: str
-) -> tuple[int, str, bool]:
+    w: Writer,
+    appliance_id: str,
+    build: Any,
+    content_sha256: str,
+    scopes: tuple[str, str] | None = None,
+    generations: tuple[int, int] | None = None,
+) -> tuple[int, str, str]:
     """Inside the write transaction: reuse the last issued policy if its content is the same,
-    else sign ``build(version)`` as the next version. Returns (version, envelope_json, new)."""
+    else sign ``build(version)`` as the next version. Returns (version, envelope_json, status)
+    with status ``same``, ``new`` or ``stale`` (see below).
+
+    ``scopes``/``generations``: the change generations the content was computed from. If
+    another process changed them meanwhile, the content may be stale, so nothing is issued
+    (the last issued policy is returned; the next check-in computes the current content) —
+    a stale content never becomes a newer version."""
     row = w.one(
         "SELECT version, content_sha256, envelope FROM policy_versions WHERE appliance_id = ?",
         [appliance_id],
     )
     if row is not None and row["content_sha256"] == content_sha256:
-        return int(row["version"]), row["envelope"], False
+        return int(row["version"]), row["envelope"], "same"
+    if row is not None and scopes is not None and generations is not None:
+        got = {
+            r["scope"]: int(r["gen"])
+            for r in w.query("SELECT scope, gen FROM cache_gen WHERE scope IN (?, ?)", list(scopes))
+        }
+        if (got.get(scopes[0], 0), got.get(scopes[1], 0)) != tuple(generations):
+            return int(row["version"]), row["envelope"], "stale"
     version = int(row["version"]) + 1 if row is not None else 1
     envelope_json, issued_at = build(version)
     if row is None:
@@ -325,4 +343,4 @@ def issue_policy(
             " issued_at = ? WHERE appliance_id = ?",
             [version, content_sha256, envelope_json, issued_at, appliance_id],
         )
-    return version, envelope_json, True
+    return version, envelope_json, "new"

@@ -382,3 +382,26 @@ def test_orders_cannot_carry_weakening_or_redirecting_parameters(server) -> None
     tighter = {"runbook_id": PERM, "host_id": "lin-1", "parameters": {"target_mode": "600"}}
     ok = {"kind": "run_runbook", "params": tighter}
     assert server.admin.post(path, json=ok).status_code == 201
+
+
+def test_stale_content_never_becomes_a_newer_version(server) -> None:
+    """Another process changed the site while this one computed the policy from the old
+    generations: nothing is issued, the newer policy stays the newest (no content rollback)."""
+    from osiris_server.api import policy as api_policy
+    from osiris_server.db import gen
+
+    site = server.site()
+    a = server.enroll(site["id"])
+    v1 = _policy(server, a)["version"]
+    scopes = (gen.site_scope(site["id"]), gen.appliance_scope(a.id))
+    old_gens = gen.read_two(server.app.db, *scopes)
+    _, srow, _c, site_t, site_p = server.app.checkin_cache.site(server.app, site["id"], old_gens[0])
+    inputs = api_policy.site_inputs(server.app, site["id"], old_gens[0])
+    stale = api_policy.content(server.app, a.id, srow, site_t, site_p, {}, {}, inputs, {})
+    server.admin.put(_path(site["id"]), json={"params": {"critical_overdue_days": 20}})
+    v2 = _policy(server, a)["version"]
+    assert v2 == v1 + 1
+    version, env_json, fresh = api_policy.issue(server.app, a.id, stale, old_gens)
+    assert (version, fresh) == (v2, False)
+    assert _policy(server, a)["params"] == {PATCH: {"critical_overdue_days": 20}}
+    assert _policy(server, a)["version"] == v2
