@@ -14,12 +14,19 @@ python3Packages.buildPythonApplication {
   version = "0.1.0"; # keep in step with pyproject.toml [project] version
   pyproject = true;
 
-  # The repository root, minus things that must not end up in the store path.
+  # The repository root, minus things that must not end up in the store path. osiris_lab/ (the
+  # lab simulators, which listen on ports, and the demo's orchestration) is left out: this is the
+  # package the appliance installs, and the appliance never contains the lab (DESIGN §6). Without
+  # the directory setuptools simply finds no osiris_lab package; `osiris demo` then says it is
+  # not installed here. tests/test_nix.py evaluates this filter over the checkout.
   src = lib.cleanSourceWith {
     src = ./..;
     filter = path: type:
       let base = baseNameOf (toString path); in
-      !(builtins.elem base [ ".venv" ".git" "result" "__pycache__" ".pytest_cache" ".ruff_cache" ]
+      !(builtins.elem base [
+          ".venv" ".git" "result" "__pycache__" ".pytest_cache" ".ruff_cache"
+          "osiris_lab"
+        ]
         || lib.hasSuffix ".egg-info" base);
   };
 
@@ -47,6 +54,14 @@ python3Packages.buildPythonApplication {
   # (`make test`), not inside the sandbox. An import check still catches a broken package.
   doCheck = false;
   pythonImportsCheck = [ "osiris_core" "osiris_agent" "osiris_server" "osiris_tui" ];
+
+  # Belt and braces for the filter above: fail the build if any lab module reached the output.
+  postInstall = ''
+    if [ -n "$(find "$out" -name 'osiris_lab*' -print -quit)" ]; then
+      echo "osiris_lab must not be part of the appliance package" >&2
+      exit 1
+    fi
+  '';
 
   meta = {
     description = "Keep small healthcare clinics HIPAA-compliant, heal drift, and prove it with signed evidence";

@@ -1167,6 +1167,18 @@ def tui(ctx: click.Context, local_dir: str | None, read_only: bool) -> None:
     OsirisApp(server, tok, read_only=read_only).run()
 
 
+def _require_lab() -> None:
+    """The demo is a developer/lab tool in ``osiris_lab``, imported only inside its commands.
+
+    No production module imports ``osiris_lab`` at load time (``tests/test_layering.py`` allows
+    only these lazy imports), and the appliance's Nix package leaves it out: say so, not a trace.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("osiris_lab") is None:
+        fail("osiris demo is a lab tool and osiris_lab is not installed here", 2)
+
+
 @main.group(invoke_without_command=True)
 @click.option(
     "--data",
@@ -1211,7 +1223,8 @@ def demo(
         return
     import pathlib
 
-    from .demo import DemoError, Options, run
+    _require_lab()
+    from osiris_lab.demo import DemoError, Options, run
 
     if minutes and seconds:
         fail("give --minutes or --seconds, not both", 2)
@@ -1254,7 +1267,8 @@ DEMO_DATA_OPT = click.option(
 @JSON_OPT
 def demo_chaos(host: str, fault: str, site: str | None, data: str, as_json: bool) -> None:
     """Inject drift into a lab host of the running demo; L1 heals it within a cycle or two."""
-    from .demo import DemoError, farm_chaos, running_state
+    _require_lab()
+    from osiris_lab.demo import DemoError, farm_chaos, running_state
 
     try:
         st = running_state(data)
@@ -1278,7 +1292,8 @@ def demo_chaos(host: str, fault: str, site: str | None, data: str, as_json: bool
 @JSON_OPT
 def demo_hosts(data: str, as_json: bool) -> None:
     """The running demo's lab hosts: faults injected, runbooks drifting, phases run."""
-    from .demo import DemoError, farm_hosts, running_state
+    _require_lab()
+    from osiris_lab.demo import DemoError, farm_hosts, running_state
 
     try:
         st = running_state(data)

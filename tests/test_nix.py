@@ -17,8 +17,10 @@ CI must ``apt-get install -y nix-bin`` (Nix 2.8 works); without it these tests s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -461,3 +463,112 @@ def test_image_agent_settings_are_valid_agent_config(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
     path.write_text(toml_of(result))
     assert load_config(path).server.url == URL
+
+
+# --- the package's source: no lab on the appliance (DESIGN §6) ---------------------------------
+
+PACKAGE_SOURCE = ROOT / "nix" / "tests" / "package-source.nix"
+PRODUCTION = ("osiris_core", "osiris_agent", "osiris_server", "osiris_tui")
+
+
+def _walk(root: Path) -> list[tuple[str, str]]:
+    """Every (absolute path, Nix file type) under ``root``; .git and .venv listed, not entered."""
+    out: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            p = Path(dirpath, d)
+            out.append((str(p), "symlink" if p.is_symlink() else "directory"))
+        for f in filenames:
+            p = Path(dirpath, f)
+            out.append((str(p), "symlink" if p.is_symlink() else "regular"))
+        dirnames[:] = [d for d in dirnames if d not in (".git", ".venv")]
+    return out
+
+
+def package_source(root: Path = ROOT) -> dict[str, Any]:
+    """What nix/package.nix's ``src`` keeps of ``root``: its own filter, evaluated by Nix.
+
+    Nix answers per entry; a directory the filter refuses drops everything below it, as real
+    ``cleanSourceWith`` does. Returns {"root", "files": kept regular files relative to the root,
+    "refused": refused entries relative to the root, "importsCheck", "postInstall"}.
+    """
+    entries = _walk(root)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump([{"path": p, "type": t} for p, t in entries], f)
+        f.flush()
+        out = _nix(
+            "--eval", "--strict", "--json", str(PACKAGE_SOURCE), "--argstr", "entriesFile", f.name
+        )
+    result = json.loads(out)
+    verdict = {
+        Path(p).relative_to(root): keep
+        for (p, _), keep in zip(entries, result["keep"], strict=True)
+    }
+    files = set()
+    for (p, t), keep in zip(entries, result["keep"], strict=True):
+        rel = Path(p).relative_to(root)
+        if t == "regular" and keep and all(verdict.get(a, True) for a in rel.parents):
+            files.add(rel.as_posix())
+    refused = {rel.as_posix() for rel, keep in verdict.items() if not keep}
+    return {**result, "files": files, "refused": refused}
+
+
+def _find_packages(tree: Path) -> list[str]:
+    """The packages setuptools puts in a build of ``tree``: pyproject's [tool.setuptools.packages
+    .find], whose defaults (where=["."], namespaces=true) mean find_namespace_packages."""
+    from setuptools import find_namespace_packages
+
+    find = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    return sorted(find_namespace_packages(where=str(tree), include=find["find"]["include"]))
+
+
+@needs_nix
+def test_appliance_package_source_leaves_the_lab_out(tmp_path: Path) -> None:
+    """The Nix package (the appliance image's, via the agent module's default) holds no
+    osiris_lab file, every production file is still there, and the build finds no lab package."""
+    assert "callPackage ../package.nix" in AGENT.read_text()
+    assert "package =" not in IMAGE.read_text().split("services.osiris-agent", 1)[1]
+    src = package_source()
+    assert src["root"] == str(ROOT)
+    assert "osiris_lab" in src["refused"]
+    assert not [f for f in src["files"] if f.startswith("osiris_lab/") or "/lab/" in f]
+    tracked = subprocess.run(
+        ["git", "ls-files", *PRODUCTION, "pyproject.toml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert tracked and set(tracked) <= src["files"]
+    assert "osiris_lab" not in src["importsCheck"]
+    assert "osiris_lab" in src["postInstall"] and "exit 1" in src["postInstall"]
+    # Build the tree the Nix build would see and ask setuptools which packages it holds.
+    tree = tmp_path / "src"
+    for rel in src["files"]:
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, tree / rel)
+    packages = _find_packages(tree)
+    assert {p.split(".")[0] for p in packages} == set(PRODUCTION)
+    assert not [p for p in packages if p.endswith(".lab") or ".lab." in p]
+
+
+@needs_nix
+def test_package_source_check_can_fail(tmp_path: Path) -> None:
+    """The same evaluation over a tree with lab code under the agent keeps it — it would show."""
+    for rel in ("pyproject.toml", "osiris_lab/farm.py", "osiris_agent/lab/wsman.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    src = package_source(tmp_path)
+    assert "osiris_lab" in src["refused"] and "osiris_lab/farm.py" not in src["files"]
+    assert "osiris_agent/lab/wsman.py" in src["files"]
+
+
+def test_wheel_ships_the_lab_as_its_own_package() -> None:
+    """The Python wheel keeps osiris_lab for `osiris demo`, as a top-level package of its own:
+    nothing lab-ish under a production package (DESIGN §1)."""
+    packages = _find_packages(ROOT)
+    assert "osiris_lab" in packages
+    for p in packages:
+        top, *rest = p.split(".")
+        assert top in {*PRODUCTION, "osiris_lab"}, p
+        assert top == "osiris_lab" or "lab" not in rest, p

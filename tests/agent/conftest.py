@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from osiris_agent.lab.wsman import WsmanLabServer
+from osiris_lab.wsman import WsmanLabServer
 
 # The REAL osiris-server (a subprocess on 127.0.0.1) and a lab Windows host behind the real
 # WS-Man server, for the attest / rotate-key / decommission / policy tests.

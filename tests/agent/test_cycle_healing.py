@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from osiris_agent.cycle import CycleReport
-from osiris_agent.lab.windows import WindowsLabHost
-from osiris_agent.lab.wsman import WsmanLabServer
+from osiris_lab.windows import WindowsLabHost
+from osiris_lab.wsman import WsmanLabServer
 from tests.agent.fixtures_agent import FakeCentral, make_agent
 
 PW = "Pw-cycle-healing-4c2e"

@@ -18,13 +18,13 @@ from osiris_agent.healing.l1 import RuleSetRefused, sign_rules, verify_signed_ru
 from osiris_agent.healing.l2 import OpenAIChatPlanner, judge_answer
 from osiris_agent.hosts.base import Target
 from osiris_agent.hosts.winrm import WinrmTransport
-from osiris_agent.lab.windows import WindowsLabHost
-from osiris_agent.lab.wsman import WsmanLabServer
 from osiris_core import canonical
 from osiris_core.catalog import load_catalog
 from osiris_core.catalog.rules import parse_rule
 from osiris_core.evidence import Chain
 from osiris_core.keys import Signer, Verifier
+from osiris_lab.windows import WindowsLabHost
+from osiris_lab.wsman import WsmanLabServer
 
 CAT = load_catalog()
 KEY_MARKER = "sk-UNIQUE-L2-KEY-4411"

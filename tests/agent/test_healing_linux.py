@@ -1,6 +1,6 @@
 """Linux runbooks detect and remediate for real, over a real sshd, against a sandbox root.
 
-The sshd is the lab one (``osiris_agent.lab.linux.LabSshd``): the same OpenSSH recipe as the
+The sshd is the lab one (``osiris_lab.linux.LabSshd``): the same OpenSSH recipe as the
 transport tests' fixture, plus ``SetEnv OSIRIS_ROOT=<sandbox>`` and a PATH with the labelled
 systemctl stand-in first — the catalogue reads ``OSIRIS_ROOT`` from the environment only.
 """
@@ -17,10 +17,10 @@ import pytest
 from osiris_agent.healing.engine import Finding, HealingEngine, Policy
 from osiris_agent.healing.executor import Executor
 from osiris_agent.hosts.ssh import SshTransport
-from osiris_agent.lab.linux import LabSshd, LinuxSandbox
 from osiris_core import canonical
 from osiris_core.catalog import load_catalog
 from osiris_core.evidence import Chain
+from osiris_lab.linux import LabSshd, LinuxSandbox
 
 CAT = load_catalog()
 

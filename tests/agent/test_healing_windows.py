@@ -16,12 +16,12 @@ from osiris_agent.healing.engine import Finding, HealingEngine, Policy
 from osiris_agent.healing.executor import parse_output
 from osiris_agent.hosts.base import Target, TransportError
 from osiris_agent.hosts.winrm import WinrmTransport
-from osiris_agent.lab.windows import WindowsLabHost
-from osiris_agent.lab.wsman import WsmanLabServer
 from osiris_core import canonical
 from osiris_core.catalog import load_catalog, render
 from osiris_core.evidence import Chain, sign_bundle, verify_envelope
 from osiris_core.keys import Signer, Verifier
+from osiris_lab.windows import WindowsLabHost
+from osiris_lab.wsman import WsmanLabServer
 
 CAT = load_catalog()
 SECRET = "Pw-UNIQUE-MARKER-7f3a9c"

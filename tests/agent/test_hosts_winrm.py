@@ -14,7 +14,7 @@ import pytest
 
 from osiris_agent.hosts.base import AuthError, Target, TransportError, open_transport
 from osiris_agent.hosts.winrm import WinrmTransport, decode_payload, encode_payload
-from osiris_agent.lab.wsman import LabHost, WsmanLabServer
+from osiris_lab.wsman import LabHost, WsmanLabServer
 
 PASSWORD = "lab-secret"
 

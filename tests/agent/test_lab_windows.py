@@ -12,10 +12,10 @@ import pytest
 
 from osiris_agent.hosts.base import Target
 from osiris_agent.hosts.winrm import WinrmTransport
-from osiris_agent.lab.windows import FAULTS, WindowsLabHost
-from osiris_agent.lab.wsman import WsmanLabServer
 from osiris_core.catalog import load_catalog, render
 from osiris_core.catalog.bounds import TrustContext
+from osiris_lab.windows import FAULTS, WindowsLabHost
+from osiris_lab.wsman import WsmanLabServer
 
 CAT = load_catalog()
 WIN = sorted(r for r, rb in CAT.runbooks.items() if rb.platform == "windows")

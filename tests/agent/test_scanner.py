@@ -11,11 +11,11 @@ import pytest
 from osiris_agent.healing.engine import HealingEngine, Policy
 from osiris_agent.hosts.base import Target
 from osiris_agent.hosts.winrm import WinrmTransport
-from osiris_agent.lab.windows import WindowsLabHost
-from osiris_agent.lab.wsman import WsmanLabServer
 from osiris_agent.scanner import Scanner
 from osiris_core.catalog import load_catalog
 from osiris_core.evidence import Chain
+from osiris_lab.windows import WindowsLabHost
+from osiris_lab.wsman import WsmanLabServer
 
 CAT = load_catalog()
 T0 = datetime(2025, 4, 15, 14, 0, tzinfo=UTC)

@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
-from osiris_agent.lab.windows import WindowsLabHost
-from osiris_agent.lab.wsman import WsmanLabServer
 from osiris_core import note, tlog
 from osiris_core.keys import Verifier
+from osiris_lab.windows import WindowsLabHost
+from osiris_lab.wsman import WsmanLabServer
 
 ROOT = Path(__file__).resolve().parents[2]
 WIN_PASSWORD = "Pw-E2E-UNIQUE-MARKER-5b1c7e"

@@ -228,7 +228,7 @@ def test_farm_control_endpoint(tmp_path) -> None:
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "osiris_agent.lab.farm", "--spec", str(tmp_path / "spec.json")],
+        [sys.executable, "-m", "osiris_lab.farm", "--spec", str(tmp_path / "spec.json")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     try:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from osiris_agent.lab.linux import LabSshd, LinuxSandbox
+from osiris_lab.linux import LabSshd, LinuxSandbox
 from tests.e2e.conftest import (
     WIN_PASSWORD,
     add_winrm,

@@ -1,6 +1,6 @@
 """Nothing weakens a clinic, end to end (issue 11): the REAL osiris-server, a REAL agent, and a
 Linux host reached over a REAL sshd running the catalogue's Linux runbooks (the lab sandbox root
-stands in for ``/``, see ``osiris_agent/lab/linux.py``).
+stands in for ``/``, see ``osiris_lab/linux.py``).
 
 1. A partner key asks for ``chmod 0666 /etc/shadow`` (and the other attacks of the issue): the
    server refuses, and when ``/etc/shadow`` drifts the agent heals it to the baseline 0640 — no
@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 import pytest
 
-from osiris_agent.lab.linux import LabSshd, LinuxSandbox
 from osiris_core import policy
 from osiris_core.evidence import bundle_hash
 from osiris_core.keys import Signer, load_private_key
+from osiris_lab.linux import LabSshd, LinuxSandbox
 from tests.e2e.conftest import Site, bundles, enroll_agent, verify_receipt
 
 PERM = "LIN-PERM-001"

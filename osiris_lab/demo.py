@@ -1,14 +1,16 @@
 """`osiris demo`: the whole system on this machine, on 127.0.0.1, in one command.
 
-A DEMO, clearly labelled: the clinic hosts are LAB SIMULATORS (``osiris_agent.lab``), the time
-source is a lab SNTP responder, and nothing in a production code path depends on this module.
+A DEMO, clearly labelled: the clinic hosts are LAB SIMULATORS (this package, ``osiris_lab``),
+the time source is a lab SNTP responder, and nothing in a production code path depends on this
+module: ``osiris demo`` (``osiris_tui/cli.py``) imports it lazily, inside the command, and that is
+the one production import of ``osiris_lab`` that ``tests/test_layering.py`` allows.
 
 What runs (each a child process in its own process group, started through the parts' own
-command lines — this package talks to the server only over HTTP and imports neither the server
+command lines — this module talks to the server only over HTTP and imports neither the server
 nor the agent):
 
 * ``osiris-server`` with a fresh data dir under ``DATA/server``;
-* the lab farm (``python -m osiris_agent.lab.farm``): two simulated Windows hosts per clinic
+* the lab farm (``python -m osiris_lab.farm``): two simulated Windows hosts per clinic
   (``dc01``, a domain controller, and ``fs01``, a file server), a Linux sandbox behind a real
   local sshd where the machine has one, two lab time sources and a chaos control endpoint;
 * one ``osiris-agent run`` per clinic, enrolled with a real claim code, in lab mode.
@@ -41,8 +43,7 @@ from typing import Any
 import httpx
 
 from osiris_core.errors import OsirisError
-
-from .client import Client, ClientError
+from osiris_tui.client import Client, ClientError
 
 MARKER = "demo.json"
 FARM_READY = "farm.json"
@@ -420,7 +421,7 @@ class Demo:
         }
         spec_file = self.data / "farm" / "spec.json"
         _write_secret(spec_file, json.dumps(spec, indent=2))
-        self.spawn("farm", _python_cmd("osiris_agent.lab.farm", "--spec", str(spec_file)))
+        self.spawn("farm", _python_cmd("osiris_lab.farm", "--spec", str(spec_file)))
         self.wait_for("the lab farm", ready.exists)
         self.farm = json.loads(ready.read_text())
         self.state.control_url = self.farm["control_url"]
@@ -768,8 +769,7 @@ def build_summary(
     against the clinics' own attestations; ends with one site's packet verified the same way."""
     from osiris_core.trust import TrustFileError, TrustRoots, load_trust_file
     from osiris_core.verify import verify_export
-
-    from .pull import pull_export
+    from osiris_tui.pull import pull_export
 
     trust = TrustRoots()
     for sid in st.sites:
@@ -859,8 +859,7 @@ def _demo_packet(
     """Build one site's packet for the run's period and verify it, strictly, against the
     site's attestation — what an auditor does with what the clinic gave them."""
     from osiris_core.packet import build_packet, verify_packet
-
-    from .pull import pull_export
+    from osiris_tui.pull import pull_export
 
     out = data / "packets" / f"{site}.zip"
     export = data / "packets" / f"{site}-export"
@@ -1005,7 +1004,7 @@ def run_console(demo: Demo) -> None:
     from textual.widgets import Label, OptionList
     from textual.widgets.option_list import Option
 
-    from .app import OsirisApp
+    from osiris_tui.app import OsirisApp
 
     choices = chaos_choices(demo.farm["hosts"] + demo.farm["linux"])
 

@@ -14,7 +14,7 @@ command's stdin instead. The script then goes to a pluggable
 answer HTTP 500, or answer slowly. A Receive honours the request's ``OperationTimeout`` with the
 WS-Man timeout fault, as a real host does while a command is still running.
 
-Manual use: ``python -m osiris_agent.lab.wsman --port 15985`` (plain HTTP, loopback only).
+Manual use: ``python -m osiris_lab.wsman --port 15985`` (plain HTTP, loopback only).
 """
 
 from __future__ import annotations
@@ -422,7 +422,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m osiris_agent.lab.wsman",
+        prog="python -m osiris_lab.wsman",
         description="LAB SIMULATOR: a WS-Management endpoint on 127.0.0.1 (never for production).",
     )
     parser.add_argument("--port", type=int, default=15985)

@@ -2,12 +2,12 @@
 
 Never used outside lab mode: nothing in the agent's, the server's or the console's production
 paths imports this module; ``osiris demo`` starts it as a child process
-(``python -m osiris_agent.lab.farm --spec FILE``) and the tests do the same.
+(``python -m osiris_lab.farm --spec FILE``) and the tests do the same.
 
 Why one process: the demo needs several simulated Windows hosts per clinic (each a
-:class:`~osiris_agent.lab.wsman.WsmanLabServer` whose handler is a
-:class:`~osiris_agent.lab.windows.WindowsLabHost`), optionally a Linux sandbox behind a real
-local sshd (:class:`~osiris_agent.lab.linux.LabSshd`), and a time source the agents can check
+:class:`~osiris_lab.wsman.WsmanLabServer` whose handler is a
+:class:`~osiris_lab.windows.WindowsLabHost`), optionally a Linux sandbox behind a real
+local sshd (:class:`~osiris_lab.linux.LabSshd`), and a time source the agents can check
 their clocks against without contacting the internet. Keeping them in one process lets a small
 control endpoint reach every host's state to inject drift on demand.
 
@@ -412,7 +412,7 @@ def load_spec(path: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m osiris_agent.lab.farm",
+        prog="python -m osiris_lab.farm",
         description="LAB SIMULATOR farm for `osiris demo` (127.0.0.1 only; never production).",
     )
     parser.add_argument("--spec", required=True, help="JSON spec file (see the module docs).")

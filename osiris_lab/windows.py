@@ -1,9 +1,9 @@
 """LAB SIMULATOR ONLY — a model of one Windows server that answers catalogue runbook phases.
 
-Never used outside lab mode: only ``osiris_agent/lab``, the tests and the demo import it.
+Never used outside lab mode: only ``osiris_lab``, the tests and the demo import it.
 
 No Windows host can run in CI, so the demo and the tests send the *real* rendered PowerShell
-through the real pywinrm client to :class:`~osiris_agent.lab.wsman.WsmanLabServer`, whose handler
+through the real pywinrm client to :class:`~osiris_lab.wsman.WsmanLabServer`, whose handler
 is a :class:`WindowsLabHost`. The host:
 
 * refuses anything that is not exactly a catalogue script: the first line must be

@@ -1,6 +1,6 @@
 """LAB ONLY — a sandboxed Linux host for the LIN-* runbooks, reached over a real sshd.
 
-Never used outside lab mode: only ``osiris_agent/lab``, the tests and the demo import it.
+Never used outside lab mode: only ``osiris_lab``, the tests and the demo import it.
 
 The Linux runbooks read every file through ``osiris_path`` (``$OSIRIS_ROOT`` + path), so a
 sandbox directory stands in for ``/``: :class:`LinuxSandbox` builds a compliant one
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 SYSTEMCTL_STANDIN = r"""#!/bin/bash
-# LAB STAND-IN for systemctl (Osiris lab, osiris_agent/lab/linux.py) -- NOT systemd.
+# LAB STAND-IN for systemctl (Osiris lab, osiris_lab/linux.py) -- NOT systemd.
 # Unit state lives in $OSIRIS_ROOT/var/lib/lab-systemd/<unit>.{active,enabled}.
 # A file $OSIRIS_ROOT/var/lib/lab-systemd/fail-<verb> makes that verb fail (fault injection).
 set -u
