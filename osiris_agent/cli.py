@@ -1,10 +1,13 @@
 """`osiris-agent`: the appliance agent's command line.
 
-Exit codes (DESIGN §4.2): 0 ok, 1 the thing checked is bad (``once``: server unreachable or the
-log check failed; ``rotate-key``: the server refused), 2 usage or config error (also: ``run`` and
-``once`` on a decommissioned appliance), 3 server unreachable (``enroll``, ``rotate-key``,
-``decommission``), 4 authentication refused. Every error is one line on stderr — never a stack
-trace.
+Exit codes (DESIGN §4.2, ``osiris_core.errors.ExitCode``): 0 ok, 1 the thing checked is bad
+(``once``: the log check failed; ``outbox flush``: bundles still queued; ``witness status``: the
+log is not trusted; ``rotate-key``: the server refused), 2 usage or config error (also: a corrupt
+state dir, ``run`` and ``once`` on a decommissioned appliance), 3 server unreachable (``once``,
+``enroll``, ``rotate-key``, ``decommission``), 4 authentication refused, 5 an unexpected error (a
+bug; ``--debug`` or ``OSIRIS_DEBUG=1`` prints the traceback). Every error is one line
+``osiris-agent: error: …`` on stderr (``osiris_core.cli_base``) — never a stack trace; the
+cycle's own problems are ``osiris-agent: warning: …`` lines before it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -20,12 +24,18 @@ from typing import Any
 import click
 
 from osiris_agent.config import DEFAULT_PATH, ConfigError, load_config
-from osiris_core.errors import OsirisError
+from osiris_core.cli_base import OsirisGroup, fail, one_line
+from osiris_core.errors import ExitCode, OsirisError
+
+PROG = "osiris-agent"
 
 
-def _fail(msg: str, code: int) -> None:
-    click.echo(f"osiris-agent: {msg}", err=True)
-    sys.exit(code)
+def _fail(msg: str, code: ExitCode) -> None:
+    fail(msg, code, PROG)
+
+
+def _warn(msg: object) -> None:
+    click.echo(f"{PROG}: warning: {one_line(msg)}", err=True)
 
 
 def _load(config: str | None, state: str | None):  # -> AgentConfig
@@ -33,7 +43,7 @@ def _load(config: str | None, state: str | None):  # -> AgentConfig
     try:
         return load_config(path)
     except ConfigError as e:
-        _fail(f"config error: {e}", 2)
+        _fail(f"config error: {e}", ExitCode.USAGE)
 
 
 def _agent(config: str | None, state: str | None = None):  # -> Agent
@@ -43,7 +53,7 @@ def _agent(config: str | None, state: str | None = None):  # -> Agent
     try:
         return Agent(cfg)
     except (OsirisError, OSError) as e:
-        _fail(f"cannot start: {e}", 2)
+        _fail(f"cannot start: {e}", ExitCode.USAGE)
 
 
 def _refuse_decommissioned(agent: Any) -> None:
@@ -54,7 +64,7 @@ def _refuse_decommissioned(agent: Any) -> None:
             f"this appliance was decommissioned (its evidence chain was closed at seq {seq}); "
             "it signs no more evidence. To use this machine again, move the state directory "
             "away and enroll it as a new appliance.",
-            2,
+            ExitCode.USAGE,
         )
 
 
@@ -66,7 +76,12 @@ def _logging(verbose: bool) -> None:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=OsirisGroup,
+    prog=PROG,
+    input_errors=(sqlite3.DatabaseError,),
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="osiris")
 def main() -> None:
     """The appliance agent: detect drift, heal it, sign the evidence."""
@@ -100,15 +115,18 @@ def enroll(
     try:
         r = do_enroll(server, claim_code, state, hostname=hostname, lab=lab, ca_file=ca_file)
     except ConfigError as e:
-        _fail(f"config error: {e}", 2)
+        _fail(f"config error: {e}", ExitCode.USAGE)
     except ServerUnreachable as e:
-        _fail(str(e), 3)
+        _fail(str(e), ExitCode.UNREACHABLE)
     except AuthRefused as e:
-        _fail(str(e), 4)
+        _fail(str(e), ExitCode.AUTH)
     except ServerRefused as e:
-        _fail(f"claim refused: {e}", 4 if e.status in (401, 403, 404, 409, 410) else 1)
-    except (OsirisError, OSError) as e:
-        _fail(str(e), 1)
+        refused = e.status in (401, 403, 404, 409, 410)
+        _fail(f"claim refused: {e}", ExitCode.AUTH if refused else ExitCode.BAD)
+    except OsirisError as e:
+        _fail(str(e), e.exit_code)
+    except OSError as e:
+        _fail(str(e), ExitCode.USAGE)
     if r.already:
         click.echo(
             f"already enrolled as {r.appliance_id} (site {r.site_id}); config {r.config_path}"
@@ -144,14 +162,18 @@ def run(config: str | None, verbose: bool) -> None:
     finally:
         agent.close()
     if closed is not None:
-        _fail(f"stopped: this appliance was decommissioned (chain closed at seq {closed})", 2)
+        _fail(
+            f"stopped: this appliance was decommissioned (chain closed at seq {closed})",
+            ExitCode.USAGE,
+        )
 
 
 @main.command()
 @click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
 @click.option("-v", "--verbose", is_flag=True)
 def once(config: str | None, verbose: bool) -> None:
-    """One cycle; exit 0 if the server was reached and evidence flushed, else 1."""
+    """One cycle; exit 0 if the server was reached and the log trusted, 3 if the server was
+    unreachable, 1 if the log is not trusted."""
     _logging(verbose)
     agent = _agent(config)
     _refuse_decommissioned(agent)
@@ -167,8 +189,14 @@ def once(config: str | None, verbose: bool) -> None:
         + ("" if trusted else ", LOG NOT TRUSTED")
     )
     for e in report.errors:
-        click.echo(f"osiris-agent: {e}", err=True)
-    sys.exit(0 if report.reachable and trusted else 1)
+        _warn(e)
+    if not report.reachable:
+        _fail(f"server unreachable; {depth} bundle(s) queued for the next cycle",
+              ExitCode.UNREACHABLE)  # fmt: skip
+    if not trusted:
+        _fail("the server's transparency log is not trusted (see `osiris-agent witness status`)",
+              ExitCode.BAD)  # fmt: skip
+    sys.exit(ExitCode.OK)
 
 
 def gather_status(state_dir: str | Path) -> dict[str, Any]:
@@ -230,7 +258,7 @@ def status(config: str | None, state: str | None, as_json: bool) -> None:
     try:
         st = gather_status(state_dir)
     except OsirisError as e:
-        _fail(str(e), 2)
+        _fail(str(e), ExitCode.USAGE)
     if as_json:
         click.echo(json.dumps(st, indent=2, sort_keys=True))
         return
@@ -315,8 +343,14 @@ def outbox_flush(config: str | None, state: str | None, retry_rejected: bool) ->
         agent.close()
     click.echo(f"acknowledged {report.acked}, still queued {depth}")
     for e in report.errors:
-        click.echo(f"osiris-agent: {e}", err=True)
-    sys.exit(0 if depth == 0 else 1)
+        _warn(e)
+    if depth:
+        _fail(
+            f"{depth} bundle(s) still queued"
+            + ("" if report.reachable else ": server unreachable"),
+            ExitCode.BAD if report.reachable else ExitCode.UNREACHABLE,
+        )
+    sys.exit(ExitCode.OK)
 
 
 @main.group()
@@ -353,7 +387,7 @@ def witness_status(config: str | None, state: str | None, as_json: bool) -> None
         ("trusted" if st["trusted"] else f"NOT TRUSTED: {st['distrust_reason']}")
         + f"; last verified checkpoint: size {st['checkpoint_size']}"
     )
-    sys.exit(0 if st["trusted"] else 1)
+    sys.exit(ExitCode.OK if st["trusted"] else ExitCode.BAD)
 
 
 @witness.command("reset")
@@ -380,7 +414,7 @@ def witness_reset(config: str | None, state: str | None, yes: bool, note: str) -
         "reset the trust"
     )
     if not yes:
-        _fail(f"this would {plan}. Re-run with --yes to do it.", 2)
+        _fail(f"this would {plan}. Re-run with --yes to do it.", ExitCode.USAGE)
     agent = _agent(config, state)
     _refuse_decommissioned(agent)
     try:
@@ -406,7 +440,7 @@ def witness_reset(config: str | None, state: str | None, yes: bool, note: str) -
                 raise OsirisError("the outbox is full; the reset was not recorded, so not done")
             agent.witness.reset_trust()
     except OsirisError as e:
-        _fail(str(e), 1)
+        _fail(str(e), ExitCode.BAD)
     finally:
         agent.close()
     click.echo(f"did: {plan} (evidence seq {env['bundle']['seq']})")
@@ -439,7 +473,7 @@ def attest(out: str, config: str | None, state: str | None) -> None:
         env, summary = build(state_dir, key_file, cosign_file)
         write(out, env)
     except (OsirisError, OSError, ValueError) as e:
-        _fail(f"cannot attest: {e}", 2)
+        _fail(f"cannot attest: {e}", ExitCode.USAGE)
     click.echo(f"wrote the attestation to {out}; read these to the auditor:", err=True)
     for line in summary.lines():
         click.echo(f"  {line}", err=True)
@@ -461,13 +495,13 @@ def rotate_key(config: str | None) -> None:
     try:
         r = do_rotate(cfg)
     except ServerUnreachable as e:
-        _fail(f"{e}; nothing changed", 3)
+        _fail(f"{e}; nothing changed", ExitCode.UNREACHABLE)
     except AuthRefused as e:
-        _fail(f"{e}; nothing changed", 4)
+        _fail(f"{e}; nothing changed", ExitCode.AUTH)
     except (ServerRefused, RotationRefused) as e:
-        _fail(f"rotation refused: {e}; nothing changed", 1)
+        _fail(f"rotation refused: {e}; nothing changed", ExitCode.BAD)
     except (RotateError, OsirisError, OSError) as e:
-        _fail(f"cannot rotate: {e}", 2)
+        _fail(f"cannot rotate: {e}", ExitCode.USAGE)
     click.echo(
         f"rotation {r.number}: bundles from seq {r.effective_seq} on are signed by the new key "
         f"{fingerprint(r.new_vkey)} (was {fingerprint(r.old_vkey)})"
@@ -490,7 +524,7 @@ DECOMMISSION_IMPACT = (
 def decommission(config: str | None, yes: bool) -> None:
     """Close this appliance's evidence chain for good (a signed final bundle) and flush it."""
     if not yes:
-        _fail(f"{DECOMMISSION_IMPACT} Re-run with --yes to do it.", 2)
+        _fail(f"{DECOMMISSION_IMPACT} Re-run with --yes to do it.", ExitCode.USAGE)
     from osiris_agent.cycle import CycleReport
     from osiris_agent.outbox import Decommissioned, OutboxFull
 
@@ -502,7 +536,7 @@ def decommission(config: str | None, yes: bool) -> None:
             try:
                 env = agent.decommission()
             except (Decommissioned, OutboxFull) as e:
-                _fail(f"not decommissioned: {e}", 1)
+                _fail(f"not decommissioned: {e}", ExitCode.BAD)
             closed = env["bundle"]["seq"]
             click.echo(f"chain closed at seq {closed} (bundle {env['bundle']['bundle_id']})")
         else:
@@ -514,15 +548,18 @@ def decommission(config: str | None, yes: bool) -> None:
     finally:
         agent.close()
     for e in report.errors:
-        click.echo(f"osiris-agent: {e}", err=True)
+        _warn(e)
     if depth == 0:
         click.echo("all evidence acknowledged by the server; this appliance signs nothing more")
         return
     rerun = "re-run `osiris-agent decommission --yes` (or `osiris-agent outbox flush`)"
     if not report.reachable:
-        _fail(f"{depth} bundle(s) still queued: server unreachable; {rerun} when it is", 3)
+        _fail(
+            f"{depth} bundle(s) still queued: server unreachable; {rerun} when it is",
+            ExitCode.UNREACHABLE,
+        )
     why = "" if trusted else " (the server's log is not trusted: see `osiris-agent witness`)"
-    _fail(f"{depth} bundle(s) still queued{why}; {rerun}", 1)
+    _fail(f"{depth} bundle(s) still queued{why}; {rerun}", ExitCode.BAD)
 
 
 if __name__ == "__main__":

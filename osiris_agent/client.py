@@ -17,7 +17,7 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-from osiris_core.errors import OsirisError
+from osiris_core.errors import ExitCode, OsirisError
 
 API_PREFIX = "/api/v1"
 MAX_RESPONSE_BYTES = 64 << 20
@@ -29,10 +29,12 @@ class ClientError(OsirisError):
 
 class ServerUnreachable(ClientError):
     code = "E_UNREACHABLE"
+    exit_code = ExitCode.UNREACHABLE
 
 
 class AuthRefused(ClientError):
     code = "E_AUTH"
+    exit_code = ExitCode.AUTH
 
 
 class ServerRefused(ClientError):

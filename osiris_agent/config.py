@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from osiris_agent.ntp import split_server
-from osiris_core.errors import OsirisError
+from osiris_core.errors import ExitCode, OsirisError
 
 DEFAULT_PATH = "/etc/osiris/agent.toml"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -42,6 +42,7 @@ class ConfigError(OsirisError):
     """A config value that is missing, unknown, mistyped or out of range; ``.key`` names it."""
 
     code = "E_CONFIG"
+    exit_code = ExitCode.USAGE  # a local file this binary cannot use (exit 2)
 
     def __init__(self, key: str, why: str) -> None:
         super().__init__(f"{key}: {why}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from osiris_core.errors import KeyFormatError, OsirisError
+from osiris_core.errors import ExitCode, KeyFormatError, OsirisError
 from osiris_core.keys import (
     KEY_TYPE_COSIGNATURE,
     KEY_TYPE_ED25519,
@@ -48,7 +48,16 @@ PINS_NAME = "pins.json"
 
 
 class EnrollError(OsirisError):
+    """The state dir cannot be enrolled (missing, unreadable or conflicting files): exit 2."""
+
     code = "E_ENROLL"
+    exit_code = ExitCode.USAGE
+
+
+class ClaimAnswerError(EnrollError):
+    """The server's claim answer is unusable: the thing checked is bad (exit 1)."""
+
+    exit_code = ExitCode.BAD
 
 
 @dataclass
@@ -178,9 +187,9 @@ def enroll(
         quarantined = bool(answer.get("quarantined"))
         name = appliance_key_name(appliance_id)
     except (KeyError, TypeError, ValueError, OsirisError) as e:
-        raise EnrollError(f"the server's claim answer is malformed: {e}") from None
+        raise ClaimAnswerError(f"the server's claim answer is malformed: {e}") from None
     if not isinstance(token, str) or not token.startswith("oak_"):
-        raise EnrollError("the server's claim answer has no appliance token")
+        raise ClaimAnswerError("the server's claim answer has no appliance token")
 
     write_private_key(sd / "appliance.key", renamed(signing, name))
     write_private_key(sd / "cosign.key", renamed(cosigning, name))

@@ -429,7 +429,12 @@ class App:
         except LogError as exc:
             return error_response(503, "E_LOG", str(exc)[:200]), req
         except OsirisError as exc:
-            return error_response(400, exc.code, str(exc)[:500]), req
+            # A client-input class (osiris_core.errors: http_status 4xx) answers with its
+            # message; any other core error escaping a handler is our fault: a generic 500.
+            if 400 <= exc.http_status < 500:
+                return error_response(exc.http_status, exc.code, str(exc)[:500]), req
+            _emit({"event": "internal_error", "type": type(exc).__name__, "code": exc.code})
+            return error_response(500, "E_INTERNAL", "internal error"), req
         except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a 500
             tb = traceback.extract_tb(exc.__traceback__)
             where = f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else "?"

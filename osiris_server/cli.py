@@ -1,6 +1,10 @@
 """`osiris-server`: Central Command's command line.
 
-Exit codes follow DESIGN §4.2: 0 ok, 1 the thing checked is bad, 2 usage or input error.
+Exit codes follow DESIGN §4.2 (``osiris_core.errors.ExitCode``): 0 ok, 1 the thing checked is
+bad, 2 usage or input error (also: a data dir that is not initialised, is corrupt, or whose
+database is newer than this binary), 5 an unexpected error (a bug; ``--debug`` or
+``OSIRIS_DEBUG=1`` prints the traceback). Every error is one line ``osiris-server: error: …``
+on stderr (``osiris_core.cli_base``).
 
 Every file these commands create is private to the server's user: the process umask is 077
 (keys, ``server.toml``, the databases with their ``-wal``/``-shm`` files, backups), and the
@@ -15,16 +19,19 @@ import sqlite3
 import sys
 import tarfile
 import tempfile
+import tomllib
 from pathlib import Path
 
 import click
 
-from osiris_core.errors import OsirisError
+from osiris_core.cli_base import OsirisGroup, fail
+from osiris_core.errors import ExitCode, OsirisError
+
+PROG = "osiris-server"
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    click.echo(f"error: {msg}", err=True)
-    sys.exit(code)
+def _fail(msg: str, code: ExitCode = ExitCode.USAGE) -> None:
+    fail(msg, code, PROG)
 
 
 def _parse_listen(listen: str) -> tuple[str, int]:
@@ -34,7 +41,12 @@ def _parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=OsirisGroup,
+    prog=PROG,
+    input_errors=(sqlite3.DatabaseError, tomllib.TOMLDecodeError),
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="osiris")
 def main() -> None:
     """Central Command: the API, the credential vault and the transparency log."""
@@ -110,7 +122,7 @@ def serve(
     try:
         app = App.open(data)
     except OsirisError as exc:
-        _fail(str(exc))
+        _fail(str(exc))  # a data dir this binary cannot use: not initialised, corrupt, too new
         return
     try:
         ctx = tls_context(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
@@ -243,6 +255,8 @@ def vault_rotate(data: Path, retire_old: bool) -> None:
     from osiris_server.db import provisions as db_prov
     from osiris_server.vault import Vault
 
+    if not (data / "osiris.db").exists():
+        _fail(f"{data} is not initialised")
     v = Vault.open(data / "keys" / "vault.keyring")
     old = list(v.key_ids)
     new = v.rotate()

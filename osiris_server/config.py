@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from osiris_core.errors import OsirisError
+from osiris_core.errors import ExitCode, OsirisError
 from osiris_server.alerts import SmtpConfig
 
 
 class ConfigError(OsirisError):
     code = "E_CONFIG"
+    exit_code = ExitCode.USAGE  # a local file this binary cannot use (exit 2)
 
 
 class ConfigPermissionError(ConfigError):

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from osiris_core import canonical
-from osiris_core.errors import CanonicalError
+from osiris_core.errors import CanonicalError, OsirisError, exit_code_for_status
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # evidence batches of 100 envelopes of <= 60 KiB fit below 8 MiB
 
@@ -42,9 +42,12 @@ STATUS_TEXT = {
 }
 
 
-class HttpError(Exception):
+class HttpError(OsirisError):
     """An answer with a 4xx/5xx status and a stable error code; never carries a stack trace.
-    ``headers`` travel with the error answer (e.g. ``Retry-After`` on a 429)."""
+    ``headers`` travel with the error answer (e.g. ``Retry-After`` on a 429).
+
+    It is the server's member of the one error tree (``osiris_core.errors``): ``http_status``
+    is its ``status``, and its ``exit_code`` is the one a client gives that status."""
 
     def __init__(
         self,
@@ -53,11 +56,17 @@ class HttpError(Exception):
         message: str,
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, code)
         self.status = status
-        self.code = code
-        self.message = message
         self.headers = headers or []
+
+    @property
+    def http_status(self) -> int:  # type: ignore[override]
+        return self.status
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return exit_code_for_status(self.status)
 
 
 def bad_request(message: str, code: str = "E_INPUT") -> HttpError:

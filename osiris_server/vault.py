@@ -39,7 +39,7 @@ import nacl.exceptions
 import nacl.secret
 import nacl.utils
 
-from osiris_core.errors import KeyFormatError, KeyPermissionError, OsirisError
+from osiris_core.errors import ExitCode, KeyFormatError, KeyPermissionError, OsirisError
 
 TOKEN_VERSION = "v1"
 _PERSON = b"osiris-vault"  # BLAKE2b personalisation: domain-separates vault subkeys
@@ -51,6 +51,7 @@ class VaultError(OsirisError):
     """A token that cannot be decrypted or a keyring operation that is not allowed."""
 
     code = "E_VAULT"
+    exit_code = ExitCode.USAGE  # a local file this binary cannot use (exit 2)
 
 
 def _b64d(text: str) -> bytes:

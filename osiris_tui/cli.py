@@ -1,8 +1,11 @@
 """`osiris`: the operator CLI and console.
 
 Conventions (docs/console.md): `osiris <noun> <verb>`; stdout carries only data, diagnostics go
-to stderr as one line `osiris: error: …`; `--json` on every listing and show; exit codes 0 ok,
-1 the thing checked is bad, 2 usage/input, 3 server unreachable, 4 auth refused. Passwords come
+to stderr as one line `osiris: error: …`; `--json` on every listing and show; exit codes
+(``osiris_core.errors.ExitCode``, shared with osiris-agent and osiris-server through
+``osiris_core.cli_base``) 0 ok, 1 the thing checked is bad, 2 usage/input, 3 server unreachable,
+4 auth refused, 5 an unexpected error (one line; ``--debug`` / ``OSIRIS_DEBUG=1`` adds the
+traceback). Passwords come
 only from a hidden prompt or `--password-stdin`, never from argv (argv is visible in `ps`).
 Textual is imported only by `osiris tui`.
 
@@ -17,13 +20,16 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from osiris_core.cli_base import OsirisGroup
+from osiris_core.cli_base import fail as _fail
+from osiris_core.errors import ExitCode
+
 from .client import (
     Client,
-    ClientError,
     UsageError,
     as_json_list,
 )
@@ -32,23 +38,12 @@ from .fmt import safe, safe_json, safe_text
 DEFAULT_STATE_DIR = "/var/lib/osiris"
 
 
-class OsirisGroup(click.Group):
-    """Maps client errors to one stderr line and the documented exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ClientError as e:
-            fail(str(e), e.exit_code)
-        except OSError as e:
-            if isinstance(e, BrokenPipeError):
-                sys.exit(0)
-            fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "), 2)
+PROG = "osiris"
 
 
-def fail(message: str, code: int) -> None:
-    click.echo(f"osiris: error: {_one_line(message)}", err=True)
-    sys.exit(code)
+def fail(message: str, code: ExitCode) -> NoReturn:
+    """The one error writer (``osiris_core.cli_base``): ``osiris: error: …`` and ``code``."""
+    _fail(message, code, PROG)
 
 
 def _one_line(text: object) -> str:
@@ -56,7 +51,7 @@ def _one_line(text: object) -> str:
     return " ".join(safe(text).split())
 
 
-@click.group(cls=OsirisGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OsirisGroup, prog=PROG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="osiris")
 @click.option("--server", metavar="URL", help="Central Command URL (or OSIRIS_SERVER).")
 @click.option(
@@ -141,9 +136,9 @@ def confirm(yes: bool, what: str) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        fail(f"{what}: refusing without --yes (no terminal to confirm on)", 2)
+        fail(f"{what}: refusing without --yes (no terminal to confirm on)", ExitCode.USAGE)
     if not click.confirm(f"{_one_line(what)}?", default=False, err=True):
-        fail("aborted", 2)
+        fail("aborted", ExitCode.USAGE)
 
 
 def read_secret(from_stdin: bool, label: str = "Password") -> str:
@@ -151,10 +146,13 @@ def read_secret(from_stdin: bool, label: str = "Password") -> str:
     if from_stdin:
         value = sys.stdin.readline().rstrip("\r\n")
         if not value:
-            fail("--password-stdin: nothing on stdin", 2)
+            fail("--password-stdin: nothing on stdin", ExitCode.USAGE)
         return value
     if not sys.stdin.isatty():
-        fail(f"{label.lower()} needed: use --password-stdin (no terminal to prompt on)", 2)
+        fail(
+            f"{label.lower()} needed: use --password-stdin (no terminal to prompt on)",
+            ExitCode.USAGE,
+        )
     return click.prompt(label, hide_input=True, confirmation_prompt=True, err=True)
 
 
@@ -300,7 +298,7 @@ def appliance_drift(
         ],  # fmt: skip
     )
     if fail_on_drift and any(d.state in ("drift", "error") for d in rows):
-        sys.exit(1)
+        sys.exit(ExitCode.BAD)
 
 
 @appliance.command("confirm")
@@ -420,7 +418,7 @@ def cred_add(
         fields["password"] = read_secret(password_stdin)
     elif kind == "ssh_key":
         if key_file is None:
-            fail("an ssh_key credential needs --key-file", 2)
+            fail("an ssh_key credential needs --key-file", ExitCode.USAGE)
         fields["private_key"] = key_file.read()
     show(client_of(ctx).add_credential(site_id, fields), as_json)
 
@@ -447,10 +445,10 @@ def cred_rotate(
     current = c.credential(site_id, cred_id)
     if current.kind == "ssh_key":
         if key_file is None:
-            fail("rotating an ssh_key credential needs --key-file", 2)
+            fail("rotating an ssh_key credential needs --key-file", ExitCode.USAGE)
         body = {"private_key": key_file.read()}
     elif current.kind == "local":
-        fail("a local credential has no secret to rotate", 2)
+        fail("a local credential has no secret to rotate", ExitCode.USAGE)
     else:
         body = {"password": read_secret(password_stdin, "New password")}
     confirm(yes, f"Rotate the secret of {current.host_id} ({cred_id}) at site {site_id}")
@@ -493,7 +491,7 @@ def _catalog_runbooks() -> dict[str, Any]:
 
 def _scope(site_id: str | None, appliance_id: str | None) -> tuple[str, str]:
     if bool(site_id) == bool(appliance_id):
-        fail("give exactly one of --site or --appliance", 2)
+        fail("give exactly one of --site or --appliance", ExitCode.USAGE)
     return ("site", site_id) if site_id else ("appliance", appliance_id)  # type: ignore[return-value]
 
 
@@ -696,7 +694,7 @@ def runbook_set(
     """Set runbook parameters (policy thresholds) for a site, e.g.
     `osiris runbook set clinic RB-WIN-PATCH-001 critical_overdue_days=15`."""
     if not assignments and not clear:
-        fail("give at least one NAME=VALUE (or --clear NAME)", 2)
+        fail("give at least one NAME=VALUE (or --clear NAME)", ExitCode.USAGE)
     c = client_of(ctx)
     schema = c.runbook_params(site_id, runbook_id, appliance_id).get("schema") or {}
     changes: dict[str, Any] = {}
@@ -704,14 +702,14 @@ def runbook_set(
         name, sep, raw = a.partition("=")
         name = name.strip()
         if not sep or not name:
-            fail(f"expected NAME=VALUE, got {a!r}", 2)
+            fail(f"expected NAME=VALUE, got {a!r}", ExitCode.USAGE)
         if name not in schema:
             known = ", ".join(sorted(schema)) or "none"
-            fail(f"{runbook_id} has no parameter {name} (known: {known})", 2)
+            fail(f"{runbook_id} has no parameter {name} (known: {known})", ExitCode.USAGE)
         changes[name] = convert_param(name, schema[name], raw)
     for name in clear:
         if name not in schema:
-            fail(f"{runbook_id} has no parameter {name}", 2)
+            fail(f"{runbook_id} has no parameter {name}", ExitCode.USAGE)
         changes[name] = None
     _show_params(c.set_runbook_params(site_id, runbook_id, changes, appliance_id), as_json)
 
@@ -788,7 +786,7 @@ def order_run(
     for p in params:
         k, sep, v = p.partition("=")
         if not sep or not k:
-            fail(f"--param {p!r}: expected K=V", 2)
+            fail(f"--param {p!r}: expected K=V", ExitCode.USAGE)
         extra[k] = _param_value(v)
     rb = _catalog_runbooks().get(runbook_id)
     if rb is not None and (rb.disruptive or rb.requires_maintenance_window):
@@ -1153,7 +1151,7 @@ def tui(ctx: click.Context, local_dir: str | None, read_only: bool) -> None:
         try:
             read_state(local_dir, evidence_limit=1)
         except LocalStateError as e:
-            fail(str(e), 2)
+            fail(str(e), ExitCode.USAGE)
         from .app import LocalApp
 
         LocalApp(local_dir, read_only=read_only).run()
@@ -1176,7 +1174,7 @@ def _require_lab() -> None:
     import importlib.util
 
     if importlib.util.find_spec("osiris_lab") is None:
-        fail("osiris demo is a lab tool and osiris_lab is not installed here", 2)
+        fail("osiris demo is a lab tool and osiris_lab is not installed here", ExitCode.USAGE)
 
 
 @main.group(invoke_without_command=True)
@@ -1227,7 +1225,7 @@ def demo(
     from osiris_lab.demo import DemoError, Options, run
 
     if minutes and seconds:
-        fail("give --minutes or --seconds, not both", 2)
+        fail("give --minutes or --seconds, not both", ExitCode.USAGE)
     opts = Options(
         data=pathlib.Path(data),
         keep=keep,
@@ -1246,7 +1244,7 @@ def demo(
         click.echo(f"osiris: error: {_one_line(first)}", err=True)
         if tail:
             click.echo(safe_text(tail), err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.BAD)
     sys.exit(code)
 
 
@@ -1274,7 +1272,7 @@ def demo_chaos(host: str, fault: str, site: str | None, data: str, as_json: bool
         st = running_state(data)
         out = farm_chaos(st.control_url, st.control_token, host, fault, site or st.sites[0])
     except DemoError as e:
-        fail(str(e), 1)
+        fail(str(e), ExitCode.BAD)
         return
     if as_json:
         emit_json(out)
@@ -1299,7 +1297,7 @@ def demo_hosts(data: str, as_json: bool) -> None:
         st = running_state(data)
         hosts = farm_hosts(st.control_url, st.control_token)
     except DemoError as e:
-        fail(str(e), 1)
+        fail(str(e), ExitCode.BAD)
         return
     if as_json:
         emit_json(hosts)

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from osiris_core.errors import OsirisError
+from osiris_core.errors import ExitCode, OsirisError
 
 API = "/api/v1"
 DEFAULT_TIMEOUT = 10.0
@@ -37,7 +37,7 @@ class ClientError(OsirisError):
     """Anything the client could not do; ``exit_code`` follows DESIGN §4.2."""
 
     code = "E_CLIENT"
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message, code)
@@ -48,7 +48,7 @@ class UsageError(ClientError):
     """Missing configuration or a request the server refused as bad input (exit 2)."""
 
     code = "E_INPUT"
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class NotFound(UsageError):
@@ -63,14 +63,14 @@ class Unreachable(ClientError):
     """Connect error, timeout, or a server answering 5xx (exit 3)."""
 
     code = "E_UNREACHABLE"
-    exit_code = 3
+    exit_code = ExitCode.UNREACHABLE
 
 
 class AuthRefused(ClientError):
     """401 or 403: the token is missing, wrong, revoked, or its role may not do this (exit 4)."""
 
     code = "E_AUTH"
-    exit_code = 4
+    exit_code = ExitCode.AUTH
 
 
 # ---------------------------------------------------------------- configuration

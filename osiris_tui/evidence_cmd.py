@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from osiris_core import canonical
+from osiris_core.cli_base import fail
+from osiris_core.errors import ExitCode
 from osiris_core.trust import (
     TrustFileError,
     TrustRoots,
@@ -42,8 +44,7 @@ def load_trust(
         if use_store:
             roots.merge(store_roots())
     except TrustFileError as e:
-        click.echo(f"osiris: error: {safe(e)}", err=True)
-        sys.exit(2)
+        fail(str(e), ExitCode.USAGE, "osiris")
     return roots
 
 
@@ -120,11 +121,9 @@ def verify(
     be used.
     """
     if (path is None) == (packet is None):
-        click.echo("osiris: error: give an export folder or --packet FILE.zip", err=True)
-        sys.exit(2)
+        fail("give an export folder or --packet FILE.zip", ExitCode.USAGE, "osiris")
     if previous is not None and packet is None:
-        click.echo("osiris: error: --previous needs --packet", err=True)
-        sys.exit(2)
+        fail("--previous needs --packet", ExitCode.USAGE, "osiris")
     roots = load_trust(trust_files, log_keys, not no_trust_store)
     trust = None if roots.empty else roots
     if packet is not None:
@@ -135,10 +134,9 @@ def verify(
                 packet, trust=trust, previous=previous, skew_s=skew, workers=workers
             )
         except UnusableInput as e:
-            click.echo(f"osiris: error: {safe(e)}", err=True)
-            sys.exit(2)
+            fail(str(e), ExitCode.USAGE, "osiris")
         _print(report, as_json, True)
-        sys.exit(0 if report.ok(True) else 1)
+        sys.exit(ExitCode.OK if report.ok(True) else ExitCode.BAD)
     assert path is not None
     progress = None
     bar = None
@@ -156,13 +154,12 @@ def verify(
     try:
         report = verify_export(path, trust=trust, skew_s=skew, progress=progress, workers=workers)
     except UnusableInput as e:
-        click.echo(f"osiris: error: {safe(e)}", err=True)
-        sys.exit(2)
+        fail(str(e), ExitCode.USAGE, "osiris")
     finally:
         if bar is not None:
             bar.stop()
     _print(report, as_json, strict)
-    sys.exit(0 if report.ok(strict) else 1)
+    sys.exit(ExitCode.OK if report.ok(strict) else ExitCode.BAD)
 
 
 def _print(report: Report, as_json: bool, strict: bool) -> None:

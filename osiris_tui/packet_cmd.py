@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from osiris_core import canonical
-from osiris_core.errors import OsirisError
+from osiris_core.errors import ExitCode, OsirisError
 from osiris_core.note import Checkpoint
 from osiris_core.packet import (
     build_packet,
@@ -91,16 +91,16 @@ def build(
         else:
             raise OsirisError("give --month YYYY-MM, or --from and --to")
     except OsirisError as e:
-        fail(str(e), 2)
+        fail(str(e), ExitCode.USAGE)
     if out.exists() and not overwrite:
-        fail(f"{out} exists (use --overwrite)", 2)
+        fail(f"{out} exists (use --overwrite)", ExitCode.USAGE)
     prev_note = None
     if previous is not None:
         try:
             prev_note, _m = read_packet_checkpoint(previous)
             prev_cp = Checkpoint.parse(prev_note[: prev_note.index("\n\n") + 1])
         except (UnusableInput, OsirisError, ValueError) as e:
-            fail(f"--previous: {e}", 2)
+            fail(f"--previous: {e}", ExitCode.USAGE)
     if period[1] > canonical.utc_now():
         click.echo(
             "osiris: warning: the period is not over; appliances will have no end boundary "
@@ -137,7 +137,7 @@ def build(
                 fail(
                     f"--previous: its checkpoint ({prev_cp.size}) is newer than this packet's "
                     f"({cp.size})",
-                    2,
+                    ExitCode.USAGE,
                 )
             proof = client.get("/log/proof/consistency", **{"from": prev_cp.size, "to": cp.size})
             consistency = consistency_doc(
@@ -153,7 +153,7 @@ def build(
                 consistency=consistency,
             )
         except OsirisError as e:
-            fail(str(e), 2)
+            fail(str(e), ExitCode.USAGE)
     for app, a in manifest["appliances"].items():
         if a["end_boundary"] is None and not a["decommissioned"]:
             why = (

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from osiris_core.errors import ExitCode
 from osiris_core.evidence import bundle_hash
 from osiris_core.export import write_export
 from osiris_core.note import TlogProof
@@ -26,7 +27,7 @@ class NotCosigned(ClientError):
     the clinic's witness, is missing)."""
 
     code = "E_NOT_COSIGNED"
-    exit_code = 1
+    exit_code = ExitCode.BAD
 
 
 def _checkpoint(client: Client, site_id: str, latest: bool, allow_uncosigned: bool) -> Any:

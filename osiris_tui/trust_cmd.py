@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from osiris_core import canonical
-from osiris_core.errors import KeyFormatError
+from osiris_core.cli_base import fail
+from osiris_core.errors import ExitCode, KeyFormatError
 from osiris_core.keys import Verifier
 from osiris_core.trust import (
     TrustFileError,
@@ -30,9 +31,8 @@ from .fmt import safe, safe_json
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-def _err(msg: str) -> None:
-    click.echo(f"osiris: error: {' '.join(safe(msg).split())}", err=True)
-    sys.exit(2)
+def _err(msg: str) -> NoReturn:
+    fail(msg, ExitCode.USAGE, "osiris")
 
 
 @click.group("trust")

@@ -10,6 +10,17 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from osiris_core.errors import ExitCode, OsirisError
+
+
+class SchemaTooNew(OsirisError, RuntimeError):
+    """The database was migrated by a newer osiris-server: this binary must not touch it (exit 2,
+    one line; upgrade the binary)."""
+
+    code = "E_SCHEMA_TOO_NEW"
+    exit_code = ExitCode.USAGE
+
+
 MIGRATIONS: list[list[str]] = [
     # 1: the whole first schema
     [
@@ -332,7 +343,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than the database; returns the resulting version."""
     version = current_version(conn)
     if version > len(MIGRATIONS):
-        raise RuntimeError(
+        raise SchemaTooNew(
             f"database schema version {version} is newer than this osiris-server "
             f"({len(MIGRATIONS)}); upgrade osiris-server"
         )

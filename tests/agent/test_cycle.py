@@ -207,7 +207,10 @@ def test_cli_once_exit_codes_and_run_stops_on_sigterm(srv, tmp_path) -> None:
         srv.stop()
         r = subprocess.run(cmd + ["once", "--config", str(cfg)], env=_cli_env(),
                            capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert r.returncode == 1 and "unreachable" in r.stdout
+        # DESIGN §4.2: an unreachable server is exit 3 (it was 1 before issue 12), and the
+        # last stderr line is the one error line.
+        assert r.returncode == 3 and "unreachable" in r.stdout, r.stderr
+        assert r.stderr.splitlines()[-1].startswith("osiris-agent: error: server unreachable")
         assert "Traceback" not in r.stderr
         srv.start()
         p = subprocess.Popen(cmd + ["run", "--config", str(cfg)], env=_cli_env(),
