@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 import click
 
-from osiris_core.cli_base import OsirisGroup
+from osiris_core.cli_base import OsirisGroup, write_error
 from osiris_core.cli_base import fail as _fail
 from osiris_core.errors import ExitCode
 
@@ -1241,7 +1241,7 @@ def demo(
     except DemoError as e:
         # The first line as usual; a child's log tail (if any) indented below it.
         first, _, tail = str(e).partition("\n")
-        click.echo(f"osiris: error: {_one_line(first)}", err=True)
+        write_error(first, PROG)
         if tail:
             click.echo(safe_text(tail), err=True)
         sys.exit(ExitCode.BAD)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from osiris_core.errors import ExitCode, OsirisError
+
 RUN_REQUEST = "run-request"
 STATE_DB = "state.db"
 PINS = "pins.json"
@@ -30,10 +32,11 @@ CHECKIN_OK_KEYS = ("last_checkin_ok", "server_reachable")
 CLOCK_KEYS = ("clock", "last_clock", "ntp")
 
 
-class LocalStateError(Exception):
+class LocalStateError(OsirisError):
     """The state directory or its database cannot be read (exit 2 in the CLI)."""
 
-    exit_code = 2
+    code = "E_LOCAL_STATE"
+    exit_code = ExitCode.USAGE
 
 
 @dataclass
