@@ -1,5 +1,6 @@
 """One set of ids across the layers (lessons A5): every runbook id, rule id and check id that the
-agent, the server, the console or the docs name must be defined by ``osiris_core.catalog``.
+agent, the server, the console, the docs or the tests name must be defined by
+``osiris_core.catalog`` (tests alone may use the deliberately fake ids of ``DELIBERATELY_FAKE``).
 
 The old product's detector, evidence validator, L1 rules, HIPAA map and server each spelled the
 same checks differently, so bundles failed validation and rules never matched. Here the source
@@ -17,6 +18,40 @@ from osiris_core.catalog import ids_in_use_check
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("osiris_agent", "osiris_server", "osiris_tui")
+TESTS = ROOT / "tests"
+# This file holds the scan's own regexes and bogus-id probes (test_the_scan_fails_on_a_bogus_id).
+SCAN_ITSELF = Path(__file__).resolve()
+
+# Ids the tests use on purpose although (because) the catalogue does not define them. Allowed in
+# tests/ only: the production layers and the docs get no allow-list. Anything else a test names
+# must be a catalogue id; a new fake id needs a line here saying why it is fake.
+DELIBERATELY_FAKE: dict[tuple[str, str], str] = {
+    # Refusals: an id the catalogue lacks must be refused, skipped or reported.
+    ("runbook", "RB-WIN-NOPE-001"): "a signed site rule naming an unknown runbook is refused",
+    ("runbook", "LIN-SSH-009"): "a catalogue rule naming an unknown runbook fails to load",
+    ("runbook", "LIN-SVC-005"): "ids_in_use_check reports an id the catalogue lacks",
+    ("runbook", "LIN-SVC-999"): "Catalog.runbook raises for an unknown id",
+    ("rule", "L1-NOPE-001"): "ids_in_use_check reports a rule id the catalogue lacks",
+    ("check", "ssh"): "a baseline rule naming an unknown check fails to load",
+    ("check", "ssh_config"): "a test rule naming an unknown check is refused",
+    ("runbook", "RB-NOPE-001"): "an unknown runbook's params: 404 (server), exit 2 (osiris)",
+    ("runbook", "RB-GONE-001"): "params stored for a runbook the catalogue no longer has",
+    ("runbook", "RB-NEW-001"): "a newer server's runbook: the agent skips its params",
+    ("runbook", "RB-TIME-001"): (
+        "a run_runbook order for a non-catalogue runbook is rejected (test_orders_agent); the "
+        "fake server's default policy enables only it, so no catalogue runbook is enabled unless "
+        "a test says so"
+    ),
+    ("runbook", "RB-X-001"): "a disruptive order is deferred by the window before any lookup",
+    # Test-made catalogues and site rules: ids that exist only inside the test.
+    ("runbook", "LIN-TEST-001"): "a runbook written into a temp catalogue",
+    ("rule", "L1-TEST-001"): "a rule written into a temp rules file",
+    ("rule", "L1-SITE-FW-001"): "a site rule signed with the order key (its own id by design)",
+    ("rule", "L1-SITE-OK-001"): "a second site rule in the same signed set",
+    # Display data frozen into the console's SVG snapshots (tests/tui/__snapshots__): the console
+    # shows whatever id the server sends; renaming it means re-rendering those snapshots.
+    ("runbook", "RB-WIN-FW-001"): "runbook id in tests/tui/fixtures.py (snapshot data)",
+}
 
 RUNBOOK_RE = re.compile(
     r"(?<![A-Za-z0-9-])((?:RB-[A-Z]+(?:-[A-Z]+)*|LIN-[A-Z]+)-\d{3})(?![A-Za-z0-9])"
@@ -41,6 +76,11 @@ def sources() -> list[Path]:
         files += sorted((ROOT / layer).rglob("*.py"))
     files += sorted((ROOT / "docs").glob("*.md"))
     return files
+
+
+def files_of_tests() -> list[Path]:
+    """Every Python file under tests/ (snapshots are SVG), except this scan's own file."""
+    return [f for f in sorted(TESTS.rglob("*.py")) if f.resolve() != SCAN_ITSELF]
 
 
 def ids_in(text: str) -> dict[str, set[str]]:
@@ -74,6 +114,26 @@ def test_every_id_the_layers_use_is_in_the_catalogue() -> None:
     assert {"RB-WIN-FIREWALL-001", "RB-NIX-TIME-001"} <= seen["runbook"]
     assert {"timesync", "evidence_pipeline", "linux_ssh"} <= seen["check"]
     assert unknown_ids(files) == []
+
+
+def test_every_id_the_tests_use_is_in_the_catalogue_or_deliberately_fake() -> None:
+    files = files_of_tests()
+    assert len(files) > 100, "the scan found too few test files to mean anything"
+    fake = {f"{kind} {i}" for kind, i in DELIBERATELY_FAKE}
+    bad = [b for b in unknown_ids(files) if b.split(": ", 1)[1] not in fake]
+    assert bad == [], "fix the id, or add it to DELIBERATELY_FAKE with the reason it is fake"
+
+
+def test_the_allow_list_is_fake_and_used() -> None:
+    """No entry names a catalogue id (it would hide nothing) or an id no test uses any more (a
+    stale entry would quietly widen the list)."""
+    used: set[tuple[str, str]] = set()
+    for f in files_of_tests():
+        for kind, ids in ids_in(f.read_text(encoding="utf-8")).items():
+            used |= {(kind, i) for i in ids_in_use_check(ids, kind)}
+    for kind, i in DELIBERATELY_FAKE:
+        assert ids_in_use_check({i}, kind) == {i}, f"{kind} {i} is in the catalogue"
+    assert set(DELIBERATELY_FAKE) <= used, sorted(set(DELIBERATELY_FAKE) - used)
 
 
 @pytest.mark.parametrize(

@@ -306,7 +306,7 @@ def _flip(order: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         (("expires_at",), "2026-11-26T11:00:00.000Z"),
         (("issued_at",), "2026-11-25T11:59:59.999Z"),
         (("order_id",), "3f2504e0-4f89-41d3-9a0c-0305e82c3301"),
-        (("params", "runbook_id"), "RB-WIN-BITLOCKER-001"),
+        (("params", "runbook_id"), "RB-WIN-ENCRYPTION-001"),
         (("params", "host_id"), "dc01"),
         (("params", "parameters"), {"profile": "Public"}),
     ],

@@ -265,7 +265,7 @@ def test_stats_online_offline_and_drift(server) -> None:
         },
         {
             "host_id": "dc01",
-            "check": "bitlocker",
+            "check": "windows_bitlocker",
             "status": "compliant",
             "since": "2026-01-01T00:00:00.000Z",
         },

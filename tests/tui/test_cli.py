@@ -241,14 +241,14 @@ def test_learn_list_shows_what_the_server_has(live) -> None:
     with db:
         db.execute(
             "INSERT INTO learning_candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ("lc_weird_1", "weird", "windows_firewall", "RB-WIN-FW-001", 9, 1, "candidate",
+            ("lc_weird_1", "weird", "windows_firewall", "RB-WIN-FIREWALL-001", 9, 1, "candidate",
              "2026-01-01T00:00:00.000Z"),
         )  # fmt: skip
     db.close()
     r = run(live, "learn", "list", "--site", "weird", "--json")
     rows = json.loads(r.stdout)
     assert [set(x) for x in rows] == [LEARN_KEYS]
-    assert rows[0]["successes"] == 9 and rows[0]["runbook_id"] == "RB-WIN-FW-001"
+    assert rows[0]["successes"] == 9 and rows[0]["runbook_id"] == "RB-WIN-FIREWALL-001"
     r = run(live, "learn", "list", "--site", "weird")
     assert r.stdout.splitlines()[1].split("\t")[4:7] == ["9", "1", "90%"]
     r = run(live, "learn", "list", "--site", "riverside", "--json")

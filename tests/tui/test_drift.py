@@ -39,12 +39,12 @@ FW_ON = {"observed": {"enabled": True}, "expected": {"enabled": True}}
 STORY = [
     b(0, "dc01", "windows_firewall", "compliant", pre_state=FW_ON),  # seq 1
     b(10, "dc01", "windows_firewall", "alert", pre_state=FW_OFF),  # 2: drift since 10
-    b(11, "dc01", "windows_firewall", "failed", "L1", runbook_id="RB-WIN-FW-001",
+    b(11, "dc01", "windows_firewall", "failed", "L1", runbook_id="RB-WIN-FIREWALL-001",
       pre_state=FW_OFF, post_state=FW_OFF),  # 3: attempt 1
-    b(12, "dc01", "windows_firewall", "escalated", "L2", runbook_id="RB-WIN-FW-001"),  # 4
-    b(13, "dc01", "windows_firewall", "expired", "order", runbook_id="RB-WIN-FW-001"),  # 5
+    b(12, "dc01", "windows_firewall", "escalated", "L2", runbook_id="RB-WIN-FIREWALL-001"),  # 4
+    b(13, "dc01", "windows_firewall", "expired", "order", runbook_id="RB-WIN-FIREWALL-001"),  # 5
     b(20, "dc01", "bitlocker", "alert", pre_state={"observed": {"on": False}}),  # 6
-    b(21, "dc01", "bitlocker", "healed", "L1", runbook_id="RB-WIN-BL-001",
+    b(21, "dc01", "bitlocker", "healed", "L1", runbook_id="RB-WIN-ENCRYPTION-001",
       post_state={"status": "compliant", "observed": {"on": True}, "expected": {"on": True}}),
     b(30, "fs01", "audit_policy", "failed", action_taken="winrm timeout"),  # 8: error
     b(40, "dc01", "evidence_pipeline", "alert", post_state={"counts": {"drift": 1}}),  # 9
