@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import stat
 from pathlib import Path
 
 from nacl.public import PrivateKey
 
-from osiris_core.errors import KeyFormatError, KeyPermissionError
+from osiris_core.errors import KeyFormatError
+from osiris_core.keys import read_private_file
 
 NAME = "box.key"
 
@@ -26,22 +26,7 @@ def path_in(state_dir: str | os.PathLike[str]) -> Path:
 
 def load(path: str | os.PathLike[str]) -> PrivateKey:
     p = Path(path)
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except OSError as e:
-        raise KeyFormatError(f"cannot read box key {p}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFormatError(f"box key {p} is not a regular file")
-        if st.st_mode & 0o077:
-            raise KeyPermissionError(
-                f"box key {p} has mode {stat.S_IMODE(st.st_mode):04o}: other users could read "
-                f"or change it; fix with: chmod 600 {p}"
-            )
-        data = os.read(fd, 256)
-    finally:
-        os.close(fd)
+    data = read_private_file(p, "box key", max_bytes=256)
     try:
         raw = base64.b64decode(data.strip(), validate=True)
     except (binascii.Error, ValueError):

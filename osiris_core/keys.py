@@ -254,20 +254,21 @@ def write_private_key(path: str | os.PathLike[str], signer: Signer) -> None:
         os.close(dfd)
 
 
-def load_private_key(path: str | os.PathLike[str]) -> Signer:
-    """Read an skey file, refusing one that group or other users could read, write or run."""
+def read_private_file(path: str | os.PathLike[str], what: str, max_bytes: int = 4096) -> bytes:
+    """The bytes of a secret file, refusing one that group or other users could read, write or
+    run, or that is not a regular file (checked on the file actually read, not the path)."""
     p = Path(path)
     try:
         fd = os.open(p, os.O_RDONLY)
     except OSError as e:
-        raise KeyFormatError(f"cannot read key file {p}: {e.strerror}") from None
+        raise KeyFormatError(f"cannot read {what} {p}: {e.strerror}") from None
     try:
         st = os.fstat(fd)  # check the file we actually read, not whatever the path names later
         if not stat.S_ISREG(st.st_mode):
-            raise KeyFormatError(f"key file {p} is not a regular file")
+            raise KeyFormatError(f"{what} {p} is not a regular file")
         if st.st_mode & 0o077:
             raise KeyPermissionError(
-                f"private key {p} has mode {stat.S_IMODE(st.st_mode):04o}: other users could "
+                f"{what} {p} has mode {stat.S_IMODE(st.st_mode):04o}: other users could "
                 f"read or change it; fix with: chmod 600 {p}"
             )
         chunks = []
@@ -276,12 +277,19 @@ def load_private_key(path: str | os.PathLike[str]) -> Signer:
             if not chunk:
                 break
             chunks.append(chunk)
-            if sum(map(len, chunks)) > 4096:
-                raise KeyFormatError(f"key file {p} is too large to be an skey")
+            if sum(map(len, chunks)) > max_bytes:
+                raise KeyFormatError(f"{what} {p} is too large")
     finally:
         os.close(fd)
+    return b"".join(chunks)
+
+
+def load_private_key(path: str | os.PathLike[str]) -> Signer:
+    """Read an skey file, refusing one that group or other users could read, write or run."""
+    p = Path(path)
+    data = read_private_file(p, "private key")
     try:
-        text = b"".join(chunks).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise KeyFormatError(f"key file {p} is not UTF-8 text") from None
     try:

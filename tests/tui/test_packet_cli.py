@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -21,9 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from osiris_core import canonical, note
+from osiris_core import canonical
 from osiris_core.controls import controls_for
-from osiris_core.keys import Verifier
 from osiris_core.trust import make_attestation
 from osiris_core.verify import DECOMMISSION_CHECK
 
@@ -56,28 +54,7 @@ def run(live, *args: str, token: str | None = None) -> subprocess.CompletedProce
 
 def cosign_now(live, a) -> None:  # noqa: ANN001
     """The appliance witnesses the checkpoint covering its bundles, as the agent does."""
-    with live.admin() as h:
-        cp = h.get("/api/v1/log/checkpoint").json()
-        log_vkey = h.get("/api/v1/log/keys").json()["log"]
-    text = note.open_note(cp["note"], [Verifier.from_vkey(log_vkey)]).text
-    line = note.cosign(text, a.cosigner, int(time.time()))
-    body = {
-        "appliance_id": a.id,
-        "agent_version": "0.1.0",
-        "status": {
-            "uptime_s": 10,
-            "outbox_depth": 0,
-            "chain_head": a.chain.head,
-            "seq": a.chain.seq,
-            "clock": {"ntp_ok": True, "offset_ms": 3, "source": "127.0.0.1"},
-            "checks": [],
-        },
-        "log_size_seen": cp["size"],
-        "cosignatures": [{"size": cp["size"], "line": line}],
-    }
-    with a.http() as h:
-        r = h.post("/api/v1/checkin", json=body)
-    assert r.status_code == 200, r.text
+    a.witness()
 
 
 def attest(live, a, out: Path) -> Path:  # noqa: ANN001
