@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from osiris_core import canonical
-from osiris_core.errors import CanonicalError, OsirisError, exit_code_for_status
+from osiris_core import canonical, schema
+from osiris_core.errors import CanonicalError, OsirisError, SchemaError, exit_code_for_status
+from osiris_core.schema import F as F  # re-exported: the api modules spell their specs with it
+from osiris_core.schema import object_schema as object_schema
+from osiris_core.schema import to_schema as to_schema
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # evidence batches of 100 envelopes of <= 60 KiB fit below 8 MiB
 
@@ -140,152 +143,24 @@ def error_response(
 
 
 # ------------------------------------------------------------------ field specs
-
-
-@dataclass(frozen=True)
-class F:
-    """One field of a JSON body or query string; drives validation and the OpenAPI schema."""
-
-    type: str  # string | integer | boolean | object | array | any
-    required: bool = False
-    nullable: bool = False
-    max_len: int | None = 256
-    min_len: int = 0
-    minimum: int | None = None
-    maximum: int | None = None
-    enum: tuple[Any, ...] | None = None
-    pattern: str | None = None
-    items: F | None = None
-    max_items: int = 1000
-    fields: dict[str, F] | None = None  # nested object spec; None = free-form object
-    description: str = ""
-
-
-_PY_TYPES = {"string": str, "object": dict, "array": list}
-
-
-def _check(name: str, spec: F, value: Any) -> Any:
-    if value is None:
-        if spec.nullable:
-            return None
-        raise bad_request(f"{name} must not be null", "E_SCHEMA")
-    t = spec.type
-    if t == "any":
-        return value
-    if t == "integer":
-        if type(value) is not int:
-            raise bad_request(f"{name} must be an integer", "E_SCHEMA")
-        if spec.minimum is not None and value < spec.minimum:
-            raise bad_request(f"{name} must be >= {spec.minimum}", "E_SCHEMA")
-        if spec.maximum is not None and value > spec.maximum:
-            raise bad_request(f"{name} must be <= {spec.maximum}", "E_SCHEMA")
-    elif t == "boolean":
-        if type(value) is not bool:
-            raise bad_request(f"{name} must be a boolean", "E_SCHEMA")
-    elif not isinstance(value, _PY_TYPES[t]):
-        raise bad_request(f"{name} must be of type {t}", "E_SCHEMA")
-    if t == "string":
-        if spec.max_len is not None and len(value) > spec.max_len:
-            raise bad_request(f"{name} is longer than {spec.max_len}", "E_SCHEMA")
-        if len(value) < spec.min_len:
-            raise bad_request(f"{name} is too short", "E_SCHEMA")
-        if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
-            raise bad_request(f"{name} has an invalid format", "E_SCHEMA")
-    if spec.enum is not None and value not in spec.enum:
-        raise bad_request(f"{name} must be one of {', '.join(map(str, spec.enum))}", "E_SCHEMA")
-    if t == "array":
-        if len(value) > spec.max_items:
-            raise bad_request(f"{name} has more than {spec.max_items} items", "E_SCHEMA")
-        if spec.items is not None:
-            value = [_check(f"{name}[{i}]", spec.items, v) for i, v in enumerate(value)]
-    if t == "object" and spec.fields is not None:
-        value = validate(spec.fields, value, prefix=f"{name}.")
-    return value
+# The spec language lives in osiris_core.schema (one language for every document); these two
+# wrappers are the server's boundary, where a SchemaError becomes the 400 body it always was.
 
 
 def validate(spec: dict[str, F], obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Check ``obj`` against ``spec``: unknown fields, missing fields and wrong types are 400."""
-    if not isinstance(obj, dict):
-        raise bad_request(f"{prefix.rstrip('.') or 'body'} must be a JSON object", "E_SCHEMA")
-    unknown = sorted(set(obj) - set(spec))
-    if unknown:
-        raise bad_request(f"unknown field {prefix}{unknown[0]}", "E_SCHEMA")
-    out: dict[str, Any] = {}
-    for name, f in spec.items():
-        if name not in obj:
-            if f.required:
-                raise bad_request(f"missing field {prefix}{name}", "E_SCHEMA")
-            continue
-        out[name] = _check(prefix + name, f, obj[name])
-    return out
+    """Check a JSON body against ``spec``; any problem is 400 ``E_SCHEMA`` (osiris_core.schema)."""
+    try:
+        return schema.validate(spec, obj, prefix)
+    except SchemaError as exc:
+        raise bad_request(str(exc), exc.code) from None
 
 
 def validate_query(spec: dict[str, F], query: dict[str, list[str]]) -> dict[str, Any]:
-    """Query strings are text; integers and booleans are converted before the same checks."""
-    unknown = sorted(set(query) - set(spec))
-    if unknown:
-        raise bad_request(f"unknown query parameter {unknown[0]}", "E_SCHEMA")
-    out: dict[str, Any] = {}
-    for name, f in spec.items():
-        values = query.get(name)
-        if not values:
-            if f.required:
-                raise bad_request(f"missing query parameter {name}", "E_SCHEMA")
-            continue
-        if len(values) > 1:
-            raise bad_request(f"query parameter {name} given more than once", "E_SCHEMA")
-        raw = values[0]
-        value: Any = raw
-        if f.type == "integer":
-            if not re.fullmatch(r"-?[0-9]{1,16}", raw):
-                raise bad_request(f"{name} must be an integer", "E_SCHEMA")
-            value = int(raw)
-        elif f.type == "boolean":
-            if raw not in ("true", "false"):
-                raise bad_request(f"{name} must be true or false", "E_SCHEMA")
-            value = raw == "true"
-        out[name] = _check(name, f, value)
-    return out
-
-
-def to_schema(f: F) -> dict[str, Any]:
-    """JSON Schema (2020-12, as OpenAPI 3.1 uses it) for one field."""
-    s: dict[str, Any] = {}
-    if f.type != "any":
-        s["type"] = [f.type, "null"] if f.nullable else f.type
-    if f.type == "string" and f.max_len is not None:
-        s["maxLength"] = f.max_len
-    if f.type == "string" and f.min_len:
-        s["minLength"] = f.min_len
-    if f.pattern:
-        s["pattern"] = f"^{f.pattern}$"
-    if f.minimum is not None:
-        s["minimum"] = f.minimum
-    if f.maximum is not None:
-        s["maximum"] = f.maximum
-    if f.enum is not None:
-        s["enum"] = list(f.enum)
-    if f.type == "array":
-        s["maxItems"] = f.max_items
-        if f.items is not None:
-            s["items"] = to_schema(f.items)
-    if f.type == "object" and f.fields is not None:
-        s.update(object_schema(f.fields))
-    if f.description:
-        s["description"] = f.description
-    return s
-
-
-def object_schema(spec: dict[str, F]) -> dict[str, Any]:
-    req = [k for k, v in spec.items() if v.required]
-    out: dict[str, Any] = {
-        "type": "object",
-        "properties": {k: to_schema(v) for k, v in spec.items()},
-        "additionalProperties": False,
-    }
-    if req:
-        out["required"] = req
-    return out
+    """Check a query string against ``spec`` (integers and booleans converted first); 400."""
+    try:
+        return schema.validate_query(spec, query)
+    except SchemaError as exc:
+        raise bad_request(str(exc), exc.code) from None
 
 
 # ------------------------------------------------------------------ requests
