@@ -1,8 +1,11 @@
 """The HIPAA Security Rule controls Osiris reports against, and which check proves which control.
 
 Every evidence bundle carries a ``controls`` list; the packet builder groups evidence by citation.
-Keeping the catalogue here (data, not prose) means the agent, the server and the packet all cite
-the same strings, and a typo in a mapping fails a test instead of silently dropping a control.
+This module holds the list of controls (data, not prose). Which check proves which control is
+stored once, as ``controls = [...]`` on each ``[[check]]`` of the catalogue
+(``osiris_core/catalog/checks.toml``, with the reason for each mapping beside it);
+:func:`controls_for` reads it from there. The catalogue loader refuses a citation this list does
+not define, so a typo in a mapping fails the load instead of silently dropping a control.
 
 Citations are written as in 45 CFR Part 164, e.g. ``"164.312(b)"``. ``required`` is the rule's
 Required/Addressable label; a bare standard (e.g. ``164.312(b)``) is binding as such, so it is
@@ -11,9 +14,16 @@ Required/Addressable label; a bare standard (e.g. ``164.312(b)``) is binding as 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from osiris_core.errors import SchemaError
+
+if TYPE_CHECKING:
+    from osiris_core.catalog.loader import Catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,90 +88,28 @@ _CONTROL_LIST: tuple[Control, ...] = (
 
 CONTROLS: dict[str, Control] = {c.citation: c for c in _CONTROL_LIST}
 
-# Control sets shared by a generic check and its per-OS variants, so the variants cannot drift.
-_PATCHING = (
-    "164.308(a)(1)(ii)(A)",
-    "164.308(a)(1)(ii)(B)",
-    "164.308(a)(5)(ii)(B)",
-    "164.308(a)(8)",
-)
-_AV_EDR = ("164.308(a)(5)(ii)(B)", "164.308(a)(6)(ii)", "164.308(a)(1)(ii)(D)")
-_BACKUP = (
-    "164.308(a)(7)(ii)(A)",
-    "164.308(a)(7)(ii)(B)",
-    "164.308(a)(7)(ii)(D)",
-    "164.310(d)(2)(iv)",
-    "164.312(c)(1)",
-)
-_LOGGING = ("164.312(b)", "164.308(a)(1)(ii)(D)", "164.308(a)(5)(ii)(C)", "164.316(b)(2)(i)")
-_FIREWALL = ("164.312(e)(1)", "164.312(a)(1)", "164.308(a)(1)(ii)(B)")
-_ENCRYPTION = ("164.312(a)(2)(iv)", "164.312(e)(2)(ii)")
-# Time sync is not named in the rule; it makes 164.312(b) records correlatable (cf. NIST AU-8).
-_TIMESYNC = ("164.312(b)",)
-_ACCOUNTS = (
-    "164.312(a)(1)",
-    "164.312(a)(2)(i)",
-    "164.312(a)(2)(iii)",
-    "164.312(d)",
-    "164.308(a)(3)(ii)(C)",
-    "164.308(a)(4)",
-    "164.308(a)(5)(ii)(D)",
-)
 
-CHECK_CONTROLS: dict[str, tuple[str, ...]] = {
-    "timesync": _TIMESYNC,
-    "patching": _PATCHING,
-    "av_edr": _AV_EDR,
-    "backup": _BACKUP,
-    "logging": _LOGGING,
-    "firewall": _FIREWALL,
-    "encryption": _ENCRYPTION,
-    "accounts": _ACCOUNTS,
-    # The running NixOS generation is the appliance's baseline configuration: integrity of the
-    # system that handles evidence, and risk management by staying on a known configuration.
-    "nixos_generation": ("164.312(c)(1)", "164.308(a)(1)(ii)(B)"),
-    "windows_defender": _AV_EDR,
-    "windows_firewall": _FIREWALL,
-    "windows_password_policy": ("164.308(a)(5)(ii)(D)", "164.312(d)"),
-    "windows_bitlocker": ("164.312(a)(2)(iv)",),
-    "windows_audit_policy": _LOGGING,
-    "windows_updates": _PATCHING,
-    # Critical services (event log, Defender, firewall) being up is what keeps audit and
-    # anti-malware controls working.
-    "windows_services": ("164.312(b)", "164.308(a)(5)(ii)(B)", "164.308(a)(1)(ii)(B)"),
-    "windows_network": ("164.312(e)(1)", "164.308(a)(1)(ii)(B)"),
-    # sshd: who may log in (access control, authentication) and an encrypted channel.
-    "linux_ssh": ("164.312(a)(1)", "164.312(d)", "164.312(e)(1)", "164.312(e)(2)(ii)"),
-    "linux_firewall": _FIREWALL,
-    "linux_patching": _PATCHING,
-    "linux_audit": ("164.312(b)", "164.308(a)(1)(ii)(D)", "164.308(a)(5)(ii)(C)"),
-    "linux_accounts": _ACCOUNTS,
-    "linux_timesync": _TIMESYNC,
-    "linux_logging": _LOGGING,
-    # File permissions guard who can read (access control) and alter (integrity) data.
-    "linux_permissions": ("164.312(a)(1)", "164.312(c)(1)"),
-    "evidence_pipeline": (
-        "164.312(c)(1)",
-        "164.316(b)(1)(ii)",
-        "164.316(b)(2)(i)",
-        "164.308(a)(8)",
-    ),
-    # A full disk stops logging and backups first.
-    "disk_space": ("164.312(b)", "164.308(a)(7)(ii)(A)"),
-    # The signed bundle that closes a retired appliance's chain: proves its evidence ends there
-    # (integrity: nothing dropped at the end) and that the record is complete for retention.
-    "appliance_decommission": ("164.312(c)(1)", "164.316(b)(2)(i)"),
-    # The signed policy in force (and every refused one): the appliance runs a known, signed
-    # configuration (integrity, risk management) and the record shows every evaluation.
-    "policy": ("164.312(c)(1)", "164.308(a)(1)(ii)(B)", "164.308(a)(8)"),
-    # A trust-redirecting parameter changed: who changed what, reviewable like any activity.
-    "policy_change": ("164.312(b)", "164.308(a)(1)(ii)(D)", "164.312(c)(1)"),
-}
+def _catalog() -> Catalog:
+    # Imported here, not at the top: the catalogue loader imports CONTROLS from this module to
+    # validate every citation, so this module must be importable before the catalogue is.
+    from osiris_core.catalog.loader import load_catalog
+
+    return load_catalog()
+
+
+@functools.cache
+def check_controls() -> Mapping[str, tuple[str, ...]]:
+    """Every catalogue check id -> the citations its evidence supports (from checks.toml)."""
+    return MappingProxyType({cid: chk.controls for cid, chk in _catalog().checks.items()})
 
 
 def controls_for(check_id: str) -> tuple[str, ...]:
-    """Return the citations a check's evidence supports; ``UnknownCheckError`` for unknown ids."""
+    """Return the citations a check's evidence supports; ``UnknownCheckError`` for unknown ids.
+
+    A former id (a catalogue alias) answers with its check's citations, so old evidence is
+    judged like new."""
+    cat = _catalog()
     try:
-        return CHECK_CONTROLS[check_id]
+        return cat.checks[cat.aliases.get(check_id, check_id)].controls
     except (KeyError, TypeError):
         raise UnknownCheckError(f"unknown check id: {check_id!r}") from None

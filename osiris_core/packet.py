@@ -32,12 +32,13 @@ import re
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__, canonical, tlog
+from .catalog.loader import check_aliases
 from .controls import CONTROLS
 from .errors import NoteError, OsirisError, ProofError, SchemaError
 from .keys import Verifier
@@ -181,12 +182,19 @@ class Summary:
     policy_versions: set[str] = field(default_factory=set)
     exceptions: list[dict[str, Any]] = field(default_factory=list)
     _extra: dict[tuple[str, int], tuple[str | None, str | None]] = field(default_factory=dict)
+    # Former check id -> check id (the catalogue's aliases): a bundle signed under an old id is
+    # listed and judged under its check's current id. Per-control counts come from the
+    # bundle's own signed ``controls``, so each bundle counts once per control either way.
+    aliases: Mapping[str, str] = field(default_factory=check_aliases)
 
     def add(self, b: dict[str, Any]) -> None:
         app = b["appliance_id"]
         self.sites.add(b["site_id"])
         controls = tuple(b.get("controls") or ())
-        item = (b["seq"], b["finished_at"], b["check"], b["outcome"], b["host_id"], controls)
+        check = b["check"]
+        if isinstance(check, str):
+            check = self.aliases.get(check, check)
+        item = (b["seq"], b["finished_at"], check, b["outcome"], b["host_id"], controls)
         self._items.setdefault(app, []).append(item)
         self._extra[(app, b["seq"])] = (b.get("ruleset_hash"), b.get("policy_version"))
 
@@ -239,8 +247,10 @@ class Summary:
         )
 
 
-def summarize(folder: Path, period: tuple[str, str]) -> Summary:
-    s = Summary(period)
+def summarize(
+    folder: Path, period: tuple[str, str], aliases: Mapping[str, str] | None = None
+) -> Summary:
+    s = Summary(period) if aliases is None else Summary(period, aliases=aliases)
     try:
         for b in _iter_bundles(folder):
             s.add(b)
@@ -458,13 +468,15 @@ def build_packet(
     month: str | None = None,
     consistency: dict[str, Any] | None = None,
     tool_version: str = __version__,
+    aliases: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Build the packet zip from an export folder holding, per appliance, the chain from its
     start boundary to its end boundary (``osiris packet build`` pulls exactly that); returns
-    the manifest. The export folder is copied, never changed."""
+    the manifest. The export folder is copied, never changed. ``aliases``: former check id ->
+    check id (the packaged catalogue's by default)."""
     export, out = Path(export), Path(out)
     period = check_period(period)
-    summary = summarize(export, period)
+    summary = summarize(export, period, aliases)
     if not summary.appliances:
         raise PacketError("the export holds no bundles")
     if summary.sites - {site_id}:
@@ -626,11 +638,13 @@ def _check_files(folder: Path, names: list[str], m: dict[str, Any], c: _Checks) 
         )
 
 
-def _check_population(folder: Path, m: dict[str, Any], c: _Checks) -> Summary | None:
+def _check_population(
+    folder: Path, m: dict[str, Any], c: _Checks, aliases: Mapping[str, str] | None
+) -> Summary | None:
     """The manifest's counts, seq ranges and boundaries against what bundles.jsonl holds."""
     try:
         period = (m["period"]["start"], m["period"]["end"])
-        s = summarize(folder, period)
+        s = summarize(folder, period, aliases)
     except OsirisError as e:
         c.fail("E_MANIFEST", "bundles.jsonl", f"cannot summarise: {e}")
         return None
@@ -845,6 +859,7 @@ def verify_packet(
     previous: Path | str | None = None,
     skew_s: int | None = None,
     workers: int | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> Report:
     """Verify a packet zip offline; raises UnusableInput when it cannot be opened at all.
 
@@ -852,6 +867,8 @@ def verify_packet(
     consistency with the previous packet) and the export verifier's per-bundle checks, all
     against ``trust``. A chain starting at a verified start boundary is expected (the period
     begins mid-chain), so its W_CHAIN_START is dropped; any other start still fails.
+    ``aliases`` (former check id -> check id, the packaged catalogue's by default) is folded
+    the same way by every step.
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():
@@ -866,8 +883,8 @@ def verify_packet(
         m, _data = _load_manifest(folder, c)
         if m is not None:
             _check_files(folder, names, m, c)
-            _check_population(folder, m, c)
-        kw: dict[str, Any] = {"workers": workers, "trust": trust}
+            _check_population(folder, m, c, aliases)
+        kw: dict[str, Any] = {"workers": workers, "trust": trust, "aliases": aliases}
         if skew_s is not None:
             kw["skew_s"] = skew_s
         report = verify_export(folder, **kw)

@@ -19,7 +19,7 @@ import json
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import canonical
+from .catalog.loader import check_aliases
 from .errors import OsirisError
 from .evidence import GENESIS_HASH, validate_envelope
 from .keys import KEY_TYPE_COSIGNATURE, Verifier
@@ -509,8 +510,9 @@ class _Checker:
 class _Aggregator:
     """Folds line results, in file order, into the report; owns the chain checks."""
 
-    def __init__(self, keys: _Keys) -> None:
+    def __init__(self, keys: _Keys, aliases: Mapping[str, str]) -> None:
         self.keys = keys
+        self.aliases = aliases  # former check id -> check id (the catalogue's aliases)
         self.report = Report()
         self._chains: dict[str, tuple[int, str]] = {}
         self._no_cosig = 0
@@ -555,6 +557,8 @@ class _Aggregator:
         check: str,
         site: str,
     ) -> None:
+        if isinstance(check, str):
+            check = self.aliases.get(check, check)  # a former id counts as its check's id
         info = self.report.chains.get(app)
         if info is not None and info["last_check"] == DECOMMISSION_CHECK:
             self._fail(
@@ -830,6 +834,7 @@ def verify_export(
     skew_s: int = DEFAULT_SKEW_S,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> Report:
     """Verify an export folder; raises UnusableInput when it cannot be read at all.
 
@@ -840,6 +845,10 @@ def verify_export(
     Large exports are checked by a pool of worker processes (one per core by default): the
     per-bundle checks are independent, and only the chain checks need file order, which the
     parent applies as results come back in order. Output is identical for any worker count.
+
+    ``aliases`` (former check id -> check id; the packaged catalogue's by default) folds a bundle
+    signed under an old check id into its check: the signature covers the id as signed, and the
+    chain facts (last check, decommission) are judged under the current one.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -848,7 +857,7 @@ def verify_export(
     bundles = folder / "bundles.jsonl"
     if not bundles.exists():
         raise UnusableInput(f"{bundles}: missing")
-    agg = _Aggregator(keys)
+    agg = _Aggregator(keys, check_aliases() if aliases is None else aliases)
     checker = _Checker(keys, folder / "proofs", None, skew_s)
     checker.top = _top_checkpoint(folder, checker, agg)
     if workers is None:

@@ -12,6 +12,9 @@ State of a bundle, from `outcome` and `tier` (docs/evidence-format.md §4):
   (healing did not fix it);
 - `failed` at tier `monitor` → error (the check itself could not run — never a silent pass);
 - `rejected`, `expired` (an order that never ran) observe nothing: the state is unchanged.
+
+A bundle signed under a former check id (a catalogue alias) counts under its check's current id,
+so a renamed check keeps one row and one history.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from osiris_core.catalog import check_aliases
 
 HEALING_TIERS = frozenset({"L1", "L2", "L3", "order"})
 # The agent's own pipeline: hourly monitoring snapshots and non-runbook orders, not a host check.
@@ -87,13 +92,16 @@ def drift_rows(
     checkins: Iterable[Any] = (),
     *,
     window_start_seq: int = 1,
+    aliases: Mapping[str, str] | None = None,
 ) -> list[DriftRow]:
     """Replay `evidence` rows (the server's `GET /evidence` rows, any order) into DriftRows.
 
     `checkins` (objects with host_id, check, status, since — the appliance's last check-in) fill
     in pairs no bundle names yet. `window_start_seq` is the first seq fetched: a pair whose
     first bundle in the window is already in its final state gets `since_exact=False`.
+    `aliases` (former check id -> check id) defaults to the packaged catalogue's.
     """
+    fold = check_aliases() if aliases is None else aliases
     rows = sorted(
         (r for r in evidence if isinstance(r.get("envelope"), Mapping)),
         key=lambda r: int(r.get("seq") or 0),
@@ -102,6 +110,7 @@ def drift_rows(
     for r in rows:
         b = r["envelope"].get("bundle") or {}
         host, check = str(b.get("host_id", "")), str(b.get("check", ""))
+        check = fold.get(check, check)
         if not check or check in PIPELINE_CHECKS:
             continue
         a = acc.get((host, check))
@@ -141,10 +150,9 @@ def drift_rows(
             a.seen_state = True
     out = [a.row for a in acc.values()]
     for c in checkins:
-        if (c.host_id, c.check) not in acc:
-            out.append(
-                DriftRow(c.host_id, c.check, state=c.status, since=c.since, source="checkin")
-            )
+        check = fold.get(c.check, c.check)
+        if (c.host_id, check) not in acc:
+            out.append(DriftRow(c.host_id, check, state=c.status, since=c.since, source="checkin"))
     order = {"drift": 0, "error": 1, "unknown": 2, "compliant": 3}
     out.sort(key=lambda d: (order.get(d.state, 2), d.host_id, d.check))
     return out

@@ -48,6 +48,7 @@ DELIBERATELY_FAKE: dict[tuple[str, str], str] = {
     ("rule", "L1-TEST-001"): "a rule written into a temp rules file",
     ("rule", "L1-SITE-FW-001"): "a site rule signed with the order key (its own id by design)",
     ("rule", "L1-SITE-OK-001"): "a second site rule in the same signed set",
+    ("check", "fw_profiles"): "a former id (alias) of windows_firewall in a test catalogue",
     # Display data frozen into the console's SVG snapshots (tests/tui/__snapshots__): the console
     # shows whatever id the server sends; renaming it means re-rendering those snapshots.
     ("runbook", "RB-WIN-FW-001"): "runbook id in tests/tui/fixtures.py (snapshot data)",

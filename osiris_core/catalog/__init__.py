@@ -11,7 +11,13 @@ Data lives next to this file: ``checks.toml``, ``runbooks/<ID>/manifest.toml`` w
 
 from __future__ import annotations
 
-from osiris_core.catalog.loader import Catalog, ids_in_use_check, load_catalog, load_from
+from osiris_core.catalog.loader import (
+    Catalog,
+    check_aliases,
+    ids_in_use_check,
+    load_catalog,
+    load_from,
+)
 from osiris_core.catalog.model import (
     PHASES,
     PLATFORMS,
@@ -44,6 +50,7 @@ __all__ = [
     "Param",
     "Rule",
     "Runbook",
+    "check_aliases",
     "evaluate_conditions",
     "header",
     "ids_in_use_check",

@@ -17,6 +17,7 @@ from typing import Any
 
 from osiris_core.catalog.model import Check, Runbook, parse_check, parse_manifest
 from osiris_core.catalog.rules import Rule, parse_rules
+from osiris_core.controls import CONTROLS
 from osiris_core.errors import SchemaError
 
 
@@ -27,6 +28,14 @@ class Catalog:
     checks: Mapping[str, Check]
     runbooks: Mapping[str, Runbook]
     rules: list[Rule] = field(default_factory=list)
+    # Former check id -> its check's id (``Check.aliases``), for folding old evidence.
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def canonical_check(self, check_id: str) -> str:
+        """The id a bundle's ``check`` counts under: an alias folds into its check's id; any
+        other string (a current id, or one the catalogue never knew) is returned unchanged, so
+        a reader of old evidence never drops a bundle it cannot place."""
+        return self.aliases.get(check_id, check_id)
 
     def runbook(self, runbook_id: str) -> Runbook:
         """The runbook with this id; ``SchemaError`` if the catalogue does not define it."""
@@ -36,9 +45,9 @@ class Catalog:
             raise SchemaError(f"unknown runbook id: {runbook_id!r}") from None
 
     def check(self, check_id: str) -> Check:
-        """The check with this id; ``SchemaError`` if the catalogue does not define it."""
+        """The check with this id or alias; ``SchemaError`` if the catalogue defines neither."""
         try:
-            return self.checks[check_id]
+            return self.checks[self.aliases.get(check_id, check_id)]
         except (KeyError, TypeError):
             raise SchemaError(f"unknown check id: {check_id!r}") from None
 
@@ -82,7 +91,13 @@ def load_from(root: Traversable) -> Catalog:
         chk = parse_check(raw)
         if chk.id in checks:
             raise SchemaError(f"checks.toml: check {chk.id} defined twice")
+        # The citations must be controls the report knows (osiris_core.controls), or the
+        # packet would count evidence under a control it cannot name.
+        unknown = [c for c in chk.controls if c not in CONTROLS]
+        if unknown:
+            raise SchemaError(f"checks.toml: check {chk.id} cites unknown control(s) {unknown}")
         checks[chk.id] = chk
+    aliases = _aliases(checks)
     runbooks: dict[str, Runbook] = {}
     for d in sorted(root.joinpath("runbooks").iterdir(), key=lambda t: t.name):
         if not d.is_dir():
@@ -100,7 +115,7 @@ def load_from(root: Traversable) -> Catalog:
         if stray:
             raise SchemaError(f"runbook {rb.id}: cites {stray} which check {chk.id} does not")
         runbooks[rb.id] = rb
-    cat = Catalog(MappingProxyType(checks), MappingProxyType(runbooks), [])
+    cat = Catalog(MappingProxyType(checks), MappingProxyType(runbooks), [], aliases)
     rules: list[Rule] = []
     rules_dir = root.joinpath("rules")
     for f in sorted(rules_dir.iterdir(), key=lambda t: t.name):
@@ -109,13 +124,33 @@ def load_from(root: Traversable) -> Catalog:
     ids = [r.id for r in rules]
     if len(set(ids)) != len(ids):
         raise SchemaError("rules: a rule id appears in two files")
-    return Catalog(cat.checks, cat.runbooks, rules)
+    return Catalog(cat.checks, cat.runbooks, rules, aliases)
+
+
+def _aliases(checks: Mapping[str, Check]) -> Mapping[str, str]:
+    """Former id -> check id; an alias must name one check and never shadow a current id."""
+    out: dict[str, str] = {}
+    for chk in checks.values():
+        for alias in chk.aliases:
+            if alias in checks:
+                raise SchemaError(f"checks.toml: alias {alias} of {chk.id} is a current check id")
+            if alias in out:
+                raise SchemaError(f"checks.toml: alias {alias} names {out[alias]} and {chk.id}")
+            out[alias] = chk.id
+    return MappingProxyType(out)
 
 
 @functools.cache
 def load_catalog() -> Catalog:
     """The packaged catalogue, loaded and validated once per process."""
     return load_from(resources.files("osiris_core.catalog"))
+
+
+def check_aliases() -> Mapping[str, str]:
+    """The packaged catalogue's former check ids -> check ids: what readers of evidence (the
+    verifier, packets, drift reports) fold so that a bundle signed under an old id counts once,
+    under its check's current id."""
+    return load_catalog().aliases
 
 
 def ids_in_use_check(

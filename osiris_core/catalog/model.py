@@ -109,6 +109,10 @@ class Check:
     description: str
     platforms: tuple[str, ...]
     controls: tuple[str, ...]
+    # Former ids of this check. An id signed into evidence is never renamed (the signature
+    # covers it); a renamed check keeps its old id here, and the verifier, packets and drift
+    # reports count a bundle carrying an alias under ``id`` (docs/runbooks.md, Id scheme).
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,12 +262,18 @@ def parse_check(data: Mapping[str, Any]) -> Check:
     bad = sorted(set(platforms) - set(PLATFORMS))
     if bad:
         raise SchemaError(f"{where}: unknown platform(s) {', '.join(bad)}")
+    aliases = _str_list(data, "aliases", where) if "aliases" in data else ()
+    for alias in aliases:
+        # An alias was once signed into evidence, so it has the evidence's check-id form.
+        if not CHECK_ID_RE.match(alias) or alias == cid:
+            raise SchemaError(f"{where}: alias {alias!r} is not a former check id")
     return Check(
         id=cid,
         name=_req(data, "name", str, where),
         description=_req(data, "description", str, where),
         platforms=platforms,
         controls=_citations(_str_list(data, "controls", where), where),
+        aliases=aliases,
     )
 
 

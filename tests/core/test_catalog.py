@@ -107,22 +107,84 @@ def test_each_id_means_one_thing(cat) -> None:
     assert len(set(names)) == len(names), "two runbooks share a name"
 
 
-def test_every_citation_exists_and_agrees_with_controls_map(cat) -> None:
+def test_every_citation_exists(cat) -> None:
     for chk in cat.checks.values():
         for c in chk.controls:
             assert c in controls.CONTROLS, (chk.id, c)
-        if chk.id in controls.CHECK_CONTROLS:
-            assert tuple(chk.controls) == tuple(controls.CHECK_CONTROLS[chk.id]), chk.id
     for rb in cat.runbooks.values():
         for c in rb.controls:
             assert c in controls.CONTROLS, (rb.id, c)
             assert c in cat.checks[rb.check].controls, (rb.id, c)
 
 
-def test_controls_map_uses_only_catalogue_check_ids(cat) -> None:
-    assert ids_in_use_check(controls.CHECK_CONTROLS, "check") == set()
-    missing = set(cat.checks) - set(controls.CHECK_CONTROLS)
-    assert missing <= ADDED_CHECK_IDS, f"checks without a controls mapping: {missing}"
+def _add_check(root: Path, entry: str) -> None:
+    checks = root / "checks.toml"
+    checks.write_text(checks.read_text() + "\n[[check]]\n" + entry)
+
+
+def test_a_check_citing_a_control_the_list_lacks_fails_loading(tmp_path: Path) -> None:
+    """The map lives only in checks.toml: a well-formed citation the controls list does not
+    define (164.312(e)(2)(iii): the rule has no such paragraph) fails the load, so the packet
+    can never count evidence under a control it cannot name."""
+    root = _copy_catalog(tmp_path)
+    assert len(load_from(root).checks) == len(load_catalog().checks)
+    _add_check(
+        root,
+        'id = "usb_ports"\nname = "USB"\ndescription = "d"\nplatforms = ["linux"]\n'
+        'controls = ["164.312(b)", "164.312(e)(2)(iii)"]\n',
+    )
+    with pytest.raises(SchemaError, match=r"usb_ports cites unknown control.*164\.312\(e\)"):
+        load_from(root)
+
+
+def _alias(root: Path, check_id: str, aliases: str) -> None:
+    checks = root / "checks.toml"
+    text = checks.read_text()
+    line = f'id = "{check_id}"\n'
+    assert text.count(line) == 1
+    checks.write_text(text.replace(line, f"{line}aliases = {aliases}\n"))
+
+
+def test_a_former_check_id_folds_into_its_check(tmp_path: Path) -> None:
+    root = _copy_catalog(tmp_path)
+    _alias(root, "windows_updates", '["win_updates", "wu_status"]')
+    cat = load_from(root)
+    assert cat.checks["windows_updates"].aliases == ("win_updates", "wu_status")
+    assert dict(cat.aliases) == {"win_updates": "windows_updates", "wu_status": "windows_updates"}
+    assert cat.canonical_check("win_updates") == "windows_updates"
+    assert cat.canonical_check("windows_updates") == "windows_updates"
+    assert cat.canonical_check("never_known") == "never_known"  # old evidence is never dropped
+    assert cat.check("wu_status") is cat.checks["windows_updates"]
+    # The alias is not a second check: ids the code emits are still only current ids.
+    assert "win_updates" not in cat.checks
+    assert ids_in_use_check({"win_updates"}, "check", cat) == {"win_updates"}
+
+
+@pytest.mark.parametrize(
+    ("check_id", "aliases", "message"),
+    [
+        ("windows_updates", '["linux_patching"]', "is a current check id"),
+        ("windows_updates", '["windows_updates"]', "is not a former check id"),
+        ("windows_updates", '["Win-Updates"]', "is not a former check id"),
+        ("windows_updates", '["wu", "wu"]', "lists a value twice"),
+        ("windows_updates", '"wu"', "list of non-empty strings|wrong type"),
+    ],
+)
+def test_bad_aliases_fail_loading(
+    tmp_path: Path, check_id: str, aliases: str, message: str
+) -> None:
+    root = _copy_catalog(tmp_path)
+    _alias(root, check_id, aliases)
+    with pytest.raises(SchemaError, match=message):
+        load_from(root)
+
+
+def test_one_alias_cannot_name_two_checks(tmp_path: Path) -> None:
+    root = _copy_catalog(tmp_path)
+    _alias(root, "windows_updates", '["updates"]')
+    _alias(root, "linux_patching", '["updates"]')
+    with pytest.raises(SchemaError, match="alias updates names windows_updates and linux_patching"):
+        load_from(root)
 
 
 def test_ids_in_use_check_reports_unknown_ids(cat) -> None:
