@@ -1,5 +1,9 @@
 """Reseller mode: every evidence event also goes to the reseller's syslog and RMM webhook.
 
+Vocabulary: the *reseller* here is the server's *partner* (osiris_core.partner): the
+``deployment.reseller_id`` this appliance signs into every bundle must be its site's partner id,
+or the server refuses the bundle (``E_RESELLER``).
+
 A reseller's tools (SIEM, RMM) do not speak transparency logs, so each recorded bundle is also
 emitted as:
 
@@ -28,6 +32,7 @@ from urllib.parse import urlsplit
 
 from osiris_core import canonical
 from osiris_core.keys import Signer
+from osiris_core.partner import RESELLER_FIELD
 
 log = logging.getLogger("osiris.agent.reseller")
 
@@ -56,7 +61,7 @@ def event_of(envelope: dict[str, Any]) -> dict[str, Any]:
         "bundle_hash": bundle_hash(b),
         "site_id": b["site_id"],
         "appliance_id": b["appliance_id"],
-        "reseller_id": b["reseller_id"],
+        RESELLER_FIELD: b[RESELLER_FIELD],
         "seq": b["seq"],
         "host_id": b["host_id"],
         "check": b["check"],

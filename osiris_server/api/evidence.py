@@ -1,8 +1,9 @@
 """Evidence ingest (appliances) and query (operators).
 
 Ingest, per envelope and without writing anything for a rejected one: canonical form, size cap,
-schema, appliance/site identity = the token's appliance, signature by the appliance's key *for
-that seq* (the key epoch containing it: after a key rotation, bundles below its
+schema, appliance/site identity = the token's appliance, the bundle's ``reseller_id`` = its
+site's partner at ingest time or null (``E_RESELLER``; osiris_core.partner), signature by the
+appliance's key *for that seq* (the key epoch containing it: after a key rotation, bundles below its
 ``effective_seq`` — still in the agent's outbox — verify with the old key, bundles from it on
 only with the new one; api/rotation.py), and chain continuity (``seq``/``prev_hash``).
 Accepted envelopes go to the one Merkle log in one fsync'd batch, then into the evidence index;
@@ -25,12 +26,14 @@ from osiris_core import canonical
 from osiris_core import evidence as ev
 from osiris_core.errors import OsirisError
 from osiris_core.keys import Verifier
+from osiris_core.partner import RESELLER_FIELD, check_reseller
 from osiris_core.trust import KeyEpoch
 from osiris_server.api.common import LIMIT, SITE_ID, read, site_for
 from osiris_server.api.logapi import served_checkpoint
 from osiris_server.db import evidence as db_evidence
 from osiris_server.db import incidents as db_incidents
 from osiris_server.db import orders as db_orders
+from osiris_server.db import tenants as db_tenants
 from osiris_server.db.util import now
 from osiris_server.http import F, HttpError, Request, Response, Route, json_response, not_found
 
@@ -90,6 +93,8 @@ def ingest(app: App, req: Request) -> Response:
     # a key rotation holds the same lock); different appliances run in parallel
     with app.appliance_locks.hold(p.id):
         epochs = app.signing_epochs(p.id)  # read now: a rotation may postdate authentication
+        site = db_tenants.get_site(app.db, p.site_id)  # its partner now, not at authentication
+        site_partner = site["partner_id"] if site else None
         batch_seq: dict[int, tuple[str, str]] = {}  # seq -> (bundle_hash, prev_hash)
 
         def at(seq: int) -> tuple[str, str] | None:
@@ -121,6 +126,8 @@ def ingest(app: App, req: Request) -> Response:
                     res.update(status="duplicate", index=known["log_index"])
                     results.append(res)
                     continue
+                # A signed claim an auditor will believe: it must name this site's partner.
+                check_reseller(bundle[RESELLER_FIELD], site_partner)
                 seq = bundle["seq"]
                 same = at(seq)
                 if same is not None:

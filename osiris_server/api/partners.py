@@ -1,4 +1,9 @@
-"""Partners (resellers) and their API keys (``opk_``), shown once at creation."""
+"""Partners (resellers) and their API keys (``opk_``), shown once at creation.
+
+Vocabulary (osiris_core.partner): a partner is what the agent and the evidence call a
+*reseller*; a bundle's ``reseller_id`` is its site's ``partner_id`` or null, and evidence ingest
+refuses any other value (``E_RESELLER``).
+"""
 
 from __future__ import annotations
 
