@@ -27,7 +27,6 @@ from typing import Any
 
 from rich.text import Text
 
-from .drift import short
 from .fmt import cell, safe, status_cell
 
 Getter = Callable[[Any], Any]
@@ -167,6 +166,12 @@ APPLIANCES = cols(
 )
 
 
+def _short(value: Any) -> str:
+    from .drift import short  # lazily: drift loads the catalogue; most listings need neither
+
+    return short(value)
+
+
 # A DriftRow (osiris_tui.drift): per host and check, replayed from the evidence chain.
 DRIFT = cols(
     "drift",
@@ -176,8 +181,8 @@ DRIFT = cols(
     Column("since", "SINCE", lambda d: ("" if d.since_exact else "≤") + (d.since or "-")),
     Column("attempts", "ATTEMPTS", _attr("attempts")),
     Column("last", "LAST", lambda d: f"{d.last_tier or '-'} {d.last_outcome or '-'}"),
-    Column("observed", "OBSERVED", lambda d: short(d.observed), width=40),
-    Column("expected", "EXPECTED", lambda d: short(d.expected), width=40),
+    Column("observed", "OBSERVED", lambda d: _short(d.observed), width=40),
+    Column("expected", "EXPECTED", lambda d: _short(d.expected), width=40),
 )
 
 

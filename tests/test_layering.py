@@ -13,9 +13,9 @@ Three kinds of proof:
 * statically — the AST of every production file, imports inside functions included (a runtime
   check only sees what a code path actually ran): no production package imports ``osiris_lab``.
 
-The one documented exception: the ``osiris demo`` commands in ``osiris_tui/cli.py`` import
-``osiris_lab.demo`` lazily, inside the command, because the demo is a developer/lab tool; and
-``_require_lab`` there asks whether ``osiris_lab`` is installed at all (the appliance's Nix
+The one documented exception: the ``osiris demo`` commands in ``osiris_tui/cli/demo.py``
+import ``osiris_lab.demo`` lazily, inside the command, because the demo is a developer/lab tool;
+and ``_require_lab`` there asks whether ``osiris_lab`` is installed at all (the appliance's Nix
 package leaves it out, ``tests/test_nix.py``). Anything else — a module-level import, another
 function, ``importlib.import_module("osiris_lab…")``, ``python -m osiris_lab…`` — fails.
 """
@@ -46,10 +46,10 @@ FORBIDDEN = {
 }
 # (file relative to the root, innermost enclosing function) -> the lab modules it may name.
 LAB_EXCEPTIONS: dict[tuple[str, str], set[str]] = {
-    ("osiris_tui/cli.py", "_require_lab"): {"osiris_lab"},
-    ("osiris_tui/cli.py", "demo"): {"osiris_lab.demo"},
-    ("osiris_tui/cli.py", "demo_chaos"): {"osiris_lab.demo"},
-    ("osiris_tui/cli.py", "demo_hosts"): {"osiris_lab.demo"},
+    ("osiris_tui/cli/demo.py", "_require_lab"): {"osiris_lab"},
+    ("osiris_tui/cli/demo.py", "demo"): {"osiris_lab.demo"},
+    ("osiris_tui/cli/demo.py", "demo_chaos"): {"osiris_lab.demo"},
+    ("osiris_tui/cli/demo.py", "demo_hosts"): {"osiris_lab.demo"},
 }
 _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -246,7 +246,8 @@ def test_lab_import_rule_catches_violations(tmp_path: Path) -> None:
         ),
         "osiris_agent/ntp.py": "import osiris_lab.farm as farm\n",
         "osiris_tui/__init__.py": "",
-        "osiris_tui/cli.py": (
+        "osiris_tui/cli/__init__.py": "",
+        "osiris_tui/cli/demo.py": (
             "def demo():\n    from osiris_lab.demo import run\n"
             "def tui():\n    from osiris_lab.demo import run\n"
             "def demo_hosts():\n    from osiris_lab.farm import main\n"
@@ -262,11 +263,11 @@ def test_lab_import_rule_catches_violations(tmp_path: Path) -> None:
         "osiris_agent/cycle.py:2 (heal) names osiris_lab.wsman",
         "osiris_agent/hosts/winrm.py:4 (open) names osiris_lab.wsman",
         "osiris_agent/ntp.py:1 (module level) names osiris_lab.farm",
-        "osiris_tui/cli.py:4 (tui) names osiris_lab.demo",
-        "osiris_tui/cli.py:4 (tui) names osiris_lab.demo.run",
-        "osiris_tui/cli.py:6 (demo_hosts) names osiris_lab.farm",
-        "osiris_tui/cli.py:6 (demo_hosts) names osiris_lab.farm.main",
-        "osiris_tui/cli.py:8 (spawn) names osiris_lab.farm",
+        "osiris_tui/cli/demo.py:4 (tui) names osiris_lab.demo",
+        "osiris_tui/cli/demo.py:4 (tui) names osiris_lab.demo.run",
+        "osiris_tui/cli/demo.py:6 (demo_hosts) names osiris_lab.farm",
+        "osiris_tui/cli/demo.py:6 (demo_hosts) names osiris_lab.farm.main",
+        "osiris_tui/cli/demo.py:8 (spawn) names osiris_lab.farm",
     ]
 
 
@@ -349,12 +350,14 @@ CORE, APART, CONSOLE, NO_LAB = (
         ("osiris_tui/fmt.py", _PLANTED_METHOD, "from osiris_server.api import common", {CONSOLE}),
         ("osiris_tui/local.py", _PLANTED, "from osiris_agent import state", {CONSOLE}),
         ("osiris_agent/ntp.py", _PLANTED, "import osiris_lab.wsman", {NO_LAB}),
-        # The documented exception is one module pair (osiris_tui.cli -> osiris_lab.demo): the
-        # same file importing another lab module, or another file importing osiris_lab.demo, is
-        # caught. (Which *function* in cli.py may name osiris_lab.demo is the AST rule's job
-        # above: import-linter works per module.)
-        ("osiris_tui/cli.py", _PLANTED, "import osiris_lab", {NO_LAB}),
-        ("osiris_tui/cli.py", _PLANTED, "from osiris_lab import farm", {NO_LAB, CONSOLE}),
+        # The documented exception is one module pair (osiris_tui.cli.demo -> osiris_lab.demo):
+        # the same file importing another lab module, or another file (the cli package's own
+        # __init__ included) importing osiris_lab.demo, is caught. (Which *function* in
+        # cli/demo.py may name osiris_lab.demo is the AST rule's job above: import-linter works
+        # per module.)
+        ("osiris_tui/cli/demo.py", _PLANTED, "import osiris_lab", {NO_LAB}),
+        ("osiris_tui/cli/demo.py", _PLANTED, "from osiris_lab import farm", {NO_LAB, CONSOLE}),
+        ("osiris_tui/cli/__init__.py", _PLANTED, "from osiris_lab.demo import run", {NO_LAB}),
         ("osiris_tui/app.py", _PLANTED, "from osiris_lab.demo import run", {NO_LAB}),
     ],
 )

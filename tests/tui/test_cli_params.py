@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from osiris_tui.cli import convert_param
+from osiris_tui.cli.runbook import convert_param
 from osiris_tui.client import UsageError
 from tests.tui.test_cli import run
 

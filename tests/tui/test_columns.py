@@ -13,10 +13,13 @@ HOSTILE = "evil\x1b]52;c;AAAA\x07[bold red]x[/]"
 
 
 def test_cli_row_and_headers_come_from_one_spec() -> None:
+    checks = [
+        {"host_id": "h", "check": "firewall", "status": "drift", "since": ""},
+        {"host_id": "h", "check": "av_edr", "status": "compliant"},
+    ]
     a = Appliance.from_json(
         {"id": "a1", "site_id": "s1", "hostname": "box", "last_seen_at": None,
-         "status": {"checks": [{"host_id": "h", "check": "fw", "status": "drift", "since": ""},
-                               {"host_id": "h", "check": "av", "status": "compliant"}]}}
+         "status": {"checks": checks}}
     )  # fmt: skip
     assert APPLIANCES.headers() == [
         "ID", "SITE", "HOSTNAME", "STATUS", "LAST SEEN", "DRIFT", "COMPLIANT",

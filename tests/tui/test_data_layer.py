@@ -18,7 +18,8 @@ from osiris_tui import fmt, local, qr
 def test_data_layer_does_not_import_textual() -> None:
     code = (
         "import sys, osiris_tui.client, osiris_tui.local, osiris_tui.pull, osiris_tui.fmt, "
-        "osiris_tui.qr, osiris_tui.drift, osiris_tui.cli; print('textual' in sys.modules)"
+        "osiris_tui.qr, osiris_tui.drift, osiris_tui.columns, osiris_tui.cli; "
+        "print('textual' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

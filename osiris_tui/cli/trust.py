@@ -26,7 +26,7 @@ from osiris_core.trust import (
     write_store,
 )
 
-from .fmt import safe, safe_json
+from ..fmt import safe, safe_json
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -20,7 +20,8 @@ from osiris_core.trust import (
 )
 from osiris_core.verify import Report, UnusableInput, count_bundles, verify_export
 
-from .fmt import safe, safe_json_text
+from ..fmt import safe, safe_json_text
+from .base import client_of
 
 PROGRESS_MIN = 2000
 
@@ -205,8 +206,7 @@ def pull(
     cosigned, and exits 1 if there is none (see --allow-uncosigned). Exit 3 if the server is
     unreachable, 4 if the token is refused.
     """
-    from .cli import client_of
-    from .pull import pull_export
+    from ..pull import pull_export
 
     n = pull_export(
         client_of(ctx),

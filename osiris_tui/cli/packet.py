@@ -28,7 +28,8 @@ from osiris_core.packet import (
 )
 from osiris_core.verify import UnusableInput
 
-from .fmt import safe
+from ..fmt import safe
+from .base import client_of, fail
 
 
 @click.group("packet")
@@ -78,8 +79,7 @@ def build(
     verify/README into one zip. Progress goes to stderr. Exit 2 on bad input, 3 if the server
     is unreachable, 4 if the token is refused, 1 if no cosigned checkpoint exists.
     """
-    from .cli import client_of, fail
-    from .pull import pull_export
+    from ..pull import pull_export
 
     try:
         if month is not None and (start or end):

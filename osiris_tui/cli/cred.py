@@ -1,0 +1,159 @@
+"""`osiris cred …`: the credentials of a site's hosts — list, show, add, rotate, rm, reveal.
+
+Secrets are read from a hidden prompt, ``--password-stdin`` or ``--key-file``, never argv; the
+server masks them in every answer but the (admin, audited) reveal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from osiris_core.errors import ExitCode
+
+from ..columns import CREDENTIALS
+from .base import (
+    JSON_OPT,
+    YES_OPT,
+    client_of,
+    confirm,
+    emit_json,
+    fail,
+    listing,
+    read_secret,
+    show,
+)
+
+
+@click.group()
+def cred() -> None:
+    """Credentials of a site's hosts: list, add, rotate, rm, reveal (admin)."""
+
+
+@cred.command("list")
+@click.option("--site", "site_id", required=True, help="Site id.")
+@JSON_OPT
+@click.pass_context
+def cred_list(ctx: click.Context, site_id: str, as_json: bool) -> None:
+    """List a site's credentials (secrets masked)."""
+    listing(client_of(ctx).credentials(site_id), as_json, CREDENTIALS)
+
+
+@cred.command("show")
+@click.option("--site", "site_id", required=True, help="Site id.")
+@click.argument("cred_id")
+@JSON_OPT
+@click.pass_context
+def cred_show(ctx: click.Context, site_id: str, cred_id: str, as_json: bool) -> None:
+    """Show one credential (secret masked)."""
+    show(client_of(ctx).credential(site_id, cred_id), as_json)
+
+
+@cred.command("add")
+@click.option("--site", "site_id", required=True, help="Site id.")
+@click.option("--host", "host_id", required=True, help="Host id the agent will know it by.")
+@click.option(
+    "--kind",
+    type=click.Choice(["winrm", "ssh_password", "ssh_key", "local"]),
+    required=True,
+    help="Transport and secret type.",
+)
+@click.option("--address", required=True, help="Host name or IP address.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default per kind).")
+@click.option("--username", default="", help="Login name.")
+@click.option("--password-stdin", is_flag=True, help="Read the password (one line) from stdin.")
+@click.option(
+    "--key-file", type=click.File("r"), help="Private key file (ssh_key); '-' reads stdin."
+)
+@click.option(
+    "--fingerprint", "fingerprints", multiple=True, help="Pinned SSH host key (SHA256:…)."
+)
+@click.option("--lab", is_flag=True, help="A lab simulator host.")
+@JSON_OPT
+@click.pass_context
+def cred_add(
+    ctx: click.Context,
+    site_id: str,
+    host_id: str,
+    kind: str,
+    address: str,
+    port: int | None,
+    username: str,
+    password_stdin: bool,
+    key_file: Any,
+    fingerprints: tuple[str, ...],
+    lab: bool,
+    as_json: bool,
+) -> None:
+    """Add a credential; the password is prompted for (hidden) or read from stdin."""
+    fields: dict[str, Any] = {"host_id": host_id, "kind": kind, "address": address}
+    if port:
+        fields["port"] = port
+    if username:
+        fields["username"] = username
+    if fingerprints:
+        fields["host_key_fingerprints"] = list(fingerprints)
+    if lab:
+        fields["lab"] = True
+    if kind in ("winrm", "ssh_password"):
+        fields["password"] = read_secret(password_stdin)
+    elif kind == "ssh_key":
+        if key_file is None:
+            fail("an ssh_key credential needs --key-file", ExitCode.USAGE)
+        fields["private_key"] = key_file.read()
+    show(client_of(ctx).add_credential(site_id, fields), as_json)
+
+
+@cred.command("rotate")
+@click.option("--site", "site_id", required=True, help="Site id.")
+@click.argument("cred_id")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
+@click.option("--key-file", type=click.File("r"), help="New private key file (ssh_key).")
+@YES_OPT
+@JSON_OPT
+@click.pass_context
+def cred_rotate(
+    ctx: click.Context,
+    site_id: str,
+    cred_id: str,
+    password_stdin: bool,
+    key_file: Any,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Replace a credential's secret (effective at each appliance's next check-in)."""
+    c = client_of(ctx)
+    current = c.credential(site_id, cred_id)
+    if current.kind == "ssh_key":
+        if key_file is None:
+            fail("rotating an ssh_key credential needs --key-file", ExitCode.USAGE)
+        body = {"private_key": key_file.read()}
+    elif current.kind == "local":
+        fail("a local credential has no secret to rotate", ExitCode.USAGE)
+    else:
+        body = {"password": read_secret(password_stdin, "New password")}
+    confirm(yes, f"Rotate the secret of {current.host_id} ({cred_id}) at site {site_id}")
+    show(c.update_credential(site_id, cred_id, body), as_json)
+
+
+@cred.command("rm")
+@click.option("--site", "site_id", required=True, help="Site id.")
+@click.argument("cred_id")
+@YES_OPT
+@click.pass_context
+def cred_rm(ctx: click.Context, site_id: str, cred_id: str, yes: bool) -> None:
+    """Delete a credential (the host is no longer checked or healed)."""
+    confirm(yes, f"Delete credential {cred_id} of site {site_id}; its host goes unmonitored")
+    emit_json(client_of(ctx).delete_credential(site_id, cred_id))
+
+
+@cred.command("reveal")
+@click.option("--site", "site_id", required=True, help="Site id.")
+@click.argument("cred_id")
+@YES_OPT
+@click.pass_context
+def cred_reveal(ctx: click.Context, site_id: str, cred_id: str, yes: bool) -> None:
+    """Admin only: print the secret (the server audits the reveal)."""
+    confirm(yes, f"Reveal the secret of {cred_id} (this is audited)")
+    emit_json(client_of(ctx).reveal_credential(site_id, cred_id))

@@ -1,0 +1,47 @@
+"""`osiris tui`: the operator console, or the appliance console with ``--local``.
+
+Textual is imported only here, inside the command: every other `osiris` command stays fast and
+runs where Textual is missing (tests/tui/test_data_layer.py).
+"""
+
+from __future__ import annotations
+
+import click
+
+from osiris_core.errors import ExitCode
+
+from .base import DEFAULT_STATE_DIR, fail
+
+
+@click.command("tui")
+@click.option(
+    "--local",
+    "local_dir",
+    is_flag=False,
+    flag_value=DEFAULT_STATE_DIR,
+    default=None,
+    metavar="[STATE_DIR]",
+    help=f"On the appliance: show the agent's own state (default {DEFAULT_STATE_DIR}).",
+)
+@click.option("--read-only", is_flag=True, help="Disable every mutation.")
+@click.pass_context
+def tui(ctx: click.Context, local_dir: str | None, read_only: bool) -> None:
+    """Open the operator console (or the appliance console with --local)."""
+    if local_dir is not None:
+        from ..local import LocalStateError, read_state
+
+        try:
+            read_state(local_dir, evidence_limit=1)
+        except LocalStateError as e:
+            fail(str(e), ExitCode.USAGE)
+        from ..app import LocalApp
+
+        LocalApp(local_dir, read_only=read_only).run()
+        return
+    root = ctx.find_root().obj or {}
+    from ..client import resolve_config
+
+    server, tok = resolve_config(root.get("server"), root.get("token"), root.get("profile"))
+    from ..app import OsirisApp
+
+    OsirisApp(server, tok, read_only=read_only).run()
