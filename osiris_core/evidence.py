@@ -10,15 +10,15 @@ scrubbed bytes). Envelopes are capped at 60 KiB so that each fits a tlog-tiles e
 from __future__ import annotations
 
 import base64
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import canonical, phi
+from . import canonical, ids, phi
 from .errors import CanonicalError, SchemaError, SignatureError
 from .keys import Signer, Verifier
+from .schema import F, validate
 
 SCHEMA = "osiris.evidence/1"
 OUTCOMES = (
@@ -70,123 +70,85 @@ FIELDS = (
 )
 _FIELD_SET = frozenset(FIELDS)
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
-_CHECK_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_RUNBOOK_RE = re.compile(r"^[A-Z][A-Z0-9-]{2,63}$")
-_HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
-_KEYID_RE = re.compile(r"^[0-9a-f]{8}$")
-_CITATION_RE = re.compile(r"^164\.\d{3}(\([0-9a-zA-Z]+\))*$")
-_MEDIA_RE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
-_B64_SIG_RE = re.compile(r"^[A-Za-z0-9+/]{86}==$")
+_MEDIA_TYPE = r"[a-z]+/[a-z0-9.+-]+"
+_B64_SIG = r"[A-Za-z0-9+/]{86}=="
 
 
-def _req_str(b: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = None) -> str:
-    v = b.get(key)
-    if not isinstance(v, str) or not v:
-        raise SchemaError(f"{key}: must be a non-empty string")
-    if pattern is not None and not pattern.match(v):
-        raise SchemaError(f"{key}: {v[:80]!r} is not a valid value")
-    return v
+def _text(**kw: Any) -> F:
+    """A required non-empty string of any length."""
+    return F("string", required=True, min_len=1, max_len=None, **kw)
 
 
-def _opt_str(b: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = None) -> None:
-    v = b.get(key)
-    if v is None:
-        return
-    _req_str(b, key, pattern)
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+CLOCK: dict[str, F] = {
+    "ntp_ok": F("boolean", required=True),
+    "offset_ms": F("integer", required=True, nullable=True),
+    "source": F("string", required=True, max_len=None),
+}
+ATTACHMENT: dict[str, F] = {
+    "name": _text(description="a plain file name (no /)"),
+    "sha256": F.of(ids.HEX64, required=True),
+    "size": F("integer", required=True, minimum=0),
+    "media_type": F("string", required=True, max_len=None, pattern=_MEDIA_TYPE),
+}
+# Every field is present in every bundle (DESIGN §3.2); "nullable" ones may be null.
+BUNDLE: dict[str, F] = {
+    "schema": F("string", required=True, enum=(SCHEMA,)),
+    "bundle_id": F.of(ids.BUNDLE_ID, required=True),
+    "site_id": F.of(ids.SITE_ID, required=True),
+    "appliance_id": F.of(ids.APPLIANCE_ID, required=True),
+    "host_id": F.of(ids.HOST_ID, required=True),
+    "seq": F("integer", required=True, minimum=1, maximum=2**53 - 1),
+    "prev_hash": F.of(ids.HASH, required=True),
+    "check": F.of(ids.CHECK_ID, required=True),
+    "controls": F("array", required=True, max_items=None, items=F.of(ids.CITATION)),
+    "outcome": F("string", required=True, enum=OUTCOMES),
+    "tier": F("string", required=True, enum=TIERS),
+    "runbook_id": F.of(ids.RUNBOOK_ID, required=True, nullable=True),
+    "order_id": F.of(ids.ORDER_REF, required=True, nullable=True),
+    "action_taken": F("string", required=True, nullable=True, max_len=4096),
+    "pre_state": F("object", required=True, nullable=True),
+    "post_state": F("object", required=True, nullable=True),
+    "rollback_available": F("boolean", required=True),
+    "started_at": _text(),
+    "finished_at": _text(),
+    "policy_version": _text(),
+    "ruleset_hash": F.of(ids.HASH, required=True, nullable=True),
+    "nixos_revision": _text(nullable=True),
+    "derivation_digest": _text(nullable=True),
+    "agent_version": _text(),
+    "deployment_mode": F("string", required=True, enum=DEPLOYMENT_MODES),
+    "reseller_id": F.of(ids.RESELLER_ID, required=True, nullable=True),
+    "clock": F("object", required=True, fields=CLOCK),
+    "attachments": F("array", required=True, max_items=None, items=F("object", fields=ATTACHMENT)),
+}
+SIG: dict[str, F] = {
+    "alg": F("string", required=True, enum=("ed25519",)),
+    "key_id": F.of(ids.KEY_ID, required=True),
+    "value": F("string", required=True, max_len=88, pattern=_B64_SIG),
+}
+ENVELOPE: dict[str, F] = {
+    "bundle": F("object", required=True, description="an osiris.evidence/1 bundle (BUNDLE)"),
+    "sig": F("object", required=True, fields=SIG),
+}
 
 
 def validate_bundle(bundle: Any) -> None:
-    """Raise SchemaError unless `bundle` is a well-formed osiris.evidence/1 bundle."""
-    if not isinstance(bundle, dict):
-        raise SchemaError("bundle: must be an object")
-    keys = set(bundle)
-    missing = _FIELD_SET - keys
-    if missing:
-        raise SchemaError(f"bundle: missing fields {sorted(missing)}")
-    extra = keys - _FIELD_SET
-    if extra:
-        raise SchemaError(f"bundle: unknown fields {sorted(extra)}")
-    if bundle["schema"] != SCHEMA:
-        raise SchemaError(f"schema: expected {SCHEMA!r}")
-    _req_str(bundle, "bundle_id", _ID_RE)
-    for key in ("site_id", "appliance_id", "host_id"):
-        _req_str(bundle, key, _ID_RE)
-    seq = bundle["seq"]
-    if not _int(seq) or seq < 1 or seq > 2**53 - 1:
-        raise SchemaError("seq: must be an integer ≥ 1")
-    _req_str(bundle, "prev_hash", _HASH_RE)
-    if seq == 1 and bundle["prev_hash"] != GENESIS_HASH:
+    """Raise SchemaError unless `bundle` is a well-formed osiris.evidence/1 bundle.
+
+    The shape is ``BUNDLE``; the rules beside it are the genesis link, the time order, the
+    reseller a reseller deployment must name, and plain attachment names."""
+    validate(BUNDLE, bundle, root="bundle")
+    if bundle["seq"] == 1 and bundle["prev_hash"] != GENESIS_HASH:
         raise SchemaError("prev_hash: the first bundle of a chain must link to the genesis hash")
-    _req_str(bundle, "check", _CHECK_RE)
-    controls = bundle["controls"]
-    if not isinstance(controls, list) or not all(
-        isinstance(c, str) and _CITATION_RE.match(c) for c in controls
-    ):
-        raise SchemaError("controls: must be a list of HIPAA citations like '164.312(b)'")
-    if bundle["outcome"] not in OUTCOMES:
-        raise SchemaError(f"outcome: must be one of {', '.join(OUTCOMES)}")
-    if bundle["tier"] not in TIERS:
-        raise SchemaError(f"tier: must be one of {', '.join(TIERS)}")
-    _opt_str(bundle, "runbook_id", _RUNBOOK_RE)
-    _opt_str(bundle, "order_id", _ID_RE)
-    action = bundle["action_taken"]
-    if action is not None and (not isinstance(action, str) or len(action) > 4096):
-        raise SchemaError("action_taken: must be null or a string of at most 4096 characters")
-    for key in ("pre_state", "post_state"):
-        if bundle[key] is not None and not isinstance(bundle[key], dict):
-            raise SchemaError(f"{key}: must be null or an object")
-    if not isinstance(bundle["rollback_available"], bool):
-        raise SchemaError("rollback_available: must be a boolean")
-    started = canonical.parse_time(_req_str(bundle, "started_at"))
-    finished = canonical.parse_time(_req_str(bundle, "finished_at"))
+    started = canonical.parse_time(bundle["started_at"])
+    finished = canonical.parse_time(bundle["finished_at"])
     if finished < started:
         raise SchemaError("finished_at: is earlier than started_at")
-    _req_str(bundle, "policy_version")
-    _opt_str(bundle, "ruleset_hash", _HASH_RE)
-    _opt_str(bundle, "nixos_revision")
-    _opt_str(bundle, "derivation_digest")
-    _req_str(bundle, "agent_version")
-    if bundle["deployment_mode"] not in DEPLOYMENT_MODES:
-        raise SchemaError("deployment_mode: must be 'direct' or 'reseller'")
-    if bundle["deployment_mode"] == "reseller":
-        _req_str(bundle, "reseller_id", _ID_RE)
-    else:
-        _opt_str(bundle, "reseller_id", _ID_RE)
-    _validate_clock(bundle["clock"])
-    _validate_attachments(bundle["attachments"])
-
-
-def _validate_clock(clock: Any) -> None:
-    if not isinstance(clock, dict) or set(clock) != {"ntp_ok", "offset_ms", "source"}:
-        raise SchemaError("clock: must be {ntp_ok, offset_ms, source}")
-    if not isinstance(clock["ntp_ok"], bool):
-        raise SchemaError("clock.ntp_ok: must be a boolean")
-    if clock["offset_ms"] is not None and not _int(clock["offset_ms"]):
-        raise SchemaError("clock.offset_ms: must be null or an integer")
-    if not isinstance(clock["source"], str):
-        raise SchemaError("clock.source: must be a string")
-
-
-def _validate_attachments(attachments: Any) -> None:
-    if not isinstance(attachments, list):
-        raise SchemaError("attachments: must be a list")
-    for i, a in enumerate(attachments):
-        if not isinstance(a, dict) or set(a) != {"name", "sha256", "size", "media_type"}:
-            raise SchemaError(f"attachments[{i}]: must be {{name, sha256, size, media_type}}")
-        if not isinstance(a["name"], str) or not a["name"] or "/" in a["name"]:
+    if bundle["deployment_mode"] == "reseller" and bundle["reseller_id"] is None:
+        raise SchemaError("reseller_id: a reseller deployment must name its reseller")
+    for i, a in enumerate(bundle["attachments"]):
+        if "/" in a["name"]:
             raise SchemaError(f"attachments[{i}].name: must be a plain file name")
-        if not isinstance(a["sha256"], str) or not _HEX64_RE.match(a["sha256"]):
-            raise SchemaError(f"attachments[{i}].sha256: must be 64 lowercase hex digits")
-        if not _int(a["size"]) or a["size"] < 0:
-            raise SchemaError(f"attachments[{i}].size: must be a non-negative integer")
-        if not isinstance(a["media_type"], str) or not _MEDIA_RE.match(a["media_type"]):
-            raise SchemaError(f"attachments[{i}].media_type: must be a media type")
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -273,18 +235,9 @@ def envelope_bytes(envelope: Mapping[str, Any]) -> bytes:
 
 
 def validate_envelope(envelope: Any) -> None:
-    """Raise SchemaError unless `envelope` has the envelope shape and a valid bundle."""
-    if not isinstance(envelope, dict) or set(envelope) != {"bundle", "sig"}:
-        raise SchemaError("envelope: must be exactly {bundle, sig}")
-    sig = envelope["sig"]
-    if not isinstance(sig, dict) or set(sig) != {"alg", "key_id", "value"}:
-        raise SchemaError("sig: must be exactly {alg, key_id, value}")
-    if sig["alg"] != "ed25519":
-        raise SchemaError("sig.alg: only 'ed25519' is supported")
-    if not isinstance(sig["key_id"], str) or not _KEYID_RE.match(sig["key_id"]):
-        raise SchemaError("sig.key_id: must be 8 lowercase hex digits")
-    if not isinstance(sig["value"], str) or not _B64_SIG_RE.match(sig["value"]):
-        raise SchemaError("sig.value: must be a base64 Ed25519 signature")
+    """Raise SchemaError unless `envelope` has the envelope shape (``ENVELOPE``) and a valid
+    bundle."""
+    validate(ENVELOPE, envelope, root="envelope")
     validate_bundle(envelope["bundle"])
 
 

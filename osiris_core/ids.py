@@ -129,6 +129,21 @@ ORDER_PARAM_NAME = IdKind(
     "Profile",
 )
 
+CITATION = IdKind(
+    "citation",
+    r"164\.[0-9]{3}(\([0-9a-zA-Z]+\))*",
+    64,
+    "a HIPAA Security Rule citation as evidence records it",
+    "164.312(b)",
+)
+CATALOG_CITATION = IdKind(
+    "catalog_citation",
+    r"164\.(308|310|312|316)(\([0-9a-zA-Z]+\))+",
+    64,
+    "a citation the catalogue maps a check to (a strict subset of citation)",
+    "164.312(a)(1)",
+)
+
 # ---------------------------------------------------------------- keys, hashes, paths, labels
 
 KEY_ID = IdKind("key_id", r"[0-9a-f]{8}", 8, "a C2SP/note key id (8 hex)", "0a1b2c3d")
@@ -146,6 +161,13 @@ RELEASE_NAME = IdKind(
 )
 AGENT_VERSION = IdKind(
     "agent_version", r"[0-9A-Za-z][0-9A-Za-z.+-]{0,63}", 64, "an agent version", "0.9.1"
+)
+RELEASE_VERSION = IdKind(
+    "release_version",
+    r"[0-9]{1,6}(?:\.[0-9]{1,6}){1,3}(?:[-+][0-9A-Za-z.]{1,32})?",
+    64,
+    "the agent version an update_agent order names: 1.2.3, optionally -pre or +build",
+    "0.2.0",
 )
 MAC = IdKind(
     "mac", r"([0-9a-f]{2}:){5}[0-9a-f]{2}", 17, "a MAC address (lowercase)", "52:54:00:12:34:56"

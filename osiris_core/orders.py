@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from osiris_core import canonical
+from osiris_core import canonical, ids
 from osiris_core.errors import CanonicalError, SchemaError
 from osiris_core.keys import Signer, Verifier
+from osiris_core.schema import F, validate
 
 __all__ = [
     "SCHEMA",
@@ -57,26 +58,7 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 EXPIRED = "expired"
 
-_ORDER_KEYS = frozenset(
-    {
-        "schema",
-        "order_id",
-        "site_id",
-        "appliance_id",
-        "kind",
-        "params",
-        "disruptive",
-        "issued_at",
-        "expires_at",
-    }
-)
 _SIG_KEYS = frozenset({"alg", "key_id", "value"})
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
-_KEY_ID = re.compile(r"[0-9a-f]{8}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_VERSION = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6}){1,3}(?:[-+][0-9A-Za-z.]{1,32})?")
-_PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 # Characters a shell or PowerShell would give meaning to, and every control character.
 _UNSAFE_VALUE = re.compile("[;|&`$<>'\"\\x00-\\x1f\\x7f]")
 _MAX_PARAMETERS = 32
@@ -89,87 +71,65 @@ _FORBIDDEN_NAMES = frozenset(
 
 
 # ---------------------------------------------------------------- validation
+# Shapes are spec trees (osiris_core.schema); what a spec cannot say is a post-check below them:
+# forbidden parameter names, shell metacharacters, the times and the TTL.
+
+ORDER: dict[str, F] = {
+    "schema": F("string", required=True, enum=(SCHEMA,)),
+    "order_id": F.of(ids.ORDER_ID, required=True),
+    "site_id": F.of(ids.SITE_ID, required=True),
+    "appliance_id": F.of(ids.APPLIANCE_ID, required=True),
+    "kind": F("string", required=True, enum=KINDS),
+    "params": F("object", required=True, description="one of PARAMS, by kind"),
+    "disruptive": F("boolean", required=True),
+    "issued_at": F("string", required=True, max_len=None),
+    "expires_at": F("string", required=True, max_len=None),
+}
+RUNBOOK_PARAMETERS = F(
+    "object",
+    max_items=_MAX_PARAMETERS,
+    keys=F.of(ids.ORDER_PARAM_NAME),
+    values=F(
+        "scalar",
+        minimum=-canonical.MAX_SAFE_INT,
+        maximum=canonical.MAX_SAFE_INT,
+        max_len=_MAX_VALUE_LEN,
+    ),
+)
+# Every kind's closed parameter set: no kind can carry a command, a URL or a script.
+PARAMS: dict[str, dict[str, F]] = {
+    "run_runbook": {
+        "runbook_id": F.of(ids.RUNBOOK_ID, required=True),
+        "host_id": F.of(ids.HOST_ID, required=True),
+        "parameters": RUNBOOK_PARAMETERS,
+    },
+    "refresh_rules": {},
+    # Optional narrowing: one host and/or a list of check ids; empty means "everything".
+    "collect_evidence": {
+        "host_id": F.of(ids.HOST_ID),
+        "checks": F("array", min_items=1, max_items=_MAX_CHECKS, items=F.of(ids.CHECK_ID)),
+    },
+    # No URL: the agent fetches the named version from its own server and checks the hash.
+    "update_agent": {
+        "version": F.of(ids.RELEASE_VERSION, required=True),
+        "sha256": F.of(ids.HEX64, required=True),
+    },
+}
 
 
 def _fail(msg: str) -> SchemaError:
     return SchemaError(msg)
 
 
-def _check_id(value: Any, what: str) -> None:
-    if not isinstance(value, str) or _ID.fullmatch(value) is None:
-        raise _fail(f"{what} must be an id ([A-Za-z0-9][A-Za-z0-9._:@-]{{0,127}})")
-
-
-def _check_keys(params: dict[str, Any], required: set[str], optional: set[str], kind: str) -> None:
-    keys = set(params)
-    missing = required - keys
-    if missing:
-        raise _fail(f"{kind} params lack {sorted(missing)}")
-    extra = keys - required - optional
-    if extra:
-        raise _fail(f"{kind} params do not allow {sorted(map(str, extra))}")
-
-
-def _check_parameters(value: Any) -> None:
-    if not isinstance(value, dict):
-        raise _fail("run_runbook parameters must be an object")
-    if len(value) > _MAX_PARAMETERS:
-        raise _fail(f"run_runbook takes at most {_MAX_PARAMETERS} parameters")
+def _check_parameters(value: dict[str, Any]) -> None:
     for name, v in value.items():
-        if not isinstance(name, str) or _PARAM_NAME.fullmatch(name) is None:
-            raise _fail(f"parameter name {name!r} is not [A-Za-z][A-Za-z0-9_]*")
         if name.lower() in _FORBIDDEN_NAMES:
             raise _fail(f"parameter {name!r} is not allowed: orders never carry commands")
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, int):
-            if abs(v) > canonical.MAX_SAFE_INT:
-                raise _fail(f"parameter {name!r} is out of range")
-            continue
-        if isinstance(v, str):
-            if len(v) > _MAX_VALUE_LEN:
-                raise _fail(f"parameter {name!r} is longer than {_MAX_VALUE_LEN}")
-            if _UNSAFE_VALUE.search(v):
-                raise _fail(f"parameter {name!r} holds shell metacharacters or control characters")
-            continue
-        raise _fail(f"parameter {name!r} must be a string, integer or boolean")
+        if isinstance(v, str) and _UNSAFE_VALUE.search(v):
+            raise _fail(f"parameter {name!r} holds shell metacharacters or control characters")
 
 
-def _check_params(kind: str, params: dict[str, Any]) -> None:
-    if kind == "run_runbook":
-        _check_keys(params, {"runbook_id", "host_id"}, {"parameters"}, kind)
-        _check_id(params["runbook_id"], "runbook_id")
-        _check_id(params["host_id"], "host_id")
-        if "parameters" in params:
-            _check_parameters(params["parameters"])
-    elif kind == "refresh_rules":
-        _check_keys(params, set(), set(), kind)
-    elif kind == "collect_evidence":
-        # Optional narrowing: one host and/or a list of check ids; empty means "everything".
-        _check_keys(params, set(), {"host_id", "checks"}, kind)
-        if "host_id" in params:
-            _check_id(params["host_id"], "host_id")
-        if "checks" in params:
-            checks = params["checks"]
-            if not isinstance(checks, list) or not 1 <= len(checks) <= _MAX_CHECKS:
-                raise _fail(f"checks must be a list of 1..{_MAX_CHECKS} check ids")
-            for c in checks:
-                _check_id(c, "check id")
-    elif kind == "update_agent":
-        # No URL: the agent fetches the named version from its own server and checks the hash.
-        _check_keys(params, {"version", "sha256"}, set(), kind)
-        version, digest = params["version"], params["sha256"]
-        if not isinstance(version, str) or _VERSION.fullmatch(version) is None:
-            raise _fail("version must look like 1.2.3 (optionally -pre/+build)")
-        if not isinstance(digest, str) or _SHA256.fullmatch(digest) is None:
-            raise _fail("sha256 must be 64 lowercase hex digits")
-    else:  # pragma: no cover - kinds are checked by the caller
-        raise _fail(f"unknown kind {kind!r}")
-
-
-def _time(value: Any, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise _fail(f"{what} must be an RFC 3339 string")
+def _time(value: str, what: str) -> datetime:
     try:
         return canonical.parse_time(value)
     except SchemaError as e:
@@ -179,32 +139,14 @@ def _time(value: Any, what: str) -> datetime:
 def validate_order(order: Any) -> None:
     """Raise ``SchemaError`` unless ``order`` is a well-formed ``osiris.order/1`` document.
 
-    Checks the fields, the per-kind params, ``issued_at <= expires_at`` and a TTL of at most
-    ``MAX_TTL_S``. It does not look at the clock or the signature (see :func:`check_order`).
+    Checks the fields (``ORDER``), the per-kind params (``PARAMS``), ``issued_at <= expires_at``
+    and a TTL of at most ``MAX_TTL_S``. It does not look at the clock or the signature (see
+    :func:`check_order`).
     """
-    if not isinstance(order, dict):
-        raise _fail("order must be an object")
-    keys = set(order)
-    if keys != _ORDER_KEYS:
-        missing, extra = _ORDER_KEYS - keys, keys - _ORDER_KEYS
-        raise _fail(
-            f"order fields wrong: missing {sorted(missing)}, unknown {sorted(map(str, extra))}"
-        )
-    if order["schema"] != SCHEMA:
-        raise _fail(f"schema must be {SCHEMA!r}")
-    if not isinstance(order["order_id"], str) or _UUID4.fullmatch(order["order_id"]) is None:
-        raise _fail("order_id must be a lowercase UUID4")
-    _check_id(order["site_id"], "site_id")
-    _check_id(order["appliance_id"], "appliance_id")
-    kind = order["kind"]
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise _fail(f"kind must be one of {', '.join(KINDS)}")
-    if type(order["disruptive"]) is not bool:
-        raise _fail("disruptive must be true or false")
-    params = order["params"]
-    if not isinstance(params, dict):
-        raise _fail("params must be an object")
-    _check_params(kind, params)
+    validate(ORDER, order, root="order")
+    params = validate(PARAMS[order["kind"]], order["params"], prefix="params.")
+    if "parameters" in params:
+        _check_parameters(params["parameters"])
     issued = _time(order["issued_at"], "issued_at")
     expires = _time(order["expires_at"], "expires_at")
     if issued > expires:
@@ -362,7 +304,7 @@ def check_order(
     if sig["alg"] != "ed25519":
         return rejected("bad structure: sig.alg must be ed25519")
     key_id, value = sig["key_id"], sig["value"]
-    if not isinstance(key_id, str) or _KEY_ID.fullmatch(key_id) is None:
+    if not ids.KEY_ID.match(key_id):
         return rejected("bad structure: sig.key_id must be 8 lowercase hex digits")
     if not isinstance(value, str):
         return rejected("bad structure: sig.value must be a base64 string")

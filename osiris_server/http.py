@@ -245,7 +245,9 @@ class Route:
     summary: str = ""
     tag: str = ""
     status: int = 200
-    body_schema: dict[str, Any] | None = None  # OpenAPI schema when ``body`` is validated elsewhere
+    # The spec a handler validates its body with itself (``body`` is then None): OpenAPI shows it.
+    body_spec: dict[str, F] | None = None
+    response: dict[str, F] | None = None  # the success body's spec, when one exists (OpenAPI)
     regex: re.Pattern[str] | None = None
     names: tuple[str, ...] = ()
 

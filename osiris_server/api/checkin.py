@@ -16,7 +16,6 @@ from osiris_core.canonical import utc_now
 from osiris_core.errors import NoteError, OsirisError
 from osiris_server.api import delivery
 from osiris_server.api import policy as api_policy
-from osiris_server.api.meta import CHECKIN_REQUEST
 from osiris_server.db import audit as db_audit
 from osiris_server.db import credentials as db_creds
 from osiris_server.db import orders as db_orders
@@ -180,7 +179,8 @@ ROUTES = [
         checkin,
         "appliance",
         body=None,
-        body_schema=CHECKIN_REQUEST,
+        body_spec=protocol.CHECKIN_REQUEST,  # validated by the handler: protocol's post-checks
+        response=protocol.CHECKIN_RESPONSE,
         summary="Appliance: heartbeat + status; returns targets, rules, orders and (when newer "
         "than the appliance's) its signed policy",
         tag="appliance",

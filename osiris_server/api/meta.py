@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from osiris_server.api.common import SITE_ID, read, visible_site_ids
-from osiris_server.http import Request, Response, Route, json_response, object_schema, to_schema
+from osiris_server.http import (
+    F,
+    Request,
+    Response,
+    Route,
+    json_response,
+    object_schema,
+    to_schema,
+)
 
 if TYPE_CHECKING:
     from osiris_server.app import App
@@ -32,82 +40,27 @@ def learning(app: App, req: Request) -> Response:
     return json_response({"candidates": rows})
 
 
-ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-        }
-    },
-}
-
-CHECKIN_REQUEST = {
-    "type": "object",
-    "required": ["appliance_id", "agent_version", "status", "log_size_seen"],
-    "additionalProperties": False,
-    "properties": {
-        "appliance_id": {"type": "string"},
-        "agent_version": {"type": "string"},
-        "log_size_seen": {"type": "integer", "minimum": 0},
-        "status": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["uptime_s", "outbox_depth", "chain_head", "seq", "clock", "checks"],
-            "properties": {
-                "uptime_s": {"type": "integer"},
-                "outbox_depth": {"type": "integer"},
-                "chain_head": {"type": "string"},
-                "seq": {"type": "integer"},
-                "clock": {
-                    "type": "object",
-                    "required": ["ntp_ok", "offset_ms", "source"],
-                    "properties": {
-                        "ntp_ok": {"type": "boolean"},
-                        "offset_ms": {"type": "integer"},
-                        "source": {"type": "string"},
-                    },
-                },
-                "checks": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["host_id", "check", "status", "since"],
-                        "properties": {
-                            "host_id": {"type": "string"},
-                            "check": {"type": "string"},
-                            "status": {"enum": ["compliant", "drift", "error"]},
-                            "since": {"type": "string"},
-                        },
-                    },
-                },
-            },
+# The one error shape of the API (osiris_server.http.error_body), as a spec like every other body.
+ERROR_SPEC: dict[str, F] = {
+    "error": F(
+        "object",
+        required=True,
+        fields={
+            "code": F("string", required=True, max_len=None),
+            "message": F("string", required=True, max_len=None),
         },
-        "cosignatures": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["size", "line"],
-                "properties": {"size": {"type": "integer"}, "line": {"type": "string"}},
-            },
-        },
-        "policy_version": {
-            "type": "integer",
-            "minimum": 1,
-            "description": "version of the signed policy in force; the answer then carries "
-            "policy only when a newer one exists",
-        },
-    },
+    )
 }
 
 
 def build_openapi(router: Router) -> dict[str, Any]:
-    """One OpenAPI 3.1 operation per route; bodies and query parameters from the same specs
-    the app validates with."""
+    """One OpenAPI 3.1 operation per route; bodies, query parameters and (where a route names
+    one) the success body are generated from the same specs the app validates with, the
+    check-in's from ``osiris_core.protocol``: no schema here is written by hand but the error
+    shape, which ``ERROR_SPEC`` generates too."""
     paths: dict[str, Any] = {}
     for r in router.routes:
+        success = object_schema(r.response) if r.response is not None else {"type": "object"}
         op: dict[str, Any] = {
             "operationId": f"{r.method.lower()}_{r.template.strip('/').replace('/', '_')}".replace(
                 "{", ""
@@ -120,11 +73,11 @@ def build_openapi(router: Router) -> dict[str, Any]:
             "responses": {
                 str(r.status): {
                     "description": "success",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
+                    "content": {"application/json": {"schema": success}},
                 },
                 "default": {
                     "description": "error",
-                    "content": {"application/json": {"schema": ERROR}},
+                    "content": {"application/json": {"schema": object_schema(ERROR_SPEC)}},
                 },
             },
         }
@@ -138,15 +91,11 @@ def build_openapi(router: Router) -> dict[str, Any]:
         ]
         if params:
             op["parameters"] = params
-        schema = (
-            r.body_schema
-            if r.body_schema is not None
-            else (object_schema(r.body) if r.body is not None else None)
-        )
-        if schema is not None:
+        spec = r.body if r.body is not None else r.body_spec
+        if spec is not None:
             op["requestBody"] = {
-                "required": bool(r.body) or r.body_schema is not None,
-                "content": {"application/json": {"schema": schema}},
+                "required": bool(r.body) or r.body_spec is not None,
+                "content": {"application/json": {"schema": object_schema(spec)}},
             }
         if r.auth == "appliance":
             op["security"] = [{"applianceToken": []}]

@@ -40,6 +40,9 @@ GOOD: dict[ids.IdKind, list[str]] = {
     ids.STORE_PATH: ["/nix/store/" + "a" * 32 + "-osiris-system"],
     ids.RELEASE_NAME: ["2026.12.1", "v1+lab"],
     ids.AGENT_VERSION: ["0.9.1", "1.0.0-rc1"],
+    ids.RELEASE_VERSION: ["0.2.0", "1.2.3.4", "1.2.3-rc.1", "1.2+build"],
+    ids.CITATION: ["164.312(b)", "164.308(a)(1)(ii)(D)", "164.999"],
+    ids.CATALOG_CITATION: ["164.312(b)", "164.308(a)(1)(ii)(D)"],
 }
 BAD: dict[ids.IdKind, list[object]] = {
     ids.HOST_ID: ["", "-dc01", "/dc01", "dc 01", "x" * 129, None, 5],
@@ -70,6 +73,9 @@ BAD: dict[ids.IdKind, list[object]] = {
     ids.STORE_PATH: ["/nix/store/short-x", "/tmp/x"],
     ids.RELEASE_NAME: ["-x", "a b"],
     ids.AGENT_VERSION: [".1", "1 0"],
+    ids.RELEASE_VERSION: ["latest", "1", "0.2.0; reboot", "v1.2"],
+    ids.CITATION: ["164.31(b)", "HIPAA 164.312(b)", "164.312b"],
+    ids.CATALOG_CITATION: ["164.999(a)", "164.312"],
 }
 
 

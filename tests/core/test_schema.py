@@ -18,7 +18,7 @@ SPEC: dict[str, F] = {
     "note": F("string", nullable=True),
     "color": F("string", enum=("red", "blue")),
     "site": F.of(ids.SITE_ID),
-    "tags": F("array", max_items=2, items=F("string", max_len=3)),
+    "tags": F("array", max_items=2, min_items=1, items=F("string", max_len=3)),
     "inner": F(
         "object",
         fields={
@@ -74,6 +74,7 @@ def test_a_good_document_comes_back() -> None:
         ({"name": "ab", "site": "a/b"}, "site has an invalid format"),
         ({"name": "ab", "tags": ["a", "b", "c"]}, "tags has more than 2 items"),
         ({"name": "ab", "tags": ["abcd"]}, "tags[0] is longer than 3"),
+        ({"name": "ab", "tags": []}, "tags has fewer than 1 items"),
         ({"name": "ab", "inner": []}, "inner must be of type object"),
         ({"name": "ab", "inner": {"x": 1}}, "unknown field inner.x"),
         ({"name": "ab", "inner": {"checks": [{}]}}, "missing field inner.checks[0].host_id"),
@@ -123,6 +124,7 @@ def test_json_schema_is_generated_from_the_same_spec() -> None:
         "pattern": f"^{ids.SITE_ID.pattern}$",
     }
     assert s["properties"]["note"]["type"] == ["string", "null"]
+    assert (s["properties"]["tags"]["minItems"], s["properties"]["tags"]["maxItems"]) == (1, 2)
     checks = s["properties"]["inner"]["properties"]["checks"]["items"]
     assert checks["required"] == ["host_id"]
     assert checks["properties"]["host_id"]["pattern"] == f"^{ids.HOST_ID.pattern}$"

@@ -19,7 +19,7 @@ def deep(depth: int, leaf: bytes = b"1") -> bytes:
 
 
 def _json_routes() -> list:
-    return [r for r in build_router().routes if r.body is not None or r.body_schema is not None]
+    return [r for r in build_router().routes if r.body is not None or r.body_spec is not None]
 
 
 def _path(template: str) -> str:
