@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from osiris_core import canonical
+from osiris_core import canonical, sqlite
 from osiris_core import note as notes
 from osiris_core.errors import NoteError, OsirisError
 from osiris_core.evidence import GENESIS_HASH
+from osiris_core.files import write_atomic
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Verifier, load_private_key
 from osiris_core.trust import fingerprint, make_attestation
 
@@ -83,14 +83,10 @@ def read_meta(state_dir: Path) -> dict[str, str]:
     if not db.exists():
         return {}
     try:
-        conn = sqlite3.connect(
-            f"file:{quote(str(db))}?mode=ro", uri=True, timeout=30.0, check_same_thread=False
-        )
+        conn = sqlite.connect(db, readonly=True)
     except sqlite3.Error as e:
         raise AttestError(f"{db}: {e}") from None
     try:
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
         marks = ",".join("?" * len(_META_KEYS))
         conn.execute("BEGIN")
         rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", _META_KEYS)
@@ -180,25 +176,5 @@ def build(
 
 def write(path: str | os.PathLike[str], env: dict[str, Any]) -> None:
     """Atomic 0644 write (temp file beside it, fsync, rename, fsync dir): public data only."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     data = (json.dumps(env, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        try:
-            os.fchmod(fd, 0o644)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dfd = os.open(p.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, data, mode=0o644)

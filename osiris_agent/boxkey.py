@@ -15,7 +15,7 @@ from pathlib import Path
 from nacl.public import PrivateKey
 
 from osiris_core.errors import KeyFormatError
-from osiris_core.keys import read_private_file
+from osiris_core.files import read_private_file, write_private
 
 NAME = "box.key"
 
@@ -42,13 +42,5 @@ def load_or_create(path: str | os.PathLike[str]) -> PrivateKey:
     if p.exists():
         return load(p)
     key = PrivateKey.generate()
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, base64.b64encode(bytes(key)) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, p)
+    write_private(p, base64.b64encode(bytes(key)) + b"\n")
     return key

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris_core.errors import ExitCode, KeyFormatError, OsirisError
+from osiris_core.files import write_private
 from osiris_core.keys import (
     KEY_TYPE_COSIGNATURE,
     KEY_TYPE_ED25519,
@@ -91,21 +92,8 @@ def _key(path: Path, key_type: int) -> Signer:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Atomic 0600 write (temp file, fsync, rename, fsync dir)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    """Atomic 0600 write of ``text`` (:func:`osiris_core.files.write_private`)."""
+    write_private(path, text.encode("utf-8"))
 
 
 def read_pins(state_dir: str | os.PathLike[str]) -> dict[str, Any]:

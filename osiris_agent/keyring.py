@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris_core.errors import KeyFormatError, OsirisError
+from osiris_core.files import write_private
 from osiris_core.keys import KEY_TYPE_ED25519, Signer, load_private_key
 from osiris_core.trust import fingerprint
 
@@ -139,16 +140,7 @@ def read_pending(key_file: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def write_pending(key_file: str | os.PathLike[str], statement: dict[str, Any]) -> None:
     """Durably remember a statement before the server hears of it (0600 like the key)."""
-    p = pending_path(key_file)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, (json.dumps(statement, sort_keys=True) + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, p)
-    _fsync_dir(p.parent)
+    write_private(pending_path(key_file), (json.dumps(statement, sort_keys=True) + "\n").encode())
 
 
 def discard_pending(key_file: str | os.PathLike[str]) -> None:

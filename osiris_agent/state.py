@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from osiris_core import sqlite
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -85,11 +87,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open (and create) the state database with the durability settings the agent relies on."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    conn = sqlite3.connect(str(p), timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn = sqlite.connect(p)  # WAL, synchronous=FULL, foreign keys, 30 s busy timeout
     try:
         os.chmod(p, 0o600)
     except OSError:

@@ -19,13 +19,13 @@ import base64
 import binascii
 import hashlib
 import os
-import stat
 from pathlib import Path
 
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
-from osiris_core.errors import KeyFormatError, KeyPermissionError
+from osiris_core.errors import KeyFormatError
+from osiris_core.files import read_private_file, write_private
 
 KEY_TYPE_ED25519 = 0x01
 KEY_TYPE_COSIGNATURE = 0x04
@@ -214,74 +214,12 @@ def appliance_key_name(appliance_id: str) -> str:
 
 
 def write_private_key(path: str | os.PathLike[str], signer: Signer) -> None:
-    """Write ``signer.skey + "\\n"`` to ``path`` with mode 0600, atomically.
-
-    A temporary file in the same directory is created 0600 (never briefly world-readable),
-    fsynced, renamed over ``path`` and the directory fsynced, so a crash leaves either the old
-    key or the new one, never a torn file.
-    """
+    """Write ``signer.skey + "\\n"`` to ``path`` with mode 0600, atomically
+    (:func:`osiris_core.files.write_private`: a crash leaves the old key or the new one, never
+    a torn file, and the key is never briefly readable by others)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    data = (signer.skey + "\n").encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # the umask can only remove bits, but be explicit
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(p.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-
-
-def read_private_file(path: str | os.PathLike[str], what: str, max_bytes: int = 4096) -> bytes:
-    """The bytes of a secret file, refusing one that group or other users could read, write or
-    run, or that is not a regular file (checked on the file actually read, not the path)."""
-    p = Path(path)
-    try:
-        fd = os.open(p, os.O_RDONLY)
-    except OSError as e:
-        raise KeyFormatError(f"cannot read {what} {p}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)  # check the file we actually read, not whatever the path names later
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFormatError(f"{what} {p} is not a regular file")
-        if st.st_mode & 0o077:
-            raise KeyPermissionError(
-                f"{what} {p} has mode {stat.S_IMODE(st.st_mode):04o}: other users could "
-                f"read or change it; fix with: chmod 600 {p}"
-            )
-        chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > max_bytes:
-                raise KeyFormatError(f"{what} {p} is too large")
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+    write_private(p, (signer.skey + "\n").encode("utf-8"))
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Signer:

@@ -41,6 +41,7 @@ from typing import Any
 
 from osiris_core import canonical
 from osiris_core.errors import CanonicalError, OsirisError, SchemaError
+from osiris_core.files import write_private
 from osiris_core.keys import Signer, Verifier
 
 SCHEMA = "osiris.release/1"
@@ -173,12 +174,8 @@ def seed_keys(keys_file: Path, pins_file: Path) -> None:
         Verifier.from_vkey(v)  # refuse garbage before writing anything
     if not vkeys:
         raise ReleaseRefused(f"{pins_file} pins no order key")
-    tmp = keys_file.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("# seeded from the agent's pins on first switch (trust on first use)\n")
-        f.write("\n".join(vkeys) + "\n")
-    os.replace(tmp, keys_file)
+    text = "# seeded from the agent's pins on first switch (trust on first use)\n"
+    write_private(keys_file, (text + "\n".join(vkeys) + "\n").encode("utf-8"))
 
 
 def switch_target(request_file: Path, keys: list[Verifier], previous_file: Path) -> str:

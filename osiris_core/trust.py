@@ -15,17 +15,23 @@ keys are claims. What an auditor can believe comes from outside the export:
 
 :class:`TrustRoots` is the merged view the verifier uses; every key remembers where it came
 from so the verifier can say what it trusted.
+
+Rotation statements and key histories live in :mod:`osiris_core.rotation`, the signed-document
+envelope both kinds of statement share in :mod:`osiris_core.signed_doc`; their names are
+re-exported here because every reader of trust (verifier, server, console) wants both.
+
+Why this file is long: it holds the three ways a key becomes trusted — a clinic attestation, a
+pinned keys file or vkey, the user's trust store — and the one ``TrustRoots`` they all fill;
+each loader is short, and apart they would each need the others' validation (an attestation
+is also a trust-store item) and the roots' merge rules.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +39,22 @@ from typing import Any
 from . import canonical
 from .errors import KeyFormatError, OsirisError, SchemaError
 from .evidence import GENESIS_HASH
+from .files import write_private
 from .keys import KEY_TYPE_COSIGNATURE, KEY_TYPE_ED25519, Signer, Verifier, appliance_key_name
+from .rotation import (
+    ROTATION_SCHEMA,
+    KeyEpoch,
+    key_epochs,
+    make_rotation,
+    open_rotation,
+    original_key,
+    validate_rotation_doc,
+)
+from .signed_doc import ID_RE, AttestationError, id_field, open_doc, sign_doc, vkey_field
 
 ATTESTATION_SCHEMA = "osiris.attestation/1"
-ROTATION_SCHEMA = "osiris.key-rotation/1"
 APPLIANCE_PREFIX = "osiris/appliance/"
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 _HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-MAX_ROTATIONS = 1000
 MAX_TRUST_FILE = 4 << 20
 
 
@@ -48,12 +62,6 @@ class TrustFileError(OsirisError):
     """A trust file (attestation, keys file, trust store) cannot be used: a usage error (exit 2)."""
 
     code = "E_TRUST_FILE"
-
-
-class AttestationError(OsirisError):
-    """An attestation or rotation statement is malformed or its signature does not verify."""
-
-    code = "E_ATTESTATION"
 
 
 def fingerprint(vkey: str) -> str:
@@ -72,165 +80,7 @@ def appliance_of(name: str) -> str | None:
     if not name.startswith(APPLIANCE_PREFIX):
         return None
     rest = name[len(APPLIANCE_PREFIX) :]
-    return rest if _ID_RE.match(rest) else None
-
-
-# ------------------------------------------------------------------ signed documents
-
-
-def _sign_doc(key: str, doc: dict[str, Any], signer: Signer) -> dict[str, Any]:
-    data = canonical.dumps(doc)
-    sig = base64.b64encode(signer.sign(data)).decode("ascii")
-    return {key: doc, "sig": {"alg": "ed25519", "key_id": signer.key_id_hex, "value": sig}}
-
-
-def _open_doc(key: str, env: Any, verifier: Verifier, what: str) -> dict[str, Any]:
-    if not isinstance(env, dict) or set(env) != {key, "sig"}:
-        raise AttestationError(f"{what}: must be an object with exactly {key!r} and 'sig'")
-    doc, sig = env[key], env["sig"]
-    if not isinstance(doc, dict):
-        raise AttestationError(f"{what}: {key!r} must be an object")
-    if (
-        not isinstance(sig, dict)
-        or sig.get("alg") != "ed25519"
-        or not isinstance(sig.get("key_id"), str)
-        or not isinstance(sig.get("value"), str)
-    ):
-        raise AttestationError(f"{what}: sig must be {{alg: ed25519, key_id, value}}")
-    if sig["key_id"] != verifier.key_id_hex:
-        raise AttestationError(f"{what}: signed by key {sig['key_id']}, not {verifier.key_id_hex}")
-    try:
-        raw = base64.b64decode(sig["value"], validate=True)
-        data = canonical.dumps(doc)
-    except (binascii.Error, ValueError, OsirisError) as e:
-        raise AttestationError(f"{what}: unreadable: {e}") from None
-    if not verifier.verify(data, raw):
-        raise AttestationError(f"{what}: signature does not verify")
-    return doc
-
-
-def _vkey(doc: Mapping[str, Any], field_name: str, what: str, key_type: int) -> Verifier:
-    v = doc.get(field_name)
-    if not isinstance(v, str):
-        raise AttestationError(f"{what}: {field_name} missing")
-    try:
-        ver = Verifier.from_vkey(v)
-    except KeyFormatError as e:
-        raise AttestationError(f"{what}: {field_name}: {e}") from None
-    if ver.key_type != key_type:
-        raise AttestationError(f"{what}: {field_name} has key type 0x{ver.key_type:02x}")
-    return ver
-
-
-def _str(doc: Mapping[str, Any], name: str, what: str) -> str:
-    v = doc.get(name)
-    if not isinstance(v, str) or not _ID_RE.match(v):
-        raise AttestationError(f"{what}: {name} missing or malformed")
-    return v
-
-
-def make_rotation(
-    old: Signer, new: Signer, *, appliance_id: str, site_id: str, effective_seq: int, at: str
-) -> dict[str, Any]:
-    """A rotation statement: signed by ``old``, naming ``new`` from ``effective_seq`` on."""
-    doc = {
-        "schema": ROTATION_SCHEMA,
-        "appliance_id": appliance_id,
-        "site_id": site_id,
-        "old_vkey": old.vkey,
-        "new_vkey": new.vkey,
-        "effective_seq": effective_seq,
-        "rotated_at": at,
-    }
-    validate_rotation_doc(doc)
-    return _sign_doc("rotation", doc, old)
-
-
-def validate_rotation_doc(doc: Any, what: str = "rotation") -> tuple[Verifier, Verifier]:
-    if not isinstance(doc, dict) or doc.get("schema") != ROTATION_SCHEMA:
-        raise AttestationError(f"{what}: not an {ROTATION_SCHEMA} document")
-    extra = set(doc) - {
-        "schema",
-        "appliance_id",
-        "site_id",
-        "old_vkey",
-        "new_vkey",
-        "effective_seq",
-        "rotated_at",
-    }
-    if extra:
-        raise AttestationError(f"{what}: unknown fields {sorted(extra)}")
-    app = _str(doc, "appliance_id", what)
-    _str(doc, "site_id", what)
-    old = _vkey(doc, "old_vkey", what, KEY_TYPE_ED25519)
-    new = _vkey(doc, "new_vkey", what, KEY_TYPE_ED25519)
-    name = appliance_key_name(app)
-    if old.name != name or new.name != name:
-        raise AttestationError(f"{what}: both keys must be named {name}")
-    if old.public == new.public:
-        raise AttestationError(f"{what}: the new key is the old key")
-    seq = doc.get("effective_seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        raise AttestationError(f"{what}: effective_seq must be a positive integer")
-    try:
-        canonical.parse_time(doc.get("rotated_at"))
-    except (OsirisError, TypeError, ValueError):
-        raise AttestationError(f"{what}: rotated_at is not a canonical time") from None
-    return old, new
-
-
-def open_rotation(env: Any, what: str = "rotation") -> dict[str, Any]:
-    """Check a rotation statement's shape and its signature by the *old* key it names."""
-    doc = env.get("rotation") if isinstance(env, dict) else None
-    old, _new = validate_rotation_doc(doc, what)
-    return _open_doc("rotation", env, old, what)
-
-
-@dataclass(frozen=True)
-class KeyEpoch:
-    """One signing key of an appliance and the seqs it may sign: ``[first_seq, last_seq]``."""
-
-    verifier: Verifier
-    first_seq: int
-    last_seq: int | None  # None: still current
-
-
-def key_epochs(original_vkey: str, rotations: Iterable[Any], what: str) -> list[KeyEpoch]:
-    """Follow a key history from the enrolment key; raises AttestationError on any break.
-
-    Each statement must be signed by the key before it, effective seqs must strictly grow.
-    """
-    try:
-        current = Verifier.from_vkey(original_vkey)
-    except KeyFormatError as e:
-        raise AttestationError(f"{what}: {e}") from None
-    epochs: list[KeyEpoch] = []
-    first = 1
-    for i, env in enumerate(rotations):
-        if i >= MAX_ROTATIONS:
-            raise AttestationError(f"{what}: more than {MAX_ROTATIONS} rotations")
-        doc = open_rotation(env, f"{what}: rotation {i + 1}")
-        if doc["old_vkey"] != current.vkey:
-            raise AttestationError(
-                f"{what}: rotation {i + 1} is signed by a key that was not current"
-            )
-        if doc["effective_seq"] <= first:
-            raise AttestationError(f"{what}: rotation {i + 1} does not move the chain forward")
-        epochs.append(KeyEpoch(current, first, doc["effective_seq"] - 1))
-        current = Verifier.from_vkey(doc["new_vkey"])
-        first = doc["effective_seq"]
-    epochs.append(KeyEpoch(current, first, None))
-    return epochs
-
-
-def original_key(current_vkey: str, rotations: list[Any]) -> str:
-    """The enrolment key of a history whose newest key is ``current_vkey``."""
-    if not rotations:
-        return current_vkey
-    doc = rotations[0].get("rotation") if isinstance(rotations[0], dict) else None
-    if not isinstance(doc, dict) or not isinstance(doc.get("old_vkey"), str):
-        raise AttestationError("rotation 1: old_vkey missing")
-    return doc["old_vkey"]
+    return rest if ID_RE.match(rest) else None
 
 
 # ------------------------------------------------------------------ attestation
@@ -265,7 +115,7 @@ def make_attestation(
         "attested_at": attested_at,
         "agent_version": agent_version,
     }
-    env = _sign_doc("attestation", doc, signer)
+    env = sign_doc("attestation", doc, signer)
     open_attestation(env)  # never write what we would refuse to read
     return env
 
@@ -291,12 +141,12 @@ def open_attestation(env: Any, what: str = "attestation") -> Attestation:
     doc = env.get("attestation") if isinstance(env, dict) else None
     if not isinstance(doc, dict) or doc.get("schema") != ATTESTATION_SCHEMA:
         raise AttestationError(f"{what}: not an {ATTESTATION_SCHEMA} document")
-    app = _str(doc, "appliance_id", what)
-    site = _str(doc, "site_id", what)
-    signing = _vkey(doc, "signing_vkey", what, KEY_TYPE_ED25519)
-    cosign = _vkey(doc, "cosign_vkey", what, KEY_TYPE_COSIGNATURE)
-    log = _vkey(doc, "log_vkey", what, KEY_TYPE_ED25519)
-    order = _vkey(doc, "order_vkey", what, KEY_TYPE_ED25519)
+    app = id_field(doc, "appliance_id", what)
+    site = id_field(doc, "site_id", what)
+    signing = vkey_field(doc, "signing_vkey", what, KEY_TYPE_ED25519)
+    cosign = vkey_field(doc, "cosign_vkey", what, KEY_TYPE_COSIGNATURE)
+    log = vkey_field(doc, "log_vkey", what, KEY_TYPE_ED25519)
+    order = vkey_field(doc, "order_vkey", what, KEY_TYPE_ED25519)
     name = appliance_key_name(app)
     if signing.name != name or cosign.name != name:
         raise AttestationError(f"{what}: appliance keys must be named {name}")
@@ -324,7 +174,7 @@ def open_attestation(env: Any, what: str = "attestation") -> Attestation:
         canonical.parse_time(doc.get("attested_at"))
     except (OsirisError, TypeError, ValueError):
         raise AttestationError(f"{what}: attested_at is not a canonical time") from None
-    _open_doc("attestation", env, signing, what)
+    open_doc("attestation", env, signing, what)
     return Attestation(
         appliance_id=app,
         site_id=site,
@@ -523,17 +373,10 @@ def read_store(path: Path | None = None) -> list[dict[str, Any]]:
 
 
 def write_store(entries: list[dict[str, Any]], path: Path | None = None) -> None:
+    """Replace the trust store (0600, atomically: a crash keeps the old store)."""
     p = path or store_path()
     p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (json.dumps({"entries": entries}, indent=2) + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, p)
+    write_private(p, (json.dumps({"entries": entries}, indent=2) + "\n").encode("utf-8"))
 
 
 def store_roots(path: Path | None = None) -> TrustRoots:
@@ -587,8 +430,10 @@ __all__ = [
     "make_rotation",
     "open_attestation",
     "open_rotation",
+    "original_key",
     "read_store",
     "store_path",
     "store_roots",
+    "validate_rotation_doc",
     "write_store",
 ]

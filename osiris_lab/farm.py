@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris_core.catalog import Catalog, load_catalog
+from osiris_core.files import write_private
 
 from .linux import DRIFTS as LINUX_FAULTS
 from .windows import FAULTS, WindowsLabHost, default_state
@@ -385,12 +386,7 @@ class _ControlHandler(BaseHTTPRequestHandler):
 
 
 def _write_ready(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_private(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def load_spec(path: str) -> dict[str, Any]:

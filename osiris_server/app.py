@@ -32,6 +32,7 @@ from typing import Any
 
 from osiris_core import canonical, phi
 from osiris_core.errors import OsirisError
+from osiris_core.files import create_private
 from osiris_core.keys import Signer, Verifier, load_private_key, write_private_key
 from osiris_core.trust import AttestationError, KeyEpoch, key_epochs, original_key
 from osiris_server import auth
@@ -500,8 +501,8 @@ def init_data(data: str | Path, origin: str | None = None) -> dict[str, str]:
     write_private_key(keys / "log.key", log_signer)
     write_private_key(keys / "order.key", order_signer)
     Vault.create(keys / "vault.keyring")
-    config_mod.create_private(data / "server.toml", config_mod.render(origin, order_name))
-    config_mod.create_private(data / "osiris.db")  # 0600 before SQLite writes a byte
+    create_private(data / "server.toml", config_mod.render(origin, order_name).encode("utf-8"))
+    create_private(data / "osiris.db")  # 0600 before SQLite writes a byte
     db = Database(data / "osiris.db")
     token = auth.new_token(auth.OPERATOR_PREFIX)
     try:

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import click
 
+from osiris_core import sqlite
 from osiris_core.cli_base import OsirisGroup, fail
 from osiris_core.errors import ExitCode, OsirisError
+from osiris_core.files import private_stream
 
 PROG = "osiris-server"
 
@@ -211,16 +213,14 @@ def backup(data: Path, out: Path) -> None:
         finally:
             db.close()
         if (data / "log.db").exists():
-            src = sqlite3.connect(str(data / "log.db"))
-            dst = sqlite3.connect(str(tmpdir / "log.db"))
+            src = sqlite.connect(data / "log.db", query_only=True, foreign_keys=False)
+            dst = sqlite.connect(tmpdir / "log.db", wal=False)  # one self-contained file
             try:
                 src.backup(dst)
             finally:
                 dst.close()
                 src.close()
         (tmpdir / "server.toml").write_bytes((data / "server.toml").read_bytes())
-        partial = out.with_name(out.name + ".part")
-        partial.unlink(missing_ok=True)  # a leftover of an interrupted run
 
         def private(info: tarfile.TarInfo) -> tarfile.TarInfo:
             info.mode = 0o600  # restored files are private too
@@ -229,13 +229,11 @@ def backup(data: Path, out: Path) -> None:
             return info
 
         # the archive is 0600 from its first byte (never readable by others while written)
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        # and appears only complete (a temp file renamed over ``out``)
+        with private_stream(out) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             for name in ("osiris.db", "log.db", "server.toml"):
                 if (tmpdir / name).exists():
                     tar.add(tmpdir / name, arcname=name, filter=private)
-        os.replace(partial, out)
     click.echo(f"backup written to {out}")
 
 

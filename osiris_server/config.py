@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris_core.errors import ExitCode, OsirisError
+from osiris_core.files import create_private
 from osiris_server.alerts import SmtpConfig
 
 
@@ -200,21 +201,6 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
 
 
 PRIVATE_DATA_FILES = ("osiris.db", "log.db")
-
-
-def create_private(path: Path, text: str | None = None) -> None:
-    """Create ``path`` with mode 0600 from the start (``O_EXCL``: never an existing file),
-    optionally with ``text``; an empty file is a valid new SQLite database."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        if text:
-            view = memoryview(text.encode("utf-8"))
-            while view:
-                view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def secure_data_files(data: Path) -> list[str]:

@@ -74,7 +74,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from osiris_core import note as notes
-from osiris_core import tlog
+from osiris_core import sqlite, tlog
 from osiris_core.errors import NoteError, OsirisError, ProofError
 from osiris_core.keys import Signer, Verifier
 
@@ -176,11 +176,10 @@ def _note_text(signed: str) -> str:
     return signed[: split + 1]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA synchronous = FULL")
-    return conn
+def _connect(path: Path, *, query_only: bool = False) -> sqlite3.Connection:
+    # foreign_keys stays off as it always was here: the log's tables reference nothing, and
+    # ``_init_storage`` sets WAL itself because it must check that the file accepted it
+    return sqlite.connect(path, query_only=query_only, wal=False, foreign_keys=False)
 
 
 class TransparencyLog:
@@ -466,8 +465,7 @@ class TransparencyLog:
             raise LogError("the transparency log is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self._path)
-            conn.execute("PRAGMA query_only = ON")
+            conn = _connect(self._path, query_only=True)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)

@@ -40,6 +40,7 @@ import nacl.secret
 import nacl.utils
 
 from osiris_core.errors import ExitCode, KeyFormatError, KeyPermissionError, OsirisError
+from osiris_core.files import write_private
 
 TOKEN_VERSION = "v1"
 _PERSON = b"osiris-vault"  # BLAKE2b personalisation: domain-separates vault subkeys
@@ -66,27 +67,6 @@ def _check_perms(path: Path) -> None:
             f"vault keyring {path} has mode {mode:04o}; it must be readable by its owner only "
             f"(chmod 600 {path})"
         )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 class Vault:
@@ -139,7 +119,7 @@ class Vault:
             "primary": self._primary,
             "keys": {k: base64.b64encode(v).decode("ascii") for k, v in self._keys.items()},
         }
-        _write_atomic(self._path, json.dumps(doc, sort_keys=True).encode("utf-8") + b"\n")
+        write_private(self._path, json.dumps(doc, sort_keys=True).encode("utf-8") + b"\n")
 
     # ----------------------------------------------------------------- info
     @property

@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from osiris_core import sqlite
 from osiris_core.errors import ExitCode, OsirisError
+from osiris_core.files import write_atomic
 
 RUN_REQUEST = "run-request"
 STATE_DB = "state.db"
@@ -139,10 +140,8 @@ def _fp(vkey: str | None) -> str:
 
 
 def _connect_ro(db: Path) -> sqlite3.Connection:
-    uri = f"file:{quote(str(db))}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=2.0, check_same_thread=False)
-    conn.execute("PRAGMA query_only=ON")
-    return conn
+    # a short timeout: the console refreshes often and must not hang behind the agent's writer
+    return sqlite.connect(db, readonly=True, timeout_s=2.0)
 
 
 def _json(text: str | None) -> Any:
@@ -276,7 +275,6 @@ def request_run(state_dir: str | os.PathLike[str]) -> Path:
     if not d.is_dir():
         raise LocalStateError(f"{d}: not a directory")
     target = d / RUN_REQUEST
-    tmp = d / f".{RUN_REQUEST}.{os.getpid()}"
-    tmp.write_text(json.dumps({"requested_at": int(time.time()), "by": "osiris tui --local"}))
-    os.replace(tmp, target)
+    body = json.dumps({"requested_at": int(time.time()), "by": "osiris tui --local"})
+    write_atomic(target, body.encode("utf-8"), mode=0o644)  # not a secret: the agent reads it
     return target

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from osiris_core import canonical
+from osiris_core import canonical, sqlite
 from osiris_core.catalog import Catalog, Rule, match_rules
 from osiris_core.catalog.rules import parse_rule
 from osiris_core.errors import OsirisError, SchemaError
@@ -120,7 +119,9 @@ class RuleMemory:
     """
 
     def __init__(self, db_path: str = ":memory:") -> None:
-        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        # as before: the driver's default 5 s busy timeout and a rollback journal (one
+        # connection in one process; WAL would only add -wal/-shm files beside the 0600 file)
+        self._db = sqlite.connect(db_path, timeout_s=5.0, wal=False)
         self._lock = threading.Lock()
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS heal_memory (name TEXT NOT NULL, host_id TEXT NOT NULL,"

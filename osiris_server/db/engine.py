@@ -24,15 +24,12 @@ from typing import Any
 
 import sqlite_utils
 
+from osiris_core import sqlite
 from osiris_server.db.migrations import migrate
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA busy_timeout = 30000")
-    return conn
+def _connect(path: Path, *, query_only: bool = False) -> sqlite3.Connection:
+    return sqlite.connect(path, query_only=query_only)  # WAL, FULL, foreign keys, 30 s
 
 
 class Database:
@@ -58,8 +55,7 @@ class Database:
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _connect(self.path)
-            conn.execute("PRAGMA query_only = ON")
+            conn = _connect(self.path, query_only=True)
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
             with self._rlock:
@@ -140,7 +136,8 @@ class Database:
 
     def backup(self, dest: str | Path) -> None:
         """Online, consistent copy (SQLite backup API): readers and writers keep going."""
-        target = sqlite3.connect(str(dest))
+        # a fresh file in the backup's temp folder: no WAL, so the copy is one self-contained file
+        target = sqlite.connect(dest, wal=False)
         try:
             src = _connect(self.path)
             try:
