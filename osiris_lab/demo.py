@@ -19,6 +19,16 @@ Then either the console (`osiris tui`, in-process, with a chaos key) or, ``--hea
 of N seconds with drift injected on a schedule, ending with a summary built from the server's
 API and an offline verification of the pulled evidence. Whatever happens — quit, Ctrl-C,
 SIGTERM, a child dying — every child is stopped and the data dir is named.
+
+Beside this module: ``demo_state`` (DATA/demo.json and ``DemoError``), ``demo_children`` (one
+child process), ``demo_summary`` (the headless summary, read-only) and ``demo_console`` (the
+interactive console with its chaos key).
+
+Why this file is long: what is left is one job, the orchestration. ``Demo`` brings the parts up
+in a fixed order (server, seed, farm, credentials, enrolment, agents), each step reading what the
+previous one recorded in the one ``DemoState``, and tears them down in reverse whatever failed;
+split by step, every piece would pass the same state around and the order — the thing a reader
+needs to see — would be spread over files.
 """
 
 from __future__ import annotations
@@ -29,23 +39,24 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from osiris_core.errors import OsirisError
 from osiris_tui.client import Client, ClientError
 
-MARKER = "demo.json"
+from .demo_children import Child, free_port, port_free, python_cmd
+from .demo_console import run_console
+from .demo_state import MARKER, DemoError, DemoState, Options, write_secret
+from .demo_summary import all_evidence, build_summary, render_summary
+
 FARM_READY = "farm.json"
 PARTNER_NAME = "Lakeside MSP (demo partner)"
 CLINICS = (
@@ -66,95 +77,12 @@ CHAOS_PLAN = (
     (1, "dc01", "service_stopped:DNS"),
     (2, "fs01", "firewall_off"),
 )
-CONSOLE_FAULTS = (
-    "firewall_off",
-    "defender_off",
-    "spooler_on_dc",
-    "audit_policy_gone",
-    "service_stopped:DNS",
-    "service_stopped:EventLog",
-)
-OUTCOMES = ("healed", "deferred", "escalated", "failed", "reverted")
-
-
-class DemoError(OsirisError):
-    """Something the operator must fix (a port taken, a child that died); one clear line."""
-
-    code = "E_DEMO"
 
 
 def say(msg: str, *, end: str = "\n") -> None:
     """Progress on stderr (stdout carries only the summary)."""
     sys.stderr.write(msg + end)
     sys.stderr.flush()
-
-
-# ---------------------------------------------------------------- child processes
-
-
-@dataclass
-class Child:
-    """One process the demo started, in its own process group, logging to a file."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, n: int = 12) -> str:
-        try:
-            lines = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join("    " + line for line in lines[-n:]) or "    (log is empty)"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the whole group (graceful), then SIGKILL what is left."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        # The group may hold grandchildren (the lab sshd): make sure none survive.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-
-
-def _python_cmd(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _write_secret(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _toml_value(v: Any) -> str:
@@ -174,46 +102,6 @@ def dump_toml(doc: dict[str, dict[str, Any]]) -> str:
     for section, body in doc.items():
         out += ["", f"[{section}]"] + [f"{k} = {_toml_value(v)}" for k, v in body.items()]
     return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------- state of one demo
-
-
-@dataclass
-class DemoState:
-    """What the demo records in DATA/demo.json (0600): enough to find and stop everything."""
-
-    data: Path
-    server_url: str = ""
-    admin_token: str = ""
-    control_url: str = ""
-    control_token: str = ""
-    partner_id: str = ""
-    sites: list[str] = field(default_factory=list)
-    appliances: dict[str, str] = field(default_factory=dict)  # site -> appliance id
-    passwords: dict[str, str] = field(default_factory=dict)  # "site/host" -> lab password
-    pids: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, data: Path) -> DemoState:
-        raw = json.loads((data / MARKER).read_text())
-        return cls(data=data, **{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
-
-    def save(self) -> None:
-        body = {k: v for k, v in self.__dict__.items() if k != "data"}
-        _write_secret(self.data / MARKER, json.dumps(body, indent=2, sort_keys=True) + "\n")
-
-
-@dataclass
-class Options:
-    data: Path
-    keep: bool = False
-    headless: bool = False
-    seconds: int = 60
-    port: int = 0
-    linux: bool = True  # a Linux lab host over a real local sshd, where the machine allows
-    chaos: bool = True
-    as_json: bool = False
 
 
 # ---------------------------------------------------------------- the orchestration
@@ -347,7 +235,7 @@ class Demo:
             say("initialising server data… ", end="")
             out = self.run_tool(
                 "osiris-server init",
-                _python_cmd("osiris_server.cli", "init", "--data", str(sdir), "--json"),
+                python_cmd("osiris_server.cli", "init", "--data", str(sdir), "--json"),
             )
             try:
                 self.state.admin_token = json.loads(out)["admin_token"]
@@ -355,13 +243,13 @@ class Demo:
                 raise DemoError("osiris-server init printed no admin token") from None
             say("ok")
         port = self.opts.port
-        if port and not _port_free(port):
+        if port and not port_free(port):
             raise DemoError(f"port 127.0.0.1:{port} is taken; choose another --port or omit it")
-        port = port or _free_port()
+        port = port or free_port()
         say("starting server… ", end="")
         child = self.spawn(
             "server",
-            _python_cmd(
+            python_cmd(
                 "osiris_server.cli", "serve", "--data", str(sdir), "--listen", f"127.0.0.1:{port}"
             ),
         )
@@ -420,8 +308,8 @@ class Demo:
             "control_token": self.state.control_token,
         }
         spec_file = self.data / "farm" / "spec.json"
-        _write_secret(spec_file, json.dumps(spec, indent=2))
-        self.spawn("farm", _python_cmd("osiris_lab.farm", "--spec", str(spec_file)))
+        write_secret(spec_file, json.dumps(spec, indent=2))
+        self.spawn("farm", python_cmd("osiris_lab.farm", "--spec", str(spec_file)))
         self.wait_for("the lab farm", ready.exists)
         self.farm = json.loads(ready.read_text())
         self.state.control_url = self.farm["control_url"]
@@ -462,7 +350,7 @@ class Demo:
             state_dir = self.data / "agents" / sid
             self.run_tool(
                 f"osiris-agent enroll ({sid})",
-                _python_cmd("osiris_agent.cli", "enroll", "--server", self.state.server_url,
+                python_cmd("osiris_agent.cli", "enroll", "--server", self.state.server_url,
                             "--claim-code", code, "--state", str(state_dir),
                             "--hostname", f"appliance-{sid}", "--lab"),
             )  # fmt: skip
@@ -481,7 +369,7 @@ class Demo:
         doc.setdefault("server", {})["url"] = self.state.server_url
         doc["ntp"] = {"servers": list(self.farm["ntp"]), "min_good": len(self.farm["ntp"]),
                       "timeout_ms": 1000, "max_skew_ms": 5000}  # fmt: skip
-        _write_secret(path, dump_toml(doc))
+        write_secret(path, dump_toml(doc))
         return path
 
     def start_agents(self) -> None:
@@ -489,7 +377,7 @@ class Demo:
             cfg = self.write_agent_config(sid)
             say(f"starting agent {sid}… ", end="")
             # The real agent: `osiris-agent run`, scanning every SCAN_S s (agent.scan_interval_s).
-            cmd = _python_cmd("osiris_agent.cli", "run", "--config", str(cfg))
+            cmd = python_cmd("osiris_agent.cli", "run", "--config", str(cfg))
             self.spawn(f"agent-{sid}", cmd)
             say("ok")
 
@@ -577,7 +465,7 @@ class Demo:
                     cp = c.get("/log/checkpoint", cosigned_by_site=site)
                 except ClientError:
                     return False
-                rows = _all_evidence(c, site)
+                rows = all_evidence(c, site)
                 apps = {a.id for a in c.appliances(site)}
                 closed = {
                     r["appliance_id"]
@@ -601,12 +489,12 @@ class Demo:
             with contextlib.suppress(DemoError):
                 self.run_tool(
                     f"osiris-agent outbox flush ({sid})",
-                    _python_cmd("osiris_agent.cli", "outbox", "flush", "--state", sd),
+                    python_cmd("osiris_agent.cli", "outbox", "flush", "--state", sd),
                 )
             st = json.loads(
                 self.run_tool(
                     f"osiris-agent status ({sid})",
-                    _python_cmd("osiris_agent.cli", "status", "--state", sd, "--json"),
+                    python_cmd("osiris_agent.cli", "status", "--state", sd, "--json"),
                 )
             )
             agents[sid] = {"seq": st["chain_head"]["seq"], "queued": st["queue_depth"]}
@@ -615,7 +503,7 @@ class Demo:
             att.parent.mkdir(parents=True, exist_ok=True)
             self.run_tool(
                 f"osiris-agent attest ({sid})",
-                _python_cmd("osiris_agent.cli", "attest", "--state", sd, "--out", str(att)),
+                python_cmd("osiris_agent.cli", "attest", "--state", sd, "--out", str(att)),
             )
         say("ok")
         hosts = farm_hosts(self.state.control_url, self.state.control_token)
@@ -702,220 +590,6 @@ def running_state(data: str | os.PathLike[str]) -> DemoState:
     return st
 
 
-# ---------------------------------------------------------------- the summary
-
-
-def _all_evidence(c: Client, site: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for app in [a.id for a in c.appliances(site)]:
-        after = 0
-        while True:
-            page = c.evidence(site, app, after_seq=after, limit=1000).get("evidence", [])
-            rows += page
-            if len(page) < 1000:
-                break
-            after = page[-1]["seq"]
-    return rows
-
-
-def _wait_checkpoint_covers(c: Client, index: int, timeout: float = 15.0) -> None:
-    """The published checkpoint may trail the last batch briefly: wait until it covers
-    ``index``, so the pulled export holds every bundle (else the counts could never match)."""
-    deadline = time.monotonic() + timeout
-    while int(c.get("/log/checkpoint")["size"]) <= index and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
-def escalations(rows: list[dict[str, Any]]) -> list[str]:
-    """Why each escalation happened (host, runbook, the bundle's own words), for the summary."""
-    out = []
-    for r in rows:
-        b = (r.get("envelope") or {}).get("bundle") or {}
-        if r.get("outcome") == "escalated":
-            why = " ".join(str(b.get("action_taken") or "").split())[:110]
-            out.append(f"{b.get('site_id')}/{r.get('host_id')} {b.get('runbook_id') or '-'}: {why}")
-    return out
-
-
-def count_outcomes(rows: list[dict[str, Any]], appliance_ids: set[str]) -> dict[str, int]:
-    """The summary's counts from evidence rows (shared with the tests' independent check)."""
-    out = {"bundles": len(rows), "drifts_found": 0, "self_checks": 0}
-    out.update(dict.fromkeys(OUTCOMES, 0))
-    for r in rows:
-        env = r.get("envelope") or {}
-        b = env.get("bundle") or {}
-        outcome = r.get("outcome") or b.get("outcome")
-        tier = b.get("tier")
-        check = r.get("check") or b.get("check")
-        if outcome in OUTCOMES:
-            out[outcome] += 1
-        if tier == "monitor" and outcome == "alert" and check != "evidence_pipeline":
-            out["drifts_found"] += 1
-        if tier == "monitor" and r.get("host_id") in appliance_ids:
-            out["self_checks"] += 1
-    return out
-
-
-def build_summary(
-    c: Client,
-    st: DemoState,
-    agents: dict[str, dict[str, Any]],
-    hosts: list[dict[str, Any]],
-    injected: list[dict[str, Any]],
-    data: Path,
-    period: tuple[str, str] = ("", ""),
-) -> dict[str, Any]:
-    """Numbers from the server's API, the agents' own status and an offline verification
-    against the clinics' own attestations; ends with one site's packet verified the same way."""
-    from osiris_core.trust import TrustFileError, TrustRoots, load_trust_file
-    from osiris_core.verify import verify_export
-    from osiris_tui.pull import pull_export
-
-    trust = TrustRoots()
-    for sid in st.sites:
-        att = data / "attestations" / f"{sid}.json"
-        try:
-            trust.merge(load_trust_file(att))
-        except TrustFileError as e:
-            raise DemoError(f"attestation of {sid}: {e}") from None
-
-    apps = [a for a in c.appliances() if a.site_id in st.sites]
-    ids = {a.id for a in apps}
-    rows: list[dict[str, Any]] = []
-    per_app: dict[str, int] = {}
-    for sid in st.sites:
-        site_rows = _all_evidence(c, sid)
-        rows += site_rows
-        for r in site_rows:
-            per_app[r["appliance_id"]] = per_app.get(r["appliance_id"], 0) + 1
-    counts = count_outcomes(rows, ids)
-    _wait_checkpoint_covers(c, max((int(r["index"]) for r in rows), default=-1))
-    lost = 0
-    queued = 0
-    for sid, a in agents.items():
-        app_id = st.appliances.get(sid, "")
-        lost += max(0, int(a["seq"]) - per_app.get(app_id, 0))
-        queued += int(a["queued"])
-    verified = 0
-    pulled = 0
-    findings: list[str] = []
-    verify_ok = True
-    for sid in st.sites:
-        out = data / "exports" / sid
-        # latest: the agents are stopped, so the newest bundles will never be cosigned; take
-        # them all (the verifier warns W_NO_COSIG for that tail, it does not fail).
-        pulled += pull_export(c, sid, out, overwrite=True, latest=True)
-        report = verify_export(out, trust=trust)
-        verified += report.passed.get("E_INCLUSION", 0)
-        unpinned = [f.line() for f in report.warnings if f.code == "W_UNPINNED"]
-        verify_ok = verify_ok and report.ok() and not unpinned
-        findings += ([f.line() for f in report.failures] + unpinned)[:10]
-    packet = _demo_packet(c, st.sites[0], data, period, trust) if period[1] else None
-    detects = sum(int(h["phases_run"].get("detect", 0)) for h in hosts)
-    summary = {
-        "demo": "LAB DEMO: every clinic host is a simulator",
-        "data_dir": str(data),
-        "server": st.server_url,
-        "sites": len(st.sites),
-        "appliances": len(apps),
-        "lab_hosts": len(hosts),
-        "chaos_injected": len(injected),
-        "checks_run": detects + counts["self_checks"],
-        "lab_detects": detects,
-        "self_checks": counts["self_checks"],
-        "drifts_found": counts["drifts_found"],
-        "healed": counts["healed"],
-        "deferred": counts["deferred"],
-        "escalated": counts["escalated"],
-        "failed": counts["failed"] + counts["reverted"],
-        "bundles": counts["bundles"],
-        "bundles_pulled": pulled,
-        "receipts_verified": verified,
-        "verify_ok": verify_ok,
-        "verify_failures": findings,
-        "packet": packet,
-        "lost": lost,
-        "queued": queued,
-        "escalations": escalations(rows),
-        "still_drifting": {
-            f"{h['site']}/{h['host']}": h["drifting"] for h in hosts if h["drifting"]
-        },  # fmt: skip
-    }
-    summary["ok"] = bool(
-        verify_ok
-        and (packet is None or packet["ok"])
-        and lost == 0
-        and queued == 0
-        and pulled == counts["bundles"]
-        and verified == counts["bundles"]
-        and len(apps) == len(st.sites)
-    )
-    return summary
-
-
-def _demo_packet(
-    c: Client, site: str, data: Path, period: tuple[str, str], trust: Any
-) -> dict[str, Any]:
-    """Build one site's packet for the run's period and verify it, strictly, against the
-    site's attestation — what an auditor does with what the clinic gave them."""
-    from osiris_core.packet import build_packet, verify_packet
-    from osiris_tui.pull import pull_export
-
-    out = data / "packets" / f"{site}.zip"
-    export = data / "packets" / f"{site}-export"
-    pull_export(c, site, export, period=period, overwrite=True)
-    manifest = build_packet(export, out, site_id=site, period=period)
-    report = verify_packet(out, trust=trust)
-    return {
-        "site": site,
-        "path": str(out),
-        "period": list(period),
-        "bundles": manifest["bundles"],
-        "appliances": len(manifest["appliances"]),
-        "ok": report.ok(strict=True),
-        "findings": [f.line() for f in report.findings if f.level != "PASS"][:10],
-        "trusted": sorted({k["source"] for k in report.keys_used}),
-    }
-
-
-def render_summary(s: dict[str, Any]) -> str:
-    lines = [
-        "osiris demo summary (LAB DEMO: the clinic hosts are simulators)",
-        f"  appliances         {s['appliances']} (sites {s['sites']}, lab hosts {s['lab_hosts']})",
-        f"  chaos injected     {s['chaos_injected']}",
-        f"  checks run         {s['checks_run']} ({s['lab_detects']} on lab hosts, "
-        f"{s['self_checks']} appliance self-checks)",
-        f"  drifts found       {s['drifts_found']}",
-        f"  healed             {s['healed']}",
-        f"  deferred           {s['deferred']}",
-        f"  escalated          {s['escalated']}",
-        f"  failed             {s['failed']}",
-        f"  bundles            {s['bundles']} on the server, {s['bundles_pulled']} pulled",
-        f"  receipts verified  {s['receipts_verified']} (offline: "
-        f"{'PASS' if s['verify_ok'] else 'FAIL'})",
-        f"  lost               {s['lost']} (still queued {s['queued']})",
-    ]
-    pk = s.get("packet")
-    if pk:
-        lines.append(
-            f"  packet             {pk['site']}: {pk['bundles']} bundles of "
-            f"{pk['appliances']} appliance(s) verified against the clinic's attestation: "
-            f"{'PASS' if pk['ok'] else 'FAIL'} ({pk['path']})"
-        )
-        for f in pk.get("findings", []):
-            lines.append(f"  packet: {f}")
-    for name, rbs in sorted(s.get("still_drifting", {}).items()):
-        lines.append(f"  still drifting     {name}: {', '.join(rbs)}")
-    for e in s.get("escalations", [])[:12]:
-        lines.append(f"  escalated: {e}")
-    for f in s.get("verify_failures", []):
-        lines.append(f"  verify: {f}")
-    if s.get("children_crashed"):
-        lines.append(f"  crashed            {', '.join(s['children_crashed'])}")
-    lines.append(f"  result             {'OK' if s['ok'] else 'NOT OK'}")
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------- entry points
 
 
@@ -977,102 +651,3 @@ def run(opts: Options) -> int:
     finally:
         say(f"demo data lives in {demo.data} (`osiris demo --keep` reuses it)")
     return code
-
-
-LINUX_CONSOLE_FAULTS = ("root_login", "password_auth", "shadow_perms", "audit_rules_gone")
-
-
-def chaos_choices(hosts: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(site, host, fault) offered by the console's chaos key; the spooler fault on DCs only."""
-    out = []
-    for h in hosts:
-        if h["kind"] == "ssh":
-            faults: tuple[str, ...] = LINUX_CONSOLE_FAULTS
-        else:
-            faults = tuple(f for f in CONSOLE_FAULTS if h.get("role") == "dc" or "dc" not in f)
-            if h.get("role") != "dc":
-                faults = tuple(f for f in faults if f != "service_stopped:DNS")
-        out += [(h["site"], h["host"], f) for f in faults]
-    return out
-
-
-def run_console(demo: Demo) -> None:
-    """The operator console on the fleet view, plus a LAB chaos key (x, or `:chaos`)."""
-    from textual.binding import Binding
-    from textual.containers import Vertical
-    from textual.screen import ModalScreen
-    from textual.widgets import Label, OptionList
-    from textual.widgets.option_list import Option
-
-    from osiris_tui.app import OsirisApp
-
-    choices = chaos_choices(demo.farm["hosts"] + demo.farm["linux"])
-
-    class ChaosScreen(ModalScreen[tuple[str, str, str] | None]):
-        BINDINGS = [Binding("escape", "close", "Close", id="chaos.close")]
-        DEFAULT_CSS = "ChaosScreen { align: center middle; } #chaos { width: 70; height: 24; }"
-
-        def compose(self) -> Any:
-            with Vertical(id="chaos"):
-                yield Label("LAB CHAOS: drift a simulated host, then watch L1 heal it (esc)")
-                yield OptionList(
-                    *[Option(f"{si}/{h:<6} {f}", id=str(i)) for i, (si, h, f) in enumerate(choices)]
-                )
-
-        def on_mount(self) -> None:
-            options = self.query_one(OptionList)
-            options.highlighted = 0
-            options.focus()
-
-        def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-            self.dismiss(choices[int(event.option.id or 0)])
-
-        def action_close(self) -> None:
-            self.dismiss(None)
-
-    class DemoApp(OsirisApp):
-        TITLE = "Osiris — LAB DEMO (simulated clinic hosts)"
-        BINDINGS = [Binding("x", "chaos", "Chaos (lab)", id="demo.chaos")]
-
-        def on_mount(self) -> None:
-            super().on_mount()
-            self._reported: set[str] = set()
-            self.set_interval(2.0, self._watch_children)
-            self.notify("LAB DEMO: press x to inject drift into a simulated host", timeout=8)
-
-        def _watch_children(self) -> None:
-            for c in demo.children:
-                if not c.alive() and c.name not in self._reported:
-                    self._reported.add(c.name)
-                    self.notify(f"{c.name} exited ({c.proc.returncode}); see {c.log}",
-                                severity="error", timeout=30, markup=False)  # fmt: skip
-
-        def run_command(self, word: str) -> None:
-            if word == "chaos":
-                self.action_chaos()
-            else:
-                super().run_command(word)
-
-        def action_chaos(self) -> None:
-            if self.mutation_allowed():
-                self.push_screen(ChaosScreen(), self._chosen)
-
-        def _chosen(self, choice: tuple[str, str, str] | None) -> None:
-            if choice is not None:
-                self.run_worker(lambda: self._inject(*choice), thread=True, group="chaos")
-
-        def _inject(self, site: str, host: str, fault: str) -> None:
-            what = f"chaos {fault} on {site}/{host}"
-            try:
-                out = demo.chaos(host, fault, site)
-            except DemoError as e:
-                self.call_from_thread(self.record, what, str(e), False)
-                return
-            drifting = ", ".join(out["drifting"]) or "nothing detectable"
-            self.call_from_thread(self.record, what, f"drifting: {drifting}", True)
-            self.call_from_thread(self.notify, f"{what}: {drifting}", markup=False)
-
-    st = demo.state
-    app = DemoApp(st.server_url, st.admin_token)
-    demo.app = app  # type: ignore[attr-defined]
-    app.run()

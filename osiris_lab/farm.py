@@ -35,6 +35,10 @@ Control endpoint (``Authorization: Bearer <control_token>``):
 * ``GET /hosts`` — per host: the faults injected so far, the runbooks currently drifting (the
   host's own model, evaluated without a round trip), and how many phases it has run.
 * ``GET /faults`` — the fault names per platform.
+
+Why this file is long: the farm is one lab process: its hosts, time sources and chaos control
+endpoint share one lifecycle and one ready file. It is just over the limit. Lab code: never on the
+appliance.
 """
 
 from __future__ import annotations

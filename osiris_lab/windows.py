@@ -19,6 +19,10 @@ is a :class:`WindowsLabHost`. The host:
   :meth:`fail_next` (the next run of a phase errors) and :meth:`break_next` (the next remediation
   claims success but changes nothing). Dropping the connection is the WS-Man server's fault
   (``server.faults.drop_next()``).
+
+Why this file is long: it is one simulated Windows host that answers every Windows runbook's detect
+and remediate scripts; each method is one script's behaviour over one shared state dict, and the
+fault table beside them names what each script must find. Lab code: never on the appliance.
 """
 
 from __future__ import annotations

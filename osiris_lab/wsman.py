@@ -15,6 +15,10 @@ answer HTTP 500, or answer slowly. A Receive honours the request's ``OperationTi
 WS-Man timeout fault, as a real host does while a command is still running.
 
 Manual use: ``python -m osiris_lab.wsman --port 15985`` (plain HTTP, loopback only).
+
+Why this file is long: a WS-Management server is one protocol (SOAP shell create, command, send,
+receive, signal and delete, authentication, faults); the handler's methods are its verbs and
+share its envelope helpers. Lab code: never on the appliance.
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ and per source, never refusing a token that authenticates) →
 role check → strict JSON body/query validation → handler → one JSON log line on stderr
 (method, path template, status, ms, tenant; never bodies or secrets). Errors are always
 ``{"error": {"code", "message"}}``; an unexpected exception is a 500 with no stack trace.
+
+Why this file is long: ``App`` is the one object every handler receives (storage, log, vault, keys,
+the catalogue) and it runs the request pipeline whose order is the security argument above (route,
+authenticate, role, validate, handle, log); ``init_data`` and ``create_app`` beside it are the two
+ways an ``App`` comes to exist.
 """
 
 from __future__ import annotations

@@ -24,6 +24,11 @@ Why not ``wsgiref``: it is single-threaded and HTTP/1.0. Why not a dependency: t
 
 SIGTERM/SIGINT: stop accepting, let in-flight requests finish (idle keep-alive connections are
 closed at once), then close the app (heartbeats flushed, log and database closed).
+
+Why this file is long: it is one server, and the list above is its job. The body and header
+readers, the handler and the server class enforce those limits together (the server's reaper sets
+the deadlines the handler's reads run under, the body reader counts against the limit the handler
+checked), so each piece only makes sense beside the others.
 """
 
 from __future__ import annotations

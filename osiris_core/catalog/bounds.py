@@ -35,6 +35,10 @@ Kinds (``bound = { kind = "…", … }`` in a manifest):
 Every unit check also refuses, whatever a manifest says, the units that are a root shell or a
 system state (``debug-shell``, ``emergency``, ``rescue``, any ``*.target``), and a list of units a
 runbook *stops* may never name a unit that protects the host (sshd, auditd, journald, …).
+
+Why this file is long: ``Bound`` is the one validator described above and each kind is a branch of
+it; keeping every kind in one class keeps the promise "this module is the only place that judges
+values" checkable by reading one file.
 """
 
 from __future__ import annotations
