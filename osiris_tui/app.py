@@ -202,8 +202,8 @@ class OsirisApp(BaseApp):
             banner.refresh_banner()
 
     def open_view(self, target: str) -> None:
+        from .screens.appliance import ApplianceScreen
         from .screens.audit import AuditScreen
-        from .screens.detail import ApplianceScreen
         from .screens.fleet import FleetScreen
         from .screens.provision import ProvisionScreen
 

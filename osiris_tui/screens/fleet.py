@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from ..app import Banner, CommandBar, from_worker, worker_error
+from ..app import Banner, CommandBar
 from ..client import Appliance, Site
 from ..fmt import age, cell, matches, parse_filter, percent, status_cell
+from ..widgets.polling import Poll
 from ..widgets.table import KeyedTable
 
 APP_COLUMNS = [
@@ -79,6 +79,7 @@ class FleetScreen(Screen):
         self._epoch: dict[str, int | None] = {}
         self._interval: dict[str, int] = {}
         self.matched = 0
+        self.poll = Poll(self, "fleet", self.fetch, self.apply, name="refresh_data")
 
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
@@ -102,14 +103,12 @@ class FleetScreen(Screen):
 
     # ---- data
 
-    @work(thread=True, exclusive=True, group="fleet")
     def refresh_data(self) -> None:
-        try:
-            data = fetch_fleet(self.app.client)  # type: ignore[attr-defined]
-        except Exception as e:  # noqa: BLE001 - shown as the banner, never a crash
-            from_worker(self.app, self.app.api_result, False, worker_error(e))
-            return
-        from_worker(self.app, self.apply, data)
+        """One poll in a worker; a failure is the banner's error line (widgets/polling.py)."""
+        self.poll.run()
+
+    def fetch(self) -> FleetData:
+        return fetch_fleet(self.app.client)  # type: ignore[attr-defined]
 
     def apply(self, data: FleetData) -> None:
         self.data = data
@@ -297,7 +296,7 @@ class FleetScreen(Screen):
     def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         key = event.row_key.value
         if event.data_table.id == "appliances":
-            from .detail import ApplianceScreen
+            from .appliance import ApplianceScreen
 
             app = next((a for a in self.data.appliances if a.id == key), None)
             if app is not None:

@@ -5,6 +5,9 @@ cycle now", a `run-request` file the agent polls (the agent never listens on a s
 The Identity tab (key 3) shows the facts of the clinic's attestation (`osiris-agent attest`) —
 appliance, site, key fingerprints, key history, chain head, cosigned checkpoint — laid out to be
 read to an auditor or the MSP over the phone.
+
+It reads a file, not the server, and has tabs and no banner, so it is not a
+``widgets.polling.PollingTableScreen``; it shares the polling mechanism (``Poll``) only.
 """
 
 from __future__ import annotations
@@ -12,16 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from ..app import from_worker
 from ..fmt import age, cell, safe, status_cell
 from ..local import LocalState, envelope, read_state, request_run
 from ..widgets.modals import ConfirmModal, JsonModal
+from ..widgets.polling import Poll
 from ..widgets.table import KeyedTable
 
 
@@ -38,6 +40,7 @@ class LocalScreen(Screen):
         super().__init__()
         self.state_dir = state_dir
         self.state: LocalState | None = None
+        self.poll = Poll(self, "local", lambda: read_state(state_dir), self.apply, self.failed)
 
     def compose(self) -> ComposeResult:
         label = getattr(self.app, "label", None) or self.state_dir
@@ -71,14 +74,11 @@ class LocalScreen(Screen):
             return None
         return True
 
-    @work(thread=True, exclusive=True, group="local")
     def load(self) -> None:
-        try:
-            st = read_state(self.state_dir)
-        except Exception as e:  # noqa: BLE001 - shown, never a crash
-            from_worker(self.app, self.show_error, str(e))
-            return
-        from_worker(self.app, self.apply, st)
+        self.poll.run()
+
+    def failed(self, e: Exception) -> None:
+        self.show_error(str(e))  # no banner here: the summary line says what is wrong
 
     def show_error(self, msg: str) -> None:
         self.query_one("#summary", Static).update(

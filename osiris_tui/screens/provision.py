@@ -1,92 +1,82 @@
-"""Provisioning: create claim codes (with their QR code) and list pending / claimed ones."""
+"""Provisioning: create claim codes (with their QR code) and list pending / claimed ones.
+
+Columns are `osiris provision list`'s (``columns.PROVISIONS``) in the console's order, the id
+dimmed, plus when each code was created.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widget import Widget
+from textual.widgets import Static
 
-from ..app import Banner, CommandBar, from_worker, worker_error
-from ..fmt import cell, safe, status_cell
+from ..app import worker_error
+from ..columns import PROVISION_CREATED, PROVISIONS, cols
+from ..fmt import safe
 from ..qr import render_half_blocks
 from ..widgets.modals import FormModal
-from ..widgets.table import KeyedTable
+from ..widgets.polling import PollingTableScreen, back_binding, refresh_binding
+
+SHOWN = cols(
+    "provisions (console)",
+    PROVISIONS["state"],
+    PROVISIONS["site"],
+    replace(PROVISIONS["id"], style=lambda p: "dim"),
+    PROVISION_CREATED,
+    PROVISIONS["expires"],
+    PROVISIONS["appliance"],
+)
 
 
-class ProvisionScreen(Screen):
+class ProvisionScreen(PollingTableScreen):
     BINDINGS = [
-        Binding("escape", "back", "Back", id="prov.back"),
+        back_binding("prov"),
         Binding("c", "create", "Create code", id="prov.create"),
-        Binding("r", "refresh", "Refresh", id="prov.refresh"),
+        refresh_binding("prov"),
     ]
+    TABLE_ID = "prov-table"
+    COLUMNS = SHOWN.keyed()
+    POLL_GROUP = "provision"
 
     def __init__(self) -> None:
         super().__init__()
         self.site_ids: list[str] = []
         self.last_code: dict[str, Any] | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Banner(id="banner")
-        yield Static(Text(" Provisioning: claim codes", style="bold"), id="title")
+    def title_text(self) -> Text:
+        return Text(" Provisioning: claim codes", style="bold")
+
+    def compose_above(self) -> Iterator[Widget]:
         yield Static("", id="code")
-        yield KeyedTable(
-            [("state", "STATE"), ("site", "SITE"), ("id", "ID"), ("created", "CREATED"),
-             ("expires", "EXPIRES"), ("appliance", "APPLIANCE")],
-            id="prov-table",
-        )  # fmt: skip
-        yield CommandBar(placeholder=":command")
-        yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(CommandBar).display = False
+        # (Textual calls every class's on_mount, this one first: the base's is not called here)
         self.query_one("#code").display = False
-        self.query_one("#prov-table").focus()
-        self.load()
-        self.set_interval(self.app.poll_s, self.load)  # type: ignore[attr-defined]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "create" and self.app.read_only:  # type: ignore[attr-defined]
             return None
         return True
 
-    @work(thread=True, exclusive=True, group="provision")
-    def load(self) -> None:
-        c = self.app.client  # type: ignore[attr-defined]
-        try:
-            provs = c.provisions()
-            sites = [s.id for s in c.sites()]
-        except Exception as e:  # noqa: BLE001
-            from_worker(self.app, self.app.api_result, False, worker_error(e))
-            return
-        from_worker(self.app, self.apply, provs, sites)
+    def fetch(self) -> tuple[list[Any], list[str]]:
+        """The claim codes, and the site ids the create form offers."""
+        return self.client.provisions(), [s.id for s in self.client.sites()]
 
-    def apply(self, provs: list[Any], sites: list[str]) -> None:
-        self.app.api_result(True)  # type: ignore[attr-defined]
-        self.site_ids = sites
-        self.query_one("#prov-table", KeyedTable).sync(
-            {
-                p.id: [
-                    status_cell(p.state),
-                    cell(p.site_id),
-                    cell(p.id, "dim"),
-                    cell(p.created_at),
-                    cell(p.expires_at),
-                    cell(p.appliance_id or "-"),
-                ]
-                for p in provs
-            }
-        )
+    def key(self, record: Any) -> str:
+        return record.id
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
+    def cells(self, record: Any) -> list[Text]:
+        return SHOWN.cells(record)
 
-    def action_refresh(self) -> None:
-        self.load()
+    def apply(self, records: tuple[list[Any], list[str]]) -> None:  # type: ignore[override]
+        provs, self.site_ids = records
+        super().apply(provs)
 
     def action_create(self) -> None:
         if not self.app.mutation_allowed() or not self.site_ids:  # type: ignore[attr-defined]
@@ -104,11 +94,11 @@ class ProvisionScreen(Screen):
     def create(self, site_id: str) -> None:
         what = f"POST provisions site={site_id}"
         try:
-            out = self.app.client.create_provision(site_id)  # type: ignore[attr-defined]
+            out = self.client.create_provision(site_id)
         except Exception as e:  # noqa: BLE001
-            self.app.call_from_thread(self.app.record, what, worker_error(e), False)
+            self.app.call_from_thread(self.app.record, what, worker_error(e), False)  # type: ignore[attr-defined]
             return
-        self.app.call_from_thread(self.app.record, what, f"created {out['id']}")
+        self.app.call_from_thread(self.app.record, what, f"created {out['id']}")  # type: ignore[attr-defined]
         self.app.call_from_thread(self.show_code, out)
         self.load()
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from osiris_tui.app import OsirisApp
-from osiris_tui.screens.detail import ApplianceScreen
+from osiris_tui.screens.appliance import ApplianceScreen
 from osiris_tui.widgets.modals import JsonModal
 from osiris_tui.widgets.table import KeyedTable
 from tests.server.conftest import checkin_body

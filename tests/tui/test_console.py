@@ -7,7 +7,9 @@ import pytest
 
 from osiris_tui.app import OsirisApp
 from osiris_tui.client import Client
-from osiris_tui.screens.detail import ApplianceScreen
+from osiris_tui.screens.appliance import ApplianceScreen
+from osiris_tui.screens.appliance.orders import OrdersTab
+from osiris_tui.screens.appliance.runbooks import RunbooksTab
 from osiris_tui.widgets.modals import ConfirmModal, FormModal, PromptModal
 from osiris_tui.widgets.table import KeyedTable
 from tests.tui.waiting import settle, until
@@ -157,12 +159,12 @@ async def test_queue_order_goes_pending_then_done(live) -> None:
         await settle(app, pilot, 1)
         rb_id = next(
             r
-            for r, s in scr.runbooks.items()
+            for r, s in scr.query_one(RunbooksTab).runbooks.items()
             if s.enabled
             and not getattr(scr.catalog.get(r), "disruptive", False)
             and not getattr(scr.catalog.get(r), "requires_maintenance_window", False)
         )
-        scr.queue_order(rb_id, "dc01")
+        scr.query_one(OrdersTab).queue_order(rb_id, "dc01")
         orders = table(app, "#order-table")
         # the table reloads after the POST returns, and a 0.3 s poll may race it: wait for it
         await until(app, pilot, lambda: orders.row_count > 0, "the queued order to be listed")
@@ -193,7 +195,7 @@ async def test_verify_chain_pass_and_tampered_folder_fail(live, tmp_path) -> Non
         assert table(app, "#ev-table").row_count >= 6
         await pilot.press("v")
         await settle(app, pilot, 3)
-        assert scr.verdict == "PASS"
+        assert scr.evidence_tab.verdict == "PASS"
         assert "PASS E_SIG" in str(scr.query_one("#verify-result").render())
         # a tampered export: flip one character inside a signed bundle
         with Client(live.url, live.token) as c:
@@ -206,7 +208,7 @@ async def test_verify_chain_pass_and_tampered_folder_fail(live, tmp_path) -> Non
         await settle(app, pilot, 1)
         await pilot.press(*str(tmp_path / "x"), "enter")
         await settle(app, pilot, 3)
-        assert scr.verdict == "FAIL"
+        assert scr.evidence_tab.verdict == "FAIL"
         assert "FAIL E_SIG" in str(scr.query_one("#verify-result").render())
 
 
