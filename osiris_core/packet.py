@@ -21,6 +21,11 @@ manifest is unsigned on purpose: whoever builds the packet could sign anything, 
 over it would only say who built it (authorship), not that it is complete.
 
 This module is pure: it reads and writes files.
+
+Why this file is long: the packet's builder and its verifier are two halves of one format; the
+manifest one writes is exactly what the other re-derives (population, boundaries, per-control
+counts, consistency), and keeping both beside the one ``Summary`` they share is what stops them
+from disagreeing.
 """
 
 from __future__ import annotations

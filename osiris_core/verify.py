@@ -8,6 +8,11 @@ checkpoint extensions are never trusted. No network: the export folder and its k
 Speed matters (DESIGN §5: ≥ 50 % of raw Ed25519 verify/s): per-bundle work is one strict parse,
 one re-serialisation, one signature check and one O(log n) inclusion path; each distinct
 checkpoint note is verified once and cached.
+
+Why this file is long: it is the one ordered pipeline of checks an auditor reads against
+docs/evidence-format.md §8, from parse to chain, with the per-bundle checker, the in-order
+aggregator and the worker pool that must produce identical output for any worker count; split
+up, the order of the checks and which step owns which code would be spread over several files.
 """
 
 from __future__ import annotations
