@@ -79,7 +79,7 @@ class OrderOutcome:
     def bundle_fields(self, appliance_id: str) -> dict[str, Any]:
         """Evidence fields for this outcome (tier ``order``). The check is a catalogue id: the
         agent's own ``evidence_pipeline``; the cycle names the runbook's check when the order
-        names a catalogue runbook (``Agent._order_fields``)."""
+        names a catalogue runbook (``OrderActions.order_fields``)."""
         params = self.order.get("params") if isinstance(self.order, dict) else None
         params = params if isinstance(params, dict) else {}
         host = params.get("host_id")

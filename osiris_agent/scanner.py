@@ -14,10 +14,17 @@ runbook is still watched, so its drift is reported as an ``alert``).
 
 A ``Finding`` goes to :meth:`HealingEngine.handle` for every runbook scanned; the engine ignores
 compliant ones (apart from clearing attempt counters).
+
+A check the catalogue judges from an agent-provided fact (``fact = "appliance.clock"`` for
+``timesync``) is detected differently on the appliance, and only there: :meth:`Scanner.judge_facts`
+judges the fact (``osiris_agent/facts.py``) every cycle — the fact is measured every cycle, and
+its verdict is signed every cycle, as before the catalogue held it — and the check's detect
+scripts are not also run on the appliance (``runbooks_for``), so nothing is judged twice.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -27,9 +34,12 @@ from typing import Any
 from osiris_core import canonical
 from osiris_core.catalog import Catalog, Runbook
 from osiris_core.controls import controls_for
+from .facts import JUDGES, FactVerdict
 
 from .healing.engine import EvidenceSink, Finding, Policy
 from .healing.executor import Executor, capped
+log = logging.getLogger("osiris.agent")
+
 
 DEFAULT_INTERVAL_S = 300
 DEFAULT_INTERVALS: dict[str, int] = {
@@ -39,6 +49,7 @@ DEFAULT_INTERVALS: dict[str, int] = {
 }
 SNAPSHOT_INTERVAL_S = 3600
 SNAPSHOT_CHECK = "evidence_pipeline"
+APPLIANCE_PLATFORM = "nixos"  # the appliance itself (kind "local"), where facts are measured
 PLATFORM_OF_KIND = {"winrm": "windows", "ssh": "linux", "local": "nixos"}
 OUTCOME_OF_STATUS = {"compliant": "compliant", "drift": "alert", "error": "failed"}
 
@@ -73,12 +84,8 @@ class Scanner:
         default_interval_s: int = DEFAULT_INTERVAL_S,
         snapshot_interval_s: int = SNAPSHOT_INTERVAL_S,
         timeout_s: float = 120.0,
-        skip_runbooks: Iterable[str] = (),
     ) -> None:
         self.catalog = catalog
-        # Runbooks another part of the agent already covers (the appliance's ``timesync`` check
-        # judges its own clock, so RB-NIX-TIME-001 is not scanned twice).
-        self.skip_runbooks = frozenset(skip_runbooks)
         self.evidence = evidence
         self.intervals = {**DEFAULT_INTERVALS, **(intervals or {})}
         self.default_interval_s = default_interval_s
@@ -99,8 +106,10 @@ class Scanner:
         named = policy.enabled_runbooks | policy.disabled_runbooks if policy else None
         out: dict[str, list[Runbook]] = {}
         for rb in sorted(self.catalog.runbooks.values(), key=lambda r: r.id):
-            if rb.platform != platform or rb.id in self.skip_runbooks:
+            if rb.platform != platform:
                 continue
+            if platform == APPLIANCE_PLATFORM and self.catalog.checks[rb.check].fact is not None:
+                continue  # judged from the agent's own measurement (judge_facts)
             if named is None and not rb.default_enabled:
                 continue
             if named is not None and rb.id not in named:
@@ -162,6 +171,44 @@ class Scanner:
             if (scanned or plan) and not unreachable:
                 self._maybe_snapshot(t.host_id, now)
         return findings
+
+    def judge_facts(
+        self,
+        host_id: str,
+        facts: Mapping[str, Any],
+        only: Iterable[str] | None = None,
+        evidence: EvidenceSink | None = None,
+    ) -> list[tuple[str, FactVerdict, str]]:
+        """Judge every catalogue check that names a fact (``only``: these check ids), for the
+        appliance ``host_id``; sign one ``monitor`` bundle per verdict (to ``evidence``, by
+        default the scanner's sink). Returns ``(check id, verdict, finished_at)`` for the
+        agent's last results."""
+        sink = evidence if evidence is not None else self.evidence
+        wanted = None if only is None else set(only)
+        out: list[tuple[str, FactVerdict, str]] = []
+        for check in sorted(self.catalog.checks.values(), key=lambda c: c.id):
+            if check.fact is None or (wanted is not None and check.id not in wanted):
+                continue
+            started = canonical.utc_now()
+            try:
+                verdict = JUDGES[check.fact](facts.get(check.fact))
+            except Exception as e:  # a judge's bug must not stop the cycle; it is evidence
+                log.exception("check %s on %s crashed", check.id, host_id)
+                verdict = FactVerdict("error", {"error": type(e).__name__}, {}, "check crashed")
+            finished = canonical.utc_now()
+            sink.emit(
+                host_id=host_id,
+                check=check.id,
+                controls=list(controls_for(check.id)),
+                outcome=OUTCOME_OF_STATUS[verdict.status],
+                tier="monitor",
+                pre_state={"observed": verdict.observed, "expected": verdict.expected},
+                action_taken=verdict.detail[:4000] or None,
+                started_at=started,
+                finished_at=finished,
+            )
+            out.append((check.id, verdict, finished))
+        return out
 
     def _detect(self, host_id: str, rb: Runbook, params: dict, now: datetime) -> Finding:
         started = canonical.format_time(datetime.now(UTC))

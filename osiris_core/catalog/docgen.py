@@ -33,6 +33,23 @@ def _flags(rb) -> str:  # noqa: ANN001 - Runbook
     return ", ".join(flags) or "-"
 
 
+def _facts_paragraph(cat: Catalog) -> list[str]:
+    """How a check with ``fact = …`` is judged: one pipeline, two kinds of detect."""
+    facts = [f"`{c.id}` (`{c.fact}`)" for c in cat.checks.values() if c.fact is not None]
+    return [
+        "",
+        '**Agent-provided facts.** A check with `fact = "…"` in `checks.toml` is judged on',
+        "the appliance itself from something the agent measures every cycle instead of by a",
+        "detect script: " + ", ".join(facts) + ". The scanner runs it like",
+        "every other check — same check id, controls and `compliant`/`drift`/`error` statuses",
+        "(`error` when the fact could not be measured, never a pass) — but judges it every",
+        "cycle with the fact's judge (`osiris_agent/facts.py`) and signs each verdict (a",
+        "`monitor` bundle, `pre_state` = `{observed, expected}`), and does not also run that",
+        "check's NixOS detect scripts on the appliance. On every other host the check's",
+        "runbooks detect it as usual.",
+    ]
+
+
 def generate(catalog: Catalog | None = None) -> str:
     """The full Markdown text of docs/runbooks.md."""
     cat = catalog or load_catalog()
@@ -93,6 +110,7 @@ def generate(catalog: Catalog | None = None) -> str:
             f"| `{chk.id}` | {_cell(chk.name)} | {', '.join(chk.platforms)} "
             f"| {', '.join(chk.controls)} |"
         )
+    out += _facts_paragraph(cat)
     for platform, title in _PLATFORM_TITLES.items():
         rbs = sorted((r for r in cat.runbooks.values() if r.platform == platform), key=_key)
         out += ["", f"## {title} ({len(rbs)})", ""]

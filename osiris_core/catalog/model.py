@@ -21,6 +21,9 @@ SEVERITIES = ("low", "medium", "high", "critical")
 PHASES = ("detect", "remediate", "verify", "rollback")
 PARAM_TYPES = ("str", "int", "bool")
 STATUSES = ("compliant", "drift", "error")
+# Facts the agent measures itself every cycle; a check naming one (``fact = …``) is judged from
+# it on the appliance instead of by a detect script there (osiris_agent/facts.py).
+FACTS = ("appliance.clock",)
 
 RUNBOOK_ID_RE = re.compile(r"^(RB-(WIN|NIX)|LIN)-[A-Z]+-[0-9]{3}$")
 CHECK_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -113,6 +116,8 @@ class Check:
     # covers it); a renamed check keeps its old id here, and the verifier, packets and drift
     # reports count a bundle carrying an alias under ``id`` (docs/runbooks.md, Id scheme).
     aliases: tuple[str, ...] = ()
+    # An agent-provided fact (``FACTS``) that judges this check on the appliance, or None.
+    fact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +272,9 @@ def parse_check(data: Mapping[str, Any]) -> Check:
         # An alias was once signed into evidence, so it has the evidence's check-id form.
         if not CHECK_ID_RE.match(alias) or alias == cid:
             raise SchemaError(f"{where}: alias {alias!r} is not a former check id")
+    fact = data.get("fact")
+    if fact is not None and (fact not in FACTS or "nixos" not in platforms):
+        raise SchemaError(f"{where}: fact must be one of {FACTS}, on a check the appliance runs")
     return Check(
         id=cid,
         name=_req(data, "name", str, where),
@@ -274,6 +282,7 @@ def parse_check(data: Mapping[str, Any]) -> Check:
         platforms=platforms,
         controls=_citations(_str_list(data, "controls", where), where),
         aliases=aliases,
+        fact=fact,
     )
 
 

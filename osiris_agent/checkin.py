@@ -1,0 +1,209 @@
+"""Check-in: report status, then apply the answer (targets, signed policy and rules, orders).
+
+Why its own module: the check-in is the agent's only inbound channel (the appliance never
+listens on a port). What it sends (the status block, cosignatures of the server's log) and what
+it applies from the answer — targets and their sealed credentials into memory only, the signed
+policy and rules through :mod:`osiris_agent.signed_policy`, orders through
+:mod:`osiris_agent.order_actions` — is one exchange, read top to bottom here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from osiris_core import canonical
+from osiris_core.errors import OsirisError, SchemaError
+from osiris_core.protocol import validate_checkin_request, validate_checkin_response
+from osiris_core.seal import open_sealed
+
+from . import AGENT_VERSION
+from .client import ServerUnreachable
+from .context import CycleReport
+from .scanner import PLATFORM_OF_KIND
+
+if TYPE_CHECKING:
+    from .context import AgentContext
+    from .order_actions import OrderActions
+    from .signed_policy import PolicyKeeper
+
+log = logging.getLogger("osiris.agent")
+
+
+class CheckIn:
+    """``POST /checkin`` and applying its answer to the context."""
+
+    def __init__(self, ctx: AgentContext, policy: PolicyKeeper, orders: OrderActions) -> None:
+        self.ctx = ctx
+        self.policy = policy
+        self.orders = orders
+        self.target_keys: dict[str, tuple[Any, ...]] = {}
+        self.targets_refused: list[str] = []
+        self._box: Any = None  # the box key credentials are sealed to (memory once loaded)
+
+    def status_block(self) -> dict[str, Any]:
+        ctx = self.ctx
+        seq, head = ctx.outbox.head()
+        clock = ctx.clock_field()
+        return {
+            "uptime_s": int(time.monotonic() - ctx.started),
+            "outbox_depth": ctx.outbox.depth(),
+            "chain_head": head,
+            "seq": seq,
+            "clock": {
+                "ntp_ok": clock["ntp_ok"],
+                "offset_ms": clock["offset_ms"] if clock["offset_ms"] is not None else 0,
+                "source": clock["source"][:128],
+            },
+            "checks": [
+                {
+                    "host_id": r["host_id"],
+                    "check": r["check"],
+                    "status": r["status"],
+                    "since": r["since"],
+                }  # fmt: skip
+                for r in ctx.db.results()
+            ],
+        }
+
+    def checkin(self, report: CycleReport) -> dict[str, Any] | None:
+        """POST /checkin and apply the answer; ``None`` when the server is unreachable."""
+        ctx = self.ctx
+        req = {
+            "appliance_id": ctx.appliance_id,
+            "agent_version": AGENT_VERSION,
+            "status": self.status_block(),
+            "log_size_seen": ctx.witness.size,
+            "cosignatures": ctx.witness.cosignatures(ctx.cosigner),
+        }
+        if ctx.policy_in_force is not None:  # the server then sends a policy only when newer
+            req["policy_version"] = ctx.policy_in_force.version
+        validate_checkin_request(req)
+        at = canonical.utc_now()
+        try:
+            resp = ctx.client.post("/checkin", req)
+            validate_checkin_response(resp)
+        except ServerUnreachable as e:
+            self._note_checkin(at, False, str(e))
+            report.errors.append(str(e))
+            return None
+        except SchemaError as e:
+            self._note_checkin(at, True, f"bad check-in answer: {e}")
+            report.errors.append(f"bad check-in answer: {e}")
+            report.reachable = True
+            return None
+        report.reachable = report.checked_in = True
+        self._note_checkin(at, True, None)
+        self.apply(resp, report)
+        return resp
+
+    def checkin_no_orders(self, report: CycleReport) -> None:
+        """A second check-in on request; its own orders are handled (no recursion loop)."""
+        sub = CycleReport()
+        self.checkin(sub)
+        report.recorded += sub.recorded
+
+    def _note_checkin(self, at: str, reachable: bool, error: str | None) -> None:
+        """``last_contact`` (status CLI), ``last_checkin`` = ``{"at", "ok"}`` of the latest
+        attempt (the technician's console) and ``last_checkin_ok_at`` (last success)."""
+        ok = reachable and error is None
+        db = self.ctx.db
+        with db.tx():
+            db.set_json("last_contact", {"at": at, "reachable": reachable, "error": error})
+            db.set_json("last_checkin", {"at": at, "ok": ok})
+            if ok:
+                db.set("last_checkin_ok_at", at)
+
+    def apply(self, resp: dict[str, Any], report: CycleReport) -> None:
+        """Apply a validated check-in answer; targets and credentials stay in memory.
+
+        What the agent does comes only from the signed policy (and the signed rules it names):
+        the answer's unsigned ``runbooks``, ``window`` and ``policy_version`` (an older server's)
+        are ignored, and its ``next_checkin_s`` can only shorten the policy's cadence."""
+        ctx = self.ctx
+        self.apply_targets(resp["targets"])
+        self.policy.apply_signed(resp.get("policy"), resp["rules"], report)
+        self.policy.apply_policy()
+        ctx.next_checkin_s = resp["next_checkin_s"]
+        if ctx.policy_in_force is not None:
+            cadence = ctx.policy_in_force.doc["checkin_interval_s"]
+            ctx.next_checkin_s = min(ctx.next_checkin_s, cadence)
+        self.orders.receive(resp["orders"], report)
+
+    def apply_targets(self, raw: list[dict[str, Any]]) -> None:
+        """Targets → memory; a transport whose target changed (or vanished) is closed so the
+        next use opens it with the new address or rotated credential."""
+        from .hosts.base import Target
+
+        ctx = self.ctx
+        tofu_pins = ctx.transports.tofu_pins
+        targets = []
+        refused: list[str] = []
+        for t in raw:
+            if t["kind"] == "local" and t["host_id"] != ctx.appliance_id:
+                # "local" is the appliance itself: evidence about this box must never be
+                # signed under a clinic host's id
+                refused.append(f"{t['host_id']}: a local target that is not this appliance")
+                continue
+            secret: dict[str, str] = {}
+            if "sealed" in t:
+                try:
+                    secret = open_sealed(self._box_key(), t["sealed"])
+                except OsirisError as e:
+                    refused.append(f"{t['host_id']}: {e}")
+                    continue
+            # "lab" relaxes transport security (plain HTTP, Basic auth): the server may only ask
+            # for it when this appliance itself is configured as a lab appliance, so whoever can
+            # edit a credential on the server cannot downgrade a production host's transport.
+            lab = bool(t["lab"]) and ctx.cfg.agent.lab
+            if t["lab"] and not lab:
+                log.warning("target %s is marked lab at the server; ignored (agent.lab = false)",
+                            t["host_id"])  # fmt: skip
+            pins = tuple(t["host_key_fingerprints"])
+            if not pins and t["host_id"] in tofu_pins:
+                pins = (tofu_pins[t["host_id"]],)
+            targets.append(
+                Target(
+                    host_id=t["host_id"],
+                    kind=t["kind"],
+                    address=t["address"],
+                    port=t["port"] or None,
+                    username=t["username"] or None,
+                    password=secret.get("password"),
+                    private_key=secret.get("private_key"),
+                    host_key_fingerprints=pins,
+                    # No pin in the credential: accept the first key, as evidence (on_tofu).
+                    tofu=t["kind"] == "ssh" and not pins,
+                    lab=lab,
+                    use_tls=t["use_tls"],
+                    verify_tls=t["verify_tls"],
+                    # The lab WS-Man simulator speaks HTTP Basic only; real hosts use NTLM.
+                    auth="basic" if lab else "ntlm",
+                )
+            )
+        if refused and refused != self.targets_refused:
+            log.error("targets refused: %s", "; ".join(refused))
+            with ctx.db.tx():
+                ctx.db.add_incident(
+                    "targets_refused", "high",
+                    f"credentials refused by the appliance: {'; '.join(refused)}"[:500],
+                    {"refused": refused[:20]},
+                )  # fmt: skip
+        self.targets_refused = refused
+        keys = {t.host_id: (t, t.password, t.private_key) for t in targets}
+        changed = {h for h, k in self.target_keys.items() if keys.get(h) != k}
+        ctx.transports.close(changed & set(ctx.transports.open))
+        self.target_keys = keys
+        ctx.targets = targets
+        for t in targets:
+            ctx.engine.set_platform(t.host_id, PLATFORM_OF_KIND.get(t.kind, t.kind))
+        ctx.engine.set_platform(ctx.appliance_id, "nixos")
+
+    def _box_key(self) -> Any:
+        """The X25519 key credentials are sealed to (loaded on first use, kept in memory)."""
+        if self._box is None:
+            from . import boxkey
+
+            self._box = boxkey.load(boxkey.path_in(self.ctx.state_dir))
+        return self._box

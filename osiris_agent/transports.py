@@ -1,0 +1,71 @@
+"""Open connections to the site's hosts, in memory only (credentials never leave it).
+
+Why its own module: the scanner, the healing engine and signed orders all reach hosts through
+one ``transport_for(host_id)``; which host a transport belongs to, when it must be reopened (a
+target's address or credential changed) and which SSH host keys were accepted on first use are
+one concern, kept apart from the check-in that delivers the targets.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from osiris_core import canonical
+from osiris_core.controls import controls_for
+
+if TYPE_CHECKING:
+    from .context import AgentContext
+
+log = logging.getLogger("osiris.agent")
+
+
+class TargetTransports:
+    """Transports by host id, opened on first use from the last check-in's targets."""
+
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        self.open: dict[str, Any] = {}
+        self.tofu_pins: dict[str, str] = {}  # memory only, like the credentials
+
+    def transport_for(self, host_id: str) -> Any:
+        """The open transport to ``host_id``, opened on first use from the last check-in's
+        target (credentials never leave memory)."""
+        from .hosts.base import Target, TransportError, open_transport
+
+        t = self.open.get(host_id)
+        if t is not None:
+            return t
+        if host_id == self.ctx.appliance_id:
+            target = Target(host_id=host_id, kind="local", address="localhost")
+        else:
+            target = next((x for x in self.ctx.targets if x.host_id == host_id), None)
+            if target is None:
+                raise TransportError(f"host {host_id} is not a target of this site")
+        t = open_transport(target, on_tofu=self.on_tofu)
+        self.open[host_id] = t
+        return t
+
+    def close(self, host_ids: set[str]) -> None:
+        for h in host_ids:
+            t = self.open.pop(h, None)
+            if t is None:
+                continue
+            try:
+                t.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection must not stop a cycle
+                log.debug("closing transport to %s failed", h)
+
+    def on_tofu(self, host_id: str, fingerprint: str) -> None:
+        """An SSH host key accepted on first use (the credential carried no pin): evidence,
+        and pinned in memory so a different key later is refused."""
+        self.tofu_pins[host_id] = fingerprint
+        now = canonical.utc_now()
+        self.ctx.record(
+            self.ctx.report, host_id=host_id, check="linux_ssh",
+            controls=list(controls_for("linux_ssh")), outcome="alert", tier="monitor",
+            action_taken=f"SSH host key accepted on first use (no pin in the credential): "
+            f"{fingerprint}; pinned until the agent restarts",
+            pre_state={"observed": {"host_key": fingerprint}, "expected": {"pinned": True}},
+            started_at=now, finished_at=now,
+        )  # fmt: skip
