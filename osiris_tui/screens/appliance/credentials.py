@@ -14,7 +14,7 @@ from ...client import Credential
 from ...columns import CREDENTIALS
 from ...widgets.modals import ConfirmModal, FormModal, JsonModal, PromptModal
 from ...widgets.table import KeyedTable
-from .tab import ApplianceTab
+from .tab import ApplianceContext, ApplianceTab
 
 SHOWN = CREDENTIALS.pick("host", "kind", "address", "user", "secret", "version", version="VER")
 
@@ -31,7 +31,7 @@ class CredentialsTab(ApplianceTab):
     ]
     MUTATIONS = frozenset({"add_cred", "rotate_cred", "delete_cred", "reveal_cred"})
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ApplianceContext) -> None:
         super().__init__(ctx)
         self.creds: dict[str, Credential] = {}
 

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from ...fmt import cell, status_cell
 from ...widgets.modals import JsonModal
 from ...widgets.table import KeyedTable
-from .tab import ApplianceTab, ago
+from .tab import ApplianceContext, ApplianceTab, ago
 
 COLUMNS = [("host", "HOST"), ("check", "CHECK"), ("status", "STATUS"), ("since", "SINCE"),
            ("heal", "HEALING"), ("observed", "OBSERVED")]  # fmt: skip
@@ -23,7 +23,7 @@ class DriftTab(ApplianceTab):
     TITLE = "Drift"
     TAB_ID = "drift"
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ApplianceContext) -> None:
         super().__init__(ctx)
         self.drift: dict[str, Any] = {}
 

@@ -26,7 +26,7 @@ from ...fmt import safe
 from ...widgets.modals import JsonModal, PromptModal
 from ...widgets.polling import Poll
 from ...widgets.table import KeyedTable
-from .tab import ApplianceTab
+from .tab import ApplianceContext, ApplianceTab
 
 EVIDENCE_WINDOW = 2000  # newest bundles kept per appliance; older ones are one `pull` away
 
@@ -55,7 +55,7 @@ class EvidenceTab(ApplianceTab):
     class Changed(Message):
         """The chain window changed (the screen re-renders the Drift tab from it)."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ApplianceContext) -> None:
         super().__init__(ctx)
         self.evidence: list[dict[str, Any]] = []
         self.window_start = 1

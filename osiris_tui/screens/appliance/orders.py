@@ -16,7 +16,7 @@ from ...widgets.modals import ConfirmModal, FormModal, JsonModal
 from ...widgets.table import KeyedTable
 from .credentials import CredentialsTab
 from .runbooks import RunbooksTab
-from .tab import ApplianceTab
+from .tab import ApplianceContext, ApplianceTab
 
 # `osiris order list`'s columns, except: an order that runs no runbook shows its kind there.
 SHOWN = cols(
@@ -37,7 +37,7 @@ class OrdersTab(ApplianceTab):
     BINDINGS = [Binding("n", "new_order", "New order", id="detail.new_order")]
     MUTATIONS = frozenset({"new_order"})
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ApplianceContext) -> None:
         super().__init__(ctx)
         self.orders: dict[str, Any] = {}
 

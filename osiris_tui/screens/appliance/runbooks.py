@@ -13,7 +13,7 @@ from ...app import worker_error
 from ...fmt import cell, status_cell
 from ...widgets.modals import ConfirmModal
 from ...widgets.table import KeyedTable
-from .tab import ApplianceTab
+from .tab import ApplianceContext, ApplianceTab
 
 # Not columns.RUNBOOKS: the console shows the state as a coloured status word, the catalogue's
 # severity among the flags, and the name last (the CLI's `runbook list` prints them differently).
@@ -31,7 +31,7 @@ class RunbooksTab(ApplianceTab):
     ]
     MUTATIONS = frozenset({"toggle_appliance", "toggle_site"})
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ApplianceContext) -> None:
         super().__init__(ctx)
         self.runbooks: dict[str, Any] = {}
 

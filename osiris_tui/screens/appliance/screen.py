@@ -54,7 +54,7 @@ def _forwarded(*tabs: type[ApplianceTab]) -> list[Binding]:
     strip (tab key), outside every pane. The focused pane's binding of the same key wins, so
     these never run twice; ``check_action`` hides each one except on its tab."""
     return [
-        Binding(b.key, f"tab_action({t.TAB_ID!r}, {b.action!r})", b.description, id=b.id)
+        Binding(b.key, f"tab_action({t.TAB_ID!r}, {b.action!r})", b.description, b.show, id=b.id)
         for t in tabs
         for b in t.BINDINGS
         if isinstance(b, Binding)
