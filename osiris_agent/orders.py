@@ -16,14 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from osiris_core import canonical
+from osiris_core import canonical, ids
 from osiris_core.keys import Verifier
 from osiris_core.orders import ACCEPTED, EXPIRED, check_order
 
 from .state import StateDB
-
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}")
-_RUNBOOK = re.compile(r"[A-Z][A-Z0-9-]{2,63}")
 
 
 class SqliteReplayGuard:
@@ -69,7 +66,7 @@ class OrderOutcome:
     @property
     def order_id(self) -> str | None:
         oid = self.order.get("order_id") if isinstance(self.order, dict) else None
-        return oid if isinstance(oid, str) and _ID.fullmatch(oid) else None
+        return oid if ids.ORDER_REF.match(oid) else None
 
     @property
     def kind(self) -> str:
@@ -85,14 +82,12 @@ class OrderOutcome:
         host = params.get("host_id")
         runbook = params.get("runbook_id")
         return {
-            "host_id": host if isinstance(host, str) and _ID.fullmatch(host) else appliance_id,
+            "host_id": host if ids.HOST_ID.match(host) else appliance_id,
             "check": "evidence_pipeline",
             "tier": "order",
             "outcome": self.outcome,
             "order_id": self.order_id,
-            "runbook_id": runbook
-            if isinstance(runbook, str) and _RUNBOOK.fullmatch(runbook)
-            else None,
+            "runbook_id": runbook if ids.RUNBOOK_ID.match(runbook) else None,
             "action_taken": f"order {self.kind}: {self.outcome}: {self.reason}"[:4000],
         }
 

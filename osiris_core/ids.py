@@ -12,12 +12,12 @@ The ``/`` decision, once per kind:
   ``ws01.clinic.local``, ``10.0.0.5``, ``fe80::1``, ``admin@host``, ``CLINIC/dc01``), and it
   is written into signed evidence that must verify forever; the agent and the evidence verifier
   have always accepted ``/`` there, so narrowing it could fail an old packet.
-- ``APPLIANCE_ID``, ``BUNDLE_ID``, ``ORDER_REF`` and ``RESELLER_ID`` refuse ``/``: an appliance
+- ``APPLIANCE_ID``, ``BUNDLE_ID`` and ``ORDER_REF`` refuse ``/``: an appliance
   id is part of its key name ``osiris/appliance/<id>`` and of URL paths, where a ``/`` would be
   ambiguous, and the others are minted by Osiris itself (uuids, ``app_<hex>``, labels).
-- ``SITE_ID`` and ``PARTNER_ID`` refuse ``/``, ``:`` and ``@``: the server creates them
-  (``[A-Za-z0-9][A-Za-z0-9._-]{0,62}``) and they appear in URL paths; a document naming any
-  other site cannot be one the server made.
+- ``SITE_ID``, ``PARTNER_ID`` and ``RESELLER_ID`` (a partner id as the agent names it) refuse
+  ``/``, ``:`` and ``@``: the server creates them (``[A-Za-z0-9][A-Za-z0-9._-]{0,62}``) and they
+  appear in URL paths; a document naming any other site cannot be one the server made.
 
 Catalogue authoring (``CATALOG_RUNBOOK_ID``, ``RULE_ID``) is stricter than what a signed document
 may carry (``RUNBOOK_ID``): every catalogue id is a valid wire id, not the other way round, so a
@@ -93,7 +93,15 @@ BUNDLE_ID = IdKind(
 ORDER_REF = IdKind(
     "order_ref", _OPAQUE, 128, "an order id as evidence records it (even a refused one)", "ord-1"
 )
-RESELLER_ID = IdKind("reseller_id", _OPAQUE, 128, "the reseller named in evidence", "acme-it")
+# The server's partner id as the agent's config and every bundle name it (osiris_core.partner):
+# 64 long, so each id the agent's config ever accepted still verifies; partner ids fit in it.
+RESELLER_ID = IdKind(
+    "reseller_id",
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+    64,
+    "the reseller (the server's partner id) named in evidence",
+    "acme-it",
+)
 ORDER_ID = IdKind(
     "order_id",
     r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
@@ -152,7 +160,7 @@ HEX64 = IdKind("hex64", r"[0-9a-f]{64}", 64, "a bare SHA-256 digest (lowercase h
 STORE_PATH = IdKind(
     "store_path",
     r"/nix/store/[0-9a-z]{32}-[A-Za-z0-9+._?=-]{1,180}",
-    222,
+    224,
     "a Nix store path",
     "/nix/store/" + "a" * 32 + "-osiris-system",
 )
@@ -168,6 +176,13 @@ RELEASE_VERSION = IdKind(
     64,
     "the agent version an update_agent order names: 1.2.3, optionally -pre or +build",
     "0.2.0",
+)
+HOSTNAME = IdKind(
+    "hostname",
+    r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}",
+    253,
+    "the DNS hostname an appliance reports when it claims its enrolment",
+    "osiris-box-1.clinic.local",
 )
 MAC = IdKind(
     "mac", r"([0-9a-f]{2}:){5}[0-9a-f]{2}", 17, "a MAC address (lowercase)", "52:54:00:12:34:56"

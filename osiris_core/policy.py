@@ -28,6 +28,10 @@ Document (canonical JSON, DESIGN §3.1; every field required)::
 ``changes`` holds, for each trust-redirecting parameter set for this appliance (site or
 appliance scope), the record of its latest change: who, which parameter, old and new value,
 when. The agent turns a change of such a value into a ``policy_change`` evidence bundle.
+
+Why this file is long: the document's structure check, its building and signing (the server) and
+its acceptance (the agent) are the two ends of one signed format; together, a field added on one
+side is seen on the other in the same diff.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from osiris_core import canonical
+from osiris_core import canonical, ids
 from osiris_core.catalog.bounds import CheckedParams, TrustContext
 from osiris_core.errors import CanonicalError, OsirisError, SchemaError
 from osiris_core.keys import Signer, Verifier
@@ -68,12 +72,14 @@ MAX_RELEASES = 32
 MAX_CHANGES = 256
 MAX_INT = 2**53 - 1
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}")
-_RB = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_PARAM = re.compile(r"[a-z][a-z0-9_]{0,39}")
-_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
-_HASH = re.compile(r"sha256:[0-9a-f]{64}")
-_KEY_ID = re.compile(r"[0-9a-f]{8}")
+# The id grammar is osiris_core.ids: one definition per kind for every document.
+_APPLIANCE = ids.APPLIANCE_ID.regex
+_SITE = ids.SITE_ID.regex
+_RB = ids.RUNBOOK_ID.regex
+_PARAM = ids.PARAM_NAME.regex
+_HHMM = ids.HHMM.regex
+_HASH = ids.HASH.regex
+_KEY_ID = ids.KEY_ID.regex
 
 
 class PolicyRefused(OsirisError):
@@ -150,8 +156,8 @@ def validate_policy(doc: Any) -> None:
         raise SchemaError("policy must be an object")
     if d["schema"] != SCHEMA:
         raise _fail("schema", f"must be {SCHEMA!r}")
-    _str(d["appliance_id"], "appliance_id", _ID)
-    _str(d["site_id"], "site_id", _ID)
+    _str(d["appliance_id"], "appliance_id", _APPLIANCE)
+    _str(d["site_id"], "site_id", _SITE)
     _int(d["version"], "version", 1, MAX_INT)
     _str(d["issued_at"], "issued_at", max_len=32)
     try:

@@ -33,21 +33,20 @@ import binascii
 import copy
 import json
 import os
-import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from osiris_core import canonical
+from osiris_core import canonical, ids
 from osiris_core.errors import CanonicalError, OsirisError, SchemaError
 from osiris_core.files import write_private
 from osiris_core.keys import Signer, Verifier
 
 SCHEMA = "osiris.release/1"
-STORE_PATH = re.compile(r"/nix/store/[0-9a-z]{32}-[A-Za-z0-9+._?=-]{1,180}")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-_KEY_ID = re.compile(r"[0-9a-f]{8}")
+STORE_PATH = ids.STORE_PATH.regex  # the one grammar (osiris_core.ids)
+_NAME = ids.RELEASE_NAME.regex
+_KEY_ID = ids.KEY_ID.regex
 _KEYS = frozenset({"schema", "system", "name", "issued_at"})
 MAX_REQUEST_BYTES = 16384
 

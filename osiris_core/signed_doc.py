@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from . import canonical
+from . import canonical, ids
 from .errors import KeyFormatError, OsirisError
 from .keys import Signer, Verifier
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
+# The id fields these documents carry, each of its kind in the one grammar (osiris_core.ids).
+ID_KINDS = {"appliance_id": ids.APPLIANCE_ID, "site_id": ids.SITE_ID}
 
 
 class AttestationError(OsirisError):
@@ -73,9 +73,9 @@ def vkey_field(doc: Mapping[str, Any], field_name: str, what: str, key_type: int
 
 def id_field(doc: Mapping[str, Any], name: str, what: str) -> str:
     v = doc.get(name)
-    if not isinstance(v, str) or not ID_RE.match(v):
+    if not ID_KINDS[name].match(v):
         raise AttestationError(f"{what}: {name} missing or malformed")
     return v
 
 
-__all__ = ["ID_RE", "AttestationError", "id_field", "open_doc", "sign_doc", "vkey_field"]
+__all__ = ["ID_KINDS", "AttestationError", "id_field", "open_doc", "sign_doc", "vkey_field"]

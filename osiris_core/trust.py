@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import canonical
+from . import canonical, ids
 from .errors import KeyFormatError, OsirisError, SchemaError
 from .evidence import GENESIS_HASH
 from .files import write_private
@@ -50,11 +49,10 @@ from .rotation import (
     original_key,
     validate_rotation_doc,
 )
-from .signed_doc import ID_RE, AttestationError, id_field, open_doc, sign_doc, vkey_field
+from .signed_doc import AttestationError, id_field, open_doc, sign_doc, vkey_field
 
 ATTESTATION_SCHEMA = "osiris.attestation/1"
 APPLIANCE_PREFIX = "osiris/appliance/"
-_HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_TRUST_FILE = 4 << 20
 
 
@@ -80,7 +78,7 @@ def appliance_of(name: str) -> str | None:
     if not name.startswith(APPLIANCE_PREFIX):
         return None
     rest = name[len(APPLIANCE_PREFIX) :]
-    return rest if ID_RE.match(rest) else None
+    return rest if ids.APPLIANCE_ID.match(rest) else None
 
 
 # ------------------------------------------------------------------ attestation
@@ -165,7 +163,7 @@ def open_attestation(env: Any, what: str = "attestation") -> Attestation:
     seq, h = head.get("seq"), head.get("hash")
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
         raise AttestationError(f"{what}: chain_head.seq must be a non-negative integer")
-    if not isinstance(h, str) or not _HASH_RE.match(h) or (seq == 0 and h != GENESIS_HASH):
+    if not isinstance(h, str) or not ids.HASH.match(h) or (seq == 0 and h != GENESIS_HASH):
         raise AttestationError(f"{what}: chain_head.hash malformed")
     cp = doc.get("cosigned_checkpoint")
     if cp is not None and not isinstance(cp, str):

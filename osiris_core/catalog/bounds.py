@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from osiris_core import ids
 from osiris_core.errors import SchemaError
 
 KINDS = (
@@ -76,8 +77,8 @@ SENSITIVE_DIRS = frozenset({"/var/lib/osiris", "/etc", "/var", "/var/lib", "/", 
 
 _UNIT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]{0,63}")
 _MODE_RE = re.compile(r"[0-7]{1,4}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_STORE_PATH = re.compile(r"/nix/store/[0-9a-z]{32}-[A-Za-z0-9+._?=-]{1,180}")
+_HEX64 = ids.HEX64.regex  # the one grammar (osiris_core.ids)
+_STORE_PATH = ids.STORE_PATH.regex
 _PRIVATE = tuple(
     ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )

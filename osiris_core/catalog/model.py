@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from typing import Any
 
+from osiris_core import ids
 from osiris_core.catalog.bounds import Bound, CheckedParams, TrustContext, parse_bound
 from osiris_core.errors import SchemaError
 
@@ -25,10 +26,12 @@ STATUSES = ("compliant", "drift", "error")
 # it on the appliance instead of by a detect script there (osiris_agent/facts.py).
 FACTS = ("appliance.clock",)
 
-RUNBOOK_ID_RE = re.compile(r"^(RB-(WIN|NIX)|LIN)-[A-Z]+-[0-9]{3}$")
-CHECK_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-PARAM_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-CITATION_RE = re.compile(r"^164\.(308|310|312|316)(\([0-9a-zA-Z]+\))+$")
+# The one id grammar (osiris_core.ids); the catalogue's runbook ids and citations are its strict
+# authoring subsets of what a signed document may carry.
+RUNBOOK_ID_RE = re.compile(f"^{ids.CATALOG_RUNBOOK_ID.pattern}$")
+CHECK_ID_RE = re.compile(f"^{ids.CHECK_ID.pattern}$")
+PARAM_NAME_RE = re.compile(f"^{ids.PARAM_NAME.pattern}$")
+CITATION_RE = re.compile(f"^{ids.CATALOG_CITATION.pattern}$")
 MAX_STR_LEN = 512
 
 

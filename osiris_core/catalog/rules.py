@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from osiris_core import ids
 from osiris_core.catalog.model import SEVERITIES
 from osiris_core.errors import SchemaError
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 OPS = ("eq", "ne", "in", "not_in", "gt", "lt", "contains", "regex", "exists")
 ACTIONS = ("run_runbook", "escalate", "alert")
-RULE_ID_RE = re.compile(r"^L1-[A-Z0-9]+(-[A-Z0-9]+)*$")
+RULE_ID_RE = re.compile(f"^{ids.RULE_ID.pattern}$")  # the one grammar (osiris_core.ids)
 _MISSING = object()
 
 

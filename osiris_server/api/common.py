@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from osiris_core import ids
 from osiris_server.auth import READ_ROLES, WRITE_ROLES, Principal, can_see_site
 from osiris_server.db import appliances as db_appliances
 from osiris_server.db import audit as db_audit
@@ -14,8 +15,7 @@ from osiris_server.http import F, Request, Route, forbidden, not_found
 if TYPE_CHECKING:
     from osiris_server.app import App
 
-ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
-SITE_ID = F("string", pattern=ID_PATTERN, max_len=63)
+SITE_ID = F.of(ids.SITE_ID)  # the one id grammar: osiris_core.ids
 LIMIT = F("integer", minimum=1, maximum=1000)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from osiris_server.api.common import ID_PATTERN, audit, read, site_for, write
+from osiris_core import ids
+from osiris_server.api.common import audit, read, site_for, write
 from osiris_server.db import credentials as db_creds
 from osiris_server.http import F, Request, Response, bad_request, conflict, json_response, not_found
 
@@ -20,7 +21,7 @@ MASK = "********"
 KINDS = ("winrm", "ssh_password", "ssh_key", "local")
 FINGERPRINT = F("string", max_len=128, pattern=r"[A-Za-z0-9+/=:_-]{8,128}")
 FIELDS = {
-    "host_id": F("string", pattern=ID_PATTERN, max_len=63),
+    "host_id": F.of(ids.HOST_ID),
     "kind": F("string", enum=KINDS),
     "address": F("string", min_len=1, max_len=255, pattern=r"[A-Za-z0-9._:\[\]-]{1,255}"),
     "port": F("integer", minimum=1, maximum=65535),

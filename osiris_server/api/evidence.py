@@ -22,13 +22,13 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from osiris_core import canonical
+from osiris_core import canonical, ids
 from osiris_core import evidence as ev
 from osiris_core.errors import OsirisError
 from osiris_core.keys import Verifier
 from osiris_core.partner import RESELLER_FIELD, check_reseller
 from osiris_core.trust import KeyEpoch
-from osiris_server.api.common import LIMIT, SITE_ID, read, site_for
+from osiris_server.api.common import LIMIT, read, site_for
 from osiris_server.api.logapi import served_checkpoint
 from osiris_server.db import evidence as db_evidence
 from osiris_server.db import incidents as db_incidents
@@ -256,7 +256,7 @@ def _receipts(app: App, results: list[dict[str, Any]], seen: int) -> dict[str, A
 
 
 QUERY = {
-    "site": F("string", required=True, pattern=SITE_ID.pattern, max_len=63),
+    "site": F.of(ids.SITE_ID, required=True),
     "appliance": F("string", max_len=128, pattern=r"[A-Za-z0-9._-]{1,128}"),
     "after_seq": F("integer", minimum=0),
     "limit": LIMIT,

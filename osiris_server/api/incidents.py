@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from osiris_core import ids
 from osiris_server.api.common import (
     LIMIT,
     SITE_ID,
@@ -20,9 +21,9 @@ if TYPE_CHECKING:
     from osiris_server.app import App
 
 INCIDENT = {
-    "kind": F("string", required=True, pattern=r"[a-z][a-z0-9_]{0,63}", max_len=64),
+    "kind": F("string", required=True, pattern=ids.CHECK_ID.pattern, max_len=64),
     "severity": F("string", required=True, enum=db_incidents.SEVERITIES),
-    "host_id": F("string", pattern=r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}", max_len=128),
+    "host_id": F.of(ids.HOST_ID),
     "summary": F("string", required=True, max_len=1024),
     "details": F("object"),
 }

@@ -17,6 +17,7 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
+from osiris_core import ids
 from osiris_core.errors import ProofError
 from osiris_core.keys import appliance_key_name
 from osiris_server.api.common import visible_site_ids
@@ -78,7 +79,7 @@ def checkpoint(app: App, req: Request) -> Response:
 
 
 HASH_Q = {
-    "hash": F("string", required=True, max_len=80, pattern=r"sha256:[0-9a-f]{64}"),
+    "hash": F.of(ids.HASH, required=True, max_len=80),
     "size": F("integer", minimum=1),
 }
 

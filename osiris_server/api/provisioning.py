@@ -15,6 +15,10 @@
   admin confirms it; every enrolment raises an alert.
 * Failed claims count against the source address's auth failure budget; MAC polling has its own
   per-address rate limit.
+
+Why this file is long: claim codes and MAC-based requests are one enrolment flow (an approved MAC
+gets a claim code, and the claim consumes it) under one OpenAPI tag and one routes table; apart,
+each half would reach into the other's internals.
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from osiris_core import canonical
+from osiris_core import canonical, ids
 from osiris_core.errors import KeyFormatError
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, KEY_TYPE_ED25519, Verifier, appliance_key_name
 from osiris_server import auth
-from osiris_server.api.common import SITE_ID, audit, read, visible_site_ids, write
+from osiris_server.api.common import audit, read, visible_site_ids, write
 from osiris_server.db import appliances as db_appliances
 from osiris_server.db import provisions as db_prov
 from osiris_server.db.util import new_id, now
@@ -54,7 +58,7 @@ if TYPE_CHECKING:
 CODE_PREFIX = "ocl_"
 REQUEST_TTL_S = 24 * 3600  # a MAC request nobody approved is forgotten after a day
 MAX_PENDING_PER_SOURCE = 16  # one source address cannot fill the approval queue for others
-MAC_RE = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
+MAC_RE = ids.MAC.regex
 MAX_TTL_S = 30 * 86400
 
 
@@ -90,7 +94,7 @@ def _create_code(app: App, w, req: Request, site_id: str, ttl_s: int, mac: str |
 
 
 CREATE = {
-    "site_id": F("string", required=True, pattern=SITE_ID.pattern, max_len=63),
+    "site_id": F.of(ids.SITE_ID, required=True),
     "ttl_s": F("integer", minimum=60, maximum=MAX_TTL_S),
 }
 
@@ -137,9 +141,7 @@ def delete_provision(app: App, req: Request, provision_id: str) -> Response:
 B64KEY = r"[A-Za-z0-9+/]{43}="
 CLAIM = {
     "code": F("string", required=True, max_len=128),
-    "hostname": F(
-        "string", required=True, min_len=1, max_len=253, pattern=r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}"
-    ),
+    "hostname": F.of(ids.HOSTNAME, required=True, min_len=1),
     "mac": F("string", max_len=17),
     "signing_pub": F(
         "string",
@@ -303,7 +305,7 @@ def fingerprint(req_hash: str | None) -> str | None:
     return "-".join(req_hash[i : i + 4] for i in range(0, 64, 4))
 
 
-_FP_RE = re.compile(r"[0-9a-f]{64}")
+_FP_RE = ids.HEX64.regex
 
 
 def parse_fingerprint(text: str) -> str:
@@ -356,7 +358,7 @@ def mac_status(app: App, req: Request, mac: str) -> Response:
 
 
 APPROVE = {
-    "site_id": F("string", required=True, pattern=SITE_ID.pattern, max_len=63),
+    "site_id": F.of(ids.SITE_ID, required=True),
     "requester_fingerprint": F(
         "string",
         required=True,

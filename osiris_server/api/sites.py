@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from osiris_core import ids
 from osiris_core.protocol import DAYS
 from osiris_server.api.common import (
-    ID_PATTERN,
     appliance_for,
     audit,
     read,
@@ -27,20 +27,18 @@ WINDOW = F(
     "object",
     fields={
         "days": F("array", required=True, items=F("string", enum=DAYS), max_items=7),
-        "start": F("string", required=True, pattern=r"([01][0-9]|2[0-3]):[0-5][0-9]"),
+        "start": F.of(ids.HHMM, required=True),
         "duration_min": F("integer", required=True, minimum=0, maximum=7 * 24 * 60),
         "timezone": F("string", required=True, max_len=64, pattern=r"[A-Za-z0-9_+/-]{1,64}"),
     },
 )
 CREATE = {
-    "id": F(
-        "string",
-        pattern=ID_PATTERN,
-        max_len=63,
+    "id": F.of(
+        ids.SITE_ID,
         description="admin and operator only (others: 400 E_SCHEMA); default server-assigned",
     ),
     "name": F("string", required=True, min_len=1, max_len=128),
-    "partner_id": F("string", pattern=ID_PATTERN, max_len=63),
+    "partner_id": F.of(ids.PARTNER_ID),
     "window": WINDOW,
     "checkin_interval_s": F("integer", minimum=10, maximum=3600),
 }

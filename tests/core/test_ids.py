@@ -3,6 +3,9 @@ including the deliberate ``/`` decision, and no production module spells an id r
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from osiris_core import ids
@@ -41,6 +44,7 @@ GOOD: dict[ids.IdKind, list[str]] = {
     ids.RELEASE_NAME: ["2026.12.1", "v1+lab"],
     ids.AGENT_VERSION: ["0.9.1", "1.0.0-rc1"],
     ids.RELEASE_VERSION: ["0.2.0", "1.2.3.4", "1.2.3-rc.1", "1.2+build"],
+    ids.HOSTNAME: ["osiris", "box-1.clinic.local"],
     ids.CITATION: ["164.312(b)", "164.308(a)(1)(ii)(D)", "164.999"],
     ids.CATALOG_CITATION: ["164.312(b)", "164.308(a)(1)(ii)(D)"],
 }
@@ -52,7 +56,7 @@ BAD: dict[ids.IdKind, list[object]] = {
     ids.PARTNER_ID: ["a/b", "a:b"],
     ids.BUNDLE_ID: ["a/b", ""],
     ids.ORDER_REF: ["a/b", ""],
-    ids.RESELLER_ID: ["a b", "a/b"],
+    ids.RESELLER_ID: ["a b", "a/b", "a:b", "a@b", "x" * 65],
     ids.ORDER_ID: [
         "ord-1",
         "0B6F2C1E-6A0D-4E8E-9F5C-2D8A1B7C3E40",
@@ -74,6 +78,7 @@ BAD: dict[ids.IdKind, list[object]] = {
     ids.RELEASE_NAME: ["-x", "a b"],
     ids.AGENT_VERSION: [".1", "1 0"],
     ids.RELEASE_VERSION: ["latest", "1", "0.2.0; reboot", "v1.2"],
+    ids.HOSTNAME: ["-box", "box_1", "a" * 254],
     ids.CITATION: ["164.31(b)", "HIPAA 164.312(b)", "164.312b"],
     ids.CATALOG_CITATION: ["164.999(a)", "164.312"],
 }
@@ -104,3 +109,79 @@ def test_catalogue_ids_are_wire_ids() -> None:
     """Every id the catalogue may define is one a signed document may carry."""
     for v in GOOD[ids.CATALOG_RUNBOOK_ID]:
         assert ids.RUNBOOK_ID.match(v)
+
+
+# ---------------------------------------------------------------- no second spelling of an id
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = ("osiris_core", "osiris_agent", "osiris_server", "osiris_tui")
+# Fragments of the id regexes that used to be copied around; a regex literal holding one outside
+# osiris_core/ids.py is a second spelling of an id kind.
+ID_FRAGMENTS = (
+    "[A-Za-z0-9][A-Za-z0-9._",  # opaque, host, site, release-name ids
+    "[A-Za-z0-9][A-Za-z0-9_.",  # runbook ids
+    "[A-Za-z0-9][A-Za-z0-9.-]",  # hostnames
+    "[a-z][a-z0-9_]",  # check ids, parameter names
+    "[A-Z][A-Z0-9-]{2,63}",  # the old evidence runbook id
+    "(RB-(WIN|NIX)|LIN)",  # catalogue runbook ids
+    "L1-[A-Z0-9]",  # rule ids
+    "[0-9a-f]{64}",  # digests and sha256: hashes
+    "[0-9a-f]{8}-[0-9a-f]{4}-4",  # uuid4 order ids
+    '"[0-9a-f]{8}"',  # key ids
+    "[0-9a-f]{8}$",  # key ids, anchored
+    "/nix/store/[0-9a-z]{32}",  # store paths
+    "2[0-3]):[0-5]",  # HH:MM
+    "([0-9a-f]{2}:){5}",  # MAC addresses
+    r"164\.",  # HIPAA citations
+)
+REGEX_USE = re.compile(r"re\.(compile|fullmatch|match|search)\(|pattern=")
+# Modules another change owns and that still spell an id of their own; each line says which kind
+# it should read from osiris_core.ids. The list may only shrink (test_the_pending_list_is_real).
+PENDING: dict[str, str] = {
+    "osiris_agent/config_schema.py": "deployment.reseller_id: ids.RESELLER_ID (config split)",
+    "osiris_tui/cli/trust.py": "NAME_RE, a trust-store label: a console kind (osiris_tui not ours)",
+}
+
+
+def id_regex_lines(path: Path) -> list[str]:
+    """``<line>: <text>`` of each line of ``path`` that builds a regex holding an id fragment."""
+    hits = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if REGEX_USE.search(line) and any(f in line for f in ID_FRAGMENTS):
+            hits.append(f"{i}: {line.strip()}")
+    return hits
+
+
+def production_files() -> list[Path]:
+    files = [f for layer in PRODUCTION for f in sorted((ROOT / layer).rglob("*.py"))]
+    return [f for f in files if f != ROOT / "osiris_core" / "ids.py"]
+
+
+def test_no_production_module_spells_an_id_regex_of_its_own() -> None:
+    files = production_files()
+    assert len(files) > 100, "the scan found too few files to mean anything"
+    bad = [
+        f"{f.relative_to(ROOT)}:{hit}"
+        for f in files
+        if str(f.relative_to(ROOT)) not in PENDING
+        for hit in id_regex_lines(f)
+    ]
+    assert bad == [], "import the kind from osiris_core.ids instead"
+
+
+def test_the_scan_sees_a_copied_id_regex(tmp_path: Path) -> None:
+    f = tmp_path / "copy.py"
+    f.write_text('import re\n_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}")\n')
+    assert id_regex_lines(f) == ['2: _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}")']
+    g = tmp_path / "spec.py"
+    g.write_text('X = F("string", pattern=r"sha256:[0-9a-f]{64}")\n')
+    assert len(id_regex_lines(g)) == 1
+    # ids.py itself holds every fragment it guards against
+    source = (ROOT / "osiris_core" / "ids.py").read_text(encoding="utf-8")
+    assert sum(f in source for f in ID_FRAGMENTS) >= len(ID_FRAGMENTS) - 2
+
+
+def test_the_pending_list_is_real() -> None:
+    """Each pending module still has a copy (else its line must go)."""
+    for rel in PENDING:
+        assert id_regex_lines(ROOT / rel), f"{rel} no longer spells an id: drop it from PENDING"
