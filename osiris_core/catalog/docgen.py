@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from osiris_core.catalog.id_scheme import id_scheme_section
 from osiris_core.catalog.loader import Catalog, load_catalog
 
 _PLATFORM_TITLES = {"windows": "Windows", "linux": "Linux", "nixos": "Appliance (NixOS)"}
@@ -111,6 +112,7 @@ def generate(catalog: Catalog | None = None) -> str:
             f"| {', '.join(chk.controls)} |"
         )
     out += _facts_paragraph(cat)
+    out += id_scheme_section(cat)
     for platform, title in _PLATFORM_TITLES.items():
         rbs = sorted((r for r in cat.runbooks.values() if r.platform == platform), key=_key)
         out += ["", f"## {title} ({len(rbs)})", ""]

@@ -156,3 +156,12 @@ def test_drift_report_keeps_one_row_across_the_rename(historic) -> None:
         "fw_profiles",
         "windows_firewall",
     }
+
+
+def test_docs_list_the_former_ids(historic) -> None:
+    from osiris_core.catalog.id_scheme import id_scheme_section
+
+    text = "\n".join(id_scheme_section(historic))
+    assert "`fw_profiles` → `windows_firewall`" in text
+    assert "`appliance_retired` → `appliance_decommission`" in text
+    assert "lists no alias" in "\n".join(id_scheme_section(load_catalog()))
