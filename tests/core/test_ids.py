@@ -185,3 +185,19 @@ def test_the_pending_list_is_real() -> None:
     """Each pending module still has a copy (else its line must go)."""
     for rel in PENDING:
         assert id_regex_lines(ROOT / rel), f"{rel} no longer spells an id: drop it from PENDING"
+
+
+def test_docs_api_id_grammar_table_is_this_table() -> None:
+    """docs/api.md ("Id grammar") shows every kind with its pattern and length limit."""
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text.split("## Id grammar", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        cells[0].strip("`"): cells
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for cells in [[c.strip() for c in line.strip("|").split(" | ")]]
+    }
+    assert set(rows) == {k.name for k in ids.ALL}
+    for k in ids.ALL:
+        assert rows[k.name][1] == "`" + k.pattern.replace("|", "\\|") + "`", k.name
+        assert rows[k.name][2] == str(k.max_len), k.name
