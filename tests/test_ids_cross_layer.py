@@ -113,7 +113,8 @@ def test_every_id_the_layers_use_is_in_the_catalogue() -> None:
             seen[kind] |= ids
     # The scan really sees the ids the agent heals with (so an empty scan cannot pass).
     assert {"RB-WIN-FIREWALL-001", "RB-NIX-TIME-001"} <= seen["runbook"]
-    assert {"timesync", "evidence_pipeline", "linux_ssh"} <= seen["check"]
+    # (timesync is no longer named in code: the catalogue's fact entry drives it, issue 12 item 4)
+    assert {"policy", "evidence_pipeline", "linux_ssh"} <= seen["check"]
     assert unknown_ids(files) == []
 
 
