@@ -257,7 +257,7 @@ def _receipts(app: App, results: list[dict[str, Any]], seen: int) -> dict[str, A
 
 QUERY = {
     "site": F.of(ids.SITE_ID, required=True),
-    "appliance": F("string", max_len=128, pattern=r"[A-Za-z0-9._-]{1,128}"),
+    "appliance": F.of(ids.APPLIANCE_ID),
     "after_seq": F("integer", minimum=0),
     "limit": LIMIT,
     "proof_size": F(
