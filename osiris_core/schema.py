@@ -15,7 +15,7 @@ into its 400 body at its boundary (``osiris_server.http``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from osiris_core.errors import SchemaError
@@ -26,7 +26,7 @@ _PY_TYPES = {"string": str, "object": dict, "array": list}
 _QUERY_INT = re.compile(r"-?[0-9]{1,16}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class F:
     """One field of a JSON document or query string; drives validation and the JSON Schema.
 
@@ -51,27 +51,20 @@ class F:
     keys: F | None = None  # map: the spec of every key
     values: F | None = None  # map: the spec of every value
     description: str = ""
+    # The compiled ``pattern`` (derived, so dataclasses.replace recomputes it).
+    regex: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
             raise ValueError(f"unknown field type {self.type!r}")
+        if self.pattern is not None:
+            object.__setattr__(self, "regex", re.compile(self.pattern))
 
     @classmethod
     def of(cls, kind: IdKind, **kw: Any) -> F:
         """A string field of one id kind (``osiris_core.ids``): its pattern and length limit."""
         kw.setdefault("max_len", kind.max_len)
         return cls("string", pattern=kind.pattern, **kw)
-
-
-_REGEX: dict[str, re.Pattern[str]] = {}
-
-
-def _compiled(pattern: str) -> re.Pattern[str]:
-    """Specs are module constants, so their patterns are a small fixed set: compile each once."""
-    rx = _REGEX.get(pattern)
-    if rx is None:
-        rx = _REGEX[pattern] = re.compile(pattern)
-    return rx
 
 
 def _fail(message: str) -> SchemaError:
@@ -83,7 +76,7 @@ def _check_string(name: str, spec: F, value: str) -> None:
         raise _fail(f"{name} is longer than {spec.max_len}")
     if len(value) < spec.min_len:
         raise _fail(f"{name} is too short")
-    if spec.pattern is not None and _compiled(spec.pattern).fullmatch(value) is None:
+    if spec.regex is not None and spec.regex.fullmatch(value) is None:
         raise _fail(f"{name} has an invalid format")
 
 
@@ -107,24 +100,54 @@ def _check_map(name: str, spec: F, value: dict[Any, Any]) -> dict[Any, Any]:
     return out
 
 
+def _name(parent: str, key: str | int) -> str:
+    """The dotted path of ``key`` under ``parent``; built only when a message needs it."""
+    if type(key) is int:
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else str(key)
+
+
+def _field(spec: F, value: Any, parent: str, key: str | int) -> Any:
+    """``value`` checked against ``spec``; ``parent``/``key`` locate it for messages.
+
+    Fast paths for what documents are mostly made of (short strings, integers, booleans, lists
+    and records): the same checks as ``_check_any``, in the same order, without building the
+    value's path unless a check fails (a check-in carries thousands of leaves)."""
+    t = spec.type
+    vt = type(value)
+    if t == "string" and vt is str:
+        if spec.max_len is not None and len(value) > spec.max_len:
+            raise _fail(f"{_name(parent, key)} is longer than {spec.max_len}")
+        if len(value) < spec.min_len:
+            raise _fail(f"{_name(parent, key)} is too short")
+        if spec.regex is not None and spec.regex.fullmatch(value) is None:
+            raise _fail(f"{_name(parent, key)} has an invalid format")
+        if spec.enum is not None and value not in spec.enum:
+            raise _fail(f"{_name(parent, key)} must be one of {', '.join(map(str, spec.enum))}")
+        return value
+    if spec.enum is None:
+        if t == "integer" and vt is int:
+            if (spec.minimum is None or value >= spec.minimum) and (
+                spec.maximum is None or value <= spec.maximum
+            ):
+                return value
+        elif t == "boolean" and vt is bool:
+            return value
+        elif t == "object" and vt is dict and spec.fields is not None:
+            return _record(spec.fields, value, _name(parent, key))
+        elif t == "array" and vt is list and spec.items is not None:
+            if (spec.max_items is None or len(value) <= spec.max_items) and len(
+                value
+            ) >= spec.min_items:
+                name = _name(parent, key)
+                items = spec.items
+                return [_field(items, v, name, i) for i, v in enumerate(value)]
+    return _check_any(_name(parent, key), spec, value)
+
+
 def check(name: str, spec: F, value: Any) -> Any:
     """``value`` checked against one field spec (``name`` is its dotted path); the value back."""
-    t = spec.type
-    # Fast paths for the common leaves (documents are mostly short strings, ints and booleans):
-    # the same checks as _check_any, in the same order, without its dispatch.
-    if t == "string" and type(value) is str:
-        if spec.max_len is not None and len(value) > spec.max_len:
-            raise _fail(f"{name} is longer than {spec.max_len}")
-        if len(value) < spec.min_len:
-            raise _fail(f"{name} is too short")
-        if spec.pattern is not None and _compiled(spec.pattern).fullmatch(value) is None:
-            raise _fail(f"{name} has an invalid format")
-        if spec.enum is not None and value not in spec.enum:
-            raise _fail(f"{name} must be one of {', '.join(map(str, spec.enum))}")
-        return value
-    if t == "boolean" and type(value) is bool and spec.enum is None:
-        return value
-    return _check_any(name, spec, value)
+    return _field(spec, value, "", name)
 
 
 def _check_any(name: str, spec: F, value: Any) -> Any:
@@ -159,31 +182,38 @@ def _check_any(name: str, spec: F, value: Any) -> Any:
         if len(value) < spec.min_items:
             raise _fail(f"{name} has fewer than {spec.min_items} items")
         if spec.items is not None:
-            value = [check(f"{name}[{i}]", spec.items, v) for i, v in enumerate(value)]
+            value = [_field(spec.items, v, name, i) for i, v in enumerate(value)]
     if t == "object":
         if spec.fields is not None:
-            value = validate(spec.fields, value, prefix=f"{name}.")
+            value = _record(spec.fields, value, name)
         elif spec.keys is not None or spec.values is not None:
             value = _check_map(name, spec, value)
     return value
 
 
-def validate(spec: dict[str, F], obj: Any, prefix: str = "", root: str = "body") -> dict[str, Any]:
-    """Check ``obj`` against ``spec``: unknown fields, missing fields and wrong types refused.
-
-    Returns a new dict of the known fields; ``root`` names a top-level ``obj`` in messages."""
-    if not isinstance(obj, dict):
-        raise _fail(f"{prefix.rstrip('.') or root} must be a JSON object")
+def _record(spec: dict[str, F], obj: dict[str, Any], parent: str) -> dict[str, Any]:
+    """A closed record: unknown fields refused, required ones present, each field checked."""
     if not obj.keys() <= spec.keys():
         unknown = sorted(map(str, obj.keys() - spec.keys()))
-        raise _fail(f"unknown field {prefix}{unknown[0]}")
+        raise _fail(f"unknown field {_name(parent, unknown[0])}")
     out: dict[str, Any] = {}
     for name, f in spec.items():
         if name in obj:
-            out[name] = check(prefix + name, f, obj[name])
+            out[name] = _field(f, obj[name], parent, name)
         elif f.required:
-            raise _fail(f"missing field {prefix}{name}")
+            raise _fail(f"missing field {_name(parent, name)}")
     return out
+
+
+def validate(spec: dict[str, F], obj: Any, prefix: str = "", root: str = "body") -> dict[str, Any]:
+    """Check ``obj`` against ``spec``: unknown fields, missing fields and wrong types refused.
+
+    Returns a new dict of the known fields. ``prefix`` (``"inner."``) is the dotted path of
+    ``obj`` inside a larger document; ``root`` names a top-level ``obj`` in messages."""
+    parent = prefix[:-1] if prefix.endswith(".") else prefix
+    if not isinstance(obj, dict):
+        raise _fail(f"{parent or root} must be a JSON object")
+    return _record(spec, obj, parent)
 
 
 def validate_query(spec: dict[str, F], query: dict[str, list[str]]) -> dict[str, Any]:

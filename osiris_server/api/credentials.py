@@ -6,6 +6,7 @@ answered, or for an explicit admin reveal; both are audited. Nothing here logs a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ FIELDS = {
     "verify_tls": F("boolean"),
 }
 CREATE = {
-    k: F(**{**v.__dict__, "required": k in ("host_id", "kind", "address")})
+    k: dataclasses.replace(v, required=k in ("host_id", "kind", "address"))
     for k, v in FIELDS.items()
 }
 # fields that decide where (and how protected) the stored secret is sent
