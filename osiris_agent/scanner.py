@@ -25,21 +25,20 @@ scripts are not also run on the appliance (``runbooks_for``), so nothing is judg
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from osiris_core import canonical
+from osiris_core import canonical, sqlite
 from osiris_core.catalog import Catalog, Runbook
 from osiris_core.controls import controls_for
-from .facts import JUDGES, FactVerdict
 
+from .facts import JUDGES, FactVerdict
 from .healing.engine import EvidenceSink, Finding, Policy
 from .healing.executor import Executor, capped
-log = logging.getLogger("osiris.agent")
 
+log = logging.getLogger("osiris.agent")
 
 DEFAULT_INTERVAL_S = 300
 DEFAULT_INTERVALS: dict[str, int] = {
@@ -49,8 +48,8 @@ DEFAULT_INTERVALS: dict[str, int] = {
 }
 SNAPSHOT_INTERVAL_S = 3600
 SNAPSHOT_CHECK = "evidence_pipeline"
-APPLIANCE_PLATFORM = "nixos"  # the appliance itself (kind "local"), where facts are measured
 PLATFORM_OF_KIND = {"winrm": "windows", "ssh": "linux", "local": "nixos"}
+APPLIANCE_PLATFORM = "nixos"  # the appliance itself (kind "local"), where facts are measured
 OUTCOME_OF_STATUS = {"compliant": "compliant", "drift": "alert", "error": "failed"}
 
 _SCHEMA = """
@@ -91,7 +90,9 @@ class Scanner:
         self.default_interval_s = default_interval_s
         self.snapshot_interval_s = snapshot_interval_s
         self.executor = Executor(catalog, transports, timeout_s=timeout_s)
-        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        # as before: the driver's default 5 s busy timeout, and a rollback journal (one
+        # connection in one process; WAL would only add -wal/-shm files beside the 0600 file)
+        self._db = sqlite.connect(db_path, timeout_s=5.0, wal=False)
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._targets: list[Any] = []
