@@ -18,8 +18,8 @@ The rules, each checked by a test:
 
 * no production package (``osiris_core``, ``osiris_agent``, ``osiris_server``, ``osiris_tui``)
   imports ``osiris_lab``, not even inside a function — with one documented exception: the
-  ``osiris demo`` command in ``osiris_tui/cli.py`` imports :mod:`osiris_lab.demo` lazily, inside
-  the command, because the demo is a developer/lab tool (``tests/test_layering.py``);
+  ``osiris demo`` command in ``osiris_tui/cli/demo.py`` imports :mod:`osiris_lab.demo` lazily,
+  inside the command, because the demo is a developer/lab tool (``tests/test_layering.py``);
 * ``osiris-agent`` (``--help`` and every subcommand's import) loads no ``osiris_lab`` module;
   the agent keeps its lab *switches* (``agent.lab``, ``enroll --lab``, a target's ``lab`` flag:
   plain HTTP and Basic auth towards the simulators), never simulator code

@@ -2,8 +2,8 @@
 
 A DEMO, clearly labelled: the clinic hosts are LAB SIMULATORS (this package, ``osiris_lab``),
 the time source is a lab SNTP responder, and nothing in a production code path depends on this
-module: ``osiris demo`` (``osiris_tui/cli.py``) imports it lazily, inside the command, and that is
-the one production import of ``osiris_lab`` that ``tests/test_layering.py`` allows.
+module: ``osiris demo`` (``osiris_tui/cli/demo.py``) imports it lazily, inside the command, and
+that is the one production import of ``osiris_lab`` that ``tests/test_layering.py`` allows.
 
 What runs (each a child process in its own process group, started through the parts' own
 command lines — this module talks to the server only over HTTP and imports neither the server
