@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from osiris_agent.ntp import split_server
+from osiris_core import ids
 from osiris_core.errors import ExitCode, OsirisError
 
 DEFAULT_PATH = "/etc/osiris/agent.toml"
@@ -153,7 +154,7 @@ def _check_syslog(value: str) -> str | None:
 
 
 def _check_ident(value: str) -> str | None:
-    ok = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value)
+    ok = ids.RESELLER_ID.match(value)  # the one grammar (osiris_core.ids)
     return None if ok else "must be 1-64 letters, digits, '.', '_' or '-'"
 
 
