@@ -184,6 +184,13 @@ HOSTNAME = IdKind(
     "the DNS hostname an appliance reports when it claims its enrolment",
     "osiris-box-1.clinic.local",
 )
+TRUST_NAME = IdKind(
+    "trust_name",
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+    64,
+    "a label in the user's trust store (osiris trust add --name)",
+    "riverside-appliance",
+)
 MAC = IdKind(
     "mac", r"([0-9a-f]{2}:){5}[0-9a-f]{2}", 17, "a MAC address (lowercase)", "52:54:00:12:34:56"
 )

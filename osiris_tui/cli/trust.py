@@ -17,6 +17,7 @@ import click
 from osiris_core import canonical
 from osiris_core.cli_base import fail
 from osiris_core.errors import ExitCode, KeyFormatError
+from osiris_core.ids import TRUST_NAME
 from osiris_core.keys import Verifier
 from osiris_core.trust import (
     TrustFileError,
@@ -27,8 +28,6 @@ from osiris_core.trust import (
 )
 
 from ..fmt import safe, safe_json
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def _err(msg: str) -> NoReturn:
@@ -82,7 +81,7 @@ def add(source: str, name: str | None, site: str | None) -> None:
         if kind == "attestation":
             first = next((p["name"] for p in pins if p["kind"] == "appliance"), first)
         name = re.sub(r"[^A-Za-z0-9._-]", "-", first.split("/")[-1])[:64].strip("-.") or kind
-    if not NAME_RE.match(name):
+    if not TRUST_NAME.match(name):
         _err(f"name {name!r}: letters, digits, '.', '_' and '-' only")
     entries = [e for e in entries if e.get("name") != name]
     entries.append(
