@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from osiris_core import canonical
 from osiris_core.errors import SchemaError
 from osiris_core.orders import DEFAULT_TTL_S, KINDS, MAX_TTL_S, new_order, sign_order
+from osiris_server.api import targets
 from osiris_server.api.common import LIMIT, appliance_for, audit, read, write
 from osiris_server.db import orders as db_orders
 from osiris_server.http import F, Request, Response, bad_request, conflict, json_response, not_found
@@ -31,13 +32,21 @@ def create_order(app: App, req: Request, appliance_id: str) -> Response:
     body = req.data
     params = body.get("params", {})
     disruptive = body.get("disruptive")
+    named = params if isinstance(params, dict) else {}  # any other shape: new_order refuses
+    host_id = named.get("host_id")
     if body["kind"] == "run_runbook":
-        rb_id = params.get("runbook_id") if isinstance(params, dict) else None
-        rb = app.catalog_runbooks().get(rb_id) if isinstance(rb_id, str) else None
-        if rb is None:
+        # Targets first (osiris_server.api.targets): nothing is signed, queued or audited for
+        # a runbook the catalogue lacks, a host the site lacks, or the wrong platform.
+        runbooks = app.catalog_runbooks()
+        rb = targets.check_runbook(runbooks, named.get("runbook_id"))
+        if not isinstance(host_id, str) or not host_id:
             raise bad_request(
-                "run_runbook needs params.runbook_id naming a catalogue runbook", "E_SCHEMA"
+                "run_runbook needs params.host_id: "
+                + _hosts_hint(app, row["site_id"], appliance_id),
+                "E_NO_HOST",
             )
+        platform, how = targets.check_host(app, row["site_id"], appliance_id, host_id)
+        targets.check_platform(runbooks, rb, host_id, platform, how)
         values = params.get("parameters") or {}
         try:  # the catalogue's one validator: an order can only tighten, never redirect trust
             if isinstance(values, dict):  # (any other shape is refused by new_order)
@@ -48,6 +57,8 @@ def create_order(app: App, req: Request, appliance_id: str) -> Response:
             disruptive = bool(getattr(rb, "disruptive", False)) or bool(
                 getattr(rb, "requires_maintenance_window", False)
             )
+    elif isinstance(host_id, str) and host_id:  # collect_evidence narrowed to one host
+        targets.check_host(app, row["site_id"], appliance_id, host_id)
     order = new_order(
         row["site_id"],
         appliance_id,
@@ -84,6 +95,11 @@ def create_order(app: App, req: Request, appliance_id: str) -> Response:
             {"appliance_id": appliance_id, "kind": order["kind"]},
         )
     return json_response(db_orders.get(app.db, order["order_id"]), 201)
+
+
+def _hosts_hint(app: App, site_id: str, appliance_id: str) -> str:
+    hosts = sorted(h for h in targets.site_hosts(app, site_id, appliance_id) if h != appliance_id)
+    return f"hosts at site {site_id}: {', '.join(hosts)}" if hosts else "the site has none yet"
 
 
 def list_orders(app: App, req: Request, appliance_id: str) -> Response:

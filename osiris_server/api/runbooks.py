@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 from osiris_core.errors import SchemaError
 from osiris_core.release import make_release, sign_release
 from osiris_server.api import policy as api_policy
+from osiris_server.api import targets
 from osiris_server.api.common import appliance_for, audit, read, require_write, site_for, write
 from osiris_server.db import runbooks as db_runbooks
 from osiris_server.http import (
     F,
+    HttpError,
     Request,
     Response,
     bad_request,
@@ -57,9 +59,10 @@ PARAMS_BODY = {
 
 
 def _runbook(app: App, runbook_id: str) -> Any:
-    rb = app.catalog_runbooks().get(runbook_id)
-    if rb is None:
-        raise not_found("runbook")
+    runbooks = app.catalog_runbooks()
+    rb = runbooks.get(runbook_id)
+    if rb is None:  # a 404 (it is a path), saying which id was meant (api/targets.py)
+        raise HttpError(404, "E_NOT_FOUND", targets.unknown_runbook(runbook_id, runbooks))
     return rb
 
 
@@ -120,7 +123,7 @@ def _changes(app: App, req: Request, rb: Any, site_id: str) -> dict[str, Any]:
         raise bad_request("params is empty: name at least one parameter", "E_SCHEMA")
     for name in raw:
         if name not in rb.params:  # also a null for a name the catalogue does not know
-            raise bad_request(f"runbook {rb.id}: unknown param(s) {name}", "E_SCHEMA")
+            raise bad_request(_unknown_param(rb, name), "E_SCHEMA")
     trusted = sorted(n for n in raw if rb.params[n].trusted)
     if trusted and req.principal.role != "admin":
         raise forbidden(
@@ -132,6 +135,13 @@ def _changes(app: App, req: Request, rb: Any, site_id: str) -> dict[str, Any]:
     except SchemaError as exc:
         raise bad_request(f"runbook {rb.id}: {exc}"[:400], "E_SCHEMA") from None
     return dict(raw)
+
+
+def _unknown_param(rb: Any, name: str) -> str:
+    near = targets.did_you_mean(name, rb.params)
+    known = ", ".join(sorted(rb.params)) or "none"
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    return f"runbook {rb.id}: unknown param(s) {name[:80]}; {hint}(parameters: {known})"[:400]
 
 
 def _record_trust(

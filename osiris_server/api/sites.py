@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from osiris_core import ids
 from osiris_core.protocol import DAYS
+from osiris_server.api import targets
 from osiris_server.api.common import (
     appliance_for,
     audit,
@@ -168,14 +169,14 @@ def _changes(app: App, body: dict[str, Any]) -> dict[str, bool | None]:
         wanted = set(body["enabled"])
         unknown = sorted(wanted - set(known))
         if unknown:
-            raise bad_request(f"unknown runbook {unknown[0]}", "E_SCHEMA")
+            raise bad_request(targets.unknown_runbook(unknown[0], known), "E_SCHEMA")
         return {rb: rb in wanted for rb in known}
     changes: dict[str, bool | None] = {}
     if len(body["runbooks"]) > 10000:
         raise bad_request("too many runbooks", "E_SCHEMA")
     for rb, v in body["runbooks"].items():
         if rb not in known:
-            raise bad_request(f"unknown runbook {rb}", "E_SCHEMA")
+            raise bad_request(targets.unknown_runbook(rb, known), "E_SCHEMA")
         if v is not None and type(v) is not bool:
             raise bad_request(f"runbooks.{rb} must be true, false or null", "E_SCHEMA")
         changes[rb] = v

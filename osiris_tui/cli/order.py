@@ -10,7 +10,10 @@ from osiris_core.errors import ExitCode
 
 from ..columns import ORDERS
 from .base import JSON_OPT, YES_OPT, client_of, confirm, fail, listing, show
+from .names import appliance_id as resolve_appliance
 from .runbook import catalog_runbooks
+
+APPLIANCE_HELP = "Appliance id or hostname (a name is resolved through the API)."
 
 
 @click.group()
@@ -19,7 +22,7 @@ def order() -> None:
 
 
 @order.command("list")
-@click.option("--appliance", "appliance_id", required=True, help="Appliance id.")
+@click.option("--appliance", "appliance_id", required=True, help=APPLIANCE_HELP)
 @click.option(
     "--limit", type=click.IntRange(1, 1000), default=100, show_default=True, help="At most N."
 )
@@ -27,21 +30,23 @@ def order() -> None:
 @click.pass_context
 def order_list(ctx: click.Context, appliance_id: str, limit: int, as_json: bool) -> None:
     """List an appliance's orders, newest first."""
-    listing(client_of(ctx).orders(appliance_id, limit), as_json, ORDERS)
+    c = client_of(ctx)
+    listing(c.orders(resolve_appliance(c, appliance_id), limit), as_json, ORDERS)
 
 
 @order.command("show")
-@click.option("--appliance", "appliance_id", required=True, help="Appliance id.")
+@click.option("--appliance", "appliance_id", required=True, help=APPLIANCE_HELP)
 @click.argument("order_id")
 @JSON_OPT
 @click.pass_context
 def order_show(ctx: click.Context, appliance_id: str, order_id: str, as_json: bool) -> None:
     """Show one order and its result."""
-    show(client_of(ctx).order(appliance_id, order_id), as_json)
+    c = client_of(ctx)
+    show(c.order(resolve_appliance(c, appliance_id), order_id), as_json)
 
 
 @order.command("run")
-@click.option("--appliance", "appliance_id", required=True, help="Appliance id.")
+@click.option("--appliance", "appliance_id", required=True, help=APPLIANCE_HELP)
 @click.option("--runbook", "runbook_id", required=True, help="Catalogue runbook id.")
 @click.option("--host", "host_id", required=True, help="Host id at the site.")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Runbook parameter.")
@@ -59,20 +64,27 @@ def order_run(
     yes: bool,
     as_json: bool,
 ) -> None:
-    """Queue a signed order to run one catalogue runbook on one host."""
+    """Queue a signed order to run one catalogue runbook on one host.
+
+    The host must be one the appliance's site has a credential for (or the appliance itself),
+    and the runbook one for that host's platform: otherwise nothing is signed or queued."""
     extra: dict[str, Any] = {}
     for p in params:
         k, sep, v = p.partition("=")
         if not sep or not k:
             fail(f"--param {p!r}: expected K=V", ExitCode.USAGE)
         extra[k] = _param_value(v)
+    c = client_of(ctx)
+    app_id = resolve_appliance(c, appliance_id)
     rb = catalog_runbooks().get(runbook_id)
     if rb is not None and (rb.disruptive or rb.requires_maintenance_window):
         confirm(yes, f"{runbook_id} is disruptive; run it on {host_id} via {appliance_id}")
     body: dict[str, Any] = {"runbook_id": runbook_id, "host_id": host_id}
     if extra:
         body["parameters"] = extra
-    show(client_of(ctx).create_order(appliance_id, "run_runbook", body, ttl_s=ttl), as_json)
+    # The server judges the target (host at the site, runbook for its platform) before it
+    # signs anything; its refusal says what to type instead, and is printed as it is.
+    show(c.create_order(app_id, "run_runbook", body, ttl_s=ttl), as_json)
 
 
 def _param_value(v: str) -> Any:

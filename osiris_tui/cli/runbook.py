@@ -18,6 +18,7 @@ from osiris_core.errors import ExitCode
 from ..client import UsageError
 from ..columns import RUNBOOK_PARAMS, RUNBOOK_TOGGLES, RUNBOOKS
 from .base import JSON_OPT, YES_OPT, client_of, confirm, emit_json, fail, listing, table
+from .names import appliance_id as resolve_appliance
 
 
 def catalog_runbooks() -> dict[str, Any]:
@@ -38,7 +39,7 @@ def _scope(site_id: str | None, appliance_id: str | None) -> tuple[str, str]:
 
 SCOPE_OPTS = [
     click.option("--site", "site_id", help="Site scope."),
-    click.option("--appliance", "appliance_id", help="Appliance scope (overrides the site)."),
+    click.option("--appliance", "appliance_id", help="Appliance scope: its id or hostname."),
 ]
 
 
@@ -64,6 +65,7 @@ def runbook_list(
     """List runbooks with their effective state and where it comes from."""
     kind, sid = _scope(site_id, appliance_id)
     c = client_of(ctx)
+    sid = sid if kind == "site" else resolve_appliance(c, sid)
     states = c.site_runbooks(sid) if kind == "site" else c.appliance_runbooks(sid)
     cat = catalog_runbooks()
     listing(states, as_json, RUNBOOKS, view=lambda s: (s, cat.get(s.id)))
@@ -79,13 +81,14 @@ def _toggle(
     as_json,
 ) -> None:
     kind, sid = _scope(site_id, appliance_id)
+    c = client_of(ctx)
+    sid = sid if kind == "site" else resolve_appliance(c, sid)
     if value is False:
         confirm(
             yes,
             f"Disable {', '.join(ids)} at {kind} {sid}; drift these runbooks heal will only be "
             "reported, not fixed",
         )
-    c = client_of(ctx)
     changes = {rb: value for rb in ids}
     if kind == "site":
         states = c.set_site_runbooks(sid, changes)
@@ -177,21 +180,28 @@ def _show_params(view: dict[str, Any], as_json: bool) -> None:
 @runbook.command("params")
 @click.argument("site_id")
 @click.argument("runbook_id")
-@click.option("--appliance", "appliance_id", help="Show one appliance's values (it wins).")
+@click.option(
+    "--appliance", "appliance_id", help="Show one appliance's values (it wins): id or hostname."
+)
 @JSON_OPT
 @click.pass_context
 def runbook_params(
     ctx: click.Context, site_id: str, runbook_id: str, appliance_id: str | None, as_json: bool
 ) -> None:
     """Show a runbook's parameters at a site: value, where it is set, default, meaning."""
-    _show_params(client_of(ctx).runbook_params(site_id, runbook_id, appliance_id), as_json)
+    c = client_of(ctx)
+    if appliance_id is not None:
+        appliance_id = resolve_appliance(c, appliance_id)
+    _show_params(c.runbook_params(site_id, runbook_id, appliance_id), as_json)
 
 
 @runbook.command("set")
 @click.argument("site_id")
 @click.argument("runbook_id")
 @click.argument("assignments", nargs=-1, metavar="NAME=VALUE...")
-@click.option("--appliance", "appliance_id", help="Set for one appliance of the site only.")
+@click.option(
+    "--appliance", "appliance_id", help="Set for one appliance of the site only: id or hostname."
+)
 @click.option("--clear", "clear", multiple=True, metavar="NAME",
               help="Clear a value set at this scope (it inherits again); repeatable.")  # fmt: skip
 @JSON_OPT
@@ -210,6 +220,8 @@ def runbook_set(
     if not assignments and not clear:
         fail("give at least one NAME=VALUE (or --clear NAME)", ExitCode.USAGE)
     c = client_of(ctx)
+    if appliance_id is not None:
+        appliance_id = resolve_appliance(c, appliance_id)
     schema = c.runbook_params(site_id, runbook_id, appliance_id).get("schema") or {}
     changes: dict[str, Any] = {}
     for a in assignments:

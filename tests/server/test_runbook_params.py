@@ -368,13 +368,22 @@ def test_orders_cannot_carry_weakening_or_redirecting_parameters(server) -> None
     site = server.site()
     a = server.enroll(site["id"])
     path = f"/api/v1/appliances/{a.id}/orders"
+    # the hosts must be the site's, each with a runbook of its platform (test_order_targets.py)
+    for host, kind in (("lin-1", "ssh_password"), ("dc01", "winrm")):
+        body = {"host_id": host, "kind": kind, "address": "10.0.0.9", "username": "u",
+                "password": "pw"}  # fmt: skip
+        assert (
+            server.admin.post(f"/api/v1/sites/{site['id']}/credentials", json=body).status_code
+            == 201
+        )
     for rb, values in (
         (PERM, {"target_mode": "0666"}),
         ("LIN-SVC-002", {"service": "debug-shell.service"}),
         (UPD, {"wsus_server": "http://attacker.example"}),
     ):
         body = {"kind": "run_runbook",
-                "params": {"runbook_id": rb, "host_id": "lin-1", "parameters": values}}  # fmt: skip
+                "params": {"runbook_id": rb, "host_id": "dc01" if rb == UPD else "lin-1",
+                           "parameters": values}}  # fmt: skip
         r = server.admin.post(path, json=body)
         assert r.status_code == 400, (rb, r.text)
         assert next(iter(values)) in r.json()["error"]["message"]

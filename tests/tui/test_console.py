@@ -161,10 +161,12 @@ async def test_queue_order_goes_pending_then_done(live) -> None:
             r
             for r, s in scr.query_one(RunbooksTab).runbooks.items()
             if s.enabled
+            and getattr(scr.catalog.get(r), "platform", None) == "nixos"
             and not getattr(scr.catalog.get(r), "disruptive", False)
             and not getattr(scr.catalog.get(r), "requires_maintenance_window", False)
         )
-        scr.query_one(OrdersTab).queue_order(rb_id, "dc01")
+        # the server queues only targets the site has: here the appliance itself (nixos)
+        scr.query_one(OrdersTab).queue_order(rb_id, a.id)
         orders = table(app, "#order-table")
         # the table reloads after the POST returns, and a 0.3 s poll may race it: wait for it
         await until(app, pilot, lambda: orders.row_count > 0, "the queued order to be listed")

@@ -62,9 +62,9 @@ class OrdersTab(ApplianceTab):
         ctx = self.ctx
         runbooks = self.screen.query_one(RunbooksTab).runbooks
         creds = self.screen.query_one(CredentialsTab).creds
-        hosts = sorted(
-            {c.host_id for c in ctx.appliance.checks} | {c.host_id for c in creds.values()}
-        )
+        # What the server accepts as a target (osiris_server/api/targets.py): a host the site
+        # has a credential for, or the appliance itself — not every host id a check once named.
+        hosts = sorted({c.host_id for c in creds.values()} | {ctx.appliance.id})
         rbs = sorted(r for r, s in runbooks.items() if s.enabled) or sorted(ctx.catalog)
         if not hosts or not rbs:
             self.notify("no hosts or runbooks known for this appliance yet", severity="warning")
@@ -107,7 +107,7 @@ class OrdersTab(ApplianceTab):
             o = self.ctx.client.create_order(
                 self.ctx.appliance.id, "run_runbook", {"runbook_id": runbook_id, "host_id": host_id}
             )
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - a refusal's message says what to type instead
             self.record(what, worker_error(e), False)
             return
         self.record(what, f"queued {o.id} ({o.status})")
