@@ -50,6 +50,7 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -247,7 +248,8 @@ class Farm:
             try:
                 sandbox = LinuxSandbox(base / "root").build()
                 sshd = LabSshd(base / "sshd", sandbox).start()
-            except (OSError, RuntimeError) as exc:
+            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                # a lab host that cannot start is skipped and said so, never a farm traceback
                 self.linux_skipped = f"lab sshd did not start: {exc}"
                 return
             self.hosts.append(

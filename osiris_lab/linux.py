@@ -238,11 +238,22 @@ class LabSshd:
         return os.path.exists(cls.SSHD) and shutil.which("ssh-keygen") is not None
 
     def _keygen(self, name: str) -> None:
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "osiris-lab", "-f",
-             str(self.dir / name)],
-            check=True,
+        """A fresh key pair at ``name`` (0600, as ssh-keygen writes it), replacing an old one.
+
+        Why fresh on every start: a kept data dir (``osiris demo --keep``) already holds last
+        run's keys, and ``ssh-keygen -f`` on an existing file asks "Overwrite (y/n)?", which
+        with no terminal is a failure. Regenerating costs milliseconds, and the demo re-sends
+        the credential (new port, new pinned host key) on every start anyway.
+        """
+        key = self.dir / name
+        for old in (key, key.with_name(name + ".pub")):
+            old.unlink(missing_ok=True)
+        r = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "osiris-lab", "-f", str(key)],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True,
         )  # fmt: skip
+        if r.returncode != 0:
+            raise RuntimeError(f"ssh-keygen failed for {key}: {r.stderr.strip() or r.returncode}")
 
     def start(self) -> LabSshd:
         import getpass
