@@ -15,11 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from osiris_core import canonical
 from osiris_core.errors import OsirisError, SchemaError
-from osiris_core.protocol import validate_checkin_request, validate_checkin_response
+from osiris_core.protocol import (
+    ERROR_REASONS,
+    validate_checkin_request,
+    validate_checkin_response,
+)
 from osiris_core.seal import open_sealed
 
 from . import AGENT_VERSION
-from .client import ServerUnreachable
+from .client import ServerRefused, ServerUnreachable
 from .context import CycleReport
 from .scanner import PLATFORM_OF_KIND
 
@@ -31,6 +35,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("osiris.agent")
 
 
+def result_reason(observed: Any) -> str | None:
+    """The reason word of a stored error result: ``observed`` is ``{"error": {"kind", …}}``
+    (a host error, a fact check) or that per runbook (``heal.py``)."""
+    if not isinstance(observed, dict):
+        return None
+    for v in [observed, *observed.values()]:
+        err = v.get("error") if isinstance(v, dict) else None
+        if isinstance(err, dict) and err.get("kind") in ERROR_REASONS:
+            return str(err["kind"])
+    return None
+
+
 class CheckIn:
     """``POST /checkin`` and applying its answer to the context."""
 
@@ -40,6 +56,8 @@ class CheckIn:
         self.orders = orders
         self.target_keys: dict[str, tuple[Any, ...]] = {}
         self.targets_refused: list[str] = []
+        self.targets_seen = False  # targets arrive with the first answer (memory only)
+        self.legacy_status = False  # the server refused the status block's optional fields
         self._box: Any = None  # the box key credentials are sealed to (memory once loaded)
 
     def status_block(self) -> dict[str, Any]:
@@ -56,16 +74,46 @@ class CheckIn:
                 "offset_ms": clock["offset_ms"] if clock["offset_ms"] is not None else 0,
                 "source": clock["source"][:128],
             },
-            "checks": [
-                {
-                    "host_id": r["host_id"],
-                    "check": r["check"],
-                    "status": r["status"],
-                    "since": r["since"],
-                }  # fmt: skip
-                for r in ctx.db.results()
-            ],
+            "checks": self.status_checks(),
         }
+
+    def status_checks(self) -> list[dict[str, Any]]:
+        """The last result per (host, check) the check-in reports.
+
+        Each carries when it last ran (``checked_at``) and its interval, so a console can mark a
+        result that stopped being refreshed as stale; an error carries its ``reason``. Hosts no
+        longer among the targets (their credential was deleted) are left out once this process
+        has received its targets — their history stays in the evidence. An older server that
+        refuses the three optional fields gets the block without them (``checkin``)."""
+        ctx = self.ctx
+        known = {t.host_id for t in ctx.targets} | {ctx.appliance_id}
+        out = []
+        for r in ctx.db.results():
+            if self.targets_seen and r["host_id"] not in known:
+                continue
+            c: dict[str, Any] = {
+                "host_id": r["host_id"], "check": r["check"], "status": r["status"],
+                "since": r["since"],
+            }  # fmt: skip
+            if not self.legacy_status:
+                if r["status"] == "error":
+                    reason = result_reason(r["observed"])
+                    if reason is not None:
+                        c["reason"] = reason
+                if r.get("updated_at"):
+                    c["checked_at"] = r["updated_at"]
+                c["interval_s"] = self.interval_of(r["check"])
+            out.append(c)
+        return out
+
+    def interval_of(self, check: str) -> int:
+        """The check's interval on this agent: its scan cadence, never less than a cycle (a
+        fact check such as ``timesync`` runs every cycle)."""
+        ctx = self.ctx
+        cycle = max(1, int(ctx.next_checkin_s or 60))
+        if check in ctx.scanner.catalog.checks and ctx.scanner.catalog.checks[check].fact:
+            return cycle
+        return max(cycle, int(ctx.scanner.interval(check)))
 
     def checkin(self, report: CycleReport) -> dict[str, Any] | None:
         """POST /checkin and apply the answer; ``None`` when the server is unreachable."""
@@ -82,7 +130,18 @@ class CheckIn:
         validate_checkin_request(req)
         at = canonical.utc_now()
         try:
-            resp = ctx.client.post("/checkin", req)
+            try:
+                resp = ctx.client.post("/checkin", req)
+            except ServerRefused as e:
+                newer = e.error_code == "E_SCHEMA" and "status.checks" in str(e)
+                if self.legacy_status or not newer:
+                    raise
+                # a server older than the check's reason/checked_at/interval_s: say it once,
+                # then send it the block it knows
+                log.warning("server refused the new status fields; sending the older block")
+                self.legacy_status = True
+                req["status"] = self.status_block()
+                resp = ctx.client.post("/checkin", req)
             validate_checkin_response(resp)
         except ServerUnreachable as e:
             self._note_checkin(at, False, str(e))
@@ -195,6 +254,7 @@ class CheckIn:
         changed = {h for h, k in self.target_keys.items() if keys.get(h) != k}
         ctx.transports.close(changed & set(ctx.transports.open))
         self.target_keys = keys
+        self.targets_seen = True
         ctx.targets = targets
         for t in targets:
             ctx.engine.set_platform(t.host_id, PLATFORM_OF_KIND.get(t.kind, t.kind))

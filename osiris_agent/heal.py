@@ -4,6 +4,11 @@ keep the last result per (host, check) for status, check-in and the console.
 Why its own module: detecting (the scanner), fixing (the healing engine) and remembering the
 outcome are one step of the cycle; the result the agent reports is the one *after* any heal (a
 fixed host is compliant now, not at the next scan).
+
+A check that could not run is stored as ``error`` with its reason where the console reads it
+(``observed[runbook] = {"error": {"kind", "detail"}}``; the check-in sends the kind as the
+check's ``reason``); a host the scanner found unworkable (``Scanner.host_errors``) has *every*
+check stored as ``error``, not only the one that tried.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from osiris_core import canonical
 
+from .healing.executor import error_record
 from .recorder import AgentEvidence
 
 if TYPE_CHECKING:
@@ -46,9 +52,11 @@ class Healer:
             for check, v, finished in ctx.scanner.judge_facts(
                 ctx.appliance_id, self.facts(), only, evidence=sink
             ):
-                ctx.db.set_result(
-                    ctx.appliance_id, check, v.status, v.observed, v.expected, finished
-                )
+                observed = v.observed
+                if v.status == "error":  # say why, as a detect script's error does
+                    kind = "crashed" if v.detail == "check crashed" else "script"
+                    observed = {**observed, "error": error_record(f"{kind}: {v.detail}")}
+                ctx.db.set_result(ctx.appliance_id, check, v.status, observed, v.expected, finished)
 
     def scan_targets(self) -> list[Any]:
         """What the scanner looks at: the site's targets, plus the appliance itself on NixOS."""
@@ -85,13 +93,17 @@ class Healer:
             for b in sink.emitted[mark:]:
                 if b["outcome"] == "healed" and b["runbook_id"] == f.runbook_id:
                     healed[(f.host_id, f.runbook_id)] = b.get("post_state") or {}
-        self.store_findings(findings, healed)
+        self.store_findings(findings, healed, ctx.scanner.host_errors)
 
     def store_findings(
-        self, findings: list[Finding], healed: dict[tuple[str, str], dict[str, Any]]
+        self,
+        findings: list[Finding],
+        healed: dict[tuple[str, str], dict[str, Any]],
+        host_errors: dict[str, tuple[str, list[str]]] | None = None,
     ) -> None:
         """Last result per (host, check) for status, check-in and the console: the worst status
-        of the check's runbooks, with observed/expected per runbook (after any heal)."""
+        of the check's runbooks, with observed/expected per runbook (after any heal); every
+        check of a host in ``host_errors`` (host id → (error, its check ids)) is an error."""
         groups: dict[tuple[str, str], list[Finding]] = {}
         for f in findings:
             groups.setdefault((f.host_id, f.check), []).append(f)
@@ -106,8 +118,14 @@ class Healer:
                     if post is not None:
                         status = "compliant"
                         obs = post.get("observed", obs) if isinstance(post, dict) else obs
+                    elif status == "error" and f.error:
+                        obs = {"error": error_record(f.error)}
                     statuses.append(status)
                     observed[f.runbook_id] = obs
                     expected[f.runbook_id] = f.expected
                 worst = next((s for s in ("drift", "error") if s in statuses), "compliant")
                 db.set_result(host, check, worst, observed, expected, now)
+            for host, (error, checks) in (host_errors or {}).items():
+                for check in checks:
+                    if (host, check) not in groups:
+                        db.set_result(host, check, "error", {"error": error_record(error)}, {}, now)

@@ -15,6 +15,17 @@ runbook is still watched, so its drift is reported as an ``alert``).
 A ``Finding`` goes to :meth:`HealingEngine.handle` for every runbook scanned; the engine ignores
 compliant ones (apart from clearing attempt counters).
 
+A check that could not run is status ``error`` with a reason (``healing/executor.py``: ``auth``,
+``unreachable``, ``timeout``, …); its bundle's outcome is ``failed`` (the catalogue's word) and
+its ``post_state.error`` is ``{"kind", "detail"}``. When the *host* fails (``HOST_REASONS``: a
+refused credential, no connection, a host key or certificate mismatch), the one finding that hit
+it is signed as before and every other runbook of that host is set to ``error`` too, in the
+scanner's memory and (through ``host_errors``) the agent's last results — so no check of an
+unreachable host keeps reading compliant from its last good run. Why one bundle per host, not
+one per runbook: 40 identical failures say nothing the first does not; that bundle's
+``post_state.error.checks`` lists every check it stands for, and each check's recovery is
+signed on its own (its status changes from ``error``).
+
 A check the catalogue judges from an agent-provided fact (``fact = "appliance.clock"`` for
 ``timesync``) is detected differently on the appliance, and only there: :meth:`Scanner.judge_facts`
 judges the fact (``osiris_agent/facts.py``) every cycle — the fact is measured every cycle, and
@@ -36,7 +47,7 @@ from osiris_core.controls import controls_for
 
 from .facts import JUDGES, FactVerdict
 from .healing.engine import EvidenceSink, Finding, Policy
-from .healing.executor import Executor, capped
+from .healing.executor import HOST_REASONS, Executor, capped, split_error
 
 log = logging.getLogger("osiris.agent")
 
@@ -65,8 +76,10 @@ CREATE TABLE IF NOT EXISTS scan_snapshot (host_id TEXT PRIMARY KEY, last REAL NO
 
 
 def is_transport_error(error: str | None) -> bool:
-    """Did a phase fail because the host could not be reached (not because of the script)?"""
-    return bool(error) and str(error).startswith("transport:")
+    """Did a phase fail because of the host (credential refused, unreachable, key or certificate
+    mismatch), not because of the check's script?"""
+    split = split_error(error)
+    return split is not None and split[0] in HOST_REASONS
 
 
 class Scanner:
@@ -96,6 +109,9 @@ class Scanner:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._targets: list[Any] = []
+        # host id -> (error text, every check id of that host): the hosts the last run found
+        # unworkable, for the agent's last results (heal.py)
+        self.host_errors: dict[str, tuple[str, list[str]]] = {}
 
     # -- planning ---------------------------------------------------------------------------
     def interval(self, check_id: str) -> int:
@@ -145,6 +161,7 @@ class Scanner:
         self._targets = targets
         due = set(self.due(now, targets, policy))
         findings: list[Finding] = []
+        self.host_errors = {}
         for t in targets:
             plan = self.runbooks_for(t, policy)
             scanned = False
@@ -155,14 +172,17 @@ class Scanner:
                 scanned = True
                 for rb in runbooks:
                     params = policy.params_for(rb.id) if policy else {}
-                    finding = self._detect(t.host_id, rb, params, now)
+                    finding = self._detect(t.host_id, rb, params, now, plan)
                     findings.append(finding)
                     if is_transport_error(finding.error):
                         unreachable = True
                         break
                 if unreachable:
-                    # The host cannot be reached: one error finding says so; the rest of its
-                    # runbooks stay due (retried next cycle) instead of 40 identical failures.
+                    # The host cannot be worked with: one error finding says so, every other
+                    # runbook of it is an error too (no stale "compliant"), and all stay due
+                    # (retried next cycle) instead of 40 identical failures.
+                    assert finding.error is not None
+                    self._mark_host_error(t.host_id, plan, finding, now)
                     break
                 self._exec(
                     "INSERT INTO scan_check(host_id, check_id, last_run) VALUES (?, ?, ?)"
@@ -211,7 +231,35 @@ class Scanner:
             out.append((check.id, verdict, finished))
         return out
 
-    def _detect(self, host_id: str, rb: Runbook, params: dict, now: datetime) -> Finding:
+    def _mark_host_error(
+        self, host_id: str, plan: Mapping[str, list[Runbook]], finding: Finding, now: datetime
+    ) -> None:
+        """Every other runbook of an unworkable host → ``error`` in the scanner's memory (no
+        bundle each: the finding's bundle lists them), and the host in ``host_errors``."""
+        stamp = canonical.format_time(now)
+        for check, runbooks in plan.items():
+            for rb in runbooks:
+                if rb.id == finding.runbook_id:
+                    continue
+                self._exec(
+                    "INSERT INTO scan_state(host_id, runbook_id, check_id, status, since,"
+                    " last_seen) VALUES (?, ?, ?, 'error', ?, ?) ON CONFLICT(host_id, runbook_id)"
+                    " DO UPDATE SET since = CASE WHEN scan_state.status = 'error'"
+                    " THEN scan_state.since ELSE excluded.since END, status = 'error',"
+                    " last_seen = excluded.last_seen",
+                    (host_id, rb.id, check, stamp, stamp),
+                )
+        assert finding.error is not None
+        self.host_errors[host_id] = (finding.error, sorted(plan))
+
+    def _detect(
+        self,
+        host_id: str,
+        rb: Runbook,
+        params: dict,
+        now: datetime,
+        plan: Mapping[str, list[Runbook]] | None = None,
+    ) -> Finding:
         started = canonical.format_time(datetime.now(UTC))
         pr = self.executor.run_phase(host_id, rb, "detect", params)
         stamp = canonical.format_time(now)
@@ -220,7 +268,15 @@ class Scanner:
             (host_id, rb.id),
         )
         changed = prev is None or prev[0] != pr.status
-        since = stamp if changed else prev[1]
+        if not changed and plan and is_transport_error(pr.error):
+            # this runbook was already an error, but the host just failed as a whole: the
+            # bundle that says so must still be signed when any other check was not an error
+            others = self._all(
+                "SELECT status FROM scan_state WHERE host_id = ? AND runbook_id != ?",
+                (host_id, rb.id),
+            )
+            changed = any(o[0] != "error" for o in others)
+        since = stamp if prev is None or prev[0] != pr.status else prev[1]
         self._exec(
             "INSERT INTO scan_state(host_id, runbook_id, check_id, status, since, last_seen)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(host_id, runbook_id) DO UPDATE SET"
@@ -229,6 +285,10 @@ class Scanner:
         )
         if changed:
             pre = {"status": prev[0], "since": prev[1]} if prev else {"status": "unknown"}
+            post = pr.state()
+            if is_transport_error(pr.error) and plan:
+                # this one bundle stands for every check of the host (module docstring)
+                post["error"]["checks"] = sorted(plan)
             self.evidence.emit(
                 check=rb.check,
                 host_id=host_id,
@@ -240,7 +300,7 @@ class Scanner:
                 action_taken=f"{rb.id} detect: {pr.status}"
                 + (f" ({pr.error})" if pr.error else ""),
                 pre_state=pre,
-                post_state=capped(pr.state()),
+                post_state=capped(post),
                 rollback_available=False,
                 started_at=started,
                 finished_at=canonical.format_time(datetime.now(UTC)),

@@ -20,6 +20,14 @@ from osiris_core.policy import validate_envelope as validate_policy_envelope
 from osiris_core.schema import F, validate
 
 CHECK_STATUSES = ("compliant", "drift", "error")
+# Why a check could not run (status "error"): the host refused our credential, could not be
+# reached (or answered nothing in time), its SSH host key or TLS certificate did not match, the
+# script timed out, printed no result or reported its own error, the parameters were refused,
+# or the agent's own code crashed. The console words them (osiris_tui/drift.py, REASON_TEXT).
+ERROR_REASONS = (
+    "auth", "unreachable", "hostkey", "tls", "timeout", "no_result", "script", "refused",
+    "crashed",
+)  # fmt: skip
 TARGET_KINDS = ("winrm", "ssh", "local")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_CHECKS = 2000
@@ -48,6 +56,13 @@ CHECK: dict[str, F] = {
     "check": F.of(ids.CHECK_ID, required=True),
     "status": F("string", required=True, enum=CHECK_STATUSES),
     "since": F.of(ids.TIME, required=True),
+    # Optional (issue 13), so an older agent's status block stays valid; an agent talking to an
+    # older server that refuses them resends the block without them (osiris_agent/checkin.py).
+    "reason": F("string", enum=ERROR_REASONS, description="why an error check could not run"),
+    "checked_at": F.of(ids.TIME, description="when the check last ran (stale after 3 intervals)"),
+    "interval_s": F(
+        "integer", minimum=1, maximum=MAX_INT, description="the check's own interval on the agent"
+    ),
 }
 COSIGNATURE: dict[str, F] = {
     "size": F("integer", required=True, minimum=1, maximum=MAX_INT),

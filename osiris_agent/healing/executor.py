@@ -16,6 +16,12 @@ way to pass a command string through here.
 A phase's stdout must hold one JSON object ``{"status", "observed", "expected"}``. Anything else
 (no JSON, non-zero exit without a result, a transport failure, a timeout) is an ``error`` result —
 never a pass (lesson A8).
+
+An error says why in one machine word first (``osiris_core.protocol.ERROR_REASONS``): the text is
+``"<reason>: <detail>"`` (``error_text``/``split_error``), so the one string a ``Finding`` carries
+keeps both, and evidence records it as ``{"kind", "detail"}`` (``PhaseResult.state``). The
+reasons ``auth``, ``unreachable``, ``hostkey`` and ``tls`` are about the *host*, not the check
+(``HOST_REASONS``): the scanner then marks every check of that host as an error.
 """
 
 from __future__ import annotations
@@ -31,9 +37,52 @@ from typing import Any
 from osiris_core import canonical
 from osiris_core.catalog import Catalog, Runbook, render
 from osiris_core.errors import OsirisError, SchemaError
+from osiris_core.protocol import ERROR_REASONS
 
 MAX_STATE_BYTES = 16 * 1024  # per pre/post state, so an envelope stays far below 60 KiB
 MAX_TEXT = 500
+
+
+# Failures that say the host cannot be worked with at all (every check on it fails alike).
+HOST_REASONS = frozenset({"auth", "unreachable", "hostkey", "tls"})
+LEGACY_TRANSPORT = "transport"  # the prefix agents before issue 13 wrote for every host failure
+
+
+def error_text(reason: str, detail: str) -> str:
+    """``"<reason>: <detail>"`` — the one encoding of an error's reason and its human detail."""
+    return short(f"{reason}: {detail}")
+
+
+def split_error(error: str | None) -> tuple[str, str] | None:
+    """``(reason, detail)`` of an error text. An older agent's ``transport: …`` reads as
+    ``unreachable``; any other unprefixed text as ``script``."""
+    if not error:
+        return None
+    head, sep, rest = str(error).partition(": ")
+    if sep and head in ERROR_REASONS:
+        return head, rest
+    if sep and head == LEGACY_TRANSPORT:
+        return "unreachable", rest
+    return "script", str(error)
+
+
+def reason_of_exception(exc: BaseException) -> str:
+    """The reason word for a transport failure, from its class (hosts/base.py's tree).
+
+    Why the two text tests: the WinRM client reports a missing answer and a failed certificate
+    check as plain ``TransportError``s; a message test here keeps the transports unchanged."""
+    from ..hosts.base import AuthError, HostKeyError, ScriptTimeout
+
+    if isinstance(exc, AuthError):
+        return "auth"
+    if isinstance(exc, HostKeyError):
+        return "hostkey"
+    if isinstance(exc, ScriptTimeout):
+        return "timeout"
+    text = str(exc).lower()
+    if "tls" in text or "certificate" in text:
+        return "tls"
+    return "unreachable"  # connection refused, no route, no answer in time, closed channel
 
 
 def interpreter_for(runbook: Runbook) -> str:
@@ -91,6 +140,12 @@ class PhaseResult:
     def ok(self) -> bool:
         return self.status == "compliant" and self.error is None
 
+    @property
+    def reason(self) -> str | None:
+        """The error's machine word (``ERROR_REASONS``), None when there is no error."""
+        split = split_error(self.error)
+        return split[0] if split else None
+
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "status": self.status,
@@ -98,7 +153,7 @@ class PhaseResult:
             "expected": self.expected,
         }
         if self.error:
-            out["error"] = self.error
+            out["error"] = error_record(self.error)
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -106,8 +161,16 @@ class PhaseResult:
         if "action" in self.observed:
             s["action"] = self.observed["action"]
         if self.error:
-            s["error"] = self.error
+            s["error"] = error_record(self.error)
         return s
+
+
+def error_record(error: str) -> dict[str, str]:
+    """What evidence keeps of an error: ``{"kind", "detail"}`` (the detail is the transport's or
+    script's own short message — a host name, never a secret; credentials are in memory only
+    and no transport puts one in an exception)."""
+    kind, detail = split_error(error) or ("script", error)
+    return {"kind": kind, "detail": short(detail, 300)}
 
 
 def parse_output(phase: str, exit_code: int, stdout: str, stderr: str) -> PhaseResult:
@@ -125,15 +188,15 @@ def parse_output(phase: str, exit_code: int, stdout: str, stderr: str) -> PhaseR
         why = f"no result from the {phase} script (exit {exit_code})"
         if stderr.strip():
             why += f": {short(stderr, 300)}"
-        return PhaseResult(phase, "error", {}, {}, exit_code, error=why)
+        return PhaseResult(phase, "error", {}, {}, exit_code, error=error_text("no_result", why))
     observed = parsed.get("observed") if isinstance(parsed.get("observed"), dict) else {}
     expected = parsed.get("expected") if isinstance(parsed.get("expected"), dict) else {}
     status = parsed["status"]
     error = None
     if status == "error":
-        error = short(str(observed.get("error") or stderr or f"exit {exit_code}"))
+        error = error_text("script", str(observed.get("error") or stderr or f"exit {exit_code}"))
     elif exit_code != 0:
-        status, error = "error", f"{phase} script exited {exit_code}"
+        status, error = "error", error_text("script", f"{phase} script exited {exit_code}")
     return PhaseResult(phase, status, observed, expected, exit_code, error=error)
 
 
@@ -198,18 +261,18 @@ class Executor:
         try:
             script = render(runbook, phase, params)
         except SchemaError as exc:
-            return PhaseResult(phase, "error", {}, {}, None, error=f"refused: {exc}")
+            return PhaseResult(phase, "error", {}, {}, None, error=error_text("refused", str(exc)))
         try:
             transport = self.transports(host_id)
             res = transport.run_script(
                 script, interpreter=interpreter_for(runbook), timeout=self.timeout_s
             )
-        except OsirisError as exc:  # TransportError, AuthError, HostKeyError …
-            return PhaseResult(phase, "error", {}, {}, None, error=short(f"transport: {exc}"))
-        except OSError as exc:
-            return PhaseResult(phase, "error", {}, {}, None, error=short(f"transport: {exc}"))
+        except (OsirisError, OSError) as exc:  # TransportError, AuthError, HostKeyError, sockets
+            why = error_text(reason_of_exception(exc), str(exc) or type(exc).__name__)
+            return PhaseResult(phase, "error", {}, {}, None, error=why)
         if res.timed_out:
-            pr = PhaseResult(phase, "error", {}, {}, res.exit_code, error="timed out")
+            why = error_text("timeout", f"the {phase} script ran past {self.timeout_s:g} s")
+            pr = PhaseResult(phase, "error", {}, {}, res.exit_code, error=why)
         else:
             pr = parse_output(phase, res.exit_code, res.stdout, res.stderr)
         pr.duration_ms = res.duration_ms

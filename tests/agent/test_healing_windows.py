@@ -215,7 +215,7 @@ def test_connection_dropped_during_remediate_is_failed_not_healed(lab) -> None:
     _engine(tr, sinks).handle(finding, Policy.default(CAT))
     server.faults.clear()
     assert sinks.outcomes()[0] == ("failed", "L1", "RB-WIN-SEC-002")
-    assert "transport" in sinks.bundles[0]["action_taken"]
+    assert "unreachable:" in sinks.bundles[0]["action_taken"]  # issue 13: the reason word
     assert sinks.outcomes()[1] == ("escalated", "L3", "RB-WIN-SEC-002")
 
 

@@ -134,6 +134,15 @@ def test_disabled_runbook_is_still_watched_and_unreachable_is_failed(lab) -> Non
     # Unreachable: ONE error finding and one failed bundle for the host (not one per runbook),
     # no snapshot, and its checks stay due so the next cycle tries again.
     assert len(findings) == 1 and findings[0].status == "error"
-    assert findings[0].error and findings[0].error.startswith("transport:")
+    # issue 13: the error says why in one word, the bundle records it (outcome stays "failed",
+    # the catalogue's word) and names every check it stands for; the host's other runbook is an
+    # error too, not left at whatever it last was
+    assert findings[0].error and findings[0].error.startswith("unreachable:")
     assert [b["outcome"] for b in sink.bundles[before:]] == ["failed"]
+    err = sink.bundles[-1]["post_state"]["error"]
+    assert err["kind"] == "unreachable" and "dc02" in err["detail"]
+    named = ("RB-WIN-FIREWALL-001", "RB-WIN-SEC-001")
+    assert err["checks"] == sorted({CAT.runbook(r).check for r in named})
+    assert {s["status"] for s in sc2.states("dc02").values()} == {"error"}
+    assert set(sc2.host_errors) == {"dc02"}
     assert len(sc2.due(T0, [down], policy)) == 1  # windows_firewall: still due
