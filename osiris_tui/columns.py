@@ -165,6 +165,9 @@ APPLIANCES = cols(
     Column(
         "drift", "DRIFT", _attr("drift_count"), style=lambda a: "yellow" if a.drift_count else ""
     ),
+    # checks that could not run (auth refused, unreachable, timeout): never counted as a pass
+    Column("errors", "ERR", _attr("error_count"), style=lambda a: "red" if a.error_count else ""),
+    # records.SCORE_RULE: errors and stale results count against
     Column("compliant", "COMPLIANT", _compliant),
 )
 
@@ -175,12 +178,20 @@ def _short(value: Any) -> str:
     return short(value)
 
 
+def _reason(d: Any) -> str:
+    from .drift import reason_text
+
+    return reason_text(d.reason)
+
+
 # A DriftRow (osiris_tui.drift): per host and check, replayed from the evidence chain.
 DRIFT = cols(
     "drift",
     Column("host", "HOST", _attr("host_id")),
     Column("check", "CHECK", _attr("check")),
     Column("state", "STATE", _attr("state"), status=True),
+    # why an error could not run (drift.REASON_TEXT): "auth refused", "unreachable", "timeout"
+    Column("reason", "REASON", lambda d: _reason(d) or "-"),
     Column("since", "SINCE", lambda d: ("" if d.since_exact else "≤") + (d.since or "-")),
     Column("attempts", "ATTEMPTS", _attr("attempts")),
     Column("last", "LAST", lambda d: f"{d.last_tier or '-'} {d.last_outcome or '-'}"),

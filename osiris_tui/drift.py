@@ -11,7 +11,20 @@ State of a bundle, from `outcome` and `tier` (docs/evidence-format.md §4):
 - `alert`, `escalated`, `reverted`, `deferred`, and `failed` from a healing tier → drift
   (healing did not fix it);
 - `failed` at tier `monitor` → error (the check itself could not run — never a silent pass);
-- `rejected`, `expired` (an order that never ran) observe nothing: the state is unchanged.
+- `rejected`, `expired` (an order that never ran) observe nothing: the state is unchanged;
+- a healing-tier bundle about a check that could not run (its `pre_state.status` is `error`: the
+  L3 incident "the check could not run") leaves it an error — escalating a failure to reach a
+  host does not make the host drift (before issue 13 this read `▲ drift {}`).
+
+Why it could not run is the bundle's `post_state.error` (`{"kind", "detail"}`; an older agent's
+text `transport: …` reads as `unreachable`), worded by `REASON_TEXT`. A failure of the whole
+host (a refused credential, no connection) is signed once, its `post_state.error.checks` naming
+every check it stands for: each of them is an error from that bundle on.
+
+The appliance's last check-in (`checkins`) then has the last word where the evidence cannot: a
+pair it reports as `error` is an error (with its reason), and a pair not re-checked for
+`records.STALE_INTERVALS` of its interval is `stale` (not known to be good). Hosts no longer
+among the site's credentials (`hosts`) leave the view; their history stays in the evidence.
 
 A bundle signed under a former check id (a catalogue alias) counts under its check's current id,
 so a renamed check keeps one row and one history.
@@ -26,6 +39,18 @@ from typing import Any
 from osiris_core.catalog import check_aliases
 
 HEALING_TIERS = frozenset({"L1", "L2", "L3", "order"})
+# osiris_core.protocol.ERROR_REASONS in words a technician reads at 2 a.m.
+REASON_TEXT = {
+    "auth": "auth refused",
+    "unreachable": "unreachable",
+    "hostkey": "host key mismatch",
+    "tls": "TLS certificate refused",
+    "timeout": "timeout",
+    "no_result": "no result",
+    "script": "check failed",
+    "refused": "parameters refused",
+    "crashed": "agent crashed",
+}
 # The agent's own pipeline: hourly monitoring snapshots and non-runbook orders, not a host check.
 PIPELINE_CHECKS = frozenset({"evidence_pipeline"})
 NO_OBSERVATION = frozenset({"rejected", "expired"})
@@ -40,9 +65,36 @@ def bundle_state(bundle: Mapping[str, Any]) -> str | None:
         return "compliant"
     if outcome == "failed" and tier not in HEALING_TIERS:
         return "error"
+    if outcome in ("alert", "escalated") and _status_of(bundle.get("pre_state")) == "error":
+        return "error"  # an alert or incident about a check that could not run
     if outcome in DRIFT_OUTCOMES:
         return "drift"
     return None
+
+
+def _status_of(state: Any) -> Any:
+    return state.get("status") if isinstance(state, Mapping) else None
+
+
+def bundle_error(bundle: Mapping[str, Any]) -> tuple[str, str, list[str]] | None:
+    """(reason, detail, checks it stands for) of a bundle about a check that could not run."""
+    for key in ("post_state", "pre_state"):
+        st = bundle.get(key)
+        err = st.get("error") if isinstance(st, Mapping) else None
+        if isinstance(err, Mapping):
+            checks = err.get("checks")
+            names = [str(c) for c in checks] if isinstance(checks, list) else []
+            return str(err.get("kind") or "script"), str(err.get("detail") or ""), names
+        if isinstance(err, str) and err:
+            head, _, rest = err.partition(": ")
+            if head == "transport":  # an agent before issue 13
+                return "unreachable", rest, []
+            return (head, rest, []) if head in REASON_TEXT else ("script", err, [])
+    return None
+
+
+def reason_text(reason: str | None) -> str:
+    return REASON_TEXT.get(reason or "", reason or "")
 
 
 def _observed(bundle: Mapping[str, Any]) -> tuple[Any, Any] | None:
@@ -76,9 +128,20 @@ class DriftRow:
     expected: Any = None
     bundles: int = 0
     source: str = "evidence"  # or "checkin" when no bundle names this pair yet
+    reason: str | None = None  # state error: why the check could not run (ERROR_REASONS)
+    detail: str | None = None  # state error: the transport's or script's own words
+    stale: bool = False  # not re-checked for STALE_INTERVALS of its interval (state "stale")
+
+    @property
+    def status_text(self) -> str:
+        """The state and, for an error, why: ``error auth refused``."""
+        return f"{self.state} {reason_text(self.reason)}" if self.reason else self.state
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["status"] = self.state  # the name the check-in uses (state kept for old scripts)
+        out["reason_text"] = reason_text(self.reason) or None
+        return out
 
 
 @dataclass
@@ -93,13 +156,17 @@ def drift_rows(
     *,
     window_start_seq: int = 1,
     aliases: Mapping[str, str] | None = None,
+    hosts: Iterable[str] | None = None,
+    now: float | None = None,
 ) -> list[DriftRow]:
     """Replay `evidence` rows (the server's `GET /evidence` rows, any order) into DriftRows.
 
-    `checkins` (objects with host_id, check, status, since — the appliance's last check-in) fill
-    in pairs no bundle names yet. `window_start_seq` is the first seq fetched: a pair whose
-    first bundle in the window is already in its final state gets `since_exact=False`.
-    `aliases` (former check id -> check id) defaults to the packaged catalogue's.
+    `checkins` (`records.CheckStatus`: the appliance's last check-in) fill in pairs no bundle
+    names yet, turn a pair they report as `error` into one, and mark stale results (at `now`).
+    `window_start_seq` is the first seq fetched: a pair whose first bundle in the window is
+    already in its final state gets `since_exact=False`. `aliases` (former check id -> check
+    id) defaults to the packaged catalogue's. `hosts`, when given, keeps only those hosts (the
+    site's credentials and the appliance itself).
     """
     fold = check_aliases() if aliases is None else aliases
     rows = sorted(
@@ -135,27 +202,67 @@ def drift_rows(
                 # Healing while we last saw it compliant (or never): it drifted unobserved.
                 row.drift_since, row.attempts = at, 1
         state = bundle_state(b)
-        if state is not None and state != row.state:
-            entering_drift = state in ("drift", "error") and row.state not in ("drift", "error")
-            if entering_drift and not healing:
-                row.drift_since, row.attempts = at, 0
-            if entering_drift:
-                row.resolved_at = row.resolved_by = None
-            if state == "compliant" and row.drift_since is not None:
-                row.resolved_at, row.resolved_by = at, b.get("tier")
-            row.since_exact = a.seen_state or window_start_seq <= 1
-            row.since = at
-            row.state = state
-        if state is not None:
-            a.seen_state = True
+        _enter(a, state, at, healing, b.get("tier"), window_start_seq)
+        if state == "error":
+            err = bundle_error(b)
+            if err is not None:
+                row.reason, row.detail = err[0], err[1] or None
+                for other in err[2]:  # a whole-host failure names every check it stands for
+                    other = fold.get(other, other)
+                    if other == check or other in PIPELINE_CHECKS:
+                        continue
+                    o = acc.get((host, other))
+                    if o is None:
+                        o = acc[(host, other)] = _Acc(DriftRow(host, other))
+                    _enter(o, "error", at, False, b.get("tier"), window_start_seq)
+                    o.row.reason, o.row.detail = err[0], err[1] or None
+        elif state is not None:
+            row.reason = row.detail = None
     out = [a.row for a in acc.values()]
+    by_pair = {(r.host_id, r.check): r for r in out}
     for c in checkins:
         check = fold.get(c.check, c.check)
-        if (c.host_id, check) not in acc:
-            out.append(DriftRow(c.host_id, check, state=c.status, since=c.since, source="checkin"))
-    order = {"drift": 0, "error": 1, "unknown": 2, "compliant": 3}
-    out.sort(key=lambda d: (order.get(d.state, 2), d.host_id, d.check))
+        reason = getattr(c, "reason", None)
+        row = by_pair.get((c.host_id, check))
+        if row is None:
+            row = DriftRow(c.host_id, check, state=c.status, since=c.since, source="checkin")
+            row.reason = reason if c.status == "error" else None
+            out.append(row)
+            by_pair[(c.host_id, check)] = row
+        elif c.status == "error" and row.state != "error":
+            # the agent could not run it since its last bundle (a host failure it signed once)
+            row.state, row.since, row.reason = "error", c.since, reason
+        elif c.status == "error" and row.reason is None:
+            row.reason = reason
+        stale = getattr(c, "is_stale", None)
+        if stale is not None and row.state != "error" and stale(now):
+            row.state, row.stale = "stale", True
+    if hosts is not None:
+        keep = set(hosts)
+        out = [r for r in out if r.host_id in keep]
+    order = {"drift": 0, "error": 1, "stale": 2, "unknown": 3, "compliant": 4}
+    out.sort(key=lambda d: (order.get(d.state, 3), d.host_id, d.check))
     return out
+
+
+def _enter(
+    a: _Acc, state: str | None, at: Any, healing: bool, tier: Any, window_start_seq: int
+) -> None:
+    """Move one pair to ``state`` (None: the bundle observed nothing), keeping its episode."""
+    row = a.row
+    if state is not None and state != row.state:
+        entering_drift = state in ("drift", "error") and row.state not in ("drift", "error")
+        if entering_drift and not healing:
+            row.drift_since, row.attempts = at, 0
+        if entering_drift:
+            row.resolved_at = row.resolved_by = None
+        if state == "compliant" and row.drift_since is not None:
+            row.resolved_at, row.resolved_by = at, tier
+        row.since_exact = a.seen_state or window_start_seq <= 1
+        row.since = at
+        row.state = state
+    if state is not None:
+        a.seen_state = True
 
 
 def fetch_after(

@@ -50,12 +50,95 @@ class Site(Record):
     window: dict[str, Any] | None = None
 
 
+# A result not refreshed for this many of its own check intervals is stale: the agent stopped
+# measuring it (the appliance is down, the check no longer runs), so it is not known to be good.
+STALE_INTERVALS = 3
+# The one score rule (fleet row, site row, pulse line, CLI): compliant checks over every check
+# with any state — a check in error (could not run) or stale counts against, never as a pass.
+SCORE_RULE = "errors and stale count against"
+
+
+def epoch_of(stamp: str | None) -> float | None:
+    """RFC 3339 (``…Z``) → epoch seconds; None for a missing or unreadable stamp."""
+    if not stamp:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 @dataclass
 class CheckStatus:
+    """One (host, check) of an appliance's last check-in. ``reason`` (why an error could not
+    run), ``checked_at`` and ``interval_s`` come from agents since issue 13; an older agent's
+    check has none of them and is never judged stale by age."""
+
     host_id: str
     check: str
     status: str
     since: str
+    reason: str | None = None
+    checked_at: str | None = None
+    interval_s: int | None = None
+
+    def is_stale(self, now: float | None = None) -> bool:
+        """Last run more than ``STALE_INTERVALS`` of its interval ago."""
+        at = epoch_of(self.checked_at)
+        if at is None or not self.interval_s:
+            return False
+        return (now if now is not None else time.time()) - at > STALE_INTERVALS * self.interval_s
+
+    def state(self, now: float | None = None) -> str:
+        """compliant / drift / error / stale: an error stays an error however old."""
+        if self.status != "error" and self.is_stale(now):
+            return "stale"
+        return self.status
+
+
+@dataclass(frozen=True)
+class Score:
+    """Counts of one appliance's (or a sum of appliances') checks by state, and the score."""
+
+    compliant: int = 0
+    drift: int = 0
+    error: int = 0
+    stale: int = 0
+    other: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.compliant + self.drift + self.error + self.stale + self.other
+
+    @property
+    def percent(self) -> str:
+        """``80%``, or ``-`` when there is no check at all (nothing known, nothing claimed)."""
+        return f"{100 * self.compliant // self.total}%" if self.total else "-"
+
+    def __add__(self, other: Score) -> Score:
+        return Score(
+            self.compliant + other.compliant, self.drift + other.drift,
+            self.error + other.error, self.stale + other.stale, self.other + other.other,
+        )  # fmt: skip
+
+
+def score(checks: Iterable[CheckStatus], now: float | None = None) -> Score:
+    """The score rule (``SCORE_RULE``), once: every check counts, only a fresh compliant one
+    for; an unknown status word (a newer agent's) counts against too."""
+    counts = {"compliant": 0, "drift": 0, "error": 0, "stale": 0, "other": 0}
+    for c in checks:
+        st = c.state(now)
+        counts[st if st in counts else "other"] += 1
+    return Score(**counts)
+
+
+def sum_scores(scores: Iterable[Score]) -> Score:
+    total = Score()
+    for s in scores:
+        total = total + s
+    return total
 
 
 @dataclass
@@ -84,12 +167,16 @@ class Appliance(Record):
         out = []
         for c in (self.status or {}).get("checks", []) or []:
             if isinstance(c, dict):
+                interval = c.get("interval_s")
                 out.append(
                     CheckStatus(
                         str(c.get("host_id", "")),
                         str(c.get("check", "")),
                         str(c.get("status", "")),
                         str(c.get("since", "")),
+                        str(c["reason"]) if c.get("reason") else None,
+                        str(c["checked_at"]) if c.get("checked_at") else None,
+                        interval if isinstance(interval, int) and interval > 0 else None,
                     )
                 )
         return out
@@ -99,10 +186,19 @@ class Appliance(Record):
         return sum(1 for c in self.checks if c.status == "drift")
 
     @cached_property
+    def error_count(self) -> int:
+        """Checks that could not run at the last check-in (the fleet row's ERR)."""
+        return sum(1 for c in self.checks if c.status == "error")
+
+    def score(self, now: float | None = None) -> Score:
+        """This appliance's checks by state at ``now`` (stale by age), see ``SCORE_RULE``."""
+        return score(self.checks, now)
+
+    @property
     def compliance(self) -> tuple[int, int]:
-        """(compliant checks, checks with a verdict) from the last check-in."""
-        cs = [c for c in self.checks if c.status in ("compliant", "drift")]
-        return sum(1 for c in cs if c.status == "compliant"), len(cs)
+        """(compliant checks, all checks) now: errors and stale results count against."""
+        s = self.score()
+        return s.compliant, s.total
 
     def state(self, now: float | None = None, interval_s: int = 60) -> str:
         """online / stale / offline / never / revoked: one word the views and CLI share.
@@ -126,6 +222,7 @@ class Appliance(Record):
     def as_json(self) -> dict[str, Any]:
         out = super().as_json()
         out["drift_count"] = self.drift_count
+        out["error_count"] = self.error_count
         return out
 
 
@@ -181,6 +278,10 @@ class Incident(Record):
     last_seen: str | None = None
     resolved_at: str | None = None
     resolved_by: str | None = None
+    acknowledged_at: str | None = None
+    acknowledged_by: str | None = None
+    assignee: str | None = None
+    resolution_note: str | None = None
 
 
 @dataclass

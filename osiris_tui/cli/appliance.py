@@ -4,6 +4,7 @@ quarantined one, revoke."""
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -11,6 +12,7 @@ from osiris_core.errors import ExitCode
 
 from ..columns import APPLIANCES, DRIFT
 from ..fmt import safe
+from ..transport import AuthRefused, UsageError
 from .base import JSON_OPT, YES_OPT, client_of, confirm, emit_json, listing, show
 
 
@@ -43,21 +45,32 @@ def appliance_show(ctx: click.Context, appliance_id: str, as_json: bool) -> None
     "--window", type=click.IntRange(1, 20000), default=2000, show_default=True,
     help="Replay at most the newest N bundles of the chain.",
 )  # fmt: skip
-@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when any pair is in drift or error.")
+@click.option(
+    "--fail-on-drift", is_flag=True,
+    help="Exit 1 when any pair is in drift, error (could not run) or stale.",
+)  # fmt: skip
 @JSON_OPT
 @click.pass_context
 def appliance_drift(
     ctx: click.Context, appliance_id: str, window: int, fail_on_drift: bool, as_json: bool
 ) -> None:
-    """Per host and check: state, since when, healing attempts — replayed from the evidence."""
+    """Per host and check: state, since when, healing attempts — replayed from the evidence.
+
+    A check that could not run is `error` with its reason (auth refused, unreachable,
+    timeout); one not re-checked for 3 of its intervals is `stale`. Hosts whose credential was
+    deleted are left out (their history stays in `osiris evidence`)."""
     from ..drift import drift_rows, fetch_chain_tail
 
     c = client_of(ctx)
     a = c.appliance(appliance_id)
     ev, start = fetch_chain_tail(c, a.site_id, a.id, (a.status or {}).get("seq"), window)
-    rows = drift_rows(ev, a.checks, window_start_seq=start)
+    try:
+        hosts: set[str] | None = {cr.host_id for cr in c.credentials(a.site_id)} | {a.id}
+    except (AuthRefused, UsageError):  # not allowed to list credentials: hide nothing
+        hosts = None
+    rows = drift_rows(ev, a.checks, window_start_seq=start, hosts=hosts, now=time.time())
     listing(rows, as_json, DRIFT)
-    if fail_on_drift and any(d.state in ("drift", "error") for d in rows):
+    if fail_on_drift and any(d.state in ("drift", "error", "stale") for d in rows):
         sys.exit(ExitCode.BAD)
 
 

@@ -14,7 +14,8 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from ..app import Banner, CommandBar
 from ..client import Appliance, Site
-from ..fmt import age, cell, matches, parse_filter, percent, status_cell
+from ..fmt import age, cell, matches, parse_filter, status_cell
+from ..records import SCORE_RULE, sum_scores
 from ..widgets.polling import Poll
 from ..widgets.table import KeyedTable
 
@@ -24,8 +25,9 @@ APP_COLUMNS = [
     ("host", "APPLIANCE"),
     ("seen", "SEEN"),
     ("drift", "DRIFT"),
+    ("err", "ERR"),  # checks that could not run (records.Appliance.error_count)
     ("inc", "INC"),
-    ("score", "SCORE"),
+    ("score", "SCORE"),  # records.SCORE_RULE: errors and stale results count against
 ]
 SITE_COLUMNS = [
     ("name", "SITE"),
@@ -33,6 +35,7 @@ SITE_COLUMNS = [
     ("apps", "APPS"),
     ("online", "ONLINE"),
     ("drift", "DRIFT"),
+    ("err", "ERR"),
     ("inc", "INC"),
     ("score", "SCORE"),
 ]
@@ -129,8 +132,7 @@ class FleetScreen(Screen):
             a.state(self.now(), self._interval.get(a.site_id, 60)) for a in d.appliances
         )
         drift = sum(a.drift_count for a in d.appliances)
-        ok = sum(a.compliance[0] for a in d.appliances)
-        total = sum(a.compliance[1] for a in d.appliances)
+        sc = sum_scores(a.score(self.now()) for a in d.appliances)
         inc = sum(v for k, v in d.open_incidents.items() if k.startswith("site:"))
         self.query_one("#pulse", Static).update(
             Text.assemble(
@@ -139,8 +141,11 @@ class FleetScreen(Screen):
                 (f"◐ {states['stale']} stale  ", "yellow"),
                 (f"○ {states['offline'] + states['never']} offline  ", "red"),
                 (f"▲ {drift} drift  ", "yellow"),
+                (f"! {sc.error} error  ", "red" if sc.error else ""),
+                (f"◌ {sc.stale} stale checks  ", "yellow" if sc.stale else ""),
                 (f"{inc} open incidents  ", ""),
-                (f"compliance {percent(ok, total)}", "bold"),
+                (f"score {sc.percent}", "bold"),
+                (f" ({SCORE_RULE})", "dim"),
                 (
                     f"  (showing {MAX_ROWS} of {self.matched}: filter with /)"
                     if self.matched > MAX_ROWS
@@ -170,6 +175,7 @@ class FleetScreen(Screen):
                     "hostname": a.hostname.lower(),
                     "id": a.id.lower(),
                     "drift": str(a.drift_count),
+                    "err": str(a.error_count),
                 }
                 if not matches(fields, terms, inverse):
                     continue
@@ -180,7 +186,7 @@ class FleetScreen(Screen):
         self.matched = len(picked)
         rows: dict[str, list[Text]] = {}
         for _k, a, st in picked[:MAX_ROWS]:
-            ok, total = a.compliance
+            sc = a.score(now)
             inc = d.open_incidents.get(a.id, 0)
             self._epoch[a.id] = a.last_seen_epoch
             seen = None if a.last_seen_epoch is None else now - a.last_seen_epoch
@@ -190,8 +196,9 @@ class FleetScreen(Screen):
                 cell(a.hostname),
                 cell(age(seen)),
                 cell(a.drift_count, "yellow" if a.drift_count else ""),
+                cell(a.error_count, "red" if a.error_count else ""),
                 cell(inc, "yellow" if inc else ""),
-                cell(percent(ok, total)),
+                cell(sc.percent),
             ]
         return rows, list(rows)
 
@@ -217,8 +224,7 @@ class FleetScreen(Screen):
         for s in d.sites:
             apps = by_site.get(s.id, [])
             online = sum(1 for a in apps if a.state(now, s.checkin_interval_s) == "online")
-            ok = sum(a.compliance[0] for a in apps)
-            total = sum(a.compliance[1] for a in apps)
+            sc = sum_scores(a.score(now) for a in apps)
             drift = sum(a.drift_count for a in apps)
             inc = d.open_incidents.get("site:" + s.id, 0)
             rows[s.id] = [
@@ -227,8 +233,9 @@ class FleetScreen(Screen):
                 cell(len(apps)),
                 cell(f"{online}/{len(apps)}"),
                 cell(drift, "yellow" if drift else ""),
+                cell(sc.error, "red" if sc.error else ""),
                 cell(inc, "yellow" if inc else ""),
-                cell(percent(ok, total)),
+                cell(sc.percent),
             ]
         self.query_one("#sites", KeyedTable).sync(rows)
 

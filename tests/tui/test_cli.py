@@ -36,7 +36,7 @@ def invoke(live, *args: str, input: str | None = None, token: str | None = None)
 SITE_KEYS = {"id", "name", "partner_id", "checkin_interval_s", "created_at", "window"}
 APPLIANCE_KEYS = {
     "id", "site_id", "hostname", "mac", "agent_version", "created_at", "revoked_at",
-    "last_seen_at", "last_seen_epoch", "online", "status", "drift_count",
+    "last_seen_at", "last_seen_epoch", "online", "status", "drift_count", "error_count",
     "quarantined", "confirmed_by", "confirmed_at",
 }  # fmt: skip
 

@@ -16,15 +16,17 @@ def test_cli_row_and_headers_come_from_one_spec() -> None:
     checks = [
         {"host_id": "h", "check": "firewall", "status": "drift", "since": ""},
         {"host_id": "h", "check": "av_edr", "status": "compliant"},
+        # issue 13: a check that could not run is counted (ERR) and counts against the score
+        {"host_id": "h", "check": "backup", "status": "error", "since": "", "reason": "auth"},
     ]
     a = Appliance.from_json(
         {"id": "a1", "site_id": "s1", "hostname": "box", "last_seen_at": None,
          "status": {"checks": checks}}
     )  # fmt: skip
     assert APPLIANCES.headers() == [
-        "ID", "SITE", "HOSTNAME", "STATUS", "LAST SEEN", "DRIFT", "COMPLIANT",
+        "ID", "SITE", "HOSTNAME", "STATUS", "LAST SEEN", "DRIFT", "ERR", "COMPLIANT",
     ]  # fmt: skip
-    assert APPLIANCES.row(a) == ["a1", "s1", "box", "never", "never", 1, "1/2"]
+    assert APPLIANCES.row(a) == ["a1", "s1", "box", "never", "never", 1, 1, "1/3"]
     assert APPLIANCES.texts(a)[5] == "1"
 
 

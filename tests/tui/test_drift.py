@@ -59,6 +59,16 @@ def drifted(tmp_path_factory):
     try:
         srv.site("Drift Clinic", "driftclinic")
         a = srv.enroll("driftclinic", "drift-app")
+        # the story's hosts have credentials at the site (issue 13: a host whose credential
+        # was deleted leaves the drift view, so a view of them needs them to exist)
+        with srv.admin() as h:
+            for host in ("dc01", "fs01", "ws09"):
+                r = h.post("/api/v1/sites/driftclinic/credentials", json={
+                    "host_id": host, "kind": "winrm", "address": "127.0.0.1", "port": 5985,
+                    "lab": True, "use_tls": False, "verify_tls": False,
+                    "username": "Administrator", "password": "pw-drift-story",
+                })  # fmt: skip
+                assert r.status_code == 201, r.text
         a.send_bundles(STORY)
         a.checkin([check("ws09", "windows_firewall", "drift", t(55))])  # no evidence yet
         yield srv, a
