@@ -2,7 +2,8 @@
 
 Structure (console.md): data layer in client.py/local.py, screens in screens/, modals in
 widgets/, styles in osiris.tcss, palette in commands.py. All I/O runs in thread workers; the
-first paint never waits for the network; an unreachable server is a banner, not a crash.
+first paint never waits for the network; an unreachable server is a banner, not a crash. What
+the banner may say about the server (``● API ok`` only for a fresh answer) is ``liveness``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from textual.widgets import Input, Static
 
 from .client import Client, ClientError
 from .fmt import safe
+from .liveness import CONSOLE_TIMEOUT, SLOW_S, Liveness
 
 ALIASES = {
     "sites": "fleet",
@@ -170,16 +172,35 @@ class OsirisApp(BaseApp):
         read_only: bool = False,
         clock: Callable[[], float] = time.time,
         poll_s: float = 5.0,
+        timeout: float = CONSOLE_TIMEOUT,
+        slow_s: float = SLOW_S,
+        token_fix: str | None = None,
     ) -> None:
+        """``timeout``: each request's budget (connect, read and retries) — the header says
+        ``○ down: no answer in …`` after it; ``slow_s``: outstanding longer, ``◐ slow``;
+        ``token_fix``: how to fix a refused token (``profiles.Config.token_fix``)."""
         super().__init__(read_only=read_only, clock=clock, poll_s=poll_s)
         if client is None:
             assert server and token
-            client = Client(server, token, timeout=5.0, retries=1)
+            extra = {} if token_fix is None else {"token_fix": token_fix}
+            client = Client(server, token, timeout=timeout, retries=1, **extra)
         self.client = client
         self.sub_title = client.server
-        self.api_ok: bool | None = None
-        self.api_error: str | None = None
-        self.last_ok: float | None = None
+        self.liveness = Liveness(poll_s, slow_s=slow_s, token_fix=client.token_fix)
+
+    @property
+    def api_ok(self) -> bool | None:
+        """None before any outcome; else whether the last outcome was an answer."""
+        return self.liveness.ok
+
+    @property
+    def api_error(self) -> str | None:
+        return None if self.liveness.ok is not False else self.liveness.reason
+
+    @property
+    def last_ok(self) -> float | None:
+        """When a view last painted fresh data (the banner's data age)."""
+        return self.liveness.last_data
 
     def get_default_screen(self) -> Any:
         from .screens.fleet import FleetScreen
@@ -192,12 +213,13 @@ class OsirisApp(BaseApp):
 
         self.COMMANDS = self.COMMANDS | {OsirisCommands}
 
-    def api_result(self, ok: bool, error: str | None = None) -> None:
-        """Called (on the UI thread) after every poll: drives the banner and data age."""
-        self.api_ok = ok
-        self.api_error = error
+    def api_result(self, ok: bool, error: Exception | str | None = None) -> None:
+        """Called (on the UI thread) after every poll: ``ok`` — a view painted fresh data;
+        else ``error`` is why not. Drives the banner and the data age."""
         if ok:
-            self.last_ok = self.clock()
+            self.liveness.painted(self.clock())
+        elif error is not None:
+            self.liveness.failed(error if isinstance(error, Exception) else ClientError(error))
         for banner in self.screen.query(Banner):
             banner.refresh_banner()
 
@@ -231,7 +253,9 @@ class OsirisApp(BaseApp):
 
 
 class Banner(Static):
-    """Scope, API health, data age and READ-ONLY; red when the server is unreachable."""
+    """Scope, API health (``liveness.Liveness.health``: glyph + word + reason), data age and
+    READ-ONLY; class ``down`` (red) when the server is down or refuses the token. Redrawn every
+    second, so ``◐ slow: waiting Ns`` counts up while a request hangs."""
 
     def on_mount(self) -> None:
         self.refresh_banner()
@@ -240,19 +264,17 @@ class Banner(Static):
     def refresh_banner(self) -> None:
         app = self.app
         parts: list[tuple[str, str] | str] = []
+        bad = False
         if isinstance(app, OsirisApp):
+            now = app.clock()
+            health = app.liveness.health(now)
+            bad = health.bad
             parts.append((f" {safe(app.client.server)} ", "bold"))
-            if app.api_ok is None:
-                parts.append(("… connecting", "dim"))
-            elif app.api_ok:
-                parts.append(("● API ok", "green"))
-            else:
-                parts.append((f"○ server unreachable: {safe(app.api_error)}", "bold red"))
-            if app.last_ok is not None:
-                parts.append(f"  data {int(app.clock() - app.last_ok)}s old")
+            parts.append((safe(health.text), health.style))
+            parts.append(f"  {app.liveness.data_age(now)}")
         if getattr(app, "read_only", False):
             parts.append(("  READ-ONLY", "reverse bold"))
-        self.set_class(isinstance(app, OsirisApp) and app.api_ok is False, "down")
+        self.set_class(bad, "down")
         self.update(Text.assemble(*parts))
 
 

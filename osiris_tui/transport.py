@@ -2,14 +2,23 @@
 
 Why apart from the per-noun calls (``client.Client``): this is the one place that decides what
 a failure means — and so the CLI's exit code (console.md): 2 input/usage (4xx other than auth),
-3 server unreachable or failing (connect errors, 5xx), 4 authentication refused (401/403) — and
-when a request may be retried: idempotent reads on connect errors and 502-504; writes never (a
-retried POST could queue an order twice).
+3 server unreachable or failing (connect errors, no answer in time, 5xx), 4 authentication
+refused (401/403, with how to fix it) — and when a request may be retried: idempotent reads on
+connect errors, timeouts and 502-504; writes never (a retried POST could queue an order twice).
+
+Every request has a budget (``timeout``, seconds): its attempts, their connects (at most
+``connect_timeout`` each), their reads and the pauses between them all fit in it, so a server
+that accepts the connection and never answers (a frozen process: the kernel completes the
+handshake) costs ``timeout`` seconds and a ``NoAnswer`` error, never longer. ``on_slow`` is
+called (from a timer thread) when an attempt has had no answer for ``slow_after`` seconds: the
+CLI prints its one "waiting for the server" line with it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Any, Self
 
 import httpx
@@ -17,8 +26,10 @@ import httpx
 from osiris_core.errors import ExitCode, OsirisError
 
 API = "/api/v1"
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 15.0  # the CLI's budget per request (``--timeout`` / ``OSIRIS_TIMEOUT``)
+CONNECT_TIMEOUT = 3.0
 RETRY_STATUSES = (502, 503, 504)
+TOKEN_FIX = "pass a valid one with --token, OSIRIS_TOKEN or a profile"
 
 
 # ---------------------------------------------------------------- errors
@@ -51,10 +62,36 @@ class Conflict(UsageError):
 
 
 class Unreachable(ClientError):
-    """Connect error, timeout, or a server answering 5xx (exit 3)."""
+    """Connect error, timeout, or a server answering 5xx (exit 3). ``reason`` is the message
+    without the server's URL (the console's header names the server already)."""
 
     code = "E_UNREACHABLE"
     exit_code = ExitCode.UNREACHABLE
+
+    def __init__(
+        self,
+        message: str,
+        code: str | None = None,
+        status: int | None = None,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, code, status)
+        self.reason = reason or message
+
+
+class NoAnswer(Unreachable):
+    """The server took the connection (or the request) and did not answer within the budget."""
+
+    code = "E_TIMEOUT"
+
+    def __init__(self, server: str, waited: float, detail: str) -> None:
+        super().__init__(
+            f"server did not answer within {waited:g}s ({server}: {detail}; "
+            "wait longer with --timeout or OSIRIS_TIMEOUT)",
+            reason=f"no answer in {waited:g}s",
+        )
+        self.waited = waited
 
 
 class AuthRefused(ClientError):
@@ -80,15 +117,24 @@ class Transport:
         token: str,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
         retries: int = 2,
         transport: httpx.BaseTransport | None = None,
+        token_fix: str = TOKEN_FIX,
+        on_slow: Callable[[], None] | None = None,
+        slow_after: float = 1.0,
     ) -> None:
         self.server = server.rstrip("/")
         self.retries = retries
+        self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.token_fix = token_fix
+        self.on_slow = on_slow
+        self.slow_after = slow_after
         self._http = httpx.Client(
             base_url=self.server,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "osiris-cli"},
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            timeout=httpx.Timeout(timeout, connect=self.connect_timeout),
             transport=transport,
             follow_redirects=False,
         )
@@ -113,26 +159,36 @@ class Transport:
         params: dict[str, Any] | None = None,
         raw: bool = False,
     ) -> Any:
+        """Up to ``1 + retries`` attempts (GET only), all within ``timeout`` seconds."""
         url = path
         params = {k: v for k, v in (params or {}).items() if v is not None}
         attempts = 1 + (self.retries if method == "GET" else 0)
+        deadline = time.monotonic() + self.timeout
         last: Exception | None = None
         for attempt in range(attempts):
             if attempt:
-                time.sleep(min(0.2 * 2**attempt, 2.0))
+                pause = min(0.2 * 2**attempt, 2.0)
+                if time.monotonic() + pause >= deadline:
+                    break
+                time.sleep(pause)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            limit = httpx.Timeout(left, connect=min(self.connect_timeout, left))
             try:
-                resp = self._http.request(method, url, json=json, params=params)
+                resp = self._send(method, url, json, params, limit)
             except httpx.TimeoutException as e:
-                last = Unreachable(f"{self.server}: timed out ({type(e).__name__})")
+                last = NoAnswer(self.server, self.timeout, _timeout_kind(e))
                 continue
             except httpx.TransportError as e:
-                last = Unreachable(f"{self.server}: unreachable ({_reason(e)})")
+                why = f"unreachable ({_reason(e)})"
+                last = Unreachable(f"{self.server}: {why}", reason=why)
                 continue
             if resp.status_code in RETRY_STATUSES and attempt + 1 < attempts:
-                last = _error_for(resp)
+                last = _error_for(resp, self.token_fix)
                 continue
             if resp.status_code >= 400:
-                raise _error_for(resp)
+                raise _error_for(resp, self.token_fix)
             if raw:
                 return resp.text
             if not resp.content:
@@ -140,9 +196,25 @@ class Transport:
             try:
                 return resp.json()
             except ValueError:
-                raise Unreachable(f"{self.server}: answer is not JSON") from None
-        assert last is not None
-        raise last
+                why = "the answer is not JSON"
+                raise Unreachable(f"{self.server}: {why}", reason=why) from None
+        raise last or NoAnswer(self.server, self.timeout, "no attempt fitted in the budget")
+
+    def _send(
+        self, method: str, url: str, json: Any, params: dict[str, Any], limit: httpx.Timeout
+    ) -> httpx.Response:
+        """One attempt; ``on_slow`` if it has no answer after ``slow_after`` seconds (a refused
+        connection fails at once and is retried: that is not "waiting for the server")."""
+        timer = None
+        if self.on_slow is not None:
+            timer = threading.Timer(self.slow_after, self.on_slow)
+            timer.daemon = True  # never keeps a finished CLI waiting
+            timer.start()
+        try:
+            return self._http.request(method, url, json=json, params=params, timeout=limit)
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", API + path, params=params)
@@ -172,7 +244,15 @@ def _reason(e: Exception) -> str:
     return text.splitlines()[0][:200]
 
 
-def _error_for(resp: httpx.Response) -> ClientError:
+def _timeout_kind(e: httpx.TimeoutException) -> str:
+    if isinstance(e, httpx.ConnectTimeout):
+        return "the connection was not accepted"
+    if isinstance(e, httpx.WriteTimeout | httpx.PoolTimeout):
+        return "the request could not be sent"
+    return "connected, no answer"
+
+
+def _error_for(resp: httpx.Response, token_fix: str = TOKEN_FIX) -> ClientError:
     code, message = "E_HTTP", resp.reason_phrase or f"HTTP {resp.status_code}"
     try:
         err = resp.json().get("error", {})
@@ -181,12 +261,21 @@ def _error_for(resp: httpx.Response) -> ClientError:
     except (ValueError, AttributeError):
         pass
     st = resp.status_code
-    if st in (401, 403):
-        return AuthRefused(message, code, st)
+    if st == 401:
+        return AuthRefused(f"token refused (401 {code}: {message}): {token_fix}", code, st)
+    if st == 403:
+        return AuthRefused(
+            f"not allowed (403 {code}: {message}): this token's role may not do this; "
+            "use a token with a role that may",
+            code,
+            st,
+        )
+    if st >= 500:
+        return Unreachable(
+            f"server error {st}: {message}", code, st, reason=f"server error {st}: {message}"
+        )
     if st == 404:
         return NotFound(message, code, st)
     if st == 409:
         return Conflict(message, code, st)
-    if st >= 500:
-        return Unreachable(f"server error {st}: {message}", code, st)
     return UsageError(message, code, st)

@@ -9,6 +9,13 @@ to stderr as one line `osiris: error: …`; `--json` on every listing and show; 
 traceback). Passwords come only from a hidden prompt or `--password-stdin`, never from argv
 (argv is visible in `ps`).
 
+Every request has a budget, ``--timeout`` / ``OSIRIS_TIMEOUT`` seconds (default 15; connect at
+most 3 s; GET retries fit inside it): a server that takes the connection and never answers is
+``osiris: error: server did not answer within 15s (…)`` and exit 3, not a silent hang. After 1 s
+without an answer the CLI says once, on stderr, ``osiris: waiting for the server at URL…`` —
+stderr, so a script reading ``--json`` from stdout is not disturbed, and nothing is printed when
+the answer comes in time.
+
 Everything printed that came from the server (so, ultimately, from an appliance or a host) goes
 through `fmt.safe` / `fmt.safe_json`: no terminal control sequence in a hostname, an incident
 summary or an error message reaches the operator's terminal (docs/console.md). Tables are built
@@ -23,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
@@ -32,9 +40,10 @@ from osiris_core.cli_base import OsirisGroup
 from osiris_core.cli_base import fail as _fail
 from osiris_core.errors import ExitCode
 
-from ..client import Client, as_json_list
+from ..client import DEFAULT_TIMEOUT, Client, as_json_list
 from ..columns import ColumnSet
 from ..fmt import safe, safe_json
+from ..profiles import resolve
 
 DEFAULT_STATE_DIR = "/var/lib/osiris"
 
@@ -62,20 +71,60 @@ def one_line(text: object) -> str:
     "OSIRIS_TOKEN or a 0600 profile file.",
 )
 @click.option("--profile", metavar="NAME", help="Profile in ~/.config/osiris/profiles.toml.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    envvar="OSIRIS_TIMEOUT",
+    metavar="SECONDS",
+    help=f"Give up on a request after this long, exit 3 (or OSIRIS_TIMEOUT; default "
+    f"{DEFAULT_TIMEOUT:g}, the console 10).",
+)
 @click.pass_context
-def main(ctx: click.Context, server: str | None, token: str | None, profile: str | None) -> None:
+def main(
+    ctx: click.Context,
+    server: str | None,
+    token: str | None,
+    profile: str | None,
+    timeout: float | None,
+) -> None:
     """Operate Osiris: sites, appliances, evidence and the console."""
-    ctx.obj = {"server": server, "token": token, "profile": profile, "client": None}
+    ctx.obj = {
+        "server": server,
+        "token": token,
+        "profile": profile,
+        "timeout": timeout,
+        "client": None,
+    }
 
 
 def client_of(ctx: click.Context) -> Client:
+    """The command's client: configured from flags, environment or profile, with the request
+    budget of ``--timeout`` and the one "waiting for the server" line."""
     root = ctx.find_root().obj or {}
     if root.get("client") is None:
-        root["client"] = Client.from_config(
-            root.get("server"), root.get("token"), root.get("profile")
+        c = resolve(root.get("server"), root.get("token"), root.get("profile"))
+        root["client"] = Client(
+            c.server,
+            c.token,
+            timeout=root.get("timeout") or DEFAULT_TIMEOUT,
+            token_fix=c.token_fix,
+            on_slow=WaitingLine(c.server),
         )
         ctx.find_root().call_on_close(root["client"].close)
     return root["client"]
+
+
+class WaitingLine:
+    """Called by the transport's timer after 1 s without an answer: says so once per command."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self._said = threading.Event()
+
+    def __call__(self) -> None:
+        if not self._said.is_set():
+            self._said.set()
+            click.echo(f"{PROG}: waiting for the server at {one_line(self.server)}…", err=True)
 
 
 # ---------------------------------------------------------------- output helpers

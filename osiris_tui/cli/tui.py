@@ -39,9 +39,10 @@ def tui(ctx: click.Context, local_dir: str | None, read_only: bool) -> None:
         LocalApp(local_dir, read_only=read_only).run()
         return
     root = ctx.find_root().obj or {}
-    from ..client import resolve_config
+    from ..profiles import resolve
 
-    server, tok = resolve_config(root.get("server"), root.get("token"), root.get("profile"))
+    c = resolve(root.get("server"), root.get("token"), root.get("profile"))
     from ..app import OsirisApp
 
-    OsirisApp(server, tok, read_only=read_only).run()
+    budget = {"timeout": root["timeout"]} if root.get("timeout") else {}
+    OsirisApp(c.server, c.token, read_only=read_only, token_fix=c.token_fix, **budget).run()

@@ -82,7 +82,7 @@ class FleetScreen(Screen):
         self._epoch: dict[str, int | None] = {}
         self._interval: dict[str, int] = {}
         self.matched = 0
-        self.poll = Poll(self, "fleet", self.fetch, self.apply, name="refresh_data")
+        self.poll = Poll(self, "fleet", self.fetch, self.apply, self.failed, name="refresh_data")
 
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
@@ -112,6 +112,17 @@ class FleetScreen(Screen):
 
     def fetch(self) -> FleetData:
         return fetch_fleet(self.app.client)  # type: ignore[attr-defined]
+
+    def failed(self, error: Exception) -> None:
+        """The banner says why (``app.api_result``); before any data the pulse line says it
+        too, instead of "loading fleet…" forever (a refused token, a server down)."""
+        app: Any = self.app
+        app.api_result(False, error)
+        if app.liveness.last_data is None:
+            health = app.liveness.health(self.now())
+            self.query_one("#pulse", Static).update(
+                Text(f"{health.text} — no fleet data yet", style=health.style)
+            )
 
     def apply(self, data: FleetData) -> None:
         self.data = data

@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from ..app import Banner, CommandBar, from_worker, worker_error
+from ..app import Banner, CommandBar, from_worker
 from .modals import JsonModal
 from .table import KeyedTable
 
@@ -37,7 +37,12 @@ class Poll(Generic[T]):
     an older one) on ``node``, then ``apply(result)`` on the UI thread, or ``failed(error)`` when
     ``fetch`` raised. A superseded run delivers nothing (see ``app.from_worker``).
 
-    ``failed`` defaults to the console's banner: ``app.api_result(False, <error line>)``."""
+    ``failed`` defaults to the console's banner: ``app.api_result(False, error)``.
+
+    In an app with a ``liveness`` record (the fleet console: ``osiris_tui.liveness``) every run
+    also reports, from its thread, when it started, that it ended and how — also when it is
+    superseded and delivers nothing: a poll that hangs on a frozen server is then seen as
+    ``◐ slow`` and ``○ down`` although newer polls keep replacing it."""
 
     node: DOMNode
     group: str
@@ -53,17 +58,26 @@ class Poll(Generic[T]):
 
     def _once(self) -> None:
         app = self.node.app
+        live = getattr(app, "liveness", None)
+        ticket = None if live is None else live.begin(app.clock())
         try:
             data = self.fetch()
         except Exception as e:  # noqa: BLE001 - shown (banner or error line), never a crash
+            if live is not None:
+                live.failed(e)
             from_worker(app, self.failed or banner_error(app), e)
             return
+        finally:
+            if live is not None and ticket is not None:
+                live.end(ticket)
+        if live is not None:
+            live.answered(app.clock())
         from_worker(app, self.apply, data)
 
 
 def banner_error(app: Any) -> Callable[[Exception], None]:
-    """The default failure: the banner turns red with the error's one line."""
-    return lambda e: app.api_result(False, worker_error(e))
+    """The default failure: the banner says what went wrong (``app.api_result``)."""
+    return lambda e: app.api_result(False, e)
 
 
 class PollingTableScreen(Screen):
