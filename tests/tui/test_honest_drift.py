@@ -82,13 +82,14 @@ def test_score_counts_errors_and_stale_against() -> None:
     fresh = "2025-12-31T23:59:00.000Z"
     old = "2025-12-31T22:00:00.000Z"
     checks = [
-        {"host_id": "h", "check": "a", "status": "compliant", "since": fresh,
+        {"host_id": "h", "check": "windows_firewall", "status": "compliant", "since": fresh,
          "checked_at": fresh, "interval_s": 300},
-        {"host_id": "h", "check": "b", "status": "compliant", "since": old,
+        {"host_id": "h", "check": "backup", "status": "compliant", "since": old,
          "checked_at": old, "interval_s": 300},
-        {"host_id": "h", "check": "c", "status": "error", "since": fresh, "reason": "auth"},
-        {"host_id": "h", "check": "d", "status": "drift", "since": fresh},
-        {"host_id": "h", "check": "e", "status": "compliant", "since": old},  # an older agent
+        {"host_id": "h", "check": "accounts", "status": "error", "since": fresh, "reason": "auth"},
+        {"host_id": "h", "check": "disk_space", "status": "drift", "since": fresh},
+        # an older agent: no checked_at, never stale by age
+        {"host_id": "h", "check": "windows_defender", "status": "compliant", "since": old},
     ]  # fmt: skip
     a = Appliance.from_json({"id": "a1", "status": {"checks": checks}})
     s = a.score(NOW)
