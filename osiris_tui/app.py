@@ -79,6 +79,9 @@ class BaseApp(App[None]):
         Binding("colon", "command_bar", "Command", id="app.command"),
         Binding("L", "activity", "Activity", id="app.activity"),
         Binding("q", "quit", "Quit", id="app.quit"),
+        # Textual's ctrl+c only says "press q"; ours quits, with q's question (priority: also
+        # while an input has focus, where ctrl+c would copy).
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="app.quit_ctrl_c"),
     ]
 
     def __init__(
@@ -114,10 +117,52 @@ class BaseApp(App[None]):
         return True
 
     def action_help(self) -> None:
-        if self.screen.query("KeyPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        """Our key panel (widgets/help.py) for the screen underneath, not Textual's."""
+        from textual.widgets import DataTable
+
+        from .widgets.help import HelpModal, key_lines
+
+        if type(self.screen).__name__ == "HelpModal":
+            self.screen.dismiss(None)
+            return
+        view, glob = key_lines(self.screen.active_bindings.values(), self)
+        title = self.screen.title or type(self.screen).__name__.removesuffix("Screen")
+        self.push_screen(HelpModal(view, glob, title, isinstance(self.focused, DataTable)))
+
+    def in_flight(self) -> list[str]:
+        """Changes sent and not yet answered: the workers of group "mutation"."""
+        from textual.worker import WorkerState
+
+        busy = (WorkerState.PENDING, WorkerState.RUNNING)
+        return [w.name or "a change" for w in self.workers
+                if w.group == "mutation" and w.state in busy]  # fmt: skip
+
+    async def action_quit(self) -> None:
+        self.request_quit()
+
+    def request_quit(self) -> None:
+        """q, ctrl+c and `:q`: quit at once, unless a change is in flight; then ask, naming it."""
+        from .widgets.modals import ConfirmModal
+
+        busy = self.in_flight()
+        if not busy:
+            self.exit()
+            return
+        if type(self.screen).__name__ == "ConfirmModal":
+            return  # the question is already on screen
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(
+            ConfirmModal(
+                "Quit while a change is in flight?",
+                [("in flight", ", ".join(busy))],
+                "Its answer will not be shown or logged; the server may still apply it",
+            ),
+            answer,
+        )
 
     def action_activity(self) -> None:
         from .screens.activity import ActivityScreen
@@ -125,6 +170,11 @@ class BaseApp(App[None]):
         self.push_screen(ActivityScreen())
 
     def action_command_bar(self) -> None:
+        from textual.screen import ModalScreen
+
+        while (not self.screen.query(CommandBar) and isinstance(self.screen, ModalScreen)
+               and len(self.screen_stack) > 1):  # fmt: skip
+            self.pop_screen()  # e.g. `:` in the activity log: the bar of the view below it
         bars = self.screen.query(CommandBar)
         if not bars:
             return
@@ -148,7 +198,7 @@ class BaseApp(App[None]):
 
     def go(self, target: str) -> None:
         if target == "quit":
-            self.exit()
+            self.request_quit()
         elif target == "activity":
             self.action_activity()
         elif target.startswith("missing:"):

@@ -11,17 +11,22 @@ from textual.screen import ModalScreen
 from textual.widgets import Label
 
 from ..fmt import cell
+from ..widgets.footer import OsirisFooter, essential_bindings
 from ..widgets.table import KeyedTable
 
 
 class ActivityScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,L", "dismiss(None)", "Close", id="activity.close")]
+    BINDINGS = [
+        Binding("escape,L", "dismiss(None)", "Close", id="activity.close"),
+        *essential_bindings(),  # a modal screen: the app's ?, : and q do not reach it
+    ]
 
     def compose(self) -> ComposeResult:
         yield Label(Text(" Activity (this session's changes)", style="bold"))
         yield KeyedTable(
             [("at", "AT"), ("ok", "OK"), ("what", "SENT"), ("result", "RESULT")], id="activity"
         )
+        yield OsirisFooter()
 
     def on_mount(self) -> None:
         rows = {}

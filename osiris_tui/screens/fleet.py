@@ -10,12 +10,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from ..app import Banner, CommandBar
 from ..client import Appliance, Site
 from ..fmt import age, cell, matches, parse_filter, status_cell
 from ..records import SCORE_RULE, sum_scores
+from ..widgets.footer import OsirisFooter
 from ..widgets.polling import Poll
 from ..widgets.table import KeyedTable
 
@@ -94,7 +95,7 @@ class FleetScreen(Screen):
             with TabPane("Sites", id="tab-sites"):
                 yield KeyedTable(SITE_COLUMNS, id="sites")
         yield CommandBar(placeholder=":command (sites, prov, audit, log, q)", id="commandbar")
-        yield Footer()
+        yield OsirisFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter").display = False

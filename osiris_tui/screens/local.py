@@ -18,10 +18,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from ..fmt import age, cell, safe, status_cell
 from ..local import LocalState, envelope, read_state, request_run
+from ..widgets.footer import OsirisFooter
 from ..widgets.modals import ConfirmModal, JsonModal
 from ..widgets.polling import Poll
 from ..widgets.table import KeyedTable
@@ -31,9 +32,10 @@ class LocalScreen(Screen):
     BINDINGS = [
         Binding("c", "run_cycle", "Run cycle now", id="local.run"),
         Binding("r", "refresh", "Refresh", id="local.refresh"),
-        Binding("1", "tab('checks')", "Checks", show=False, id="local.tab1"),
-        Binding("2", "tab('evidence')", "Evidence", show=False, id="local.tab2"),
-        Binding("3", "tab('identity')", "Identity", id="local.tab3"),
+        # One key per tab; the tab titles carry the number (the footer has no room for them).
+        Binding("1", "tab('checks')", "Checks tab", show=False, id="local.tab1"),
+        Binding("2", "tab('evidence')", "Evidence tab", show=False, id="local.tab2"),
+        Binding("3", "tab('identity')", "Identity tab", show=False, id="local.tab3"),
     ]
 
     def __init__(self, state_dir: str) -> None:
@@ -47,21 +49,21 @@ class LocalScreen(Screen):
         yield Static(Text(f" local appliance {safe(label)}", style="bold"), id="banner")
         yield Static(Text("reading state…", style="dim"), id="summary")
         with TabbedContent(id="local-tabs"):
-            with TabPane("Checks", id="checks"):
+            with TabPane("1 Checks", id="checks"):
                 yield KeyedTable(
                     [("host", "HOST"), ("check", "CHECK"), ("status", "STATUS"),
                      ("since", "SINCE"), ("observed", "OBSERVED"), ("expected", "EXPECTED")],
                     id="results",
                 )  # fmt: skip
-            with TabPane("Evidence", id="evidence"):
+            with TabPane("2 Evidence", id="evidence"):
                 yield KeyedTable(
                     [("seq", "SEQ"), ("outcome", "OUTCOME"), ("host", "HOST"),
                      ("check", "CHECK"), ("at", "CREATED"), ("receipt", "RECEIPT")],
                     id="local-evidence",
                 )  # fmt: skip
-            with TabPane("Identity", id="identity"):
+            with TabPane("3 Identity", id="identity"):
                 yield Static(Text("reading state…", style="dim"), id="local-identity")
-        yield Footer()
+        yield OsirisFooter()
 
     def on_mount(self) -> None:
         self.query_one("#results").focus()
@@ -165,6 +167,9 @@ class LocalScreen(Screen):
 
     def action_tab(self, name: str) -> None:
         self.query_one(TabbedContent).active = name
+        tables = self.query_one(f"#{name}", TabPane).query(KeyedTable)
+        if tables:
+            tables.first().focus()
 
     def action_refresh(self) -> None:
         self.load()

@@ -22,9 +22,10 @@ from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..app import Banner, CommandBar, from_worker
+from .footer import OsirisFooter
 from .modals import JsonModal
 from .table import KeyedTable
 
@@ -143,7 +144,7 @@ class PollingTableScreen(Screen):
         yield KeyedTable(self.COLUMNS, id=self.TABLE_ID)
         yield from self.compose_below()
         yield CommandBar(placeholder=":command")
-        yield Footer()
+        yield OsirisFooter()
 
     def on_mount(self) -> None:
         self.query_one(CommandBar).display = False

@@ -21,11 +21,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from ...app import Banner, CommandBar, worker_error
 from ...client import Appliance, Site
 from ...fmt import safe, status_cell
+from ...widgets.footer import OsirisFooter
 from ...widgets.modals import ConfirmModal
 from ...widgets.polling import Poll
 from ...widgets.table import KeyedTable
@@ -98,7 +99,7 @@ class ApplianceScreen(Screen):
         with TabbedContent(id="tabs", initial="drift"):
             yield from self.tabs
         yield CommandBar(placeholder=":command (drift, rb, cred, ev, inc, orders, sites)")
-        yield Footer()
+        yield OsirisFooter()
 
     def title_text(self) -> Text:
         a = self.appliance
