@@ -26,10 +26,15 @@ from osiris_core.files import write_atomic
 RUN_REQUEST = "run-request"
 STATE_DB = "state.db"
 PINS = "pins.json"
-# Meta keys the agent's cycle writes; several spellings are accepted so the console keeps
-# working while the agent's names settle (unknown keys are simply not shown).
-CHECKIN_KEYS = ("last_checkin", "last_checkin_at", "checkin_last")
+# Meta keys the agent's cycle writes (osiris_agent/checkin.py ``_note_checkin``):
+# ``last_checkin_ok_at`` is the time of the last SUCCESSFUL check-in — the only time the server
+# was last reached; ``last_checkin`` is ``{"at", "ok"}`` of the latest attempt (it moves on every
+# cycle, also while the server is dead, so it is never shown as "last check-in");
+# ``last_contact`` carries that attempt's error. Older spellings are still read.
+CHECKIN_OK_AT_KEYS = ("last_checkin_ok_at",)
+ATTEMPT_KEYS = ("last_checkin", "last_checkin_at", "checkin_last")
 CHECKIN_OK_KEYS = ("last_checkin_ok", "server_reachable")
+CONTACT_KEY = "last_contact"
 CLOCK_KEYS = ("clock", "last_clock", "ntp")
 
 
@@ -71,8 +76,10 @@ class LocalState:
     appliance_id: str | None = None
     site_id: str | None = None
     server_url: str | None = None
-    last_checkin: str | None = None
-    server_reachable: bool | None = None
+    last_checkin: str | None = None  # the last successful check-in: server last reached
+    last_attempt: str | None = None  # the latest check-in attempt, successful or not
+    last_error: str | None = None  # why the latest attempt failed (None when it did not)
+    server_reachable: bool | None = None  # the latest attempt succeeded
     clock: dict[str, Any] | None = None
     outbox_depth: int = 0
     outbox_rejected: int = 0
@@ -160,6 +167,46 @@ def _first(meta: dict[str, str], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def _read_checkin(st: LocalState, meta: dict[str, str]) -> None:
+    """The agent's own record of its check-ins: last success, latest attempt, its error."""
+    st.last_checkin = _first(meta, CHECKIN_OK_AT_KEYS)
+    last = _json(_first(meta, ATTEMPT_KEYS))
+    if isinstance(last, dict):
+        st.last_attempt = last.get("at") or last.get("time")
+        if "ok" in last:
+            st.server_reachable = bool(last["ok"])
+            if last["ok"] and st.last_checkin is None:  # a build that kept no success time
+                st.last_checkin = st.last_attempt
+    elif last is not None and st.last_checkin is None:
+        st.last_checkin = str(last)  # an older build: the key held the check-in's time
+    ok = _first(meta, CHECKIN_OK_KEYS)
+    if ok is not None:
+        st.server_reachable = ok.lower() in ("1", "true", "yes", "ok")
+    contact = _json(meta.get(CONTACT_KEY))
+    if isinstance(contact, dict):
+        if st.last_attempt is None:
+            st.last_attempt = contact.get("at")
+        if st.server_reachable is None and "reachable" in contact and not contact.get("error"):
+            st.server_reachable = bool(contact["reachable"])
+        if st.server_reachable is False or contact.get("error"):
+            err = contact.get("error")
+            st.last_error = str(err) if err else None
+            if st.server_reachable is None:
+                st.server_reachable = False
+
+
+def epoch_of(when: str | None) -> float | None:
+    """Seconds since the epoch of an agent-written time; None if absent or unreadable."""
+    if not when:
+        return None
+    from osiris_core.canonical import parse_time
+
+    try:
+        return parse_time(when).timestamp()
+    except Exception:  # noqa: BLE001 - an odd value from an older agent is shown raw instead
+        return None
+
+
 def read_state(state_dir: str | os.PathLike[str], evidence_limit: int = 200) -> LocalState:
     """One consistent read of the agent's state (a single read transaction)."""
     d = Path(state_dir)
@@ -192,16 +239,7 @@ def read_state(state_dir: str | os.PathLike[str], evidence_limit: int = 200) -> 
         st.meta = meta
         st.appliance_id = st.appliance_id or meta.get("appliance_id")
         st.site_id = st.site_id or meta.get("site_id")
-        last = _json(_first(meta, CHECKIN_KEYS))
-        if isinstance(last, dict):
-            st.last_checkin = last.get("at") or last.get("time")
-            if "ok" in last:
-                st.server_reachable = bool(last["ok"])
-        elif last is not None:
-            st.last_checkin = str(last)
-        ok = _first(meta, CHECKIN_OK_KEYS)
-        if ok is not None:
-            st.server_reachable = ok.lower() in ("1", "true", "yes", "ok")
+        _read_checkin(st, meta)
         clock = _json(_first(meta, CLOCK_KEYS))
         st.clock = clock if isinstance(clock, dict) else None
         st.chain_seq = int(meta.get("chain_seq", "0") or 0)

@@ -12,6 +12,7 @@ It reads a file, not the server, and has tabs and no banner, so it is not a
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
@@ -21,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
 from ..fmt import age, cell, safe, status_cell
-from ..local import LocalState, envelope, read_state, request_run
+from ..local import LocalState, envelope, epoch_of, read_state, request_run
 from ..widgets.footer import OsirisFooter
 from ..widgets.modals import ConfirmModal, JsonModal
 from ..widgets.polling import Poll
@@ -105,7 +106,8 @@ class LocalScreen(Screen):
                 for r in st.results
             }
         )
-        self.query_one("#local-evidence", KeyedTable).sync(
+        newest_first(
+            self.query_one("#local-evidence", KeyedTable),
             {
                 str(e.seq): [
                     cell(e.seq),
@@ -115,8 +117,8 @@ class LocalScreen(Screen):
                     cell(e.created_at),
                     cell(f"✓ #{e.log_index}" if e.acked else "… queued"),
                 ]
-                for e in st.evidence
-            }
+                for e in st.evidence  # newest first: read_state orders by seq, descending
+            },
         )
 
     def render_summary(self) -> None:
@@ -127,6 +129,8 @@ class LocalScreen(Screen):
         reach = {True: ("● reachable", "green"), False: ("○ unreachable", "red")}.get(
             st.server_reachable, ("? unknown", "dim")
         )
+        if st.server_reachable is False and st.last_error:
+            reach = (f"{reach[0]}: {' '.join(safe(st.last_error).split())[:40]}", reach[1])
         clock = st.clock or {}
         clock_txt = (
             f"ntp {'ok' if clock.get('ntp_ok') else 'NOT ok'} {safe(clock.get('offset_ms', '?'))}ms"
@@ -142,8 +146,8 @@ class LocalScreen(Screen):
                 ),
                 " server ",
                 reach,
-                f"  last check-in {safe(st.last_checkin or 'never')}",
                 f"  {clock_txt}\n",
+                *_reached(st, now),
                 f" outbox {st.outbox_depth} queued ({st.outbox_rejected} rejected)",
                 f"  chain seq {st.chain_seq} head {safe((st.chain_head or '-')[:23])}\n",
                 " last receipt "
@@ -205,6 +209,49 @@ class LocalScreen(Screen):
             env = envelope(self.state_dir, int(event.row_key.value))
             if env is not None:
                 self.app.push_screen(JsonModal(f"bundle seq {event.row_key.value}", env))
+
+
+def _reached(st: LocalState, now: float) -> list[str | tuple[str, str]]:
+    """``server last reached <time> (<age> ago)  now <time>``: from the agent's record of its
+    last SUCCESSFUL check-in, never from the latest attempt, so with the server dead the time
+    stays put and its age grows against the console's own clock."""
+    when = epoch_of(st.last_checkin)
+    if st.last_checkin is None:
+        reached: list[str | tuple[str, str]] = [" server last reached ", ("never", "yellow")]
+    elif when is None:
+        reached = [f" server last reached {safe(st.last_checkin)}"]
+    else:
+        stale = st.server_reachable is False
+        reached = [
+            f" server last reached {_clock(when)} ",
+            (f"({age(now - when)} ago)", "bold red" if stale else ""),
+        ]
+    return [*reached, f"  now {_clock(now)}\n"]
+
+
+def _clock(epoch: float) -> str:
+    """``2026-12-01 23:45:08Z``: date and second, UTC, one width for both times shown."""
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch))
+
+
+def newest_first(table: KeyedTable, rows: dict[str, list[Text]]) -> None:
+    """Sync ``rows`` (in the order given: newest first) into ``table``.
+
+    ``KeyedTable.sync`` appends a key it has not shown at the bottom, so new evidence used to
+    land below seq 1 (165…1, then 166…171). When the rows already shown plus the new ones at
+    the bottom would not be the wanted order, the table is rebuilt in that order (the cursor
+    stays on its row); otherwise it is the cheap keyed diff."""
+    shown = [str(r.key.value) for r in table.ordered_rows]
+    known = set(shown)
+    predicted = [k for k in shown if k in rows] + [k for k in rows if k not in known]
+    if predicted != list(rows):
+        cur = table.cursor_key()
+        table.reset()
+        table.sync(rows)
+        if cur is not None:
+            table.select_key(cur)
+        return
+    table.sync(rows)
 
 
 def _short(v: Any) -> str:

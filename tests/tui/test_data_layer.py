@@ -92,7 +92,9 @@ def test_local_state_reads_agent_db_read_only(tmp_path) -> None:
     assert st.chain_seq == 3 and st.chain_head.startswith("sha256:abab")
     assert st.outbox_depth == 1
     assert st.last_receipt["seq"] == 2
-    assert st.server_reachable is False and st.last_checkin == "2026-01-02T03:04:05.000Z"
+    # the latest attempt failed and no check-in ever succeeded: "last reached" is never
+    assert st.server_reachable is False and st.last_attempt == "2026-01-02T03:04:05.000Z"
+    assert st.last_checkin is None
     assert [r.status for r in st.results] == ["compliant", "drift"] and st.drift_count == 1
     assert [e.seq for e in st.evidence] == [3, 2, 1] and not st.evidence[0].acked
     assert local.envelope(d, 2)["bundle"]["seq"] == 2
