@@ -45,6 +45,7 @@ from osiris_server import config as config_mod
 from osiris_server.api import (
     checkin,
     credentials,
+    events,
     evidence,
     incidents,
     logapi,
@@ -85,6 +86,7 @@ MODULES = [
     meta,
     checkin,
     evidence,
+    events,
     incidents,
     provisioning,
     partners,

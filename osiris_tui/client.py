@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .events import Event
 from .profiles import profile_path, resolve_config
 from .records import (
     Appliance,
@@ -230,6 +231,15 @@ class Client(Transport):
 
     def resolve_incident(self, incident_id: str) -> Incident:
         return Incident.from_json(self.post(f"/incidents/{_seg(incident_id)}/resolve", {}))
+
+    # ---- events
+
+    def events(
+        self, since: str | None = None, site_id: str | None = None, limit: int | None = None
+    ) -> tuple[list[Event], str | None, bool]:
+        """One page of ``GET /events``: (events oldest first, the next cursor, more waiting)."""
+        data = self.get("/events", since=since, site=site_id, limit=limit)
+        return [Event.from_json(r) for r in data["events"]], data.get("cursor"), data["more"]
 
     # ---- provisioning
 

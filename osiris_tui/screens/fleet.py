@@ -14,7 +14,8 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from ..app import Banner, CommandBar
 from ..client import Appliance, Site
-from ..fmt import age, cell, matches, parse_filter, status_cell
+from ..events import EventFeed, EventPage, fetch_events, ticker
+from ..fmt import age, cell, matches, parse_filter, safe, status_cell
 from ..records import SCORE_RULE, sum_scores
 from ..widgets.footer import OsirisFooter
 from ..widgets.polling import Poll
@@ -29,6 +30,7 @@ APP_COLUMNS = [
     ("err", "ERR"),  # checks that could not run (records.Appliance.error_count)
     ("inc", "INC"),
     ("score", "SCORE"),  # records.SCORE_RULE: errors and stale results count against
+    ("new", "NEW"),  # this session's events on the row (events.EventFeed.counter)
 ]
 SITE_COLUMNS = [
     ("name", "SITE"),
@@ -40,7 +42,8 @@ SITE_COLUMNS = [
     ("inc", "INC"),
     ("score", "SCORE"),
 ]
-SORTS = ["site", "status", "host", "drift", "inc"]
+# "new": rows with a live problem event first (newest first), then by site (events.py)
+SORTS = ["new", "site", "status", "host", "drift", "inc"]
 MAX_ROWS = 1000  # rows in the table; the filter narrows the rest (console.md: keep tables small)
 
 
@@ -50,6 +53,7 @@ class FleetData:
     appliances: list[Appliance] = field(default_factory=list)
     open_incidents: Counter = field(default_factory=Counter)  # appliance id / site id -> n
     stats: dict[str, Any] = field(default_factory=dict)
+    events: EventPage | None = None
 
 
 def fetch_fleet(client: Any) -> FleetData:
@@ -83,11 +87,13 @@ class FleetScreen(Screen):
         self._epoch: dict[str, int | None] = {}
         self._interval: dict[str, int] = {}
         self.matched = 0
+        self.feed = EventFeed()
         self.poll = Poll(self, "fleet", self.fetch, self.apply, self.failed, name="refresh_data")
 
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
         yield Static(Text("loading fleet…", style="dim"), id="pulse")
+        yield Static(Text(""), id="ticker")
         yield Input(placeholder="filter: text, !inverse, field=value", id="filter")
         with TabbedContent(id="fleet-tabs"):
             with TabPane("Appliances", id="tab-apps"):
@@ -112,7 +118,10 @@ class FleetScreen(Screen):
         self.poll.run()
 
     def fetch(self) -> FleetData:
-        return fetch_fleet(self.app.client)  # type: ignore[attr-defined]
+        client = self.app.client  # type: ignore[attr-defined]
+        d = fetch_fleet(client)
+        d.events = fetch_events(client, self.feed.cursor, self.feed.supported)
+        return d
 
     def failed(self, error: Exception) -> None:
         """The banner says why (``app.api_result``); before any data the pulse line says it
@@ -127,12 +136,15 @@ class FleetScreen(Screen):
 
     def apply(self, data: FleetData) -> None:
         self.data = data
+        if data.events is not None:
+            self.feed.take_page(data.events)
         self.app.api_result(True)  # type: ignore[attr-defined]
         self.render_all()
 
     def render_all(self) -> None:
         self.render_appliances()
         self.render_pulse()
+        self.render_ticker()
         self.render_sites()
 
     def now(self) -> float:
@@ -167,6 +179,17 @@ class FleetScreen(Screen):
             )
         )
 
+    def render_ticker(self) -> None:
+        """The event line under the pulse (events.ticker), one line cut with … to the width."""
+        names = {a.id: a.hostname for a in self.data.appliances}
+        segs = ticker(self.feed, names, self.now())
+        text = Text.assemble(*((safe(t), st) for t, st in segs), no_wrap=True)
+        width = self.size.width or 80
+        if len(text.plain) > width:
+            text.truncate(width - 1)
+            text.append("…")
+        self.query_one("#ticker", Static).update(text)
+
     def appliance_rows(self) -> tuple[dict[str, list[Text]], list[str]]:
         """Match and sort every appliance, then build cells for the first MAX_ROWS only:
         a table stays small (console.md) and a 10,000-appliance fleet still paints fast."""
@@ -192,7 +215,14 @@ class FleetScreen(Screen):
                 if not matches(fields, terms, inverse):
                     continue
             inc = d.open_incidents.get(a.id, 0)
-            key = (names.get(a.site_id, "").lower(), st, a.hostname.lower(), -a.drift_count, -inc)
+            key = (
+                self.feed.sort_key(a.id),
+                names.get(a.site_id, "").lower(),
+                st,
+                a.hostname.lower(),
+                -a.drift_count,
+                -inc,
+            )
             picked.append(((key[col], key), a, st))
         picked.sort(key=lambda t: t[0])
         self.matched = len(picked)
@@ -211,6 +241,7 @@ class FleetScreen(Screen):
                 cell(a.error_count, "red" if a.error_count else ""),
                 cell(inc, "yellow" if inc else ""),
                 cell(sc.percent),
+                cell(self.feed.counter(a.id), "bold yellow" if a.id in self.feed.hot else ""),
             ]
         return rows, list(rows)
 
@@ -253,6 +284,7 @@ class FleetScreen(Screen):
 
     def tick(self) -> None:
         """Relative times tick without refetching; only rows in the viewport are touched."""
+        self.render_ticker()  # its age, and its width after a resize
         table = self.query_one("#appliances", KeyedTable)
         if not table.row_count:
             return

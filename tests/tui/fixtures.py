@@ -112,6 +112,19 @@ class RecordedClient(Client):
             return {"evidence": evidence_rows(a, (params or {}).get("site", "site-00"))}
         if p == "/stats":
             return {}
+        if p == "/events":  # the history page of GET /events: a drift, then its L1 heal
+            a = d["appliances"][0]
+            evs = [
+                {"id": f"ev:{i}", "kind": kind, "at": iso(NOW - 90 + 30 * i),
+                 "site_id": a["site_id"], "appliance_id": a["id"], "host_id": "host0",
+                 "check": "firewall", "outcome": outcome, "tier": tier,
+                 "runbook_id": rb, "order_id": None, "incident_id": None, "severity": None}
+                for i, (kind, outcome, tier, rb) in enumerate(
+                    [("drift", "alert", "monitor", None),
+                     ("healed", "healed", "L1", "RB-WIN-FW-001")]
+                )
+            ]  # fmt: skip
+            return {"events": evs, "cursor": "2.0.0.0", "more": False}
         if p == "/provisions":
             return {"provisions": [
                 {"id": "prv_01", "site_id": "site-00", "created_by": "admin",
