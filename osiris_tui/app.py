@@ -314,16 +314,18 @@ class Banner(Static):
     def refresh_banner(self) -> None:
         app = self.app
         parts: list[tuple[str, str] | str] = []
-        bad = False
+        bad, detail = False, ("", "")
         if isinstance(app, OsirisApp):
             now = app.clock()
             health = app.liveness.health(now)
-            bad = health.bad
+            bad, detail = health.bad, (health.detail, health.style)
             parts.append((f" {safe(app.client.server)} ", "bold"))
-            parts.append((safe(health.text), health.style))
+            parts.append((safe(health.headline), health.style))
             parts.append(f"  {app.liveness.data_age(now)}")
         if getattr(app, "read_only", False):
             parts.append(("  READ-ONLY", "reverse bold"))
+        if detail[0]:  # last: at 80 columns a long fix is cut, never the state or the data age
+            parts.append((f"  {safe(detail[0])}", detail[1]))
         self.set_class(bad, "down")
         self.update(Text.assemble(*parts))
 

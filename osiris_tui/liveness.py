@@ -39,29 +39,37 @@ CONSOLE_TIMEOUT = 10.0  # the console's budget per request: ``○ down: no answe
 
 @dataclass(frozen=True)
 class Health:
-    """One header state: ``glyph word`` and the Rich style it is drawn in (``bad``: the banner
-    gets its ``down`` class)."""
+    """One header state: ``glyph word``, the Rich style it is drawn in (``bad``: the banner gets
+    its ``down`` class) and, for a refused token, how to fix it (``detail``): the banner shows
+    the detail after the data age, so that at 80 columns a long fix never hides the age."""
 
-    text: str
+    headline: str
     style: str
     bad: bool = False
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        """The state in one line (the fleet's pulse line before any data)."""
+        return f"{self.headline}: {self.detail}" if self.detail else self.headline
 
 
-def reason_of(error: Exception, token_fix: str) -> tuple[str, str]:
-    """(the header's words for ``error``, its kind: ``auth`` — our credential is refused,
-    ``down`` — no usable answer, ``error`` — the server answered, refusing this request)."""
+def reason_of(error: Exception, token_fix: str) -> tuple[str, str, str]:
+    """(the header's words for ``error``, how to fix it or "", its kind: ``auth`` — our
+    credential is refused, ``down`` — no usable answer, ``error`` — the server answered,
+    refusing this request)."""
     status = error.status if isinstance(error, ClientError) else None
     if isinstance(error, AuthRefused) and status == 403:
-        return "not allowed (403): this token's role may not read this; use one that may", "auth"
+        return "not allowed (403)", "this token's role may not read this; use one that may", "auth"
     if isinstance(error, AuthRefused) or status == 429:  # 429: after failed attempts
-        return f"token refused ({status}): {token_fix}", "auth"
+        return f"token refused ({status})", token_fix, "auth"
     if isinstance(error, NoAnswer):
-        return f"no answer in {error.waited:g}s", "down"
+        return f"no answer in {error.waited:g}s", "", "down"
     if isinstance(error, Unreachable):
-        return error.reason, "down"
+        return error.reason, "", "down"
     if isinstance(error, ClientError):
-        return str(error), "error"
-    return f"{type(error).__name__}: {error}", "error"
+        return str(error), "", "error"
+    return f"{type(error).__name__}: {error}", "", "error"
 
 
 class Liveness:
@@ -78,6 +86,7 @@ class Liveness:
         self.last_ok: float | None = None  # the last answer (delivered or not)
         self.last_data: float | None = None  # the last answer a view painted
         self.reason: str | None = None
+        self.detail = ""
         self.kind = ""  # of the last failure: reason_of
         self._latest_ok: bool | None = None  # the outcome reported last, whatever its clock
 
@@ -107,9 +116,10 @@ class Liveness:
             self._latest_ok = True
 
     def failed(self, error: Exception) -> None:
-        reason, kind = reason_of(error, self.token_fix)
+        reason, detail, kind = reason_of(error, self.token_fix)
         with self._lock:
             self.reason = reason
+            self.detail = detail
             self.kind = kind
             self._latest_ok = False
 
@@ -130,7 +140,7 @@ class Liveness:
         ok = self.ok
         if ok is False:
             glyph = {"auth": "✗ ", "down": "○ down: "}.get(self.kind, "! error: ")
-            return Health(f"{glyph}{self.reason}", "bold red", True)
+            return Health(f"{glyph}{self.reason}", "bold red", True, self.detail)
         waited = self.waiting(now)
         if waited >= self.slow_s:
             return Health(f"◐ slow: waiting {int(waited)}s", "bold yellow")

@@ -16,6 +16,7 @@ CLI prints its one "waiting for the server" line with it.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -240,8 +241,9 @@ def seg(value: str) -> str:
 
 
 def _reason(e: Exception) -> str:
+    """The first line, without the ``[Errno 111]`` prefix (it fits the console's top line)."""
     text = str(e) or type(e).__name__
-    return text.splitlines()[0][:200]
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", text.splitlines()[0])[:200]
 
 
 def _timeout_kind(e: httpx.TimeoutException) -> str:

@@ -160,8 +160,21 @@ def test_reasons_say_what_to_do() -> None:
     assert live.health(0).text == "✗ token refused (401): the token from OSIRIS_TOKEN; fix it"
     live.failed(AuthRefused("role", "E_FORBIDDEN", 403))
     assert live.health(0).text.startswith("✗ not allowed (403): this token's role may not")
+    assert live.health(0).headline == "✗ not allowed (403)"
     live.failed(Unreachable("http://x: unreachable (refused)", reason="unreachable (refused)"))
     assert live.health(0).text == "○ down: unreachable (refused)"
+
+
+@pytest.mark.anyio
+async def test_a_refused_connection_is_down_and_short_enough_for_80_columns() -> None:
+    from tests.tui.conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # bound and closed again: connection refused
+    app = OsirisApp(url, "osk_x", poll_s=3600, timeout=3.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "○ down" in banner(app), "○ down", 10)
+        assert banner(app) == f" {url} ○ down: unreachable (Connection refused)  no data yet"
+        assert len(banner(app)) <= 80
 
 
 # ---------------------------------------------------------------- the transport's budget
@@ -230,15 +243,18 @@ async def test_frozen_server_turns_the_header_slow_then_down_and_back(freezable)
 
 @pytest.mark.anyio
 async def test_wrong_token_says_so_and_how_to_fix_it(live) -> None:
-    app = OsirisApp(live.url, "osk_wrong", poll_s=3600,
+    app = OsirisApp(live.url, "osk_wrong_liveness_console", poll_s=3600,
                     token_fix="the token from --token; pass a valid one")  # fmt: skip
     async with app.run_test(size=(160, 30)) as pilot:
         await settle(app, pilot)
         await wait_for(pilot, lambda: "✗ token refused" in banner(app), "the token line", 10)
-        want = "✗ token refused (401): the token from --token; pass a valid one"
-        assert want in banner(app)
-        assert "unreachable" not in banner(app) and "osk_wrong" not in banner(app)
-        assert pulse(app) == f"{want} — no fleet data yet"  # not "loading fleet…" forever
+        # the state and the data age first, then how to fix it (cut last at 80 columns)
+        want = " ✗ token refused (401)  no data yet  the token from --token; pass a valid one"
+        assert banner(app) == f" {live.url}{want}"
+        assert "unreachable" not in banner(app) and "osk_wrong_liveness_console" not in banner(app)
+        assert pulse(app) == (  # not "loading fleet…" forever
+            "✗ token refused (401): the token from --token; pass a valid one — no fleet data yet"
+        )
         assert app.screen.query_one("#banner").has_class("down")
 
 
@@ -284,10 +300,10 @@ def test_cli_prompt_answer_prints_no_waiting_line(live) -> None:
 
 
 def test_cli_refused_token_names_where_it_came_from(live) -> None:
-    env = {**bare_env(), "OSIRIS_SERVER": live.url, "OSIRIS_TOKEN": "osk_wrong"}
+    env = {**bare_env(), "OSIRIS_SERVER": live.url, "OSIRIS_TOKEN": "osk_wrong_liveness_cli"}
     r = subprocess.run([OSIRIS, "site", "list"], capture_output=True, text=True, env=env,
                        timeout=60)  # fmt: skip
     assert r.returncode == 4
     assert r.stderr.startswith("osiris: error: token refused (401 E_AUTH: ")
     assert "the token from OSIRIS_TOKEN; pass a valid one with --token, OSIRIS_TOKEN" in r.stderr
-    assert "osk_wrong" not in r.stderr
+    assert "osk_wrong_liveness_cli" not in r.stderr
