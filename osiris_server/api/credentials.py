@@ -92,11 +92,28 @@ def _check_local(app: App, site_id: str, kind: str, host_id: str) -> None:
         [host_id, site_id],
     )
     if row is None:
+        ids = [r["id"] for r in app.db.query(
+            "SELECT id FROM appliances WHERE site_id = ? AND revoked_at IS NULL ORDER BY id",
+            [site_id],
+        )]  # fmt: skip
+        which = f": {', '.join(ids[:10])}" if ids else " (it has none enrolled yet)"
         raise bad_request(
             "a local credential is only for the appliance itself: host_id must be the id of "
-            "one of this site's appliances",
+            f"one of this site's appliances{which}",
             "E_LOCAL_HOST",
         )
+
+
+def _taken(w: Any, site_id: str, host_id: str) -> str:
+    """One credential per host and site (what an order's target is judged by): say which one
+    holds the host id, and what to type instead."""
+    row = w.one("SELECT id FROM credentials WHERE site_id = ? AND host_id = ?", [site_id, host_id])
+    cred_id = row["id"] if row else "?"
+    return (
+        f"site {site_id} already has a credential for host {host_id} ({cred_id}): change it "
+        f"with osiris cred rotate --site {site_id} {cred_id}, or remove it first "
+        f"(osiris cred rm --site {site_id} {cred_id}), or choose another --host"
+    )
 
 
 def create_cred(app: App, req: Request, site_id: str) -> Response:
@@ -122,7 +139,7 @@ def create_cred(app: App, req: Request, site_id: str) -> Response:
     token = app.vault.encrypt(json.dumps(secret).encode(), context(site_id, cred_id))
     with app.db.write() as w:
         if db_creds.host_taken(w, site_id, fields["host_id"]):
-            raise conflict("this site already has a credential for that host_id")
+            raise conflict(_taken(w, site_id, fields["host_id"]))
         db_creds.create(w, cred_id, site_id, fields, token)
         audit(
             w,
@@ -160,7 +177,7 @@ def update_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
     fields = {k: v for k, v in body.items() if k not in ("password", "private_key")}
     with app.db.write() as w:
         if "host_id" in fields and db_creds.host_taken(w, site_id, fields["host_id"], cred_id):
-            raise conflict("this site already has a credential for that host_id")
+            raise conflict(_taken(w, site_id, fields["host_id"]))
         db_creds.update(w, cred_id, fields, token)
         audit(
             w,

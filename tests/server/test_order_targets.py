@@ -196,3 +196,22 @@ def test_runbook_changes_name_the_runbook_meant(server: Server) -> None:
     msg = r.json()["error"]["message"]
     assert r.status_code == 400 and "did you mean critical_overdue_days?" in msg
     assert "(parameters: " in msg
+
+
+def test_credential_refusals_say_what_to_type_instead(server: Server) -> None:
+    """Host ids are unique per site (an order's target is judged by them), and a local
+    credential names an appliance of the site: the refusals name the one that exists."""
+    site, a = _clinic(server, "Riverside")
+    base = f"/api/v1/sites/{site['id']}/credentials"
+    held = next(c for c in server.admin.get(base).json()["credentials"] if c["host_id"] == "dc01")
+    r = server.admin.post(base, json={"host_id": "dc01", **WINRM})
+    assert r.status_code == 409
+    msg = r.json()["error"]["message"]
+    assert f"already has a credential for host dc01 ({held['id']})" in msg
+    assert f"osiris cred rotate --site {site['id']} {held['id']}" in msg
+    r = server.admin.post(base, json={"host_id": "app_nope", "kind": "local", "address": "x"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "E_LOCAL_HOST"
+    assert a.id in r.json()["error"]["message"]
+    assert [c["host_id"] for c in server.admin.get(base).json()["credentials"]] == [
+        "dc01", "web01"
+    ]  # fmt: skip
