@@ -12,9 +12,9 @@ are looked up by column key (``FIT``): keys are shared across tables (``host``, 
 console alike; a table may still pass its own.
 
 The rule (:func:`fit_widths`): every column gets its natural width (widest cell or header) when
-they all fit. Otherwise the least important column shrinks first, down to its ``min_width``
-(rightmost first among equals); when all are at their minimum and it still does not fit, the
-least important columns hide (never a priority-0 one). A cut cell ends in ``…`` and the table's
+they all fit. Otherwise the least important columns shrink first, down to their ``min_width``
+(rightmost first among equals), detail columns hide before an important one is cut, and
+never is a priority-0 column hidden. A cut cell ends in ``…`` and the table's
 row detail (``i``, or enter where a view opens one) shows the whole value.
 """
 
@@ -83,9 +83,10 @@ def fit_widths(natural: Sequence[int], fits: Sequence[Fit], budget: int, pad: in
     cells of padding, fit in ``budget`` cells. ``natural`` is each column's widest content.
 
     In this order, each step least important column first, stopping as soon as it fits: shrink
-    the non-essential columns to their minimum; hide the detail columns (priority 3); shrink
-    the essential ones; hide priority 2, then 1. Width freed beyond the need goes back to the
-    cut columns, most important first. Whatever is still too wide scrolls sideways."""
+    the normal and detail columns (priority 2, 3) to their minimum; hide the detail ones; shrink
+    the important (1), then the essential ones (0); hide priority 2, then 1. Width freed beyond
+    the need goes back to the cut columns, most important first. What is still too wide
+    scrolls sideways."""
     widths = list(natural)
     over = sum(widths) + pad * len(widths) - budget
     if over <= 0:
@@ -105,8 +106,9 @@ def fit_widths(natural: Sequence[int], fits: Sequence[Fit], budget: int, pad: in
         widths[i] = HIDDEN
 
     steps = [
-        (shrink, lambda p: p >= 1),
+        (shrink, lambda p: p >= 2),
         (hide, lambda p: p >= 3),
+        (shrink, lambda p: p == 1),
         (shrink, lambda p: p == 0),
         (hide, lambda p: p == 2),
         (hide, lambda p: p == 1),
