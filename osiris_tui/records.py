@@ -83,13 +83,24 @@ class CheckStatus:
     reason: str | None = None
     checked_at: str | None = None
     interval_s: int | None = None
+    # checked_at parsed once, on first use: a 10,000-appliance fleet scores every check on
+    # every paint (False: not parsed yet)
+    _checked_epoch: float | None | bool = field(
+        default=False, init=False, repr=False, compare=False
+    )
 
     def is_stale(self, now: float | None = None) -> bool:
         """Last run more than ``STALE_INTERVALS`` of its interval ago."""
-        at = epoch_of(self.checked_at)
-        if at is None or not self.interval_s:
+        if not self.interval_s or not self.checked_at:
             return False
-        return (now if now is not None else time.time()) - at > STALE_INTERVALS * self.interval_s
+        at = self._checked_epoch
+        if at is False:
+            at = self._checked_epoch = epoch_of(self.checked_at)
+        if at is None:
+            return False
+        return (now if now is not None else time.time()) - float(at) > (
+            STALE_INTERVALS * self.interval_s
+        )
 
     def state(self, now: float | None = None) -> str:
         """compliant / drift / error / stale: an error stays an error however old."""
@@ -129,7 +140,9 @@ def score(checks: Iterable[CheckStatus], now: float | None = None) -> Score:
     for; an unknown status word (a newer agent's) counts against too."""
     counts = {"compliant": 0, "drift": 0, "error": 0, "stale": 0, "other": 0}
     for c in checks:
-        st = c.state(now)
+        st = c.status
+        if st != "error" and c.checked_at is not None and c.is_stale(now):
+            st = "stale"
         counts[st if st in counts else "other"] += 1
     return Score(**counts)
 
@@ -191,8 +204,17 @@ class Appliance(Record):
         return sum(1 for c in self.checks if c.status == "error")
 
     def score(self, now: float | None = None) -> Score:
-        """This appliance's checks by state at ``now`` (stale by age), see ``SCORE_RULE``."""
-        return score(self.checks, now)
+        """This appliance's checks by state at ``now`` (stale by age), see ``SCORE_RULE``.
+
+        Kept for the second it was asked for: a fleet paint asks it three times per appliance
+        (row, site, pulse line), and staleness is judged in whole intervals anyway."""
+        t = now if now is not None else time.time()
+        cached = self.__dict__.get("_score")
+        if cached is not None and cached[0] == int(t):
+            return cached[1]
+        s = score(self.checks, t)
+        self.__dict__["_score"] = (int(t), s)
+        return s
 
     @property
     def compliance(self) -> tuple[int, int]:
