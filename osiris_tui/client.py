@@ -229,8 +229,17 @@ class Client(Transport):
     def incident(self, incident_id: str) -> Incident:
         return Incident.from_json(self.get(f"/incidents/{_seg(incident_id)}"))
 
-    def resolve_incident(self, incident_id: str) -> Incident:
-        return Incident.from_json(self.post(f"/incidents/{_seg(incident_id)}/resolve", {}))
+    def resolve_incident(self, incident_id: str, note: str | None = None) -> Incident:
+        body = {"note": note} if note else {}
+        return Incident.from_json(self.post(f"/incidents/{_seg(incident_id)}/resolve", body))
+
+    def acknowledge_incident(self, incident_id: str) -> Incident:
+        return Incident.from_json(self.post(f"/incidents/{_seg(incident_id)}/acknowledge", {}))
+
+    def assign_incident(self, incident_id: str, assignee: str | None) -> Incident:
+        """Assign an open incident to a person; ``None`` clears the assignee."""
+        path = f"/incidents/{_seg(incident_id)}/assign"
+        return Incident.from_json(self.post(path, {"assignee": assignee}))
 
     # ---- events
 

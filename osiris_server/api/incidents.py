@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from osiris_core import ids
@@ -15,7 +16,15 @@ from osiris_server.api.common import (
     write,
 )
 from osiris_server.db import incidents as db_incidents
-from osiris_server.http import F, Request, Response, Route, json_response, not_found
+from osiris_server.http import (
+    F,
+    Request,
+    Response,
+    Route,
+    conflict,
+    json_response,
+    not_found,
+)
 
 if TYPE_CHECKING:
     from osiris_server.app import App
@@ -84,12 +93,47 @@ def get_incident(app: App, req: Request, incident_id: str) -> Response:
     return json_response(_visible(app, req, incident_id))
 
 
+# Who works on an incident: a person's name or e-mail address as the team writes it (not a token
+# id: technicians hand incidents to people). Printable, no markup-looking brackets, short.
+ASSIGNEE = F("string", min_len=1, max_len=64, pattern=r"[A-Za-z0-9][A-Za-z0-9 ._@+'-]{0,63}")
+ASSIGN = {"assignee": dataclasses.replace(ASSIGNEE, required=True, nullable=True)}
+RESOLVE = {"note": F("string", max_len=1024)}
+
+
+def _open(app: App, req: Request, incident_id: str) -> dict:
+    row = _visible(app, req, incident_id)
+    if row["status"] != "open":
+        raise conflict(f"incident {incident_id} is already resolved", "E_CONFLICT")
+    return row
+
+
 def resolve_incident(app: App, req: Request, incident_id: str) -> Response:
     row = _visible(app, req, incident_id)
+    note = req.data.get("note")
+    note = app.scrub(note) if note else None
     with app.db.write() as w:
-        changed = db_incidents.resolve(w, incident_id, req.principal.actor)
+        changed = db_incidents.resolve(w, incident_id, req.principal.actor, note)
         if changed:
-            audit(w, req, "incident.resolve", incident_id, row["site_id"])
+            detail = {"note": note} if note else None
+            audit(w, req, "incident.resolve", incident_id, row["site_id"], detail)
+    return json_response(db_incidents.get(app.db, incident_id))
+
+
+def acknowledge_incident(app: App, req: Request, incident_id: str) -> Response:
+    row = _open(app, req, incident_id)
+    with app.db.write() as w:
+        if db_incidents.acknowledge(w, incident_id, req.principal.actor):
+            audit(w, req, "incident.acknowledge", incident_id, row["site_id"])
+    return json_response(db_incidents.get(app.db, incident_id))
+
+
+def assign_incident(app: App, req: Request, incident_id: str) -> Response:
+    row = _open(app, req, incident_id)
+    assignee = req.data["assignee"]
+    with app.db.write() as w:
+        if db_incidents.assign(w, incident_id, assignee):
+            detail = {"old": row.get("assignee"), "new": assignee}
+            audit(w, req, "incident.assign", incident_id, row["site_id"], detail)
     return json_response(db_incidents.get(app.db, incident_id))
 
 
@@ -123,8 +167,24 @@ ROUTES = [
         "POST",
         "/api/v1/incidents/{incident_id}/resolve",
         resolve_incident,
+        body=RESOLVE,
+        summary="Resolve an incident (optional note, audited)",
+        tag="incidents",
+    ),
+    write(
+        "POST",
+        "/api/v1/incidents/{incident_id}/acknowledge",
+        acknowledge_incident,
         body={},
-        summary="Resolve an incident",
+        summary="Acknowledge an open incident (who looked first, audited)",
+        tag="incidents",
+    ),
+    write(
+        "POST",
+        "/api/v1/incidents/{incident_id}/assign",
+        assign_incident,
+        body=ASSIGN,
+        summary="Assign an open incident to a person (null clears; audited)",
         tag="incidents",
     ),
 ]

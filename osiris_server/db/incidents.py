@@ -84,12 +84,37 @@ def list_rows(
     return [_out(r) for r in db.query(sql, params)]
 
 
-def resolve(w: Writer, incident_id: str, actor: str) -> bool:
+def resolve(w: Writer, incident_id: str, actor: str, note: str | None = None) -> bool:
     return (
         w.execute(
-            "UPDATE incidents SET status = 'resolved', resolved_at = ?, resolved_by = ?"
-            " WHERE id = ? AND status = 'open'",
+            "UPDATE incidents SET status = 'resolved', resolved_at = ?, resolved_by = ?,"
+            " resolution_note = ? WHERE id = ? AND status = 'open'",
+            [now(), actor, note, incident_id],
+        )
+        > 0
+    )
+
+
+def acknowledge(w: Writer, incident_id: str, actor: str) -> bool:
+    """Mark an open incident seen by ``actor``; a second acknowledgement changes nothing (the
+    first one says who looked first)."""
+    return (
+        w.execute(
+            "UPDATE incidents SET acknowledged_at = ?, acknowledged_by = ?"
+            " WHERE id = ? AND status = 'open' AND acknowledged_at IS NULL",
             [now(), actor, incident_id],
+        )
+        > 0
+    )
+
+
+def assign(w: Writer, incident_id: str, assignee: str | None) -> bool:
+    """Set (or with ``None`` clear) who works on an open incident; False if nothing changed."""
+    return (
+        w.execute(
+            "UPDATE incidents SET assignee = ? WHERE id = ? AND status = 'open'"
+            " AND assignee IS DISTINCT FROM ?",
+            [assignee, incident_id, assignee],
         )
         > 0
     )

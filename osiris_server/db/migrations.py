@@ -328,6 +328,15 @@ MIGRATIONS: list[list[str]] = [
             updated_by TEXT NOT NULL
         )""",
     ],
+    # 8: incident triage from the console and the CLI (issue 13 item 8): who acknowledged an
+    # open incident and when, who it is assigned to, and the note it was resolved with. Status
+    # stays open/resolved (filters, alerts and the events feed read it); these are annotations.
+    [
+        "ALTER TABLE incidents ADD COLUMN acknowledged_at TEXT",
+        "ALTER TABLE incidents ADD COLUMN acknowledged_by TEXT",
+        "ALTER TABLE incidents ADD COLUMN assignee TEXT",
+        "ALTER TABLE incidents ADD COLUMN resolution_note TEXT",
+    ],
 ]
 
 

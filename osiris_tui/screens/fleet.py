@@ -18,6 +18,7 @@ from ..events import EventFeed, EventPage, fetch_events, ticker
 from ..fmt import age, cell, matches, parse_filter, safe, status_cell
 from ..records import SCORE_RULE, sum_scores
 from ..widgets.footer import OsirisFooter
+from ..widgets.forms import site_add_flow, site_edit_flow
 from ..widgets.polling import Poll
 from ..widgets.table import KeyedTable
 
@@ -76,6 +77,8 @@ class FleetScreen(Screen):
         Binding("p", "provision", "Provision", id="fleet.provision"),
         Binding("A", "audit", "Audit", id="fleet.audit"),
         Binding("tab", "switch_tab", "Sites/Apps", id="fleet.tab"),
+        Binding("a", "add_site", "Add site", id="fleet.add_site"),
+        Binding("e", "edit_site", "Edit site", id="fleet.edit_site"),
         Binding("escape", "clear_filter", "Clear", show=False, id="fleet.clear"),
     ]
 
@@ -337,6 +340,29 @@ class FleetScreen(Screen):
         tabs = self.query_one(TabbedContent)
         tabs.active = "tab-sites" if tabs.active == "tab-apps" else "tab-apps"
         self.query_one("#sites" if tabs.active == "tab-sites" else "#appliances").focus()
+
+    # ---- site add / edit (Sites tab only; the forms are widgets/forms.py's)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("add_site", "edit_site"):
+            if self.query_one(TabbedContent).active != "tab-sites":
+                return False  # hidden on the Appliances tab
+            if self.app.read_only:  # type: ignore[attr-defined]
+                return None  # shown dimmed
+        return True
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
+
+    def action_add_site(self) -> None:
+        if self.app.mutation_allowed():  # type: ignore[attr-defined]
+            site_add_flow(self.app, self.refresh_data).start()
+
+    def action_edit_site(self) -> None:
+        key = self.query_one("#sites", KeyedTable).cursor_key()
+        site = next((s for s in self.data.sites if s.id == key), None)
+        if site is not None and self.app.mutation_allowed():  # type: ignore[attr-defined]
+            site_edit_flow(self.app, site, self.refresh_data).start()
 
     def action_provision(self) -> None:
         self.app.open_view("provision")  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""Provisioning: create claim codes (with their QR code) and list pending / claimed ones.
+"""Provisioning: create claim codes (with their QR code), list pending / claimed ones, and
+withdraw an unused one (d, confirmed: `osiris provision rm`).
 
 Columns are `osiris provision list`'s (``columns.PROVISIONS``) in the console's order, the id
 dimmed, plus when each code was created.
@@ -20,7 +21,7 @@ from ..app import worker_error
 from ..columns import PROVISION_CREATED, PROVISIONS, cols
 from ..fmt import safe
 from ..qr import render_half_blocks
-from ..widgets.modals import FormModal
+from ..widgets.modals import ConfirmModal, FormModal
 from ..widgets.polling import PollingTableScreen, back_binding, refresh_binding
 
 SHOWN = cols(
@@ -38,6 +39,7 @@ class ProvisionScreen(PollingTableScreen):
     BINDINGS = [
         back_binding("prov"),
         Binding("c", "create", "Create code", id="prov.create"),
+        Binding("d", "withdraw", "Withdraw", id="prov.withdraw"),
         refresh_binding("prov"),
     ]
     TABLE_ID = "prov-table"
@@ -60,7 +62,7 @@ class ProvisionScreen(PollingTableScreen):
         self.query_one("#code").display = False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "create" and self.app.read_only:  # type: ignore[attr-defined]
+        if action in ("create", "withdraw") and self.app.read_only:  # type: ignore[attr-defined]
             return None
         return True
 
@@ -100,6 +102,50 @@ class ProvisionScreen(PollingTableScreen):
             return
         self.app.call_from_thread(self.app.record, what, f"created {out['id']}")  # type: ignore[attr-defined]
         self.app.call_from_thread(self.show_code, out)
+        self.load()
+
+    def action_withdraw(self) -> None:
+        """`osiris provision rm`: withdraw the selected unused claim code, after a confirm that
+        names its site and says the code stops working."""
+        if not self.app.mutation_allowed():  # type: ignore[attr-defined]
+            return
+        key = self.table.cursor_key()
+        prov = self.records.get(key) if key else None
+        if prov is None:
+            return
+        if prov.state != "pending":
+            self.notify(f"claim code {prov.id} was already used; it cannot be withdrawn",
+                        severity="warning")  # fmt: skip
+            return
+
+        def go(yes: bool | None) -> None:
+            if yes:
+                self.withdraw(prov.id, prov.site_id)
+
+        self.app.push_screen(
+            ConfirmModal(
+                f"Withdraw claim code {prov.id}?",
+                [
+                    ("site", prov.site_id),
+                    ("code", prov.id),
+                    ("expires", prov.expires_at or "-"),
+                    ("action", "withdraw (delete) the claim code"),
+                ],  # fmt: skip
+                "Impact: the code stops working at once; an appliance not yet enrolled with it "
+                "needs a new code",
+            ),
+            go,
+        )
+
+    @work(thread=True, group="mutation")
+    def withdraw(self, provision_id: str, site_id: str) -> None:
+        what = f"DELETE provisions {provision_id} site={site_id}"
+        try:
+            self.client.delete_provision(provision_id)
+        except Exception as e:  # noqa: BLE001
+            self.app.call_from_thread(self.app.record, what, worker_error(e), False)  # type: ignore[attr-defined]
+            return
+        self.app.call_from_thread(self.app.record, what, f"withdrew {provision_id}")  # type: ignore[attr-defined]
         self.load()
 
     def show_code(self, out: dict[str, Any]) -> None:

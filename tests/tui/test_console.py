@@ -10,7 +10,8 @@ from osiris_tui.client import Client
 from osiris_tui.screens.appliance import ApplianceScreen
 from osiris_tui.screens.appliance.orders import OrdersTab
 from osiris_tui.screens.appliance.runbooks import RunbooksTab
-from osiris_tui.widgets.modals import ConfirmModal, FormModal, PromptModal
+from osiris_tui.widgets.forms import FormScreen
+from osiris_tui.widgets.modals import ConfirmModal
 from osiris_tui.widgets.table import KeyedTable
 from tests.tui.waiting import settle, until
 
@@ -120,12 +121,16 @@ async def test_add_and_rotate_credential(live) -> None:
         await pilot.press("a")
         await settle(app, pilot, 1)
         form = app.screen
-        assert isinstance(form, FormModal)
+        assert isinstance(form, FormScreen)
         form.query_one("#f-host_id").value = "srv-tui"
         form.query_one("#f-address").value = "10.0.0.9"
         form.query_one("#f-username").value = "admin"
         form.query_one("#f-password").value = "first-secret"
-        form.dismiss(form.values())
+        form.query_one("#f-password2").value = "first-secret"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot, 1)
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("y")
         await settle(app, pilot)
         creds = table(app, "#cred-table")
         assert "srv-tui" in cells(creds, "host")
@@ -136,8 +141,11 @@ async def test_add_and_rotate_credential(live) -> None:
         creds.move_cursor(row=cells(creds, "host").index("srv-tui"))
         await pilot.press("t")
         await settle(app, pilot, 1)
-        assert isinstance(app.screen, PromptModal)
-        await pilot.press(*"second-secret", "enter")
+        form = app.screen
+        assert isinstance(form, FormScreen)
+        form.query_one("#f-password").value = "second-secret"
+        form.query_one("#f-password2").value = "second-secret"
+        await pilot.press("ctrl+s")
         await settle(app, pilot, 1)
         assert isinstance(app.screen, ConfirmModal)
         await pilot.press("y")

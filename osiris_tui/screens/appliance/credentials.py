@@ -1,5 +1,8 @@
-"""The Credentials tab: the site's credentials (secrets masked by the server); a adds, t
-rotates, d deletes, x reveals (audited). Each change names site, host and impact first."""
+"""The Credentials tab: the site's credentials (secrets masked by the server); a adds (every
+field of `osiris cred add`: kind, host, address, port, username, the password twice or an ssh
+key from a file or pasted, pinned host keys, TLS for WinRM, lab), t rotates (the new secret of
+the credential's kind, a password twice), d deletes, x reveals (audited). Each change names
+site, host and impact first; a refusal reopens the form with what was typed."""
 
 from __future__ import annotations
 
@@ -12,11 +15,32 @@ from textual.binding import Binding
 from ...app import worker_error
 from ...client import Credential
 from ...columns import CREDENTIALS
-from ...widgets.modals import ConfirmModal, FormModal, JsonModal, PromptModal
+from ...form_rules import CRED_KINDS, DEFAULT_PORT, credential_add, credential_rotate, shown
+from ...widgets.forms import Field, FormFlow, FormScreen
+from ...widgets.modals import ConfirmModal, JsonModal
 from ...widgets.table import KeyedTable
 from .tab import ApplianceContext, ApplianceTab
 
 SHOWN = CREDENTIALS.pick("host", "kind", "address", "user", "secret", "version", version="VER")
+PASSWORD_KINDS = ("winrm", "ssh_password")
+SSH_KINDS = ("ssh_password", "ssh_key")
+# Every option of `osiris cred add`, plus the TLS switches the server takes for WinRM.
+ADD_FIELDS = [
+    Field("kind", "kind", "select", CRED_KINDS),
+    Field("host_id", "host id the agent knows it by (e.g. dc01)"),
+    Field("address", "address (host name or IP)"),
+    Field("port", "port (empty: 5986 for winrm, 22 for ssh)", only=CRED_KINDS[:3]),
+    Field("username", "username", only=CRED_KINDS[:3]),
+    Field("password", "password", "password", only=PASSWORD_KINDS),
+    Field("password2", "password again", "password", only=PASSWORD_KINDS),
+    Field("key_path", "private key file (path), or paste it below", only=("ssh_key",)),
+    Field("private_key", "private key (pasted, hidden)", "key", only=("ssh_key",)),
+    Field("fingerprints", "pinned SSH host keys (SHA256:…, space separated)", only=SSH_KINDS),
+    Field("use_tls", "use TLS (https)", "check", value=True, only=("winrm",)),
+    Field("verify_tls", "verify the TLS certificate", "check", value=True, only=("winrm",)),
+    Field("lab", "lab simulator host", "check"),
+]
+SECRET_FIELDS = ("password", "password2", "key_path", "private_key")
 
 
 class CredentialsTab(ApplianceTab):
@@ -52,22 +76,43 @@ class CredentialsTab(ApplianceTab):
     def action_add_cred(self) -> None:
         if not self.mutation_allowed():
             return
-        fields = [
-            ("host_id", "host id (e.g. dc01)", "text", None),
-            ("kind", "kind", "select", ["winrm", "ssh_password", "local"]),
-            ("address", "address", "text", None),
-            ("username", "username", "text", None),
-            ("password", "password", "password", None),
-        ]
+        site_id = self.ctx.site_id
+        hosts = sorted({c.host_id for c in self.creds.values()})
 
-        def done(v: dict[str, Any] | None) -> None:
-            if v:
-                body = {k: x for k, x in v.items() if x not in (None, "")}
-                if body.get("kind") == "local":
-                    body.pop("password", None)
-                self.cred_call("add", None, body)
+        def form(values: dict[str, Any], error: str | None) -> FormScreen:
+            intro = [f"site {site_id}; secrets are sent to the server only, never shown"]
+            return FormScreen(f"Add credential at {site_id}", ADD_FIELDS, credential_add,
+                              intro, values, error)  # fmt: skip
 
-        self.app.push_screen(FormModal(f"Add credential at {self.ctx.site_id}", fields), done)
+        def confirm(body: dict[str, Any]) -> ConfirmModal:
+            port = body.get("port") or f"{DEFAULT_PORT.get(body['kind'], '-')} (default)"
+            lines = [
+                ("site", site_id),
+                ("host", body["host_id"]),
+                ("action", f"add {body['kind']} credential"),
+                ("address", f"{body['address']} port {port}"),
+                ("username", body.get("username") or "-"),
+            ]
+            if body["kind"] == "winrm":
+                tls = "https" if body.get("use_tls") else "http (no TLS)"
+                verify = "verified" if body.get("verify_tls") else "NOT verified"
+                lines.append(("tls", f"{tls}, certificate {verify}"))
+            again = body["host_id"] in hosts
+            return ConfirmModal(
+                f"Add a credential for {body['host_id']}?",
+                lines,
+                "Impact: appliances of this site receive it at their next check-in and start "
+                "checking and healing this host"
+                + ("; this host already has a credential" if again else ""),
+            )
+
+        flow: FormFlow
+
+        def send(body: dict[str, Any], values: dict[str, Any]) -> None:
+            self.cred_call("add", None, body, flow, values)
+
+        flow = FormFlow(self.app, form, confirm, send)
+        flow.start()
 
     def action_rotate_cred(self) -> None:
         if not self.mutation_allowed():
@@ -75,27 +120,37 @@ class CredentialsTab(ApplianceTab):
         c = self._cred()
         if c is None:
             return
+        if c.kind == "local":
+            self.app.notify("a local credential has no secret to rotate", severity="warning")
+            return
         site_id = self.ctx.site_id
+        fields = [f for f in ADD_FIELDS if f.name in SECRET_FIELDS]
 
-        def got(pw: str | None) -> None:
-            if not pw:
-                return
-
-            def ok(yes: bool | None) -> None:
-                if yes:
-                    self.cred_call("rotate", c.id, {"password": pw})
-
-            self.app.push_screen(
-                ConfirmModal(
-                    f"Rotate the secret of {c.host_id}?",
-                    [("site", site_id), ("host", c.host_id), ("action", "rotate secret")],
-                    "Impact: appliances use the new secret from their next check-in; "
-                    "checks fail if it is wrong",
-                ),
-                ok,
+        def form(values: dict[str, Any], error: str | None) -> FormScreen:
+            return FormScreen(
+                f"New secret for {c.host_id} ({c.kind})",
+                fields,
+                lambda v: credential_rotate(c.kind, v),
+                [f"site {site_id} · credential {c.id} v{c.version}"],
+                {"kind": c.kind, **values},
+                error,
             )
 
-        self.app.push_screen(PromptModal(f"New password for {c.host_id}", password=True), got)
+        def confirm(body: dict[str, Any]) -> ConfirmModal:
+            return ConfirmModal(
+                f"Rotate the secret of {c.host_id}?",
+                [("site", site_id), ("host", c.host_id), ("action", "rotate secret")],
+                "Impact: appliances use the new secret from their next check-in; "
+                "checks fail if it is wrong",
+            )
+
+        flow: FormFlow
+
+        def send(body: dict[str, Any], values: dict[str, Any]) -> None:
+            self.cred_call("rotate", c.id, body, flow, values)
+
+        flow = FormFlow(self.app, form, confirm, send)
+        flow.start()
 
     def _confirm_cred(self, verb: str, title: str, action: str, impact: str) -> None:
         """Confirm a credential action naming site, host and impact, then send it."""
@@ -135,10 +190,15 @@ class CredentialsTab(ApplianceTab):
         )
 
     @work(thread=True, group="mutation")
-    def cred_call(self, op: str, cred_id: str | None, body: dict[str, Any] | None) -> None:
-        shown = {k: ("********" if k in ("password", "private_key") else v)
-                 for k, v in (body or {}).items()}  # fmt: skip
-        what = f"{op} credential {cred_id or ''} {shown}".strip()
+    def cred_call(
+        self,
+        op: str,
+        cred_id: str | None,
+        body: dict[str, Any] | None,
+        flow: FormFlow | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        what = f"{op} credential {cred_id or ''} {shown(body or {})}".strip()
         client, site_id = self.ctx.client, self.ctx.site_id
         try:
             if op == "add":
@@ -157,7 +217,10 @@ class CredentialsTab(ApplianceTab):
                 )
                 result = f"revealed {cred_id} (audited)"
         except Exception as e:  # noqa: BLE001
-            self.record(what, worker_error(e), False)
+            msg = worker_error(e)
+            self.record(what, msg, False)
+            if flow is not None:
+                flow.refused(values or {}, msg)
             return
         self.record(what, result)
         self.ctx.load_main()

@@ -66,7 +66,7 @@ class ApplianceScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="detail.back"),
         Binding("r", "refresh", "Refresh", id="detail.refresh"),
-        *_forwarded(RunbooksTab, CredentialsTab, EvidenceTab, OrdersTab),
+        *_forwarded(RunbooksTab, CredentialsTab, EvidenceTab, IncidentsTab, OrdersTab),
         Binding("C", "confirm_appliance", "Confirm (admin)", id="detail.confirm"),
         Binding("1,2,3,4,5,6", "tab_number", show=False, id="detail.tabs"),
     ]
