@@ -19,6 +19,8 @@ site, a partner its own sites, a client token its one site; ``site`` narrows to 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from osiris_core import canonical, ids
@@ -178,19 +180,24 @@ def list_events(app: App, req: Request) -> Response:
         inc_rows = db_events.incidents_after(db, sites, i_from, i_head, limit, newest)
         off_rows = db_events.offline_between(db, sites, off_from, now, limit, newest)
     # (at, source, position, row): one time order across the three sources
-    merged = sorted(
-        [(r["received_at"], 0, r["log_index"], r) for r in ev_rows]
-        + [(r["first_seen"], 1, r["rid"], r) for r in inc_rows]
-        + [(_iso(r["off_at"]), 2, (r["off_at"], r["rid"]), r) for r in off_rows],
-        key=lambda m: (m[0], m[1], m[2]),
+    # One time order across the three sources, each kept in its own position order (a merge,
+    # not a sort): then what a page takes of a source is always a prefix of it, so the cursor
+    # can move past it — even where two ingests were timed in the other order than logged.
+    merged = list(
+        heapq.merge(
+            [(r["received_at"], 0, r["log_index"], r) for r in ev_rows],
+            [(r["first_seen"], 1, r["rid"], r) for r in inc_rows],
+            [(_iso(r["off_at"]), 2, (r["off_at"], r["rid"]), r) for r in off_rows],
+            key=lambda m: (m[0], m[1]),
+        )
     )
     taken = merged[-limit:] if newest else merged[:limit]
     if newest:  # a first call starts at the head whatever it showed
         cursor, more = (e_head, i_head, now, a_head), False
     else:
-        cursor, more = _advance(
+        taken, cursor, more = _advance(
             taken,
-            (len(ev_rows), len(inc_rows), len(off_rows)),
+            ([m[2] for m in merged if m[1] == s] for s in range(3)),
             limit,
             (e_from, i_from, off_from),
             (e_upto, e_head, i_head, now, a_head),
@@ -208,25 +215,33 @@ def list_events(app: App, req: Request) -> Response:
 
 def _advance(
     taken: list[tuple[Any, int, Any, dict[str, Any]]],
-    found: tuple[int, int, int],
+    positions: Iterable[list[Any]],
     limit: int,
     start: tuple[int, int, tuple[int, int]],
     heads: tuple[int, int, int, int, int],
-) -> tuple[tuple[int, int, int, int], bool]:
-    """The next cursor: a source whose rows were all returned (and which did not fill its own
-    ``limit``) moves to the bound it was read up to; any other to its last returned row."""
+) -> tuple[list[tuple[Any, int, Any, dict[str, Any]]], tuple[int, int, int, int], bool]:
+    """What to return and the next cursor. Per source, the cursor moves past the longest run of
+    its rows, in position order, that were all taken (the merge makes that every taken row; the
+    check keeps it true should the merge change: never skip a row to return a later one). A
+    source whose rows were all taken, and which did not fill its own ``limit``, moves to the
+    bound it was read up to."""
     e_upto, e_head, i_head, now, a_head = heads
-    last: dict[int, Any] = {}
-    count = [0, 0, 0]
-    for _at, source, pos, _r in taken:
-        last[source] = pos
-        count[source] += 1
-    done = [count[s] == found[s] and found[s] < limit for s in range(3)]
-    e = e_upto if done[0] else (last[0] + 1 if 0 in last else start[0])
-    i = i_head if done[1] else last.get(1, start[1])
-    off = (now, a_head) if done[2] else last.get(2, start[2])
+    got = {(m[1], m[2]) for m in taken}
+    ends: list[Any] = []
+    done: list[bool] = []
+    for source, pos in enumerate(positions):
+        ordered = sorted(pos)
+        n = 0
+        while n < len(ordered) and (source, ordered[n]) in got:
+            n += 1
+        ends.append(ordered[n - 1] if n else None)
+        done.append(n == len(ordered) and len(ordered) < limit)
+    taken = [m for m in taken if ends[m[1]] is not None and m[2] <= ends[m[1]]]
+    e = e_upto if done[0] else (ends[0] + 1 if ends[0] is not None else start[0])
+    i = i_head if done[1] else (ends[1] if ends[1] is not None else start[1])
+    off = (now, a_head) if done[2] else (ends[2] if ends[2] is not None else start[2])
     more = not all(done) or e < e_head
-    return (e, i, off[0], off[1]), more
+    return taken, (e, i, off[0], off[1]), more
 
 
 ROUTES = [

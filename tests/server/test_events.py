@@ -178,3 +178,26 @@ def test_listed_in_openapi(server) -> None:
     assert {p["name"] for p in op["parameters"]} == {"since", "site", "limit"}
     schema = op["responses"]["200"]["content"]["application/json"]["schema"]
     assert {"events", "cursor", "more"} <= set(schema["properties"])
+
+
+def test_paging_survives_ingests_timed_out_of_log_order(server) -> None:
+    """Two workers may log bundles in one order and time them in the other: a page never
+    skips the earlier-logged one to return the later (and never stalls on it)."""
+    site = server.site()
+    a = server.enroll(site["id"])
+    cur = _events(server.admin)["cursor"]
+    _post(server, a, [a.envelope(outcome="alert"), a.envelope(outcome="failed")])
+    with server.app.db.write() as w:
+        first = w.one("SELECT MIN(log_index) AS i FROM evidence WHERE appliance_id = ?", [a.id])
+        w.execute(
+            "UPDATE evidence SET received_at = '2999-01-01T00:00:00.000Z' WHERE log_index = ?",
+            [first["i"]],
+        )
+    seen = []
+    for _ in range(5):
+        page = _events(server.admin, since=cur, limit=1)
+        seen += [e["kind"] for e in page["events"]]
+        cur = page["cursor"]
+        if not page["more"]:
+            break
+    assert sorted(seen) == ["drift", "error"]
