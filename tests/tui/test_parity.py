@@ -388,3 +388,36 @@ def test_cli_incident_ack_assign_resolve_note(live, parity) -> None:
     assert res.exit_code == 2 and "ASSIGNEE or --clear" in res.output
     done = osiris("incident", "resolve", inc_id, "--note", "false alarm")
     assert (done["status"], done["resolution_note"]) == ("resolved", "false alarm")
+
+
+async def test_server_refusal_of_a_parameter_is_shown_verbatim_in_the_form(live, parity) -> None:
+    """An operator may not set a trust-redirecting parameter: the form says who may set it, and
+    the server's refusal comes back into the same form, word for word."""
+    rb, name = "RB-WIN-NET-001", "dns_servers"
+    with live.admin() as h:
+        r = h.post("/api/v1/tokens", json={"role": "operator", "name": "parity operator"})
+    assert r.status_code == 201, r.text
+    app = OsirisApp(live.url, r.json()["token"])
+    async with app.run_test(size=(160, 45)) as pilot:
+        await open_appliance(app, pilot, "2")
+        rbs = table(app, "#rb-table")
+        await until(app, pilot, lambda: rb in cells(rbs, "id"), "runbooks")
+        rbs.move_cursor(row=cells(rbs, "id").index(rb))
+        await press(app, pilot, "p")
+        await until(app, pilot, lambda: isinstance(app.screen, FormScreen), "param form")
+        form = app.screen
+        assert isinstance(form, FormScreen)
+        assert "set by admin" in next(f.note for f in form.fields if f.name == f"p_{name}")
+        fill(form, **{f"p_{name}": "10.0.0.53"})
+        await press(app, pilot, "ctrl+s")
+        assert isinstance(app.screen, ConfirmModal)
+        await press(app, pilot, "y")
+        await until(app, pilot, lambda: isinstance(app.screen, FormScreen), "the form again")
+        again = app.screen
+        assert isinstance(again, FormScreen)
+        assert again.values()[f"p_{name}"] == "10.0.0.53"
+        refusal = f"{rb}: {name} is trust-redirecting; only an admin may set it"
+        assert refusal in form_error(again)
+        assert any(not a.ok and refusal in a.result for a in app.activity)
+    with Client(live.url, live.token) as c:
+        assert name not in c.runbook_params(SITE, rb).get("site", {})
