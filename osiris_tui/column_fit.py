@@ -53,7 +53,7 @@ FIT: dict[str, Fit] = {
     "inc": Fit(1, 3),
     "score": Fit(1, 5),
     "since": Fit(2, 5),
-    "seen": Fit(2, 4),
+    "seen": Fit(2, 5),
     "heal": Fit(1, 10),
     "action": Fit(1, 8),
     # long free text: first to shrink, detail pane shows it whole
