@@ -68,6 +68,11 @@ def _agent_state(tmp: Path) -> Path:
         db.set("witness_size", "2")
         db.set_json("policy", {"policy_version": "12", "ruleset_hash": "sha256:" + "cd" * 32})
         db.set_json("last_checkin", {"at": "2026-01-02T03:04:05.000Z", "ok": False})
+        # the agent's own records (osiris_agent/checkin.py): the last success an hour before
+        # the snapshots' frozen clock, the latest attempt refused
+        db.set("last_checkin_ok_at", "2025-12-31T23:00:00.000Z")
+        db.set_json("last_contact", {"at": "2026-01-02T03:04:05.000Z", "reachable": False,
+                                     "error": "connection refused"})  # fmt: skip
         db.set_result("dc01", "firewall", "drift", {"enabled": False}, {"enabled": True},
                       "2026-01-01T00:00:00.000Z")  # fmt: skip
         db.set_result("dc01", "bitlocker", "compliant", {}, {}, "2026-01-01T00:00:00.000Z")
@@ -92,9 +97,9 @@ def test_local_state_reads_agent_db_read_only(tmp_path) -> None:
     assert st.chain_seq == 3 and st.chain_head.startswith("sha256:abab")
     assert st.outbox_depth == 1
     assert st.last_receipt["seq"] == 2
-    # the latest attempt failed and no check-in ever succeeded: "last reached" is never
+    # the latest attempt failed; "last check-in" is the last success, not that attempt
     assert st.server_reachable is False and st.last_attempt == "2026-01-02T03:04:05.000Z"
-    assert st.last_checkin is None
+    assert st.last_checkin == "2025-12-31T23:00:00.000Z" and st.last_error == "connection refused"
     assert [r.status for r in st.results] == ["compliant", "drift"] and st.drift_count == 1
     assert [e.seq for e in st.evidence] == [3, 2, 1] and not st.evidence[0].acked
     assert local.envelope(d, 2)["bundle"]["seq"] == 2
