@@ -26,6 +26,8 @@ import httpx
 
 from osiris_core.errors import ExitCode, OsirisError
 
+from .abortable import install
+
 API = "/api/v1"
 DEFAULT_TIMEOUT = 15.0  # the CLI's budget per request (``--timeout`` / ``OSIRIS_TIMEOUT``)
 CONNECT_TIMEOUT = 3.0
@@ -132,6 +134,10 @@ class Transport:
         self.token_fix = token_fix
         self.on_slow = on_slow
         self.slow_after = slow_after
+        self._abort = None
+        if transport is None:  # ours: close() can cut a read blocked on a silent server
+            transport = httpx.HTTPTransport()
+            self._abort = install(transport)
         self._http = httpx.Client(
             base_url=self.server,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "osiris-cli"},
@@ -141,6 +147,9 @@ class Transport:
         )
 
     def close(self) -> None:
+        """Close; a request still waiting in another thread fails at once (``abortable``)."""
+        if self._abort is not None:
+            self._abort.abort()
         self._http.close()
 
     def __enter__(self) -> Self:

@@ -193,6 +193,29 @@ def test_a_silent_server_costs_the_budget_and_says_so(silent: Silent) -> None:
     assert "--timeout or OSIRIS_TIMEOUT" in str(e.value)
 
 
+def test_close_cuts_a_request_blocked_on_a_silent_server(silent: Silent) -> None:
+    """`q` must end the process at once, not after the budget: the console's worker threads
+    (blocked in recv) would keep it alive. Closing the client wakes them (osiris_tui.abortable)."""
+    c = Client(silent.url, "osk_x", timeout=30.0, retries=0)
+    outcome: list[BaseException] = []
+
+    def blocked() -> None:
+        try:
+            c.sites()
+        except Exception as e:  # noqa: BLE001 - the test reads it
+            outcome.append(e)
+
+    worker = threading.Thread(target=blocked)
+    worker.start()
+    time.sleep(0.5)
+    assert worker.is_alive()  # really waiting on the silent server
+    t0 = time.monotonic()
+    c.close()
+    worker.join(5)
+    assert not worker.is_alive() and time.monotonic() - t0 < 2
+    assert len(outcome) == 1 and isinstance(outcome[0], Unreachable)
+
+
 def test_no_waiting_signal_for_a_prompt_answer(live) -> None:
     slow = threading.Event()
     with Client(live.url, live.token, on_slow=slow.set, slow_after=1.0) as c:
