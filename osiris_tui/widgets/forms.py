@@ -77,11 +77,15 @@ class FormScreen(ModalScreen[Submitted | None]):
     """Fields, a dim intro, an error line; Save runs ``check(values)`` (``UsageError`` → the
     error line, the form stays), esc cancels."""
 
+    # Compact fields (one line each, no border) and a scrolling field list capped at 60% of the
+    # terminal, so title, error line and buttons stay on screen at 80x24 however many fields.
     DEFAULT_CSS = """
     FormScreen { align: center middle; }
-    FormScreen #form-fields { height: auto; max-height: 18; }
+    FormScreen #form-fields { height: auto; max-height: 60vh; }
     FormScreen #form-error { color: $error; }
-    FormScreen Input, FormScreen Select { width: 100%; }
+    FormScreen Input, FormScreen Select { width: 100%; margin-bottom: 1; }
+    FormScreen #buttons { height: auto; }
+    FormScreen #buttons Button { margin-right: 2; }
     """
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Cancel", id="form.cancel"),
@@ -110,13 +114,13 @@ class FormScreen(ModalScreen[Submitted | None]):
             yield Label(Text(safe(self.title_text), style="bold"), id="form-title")
             for line in self.intro:
                 yield Static(Text(safe(line), style="dim"))
+            yield Static(Text(safe(self.error)), id="form-error")
             with VerticalScroll(id="form-fields"):
                 for f in self.fields:
                     yield from self._field(f)
-            yield Static(Text(safe(self.error)), id="form-error")
             with Horizontal(id="buttons"):
-                yield Button("Save (ctrl+s)", variant="primary", id="save")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Save (ctrl+s)", variant="primary", id="save", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def _field(self, f: Field) -> ComposeResult:
         v = self.initial.get(f.name, f.value)
@@ -127,15 +131,17 @@ class FormScreen(ModalScreen[Submitted | None]):
         fid = f"f-{f.name}"
         if f.kind == "select":
             opts = [(Text(safe(o)), o) for o in f.options]
-            yield Select(opts, value=v or f.options[0], id=fid, allow_blank=False)
+            yield Select(opts, value=v or f.options[0], id=fid, allow_blank=False, compact=True)
         elif f.kind == "check":
-            yield Checkbox(f.label, value=bool(v), id=fid)
+            yield Checkbox(f.label, value=bool(v), id=fid, compact=True)
         elif f.kind == "key":
-            w = KeyInput(placeholder="paste the key here, or give a file path above", id=fid)
+            w = KeyInput(placeholder="paste the key here, or give a file path above", id=fid,
+                         compact=True)  # fmt: skip
             w.pasted = v if isinstance(v, str) else ""
             yield w
         else:
-            yield Input(value=safe(v), placeholder=f.label, password=f.kind == "password", id=fid)
+            yield Input(value=safe(v), placeholder=f.label, password=f.kind == "password",
+                        id=fid, compact=True)  # fmt: skip
 
     def on_mount(self) -> None:
         self._show_for_kind()
