@@ -65,6 +65,13 @@ WHAT = {
     "fleet.sort": "cycle the sort: site, status, appliance, drift, incidents",
     "fleet.tab": "switch between the Appliances and Sites tables",
     "detail.tabs": "tabs: 1 Drift 2 Runbooks 3 Credentials 4 Evidence 5 Incidents 6 Orders",
+    "detail.params": "the runbook's parameters: value, where set, bound, who may set; edit",
+    "detail.inc_ack": "acknowledge the incident (it stays open; audited)",
+    "detail.inc_assign": "assign the incident to a person (empty clears; audited)",
+    "detail.inc_resolve": "resolve the incident, with an optional note (audited)",
+    "prov.withdraw": "withdraw the selected unused claim code (it stops working)",
+    "fleet.add_site": "add a site (name, optional id, partner, check-in interval)",
+    "fleet.edit_site": "rename the selected site or change its check-in interval",
 }
 
 # A second key of the same command: shown on the line of the first (``q/^c quit``).
