@@ -83,8 +83,9 @@ def fit_widths(natural: Sequence[int], fits: Sequence[Fit], budget: int, pad: in
     cells of padding, fit in ``budget`` cells. ``natural`` is each column's widest content.
 
     In this order, each step least important column first, stopping as soon as it fits: shrink
-    the normal and detail columns (priority 2, 3) to their minimum; hide the detail ones; shrink
-    the important (1), then the essential ones (0); hide priority 2, then 1. Width freed beyond
+    the detail columns (priority 3) to their minimum, then hide them (``i`` still shows them);
+    shrink the normal (2), the important (1), then the essential ones (0); hide priority 2,
+    then 1. Width freed beyond
     the need goes back to the cut columns, most important first. What is still too wide
     scrolls sideways."""
     widths = list(natural)
@@ -106,8 +107,9 @@ def fit_widths(natural: Sequence[int], fits: Sequence[Fit], budget: int, pad: in
         widths[i] = HIDDEN
 
     steps = [
-        (shrink, lambda p: p >= 2),
+        (shrink, lambda p: p >= 3),
         (hide, lambda p: p >= 3),
+        (shrink, lambda p: p == 2),
         (shrink, lambda p: p == 1),
         (shrink, lambda p: p == 0),
         (hide, lambda p: p == 2),
