@@ -163,6 +163,7 @@ class Scanner:
         findings: list[Finding] = []
         self.host_errors = {}
         for t in targets:
+            done: set[str] = set()  # this host's checks judged this cycle
             plan = self.runbooks_for(t, policy)
             scanned = False
             unreachable = False
@@ -172,7 +173,10 @@ class Scanner:
                 scanned = True
                 for rb in runbooks:
                     params = policy.params_for(rb.id) if policy else {}
-                    finding = self._detect(t.host_id, rb, params, now, plan)
+                    # what is left of the plan: checks already judged this cycle keep their
+                    # fresh verdict when the host fails halfway through
+                    rest = {c: rbs for c, rbs in plan.items() if c not in done or c == check}
+                    finding = self._detect(t.host_id, rb, params, now, rest)
                     findings.append(finding)
                     if is_transport_error(finding.error):
                         unreachable = True
@@ -182,8 +186,9 @@ class Scanner:
                     # runbook of it is an error too (no stale "compliant"), and all stay due
                     # (retried next cycle) instead of 40 identical failures.
                     assert finding.error is not None
-                    self._mark_host_error(t.host_id, plan, finding, now)
+                    self._mark_host_error(t.host_id, rest, finding, now)
                     break
+                done.add(check)
                 self._exec(
                     "INSERT INTO scan_check(host_id, check_id, last_run) VALUES (?, ?, ?)"
                     " ON CONFLICT(host_id, check_id) DO UPDATE SET last_run = excluded.last_run",
