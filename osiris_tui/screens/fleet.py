@@ -45,6 +45,7 @@ SITE_COLUMNS = [
 ]
 # "new": rows with a live problem event first (newest first), then by site (events.py)
 SORTS = ["new", "site", "status", "host", "drift", "inc"]
+REBUILD_AFTER = 50  # rows gone in one render beyond which a rebuild beats removing them
 MAX_ROWS = 1000  # rows in the table; the filter narrows the rest (console.md: keep tables small)
 
 
@@ -249,16 +250,24 @@ class FleetScreen(Screen):
         return rows, list(rows)
 
     def render_appliances(self) -> None:
+        """Few rows gone (a poll, events reordering the new-first sort): sync them, then put
+        them in order with DataTable.sort rather than rebuild 1,000 rows per poll. Many gone (a
+        filter): rebuild in order — Textual removes a row in O(rows), a clear is one step."""
         table = self.query_one("#appliances", KeyedTable)
         rows, order = self.appliance_rows()
-        if list(table._cache) != order:  # membership or order changed: rebuild in order
-            cur = table.cursor_key()
+        cur = table.cursor_key()
+        gone = sum(1 for k in table.row_keys() if k not in rows)
+        if gone > REBUILD_AFTER or "host" not in table.columns:
             table.reset()
             table.sync(rows, order)
-            if cur:
-                table.select_key(cur)
         else:
-            table.sync(rows, order)
+            table.sync(rows, order)  # gone removed, new appended, changed cells updated
+            if [r.key.value for r in table.ordered_rows] == order:
+                return
+            rank = {id(table.get_cell(k, "host")): i for i, k in enumerate(order)}
+            table.sort("host", key=lambda c: rank[id(c)])  # each row's own host cell
+        if cur:
+            table.select_key(cur)
 
     def render_sites(self) -> None:
         d = self.data
