@@ -162,18 +162,20 @@ class FleetScreen(Screen):
         drift = sum(a.drift_count for a in d.appliances)
         sc = sum_scores(a.score(self.now()) for a in d.appliances)
         inc = sum(v for k, v in d.open_incidents.items() if k.startswith("site:"))
+        # The score and its rule first, then what is wrong: the one line is cut at the screen's
+        # width (height 1), and at 80 columns these are what must survive.
         self.query_one("#pulse", Static).update(
             Text.assemble(
-                (f" {len(d.sites)} sites  {len(d.appliances)} appliances  ", "bold"),
-                (f"● {states['online']} online  ", "green"),
-                (f"◐ {states['stale']} stale  ", "yellow"),
-                (f"○ {states['offline'] + states['never']} offline  ", "red"),
+                (f" score {sc.percent}", "bold"),
+                (f" ({SCORE_RULE})  ", "dim"),
                 (f"▲ {drift} drift  ", "yellow"),
                 (f"! {sc.error} error  ", "red" if sc.error else ""),
                 (f"◌ {sc.stale} stale checks  ", "yellow" if sc.stale else ""),
                 (f"{inc} open incidents  ", ""),
-                (f"score {sc.percent}", "bold"),
-                (f" ({SCORE_RULE})", "dim"),
+                (f"● {states['online']} online  ", "green"),
+                (f"◐ {states['stale']} stale  ", "yellow"),
+                (f"○ {states['offline'] + states['never']} offline  ", "red"),
+                (f"{len(d.sites)} sites  {len(d.appliances)} appliances", "bold"),
                 (
                     f"  (showing {MAX_ROWS} of {self.matched}: filter with /)"
                     if self.matched > MAX_ROWS
