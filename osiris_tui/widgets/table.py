@@ -169,10 +169,14 @@ class KeyedTable(DataTable):
         comes back (a resize), never on a poll."""
         cur = self.cursor_key() if self.columns else None
         shown = self._shown()
+        # the rows as shown now (a caller may have sorted them), then any not yet added
+        keys = [str(r.key.value) for r in self.ordered_rows if r.key.value in self._cache]
+        seen = set(keys)
+        keys += [k for k in self._cache if k not in seen]
         self.clear(columns=True)
         for i in shown:
             self.add_column(self._columns[i][1], key=self._keys[i], width=self._widths[i])
-        for k in self._cache:
+        for k in keys:
             cells = self._cells[k]
             self.add_row(*[cells[i] for i in shown], key=k)
         if cur is not None:

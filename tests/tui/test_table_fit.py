@@ -146,3 +146,21 @@ async def test_drift_tab_at_80_keeps_host_check_status(live) -> None:
         widths = shown(drift)
         assert {"host", "check", "status"} <= set(widths), widths
         assert sum(widths.values()) + 2 * len(widths) <= 80 - SCROLLBAR
+
+
+async def test_a_resize_keeps_the_order_a_view_sorted_the_rows_into() -> None:
+    """The fleet puts rows in order with DataTable.sort; rebuilding the columns must not undo it."""
+    app = One()
+    long = "x" * 90
+    async with app.run_test(size=(160, 12)) as pilot:
+        t = app.query_one(KeyedTable)
+        t.sync({k: row("-", long) for k in "abc"})
+        rank = {"c": 0, "a": 1, "b": 2}
+        cells = {id(t.get_cell(k, "host")): k for k in "abc"}  # as fleet.py ranks its rows
+        t.sort("host", key=lambda c: rank[cells[id(c)]])
+        await pilot.pause()
+        assert [r.key.value for r in t.ordered_rows] == ["c", "a", "b"]
+        await pilot.resize_terminal(60, 12)  # OBSERVED hides: the columns are rebuilt
+        await pilot.pause()
+        assert "observed" not in shown(t)
+        assert [r.key.value for r in t.ordered_rows] == ["c", "a", "b"]
