@@ -104,6 +104,25 @@ def _check_local(app: App, site_id: str, kind: str, host_id: str) -> None:
         )
 
 
+def _check_tls(kind: str, fields: dict[str, Any]) -> None:
+    """Plain HTTP or an unchecked certificate only towards a lab simulator: the agent refuses
+    such a WinRM target anyway (hosts/winrm.py), so storing one would only leave a credential
+    that can never be used — and a password that would travel in the clear."""
+    if kind != "winrm" or fields.get("lab"):
+        return
+    if fields.get("use_tls") is not None and not fields["use_tls"]:
+        raise bad_request(
+            "use_tls false sends the password in the clear: only a lab host (lab true) may use "
+            "plain HTTP",
+            "E_SCHEMA",
+        )
+    if fields.get("verify_tls") is not None and not fields["verify_tls"]:
+        raise bad_request(
+            "verify_tls false trusts any certificate: only a lab host (lab true) may skip it",
+            "E_SCHEMA",
+        )
+
+
 def _taken(w: Any, site_id: str, host_id: str) -> str:
     """One credential per host and site (what an order's target is judged by): say which one
     holds the host id, and what to type instead."""
@@ -135,6 +154,7 @@ def create_cred(app: App, req: Request, site_id: str) -> Response:
         "use_tls": body.get("use_tls", kind == "winrm"),
         "verify_tls": body.get("verify_tls", True),
     }
+    _check_tls(kind, fields)
     cred_id = db_creds.new_row_id()
     token = app.vault.encrypt(json.dumps(secret).encode(), context(site_id, cred_id))
     with app.db.write() as w:
@@ -162,6 +182,7 @@ def update_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
     kind = body.get("kind", row["kind"])
     secret = _secret_of(kind, body, required=kind != row["kind"])
     _check_local(app, site_id, kind, body.get("host_id", row["host_id"]))
+    _check_tls(kind, {k: body.get(k, row.get(k)) for k in ("lab", "use_tls", "verify_tls")})
     redirected = sorted(k for k in DESTINATION if k in body and body[k] != row.get(k))
     if redirected and secret is None and _secret_of(kind, {}, required=False) is None:
         # Without this, an operator or partner (who may not reveal secrets) could point the

@@ -69,6 +69,18 @@ def cred_show(ctx: click.Context, site_id: str, cred_id: str, as_json: bool) -> 
 @click.option(
     "--fingerprint", "fingerprints", multiple=True, help="Pinned SSH host key (SHA256:…)."
 )
+@click.option(
+    "--tls/--no-tls",
+    "use_tls",
+    default=None,
+    help="WinRM over HTTPS (default) or plain HTTP (lab simulators only).",
+)
+@click.option(
+    "--verify-tls/--no-verify-tls",
+    "verify_tls",
+    default=None,
+    help="Check the WinRM host's certificate (default: check).",
+)
 @click.option("--lab", is_flag=True, help="A lab simulator host.")
 @JSON_OPT
 @click.pass_context
@@ -83,6 +95,8 @@ def cred_add(
     password_stdin: bool,
     key_file: Any,
     fingerprints: tuple[str, ...],
+    use_tls: bool | None,
+    verify_tls: bool | None,
     lab: bool,
     as_json: bool,
 ) -> None:
@@ -94,6 +108,12 @@ def cred_add(
         fields["username"] = username
     if fingerprints:
         fields["host_key_fingerprints"] = list(fingerprints)
+    if (use_tls is not None or verify_tls is not None) and kind != "winrm":
+        fail("--tls/--verify-tls apply to winrm credentials only", ExitCode.USAGE)
+    if use_tls is not None:
+        fields["use_tls"] = use_tls
+    if verify_tls is not None:
+        fields["verify_tls"] = verify_tls
     if lab:
         fields["lab"] = True
     if kind in ("winrm", "ssh_password"):

@@ -361,3 +361,25 @@ def test_checkpoint_cosigned_by_a_sites_appliances(server) -> None:
     assert a.cosigner.name in note.open_note(cp["note"], [log_v, a.cosigner.verifier()]).verified
     # an appliance cannot use it, and another tenant's view of the site is a 404
     assert server.client(a.token).get("/api/v1/log/checkpoint", params=q).status_code == 404
+
+
+def test_winrm_without_tls_only_towards_a_lab_host(server) -> None:
+    """Plain HTTP or an unchecked certificate is refused for a real WinRM host (the agent would
+    refuse the target anyway, and the password would travel in the clear); nothing is stored,
+    and an update cannot switch TLS off either."""
+    site = server.site()
+    base = f"/api/v1/sites/{site['id']}/credentials"
+    for off in ({"use_tls": False}, {"verify_tls": False}):
+        r = server.admin.post(base, json={**WINRM, **off})
+        assert r.status_code == 400, off
+        assert "lab" in r.json()["error"]["message"]
+    assert server.admin.get(base).json()["credentials"] == []
+    lab = server.admin.post(base, json={**WINRM, "use_tls": False, "verify_tls": False,
+                                        "lab": True})  # fmt: skip
+    assert lab.status_code == 201
+    real = server.admin.post(base, json={**WINRM, "host_id": "dc02"})
+    assert real.status_code == 201
+    cred_id = real.json()["id"]
+    r = server.admin.patch(f"{base}/{cred_id}", json={"verify_tls": False, "password": "x"})
+    assert r.status_code == 400
+    assert server.admin.get(f"{base}/{cred_id}").json()["verify_tls"] in (True, 1)

@@ -299,3 +299,22 @@ def test_mac_requests_listed_and_approved_only_with_the_right_fingerprint(live) 
         ).status_code
         == 200
     )
+
+
+def test_cred_add_tls_flags(live) -> None:
+    """`cred add` has the WinRM TLS switches the console form has; the server refuses plain
+    HTTP towards a non-lab host (exit 2, nothing stored) and takes it for a lab one."""
+    args = ["cred", "add", "--site", "riverside", "--kind", "winrm", "--username", "svc",
+            "--password-stdin", "--json"]  # fmt: skip
+    r = invoke(live, *args, "--host", "tls-off", "--address", "10.1.1.2", "--no-tls",
+               input="pw\n")  # fmt: skip
+    assert r.exit_code == 2 and "lab" in r.output, r.output
+    assert "tls-off" not in invoke(live, "cred", "list", "--site", "riverside").output
+    r = invoke(live, *args, "--host", "tls-lab", "--address", "10.1.1.3", "--no-tls",
+               "--no-verify-tls", "--lab", input="pw\n")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["use_tls"] in (False, 0) and out["verify_tls"] in (False, 0)
+    r = invoke(live, "cred", "add", "--site", "riverside", "--kind", "ssh_password",
+               "--host", "lx9", "--address", "10.1.1.4", "--no-tls")  # fmt: skip
+    assert r.exit_code == 2 and "winrm credentials only" in r.output
