@@ -16,7 +16,8 @@ from osiris_tui.screens.audit import AuditScreen
 from osiris_tui.screens.fleet import FleetScreen
 from osiris_tui.screens.learn import LearnScreen
 from osiris_tui.screens.provision import ProvisionScreen
-from osiris_tui.widgets.modals import FormModal, JsonModal
+from osiris_tui.widgets.forms import FormScreen
+from osiris_tui.widgets.modals import JsonModal
 from osiris_tui.widgets.polling import PollingTableScreen
 from osiris_tui.widgets.table import KeyedTable
 from tests.tui.waiting import settle, until
@@ -40,8 +41,8 @@ def test_polling_screens_are_subclasses_of_the_base(screen) -> None:
     for declared in ("TABLE_ID", "COLUMNS", "POLL_GROUP", "fetch", "key", "cells"):
         assert declared in vars(screen), f"{screen.__name__} does not declare {declared}"
     ids = [b.id for b in screen.BINDINGS]  # type: ignore[union-attr]
-    assert len(ids) == len(set(ids)) and all(i and i.endswith((".back", ".refresh", ".create"))
-                                             for i in ids)  # fmt: skip
+    ends = (".back", ".refresh", ".create", ".withdraw")
+    assert len(ids) == len(set(ids)) and all(i and i.endswith(ends) for i in ids)
 
 
 def keys_of(t: KeyedTable) -> list[str]:
@@ -121,10 +122,10 @@ async def test_appliance_tab_keys_exist_only_on_their_tab(live) -> None:
         assert isinstance(app.screen, ApplianceScreen)
         own = {
             "1": [],
-            "2": ["space", "s"],
+            "2": ["space", "s", "p"],
             "3": ["a", "t", "d", "x"],
             "4": ["v", "V"],
-            "5": [],
+            "5": ["a", "s", "x"],
             "6": ["n"],
         }
         every = {k for ks in own.values() for k in ks}
@@ -143,7 +144,7 @@ async def test_appliance_tab_keys_exist_only_on_their_tab(live) -> None:
         assert type(app.focused).__name__ == "ContentTabs"
         await pilot.press("a")
         await settle(app, pilot, 1)
-        assert isinstance(app.screen, FormModal)
+        assert isinstance(app.screen, FormScreen)  # the credential form (issue 13 item 8)
         await pilot.press("escape")
         await settle(app, pilot, 1)
         assert isinstance(app.screen, ApplianceScreen)
