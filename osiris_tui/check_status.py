@@ -96,20 +96,87 @@ class Score:
         )  # fmt: skip
 
 
-def score(checks: Iterable[CheckStatus], now: float | None = None) -> Score:
-    """The score rule (``SCORE_RULE``), once: every check counts, only a fresh compliant one
-    for; an unknown status word (a newer agent's) counts against too."""
-    counts = {"compliant": 0, "drift": 0, "error": 0, "stale": 0, "other": 0}
+_BUCKETS = ("compliant", "drift", "error", "stale", "other")
+_BUCKET = {name: i for i, name in enumerate(_BUCKETS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """An appliance's checks counted by status word, plus what is needed to judge staleness
+    later: ``(checked epoch, interval, bucket)`` of each non-error check that can go stale.
+
+    Why: the fleet scores 10,000 appliances on every paint; counting the check-in's raw dicts
+    once per poll, and only re-judging age per paint, keeps the honest score off the budget
+    (bench/console.py) without building a CheckStatus per check."""
+
+    counts: tuple[int, int, int, int, int]
+    ageing: tuple[tuple[float, int, int], ...] = ()
+
+
+def _tally(rows: Iterable[tuple[str, str | None, int | None]]) -> Tally:
+    counts = [0, 0, 0, 0, 0]
+    ageing: list[tuple[float, int, int]] = []
+    for status, checked_at, interval in rows:
+        b = _BUCKET.get(status, 4)
+        counts[b] += 1
+        if b != 2 and checked_at and interval:
+            at = epoch_of(checked_at)
+            if at is not None:
+                ageing.append((at, interval, b))
+    return Tally((counts[0], counts[1], counts[2], counts[3], counts[4]), tuple(ageing))
+
+
+def tally_raw(checks: Iterable[object]) -> Tally:
+    """The tally of a check-in's ``status.checks`` as sent (dicts; anything else is skipped).
+
+    One tight pass (no object per check): it runs for every appliance on every poll."""
+    counts = [0, 0, 0, 0, 0]
+    ageing: list[tuple[float, int, int]] | None = None
+    get = _BUCKET.get
     for c in checks:
-        st = c.status
-        if st != "error" and c.checked_at is not None and c.is_stale(now):
-            st = "stale"
-        counts[st if st in counts else "other"] += 1
-    return Score(**counts)
+        if type(c) is not dict:
+            continue
+        st = c.get("status")
+        b = get(st, 4) if type(st) is str else 4  # remote data: never trust its type
+        counts[b] += 1
+        if b == 2:
+            continue
+        interval = c.get("interval_s")
+        checked_at = c.get("checked_at")
+        if checked_at and type(interval) is int and interval > 0:
+            at = epoch_of(str(checked_at))
+            if at is not None:
+                if ageing is None:
+                    ageing = []
+                ageing.append((at, interval, b))
+    return Tally((counts[0], counts[1], counts[2], counts[3], counts[4]), tuple(ageing or ()))
+
+
+def score_tally(t: Tally, now: float | None = None) -> Score:
+    """The score rule (``SCORE_RULE``), once: every check counts, only a fresh compliant one
+    for; an error stays an error however old; an unknown status word (a newer agent's)
+    counts against too."""
+    counts = list(t.counts)
+    if t.ageing:
+        at_now = now if now is not None else time.time()
+        for at, interval, b in t.ageing:
+            if at_now - at > STALE_INTERVALS * interval:
+                counts[b] -= 1
+                counts[3] += 1
+    return Score(*counts)
+
+
+def score(checks: Iterable[CheckStatus], now: float | None = None) -> Score:
+    """``score_tally`` of parsed checks (the Drift tab's and the CLI's)."""
+    return score_tally(_tally((c.status, c.checked_at, c.interval_s) for c in checks), now)
 
 
 def sum_scores(scores: Iterable[Score]) -> Score:
-    total = Score()
+    c = d = e = st = o = 0
     for s in scores:
-        total = total + s
-    return total
+        c += s.compliant
+        d += s.drift
+        e += s.error
+        st += s.stale
+        o += s.other
+    return Score(c, d, e, st, o)

@@ -19,9 +19,12 @@ from .check_status import (  # noqa: F401 - re-exported: records is where caller
     STALE_INTERVALS,
     CheckStatus,
     Score,
+    Tally,
     epoch_of,
     score,
+    score_tally,
     sum_scores,
+    tally_raw,
 )
 
 # ---------------------------------------------------------------- records
@@ -101,13 +104,18 @@ class Appliance(Record):
         return out
 
     @cached_property
-    def drift_count(self) -> int:
-        return sum(1 for c in self.checks if c.status == "drift")
+    def tally(self) -> Tally:
+        """The last check-in's checks counted once per record (check_status.Tally)."""
+        return tally_raw((self.status or {}).get("checks", []) or [])
 
-    @cached_property
+    @property
+    def drift_count(self) -> int:
+        return self.tally.counts[1]
+
+    @property
     def error_count(self) -> int:
         """Checks that could not run at the last check-in (the fleet row's ERR)."""
-        return sum(1 for c in self.checks if c.status == "error")
+        return self.tally.counts[2]
 
     def score(self, now: float | None = None) -> Score:
         """This appliance's checks by state at ``now`` (stale by age), see ``SCORE_RULE``.
@@ -118,7 +126,7 @@ class Appliance(Record):
         cached = self.__dict__.get("_score")
         if cached is not None and cached[0] == int(t):
             return cached[1]
-        s = score(self.checks, t)
+        s = score_tally(self.tally, t)
         self.__dict__["_score"] = (int(t), s)
         return s
 

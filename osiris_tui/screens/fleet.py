@@ -206,14 +206,16 @@ class FleetScreen(Screen):
         now = self.now()
         picked: list[tuple[tuple, Appliance, str]] = []
         col = self.sort_idx
+        site_text = {sid: f"{sid} {name}".lower() for sid, name in names.items()}
         for a in d.appliances:
             st = a.state(now, self._interval.get(a.site_id, 60))
             if terms:
+                host = a.hostname.lower()
                 fields = {
                     "status": st,
-                    "site": f"{a.site_id} {names.get(a.site_id, '')}".lower(),
-                    "host": a.hostname.lower(),
-                    "hostname": a.hostname.lower(),
+                    "site": site_text.get(a.site_id) or f"{a.site_id} ".lower(),
+                    "host": host,
+                    "hostname": host,
                     "id": a.id.lower(),
                     "drift": str(a.drift_count),
                     "err": str(a.error_count),
