@@ -117,7 +117,13 @@ def key_lines(active: Iterable[tuple[object, Binding, bool, str]], app: object) 
         old = into.get(lid)
         if old is not None:
             if key not in old.keys.split("/"):
-                keys = f"{key}/{old.keys}" if lid == binding.id else f"{old.keys}/{key}"
+                both = [*old.keys.split("/"), key]
+                if all(k.isdigit() for k in both):  # one binding, keys "1,2,3": in order
+                    keys = "/".join(sorted(both))
+                elif lid == binding.id:  # the command's own key first (q/^c)
+                    keys = f"{key}/{old.keys}"
+                else:
+                    keys = f"{old.keys}/{key}"
                 into[lid] = KeyLine(keys, what if lid == binding.id else old.what, old.group,
                                     old.enabled)  # fmt: skip
             continue
@@ -143,9 +149,11 @@ class HelpModal(ModalScreen[None]):
         with Vertical(id="dialog", classes="wide"):
             yield Label(Text(f"Keys: {self.view_title} (esc closes)", style="bold"))
             with VerticalScroll():
-                yield Static(self.body(), id="help-body")
+                # the dialog's border and padding take 4 columns, the scrollbar 2
+                yield Static(self.body(self.app.size.width - 6), id="help-body")
 
-    def body(self) -> Text:
+    def body(self, columns: int = 200) -> Text:
+        """The panel's text; a description longer than the line wraps under itself."""
         out = Text()
         lines = list(self.view)
         if self.table:
@@ -157,16 +165,19 @@ class HelpModal(ModalScreen[None]):
                 continue
             out.append(f"{group}\n", style="bold underline")
             for x in shown:
-                self._line(out, x, width)
+                self._line(out, x, width, columns)
         out.append("Everywhere\n", style="bold underline")
         for x in [*self.glob, KeyLine(*PALETTE, "Navigate")]:
-            self._line(out, x, width)
+            self._line(out, x, width, columns)
         return out
 
     @staticmethod
-    def _line(out: Text, x: KeyLine, width: int) -> None:
+    def _line(out: Text, x: KeyLine, width: int, columns: int) -> None:
+        import textwrap
+
         out.append(f"  {x.keys:<{width}}", style="bold" if x.enabled else "dim")
-        out.append(x.what, style="" if x.enabled else "dim")
+        wrapped = textwrap.wrap(x.what, max(20, columns - width - 2)) or [""]
+        out.append(("\n" + " " * (width + 2)).join(wrapped), style="" if x.enabled else "dim")
         if not x.enabled:
             out.append("  (disabled here)", style="dim")
         out.append("\n")
