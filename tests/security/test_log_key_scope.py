@@ -254,6 +254,7 @@ class World:
             },
             "/api/v1/appliances/{appliance_id}/orders": {"kind": "refresh_rules", "params": {}},
             "/api/v1/tokens": {"role": "auditor", "name": self.unique()},
+            "/api/v1/incidents/{incident_id}/assign": {"assignee": "on-call"},
         }
         return bodies.get(template, {}), nothing
 

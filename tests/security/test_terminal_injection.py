@@ -55,6 +55,13 @@ def seeded(server) -> dict[str, Any]:
     assert site.status_code == 201, site.text
     site = site.json()
     a = server.enroll(site["id"], hostname="evil-app")
+    # dc01 is a host the site has a credential for: the drift views show only those (issue 13)
+    cred = server.admin.post(
+        f"/api/v1/sites/{site['id']}/credentials",
+        json={"host_id": "dc01", "kind": "winrm", "address": "10.0.0.5", "username": "svc",
+              "password": "pw"},
+    )  # fmt: skip
+    assert cred.status_code == 201, cred.text
     c = server.client(a.token)
     body = checkin_body(a)
     body["status"]["clock"]["source"] = EVIL[:128]
