@@ -20,6 +20,7 @@ class AuditScreen(PollingTableScreen):
     TABLE_ID = "audit-table"
     COLUMNS = SHOWN.keyed()
     POLL_GROUP = "audit"
+    EMPTY_TEXT = "The audit log is empty."
 
     def title_text(self) -> Text:
         return Text(" Audit log (newest first)", style="bold")

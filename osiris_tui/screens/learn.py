@@ -7,12 +7,9 @@ Columns are `osiris learn list`'s (``columns.LEARNING``) without the id (enter s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from rich.text import Text
-from textual.widget import Widget
-from textual.widgets import Static
 
 from ..columns import LEARNING
 from ..widgets.polling import PollingTableScreen, back_binding, refresh_binding
@@ -25,15 +22,13 @@ class LearnScreen(PollingTableScreen):
     TABLE_ID = "learn-table"
     COLUMNS = SHOWN.keyed()
     POLL_GROUP = "learn"
+    EMPTY_TEXT = "The server has no candidates yet."
 
     def title_text(self) -> Text:
         return Text.assemble(
             (" Learning candidates", "bold"),
             ("  read-only: the server lists them; promotion is not in its API", "dim"),
         )
-
-    def compose_below(self) -> Iterator[Widget]:
-        yield Static("", id="learn-empty")
 
     def fetch(self) -> list[Any]:
         return self.client.learning_candidates()
@@ -46,9 +41,3 @@ class LearnScreen(PollingTableScreen):
 
     def detail(self, record: Any) -> tuple[str, Any]:
         return f"candidate {record.id}", record.as_json()
-
-    def apply(self, records: list[Any]) -> None:
-        super().apply(records)
-        self.query_one("#learn-empty", Static).update(
-            "" if records else Text(" The server has no candidates yet.", style="dim")
-        )

@@ -45,6 +45,7 @@ class ProvisionScreen(PollingTableScreen):
     TABLE_ID = "prov-table"
     COLUMNS = SHOWN.keyed()
     POLL_GROUP = "provision"
+    EMPTY_TEXT = "No claim codes yet: c creates one for a site."
 
     def __init__(self) -> None:
         super().__init__()

@@ -93,6 +93,7 @@ class PollingTableScreen(Screen):
     TABLE_ID: ClassVar[str]
     COLUMNS: ClassVar[Sequence[tuple[str, str]]]
     POLL_GROUP: ClassVar[str]
+    EMPTY_TEXT: ClassVar[str] = "Nothing here yet."  # shown under an empty answer
 
     def __init__(self) -> None:
         super().__init__()
@@ -142,6 +143,7 @@ class PollingTableScreen(Screen):
         yield Static(self.title_text(), id="title")
         yield from self.compose_above()
         yield KeyedTable(self.COLUMNS, id=self.TABLE_ID)
+        yield Static("", id="listing-empty")
         yield from self.compose_below()
         yield CommandBar(placeholder=":command")
         yield OsirisFooter()
@@ -160,6 +162,10 @@ class PollingTableScreen(Screen):
         self.records = {self.key(r): r for r in records}
         self.table.sync({k: self.cells(r) for k, r in self.records.items()},
                         self.order(list(self.records)))  # fmt: skip
+        # an empty answer says so: a blank table must not read as "still loading"
+        empty = self.query_one("#listing-empty", Static)
+        empty.update("" if records else Text(f" {self.EMPTY_TEXT}", style="dim"))
+        empty.display = not records  # no blank line taken from the table when there are rows
 
     def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         record = self.records.get(event.row_key.value or "")

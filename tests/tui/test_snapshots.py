@@ -1,5 +1,6 @@
 """Every screen at 80x24 and 160x45: frozen clock, fixed ids, one theme, small fixtures; the
-main views (fleet, appliance Drift, local) also in their error, stale and empty states.
+main views (fleet, appliance Drift, local) also in their error, stale and empty states, and the
+listing views (audit, learn, provisioning) when the server goes down under them and when empty.
 
 Regenerate deliberately with `pytest tests/tui/test_snapshots.py --snapshot-update` and review
 the SVGs (docs/console.md embeds them). Textual is pinned (8.2.8): its SVG output changes
@@ -57,9 +58,17 @@ class EmptyClient(RecordedClient):
     def __init__(self) -> None:
         super().__init__({"sites": [], "appliances": [], "incidents": []})
 
+    EMPTY: dict[str, dict[str, Any]] = {  # noqa: RUF012 - a constant table
+        "/events": {"events": [], "cursor": None, "more": False},
+        "/provisions": {"provisions": []},
+        "/learning/candidates": {"candidates": []},
+        "/audit": {"audit": []},
+    }
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
-        if path.endswith("/events"):
-            return {"events": [], "cursor": None, "more": False}
+        for suffix, answer in self.EMPTY.items():
+            if path.endswith(suffix):
+                return answer
         return super().request(method, path, **kw)
 
 
@@ -306,3 +315,39 @@ def test_help(snap_compare, size) -> None:
         await settle(pilot)
 
     assert snap_compare(fleet_app(), terminal_size=size, run_before=before)
+
+
+# ---------------------------------------------------------------- states of the listing views
+
+LISTINGS = {"audit": ("A",), "learn": ("colon", *"learn", "enter"), "prov": ("p",)}
+
+
+@pytest.mark.parametrize("view", list(LISTINGS))
+@pytest.mark.parametrize("size", SIZES, ids=IDS)
+def test_listing_error(snap_compare, size, view) -> None:
+    """The server goes down under an open listing: its last rows stay, the header says why."""
+    client = FailingClient(down())
+    client.fail = False
+
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press(*LISTINGS[view])
+        await settle(pilot)
+        client.fail = True
+        await pilot.press("r")
+        await settle(pilot)
+
+    assert snap_compare(fleet_app(client), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("view", list(LISTINGS))
+@pytest.mark.parametrize("size", SIZES, ids=IDS)
+def test_listing_empty(snap_compare, size, view) -> None:
+    """A server with nothing yet: the listing is empty, not loading forever."""
+
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press(*LISTINGS[view])
+        await settle(pilot)
+
+    assert snap_compare(fleet_app(EmptyClient()), terminal_size=size, run_before=before)
