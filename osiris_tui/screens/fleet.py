@@ -97,7 +97,7 @@ class FleetScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Banner(id="banner")
         yield Static(Text("loading fleet…", style="dim"), id="pulse")
-        yield Static(Text(""), id="ticker")
+        yield Static(Text.assemble(*ticker(self.feed, {}, self.now()), no_wrap=True), id="ticker")
         yield Input(placeholder="filter: text, !inverse, field=value", id="filter")
         with TabbedContent(id="fleet-tabs"):
             with TabPane("Appliances", id="tab-apps"):
