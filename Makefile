@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint fmt venv clean
+.PHONY: test test-sqlite test-postgresql demo bench lint fmt venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,8 +14,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# The whole suite on the embedded engine (SQLite), then the server's suites again on a real,
+# throwaway PostgreSQL (tests/conftest.py: --db-engine). Both must pass.
+PG_SUITES ?= tests/server tests/security
+
+test: test-sqlite test-postgresql
+
+test-sqlite: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-postgresql: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --db-engine=postgresql $(PG_SUITES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
