@@ -60,7 +60,7 @@ from osiris_server.api import (
 )
 from osiris_server.api.notify import Alerter
 from osiris_server.config import ServerConfig
-from osiris_server.db import Database
+from osiris_server.db import Database, open_database
 from osiris_server.db import appliances as db_appliances
 from osiris_server.db import tenants as db_tenants
 from osiris_server.db import tokens as db_tokens
@@ -217,11 +217,12 @@ class App:
     @classmethod
     def open(cls, data: str | Path, **overrides: Any) -> App:
         cfg = config_mod.load(data, **overrides)
-        config_mod.secure_data_files(cfg.data)  # osiris.db, log.db (+ -wal/-shm): 0600
+        # osiris.db (unless the index is on PostgreSQL), log.db (+ -wal/-shm): 0600
+        config_mod.secure_data_files(cfg.data, index=cfg.db_url is None)
         log_signer = load_private_key(cfg.log_key_path)
         order_signer = load_private_key(cfg.order_key_path)
         vault = Vault.open(cfg.vault_path)
-        db = Database(cfg.db_path)
+        db = open_database(cfg)
         try:
             log = TransparencyLog.open(
                 cfg.log_path,
@@ -487,14 +488,39 @@ def default_origin() -> str:
     return f"{socket.gethostname() or 'localhost'}/osiris/log"
 
 
-def init_data(data: str | Path, origin: str | None = None) -> dict[str, str]:
+def init_data(
+    data: str | Path, origin: str | None = None, db_url: str | None = None
+) -> dict[str, str]:
     """Create a data directory: keys (0600), vault, config, database, first admin token.
+
+    ``db_url`` (``init --db``): the index lives in that PostgreSQL database, which is migrated
+    here and recorded in ``server.toml`` (so ``serve --data DIR`` alone finds it). It is opened
+    first — before any key is written — and refused if it already holds tokens: a second
+    server joins an existing database with a copy of the first one's data directory, never a
+    second ``init`` (which would mint keys the log and the agents do not know).
 
     Returns ``{"admin_token", "log_vkey", "order_vkey"}``; the token is shown exactly once
     (only its hash is stored)."""
     data = Path(data)
+    db_url = config_mod.check_db_url(db_url)
     if (data / "server.toml").exists() or (data / "osiris.db").exists():
         raise config_mod.ConfigError(f"{data} is already initialised")
+    pg = open_database(data / "osiris.db", db_url) if db_url else None
+    try:
+        if pg is not None and db_tokens.any_exist(pg):
+            raise config_mod.ConfigError(
+                f"{pg.describe()} already holds an osiris index; to add a server, copy the "
+                "first server's data directory (docs/server.md, 'PostgreSQL')"
+            )
+        return _init_files(data, origin, db_url, pg)
+    finally:
+        if pg is not None:
+            pg.close()
+
+
+def _init_files(
+    data: Path, origin: str | None, db_url: str | None, pg: Database | None
+) -> dict[str, str]:
     origin = origin or default_origin()
     host = origin.split("/", 1)[0]
     order_name = f"{host}/osiris/order"
@@ -508,9 +534,11 @@ def init_data(data: str | Path, origin: str | None = None) -> dict[str, str]:
     write_private_key(keys / "log.key", log_signer)
     write_private_key(keys / "order.key", order_signer)
     Vault.create(keys / "vault.keyring")
-    create_private(data / "server.toml", config_mod.render(origin, order_name).encode("utf-8"))
-    create_private(data / "osiris.db")  # 0600 before SQLite writes a byte
-    db = Database(data / "osiris.db")
+    toml = config_mod.render(origin, order_name, db_url)
+    create_private(data / "server.toml", toml.encode("utf-8"))
+    if pg is None:
+        create_private(data / "osiris.db")  # 0600 before SQLite writes a byte
+    db = pg or open_database(data / "osiris.db")
     token = auth.new_token(auth.OPERATOR_PREFIX)
     try:
         with db.write() as w:
@@ -521,8 +549,10 @@ def init_data(data: str | Path, origin: str | None = None) -> dict[str, str]:
 
             db_audit.record(w, "init", "server.init", origin)
     finally:
-        db.close()
-    os.chmod(data / "osiris.db", 0o600)
+        if pg is None:
+            db.close()
+    if pg is None:
+        os.chmod(data / "osiris.db", 0o600)
     return {"admin_token": token, "log_vkey": log_signer.vkey, "order_vkey": order_signer.vkey}
 
 

@@ -17,23 +17,61 @@ import json
 import os
 import sqlite3
 import sys
-import tarfile
-import tempfile
 import tomllib
 from pathlib import Path
 
 import click
 
-from osiris_core import sqlite
 from osiris_core.cli_base import OsirisGroup, fail
 from osiris_core.errors import ExitCode, OsirisError
-from osiris_core.files import private_stream
 
 PROG = "osiris-server"
 
 
 def _fail(msg: str, code: ExitCode = ExitCode.USAGE) -> None:
     fail(msg, code, PROG)
+
+
+def _check_db(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--db``: a PostgreSQL URL or nothing (exit 2 otherwise; the value shown redacted)."""
+    from osiris_server.config import ConfigError, check_db_url
+
+    try:
+        return check_db_url(value or None)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--db: "), param_hint="--db") from None
+
+
+DB = click.option(
+    "--db",
+    "db_url",
+    envvar="OSIRIS_DB",
+    callback=_check_db,
+    metavar="URL",
+    help="the index on PostgreSQL (postgresql://…; or $OSIRIS_DB); default: server.toml's"
+    " db, else DATA/osiris.db",
+)
+
+
+def _open_index(data: Path, db_url: str | None):  # noqa: ANN202 - the engine type, lazily imported
+    """The data dir's index (``--db`` over ``server.toml``'s ``db`` over ``DATA/osiris.db``),
+    migrated; exit 2 on a data dir that is not initialised or a schema that is too new, exit 3
+    when the database cannot be reached."""
+    from osiris_server import config as config_mod
+    from osiris_server.db import open_database
+    from osiris_server.storage import StorageUnavailable
+
+    if not (data / "server.toml").exists() and not (data / "osiris.db").exists():
+        _fail(f"{data} is not initialised")
+    try:
+        cfg = config_mod.load(data, db_url=db_url)
+        if cfg.db_url is None and not cfg.db_path.exists():
+            _fail(f"{data} is not initialised")
+        return open_database(cfg)
+    except StorageUnavailable as exc:
+        _fail(str(exc), exc.exit_code)
+    except OsirisError as exc:
+        _fail(str(exc))
 
 
 def _parse_listen(listen: str) -> tuple[str, int]:
@@ -67,14 +105,20 @@ DATA = click.option(
 
 @main.command()
 @DATA
+@DB
 @click.option("--origin", help="log origin / key name, default <hostname>/osiris/log")
 @click.option("--json", "as_json", is_flag=True, help="print {admin_token, log_vkey, order_vkey}")
-def init(data: Path, origin: str | None, as_json: bool) -> None:
-    """Create the database, the log/order/vault keys (0600) and the first admin token."""
+def init(data: Path, db_url: str | None, origin: str | None, as_json: bool) -> None:
+    """Create the database, the log/order/vault keys (0600) and the first admin token.
+    With --db the index is that PostgreSQL database (migrated now, recorded in server.toml)."""
     from osiris_server.app import init_data
+    from osiris_server.storage import StorageUnavailable
 
     try:
-        out = init_data(data, origin)
+        out = init_data(data, origin, db_url)
+    except StorageUnavailable as exc:
+        _fail(str(exc), exc.exit_code)
+        return
     except OsirisError as exc:
         _fail(str(exc))
         return
@@ -90,6 +134,7 @@ def init(data: Path, origin: str | None, as_json: bool) -> None:
 
 @main.command()
 @DATA
+@DB
 @click.option("--listen", default="127.0.0.1:8443", show_default=True, help="HOST:PORT")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False))
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False))
@@ -103,26 +148,43 @@ def init(data: Path, origin: str | None, as_json: bool) -> None:
     type=click.IntRange(1),
     help="concurrent connections (default: max_connections in server.toml, 1024)",
 )
+@click.option(
+    "--verify-log",
+    is_flag=True,
+    help="first run `log verify`'s full check and refuse to start on any mismatch (after a"
+    " restore)",
+)
 def serve(
     data: Path,
+    db_url: str | None,
     listen: str,
     tls_cert: str | None,
     tls_key: str | None,
     client_ca: str | None,
     max_connections: int | None,
+    verify_log: bool,
 ) -> None:
     """Run the API on HOST:PORT until SIGTERM (graceful)."""
     from osiris_server.app import App
     from osiris_server.serve import make_server, tls_context
     from osiris_server.serve import serve as run
+    from osiris_server.storage import StorageUnavailable
 
     host, port = _parse_listen(listen)
     if bool(tls_cert) != bool(tls_key):
         _fail("--tls-cert and --tls-key go together")
     if client_ca and not tls_cert:
         _fail("--client-ca needs --tls-cert/--tls-key")
+    from osiris_server import backup as backup_mod
+
+    backup_mod.require_keys(data)  # a restored data dir whose keys were not copied back
+    if verify_log:
+        backup_mod.require_verified_log(data, _db_url_of(data, db_url))
     try:
-        app = App.open(data)
+        app = App.open(data, db_url=db_url)
+    except StorageUnavailable as exc:
+        _fail(str(exc), exc.exit_code)  # the database cannot be reached (exit 3)
+        return
     except OsirisError as exc:
         _fail(str(exc))  # a data dir this binary cannot use: not initialised, corrupt, too new
         return
@@ -167,20 +229,19 @@ def token() -> None:
 @click.option("--name", default="cli", show_default=True)
 @click.option("--site", "site_id", help="the one site of a client token")
 @click.option("--json", "as_json", is_flag=True)
-def token_create(data: Path, role: str, name: str, site_id: str | None, as_json: bool) -> None:
+@DB
+def token_create(
+    data: Path, role: str, name: str, site_id: str | None, as_json: bool, db_url: str | None
+) -> None:
     """Create an operator token directly in the database (shown once)."""
     from osiris_server import auth
-    from osiris_server.db import Database
     from osiris_server.db import audit as db_audit
     from osiris_server.db import tenants as db_tenants
     from osiris_server.db import tokens as db_tokens
 
     if (role == "client") != (site_id is not None):
         _fail("a client token needs --site; other roles take none")
-    db_path = data / "osiris.db"
-    if not db_path.exists():
-        _fail(f"{data} is not initialised")
-    db = Database(db_path)
+    db = _open_index(data, db_url)
     try:
         tok = auth.new_token(auth.OPERATOR_PREFIX)
         with db.write() as w:
@@ -197,44 +258,71 @@ def token_create(data: Path, role: str, name: str, site_id: str | None, as_json:
 
 @main.command()
 @DATA
+@DB
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def backup(data: Path, out: Path) -> None:
-    """Online, consistent backup of the database and the log (a .tar.gz). Keys are NOT
-    included: back up DATA/keys separately and keep it apart from this file."""
-    from osiris_server.db.engine import Database
+def backup(data: Path, db_url: str | None, out: Path) -> None:
+    """Online, consistent backup of the database and the log (a 0600 .tar.gz). Keys are NOT
+    included: back up DATA/keys separately and keep it apart from this file. On PostgreSQL:
+    use pg_dump (docs/server.md, "Backup and restore")."""
+    from osiris_server import backup as backup_mod
 
-    if not (data / "osiris.db").exists():
-        _fail(f"{data} is not initialised")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
-        db = Database(data / "osiris.db")
-        try:
-            db.backup(tmpdir / "osiris.db")
-        finally:
-            db.close()
-        if (data / "log.db").exists():
-            src = sqlite.connect(data / "log.db", query_only=True, foreign_keys=False)
-            dst = sqlite.connect(tmpdir / "log.db", wal=False)  # one self-contained file
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
-                src.close()
-        (tmpdir / "server.toml").write_bytes((data / "server.toml").read_bytes())
+    out_doc = backup_mod.backup(data, out, _db_url_of(data, db_url))
+    click.echo(f"backup written to {out_doc['out']} ({', '.join(out_doc['members'])}; no keys)")
 
-        def private(info: tarfile.TarInfo) -> tarfile.TarInfo:
-            info.mode = 0o600  # restored files are private too
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            return info
 
-        # the archive is 0600 from its first byte (never readable by others while written)
-        # and appears only complete (a temp file renamed over ``out``)
-        with private_stream(out) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            for name in ("osiris.db", "log.db", "server.toml"):
-                if (tmpdir / name).exists():
-                    tar.add(tmpdir / name, arcname=name, filter=private)
-    click.echo(f"backup written to {out}")
+def _db_url_of(data: Path, db_url: str | None) -> str | None:
+    """``--db``, else server.toml's ``db``, else None (SQLite in DATA)."""
+    if db_url is not None or not (data / "server.toml").exists():
+        return db_url
+    from osiris_server import config as config_mod
+
+    return getattr(config_mod.load(data), "db_url", None)
+
+
+@main.command()
+@click.option("--from", "archive", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@DATA
+@click.option("--json", "as_json", is_flag=True, help="print the log check as JSON")
+def restore(archive: Path, data: Path, as_json: bool) -> None:
+    """Restore a backup into a NEW, empty data dir, refusing any archive that is not exactly
+    what `backup` writes, then check the log and every stored receipt. Copy DATA/keys from the
+    original separately (the server will not start without them)."""
+    from osiris_server import backup as backup_mod
+
+    out = backup_mod.restore(archive, data)
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"restored into {data}: {out['size']} leaves, {out['evidence']} evidence rows")
+    click.echo(
+        f"log OK: root {out['root']} at size {out['checkpoint_size']}, "
+        f"{out['receipts_verified']} receipts verified"
+    )
+    click.echo(f"now copy the keys: cp -a OLD_DATA/keys {data}/keys (then: log verify, serve)")
+
+
+@main.group("log")
+def log_group() -> None:
+    """The transparency log's stored tree."""
+
+
+@log_group.command("verify")
+@DATA
+@DB
+@click.option("--log-vkey", help="the log's public key (default: from DATA/keys/log.key)")
+@click.option("--json", "as_json", is_flag=True)
+def log_verify(data: Path, db_url: str | None, log_vkey: str | None, as_json: bool) -> None:
+    """Recompute the whole log from its entries, check every checkpoint (root, signature,
+    consistency) and every stored receipt; exit 1 on any mismatch."""
+    from osiris_server import backup as backup_mod
+
+    rep = backup_mod.verify_data(data, _db_url_of(data, db_url), log_vkey)
+    click.echo(json.dumps(rep.as_dict()) if as_json else rep.summary())
+    if not as_json:
+        for p in rep.problems:
+            click.echo(f"  {p}", err=True)
+    if not rep.ok:
+        sys.exit(int(ExitCode.BAD))
 
 
 @main.group()
@@ -244,21 +332,19 @@ def vault() -> None:
 
 @vault.command("rotate")
 @DATA
+@DB
 @click.option("--retire-old", is_flag=True, help="drop old keys once every secret is rewrapped")
-def vault_rotate(data: Path, retire_old: bool) -> None:
+def vault_rotate(data: Path, db_url: str | None, retire_old: bool) -> None:
     """Add a new vault master key and re-encrypt every stored credential under it."""
-    from osiris_server.db import Database
     from osiris_server.db import audit as db_audit
     from osiris_server.db import credentials as db_creds
     from osiris_server.db import provisions as db_prov
     from osiris_server.vault import Vault
 
-    if not (data / "osiris.db").exists():
-        _fail(f"{data} is not initialised")
+    db = _open_index(data, db_url)  # before the new key: a database that is too new stops here
     v = Vault.open(data / "keys" / "vault.keyring")
     old = list(v.key_ids)
     new = v.rotate()
-    db = Database(data / "osiris.db")
     n = 0
     try:
         with db.write() as w:

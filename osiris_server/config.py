@@ -4,6 +4,8 @@ Everything the server needs lives under one data directory so that backup, permi
 the NixOS module have a single path to care about:
 
     DATA/osiris.db         tenants, appliances, credentials (vault tokens), orders, audit
+                           (the index; on PostgreSQL — ``db = "postgresql://…"`` in
+                           server.toml or ``--db`` — it lives in that database instead)
     DATA/log.db            the transparency log (osiris_server.log)
     DATA/keys/log.key      checkpoint signing key (0600)
     DATA/keys/order.key    order and rules signing key (0600)
@@ -29,6 +31,7 @@ from typing import Any
 from osiris_core.errors import ExitCode, OsirisError
 from osiris_core.files import create_private
 from osiris_server.alerts import SmtpConfig
+from osiris_server.storage.url import is_postgres_url, redact_url
 
 
 class ConfigError(OsirisError):
@@ -69,6 +72,9 @@ class ServerConfig:
     smtp: SmtpConfig | None = None
     webhooks: list[Webhook] = field(default_factory=list)
     request_log: bool = True
+    # None: the embedded SQLite index DATA/osiris.db; else a postgresql:// URL (never printed
+    # with its password: storage.redact_url)
+    db_url: str | None = field(default=None, repr=False)
 
     @property
     def db_path(self) -> Path:
@@ -111,6 +117,23 @@ _SIMPLE = {
     "max_pending_macs": int,
     "request_log": bool,
 }
+
+
+def check_db_url(value: str | None, where: str = "--db") -> str | None:
+    """``value`` if it is absent or a PostgreSQL URL; anything else is a usage error (exit 2).
+
+    Why so strict: a typo (``postgress://``, a bare path) must not silently fall back to the
+    embedded SQLite file and split one MSP's data over two stores. The message shows the value
+    redacted, since a mistyped URL may still carry a password."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not is_postgres_url(value):
+        shown = redact_url(value) if isinstance(value, str) else type(value).__name__
+        raise ConfigError(
+            f"{where}: expected a postgresql:// or postgres:// URL (or nothing, for the "
+            f"embedded SQLite database), got {shown!r}"
+        )
+    return value
 
 
 def _read_private(path: Path, data: Path) -> str:
@@ -195,20 +218,27 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
             cfg.webhooks.append(Webhook(url=hook["url"], secret=hook["secret"].encode()))
         except (KeyError, TypeError, AttributeError):
             raise ConfigError(f"{path}: each [[webhooks]] needs url and secret") from None
+    if "db" in raw:
+        cfg.db_url = check_db_url(raw["db"], f"{path}: db")
     for k, v in overrides.items():
-        setattr(cfg, k, v)
+        if k == "db_url" and v is None:
+            continue  # no --db: server.toml's db (or SQLite) stays
+        setattr(cfg, k, check_db_url(v) if k == "db_url" else v)
     return cfg
 
 
 PRIVATE_DATA_FILES = ("osiris.db", "log.db")
 
 
-def secure_data_files(data: Path) -> list[str]:
+def secure_data_files(data: Path, *, index: bool = True) -> list[str]:
     """Before the server opens its databases: create ``osiris.db``/``log.db`` 0600 if they do
     not exist yet, and take group/other access away from those and their ``-wal``/``-shm``
-    files if a copy, restore or older version left them looser. Returns what was tightened."""
+    files if a copy, restore or older version left them looser. Returns what was tightened.
+    ``index=False``: the index is on PostgreSQL, so no ``osiris.db`` is created."""
     fixed: list[str] = []
     for name in PRIVATE_DATA_FILES:
+        if name == "osiris.db" and not index and not (data / name).exists():
+            continue
         main = data / name
         if not main.exists():
             try:
@@ -231,12 +261,19 @@ def secure_data_files(data: Path) -> list[str]:
     return fixed
 
 
-def render(origin: str, order_key_name: str) -> str:
-    """The ``server.toml`` written by ``init`` (comments explain the optional sections)."""
+def render(origin: str, order_key_name: str, db_url: str | None = None) -> str:
+    """The ``server.toml`` written by ``init`` (comments explain the optional sections).
+    ``db_url`` (``init --db``) is recorded so that ``serve --data DIR`` alone finds the
+    database; the file is 0600 like every secret the server keeps."""
+    db_line = (
+        f"db = {json.dumps(check_db_url(db_url))}\n"
+        if db_url
+        else '# db = "postgresql://osiris:PASSWORD@db.example.com/osiris"  # else DATA/osiris.db\n'
+    )
     return f"""# osiris-server configuration (see docs/server.md)
 origin = "{origin}"
 order_key_name = "{order_key_name}"
-checkin_interval_s = 60
+{db_line}checkin_interval_s = 60
 # max_body_bytes = 8388608
 # read_timeout_s = 30
 # auth_fail_limit = 20              # failed authentications per presented token per window

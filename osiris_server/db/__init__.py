@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from osiris_server.db.engine import Database, Writer
+from osiris_server.db.engine import Database, Writer, open_database
 
-__all__ = ["Database", "Writer"]
+__all__ = ["Database", "Writer", "open_database"]

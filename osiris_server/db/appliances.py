@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from osiris_server.db.engine import Database, Writer
-from osiris_server.db.util import jload, now
+from osiris_server.db.util import jload, next_feed_seq, now
 
 PUBLIC_COLS = (
     "id, site_id, hostname, mac, signing_vkey, cosign_vkey, agent_version, created_at,"
@@ -18,7 +18,7 @@ PUBLIC_COLS = (
 
 
 def create(w: Writer, row: dict[str, Any]) -> None:
-    w.insert("appliances", row)
+    w.insert("appliances", {**row, "feed_seq": next_feed_seq(w, "appliances")})
 
 
 def by_token_hash(db: Database, token_hash: str) -> dict[str, Any] | None:

@@ -4,7 +4,8 @@ There is no events table. Every event is already recorded somewhere the server t
 evidence index (drift, healing, escalations, order results — one row per signed bundle), the
 incidents table (opened), and the appliances' check-in times (an appliance is offline from the
 moment its last check-in is three intervals old). Each source has its own monotone position —
-the log index, the incident's rowid, the offline moment with the appliance's rowid as tie-break —
+the log index, the incident's ``feed_seq``, the offline moment with the appliance's ``feed_seq``
+as tie-break (migration 9: SQLite's rowid, which PostgreSQL has not, made portable) —
 so a cursor is those positions and no event is reported twice or skipped.
 
 Every query is bounded (``limit``; the evidence scan also by ``span`` log entries) and scoped by
@@ -54,28 +55,28 @@ def evidence_after(
 
 
 def incident_head(db: Database) -> int:
-    return int(db.scalar("SELECT COALESCE(MAX(rowid), 0) FROM incidents") or 0)
+    return int(db.scalar("SELECT COALESCE(MAX(feed_seq), 0) FROM incidents") or 0)
 
 
 def incidents_after(
     db: Database, site_ids: list[str] | None, after: int, upto: int, limit: int, newest: bool
 ) -> list[dict[str, Any]]:
-    """Incidents opened with ``after < rowid <= upto`` (no summary: the feed carries no
+    """Incidents opened with ``after < feed_seq <= upto`` (no summary: the feed carries no
     free text an appliance wrote)."""
     params: list[Any] = [after, upto]
     sql = (
-        "SELECT rowid AS rid, id, site_id, appliance_id, host_id, kind, severity, first_seen"
-        " FROM incidents WHERE rowid > ? AND rowid <= ?"
+        "SELECT feed_seq AS rid, id, site_id, appliance_id, host_id, kind, severity, first_seen"
+        " FROM incidents WHERE feed_seq > ? AND feed_seq <= ?"
     )
     sql += _sites("site_id", site_ids, params)
-    sql += f" ORDER BY rowid {'DESC' if newest else 'ASC'} LIMIT ?"
+    sql += f" ORDER BY feed_seq {'DESC' if newest else 'ASC'} LIMIT ?"
     params.append(limit)
     rows = db.query(sql, params)
     return rows[::-1] if newest else rows
 
 
 def appliance_head(db: Database) -> int:
-    return int(db.scalar("SELECT COALESCE(MAX(rowid), 0) FROM appliances") or 0)
+    return int(db.scalar("SELECT COALESCE(MAX(feed_seq), 0) FROM appliances") or 0)
 
 
 def offline_between(
@@ -87,19 +88,19 @@ def offline_between(
     newest: bool,
 ) -> list[dict[str, Any]]:
     """Appliances (not revoked, seen at least once) whose offline moment — last check-in plus
-    three of their site's intervals — is after ``after`` (moment, rowid) and not after ``now``.
+    three of their site's intervals — is after ``after`` (moment, feed_seq) and not after ``now``.
     An appliance that came back and went silent again has a new, later moment: reported again."""
     t, rid = after
     params: list[Any] = [now, t, t, rid]
     sql = (
-        "SELECT * FROM (SELECT a.rowid AS rid, a.id, a.site_id, a.hostname, a.last_seen_epoch,"
+        "SELECT * FROM (SELECT a.feed_seq AS rid, a.id, a.site_id, a.hostname, a.last_seen_epoch,"
         " a.last_seen_epoch + 3 * s.checkin_interval_s AS off_at"
         " FROM appliances a JOIN sites s ON s.id = a.site_id"
         " WHERE a.revoked_at IS NULL AND a.last_seen_epoch IS NOT NULL"
     )
     scope: list[Any] = []
     sql += _sites("a.site_id", site_ids, scope)
-    sql += ") WHERE off_at <= ? AND (off_at > ? OR (off_at = ? AND rid > ?))"
+    sql += ") offline WHERE off_at <= ? AND (off_at > ? OR (off_at = ? AND rid > ?))"
     order = "DESC" if newest else "ASC"
     sql += f" ORDER BY off_at {order}, rid {order} LIMIT ?"
     rows = db.query(sql, [*scope, *params, limit])

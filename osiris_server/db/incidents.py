@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from osiris_server.db.engine import Database, Writer
-from osiris_server.db.util import epoch, jdump, jload, new_id, now
+from osiris_server.db.util import epoch, jdump, jload, new_id, next_feed_seq, now
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -49,6 +49,7 @@ def open_or_bump(
         "first_seen": ts,
         "last_seen": ts,
         "first_seen_epoch": epoch(),
+        "feed_seq": next_feed_seq(w, "incidents"),
     }
     w.insert("incidents", row)
     return {"id": row["id"], "count": 1}, True

@@ -64,3 +64,8 @@ def revoke_partner_keys(w: Writer, partner_id: str) -> None:
         " AND revoked_at IS NULL",
         [now(), partner_id],
     )
+
+
+def any_exist(db: Database) -> bool:
+    """Whether the index already holds any token (``init --db`` refuses such a database)."""
+    return db.scalar("SELECT COUNT(*) FROM tokens") > 0

@@ -130,7 +130,7 @@ def test_weakening_values_never_reach_the_policy_or_the_host(central, win, tmp_p
     """A value the catalogue's validator refuses is refused at the API (400, nothing written),
     and one that is already stored (written before its bound existed) is left out of the
     signed policy: the agent runs the catalogue default."""
-    from osiris_server.db import Database
+    from osiris_server.db import open_database
     from osiris_server.db import runbooks as db_runbooks
 
     host, server = win
@@ -142,7 +142,7 @@ def test_weakening_values_never_reach_the_policy_or_the_host(central, win, tmp_p
                     {"params": {"critical_overdue_days": 365}}, ok=(400,))  # fmt: skip
         central.api("PUT", f"/sites/{site.id}/runbooks/{NET}/params",
                     {"params": {"dns_servers": "8.8.8.8"}}, ok=(400,))  # fmt: skip
-        db = Database(central.data / "osiris.db")
+        db = open_database(central.data / "osiris.db")
         try:
             with db.write() as w:  # a legacy row, as an older server would have kept it
                 db_runbooks.apply_params(w, "site", site.id, PATCH,

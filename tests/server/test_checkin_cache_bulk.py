@@ -13,7 +13,7 @@ import hashlib
 
 from osiris_core import canonical, note, tlog
 from osiris_core.keys import Verifier
-from osiris_server.db import Database
+from osiris_server.db import open_database
 from osiris_server.db import credentials as db_creds
 from osiris_server.db import runbooks as db_runbooks
 from osiris_server.db import tenants as db_tenants
@@ -39,7 +39,7 @@ def test_changes_by_another_process_show_at_next_checkin(server) -> None:
     assert a.opened(first)[0]["password"] == "S3cret-Pa55!"
     assert checkin()["targets"] == first["targets"]  # served from the warm cache
 
-    other = Database(server.data / "osiris.db")  # a second writer, as another worker is
+    other = open_database(server.data / "osiris.db")  # a second writer, as another worker is
     vault = Vault.open(server.data / "keys" / "vault.keyring")
     try:
         token = vault.encrypt(b'{"password": "R0tated"}', db_creds.context(site["id"], cred_id))
@@ -158,7 +158,7 @@ def test_group_commit_shares_transactions_and_isolates_failures(tmp_path) -> Non
 
     from osiris_server.db import audit as db_audit
 
-    db = Database(tmp_path / "g.db")
+    db = open_database(tmp_path / "g.db")
     errors: list[BaseException] = []
     start = threading.Barrier(16)
 
