@@ -1,8 +1,11 @@
 """The transparency log service: the single sequencer behind every receipt (DESIGN §3.3).
 
 Every accepted evidence envelope becomes one leaf of an RFC 6962 Merkle tree. The log signs C2SP
-checkpoints over it; appliances check inclusion + consistency and cosign. This module owns the
-log's own SQLite file (WAL, ``synchronous=FULL``) and nothing else.
+checkpoints over it; appliances check inclusion + consistency and cosign. The tables live in a
+``logstore.LogStore`` — ``DATA/log.db`` (SQLite, WAL, ``synchronous=FULL``) or the schema
+``osiris_log`` of the server's PostgreSQL database — and this module never sees a connection:
+every write is a function handed to ``store.transact`` (ONE read-write transaction under the
+store's one writer lock), every read goes through ``store.reading()``.
 
 Storage
 -------
@@ -19,34 +22,45 @@ appliance's) newest cosignature: one row per cosigner key, replaced only by a co
 larger checkpoint, or over the same checkpoint with a later timestamp. There is no shared cap, so
 no cosigner (no tenant, however many appliances it enrols) can push out another's row. A
 cosignature timestamped more than ``COSIG_MAX_FUTURE_S`` ahead of the server's clock is refused
-(a far-future timestamp would otherwise pin that row). Databases written before this table existed
-kept ``cosignatures(size, name, key_id, …)`` with the newest 20 per checkpoint; on open, each
-cosigner's newest row of it moves into ``cosigners`` and the old table is dropped.
+(a far-future timestamp would otherwise pin that row). SQLite files written before this table
+existed kept ``cosignatures(size, name, key_id, …)`` with the newest 20 per checkpoint; on open,
+each cosigner's newest row of it moves into ``cosigners`` and the old table is dropped.
 
 Why no two inconsistent checkpoints can ever be signed, even across kill -9
 -----------------------------------------------------------------------------
-1. A leaf gets its index inside one write transaction (``BEGIN IMMEDIATE`` under the one writer
-   lock), and that transaction is committed and fsync'd (WAL + ``synchronous=FULL``) *before*
+The writer lock is the store's: SQLite's ``BEGIN IMMEDIATE`` (exclusive across the processes
+sharing the file), or on PostgreSQL ``pg_advisory_xact_lock(LOG_LOCK_KEY)`` taken first in the
+transaction (exclusive across every session of every host; released by COMMIT, ROLLBACK or the
+death of the session). Under it, at READ COMMITTED, each statement sees every transaction
+committed before the lock was granted (``logstore/postgres.py`` says why, and refuses any
+other isolation default).
+
+1. A leaf gets its index inside one write transaction under the writer lock, and that
+   transaction is committed and durable (SQLite: WAL + ``synchronous=FULL``; PostgreSQL:
+   ``synchronous_commit`` on, which every log transaction sets for itself) *before*
    ``append`` returns. Indices are never reused: ``leaves`` only grows.
 2. A checkpoint is signed only over ``size`` = the number of *committed* leaves, with the root
-   recomputed from committed rows. So every signed checkpoint describes a durable prefix of one
-   append-only sequence, and any two of them are prefixes of the same sequence: consistent.
-3. The checkpoint row is written (and fsync'd) after signing, and the note is published — returned
-   to a waiter — only after that commit. A crash between signing and storing loses a signature
-   nobody ever saw; and had it escaped, it would still describe durable leaves (point 2).
+   recomputed from committed rows read under the lock. So every signed checkpoint describes a
+   durable prefix of one append-only sequence, and any two of them are prefixes of the same
+   sequence: consistent.
+3. The checkpoint row is written in the same lock scope (the same transaction) as the tree read
+   it signs, and the note is published — returned to a waiter — only after that commit. A
+   crash between signing and storing loses a signature nobody ever saw; and had it escaped, it
+   would still describe durable leaves (point 2).
 4. On open, the latest stored checkpoint's root is recomputed from the stored tree; any mismatch
-   (restored old backup, edited file, lost WAL) refuses to start with ``LogError`` instead of
-   signing a fork. Signing is serialised (one signer at a time), so sizes only grow.
-A crash *during* an append transaction rolls it back: that batch was never acknowledged, and the
-client's retry is idempotent by leaf hash.
+   (restored old backup, edited file or rows, lost WAL) refuses to start with ``LogError``
+   instead of signing a fork. Signing is serialised (one signer at a time), so sizes only grow.
+A crash *during* an append transaction rolls it back (SQLite's journal; PostgreSQL aborts the
+transaction of a dead session): that batch was never acknowledged, and the client's retry is
+idempotent by leaf hash.
 
-Several processes (gunicorn workers) may share one log file: ``BEGIN IMMEDIATE`` is SQLite's
-exclusive write lock across processes, and under it ``append`` and ``_sign_current`` first
-re-read the committed tree (``_resync``: size, frontier, newest checkpoint). Indices therefore
-continue the one sequence whoever appends, and a checkpoint is always signed over the committed
-tree read under the lock — point 2 above holds across processes. On PostgreSQL (DESIGN §7)
-the writer lock becomes an advisory lock held around append and checkpoint writes; the argument
-above is unchanged.
+Any number of processes — gunicorn workers on one file, or ``osiris-server`` processes on any
+number of hosts sharing one PostgreSQL database — may share one log: under the writer lock
+``append`` and ``_sign_current`` first re-read the committed tree (``_resync``: size, frontier,
+newest checkpoint). Indices therefore continue the one sequence whoever appends, and a
+checkpoint is always signed over the committed tree read under the lock and stored in that same
+lock scope — points 1-3 hold across processes and hosts, with the in-memory state of each
+process only a cache that every write transaction checks against the store first.
 
 Batching (Tessera-style)
 ------------------------
@@ -61,10 +75,10 @@ the same (size, root) proves nothing; liveness comes from the witnesses' cosigna
 (a witness re-cosigns old == new as a heartbeat).
 
 Why this file is long: it is one class around one argument. The proof above (no two inconsistent
-checkpoints are ever signed, even across kill -9 and several processes) spans the writer lock, the
-append transaction, signing and the open-time check; every method that touches the writer
-connection is part of it, and split over files the argument could no longer be checked in one
-place. The docstring that states it is sixty lines of its own.
+checkpoints are ever signed, even across kill -9 and several processes and hosts) spans the
+writer lock, the append transaction, signing and the open-time check; every method that writes
+is part of it, and split over files the argument could no longer be checked in one place. The
+storage itself (tables, engines, DDL per dialect) is in ``logstore/``.
 """
 
 from __future__ import annotations
@@ -72,7 +86,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import Collection
@@ -80,9 +93,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from osiris_core import note as notes
-from osiris_core import sqlite, tlog
+from osiris_core import tlog
 from osiris_core.errors import NoteError, OsirisError, ProofError
 from osiris_core.keys import Signer, Verifier
+from osiris_server.logstore import LogStore, open_log_store
+from osiris_server.logstore.base import LogError
+from osiris_server.storage.base import Tx
 
 MAX_ENTRY_BYTES = 65535  # tlog-tiles entry bundles are uint16-length-prefixed
 COSIG_MAX_FUTURE_S = 300  # a cosignature may be at most this far ahead of the server's clock
@@ -90,46 +106,7 @@ COSIG_MAX_FUTURE_S = 300  # a cosignature may be at most this far ahead of the s
 # Go's sumdb/note refuse notes with more than 100 signatures)
 MAX_NOTE_COSIGNATURES = notes.MAX_SIGNATURES - 1
 _IN_CHUNK = 500  # names per "IN (...)" query (SQLite's variable limit is far above)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS leaves (
-    idx INTEGER PRIMARY KEY,
-    leaf_hash BLOB NOT NULL UNIQUE,
-    entry BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS hashes (
-    level INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (level, idx)
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    size INTEGER PRIMARY KEY,
-    root BLOB NOT NULL,
-    note TEXT NOT NULL,
-    signed_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cosigners (
-    name TEXT NOT NULL,
-    key_id BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL,
-    line TEXT NOT NULL,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (name, key_id)
-);
-CREATE INDEX IF NOT EXISTS cosigners_size ON cosigners (size);
-"""
-
-
-class LogError(OsirisError):
-    """The log cannot do what was asked: bad entry, refused start, timeout, closed."""
-
-    code = "E_LOG"
+_VERIFY_CHUNK = 1000  # leaves per read in verify_storage (bounded memory on a big log)
 
 
 @dataclass(frozen=True)
@@ -153,8 +130,8 @@ class SignedCheckpoint:
 class _SqlStore:
     """``tlog.HashStore`` over the log's tables, frozen at one committed ``size``."""
 
-    def __init__(self, conn: sqlite3.Connection, size: int) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx, size: int) -> None:
+        self._tx = tx
         self._size = size
 
     def size(self) -> int:
@@ -162,16 +139,14 @@ class _SqlStore:
 
     def get(self, level: int, index: int) -> bytes:
         if level == 0:
-            row = self._conn.execute(
-                "SELECT leaf_hash FROM leaves WHERE idx = ?", (index,)
-            ).fetchone()
+            h = self._tx.scalar("SELECT leaf_hash FROM leaves WHERE idx = ?", [index])
         else:
-            row = self._conn.execute(
-                "SELECT hash FROM hashes WHERE level = ? AND idx = ?", (level, index)
-            ).fetchone()
-        if row is None:
+            h = self._tx.scalar(
+                "SELECT hash FROM hashes WHERE level = ? AND idx = ?", [level, index]
+            )
+        if h is None:
             raise LogError(f"log storage is missing the subtree hash at level {level} {index}")
-        return bytes(row[0])
+        return bytes(h)
 
 
 def _note_text(signed: str) -> str:
@@ -182,30 +157,25 @@ def _note_text(signed: str) -> str:
     return signed[: split + 1]
 
 
-def _connect(path: Path, *, query_only: bool = False) -> sqlite3.Connection:
-    # foreign_keys stays off as it always was here: the log's tables reference nothing, and
-    # ``_init_storage`` sets WAL itself because it must check that the file accepted it
-    return sqlite.connect(path, query_only=query_only, wal=False, foreign_keys=False)
-
-
 class TransparencyLog:
     """Append-only Merkle log with batched checkpoint signing; safe to share between threads."""
 
     def __init__(
         self,
-        path: Path,
+        store: LogStore,
         signer: Signer,
         origin: str,
         interval_s: float,
         idle_s: float,
     ) -> None:
-        self._path = Path(path)
+        self._store = store
+        self._where = f"log database {store.describe()}"
         self._signer = signer
         self._verifier = signer.verifier()
         self._origin = origin
         self._interval = max(0.0, float(interval_s))
         self._idle = float(idle_s)
-        self._write_lock = threading.Lock()  # the single sequencer
+        self._write_lock = threading.Lock()  # this process's side of the single sequencer
         self._cond = threading.Condition()  # guards the fields below
         self._size = 0
         self._latest: SignedCheckpoint | None = None
@@ -215,18 +185,14 @@ class TransparencyLog:
         self._closed = False
         self.signatures = 0  # checkpoints signed by this process (for tests and metrics)
         self._frontier: list[tuple[int, bytes] | None] = []
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
-        self._w: sqlite3.Connection | None = None
 
     # ------------------------------------------------------------------ open / close
     @classmethod
     def open(
         cls,
-        path: Path,
+        store: LogStore | Path | str,
         signer: Signer,
         origin: str,
         *,
@@ -234,8 +200,9 @@ class TransparencyLog:
         idle_s: float = 300.0,
         full_check: bool = False,
     ) -> TransparencyLog:
-        """Open (or create) the log file; refuse to start on a stored tree that disagrees
-        with its own latest checkpoint. ``origin`` is also the checkpoint key name. A log
+        """Open (or create) the log; refuse to start on a stored tree that disagrees with its
+        own latest checkpoint. ``store``: a ``LogStore`` (the log closes it), a SQLite file
+        path, or a ``postgresql://`` URL. ``origin`` is also the checkpoint key name. A log
         with no checkpoint yet (a new, empty one) gets its first checkpoint signed here.
 
         The default check recomputes the latest checkpoint's root from the stored subtree
@@ -243,7 +210,9 @@ class TransparencyLog:
         catches an edited entry hidden under an unchanged interior hash."""
         if signer.name != origin:
             raise LogError(f"log key name {signer.name!r} must equal the origin {origin!r}")
-        log = cls(Path(path), signer, origin, interval_s, idle_s)
+        if not isinstance(store, LogStore):
+            store = open_log_store(store)
+        log = cls(store, signer, origin, interval_s, idle_s)
         try:
             log._init_storage()
             if full_check:
@@ -259,71 +228,59 @@ class TransparencyLog:
         return log
 
     def _init_storage(self) -> None:
-        w = _connect(self._path)
-        self._w = w
-        mode = w.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise LogError(f"log database {self._path} cannot use WAL mode (got {mode})")
-        w.executescript(_SCHEMA)
-        w.execute("BEGIN IMMEDIATE")
-        try:
-            row = w.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+        def init(tx: Tx) -> SignedCheckpoint | None:
+            row = tx.one("SELECT value FROM meta WHERE key = 'origin'")
             if row is None:
-                w.execute("INSERT INTO meta (key, value) VALUES ('origin', ?)", (self._origin,))
-            elif row[0] != self._origin:
+                tx.execute("INSERT INTO meta (key, value) VALUES ('origin', ?)", [self._origin])
+            elif row["value"] != self._origin:
                 raise LogError(
-                    f"log database {self._path} belongs to origin {row[0]!r}, not {self._origin!r}"
+                    f"{self._where} belongs to origin {row['value']!r}, not {self._origin!r}"
                 )
-            self._migrate_cosignatures(w)
-            w.execute("COMMIT")
-        except BaseException:
-            w.execute("ROLLBACK")
-            raise
-        (count, max_idx) = w.execute("SELECT COUNT(*), MAX(idx) FROM leaves").fetchone()
-        size = int(count)
-        if size and max_idx != size - 1:
-            raise LogError(f"log database {self._path} has gaps in its leaf indices; refusing")
-        self._size = size
-        self._load_frontier(w, size)
-        latest = self._check_latest(w, size)
-        self._latest = latest
-        if latest is None:
+            if self._store.has_table(tx, "cosignatures"):
+                self._migrate_cosignatures(tx)
+            counts = tx.one("SELECT COUNT(*) AS n, MAX(idx) AS m FROM leaves")
+            size = int(counts["n"]) if counts else 0
+            if size and int(counts["m"]) != size - 1:
+                raise LogError(f"{self._where} has gaps in its leaf indices; refusing")
+            self._size = size
+            self._load_frontier(tx, size)
+            return self._check_latest(tx, size)
+
+        with self._write_lock:
+            self._latest = self._store.transact(init)
+        if self._latest is None:
             # the first checkpoint (size 0 for a new log: the empty root), so that there is
             # always one to serve and a witness has a starting point. Under the write lock and
-            # after a resync, like every signature: a worker opening the same file at the same
-            # time reuses it instead of signing another
+            # after a resync, like every signature: a process opening the same store at the
+            # same time reuses it instead of signing another
             self._sign_current(first=True)
 
     @staticmethod
-    def _migrate_cosignatures(w: sqlite3.Connection) -> None:
+    def _migrate_cosignatures(tx: Tx) -> None:
         """Move a pre-``cosigners`` database's ``cosignatures`` (newest 20 per checkpoint) into
         one row per cosigner key: its row over the largest checkpoint, newest timestamp first,
         leaving out far-future timestamps as ``add_cosignature`` would now refuse them. Runs
-        inside the open transaction; a database without the old table is left alone."""
-        old = w.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'"
-        ).fetchone()
-        if old is None:
-            return
+        inside the open transaction; only old SQLite files have the table."""
         limit = int(time.time()) + COSIG_MAX_FUTURE_S
-        rows = w.execute(
+        rows = tx.query(
             "SELECT name, key_id, size, timestamp, line, received_at FROM cosignatures"
             " WHERE timestamp <= ? ORDER BY name, key_id, size DESC, timestamp DESC",
-            (limit,),
-        ).fetchall()
+            [limit],
+        )
         kept: dict[tuple[str, bytes], tuple] = {}
         for r in rows:
-            kept.setdefault((r[0], bytes(r[1])), r)
-        w.executemany(
-            "INSERT INTO cosigners (name, key_id, size, timestamp, line, received_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name, key_id) DO NOTHING",
-            list(kept.values()),
-        )
-        w.execute("DROP TABLE cosignatures")
+            kept.setdefault((r["name"], bytes(r["key_id"])), tuple(r.values()))
+        if kept:
+            tx.executemany(
+                "INSERT INTO cosigners (name, key_id, size, timestamp, line, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name, key_id) DO NOTHING",
+                list(kept.values()),
+            )
+        tx.execute("DROP TABLE cosignatures")
 
-    def _load_frontier(self, conn: sqlite3.Connection, size: int) -> None:
+    def _load_frontier(self, tx: Tx, size: int) -> None:
         """The left siblings a future append will need: one per level where the count is odd."""
-        store = _SqlStore(conn, size)
+        store = _SqlStore(tx, size)
         frontier: list[tuple[int, bytes] | None] = []
         level = 0
         while (size >> level) > 0:
@@ -332,54 +289,46 @@ class TransparencyLog:
             level += 1
         self._frontier = frontier
 
-    def _resync(self, w: sqlite3.Connection) -> None:
-        """Catch up with leaves and checkpoints another process committed (several gunicorn
-        workers share one log file). Call inside a write transaction: the tree cannot move
-        underneath, so the size, frontier and latest checkpoint read here are exact."""
-        (max_idx,) = w.execute("SELECT MAX(idx) FROM leaves").fetchone()
+    def _resync(self, tx: Tx) -> None:
+        """Catch up with leaves and checkpoints another process committed (several processes,
+        on any number of hosts, share one log). Call inside a write transaction: under the
+        writer lock the tree cannot move, so the size, frontier and latest checkpoint read here
+        are exact. Caller holds ``_write_lock``."""
+        max_idx = tx.scalar("SELECT MAX(idx) FROM leaves")
         size = 0 if max_idx is None else int(max_idx) + 1
         if size != self._size:
             if size < self._size:  # pragma: no cover - leaves only grow
                 raise LogError("the log shrank underneath this process; refusing to continue")
-            self._load_frontier(w, size)
+            self._load_frontier(tx, size)
             with self._cond:
                 self._size = size
                 self._cond.notify_all()
         latest = self._latest
-        row = w.execute("SELECT MAX(size) FROM checkpoints").fetchone()
-        if row[0] is not None and (latest is None or int(row[0]) > latest.size):
-            cp = w.execute(
-                "SELECT size, root, note FROM checkpoints WHERE size = ?", (int(row[0]),)
-            ).fetchone()
+        top = tx.scalar("SELECT MAX(size) FROM checkpoints")
+        if top is not None and (latest is None or int(top) > latest.size):
+            cp = tx.one("SELECT size, root, note FROM checkpoints WHERE size = ?", [int(top)])
             with self._cond:
-                if self._latest is None or int(cp[0]) > self._latest.size:
-                    self._latest = SignedCheckpoint(int(cp[0]), bytes(cp[1]), cp[2])
+                if cp is not None and (self._latest is None or int(cp["size"]) > self._latest.size):
+                    self._latest = SignedCheckpoint(int(cp["size"]), bytes(cp["root"]), cp["note"])
                 self._cond.notify_all()
 
     def refresh(self) -> int:
         """Re-read the committed size (another process may have appended); returns it."""
-        row = self._reader().execute("SELECT MAX(idx) FROM leaves").fetchone()
-        size = 0 if row[0] is None else int(row[0]) + 1
+        with self._read() as r:
+            max_idx = r.scalar("SELECT MAX(idx) FROM leaves")
+        size = 0 if max_idx is None else int(max_idx) + 1
         if size > self.size():
             with self._write_lock:
-                w = self._w
-                if w is None:
-                    raise LogError("the transparency log is closed")
-                w.execute("BEGIN IMMEDIATE")
-                try:
-                    self._resync(w)
-                finally:
-                    w.execute("ROLLBACK")
+                self._check_open()
+                self._store.transact(self._resync)  # writes nothing: an empty commit
         return self.size()
 
-    def _check_latest(self, conn: sqlite3.Connection, size: int) -> SignedCheckpoint | None:
-        row = conn.execute(
-            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
+    def _check_latest(self, tx: Tx, size: int) -> SignedCheckpoint | None:
+        row = tx.one("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
         if row is None:
             return None
-        cp_size, cp_root, cp_note = int(row[0]), bytes(row[1]), row[2]
-        where = f"log database {self._path}"
+        cp_size, cp_root, cp_note = int(row["size"]), bytes(row["root"]), row["note"]
+        where = self._where
         if cp_size > size:
             raise LogError(
                 f"{where} has a signed checkpoint of size {cp_size} but only {size} leaves; "
@@ -392,7 +341,7 @@ class TransparencyLog:
         if body.origin != self._origin or body.size != cp_size or body.root != cp_root:
             raise LogError(f"{where}: stored checkpoint {cp_size} does not match its note")
         try:
-            recomputed = tlog.MerkleTree(_SqlStore(conn, size)).root(cp_size)
+            recomputed = tlog.MerkleTree(_SqlStore(tx, size)).root(cp_size)
         except (LogError, ProofError) as exc:
             raise LogError(f"{where}: cannot recompute the root of size {cp_size}: {exc}") from None
         if recomputed != cp_root:
@@ -404,37 +353,46 @@ class TransparencyLog:
 
     def verify_storage(self) -> None:
         """Recompute every leaf hash from its entry and every stored subtree hash from the
-        leaves (O(n)); raise ``LogError`` at the first disagreement. For audits and startup."""
-        conn = self._reader()
+        leaves (O(n), read in chunks); raise ``LogError`` at the first disagreement. For audits
+        and startup."""
         size = self.size()
         frontier: list[tuple[int, bytes] | None] = []
         rows: list[tuple[int, int, bytes]] = []
         expect = 0
-        cur = conn.execute(
-            "SELECT idx, leaf_hash, entry FROM leaves WHERE idx < ? ORDER BY idx", (size,)
-        )
-        for idx, lh, entry in cur:
-            if idx != expect:
-                raise LogError(f"log storage has a gap at index {expect}")
-            expect += 1
-            if tlog.leaf_hash(bytes(entry)) != bytes(lh):
-                raise LogError(f"log entry {idx} does not match its stored leaf hash")
-            rows.clear()
-            self._push(frontier, idx, bytes(lh), rows)
-            for level, i, h in rows:
-                got = conn.execute(
-                    "SELECT hash FROM hashes WHERE level = ? AND idx = ?", (level, i)
-                ).fetchone()
-                if got is None or bytes(got[0]) != h:
-                    raise LogError(f"log subtree hash at level {level} index {i} is wrong")
-        if expect != size:
-            raise LogError(f"log storage holds {expect} leaves, expected {size}")
-        for cp_size, cp_root in conn.execute("SELECT size, root FROM checkpoints").fetchall():
-            if cp_size > size or self.root(int(cp_size)) != bytes(cp_root):
+        with self._read() as r:
+            while expect < size:
+                chunk = r.query(
+                    "SELECT idx, leaf_hash, entry FROM leaves WHERE idx >= ? AND idx < ?"
+                    " ORDER BY idx",
+                    [expect, min(size, expect + _VERIFY_CHUNK)],
+                )
+                if not chunk:
+                    break
+                for leaf in chunk:
+                    idx, lh = int(leaf["idx"]), bytes(leaf["leaf_hash"])
+                    if idx != expect:
+                        raise LogError(f"log storage has a gap at index {expect}")
+                    expect += 1
+                    if tlog.leaf_hash(bytes(leaf["entry"])) != lh:
+                        raise LogError(f"log entry {idx} does not match its stored leaf hash")
+                    rows.clear()
+                    self._push(frontier, idx, lh, rows)
+                    for level, i, h in rows:
+                        got = r.scalar(
+                            "SELECT hash FROM hashes WHERE level = ? AND idx = ?", [level, i]
+                        )
+                        if got is None or bytes(got) != h:
+                            raise LogError(f"log subtree hash at level {level} index {i} is wrong")
+            if expect != size:
+                raise LogError(f"log storage holds {expect} leaves, expected {size}")
+            cps = r.query("SELECT size, root FROM checkpoints")
+        for cp in cps:
+            cp_size = int(cp["size"])
+            if cp_size > size or self.root(cp_size) != bytes(cp["root"]):
                 raise LogError(f"stored checkpoint {cp_size} does not match the stored tree")
 
     def close(self) -> None:
-        """Stop the heartbeat, wake any waiters, and close every connection."""
+        """Stop the heartbeat, wake any waiters, and close the store."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -442,13 +400,7 @@ class TransparencyLog:
         if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
             self._heartbeat.join(timeout=5.0)
         with self._write_lock:
-            if self._w is not None:
-                self._w.close()
-                self._w = None
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+            self._store.close()
 
     def __enter__(self) -> TransparencyLog:
         return self
@@ -466,24 +418,27 @@ class TransparencyLog:
         """The log's public key (its vkey is what ``GET /log/keys`` publishes)."""
         return self._verifier
 
-    def _reader(self) -> sqlite3.Connection:
+    @property
+    def store(self) -> LogStore:
+        return self._store
+
+    def _check_open(self) -> None:
         if self._closed:
             raise LogError("the transparency log is closed")
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self._path, query_only=True)
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
 
-    def _tree(self, size: int | None = None) -> tlog.MerkleTree:
+    def _read(self):  # noqa: ANN202 - a context manager yielding a Tx
+        self._check_open()
+        return self._store.reading()
+
+    def _tree_size(self, size: int) -> int:
+        """The committed size a proof for ``size`` is made in (refreshed if ``size`` is
+        beyond what this process has seen); ``ProofError`` past the log's end."""
         committed = self.size()
-        if size is not None and size > committed:
+        if size > committed:
             committed = self.refresh()
-        if size is not None and size > committed:
+        if size > committed:
             raise ProofError(f"tree size {size} is beyond the log size {committed}")
-        return tlog.MerkleTree(_SqlStore(self._reader(), committed))
+        return committed
 
     # ------------------------------------------------------------------ append
     def append(self, entries: list[bytes]) -> list[AppendResult]:
@@ -503,54 +458,51 @@ class TransparencyLog:
         if not prepared:
             return []
         with self._write_lock:
-            w = self._w
-            if w is None or self._closed:
-                raise LogError("the transparency log is closed")
-            results: list[AppendResult] = []
-            batch: dict[bytes, int] = {}
-            leaf_rows: list[tuple[int, bytes, bytes]] = []
-            hash_rows: list[tuple[int, int, bytes]] = []
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                # BEGIN IMMEDIATE holds SQLite's write lock across processes: re-read the tree
-                # under it, another worker may have appended since we last looked
-                self._resync(w)
-                size = self._size
-                frontier = list(self._frontier)
-                for entry, lh in prepared:
-                    idx = batch.get(lh)
-                    if idx is not None:
-                        results.append(AppendResult(idx, lh, False))
-                        continue
-                    row = w.execute("SELECT idx FROM leaves WHERE leaf_hash = ?", (lh,)).fetchone()
-                    if row is not None:
-                        batch[lh] = int(row[0])
-                        results.append(AppendResult(int(row[0]), lh, False))
-                        continue
-                    idx = size
-                    size += 1
-                    batch[lh] = idx
-                    leaf_rows.append((idx, lh, entry))
-                    self._push(frontier, idx, lh, hash_rows)
-                    results.append(AppendResult(idx, lh, True))
-                if leaf_rows:
-                    w.executemany(
-                        "INSERT INTO leaves (idx, leaf_hash, entry) VALUES (?, ?, ?)", leaf_rows
-                    )
-                    w.executemany(
-                        "INSERT INTO hashes (level, idx, hash) VALUES (?, ?, ?)", hash_rows
-                    )
-                w.execute("COMMIT")
-            except BaseException:
-                if w.in_transaction:
-                    w.execute("ROLLBACK")
-                raise
-            self._frontier = frontier
-            if leaf_rows:
+            self._check_open()
+            results, size, frontier = self._store.transact(lambda tx: self._append_tx(tx, prepared))
+            # committed: only now does this process's view move (``_resync`` in the next write
+            # transaction re-reads the store anyway, so the view is a cache, never the truth)
+            if size > self._size:
+                self._frontier = frontier
                 with self._cond:
                     self._size = size
                     self._cond.notify_all()
         return results
+
+    def _append_tx(
+        self, tx: Tx, prepared: list[tuple[bytes, bytes]]
+    ) -> tuple[list[AppendResult], int, list[tuple[int, bytes] | None]]:
+        """The append transaction: under the writer lock re-read the committed tree (another
+        process may have appended since we last looked), give each new leaf the next index,
+        store its leaf and the subtrees it completes. Returns results, new size, frontier."""
+        self._resync(tx)
+        size = self._size
+        frontier = list(self._frontier)
+        results: list[AppendResult] = []
+        batch: dict[bytes, int] = {}
+        leaf_rows: list[tuple[int, bytes, bytes]] = []
+        hash_rows: list[tuple[int, int, bytes]] = []
+        for entry, lh in prepared:
+            idx = batch.get(lh)
+            if idx is not None:
+                results.append(AppendResult(idx, lh, False))
+                continue
+            found = tx.scalar("SELECT idx FROM leaves WHERE leaf_hash = ?", [lh])
+            if found is not None:
+                batch[lh] = int(found)
+                results.append(AppendResult(int(found), lh, False))
+                continue
+            idx = size
+            size += 1
+            batch[lh] = idx
+            leaf_rows.append((idx, lh, entry))
+            self._push(frontier, idx, lh, hash_rows)
+            results.append(AppendResult(idx, lh, True))
+        if leaf_rows:
+            tx.executemany("INSERT INTO leaves (idx, leaf_hash, entry) VALUES (?, ?, ?)", leaf_rows)
+            if hash_rows:
+                tx.executemany("INSERT INTO hashes (level, idx, hash) VALUES (?, ?, ?)", hash_rows)
+        return results, size, frontier
 
     @staticmethod
     def _push(
@@ -614,41 +566,39 @@ class TransparencyLog:
                 self._cond.notify_all()
 
     def _sign_current(self, first: bool = False) -> SignedCheckpoint:
-        """Sign the whole committed tree — read, signed and stored under the write lock.
+        """Sign the whole committed tree — read, signed and stored in one write transaction.
 
-        The lock is SQLite's (``BEGIN IMMEDIATE``), which every process appending to this file
-        takes too, so size and root come from one frozen, durable prefix of the one leaf
-        sequence: two workers can never sign checkpoints that disagree. If another process
-        already signed this exact size, its checkpoint is reused (Ed25519 is deterministic, so
-        it is the same note anyway). ``first``: the checkpoint signed at open, which does not
-        delay the next signature by ``interval_s``."""
+        The transaction holds the store's writer lock (SQLite's ``BEGIN IMMEDIATE``, or the
+        log's PostgreSQL advisory lock), which every process appending to this log takes too,
+        so size and root come from one frozen, durable prefix of the one leaf sequence: two
+        processes can never sign checkpoints that disagree. If another process already signed
+        this exact size, its checkpoint is reused (Ed25519 is deterministic, so it is the same
+        note anyway). ``first``: the checkpoint signed at open, which does not delay the next
+        signature by ``interval_s``."""
+
+        def sign(tx: Tx) -> tuple[SignedCheckpoint, bool]:
+            self._resync(tx)
+            size = self._size
+            latest = self._latest
+            if latest is not None and latest.size == size:
+                return latest, False
+            root = tlog.MerkleTree(_SqlStore(tx, size)).root(size)
+            body = notes.Checkpoint(self._origin, size, root).body()
+            signed = notes.sign_note(body, [self._signer])
+            tx.execute(
+                "INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
+                [size, root, signed, int(time.time())],
+            )
+            return SignedCheckpoint(size, root, signed), True
+
         with self._write_lock:
-            w = self._w
-            if w is None:
-                raise LogError("the transparency log is closed")
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                self._resync(w)
-                size = self._size
-                latest = self._latest
-                if latest is not None and latest.size == size:
-                    w.execute("ROLLBACK")
-                    return latest
-                root = tlog.MerkleTree(_SqlStore(w, size)).root(size)
-                body = notes.Checkpoint(self._origin, size, root).body()
-                signed = notes.sign_note(body, [self._signer])
-                w.execute(
-                    "INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
-                    (size, root, signed, int(time.time())),
-                )
-                w.execute("COMMIT")
-            except BaseException:
-                if w.in_transaction:
-                    w.execute("ROLLBACK")
-                raise
-        cp = SignedCheckpoint(size, root, signed)
+            self._check_open()
+            cp, new = self._store.transact(sign)
+        if not new:
+            return cp
         with self._cond:
-            self._latest = cp
+            if self._latest is None or cp.size > self._latest.size:
+                self._latest = cp
             if not first:
                 self._last_sign_mono = time.monotonic()
             self.signatures += 1
@@ -672,8 +622,8 @@ class TransparencyLog:
             try:
                 self._lead_signing()
             except OsirisError:
-                pass  # closed underneath us; the next waiter will sign
-            except sqlite3.Error:
+                pass  # closed or unreachable underneath us; the next waiter will sign
+            except Exception:  # noqa: BLE001 - a storage error; the next waiter (or tick) signs
                 pass
 
     def latest_checkpoint(self) -> SignedCheckpoint | None:
@@ -690,30 +640,31 @@ class TransparencyLog:
         ``cosigners``: only lines by these key names (``osiris/appliance/<id>``); None: every
         cosigner. The log knows no tenants: callers serving a note pass the names their caller
         may see. At most ``MAX_NOTE_COSIGNATURES`` lines, the newest timestamps first."""
-        conn = self._reader()
-        row = conn.execute("SELECT root, note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+        with self._read() as r:
+            row = r.one("SELECT root, note FROM checkpoints WHERE size = ?", [size])
         if row is None:
             return None
         lines = self.cosignature_lines(size, cosigners)
-        note = notes.add_signature_lines(row[1], lines) if lines else row[1]
-        return SignedCheckpoint(int(size), bytes(row[0]), note)
+        note = notes.add_signature_lines(row["note"], lines) if lines else row["note"]
+        return SignedCheckpoint(int(size), bytes(row["root"]), note)
 
     def cosignature_lines(self, size: int, cosigners: Collection[str] | None = None) -> list[str]:
         """The stored cosignature lines over checkpoint ``size`` (see ``checkpoint_at``),
         ordered by timestamp then name."""
-        conn = self._reader()
         sql = "SELECT name, key_id, timestamp, line FROM cosigners WHERE size = ?"
-        rows: list[tuple[str, bytes, int, str]] = []
-        if cosigners is None:
-            rows = conn.execute(sql, (size,)).fetchall()
-        else:
-            names = sorted(set(cosigners))
-            for i in range(0, len(names), _IN_CHUNK):
-                chunk = names[i : i + _IN_CHUNK]
-                marks = ",".join("?" for _ in chunk)
-                rows += conn.execute(f"{sql} AND name IN ({marks})", (size, *chunk)).fetchall()
-        rows.sort(key=lambda r: (-int(r[2]), r[0], bytes(r[1])))
-        kept = sorted(rows[:MAX_NOTE_COSIGNATURES], key=lambda r: (int(r[2]), r[0], bytes(r[1])))
+        found: list[dict] = []
+        with self._read() as r:
+            if cosigners is None:
+                found = r.query(sql, [size])
+            else:
+                names = sorted(set(cosigners))
+                for i in range(0, len(names), _IN_CHUNK):
+                    chunk = names[i : i + _IN_CHUNK]
+                    marks = ",".join("?" for _ in chunk)
+                    found += r.query(f"{sql} AND name IN ({marks})", [size, *chunk])
+        rows = [(x["name"], bytes(x["key_id"]), int(x["timestamp"]), x["line"]) for x in found]
+        rows.sort(key=lambda r: (-r[2], r[0], r[1]))
+        kept = sorted(rows[:MAX_NOTE_COSIGNATURES], key=lambda r: (r[2], r[0], r[1]))
         return [r[3] for r in kept]
 
     def latest_cosigned(self, names: Collection[str]) -> int | None:
@@ -724,23 +675,20 @@ class TransparencyLog:
         Each cosigner keeps its own newest cosignature, so nobody else's can change the answer.
         """
         best: int | None = None
-        conn = self._reader()
         unique = sorted(set(names))
-        for i in range(0, len(unique), _IN_CHUNK):
-            chunk = unique[i : i + _IN_CHUNK]
-            marks = ",".join("?" for _ in chunk)
-            row = conn.execute(
-                f"SELECT MAX(size) FROM cosigners WHERE name IN ({marks})", chunk
-            ).fetchone()
-            if row and row[0] is not None and (best is None or int(row[0]) > best):
-                best = int(row[0])
+        with self._read() as r:
+            for i in range(0, len(unique), _IN_CHUNK):
+                chunk = unique[i : i + _IN_CHUNK]
+                marks = ",".join("?" for _ in chunk)
+                top = r.scalar(f"SELECT MAX(size) FROM cosigners WHERE name IN ({marks})", chunk)
+                if top is not None and (best is None or int(top) > best):
+                    best = int(top)
         return best
 
     def checkpoint_sizes(self) -> list[int]:
         """Sizes of every stored checkpoint, ascending."""
-        return [
-            int(r[0]) for r in self._reader().execute("SELECT size FROM checkpoints ORDER BY size")
-        ]
+        with self._read() as r:
+            return [int(x["size"]) for x in r.query("SELECT size FROM checkpoints ORDER BY size")]
 
     # ------------------------------------------------------------------ reads and proofs
     def size(self) -> int:
@@ -750,31 +698,35 @@ class TransparencyLog:
 
     def find(self, leaf_hash: bytes) -> int | None:
         """Index of the leaf with this leaf hash, or None."""
-        row = (
-            self._reader()
-            .execute("SELECT idx FROM leaves WHERE leaf_hash = ?", (bytes(leaf_hash),))
-            .fetchone()
-        )
-        return None if row is None else int(row[0])
+        with self._read() as r:
+            idx = r.scalar("SELECT idx FROM leaves WHERE leaf_hash = ?", [bytes(leaf_hash)])
+        return None if idx is None else int(idx)
 
     def entry(self, index: int) -> bytes:
         """The entry bytes exactly as appended."""
-        row = self._reader().execute("SELECT entry FROM leaves WHERE idx = ?", (index,)).fetchone()
-        if row is None or index >= self.size():
+        with self._read() as r:
+            entry = r.scalar("SELECT entry FROM leaves WHERE idx = ?", [index])
+        if entry is None or index >= self.size():
             raise LogError(f"no log entry at index {index}")
-        return bytes(row[0])
+        return bytes(entry)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """RFC 6962 audit path for leaf ``index`` in the tree of ``size``."""
-        return self._tree(size).inclusion_proof(index, size)
+        committed = self._tree_size(size)
+        with self._read() as r:
+            return tlog.MerkleTree(_SqlStore(r, committed)).inclusion_proof(index, size)
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         """RFC 6962 consistency proof from ``old`` to ``new``."""
-        return self._tree(new).consistency_proof(old, new)
+        committed = self._tree_size(new)
+        with self._read() as r:
+            return tlog.MerkleTree(_SqlStore(r, committed)).consistency_proof(old, new)
 
     def root(self, size: int) -> bytes:
         """Root of the tree of ``size`` recomputed from storage."""
-        return self._tree(size).root(size)
+        committed = self._tree_size(size)
+        with self._read() as r:
+            return tlog.MerkleTree(_SqlStore(r, committed)).root(size)
 
     def tlog_proof(self, index: int, checkpoint: SignedCheckpoint) -> str:
         """A c2sp.org/tlog-proof@v1 receipt for leaf ``index`` against ``checkpoint``."""
@@ -807,14 +759,11 @@ class TransparencyLog:
             raise NoteError("cosignature is not valid base64") from None
         if isinstance(size, bool) or not isinstance(size, int):
             raise NoteError("cosignature size must be an integer")
-        row = (
-            self._reader()
-            .execute("SELECT note FROM checkpoints WHERE size = ?", (size,))
-            .fetchone()
-        )
-        if row is None:
+        with self._read() as r:
+            stored = r.scalar("SELECT note FROM checkpoints WHERE size = ?", [size])
+        if stored is None:
             raise NoteError(f"no checkpoint of size {size} to cosign")
-        body = _note_text(row[0])
+        body = _note_text(stored)
         ts = notes.verify_cosignature(body, name, blob, verifier)
         if ts is None:
             raise NoteError(f"cosignature by {name} does not verify for checkpoint {size}")
@@ -824,13 +773,11 @@ class TransparencyLog:
                 f"cosignature by {name} is timestamped {ts - int(clock)} s ahead of the "
                 f"server's clock (at most {COSIG_MAX_FUTURE_S} s allowed)"
             )
+        row = (name, bytes(blob[:4]), size, ts, text + "\n", int(clock))
         with self._write_lock:
-            w = self._w
-            if w is None:
-                raise LogError("the transparency log is closed")
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                w.execute(
+            self._check_open()
+            self._store.transact(
+                lambda tx: tx.execute(
                     "INSERT INTO cosigners (name, key_id, size, timestamp, line, received_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (name, key_id) DO UPDATE SET"
@@ -839,11 +786,7 @@ class TransparencyLog:
                     " WHERE excluded.size > cosigners.size"
                     " OR (excluded.size = cosigners.size"
                     " AND excluded.timestamp > cosigners.timestamp)",
-                    (name, bytes(blob[:4]), size, ts, text + "\n", int(clock)),
+                    row,
                 )
-                w.execute("COMMIT")
-            except BaseException:
-                if w.in_transaction:
-                    w.execute("ROLLBACK")
-                raise
+            )
         return ts
