@@ -202,7 +202,8 @@ class App:
         self._verifiers: dict[str, Verifier] = {}
         self._epochs: dict[tuple[str, str], list[KeyEpoch]] = {}
         # one ingest or key rotation at a time per appliance, across gunicorn workers too
-        self.appliance_locks = ApplianceLocks(cfg.data / "appliance.lock")
+        # (on PostgreSQL across hosts too: advisory locks in the shared database)
+        self.appliance_locks = ApplianceLocks(cfg.data / "appliance.lock", db_url=cfg.db_url)
         self._sites: dict[str, tuple[float, dict[str, Any]]] = {}
         self.checkin_cache = checkin.CheckinCache()
         self._catalog_loaded = False
@@ -225,7 +226,7 @@ class App:
         db = open_database(cfg)
         try:
             log = TransparencyLog.open(
-                cfg.log_path,
+                cfg.db_url or cfg.log_path,  # PostgreSQL: the same database, schema osiris_log
                 log_signer,
                 cfg.origin,
                 interval_s=cfg.checkpoint_interval_s,
