@@ -58,6 +58,8 @@ class CheckIn:
         self.targets_refused: list[str] = []
         self.targets_seen = False  # targets arrive with the first answer (memory only)
         self.legacy_status = False  # the server refused the status block's optional fields
+        self.legacy_holds = False  # the server refused ``holds`` (older than partial answers)
+        self.targets_hash: str | None = None  # the version of the targets held (memory only)
         self._box: Any = None  # the box key credentials are sealed to (memory once loaded)
 
     def status_block(self) -> dict[str, Any]:
@@ -115,34 +117,91 @@ class CheckIn:
             return cycle
         return max(cycle, int(ctx.scanner.interval(check)))
 
-    def checkin(self, report: CycleReport) -> dict[str, Any] | None:
-        """POST /checkin and apply the answer; ``None`` when the server is unreachable."""
+    def request(self, full: bool) -> dict[str, Any]:
+        """The check-in request; unless ``full``, it names what this process holds and verified
+        (``policy_version``, ``holds``), so the answer leaves out the parts still current."""
         ctx = self.ctx
-        req = {
+        req: dict[str, Any] = {
             "appliance_id": ctx.appliance_id,
             "agent_version": AGENT_VERSION,
             "status": self.status_block(),
             "log_size_seen": ctx.witness.size,
             "cosignatures": ctx.witness.cosignatures(ctx.cosigner),
         }
-        if ctx.policy_in_force is not None:  # the server then sends a policy only when newer
+        if not full and ctx.policy_in_force is not None:  # policy then only when newer
             req["policy_version"] = ctx.policy_in_force.version
+        if not self.legacy_holds:
+            holds: dict[str, str] = {}
+            if not full and self.policy.held_rules_hash is not None:
+                holds["rules"] = self.policy.held_rules_hash
+            if not full and self.targets_seen and self.targets_hash is not None:
+                holds["targets"] = self.targets_hash
+            req["holds"] = holds
         validate_checkin_request(req)
-        at = canonical.utc_now()
-        try:
+        return req
+
+    def post(self, req: dict[str, Any]) -> dict[str, Any]:
+        """POST once, falling back (once each, said once) for a server older than the status
+        block's optional fields or than ``holds``; the answer validated."""
+        ctx = self.ctx
+        while True:
             try:
                 resp = ctx.client.post("/checkin", req)
+                break
             except ServerRefused as e:
-                newer = e.error_code == "E_SCHEMA" and "status.checks" in str(e)
-                if self.legacy_status or not newer:
+                schema = e.error_code == "E_SCHEMA"
+                if schema and not self.legacy_status and "status.checks" in str(e):
+                    log.warning("server refused the new status fields; sending the older block")
+                    self.legacy_status = True
+                    req["status"] = self.status_block()
+                elif schema and not self.legacy_holds and "holds" in str(e):
+                    log.warning("server refused holds; asking for whole check-in answers")
+                    self.legacy_holds = True
+                    req.pop("holds", None)
+                else:
                     raise
-                # a server older than the check's reason/checked_at/interval_s: say it once,
-                # then send it the block it knows
-                log.warning("server refused the new status fields; sending the older block")
-                self.legacy_status = True
-                req["status"] = self.status_block()
-                resp = ctx.client.post("/checkin", req)
-            validate_checkin_response(resp)
+        validate_checkin_response(resp)
+        return resp
+
+    def unheld(self, req: dict[str, Any], resp: dict[str, Any]) -> list[str]:
+        """Parts the answer calls unchanged although this request did not name them as held —
+        or rules called unchanged beside a new policy naming other rules. "Unchanged" is no
+        document: such an answer is never applied; the agent asks again in full."""
+        holds = req.get("holds", {})
+        said = {"policy": "policy_version" in req, "rules": "rules" in holds,
+                "targets": "targets" in holds}  # fmt: skip
+        out = [p for p in resp.get("unchanged", []) if not said[p]]
+        env = resp.get("policy")
+        named = env.get("policy", {}).get("ruleset_hash") if isinstance(env, dict) else None
+        if "rules" in resp.get("unchanged", []) and named is not None:
+            if named != self.policy.held_rules_hash and "rules" not in out:
+                out.append("rules")
+        return out
+
+    def checkin(self, report: CycleReport, full: bool = False) -> dict[str, Any] | None:
+        """POST /checkin and apply the answer; ``None`` when the server is unreachable or the
+        answer is refused. An answer calling unchanged what this agent does not hold is asked
+        again in full (once); its orders are kept, the server hands an order out only once."""
+        at = canonical.utc_now()
+        try:
+            req = self.request(full)
+            resp = self.post(req)
+            missing = self.unheld(req, resp)
+            if missing and not full:
+                log.warning("check-in answer calls %s unchanged, but this agent does not hold "
+                            "it; asking again in full", "/".join(missing))  # fmt: skip
+                first = resp["orders"]
+                req = self.request(True)
+                try:
+                    resp = self.post(req)
+                except (ServerUnreachable, SchemaError):
+                    self.orders.receive(first, report)  # signed; verified by the order book
+                    raise
+                resp["orders"] = first + resp["orders"]
+                missing = self.unheld(req, resp)
+            if missing:  # still: nothing of it is applied but its signed orders (handed once)
+                self.orders.receive(resp["orders"], report)
+                raise SchemaError(f"unchanged: {'/'.join(missing)} is not held by this agent")
         except ServerUnreachable as e:
             self._note_checkin(at, False, str(e))
             report.errors.append(str(e))
@@ -158,9 +217,10 @@ class CheckIn:
         return resp
 
     def checkin_no_orders(self, report: CycleReport) -> None:
-        """A second check-in on request; its own orders are handled (no recursion loop)."""
+        """A second check-in on request (``refresh_rules``), asking for everything again; its
+        own orders are handled (no recursion loop)."""
         sub = CycleReport()
-        self.checkin(sub)
+        self.checkin(sub, full=True)
         report.recorded += sub.recorded
 
     def _note_checkin(self, at: str, reachable: bool, error: str | None) -> None:
@@ -179,10 +239,14 @@ class CheckIn:
 
         What the agent does comes only from the signed policy (and the signed rules it names):
         the answer's unsigned ``runbooks``, ``window`` and ``policy_version`` (an older server's)
-        are ignored, and its ``next_checkin_s`` can only shorten the policy's cadence."""
+        are ignored, and its ``next_checkin_s`` can only shorten the policy's cadence. A part
+        named ``unchanged`` keeps what this process holds and verified (``checkin`` made sure
+        it holds one)."""
         ctx = self.ctx
-        self.apply_targets(resp["targets"])
-        self.policy.apply_signed(resp.get("policy"), resp["rules"], report)
+        if "targets" in resp:  # else unchanged: the targets held stay, transports stay open
+            self.apply_targets(resp["targets"])
+            self.targets_hash = resp.get("targets_hash")
+        self.policy.apply_signed(resp.get("policy"), resp.get("rules"), report)
         self.policy.apply_policy()
         ctx.next_checkin_s = resp["next_checkin_s"]
         if ctx.policy_in_force is not None:

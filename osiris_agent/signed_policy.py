@@ -47,6 +47,11 @@ class PolicyKeeper:
 
     def __init__(self, ctx: AgentContext) -> None:
         self.ctx = ctx
+        # The signed rules in force, as received and verified (memory only, like the targets:
+        # a restarted agent names none in ``holds`` and receives them again). Their hash is
+        # what the check-in sends as ``holds.rules``.
+        self.held_rules: dict[str, Any] | None = None
+        self.held_rules_hash: str | None = None
 
     def load(self) -> None:
         """The policy in force before this process started (state.db), verified again."""
@@ -70,13 +75,15 @@ class PolicyKeeper:
             return
         self.apply_policy()
 
-    def apply_signed(self, env: Any, rules: dict[str, Any], report: CycleReport) -> None:
+    def apply_signed(self, env: Any, rules: dict[str, Any] | None, report: CycleReport) -> None:
         """Verify a delivered policy and the rules; put them in force together or not at all.
 
         A policy that does not verify (bad or unknown signature, other appliance or site,
         malformed, a lower version than the one in force, a parameter the catalogue refuses) is
         refused with a ``rejected`` bundle and an incident, once per document; so is one whose
-        rules (named by ``ruleset_hash``) are refused. The previous policy and rules stay."""
+        rules (named by ``ruleset_hash``) are refused. The previous policy and rules stay.
+        ``rules`` None: the answer called them unchanged — the rules held (verified when they
+        came) are checked against the policy like delivered ones, never trusted on the word."""
         ctx = self.ctx
         candidate: AcceptedPolicy | None = None
         if env is not None:
@@ -91,12 +98,20 @@ class PolicyKeeper:
         target = candidate or ctx.policy_in_force
         if target is None:
             return  # no policy has ever been accepted: catalogue defaults, baseline rules only
+        if rules is None:  # unchanged: what this process holds (checkin.py made sure of one)
+            if self.held_rules is None:
+                return
+            rules = {"version": self.held_rules["version"], "signed": self.held_rules}
         signed = rules.get("signed")
         try:
-            parsed = verify_signed_rules(signed, ctx.order_verifier, ctx.catalog)
-            if ruleset_hash(signed) != target.doc["ruleset_hash"]:
+            if signed is self.held_rules:
+                parsed, got = list(ctx.server_rules), str(self.held_rules_hash)
+            else:
+                parsed = verify_signed_rules(signed, ctx.order_verifier, ctx.catalog)
+                got = ruleset_hash(signed)
+            if got != target.doc["ruleset_hash"]:
                 raise RuleSetRefused(
-                    f"rule set {ruleset_hash(signed)[:23]}… is not the one the signed policy "
+                    f"rule set {got[:23]}… is not the one the signed policy "
                     f"names ({target.doc['ruleset_hash'][:23]}…)"
                 )
         except RuleSetRefused as e:
@@ -106,8 +121,11 @@ class PolicyKeeper:
             return
         if candidate is not None and candidate is not ctx.policy_in_force:
             self._enforce(candidate, report)
+        if signed is self.held_rules:
+            return  # nothing new: the rules in force stay (the policy, if new, is enforced)
         ctx.server_rules = parsed
         ctx.rules = {"version": signed["version"], "rules": signed["rules"]}
+        self.held_rules, self.held_rules_hash = signed, got
         with ctx.db.tx():
             ctx.db.set("rules_version", signed["version"])
 

@@ -76,6 +76,12 @@ STATUS: dict[str, F] = {
     "clock": F("object", required=True, fields=CLOCK),
     "checks": F("array", required=True, max_items=MAX_CHECKS, items=F("object", fields=CHECK)),
 }
+# Parts of the answer an agent may already hold; ``policy`` is held by ``policy_version``.
+PARTS = ("policy", "rules", "targets")
+HOLDS: dict[str, F] = {
+    "rules": F.of(ids.HASH, description="ruleset hash (sha256 of the canonical signed rules)"),
+    "targets": F.of(ids.HASH, description="the targets_hash of the targets last received"),
+}
 CHECKIN_REQUEST: dict[str, F] = {
     "appliance_id": F.of(ids.APPLIANCE_ID, required=True),
     "agent_version": F.of(ids.AGENT_VERSION, required=True),
@@ -89,14 +95,23 @@ CHECKIN_REQUEST: dict[str, F] = {
         description="version of the signed policy in force; the answer then carries "
         "policy only when a newer one exists",
     ),
+    "holds": F(
+        "object",
+        fields=HOLDS,
+        description="what the agent holds and verified (may be empty); sending it asks for a "
+        "partial answer: each part unchanged is left out and named in the answer's unchanged",
+    ),
 }
 
 
 def validate_checkin_request(req: Any) -> None:
-    """``{appliance_id, agent_version, status, log_size_seen, cosignatures?, policy_version?}``.
+    """``{appliance_id, agent_version, status, log_size_seen, cosignatures?, policy_version?,
+    holds?}``.
 
     ``policy_version``: the version of the signed policy the agent has in force; the server
-    leaves ``policy`` out of its answer when that is still the current one."""
+    leaves ``policy`` out of its answer when that is still the current one. ``holds``: the
+    ruleset hash and targets hash the agent holds; its presence (even ``{}``) says the agent
+    understands a partial answer (``unchanged``, ``targets_hash``)."""
     validate(CHECKIN_REQUEST, req, root="checkin")
 
 
@@ -167,8 +182,29 @@ RUNBOOKS: dict[str, F] = {
 CHECKIN_RESPONSE: dict[str, F] = {
     "server_time": F.of(ids.TIME, required=True),
     "next_checkin_s": F("integer", required=True, minimum=1, maximum=86400),
-    "targets": F("array", required=True, max_items=MAX_TARGETS, items=F("object", fields=TARGET)),
-    "rules": F("object", required=True, fields=RULES),
+    "targets": F(
+        "array",
+        max_items=MAX_TARGETS,
+        items=F("object", fields=TARGET),
+        description="left out (and named in unchanged) when holds.targets is current",
+    ),
+    "targets_hash": F.of(
+        ids.HASH,
+        description="version of these targets (credential ids, versions and fields, the box "
+        "key and quarantine; never a secret): sent back as holds.targets",
+    ),
+    "rules": F(
+        "object",
+        fields=RULES,
+        description="left out (and named in unchanged) when holds.rules is current",
+    ),
+    "unchanged": F(
+        "array",
+        max_items=len(PARTS),
+        items=F("string", enum=PARTS),
+        description="answer to holds: the parts left out because the agent holds the current "
+        "one (keep what you hold and verified)",
+    ),
     "orders": F(
         "array", required=True, max_items=MAX_ORDERS, items=F("object", fields=SIGNED_ORDER)
     ),
@@ -189,13 +225,31 @@ def validate_checkin_response(resp: Any) -> None:
     ``policy`` is the signed ``osiris.policy/1`` envelope (``osiris_core.policy``), left out when
     the agent's ``policy_version`` is still current. Everything the agent *does* comes from it:
     the legacy unsigned ``runbooks``, ``window`` and ``policy_version`` fields are still accepted
-    from an older server but never used (``runbooks.params`` included)."""
+    from an older server but never used (``runbooks.params`` included).
+
+    To a request with ``holds`` the answer carries ``unchanged`` (the parts left out because
+    they are current) and ``targets_hash`` with any targets; ``rules`` and ``targets`` are each
+    either sent or named unchanged. "Unchanged" is no document: the agent keeps what it holds
+    and verified, and asks again in full if it holds nothing of the kind
+    (``osiris_agent/checkin.py``)."""
     if isinstance(resp, dict) and "policy" in resp:
         validate_policy_envelope(resp["policy"], "policy")
     validate(CHECKIN_RESPONSE, resp, root="response")
-    signed = resp["rules"]["signed"]
-    if signed["version"] != resp["rules"]["version"]:
-        raise SchemaError("rules.signed.version does not match rules.version")
+    unchanged = resp.get("unchanged", [])
+    if len(set(unchanged)) != len(unchanged):
+        raise SchemaError("unchanged: a part is named twice")
+    for part in PARTS:
+        if part in unchanged and part in resp:
+            raise SchemaError(f"{part}: both sent and named unchanged")
+    for part in ("rules", "targets"):
+        if part not in resp and part not in unchanged:
+            raise SchemaError(f"{part}: missing (neither sent nor named unchanged)")
+    if ("targets_hash" in resp) != ("targets" in resp and "unchanged" in resp):
+        raise SchemaError("targets_hash: sent exactly with targets in a partial answer")
+    if "rules" in resp:
+        signed = resp["rules"]["signed"]
+        if signed["version"] != resp["rules"]["version"]:
+            raise SchemaError("rules.signed.version does not match rules.version")
     if "runbooks" in resp and set(resp["runbooks"]["enabled"]) & set(resp["runbooks"]["disabled"]):
         raise SchemaError("runbooks: a runbook is both enabled and disabled")
 

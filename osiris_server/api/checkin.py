@@ -5,6 +5,8 @@ sealed to its box key — never to a quarantined appliance (``api/delivery.py``)
 delivery of a credential version to an appliance is audited, once, ever. Rotations take
 effect at the next check-in: the stored rows (ciphertexts, never plaintext) are cached per
 site only while the site's change generation is unchanged (``CheckinCache``, ``db/gen.py``).
+An appliance that names what it holds (``holds``, ``policy_version``) gets only the parts that
+changed; the rest are named in ``unchanged`` (``api/checkin_delta.py``, docs/api.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from osiris_core import protocol
 from osiris_core.canonical import utc_now
 from osiris_core.errors import NoteError, OsirisError
-from osiris_server.api import delivery
+from osiris_server.api import checkin_delta, delivery
 from osiris_server.api import policy as api_policy
 from osiris_server.db import audit as db_audit
 from osiris_server.db import credentials as db_creds
@@ -146,7 +148,14 @@ def checkin(app: App, req: Request) -> Response:
     # generations and the open-order count came with the token lookup (one statement)
     _, site, creds, site_t, site_p = app.checkin_cache.site(app, p.site_id, p.g_site)
     own_t, own_p = app.checkin_cache.own(app, p.id, p.g_own)
-    targets, fresh, _quarantined = delivery.targets_for(app, p, creds)
+    # Parts the agent holds in their current version are left out (api/checkin_delta.py):
+    # unchanged targets are neither decrypted nor sealed.
+    holds = body.get("holds")
+    t_hash = checkin_delta.targets_hash(app, p, creds) if holds is not None else ""
+    if holds is not None and holds.get("targets") == t_hash:
+        targets, fresh = None, []
+    else:
+        targets, fresh, _quarantined = delivery.targets_for(app, p, creds)
     # The signed policy (DESIGN §3.6): all the appliance does comes from it; left out when the
     # appliance already has the current version.
     _version, policy_env = api_policy.current(
@@ -163,13 +172,27 @@ def checkin(app: App, req: Request) -> Response:
     parts = {
         "server_time": b'"' + utc_now().encode("ascii") + b'"',
         "next_checkin_s": str(int(interval)).encode("ascii"),
-        "targets": targets,
-        "rules": app.signed_rules_json,  # serialised once at start
         "orders": b"[" + b",".join(env.encode() for _, env in pending) + b"]",
     }
+    unchanged = checkin_delta.unchanged_parts(
+        holds, api_policy.ruleset_hash(app), t_hash, policy_env is None
+    )
+    if holds is not None:  # only an agent that sent holds understands these two fields
+        parts["unchanged"] = json_list(unchanged)
+        if targets is not None:
+            parts["targets_hash"] = b'"' + t_hash.encode("ascii") + b'"'
+    if targets is not None:
+        parts["targets"] = targets
+    if "rules" not in unchanged:
+        parts["rules"] = app.signed_rules_json  # serialised once at start
     if policy_env is not None:
         parts["policy"] = policy_env.encode("ascii")
     return raw_json_response(parts)
+
+
+def json_list(words: list[str]) -> bytes:
+    """A JSON array of plain ASCII words (the part names)."""
+    return b"[" + b",".join(b'"' + w.encode("ascii") + b'"' for w in words) + b"]"
 
 
 ROUTES = [
@@ -181,8 +204,8 @@ ROUTES = [
         body=None,
         body_spec=protocol.CHECKIN_REQUEST,  # validated by the handler: protocol's post-checks
         response=protocol.CHECKIN_RESPONSE,
-        summary="Appliance: heartbeat + status; returns targets, rules, orders and (when newer "
-        "than the appliance's) its signed policy",
+        summary="Appliance: heartbeat + status; returns orders, and the targets, rules and "
+        "signed policy unless the appliance holds their current version (holds, unchanged)",
         tag="appliance",
     ),
 ]

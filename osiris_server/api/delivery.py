@@ -10,8 +10,8 @@ What a check-in may hand an appliance, decided here and only here (DESIGN §3.7,
 Each delivery of each credential version to each appliance is audited once, ever: the
 database remembers it (``credential_deliveries``), an in-process set only saves the lookup.
 Sealing costs two X25519 operations, so a sealed secret is kept per (appliance, credential,
-version) while this process lives: the ciphertext is only readable with that appliance's key,
-and a rotated credential has a new version.
+version, box key) while this process lives: the ciphertext is only readable with that key, a
+rotated credential has a new version, and a new box key is sealed to anew.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from osiris_core.seal import SECRET_FIELDS, seal
+from osiris_server.db import appliances as db_appliances
+from osiris_server.db import credentials as db_creds
 from osiris_server.db.engine import Writer
-from osiris_server.db.util import now
 from osiris_server.http import dumps
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class Delivery:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._meta: dict[str, tuple[int, str | None, bool]] = {}  # id → (g_own, box, quarantined)
-        self._sealed: dict[tuple[str, str, int], str] = {}
+        self._sealed: dict[tuple[str, str, int, str], str] = {}  # … + the box key sealed to
         self._delivered: set[tuple[str, str, int]] = set()
 
     def meta(self, app: App, p: Principal) -> tuple[str | None, bool]:
@@ -48,7 +49,7 @@ class Delivery:
         hit = self._meta.get(p.id)
         if hit is not None and hit[0] == p.g_own:
             return hit[1], hit[2]
-        row = app.db.one("SELECT box_pub, quarantined FROM appliances WHERE id = ?", [p.id])
+        row = db_appliances.box_and_quarantine(app.db, p.id)
         box = row["box_pub"] if row else None
         quarantined = bool(row["quarantined"]) if row else True
         with self._lock:
@@ -57,7 +58,7 @@ class Delivery:
             self._meta[p.id] = (p.g_own, box, quarantined)
         return box, quarantined
 
-    def sealed(self, key: tuple[str, str, int], box: str, secret: dict[str, Any]) -> str:
+    def sealed(self, key: tuple[str, str, int, str], box: str, secret: dict[str, Any]) -> str:
         hit = self._sealed.get(key)
         if hit is None:
             hit = seal(box, secret)
@@ -67,7 +68,7 @@ class Delivery:
                 self._sealed[key] = hit
         return hit
 
-    def cached(self, key: tuple[str, str, int]) -> str | None:
+    def cached(self, key: tuple[str, str, int, str]) -> str | None:
         return self._sealed.get(key)
 
     def delivered(self, key: tuple[str, str, int]) -> bool:
@@ -103,11 +104,11 @@ def targets_for(app: App, p: Principal, creds: list[tuple]) -> tuple[bytes, list
     for meta, secret_enc, ctx, cred_id, version in creds:
         t = dict(meta)
         key = (p.id, cred_id, version)
-        sealed = d.cached(key)
+        sealed = d.cached((*key, box))  # a new box key is sealed to anew
         if sealed is None:
             secret = json.loads(app.vault.decrypt(secret_enc, ctx))
             if any(secret.get(k) is not None for k in SECRET_FIELDS):
-                sealed = d.sealed(key, box, secret)
+                sealed = d.sealed((*key, box), box, secret)
         if sealed is not None:
             t["sealed"] = sealed
         out.append(t)
@@ -124,12 +125,7 @@ def record_deliveries(w: Writer, app: App, p: Principal, fresh: list, source: st
 
     new = []
     for c in fresh:
-        n = w.execute(
-            "INSERT INTO credential_deliveries (appliance_id, credential_id, version,"
-            " delivered_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [p.id, c["id"], c["version"], now()],
-        )
-        if n:
+        if db_creds.record_delivery(w, p.id, c["id"], c["version"]):
             new.append(c)
             db_audit.record(
                 w, p.actor, "credential.deliver", c["id"], p.site_id, source,
