@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+from osiris_core.canonical import format_time
 from osiris_server.db.engine import Database, Writer
 from osiris_server.db.util import jload, next_feed_seq, now
 
@@ -108,6 +110,13 @@ class HeartbeatBuffer:
     Why: a check-in must not pay an fsync'd commit; thousands per second arrive. A crash loses
     at most ``interval`` seconds of *last seen* times, which the next check-in rewrites anyway.
     Reads that must be exact (stats, appliance views) call ``flush()`` first.
+
+    Several server processes (gunicorn workers, or servers on several hosts sharing one
+    PostgreSQL) each buffer heartbeats and flush on their own clock, so a process may flush an
+    appliance's *older* check-in after another flushed a newer one. The flush is therefore
+    monotonic: a row is only overwritten by a heartbeat at least as new as the stored
+    ``last_seen_epoch`` (portable SQL, no engine-specific GREATEST/MAX), so *last seen* and the
+    status beside it never move backwards.
     """
 
     def __init__(self, db: Database, interval: float = 0.5) -> None:
@@ -120,9 +129,22 @@ class HeartbeatBuffer:
         self._thread: threading.Thread | None = None
 
     def record(
-        self, appliance_id: str, status: dict[str, Any], log_size_seen: int, agent_version: str
+        self,
+        appliance_id: str,
+        status: dict[str, Any],
+        log_size_seen: int,
+        agent_version: str,
+        at: float | None = None,
     ) -> None:
-        item = (now(), int(time.time()), json.dumps(status), log_size_seen, agent_version)
+        """Buffer a check-in seen ``at`` (default now; a time is what the flush orders by)."""
+        seen = time.time() if at is None else at
+        item = (
+            format_time(datetime.fromtimestamp(seen, UTC)),
+            int(seen),
+            json.dumps(status),
+            log_size_seen,
+            agent_version,
+        )
         with self._lock:
             self._pending[appliance_id] = item
             if self._thread is None:
@@ -147,8 +169,9 @@ class HeartbeatBuffer:
             with self.db.write() as w:
                 w.executemany(
                     "UPDATE appliances SET last_seen_at = ?, last_seen_epoch = ?, status_json = ?,"
-                    " log_size_seen = ?, agent_version = ? WHERE id = ?",
-                    [(*v, k) for k, v in batch.items()],
+                    " log_size_seen = ?, agent_version = ? WHERE id = ?"
+                    " AND (last_seen_epoch IS NULL OR last_seen_epoch <= ?)",
+                    [(*v, k, v[1]) for k, v in batch.items()],
                 )
 
     def close(self) -> None:

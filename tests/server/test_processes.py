@@ -1,6 +1,8 @@
 """The server as real processes: several gunicorn workers sharing one data directory, two
 processes sharing one transparency log file, and kill -9 of ``osiris-server serve`` while
-evidence streams in. Everything over real sockets on 127.0.0.1 and real SQLite files.
+evidence streams in. Everything over real sockets on 127.0.0.1 and real SQLite files. Plus
+the heartbeat buffers of two processes (two engines on one index, either engine) flushing out
+of order.
 
 The multi-process tests check the single-sequencer rule (DESIGN §7): however many processes
 append and sign, every stored checkpoint is a prefix of the one final tree.
@@ -29,6 +31,9 @@ from osiris_core import protocol, tlog
 from osiris_core.canonical import dumps as canonical_dumps
 from osiris_core.keys import Verifier, load_private_key
 from osiris_server.app import init_data
+from osiris_server.db import appliances as db_appliances
+from osiris_server.db import open_database
+from osiris_server.db.appliances import HeartbeatBuffer
 from osiris_server.log import TransparencyLog
 from tests.server.conftest import Server, checkin_body
 
@@ -337,6 +342,45 @@ def test_kill_9_during_evidence_stream_keeps_every_receipt(tmp_path: Path) -> No
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     _verify_final_log(data, info["log_vkey"])
+
+
+# ---------------------------------------------------------------- heartbeats, two processes
+
+
+def test_heartbeats_flushed_out_of_order_never_move_last_seen_backwards(server: Server) -> None:
+    """Two processes buffer check-ins of one appliance (it moved between servers behind a
+    proxy); the one holding the *older* heartbeat flushes last. ``last_seen`` and its status
+    stay at the newest; a newer heartbeat from either still moves them forward."""
+    site = server.site("Heartbeat clinic")
+    a = server.enroll(site["id"])
+    other = open_database(server.app.cfg)  # a second process's own engine on the same index
+    mine = HeartbeatBuffer(server.app.db, interval=3600)
+    theirs = HeartbeatBuffer(other, interval=3600)
+    try:
+        t = float(int(time.time()))
+        mine.record(a.id, {"v": "new"}, 5, "1.1.0", at=t)
+        theirs.record(a.id, {"v": "old"}, 3, "1.0.0", at=t - 30)
+        mine.flush()
+        theirs.flush()  # the older heartbeat lands last ...
+        row = db_appliances.get(server.app.db, a.id)
+        assert row is not None
+        # ... and changes nothing
+        assert (row["last_seen_epoch"], row["log_size_seen"], row["agent_version"]) == (
+            int(t),
+            5,
+            "1.1.0",
+        )
+        assert json.loads(row["status_json"]) == {"v": "new"}
+        assert row["last_seen_at"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(t)))
+        theirs.record(a.id, {"v": "newer"}, 6, "1.2.0", at=t + 30)
+        theirs.flush()
+        row = db_appliances.get(other, a.id)
+        assert row is not None and row["last_seen_epoch"] == int(t) + 30
+        assert json.loads(row["status_json"]) == {"v": "newer"}
+    finally:
+        mine.close()
+        theirs.close()
+        other.close()
 
 
 @pytest.fixture(autouse=True)
