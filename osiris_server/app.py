@@ -62,6 +62,7 @@ from osiris_server.api.notify import Alerter
 from osiris_server.config import ServerConfig
 from osiris_server.db import Database, open_database
 from osiris_server.db import appliances as db_appliances
+from osiris_server.db import rotations as db_rotations
 from osiris_server.db import tenants as db_tenants
 from osiris_server.db import tokens as db_tokens
 from osiris_server.db.appliances import HeartbeatBuffer
@@ -80,6 +81,7 @@ from osiris_server.http import (
 )
 from osiris_server.locks import ApplianceLocks
 from osiris_server.log import LogError, TransparencyLog
+from osiris_server.storage import StorageUnavailable
 from osiris_server.vault import Vault, VaultError
 
 MODULES = [
@@ -276,12 +278,7 @@ class App:
         since, by this or another worker). One query; the history is parsed and its statements
         verified once per (appliance, current key), which is a sound cache key because every
         rotation changes the current key and a key is never rotated back to."""
-        rows = self.db.query(
-            "SELECT a.signing_vkey, r.statement FROM appliances a"
-            " LEFT JOIN appliance_key_rotations r ON r.appliance_id = a.id"
-            " WHERE a.id = ? ORDER BY r.effective_seq",
-            [appliance_id],
-        )
+        rows = db_rotations.key_history(self.db, appliance_id)
         if not rows:
             raise HttpError(404, "E_NOT_FOUND", "appliance not found")
         current = rows[0]["signing_vkey"]
@@ -438,6 +435,13 @@ class App:
             return error_response(500, "E_VAULT", "credential store error"), req
         except LogError as exc:
             return error_response(503, "E_LOG", str(exc)[:200]), req
+        except StorageUnavailable:
+            # the database dropped or refused the connection: nothing of this request was
+            # committed (its transaction died with the connection); the next request reconnects
+            _emit({"event": "storage_unavailable", "db": self.db.describe()})
+            return error_response(
+                503, "E_STORAGE", "the database is unavailable; retry later", [("Retry-After", "1")]
+            ), req
         except OsirisError as exc:
             # A client-input class (osiris_core.errors: http_status 4xx) answers with its
             # message; any other core error escaping a handler is our fault: a generic 500.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from osiris_core import ids
 from osiris_server.api.common import audit, read, site_for, write
+from osiris_server.db import appliances as db_appliances
 from osiris_server.db import credentials as db_creds
 from osiris_server.http import F, Request, Response, bad_request, conflict, json_response, not_found
 
@@ -87,15 +88,8 @@ def _check_local(app: App, site_id: str, kind: str, host_id: str) -> None:
     host's name."""
     if kind != "local":
         return
-    row = app.db.one(
-        "SELECT id FROM appliances WHERE id = ? AND site_id = ? AND revoked_at IS NULL",
-        [host_id, site_id],
-    )
-    if row is None:
-        ids = [r["id"] for r in app.db.query(
-            "SELECT id FROM appliances WHERE site_id = ? AND revoked_at IS NULL ORDER BY id",
-            [site_id],
-        )]  # fmt: skip
+    if not db_appliances.active_in_site(app.db, host_id, site_id):
+        ids = db_appliances.active_ids(app.db, site_id)
         which = f": {', '.join(ids[:10])}" if ids else " (it has none enrolled yet)"
         raise bad_request(
             "a local credential is only for the appliance itself: host_id must be the id of "
@@ -126,8 +120,7 @@ def _check_tls(kind: str, fields: dict[str, Any]) -> None:
 def _taken(w: Any, site_id: str, host_id: str) -> str:
     """One credential per host and site (what an order's target is judged by): say which one
     holds the host id, and what to type instead."""
-    row = w.one("SELECT id FROM credentials WHERE site_id = ? AND host_id = ?", [site_id, host_id])
-    cred_id = row["id"] if row else "?"
+    cred_id = db_creds.id_for_host(w, site_id, host_id) or "?"
     return (
         f"site {site_id} already has a credential for host {host_id} ({cred_id}): change it "
         f"with osiris cred rotate --site {site_id} {cred_id}, or remove it first "

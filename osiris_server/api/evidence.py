@@ -207,11 +207,7 @@ def _commit(app: App, p: Any, staged: list, results: list[dict[str, Any]]) -> No
             if bundle["order_id"]:
                 db_orders.mark_done(w, p.id, bundle["order_id"], bh, bundle["outcome"])
             if gap:
-                below = w.one(
-                    "SELECT MAX(seq) AS m FROM evidence WHERE appliance_id = ? AND seq < ?",
-                    [p.id, bundle["seq"]],
-                )
-                last = (below or {}).get("m") or 0
+                last = db_evidence.max_seq(w, p.id, below=bundle["seq"])
                 inc, new = db_incidents.open_or_bump(
                     w,
                     p.site_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from osiris_server.api.common import SITE_ID, read, visible_site_ids
+from osiris_server.db import runbooks as db_runbooks
 from osiris_server.http import (
     F,
     Request,
@@ -33,7 +34,7 @@ def openapi(app: App, req: Request) -> Response:
 def learning(app: App, req: Request) -> Response:
     sites = visible_site_ids(app, req.principal)
     site = req.params.get("site")
-    rows = app.db.query("SELECT * FROM learning_candidates ORDER BY updated_at DESC")
+    rows = db_runbooks.learning_candidates(app.db)
     rows = [r for r in rows if (sites is None or r["site_id"] in sites)]
     if site:
         rows = [r for r in rows if r["site_id"] == site]

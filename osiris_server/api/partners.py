@@ -73,7 +73,7 @@ def create_partner(app: App, req: Request) -> Response:
 
 def rotate_key(app: App, req: Request, partner_id: str) -> Response:
     with app.db.write() as w:
-        if w.one("SELECT id FROM partners WHERE id = ?", [partner_id]) is None:
+        if not db_tenants.partner_exists(w, partner_id):
             raise not_found("partner")
         db_tokens.revoke_partner_keys(w, partner_id)
         token, row = _issue_key(app, w, req, partner_id, "API key")

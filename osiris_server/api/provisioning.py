@@ -39,6 +39,7 @@ from osiris_server import auth
 from osiris_server.api.common import audit, read, visible_site_ids, write
 from osiris_server.db import appliances as db_appliances
 from osiris_server.db import provisions as db_prov
+from osiris_server.db import tenants as db_tenants
 from osiris_server.db.util import new_id, now
 from osiris_server.http import (
     F,
@@ -206,7 +207,7 @@ def claim(app: App, req: Request) -> Response:
             raise HttpError(401, "E_CLAIM", "claim code unknown, expired or already used")
         if not db_prov.mark_used(w, prov["id"], appliance_id):
             raise HttpError(401, "E_CLAIM", "claim code unknown, expired or already used")
-        site = w.one("SELECT checkin_interval_s FROM sites WHERE id = ?", [prov["site_id"]])
+        interval_s = db_tenants.checkin_interval(w, prov["site_id"])
         quarantined = not prov.get("admin_issued")
         db_appliances.create(
             w,
@@ -257,7 +258,7 @@ def claim(app: App, req: Request) -> Response:
             "log_vkey": app.log_signer.vkey,
             "order_vkey": app.order_signer.vkey,
             "server_origin": app.cfg.origin,
-            "checkin_interval_s": (site or {}).get("checkin_interval_s", 60),
+            "checkin_interval_s": interval_s if interval_s is not None else 60,
             "quarantined": quarantined,
         },
         201,

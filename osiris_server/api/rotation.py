@@ -40,6 +40,8 @@ from osiris_core.trust import (
     validate_rotation_doc,
 )
 from osiris_server.api.common import audit
+from osiris_server.db import appliances as db_appliances
+from osiris_server.db import evidence as db_evidence
 from osiris_server.db import rotations as db_rotations
 from osiris_server.db.util import now
 from osiris_server.http import F, HttpError, Request, Response, Route, json_response
@@ -107,10 +109,7 @@ def rotate(app: App, req: Request) -> Response:
         raise HttpError(403, "E_ROTATION_IDENTITY", "the statement names another appliance or site")
     seq = doc["effective_seq"]
     with app.appliance_locks.hold(p.id), app.db.write() as w:
-        row = w.one(
-            "SELECT signing_vkey, cosign_vkey FROM appliances WHERE id = ? AND revoked_at IS NULL",
-            [p.id],
-        )
+        row = db_appliances.active_keys(w, p.id)
         if row is None:  # revoked between authentication and here
             raise HttpError(401, "E_AUTH", "missing or invalid credentials")
         history = db_rotations.for_appliance(w, p.id)
@@ -132,9 +131,7 @@ def rotate(app: App, req: Request) -> Response:
                 "E_ROTATION_KEY_REUSED",
                 "new_vkey was already a key of this appliance; rotate to a fresh key",
             )
-        accepted = (
-            w.one("SELECT MAX(seq) AS m FROM evidence WHERE appliance_id = ?", [p.id]) or {}
-        ).get("m") or 0
+        accepted = db_evidence.max_seq(w, p.id)
         floor = max(accepted, history[-1]["effective_seq"] if history else 1)
         if seq <= floor:
             raise HttpError(
@@ -158,10 +155,7 @@ def rotate(app: App, req: Request) -> Response:
                 "received_at": now(),
             },
         )
-        changed = w.execute(
-            "UPDATE appliances SET signing_vkey = ? WHERE id = ? AND signing_vkey = ?",
-            [doc["new_vkey"], p.id, doc["old_vkey"]],
-        )
+        changed = db_appliances.swap_signing_key(w, p.id, doc["old_vkey"], doc["new_vkey"])
         if changed != 1:  # pragma: no cover - guarded by the lock and the check above
             raise HttpError(409, "E_ROTATION_OLD_KEY", "the signing key changed meanwhile")
         audit(

@@ -82,10 +82,7 @@ def create_site(app: App, req: Request) -> Response:
             raise not_found("partner")
         partner_id = p.partner_id
     with app.db.write() as w:
-        if (
-            partner_id is not None
-            and w.one("SELECT id FROM partners WHERE id = ?", [partner_id]) is None
-        ):
+        if partner_id is not None and not db_tenants.partner_exists(w, partner_id):
             raise not_found("partner")
         if body.get("id") and db_tenants.site_exists(w, body["id"]):
             raise conflict("a site with this id exists")

@@ -179,3 +179,43 @@ class HeartbeatBuffer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.flush()
+
+
+def active_in_site(db: Database | Writer, appliance_id: str, site_id: str) -> bool:
+    """Whether ``appliance_id`` is an enrolled, unrevoked appliance of ``site_id``."""
+    return (
+        db.one(
+            "SELECT id FROM appliances WHERE id = ? AND site_id = ? AND revoked_at IS NULL",
+            [appliance_id, site_id],
+        )
+        is not None
+    )
+
+
+def active_ids(db: Database | Writer, site_id: str) -> list[str]:
+    """The site's unrevoked appliances' ids, sorted."""
+    rows = db.query(
+        "SELECT id FROM appliances WHERE site_id = ? AND revoked_at IS NULL ORDER BY id", [site_id]
+    )
+    return [r["id"] for r in rows]
+
+
+def box_and_quarantine(db: Database | Writer, appliance_id: str) -> dict[str, Any] | None:
+    """``{box_pub, quarantined}`` of the appliance (what a sealed delivery needs), or None."""
+    return db.one("SELECT box_pub, quarantined FROM appliances WHERE id = ?", [appliance_id])
+
+
+def active_keys(w: Database | Writer, appliance_id: str) -> dict[str, Any] | None:
+    """``{signing_vkey, cosign_vkey}`` of an unrevoked appliance, or None."""
+    return w.one(
+        "SELECT signing_vkey, cosign_vkey FROM appliances WHERE id = ? AND revoked_at IS NULL",
+        [appliance_id],
+    )
+
+
+def swap_signing_key(w: Writer, appliance_id: str, old_vkey: str, new_vkey: str) -> int:
+    """Replace the signing key if it still is ``old_vkey``; rows changed (1, or 0 if not)."""
+    return w.execute(
+        "UPDATE appliances SET signing_vkey = ? WHERE id = ? AND signing_vkey = ?",
+        [new_vkey, appliance_id, old_vkey],
+    )

@@ -118,3 +118,20 @@ def all_secret_rows(w: Writer) -> list[dict[str, Any]]:
 def set_secret(w: Writer, cred_id: str, secret_enc: str) -> None:
     w.execute("UPDATE credentials SET secret_enc = ? WHERE id = ?", [secret_enc, cred_id])
     _bump_for(w, cred_id)
+
+
+def id_for_host(db: Database | Writer, site_id: str, host_id: str) -> str | None:
+    """The id of the site's credential for ``host_id``, or None."""
+    row = db.one("SELECT id FROM credentials WHERE site_id = ? AND host_id = ?", [site_id, host_id])
+    return row["id"] if row else None
+
+
+def record_delivery(w: Writer, appliance_id: str, credential_id: str, version: int) -> bool:
+    """Remember that this version went to this appliance; True only the first time ever (in
+    any process: the primary key decides)."""
+    n = w.execute(
+        "INSERT INTO credential_deliveries (appliance_id, credential_id, version,"
+        " delivered_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [appliance_id, credential_id, version, now()],
+    )
+    return n > 0

@@ -30,7 +30,6 @@ INDEX_LOCK_KEY = 0x4F53495249532D49 & 0x7FFFFFFFFFFFFFFF
 def open_database(target: Any, url: str | None = None) -> Engine:
     """The index over ``target`` — a ``ServerConfig`` (its ``db_url``, else its ``db_path``) or
     a SQLite file path — or over ``url`` when given (a ``postgresql://`` URL wins)."""
-    path = Path(getattr(target, "db_path", target))
     url = url or getattr(target, "db_url", None)
     if url:
         if not is_postgres_url(url):
@@ -40,7 +39,7 @@ def open_database(target: Any, url: str | None = None) -> Engine:
         return PostgresEngine(url, lock_key=INDEX_LOCK_KEY, setup=migrate)
     from osiris_server.storage.sqlite import SqliteEngine
 
-    return SqliteEngine(path, setup=migrate)
+    return SqliteEngine(Path(getattr(target, "db_path", target)), setup=migrate)
 
 
 __all__ = ["INDEX_LOCK_KEY", "Database", "Writer", "open_database"]

@@ -51,3 +51,15 @@ def query(
 
 def drift_counts(db: Database, site_ids: list[str] | None) -> dict[str, int]:
     return {}
+
+
+def max_seq(db: Database | Writer, appliance_id: str, below: int | None = None) -> int:
+    """The highest accepted seq of the appliance (under ``below`` if given); 0 when none."""
+    if below is None:
+        m = db.scalar("SELECT MAX(seq) FROM evidence WHERE appliance_id = ?", [appliance_id])
+    else:
+        m = db.scalar(
+            "SELECT MAX(seq) FROM evidence WHERE appliance_id = ? AND seq < ?",
+            [appliance_id, below],
+        )
+    return int(m or 0)

@@ -38,3 +38,14 @@ def for_appliances(db: Database, appliance_ids: list[str]) -> dict[str, list[str
 
 def insert(w: Writer, row: dict[str, Any]) -> None:
     w.insert("appliance_key_rotations", row)
+
+
+def key_history(db: Database | Writer, appliance_id: str) -> list[dict[str, Any]]:
+    """The appliance's current signing key beside each rotation statement, oldest first (one
+    row with ``statement`` None when it never rotated; no row when there is no appliance)."""
+    return db.query(
+        "SELECT a.signing_vkey, r.statement FROM appliances a"
+        " LEFT JOIN appliance_key_rotations r ON r.appliance_id = a.id"
+        " WHERE a.id = ? ORDER BY r.effective_seq",
+        [appliance_id],
+    )

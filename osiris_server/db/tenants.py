@@ -111,3 +111,13 @@ def site_ids(db: Database, partner_id: str | None = None) -> list[str]:
     if partner_id is None:
         return [r["id"] for r in db.query("SELECT id FROM sites")]
     return [r["id"] for r in db.query("SELECT id FROM sites WHERE partner_id = ?", [partner_id])]
+
+
+def partner_exists(db: Database | Writer, partner_id: str) -> bool:
+    return db.one("SELECT id FROM partners WHERE id = ?", [partner_id]) is not None
+
+
+def checkin_interval(db: Database | Writer, site_id: str) -> int | None:
+    """The site's check-in interval in seconds (None: no such site)."""
+    v = db.scalar("SELECT checkin_interval_s FROM sites WHERE id = ?", [site_id])
+    return None if v is None else int(v)

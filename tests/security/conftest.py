@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
-from tests.server.conftest import server, server_factory  # noqa: F401
+from tests.server.conftest import (  # noqa: F401
+    index_urls,
+    pg_index_template,
+    server,
+    server_factory,
+)

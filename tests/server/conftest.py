@@ -1,12 +1,16 @@
-"""A real osiris-server on 127.0.0.1 (embedded server, real SQLite files) per test.
+"""A real osiris-server on 127.0.0.1 (embedded server, real files) per test.
 
 The server runs in a thread of the test process (so tests can inspect ``app``), but every
-request goes over a real loopback socket through the real HTTP server.
+request goes over a real loopback socket through the real HTTP server. Its index is the data
+dir's SQLite file, or — with ``--db-engine=postgresql`` — a fresh PostgreSQL database of its
+own on the session's cluster, copied from a template migrated once per session
+(``CREATE DATABASE … TEMPLATE``: a few ms, against ~100 ms to migrate each time).
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -150,6 +154,30 @@ def checkin_body(a: Appliance, log_size_seen: int = 0, **extra: Any) -> dict[str
     return body
 
 
+_INDEX_DBS = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_index_template(pg_cluster: Any) -> str:
+    """A database migrated to today's schema, the template every test's index is copied from."""
+    from osiris_server.db import open_database
+
+    pg_cluster.create_database("osiris_index_tpl")
+    open_database(None, pg_cluster.url("osiris_index_tpl")).close()  # migrate, then let go
+    return "osiris_index_tpl"
+
+
+@pytest.fixture
+def index_urls(db_engine: str, request: pytest.FixtureRequest) -> Any:
+    """``fresh()`` → None on SQLite (the data dir's own osiris.db), else the URL of a new
+    migrated PostgreSQL database: one per server a test starts."""
+    if db_engine == "sqlite":
+        return lambda: None
+    cluster = request.getfixturevalue("pg_cluster")
+    template = request.getfixturevalue("pg_index_template")
+    return lambda: cluster.create_database(f"idx{next(_INDEX_DBS)}", template=template)
+
+
 def start_server(data: Path, **overrides: Any) -> tuple[App, Any, str]:
     overrides.setdefault("request_log", False)
     overrides.setdefault("checkpoint_interval_s", 0.0)
@@ -168,12 +196,12 @@ def stop_server(app: App, srv: Any) -> None:
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Any]:
+def server_factory(tmp_path: Path, index_urls: Any) -> Iterator[Any]:
     started: list[tuple[App, Any, Server]] = []
 
     def make(**overrides: Any) -> Server:
         data = tmp_path / f"data{len(started)}"
-        info = init_data(data, "test.osiris/osiris/log")
+        info = init_data(data, "test.osiris/osiris/log", index_urls())
         app, srv, url = start_server(data, **overrides)
         s = Server(url=url, app=app, data=data, admin_token=info["admin_token"], init=info)
         started.append((app, srv, s))

@@ -39,7 +39,7 @@ def test_changes_by_another_process_show_at_next_checkin(server) -> None:
     assert a.opened(first)[0]["password"] == "S3cret-Pa55!"
     assert checkin()["targets"] == first["targets"]  # served from the warm cache
 
-    other = open_database(server.data / "osiris.db")  # a second writer, as another worker is
+    other = open_database(server.app.cfg)  # a second writer, as another worker is
     vault = Vault.open(server.data / "keys" / "vault.keyring")
     try:
         token = vault.encrypt(b'{"password": "R0tated"}', db_creds.context(site["id"], cred_id))
