@@ -369,6 +369,24 @@ MIGRATIONS: list[list[Step]] = [
         },
         "CREATE UNIQUE INDEX appliances_feed_seq ON appliances (feed_seq)",
     ],
+    # 10: the alert queue (issue 14 item 2). An alert was an incident id in one process's memory:
+    # lost if that process died between committing the incident and sending, and invisible to
+    # other servers. Now it is a row written in the same transaction as its incident, claimed by
+    # any server process with a lease (claimed_until, epoch seconds), marked sent after delivery
+    # and claimable again once a lease expires (api/notify.py).
+    [
+        """CREATE TABLE alert_queue (
+            id TEXT PRIMARY KEY,
+            incident_id TEXT NOT NULL REFERENCES incidents(id),
+            queued_epoch INTEGER NOT NULL,
+            claimed_until INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            sent_epoch INTEGER,
+            last_error TEXT
+        )""",
+        "CREATE INDEX alert_queue_pending ON alert_queue (sent_epoch, claimed_until)",
+    ],
 ]
 
 
