@@ -12,7 +12,7 @@ parts wired to it.
 What the server sends at check-in is applied to memory only: targets and their credentials are
 *never* written anywhere (not ``state.db``, not a log line, not evidence). Everything the agent
 must not forget — the chain, the outbox, receipts, the witness checkpoint, seen and deferred
-orders, last results — is in ``state.db`` (see ``state.py``).
+orders, last results, scan state, heal memory — is in ``state.db`` (see ``state.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .config import AgentConfig
 from .enroll import read_pins
 from .healing.engine import HealingEngine, Policy
 from .healing.l2 import OpenAIChatPlanner
+from .migrations import LEGACY_FILES
 from .orders import OrderBook
 from .outbox import Backoff, Outbox
 from .recorder import AgentEvidence, AgentIncidents, Recorder
@@ -45,8 +46,9 @@ from .state import StateDB
 from .transports import TargetTransports
 from .witness import Witness
 
-SCAN_DB = "scan.db"
-HEAL_DB = "heal.db"
+# The files scan state and heal memory lived in before they joined state.db (migration 2 of
+# migrations.py merges them in place and renames them *.migrated).
+SCAN_DB, HEAL_DB = LEGACY_FILES
 
 
 @dataclass
@@ -141,7 +143,8 @@ class AgentContext:
         self.recorder = Recorder(self)
         self.transports = TargetTransports(self)
         # Healing: the catalogue, the scanner and the engine; their memory (scan status,
-        # cooldowns, attempts) lives beside state.db so a restart does not re-run a failed fix.
+        # cooldowns, attempts) lives in state.db, so a restart does not re-run a failed fix and
+        # each change commits with the bundle that records it.
         self.catalog = load_catalog()
         self.scan_self = os.path.exists("/etc/NIXOS") if scan_self is None else scan_self
         self.evidence_sink = AgentEvidence(self)
@@ -154,11 +157,11 @@ class AgentContext:
             scan_kw = {"default_interval_s": scan_interval_s, "intervals": every}
         self.scanner = Scanner(
             self.catalog, self.transport_for, self.evidence_sink,
-            db_path=self.private_db(SCAN_DB), **scan_kw,
+            db_path=self.db, **scan_kw,
         )  # fmt: skip
         self.engine = HealingEngine(
             self.catalog, self.transport_for, self.evidence_sink, self.incident_sink,
-            clock=lambda: self.now(), db_path=self.private_db(HEAL_DB),
+            clock=lambda: self.now(), db_path=self.db,
         )  # fmt: skip
         self.l2 = OpenAIChatPlanner.from_config(cfg.healing)
         self.server_rules: list[Rule] = []
@@ -181,15 +184,6 @@ class AgentContext:
             self.reseller = ResellerSink(
                 self.signer, r.syslog_target, r.webhook_url, self.cfg.server.ca_file
             )
-
-    def private_db(self, name: str) -> str:
-        """A SQLite file in the state dir, created 0600 (it holds no secrets, but it is ours)."""
-        p = self.state_dir / name
-        if not p.exists():
-            os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
-        return str(p)
-
-    _private_db = private_db
 
     def close(self) -> None:
         self.transports.close(set(self.transports.open))

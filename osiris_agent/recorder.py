@@ -59,8 +59,8 @@ class Recorder:
             return None
         if report is not None:
             report.recorded += 1
-        if ctx.reseller is not None:
-            ctx.reseller.emit(env)
+        if ctx.reseller is not None:  # a copy leaves only once the bundle is committed
+            ctx.db.after_commit(lambda r=ctx.reseller: r.emit(env))
         return env
 
     def sign(self, fields: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +131,15 @@ class AgentEvidence:
         self.agent = ctx
         self.report = report
         self.emitted: list[dict[str, Any]] = []
+
+    @property
+    def refusing(self) -> bool:
+        """The outbox is at its bound or the chain is closed: the healer acts on nothing, since
+        its action could not be recorded (the outbox-full incident says why)."""
+        ob = self.agent.outbox
+        depth = ob.db.get("outbox_entries")  # the O(1) counter (outbox.py)
+        full = (int(depth) if depth is not None else ob.depth()) >= ob.max_entries
+        return full or ob.decommissioned is not None
 
     def emit(self, **fields: Any) -> str:
         report = self.report if self.report is not None else self.agent.report

@@ -36,18 +36,18 @@ scripts are not also run on the appliance (``runbooks_for``), so nothing is judg
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from osiris_core import canonical, sqlite
+from osiris_core import canonical
 from osiris_core.catalog import Catalog, Runbook
 from osiris_core.controls import controls_for
 
 from .facts import JUDGES, FactVerdict
 from .healing.engine import EvidenceSink, Finding, Policy
 from .healing.executor import HOST_REASONS, Executor, capped, split_error
+from .state import StateDB
 
 log = logging.getLogger("osiris.agent")
 
@@ -62,17 +62,6 @@ SNAPSHOT_CHECK = "evidence_pipeline"
 PLATFORM_OF_KIND = {"winrm": "windows", "ssh": "linux", "local": "nixos"}
 APPLIANCE_PLATFORM = "nixos"  # the appliance itself (kind "local"), where facts are measured
 OUTCOME_OF_STATUS = {"compliant": "compliant", "drift": "alert", "error": "failed"}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS scan_check (
-    host_id TEXT NOT NULL, check_id TEXT NOT NULL, last_run REAL NOT NULL,
-    PRIMARY KEY (host_id, check_id));
-CREATE TABLE IF NOT EXISTS scan_state (
-    host_id TEXT NOT NULL, runbook_id TEXT NOT NULL, check_id TEXT NOT NULL,
-    status TEXT NOT NULL, since TEXT NOT NULL, last_seen TEXT NOT NULL,
-    PRIMARY KEY (host_id, runbook_id));
-CREATE TABLE IF NOT EXISTS scan_snapshot (host_id TEXT PRIMARY KEY, last REAL NOT NULL);
-"""
 
 
 def is_transport_error(error: str | None) -> bool:
@@ -90,7 +79,7 @@ class Scanner:
         catalog: Catalog,
         transports: Callable[[str], Any],
         evidence: EvidenceSink,
-        db_path: str = ":memory:",
+        db_path: str | StateDB = ":memory:",
         *,
         intervals: Mapping[str, int] | None = None,
         default_interval_s: int = DEFAULT_INTERVAL_S,
@@ -103,11 +92,10 @@ class Scanner:
         self.default_interval_s = default_interval_s
         self.snapshot_interval_s = snapshot_interval_s
         self.executor = Executor(catalog, transports, timeout_s=timeout_s)
-        # as before: the driver's default 5 s busy timeout, and a rollback journal (one
-        # connection in one process; WAL would only add -wal/-shm files beside the 0600 file)
-        self._db = sqlite.connect(db_path, timeout_s=5.0, wal=False)
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        # The agent's one store (its scan_* tables): a scan-state change commits in the same
+        # transaction as the bundle that records it. A path opens a store of its own (tests).
+        self._owned = not isinstance(db_path, StateDB)
+        self.db = StateDB(db_path) if not isinstance(db_path, StateDB) else db_path
         self._targets: list[Any] = []
         # host id -> (error text, every check id of that host): the hosts the last run found
         # unworkable, for the agent's last results (heal.py)
@@ -171,12 +159,14 @@ class Scanner:
                 if (t.host_id, check) not in due:
                     continue
                 scanned = True
+                refused = False
                 for rb in runbooks:
                     params = policy.params_for(rb.id) if policy else {}
                     # what is left of the plan: checks already judged this cycle keep their
                     # fresh verdict when the host fails halfway through
                     rest = {c: rbs for c, rbs in plan.items() if c not in done or c == check}
-                    finding = self._detect(t.host_id, rb, params, now, rest)
+                    finding, recorded = self._detect(t.host_id, rb, params, now, rest)
+                    refused = refused or not recorded
                     findings.append(finding)
                     if is_transport_error(finding.error):
                         unreachable = True
@@ -186,9 +176,11 @@ class Scanner:
                     # runbook of it is an error too (no stale "compliant"), and all stay due
                     # (retried next cycle) instead of 40 identical failures.
                     assert finding.error is not None
-                    self._mark_host_error(t.host_id, rest, finding, now)
+                    self.host_errors[t.host_id] = (finding.error, sorted(rest))
                     break
                 done.add(check)
+                if refused:  # a bundle could not be queued: the check stays due, next cycle
+                    continue
                 self._exec(
                     "INSERT INTO scan_check(host_id, check_id, last_run) VALUES (?, ?, ?)"
                     " ON CONFLICT(host_id, check_id) DO UPDATE SET last_run = excluded.last_run",
@@ -237,14 +229,14 @@ class Scanner:
         return out
 
     def _mark_host_error(
-        self, host_id: str, plan: Mapping[str, list[Runbook]], finding: Finding, now: datetime
+        self, host_id: str, plan: Mapping[str, list[Runbook]], runbook_id: str, now: datetime
     ) -> None:
         """Every other runbook of an unworkable host → ``error`` in the scanner's memory (no
-        bundle each: the finding's bundle lists them), and the host in ``host_errors``."""
+        bundle each: the finding's bundle lists them, in the same transaction)."""
         stamp = canonical.format_time(now)
-        for check, runbooks in plan.items():
+        for _check, runbooks in plan.items():
             for rb in runbooks:
-                if rb.id == finding.runbook_id:
+                if rb.id == runbook_id:
                     continue
                 self._exec(
                     "INSERT INTO scan_state(host_id, runbook_id, check_id, status, since,"
@@ -252,10 +244,8 @@ class Scanner:
                     " DO UPDATE SET since = CASE WHEN scan_state.status = 'error'"
                     " THEN scan_state.since ELSE excluded.since END, status = 'error',"
                     " last_seen = excluded.last_seen",
-                    (host_id, rb.id, check, stamp, stamp),
+                    (host_id, rb.id, rb.check, stamp, stamp),
                 )
-        assert finding.error is not None
-        self.host_errors[host_id] = (finding.error, sorted(plan))
 
     def _detect(
         self,
@@ -264,7 +254,10 @@ class Scanner:
         params: dict,
         now: datetime,
         plan: Mapping[str, list[Runbook]] | None = None,
-    ) -> Finding:
+    ) -> tuple[Finding, bool]:
+        """Detect one runbook; returns the finding and whether its fact was recorded — the
+        scan-state change and its bundle commit together, or (outbox full: the sink signed
+        nothing) neither does, so the drift is found again next cycle."""
         started = canonical.format_time(datetime.now(UTC))
         pr = self.executor.run_phase(host_id, rb, "detect", params)
         stamp = canonical.format_time(now)
@@ -282,36 +275,51 @@ class Scanner:
             )
             changed = any(o[0] != "error" for o in others)
         since = stamp if prev is None or prev[0] != pr.status else prev[1]
-        self._exec(
-            "INSERT INTO scan_state(host_id, runbook_id, check_id, status, since, last_seen)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(host_id, runbook_id) DO UPDATE SET"
-            " status = excluded.status, since = excluded.since, last_seen = excluded.last_seen",
-            (host_id, rb.id, rb.check, pr.status, since, stamp),
-        )
-        if changed:
-            pre = {"status": prev[0], "since": prev[1]} if prev else {"status": "unknown"}
-            post = pr.state()
-            if is_transport_error(pr.error) and plan:
-                # this one bundle stands for every check of the host (module docstring)
-                post["error"]["checks"] = sorted(plan)
-            self.evidence.emit(
-                check=rb.check,
-                host_id=host_id,
-                controls=list(controls_for(rb.check)),
-                outcome=OUTCOME_OF_STATUS[pr.status],
-                tier="monitor",
-                runbook_id=rb.id,
-                order_id=None,
-                action_taken=f"{rb.id} detect: {pr.status}"
-                + (f" ({pr.error})" if pr.error else ""),
-                pre_state=pre,
-                post_state=capped(post),
-                rollback_available=False,
-                started_at=started,
-                finished_at=canonical.format_time(datetime.now(UTC)),
-            )
-        return Finding(
+        finding = Finding(
             host_id, rb.check, rb.id, pr.status, pr.observed, pr.expected, since, pr.error
+        )
+        with self.db.tx():
+            if changed and not self._emit_change(host_id, rb, pr, prev, plan, started):
+                return finding, False  # nothing signed (outbox full): the state stays put
+            self._exec(
+                "INSERT INTO scan_state(host_id, runbook_id, check_id, status, since, last_seen)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(host_id, runbook_id) DO UPDATE SET"
+                " status = excluded.status, since = excluded.since, last_seen = excluded.last_seen",
+                (host_id, rb.id, rb.check, pr.status, since, stamp),
+            )
+            if plan and is_transport_error(pr.error):
+                self._mark_host_error(host_id, plan, rb.id, now)
+        return finding, True
+
+    def _emit_change(
+        self,
+        host_id: str,
+        rb: Runbook,
+        pr: Any,
+        prev: Any,
+        plan: Mapping[str, list[Runbook]] | None,
+        started: str,
+    ) -> str:
+        """Sign the bundle for a status change; its hash, or "" when nothing was signed."""
+        pre = {"status": prev[0], "since": prev[1]} if prev else {"status": "unknown"}
+        post = pr.state()
+        if is_transport_error(pr.error) and plan:
+            # this one bundle stands for every check of the host (module docstring)
+            post["error"]["checks"] = sorted(plan)
+        return self.evidence.emit(
+            check=rb.check,
+            host_id=host_id,
+            controls=list(controls_for(rb.check)),
+            outcome=OUTCOME_OF_STATUS[pr.status],
+            tier="monitor",
+            runbook_id=rb.id,
+            order_id=None,
+            action_taken=f"{rb.id} detect: {pr.status}" + (f" ({pr.error})" if pr.error else ""),
+            pre_state=pre,
+            post_state=capped(post),
+            rollback_available=False,
+            started_at=started,
+            finished_at=canonical.format_time(datetime.now(UTC)),
         )
 
     def states(self, host_id: str) -> dict[str, dict[str, str]]:
@@ -335,6 +343,12 @@ class Scanner:
         for s in states.values():
             counts[s["status"]] = counts.get(s["status"], 0) + 1
         stamp = canonical.format_time(now)
+        with self.db.tx():  # the snapshot's bundle and "snapshot taken" commit together
+            return self._snapshot(host_id, now, stamp, states, counts)
+
+    def _snapshot(
+        self, host_id: str, now: datetime, stamp: str, states: dict, counts: dict[str, int]
+    ) -> str | None:
         h = self.evidence.emit(
             check=SNAPSHOT_CHECK,
             host_id=host_id,
@@ -350,6 +364,8 @@ class Scanner:
             started_at=stamp,
             finished_at=stamp,
         )
+        if not h:
+            return None  # not signed (outbox full): the snapshot stays due
         self._exec(
             "INSERT INTO scan_snapshot(host_id, last) VALUES (?, ?)"
             " ON CONFLICT(host_id) DO UPDATE SET last = excluded.last",
@@ -359,16 +375,15 @@ class Scanner:
 
     # -- sqlite -----------------------------------------------------------------------------
     def _exec(self, sql: str, args: tuple) -> None:
-        with self._lock:
-            self._db.execute(sql, args)
+        with self.db.tx() as conn:  # joins the caller's transaction when there is one
+            conn.execute(sql, args)
 
     def _one(self, sql: str, args: tuple) -> Any:
-        with self._lock:
-            return self._db.execute(sql, args).fetchone()
+        return self.db.conn.execute(sql, args).fetchone()
 
     def _all(self, sql: str, args: tuple) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        return self.db.conn.execute(sql, args).fetchall()
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self.db.close()

@@ -1,11 +1,16 @@
 """The agent's durable state: one SQLite file (``state.db``) in WAL mode with ``synchronous=FULL``.
 
+Its tables come from the versioned migrations in ``migrations.py`` (the scanner's scan state and
+the healer's memory joined it from ``scan.db`` / ``heal.db`` in version 2).
+
 Why one file and one connection: evidence must be committed to the chain *and* the outbox in a
 single transaction before anything is sent (DESIGN §6, "nothing acknowledged is lost"). SQLite in
 WAL mode with ``synchronous=FULL`` fsyncs the WAL on every commit, so once ``commit`` returns the
 row survives kill -9 and power loss. Everything else the agent must remember across restarts —
-the witness checkpoint, seen and deferred orders, last results, the last check-in — lives in the
-same file so a technician (``osiris-agent status``) and the on-appliance console read one place.
+the witness checkpoint, seen and deferred orders, last results, the last check-in, the scan
+state and the heal memory — lives in the same file: a fact and its evidence commit in one
+transaction, and a technician (``osiris-agent status``) and the on-appliance console read one
+place (through ``osiris_core.agent_state``).
 
 What is *never* stored here: credentials. Targets arrive at each check-in and stay in memory.
 """
@@ -15,72 +20,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from osiris_core import sqlite
 
-SCHEMA_VERSION = 1
+from .migrations import LATEST as SCHEMA_VERSION
+from .migrations import migrate
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
--- Every bundle this appliance signed, in chain order. Pruned by policy once it has a receipt.
-CREATE TABLE IF NOT EXISTS evidence (
-    seq         INTEGER PRIMARY KEY,
-    bundle_hash TEXT NOT NULL UNIQUE,
-    envelope    BLOB NOT NULL,
-    host_id     TEXT NOT NULL,
-    check_id    TEXT NOT NULL,
-    outcome     TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    log_index   INTEGER,
-    receipt     TEXT,
-    acked_at    TEXT
-);
--- Bundles not yet acknowledged with a verified receipt (a row points at evidence.seq).
-CREATE TABLE IF NOT EXISTS outbox (
-    seq        INTEGER PRIMARY KEY REFERENCES evidence(seq),
-    size       INTEGER NOT NULL,
-    attempts   INTEGER NOT NULL DEFAULT 0,
-    state      TEXT NOT NULL DEFAULT 'pending',
-    last_error TEXT
-);
-CREATE TABLE IF NOT EXISTS seen_orders (
-    order_id   TEXT PRIMARY KEY,
-    expires_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deferred_orders (
-    order_id   TEXT PRIMARY KEY,
-    envelope   TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    deferred_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS results (
-    host_id    TEXT NOT NULL,
-    check_id   TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    since      TEXT NOT NULL,
-    observed   TEXT NOT NULL,
-    expected   TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (host_id, check_id)
-);
--- Incidents waiting to be delivered to the server (POST /incidents), oldest first.
-CREATE TABLE IF NOT EXISTS incidents (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind       TEXT NOT NULL,
-    severity   TEXT NOT NULL,
-    summary    TEXT NOT NULL,
-    details    TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    sent_at    TEXT
-);
-"""
+__all__ = ["SCHEMA_VERSION", "StateDB", "connect"]
 
 
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
@@ -101,12 +51,12 @@ class StateDB:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.conn = connect(self.path)
-        with self.tx():
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    self.conn.execute(stmt)
-            if self.get("schema_version") is None:
-                self.set("schema_version", str(SCHEMA_VERSION))
+        self._after_commit: list[Callable[[], None]] = []
+        try:
+            migrate(self.conn, self.path)  # versioned, one transaction each (migrations.py)
+        except BaseException:
+            self.conn.close()
+            raise
 
     @classmethod
     def open_dir(cls, state_dir: str | os.PathLike[str]) -> StateDB:
@@ -126,8 +76,20 @@ class StateDB:
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
+            self._after_commit.clear()
             raise
         self.conn.execute("COMMIT")
+        hooks, self._after_commit = self._after_commit, []
+        for fn in hooks:
+            fn()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the current transaction commits (now, outside one): what leaves the
+        appliance (a reseller copy of a bundle) must never describe a rolled-back write."""
+        if self.conn.in_transaction:
+            self._after_commit.append(fn)
+        else:
+            fn()
 
     # -- meta ---------------------------------------------------------------------------------
 

@@ -10,8 +10,9 @@ How the agent uses it (small on purpose, so ``cycle.py`` can call it without kno
 Every action goes through :class:`~osiris_agent.healing.executor.Executor` and its guards:
 disabled runbooks are reported (``alert``), window-only or disruptive runbooks outside the window
 are ``deferred``. L1 cooldowns and attempt counts are per rule, host and runbook and survive
-restarts (SQLite). An issue L1 and L2 cannot fix becomes an L3 incident (``escalated``), at most
-once per ``l3_cooldown_s`` per host and runbook, so a persistent drift does not flood the queue.
+restarts (``state.db``); a firing commits in the transaction that signs its bundle
+(``_fired``), and nothing acts while the outbox refuses evidence. An issue L1 and L2 cannot fix
+becomes an L3 incident (``escalated``), at most once per ``l3_cooldown_s`` per host and runbook.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class HealingEngine:
         incidents: IncidentSink,
         clock: Callable[[], datetime] | None = None,
         *,
-        db_path: str = ":memory:",
+        db_path: Any = ":memory:",  # a path (tests) or the agent's StateDB
         l2_cooldown_s: int = 3600,
         l3_cooldown_s: int = 3600,
         timeout_s: float = 300.0,
@@ -134,12 +135,25 @@ class HealingEngine:
         base.update(fields)
         return self.evidence.emit(**base)
 
+    def _fired(
+        self, emit: Callable[[], str], name: str, host_id: str, rb_id: str, ts: float, outcome: str
+    ) -> str:
+        """A firing is remembered in the transaction that signs its bundle, or not at all (the
+        outbox refused it: nothing signed, so the tier may act again once it can be recorded)."""
+        with self.memory.tx():
+            h = emit()
+            if h:
+                self.memory.fired(name, host_id, rb_id, ts, outcome)
+        return h
+
     # -- the tiers --------------------------------------------------------------------------
     def handle(self, finding: Finding, policy: Policy) -> list[str]:
         """Heal one finding if it needs it; returns the hashes of the bundles emitted."""
         if finding.status == "compliant":
             self.memory.resolved(finding.host_id, finding.runbook_id)
             return []
+        if getattr(self.evidence, "refusing", False):
+            return []  # the outbox is full (an incident says so): no action without its record
         try:
             rb = self.catalog.runbook(finding.runbook_id)
         except SchemaError:
@@ -160,20 +174,19 @@ class HealingEngine:
                 )  # fmt: skip
                 continue
             if rule.action == "alert":
-                hashes.append(
-                    self._emit(
-                        policy, finding, outcome="alert", tier="L1",
-                        action_taken=f"L1 rule {rule.id}: alert only ({rule.name})",
-                    )
-                )  # fmt: skip
-                self.memory.fired(rule.id, finding.host_id, rb.id, now_ts, "alert")
+                hashes.append(self._fired(lambda rule=rule: self._emit(
+                    policy, finding, outcome="alert", tier="L1",
+                    action_taken=f"L1 rule {rule.id}: alert only ({rule.name})",
+                ), rule.id, finding.host_id, rb.id, now_ts, "alert"))  # fmt: skip
                 return hashes
             if rule.action == "escalate":
                 tried.append({"tier": "L1", "rule": rule.id, "outcome": "escalate"})
-                self.memory.fired(rule.id, finding.host_id, rb.id, now_ts, "escalated")
                 why = f"rule {rule.id} escalates"
-                hashes += self._l3(policy, finding, rb, tried, why, force=True)
-                return hashes
+                with self.memory.tx():  # the rule's firing, the incident and its bundle
+                    l3 = self._l3(policy, finding, rb, tried, why, force=True)
+                    if any(l3):
+                        self.memory.fired(rule.id, finding.host_id, rb.id, now_ts, "escalated")
+                return hashes + l3
             target = self.catalog.runbook(rule.runbook_id or rb.id)
             res = self.executor.execute(
                 finding.host_id,
@@ -183,8 +196,9 @@ class HealingEngine:
                 pre=finding.detect() if target.id == rb.id else None,
                 label=f"L1 rule {rule.id}",
             )
-            hashes.append(self._emit_action(policy, finding.check, finding.host_id, res, "L1"))
-            self.memory.fired(rule.id, finding.host_id, rb.id, now_ts, res.outcome)
+            act = lambda res=res: self._emit_action(policy, finding.check, finding.host_id, res,  # noqa: E731
+                                                    "L1")  # fmt: skip
+            hashes.append(self._fired(act, rule.id, finding.host_id, rb.id, now_ts, res.outcome))
             if res.outcome not in ("failed", "reverted"):
                 return hashes  # healed, deferred or refused by policy: done for now
             tried.append(
@@ -231,7 +245,6 @@ class HealingEngine:
         eligible = self._eligible(rb, policy, exclude)
         if not eligible:
             return False, []
-        self.memory.fired("L2", finding.host_id, rb.id, now_ts, "planned")
         try:
             decision = policy.l2.plan(finding.result(), eligible)
         except Exception as exc:  # noqa: BLE001 - a broken planner is a refusal, not a crash
@@ -242,12 +255,12 @@ class HealingEngine:
         record = decision.record()
         if not decision.accepted or decision.runbook_id is None:
             pre = capped({**finding.detect().state(), "l2": record})
-            h = self._emit(
+            h = self._fired(lambda: self._emit(
                 policy, finding, outcome="escalated", tier="L2", pre_state=pre,
                 action_taken=short(
                     f"L2 plan refused (model {decision.model}, prompt sha256:"
                     f"{decision.prompt_sha256[:16]}…): {decision.refusal}; escalated to L3"),
-            )  # fmt: skip
+            ), "L2", finding.host_id, rb.id, now_ts, "planned")  # fmt: skip
             tried.append({"tier": "L2", "model": decision.model, "refusal": decision.refusal})
             return False, [h]
         target = self.catalog.runbook(decision.runbook_id)
@@ -263,7 +276,8 @@ class HealingEngine:
             ),
         )
         res.pre_state = capped({**(res.pre_state or finding.detect().state()), "l2": record})
-        h = self._emit_action(policy, finding.check, finding.host_id, res, "L2")
+        act = lambda: self._emit_action(policy, finding.check, finding.host_id, res, "L2")  # noqa: E731
+        h = self._fired(act, "L2", finding.host_id, rb.id, now_ts, "planned")
         if res.outcome in ("failed", "reverted"):
             tried.append(
                 {"tier": "L2", "model": decision.model, "runbook_id": target.id,
@@ -296,17 +310,18 @@ class HealingEngine:
             tried=tried,
             reason=reason,
         )
-        self.incidents.raise_incident(**incident)
-        self.memory.fired("L3", finding.host_id, rb.id, now_ts, "escalated")
-        return [
-            self._emit(
+        with self.memory.tx():  # the bundle, the incident and the L3 cooldown: one fact
+            h = self._emit(
                 policy, finding, outcome="escalated", tier="L3",
                 action_taken=short(f"L3 incident ({incident['severity']}): {reason}"),
                 post_state=capped({"incident": {"kind": incident["kind"],
                                                 "severity": incident["severity"],
                                                 "tried": tried}}),
-            )
-        ]  # fmt: skip
+            )  # fmt: skip
+            if h:
+                self.incidents.raise_incident(**incident)
+                self.memory.fired("L3", finding.host_id, rb.id, now_ts, "escalated")
+        return [h]
 
     # -- orders -----------------------------------------------------------------------------
     def run_order(self, order: Mapping[str, Any], target_host: str, policy: Policy) -> list[str]:

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from osiris_core import canonical, sqlite
+from osiris_core import canonical
 from osiris_core.catalog import Catalog, Rule, match_rules
 from osiris_core.catalog.rules import parse_rule
 from osiris_core.errors import OsirisError, SchemaError
+
+from ..state import StateDB
 
 MAX_RULES = 2000
 
@@ -114,28 +116,27 @@ def candidates(rules: Iterable[Rule], result: Mapping[str, Any]) -> list[Rule]:
 class RuleMemory:
     """Per (tier/rule, host, runbook): when it last fired and how many tries in a row failed.
 
-    Kept in SQLite (the agent's state database, or memory in tests) so a restart does not reset
-    cooldowns and re-run a runbook that just failed.
+    Kept in the agent's one store (``state.db``'s ``heal_memory``; a store of its own in memory
+    in tests) so a restart does not reset cooldowns and re-run a runbook that just failed — and
+    so a firing commits in the same transaction as its bundle (:meth:`tx`).
     """
 
-    def __init__(self, db_path: str = ":memory:") -> None:
-        # as before: the driver's default 5 s busy timeout and a rollback journal (one
-        # connection in one process; WAL would only add -wal/-shm files beside the 0600 file)
-        self._db = sqlite.connect(db_path, timeout_s=5.0, wal=False)
-        self._lock = threading.Lock()
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS heal_memory (name TEXT NOT NULL, host_id TEXT NOT NULL,"
-            " runbook_id TEXT NOT NULL, last_ts REAL NOT NULL, attempts INTEGER NOT NULL,"
-            " PRIMARY KEY (name, host_id, runbook_id))"
-        )
+    def __init__(self, db_path: str | StateDB = ":memory:") -> None:
+        self._owned = not isinstance(db_path, StateDB)
+        self.db = StateDB(db_path) if not isinstance(db_path, StateDB) else db_path
+
+    @contextmanager
+    def tx(self) -> Iterator[Any]:
+        """One transaction of the store (joins an outer one): a firing and its evidence."""
+        with self.db.tx() as conn:
+            yield conn
 
     def get(self, name: str, host_id: str, runbook_id: str) -> tuple[float | None, int]:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT last_ts, attempts FROM heal_memory WHERE name = ? AND host_id = ?"
-                " AND runbook_id = ?",
-                (name, host_id, runbook_id),
-            ).fetchone()
+        row = self.db.conn.execute(
+            "SELECT last_ts, attempts FROM heal_memory WHERE name = ? AND host_id = ?"
+            " AND runbook_id = ?",
+            (name, host_id, runbook_id),
+        ).fetchone()
         return (row[0], row[1]) if row else (None, 0)
 
     def fired(self, name: str, host_id: str, runbook_id: str, ts: float, outcome: str) -> None:
@@ -146,8 +147,8 @@ class RuleMemory:
             attempts += 1
         elif outcome == "healed":
             attempts = 0
-        with self._lock:
-            self._db.execute(
+        with self.db.tx() as conn:
+            conn.execute(
                 "INSERT INTO heal_memory(name, host_id, runbook_id, last_ts, attempts)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT(name, host_id, runbook_id)"
                 " DO UPDATE SET last_ts = excluded.last_ts, attempts = excluded.attempts",
@@ -156,11 +157,12 @@ class RuleMemory:
 
     def resolved(self, host_id: str, runbook_id: str) -> None:
         """The drift is gone: forget failed attempts (cooldowns stay, so flapping is damped)."""
-        with self._lock:
-            self._db.execute(
+        with self.db.tx() as conn:
+            conn.execute(
                 "UPDATE heal_memory SET attempts = 0 WHERE host_id = ? AND runbook_id = ?",
                 (host_id, runbook_id),
             )
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self.db.close()
