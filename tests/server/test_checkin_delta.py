@@ -244,6 +244,7 @@ def test_new_rules_after_a_restart_reach_the_agent_with_the_policy_naming_them(t
         stop_server(s.app, s.srv)  # type: ignore[attr-defined]
 
     s = start(None)
+    first_app = s.app  # kept alive: the server's per-app caches key on id(app)
     try:
         site, _ = _site_with_cred(s)
         a = s.enroll(site["id"])
@@ -253,6 +254,7 @@ def test_new_rules_after_a_restart_reach_the_agent_with_the_policy_naming_them(t
     finally:
         stop(s)
     s = start(list(load_catalog().rules)[:-1])
+    assert s.app is not first_app
     h.server = s
     try:
         resp, _ = h.delta()
