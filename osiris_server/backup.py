@@ -35,6 +35,7 @@ from osiris_core.errors import InputError, OsirisError
 from osiris_core.files import fsync_dir, private_stream
 from osiris_core.keys import Verifier, load_private_key
 from osiris_server import log_audit
+from osiris_server.logstore.base import LOG_SCHEMA
 from osiris_server.storage.url import is_postgres_url, redact_url
 
 MEMBERS = ("osiris.db", "log.db", "server.toml")
@@ -258,16 +259,28 @@ def _readers(
     if db_url is not None and is_postgres_url(db_url):
         from osiris_server.storage.postgres import PostgresEngine
 
-        # read only: lock_key names the writer, and this never writes
-        log_e = PostgresEngine(db_url, lock_key=0, search_path="osiris_log", pool_size=2)
+        # read only: lock_key names the writer, and this never writes. The tables are looked
+        # for first: the log engine's connections would create an empty schema otherwise
+        idx_e = PostgresEngine(db_url, lock_key=0, pool_size=2)
         try:
-            idx_e = PostgresEngine(db_url, lock_key=0, pool_size=2)
+            for schema, table, what in ((LOG_SCHEMA, "leaves", "log"), (None, "evidence", "index")):
+                found = idx_e.one(
+                    "SELECT 1 FROM information_schema.tables WHERE table_name = ?"
+                    " AND table_schema = " + ("?" if schema else "current_schema()"),
+                    [table, schema] if schema else [table],
+                )
+                if found is None:
+                    raise BackupError(
+                        f"{redact_url(db_url)} holds no Osiris {what} (no table {table} in"
+                        f" schema {schema or 'public'}): the wrong database, or not restored?"
+                    )
+            log_e = PostgresEngine(db_url, lock_key=0, search_path=LOG_SCHEMA, pool_size=2)
             try:
                 yield log_e.query, idx_e.query
             finally:
-                idx_e.close()
+                log_e.close()
         finally:
-            log_e.close()
+            idx_e.close()
         return
     log_db, index_db = data / "log.db", data / "osiris.db"
     if not log_db.exists():
