@@ -219,9 +219,10 @@ def _commit(app: App, p: Any, staged: list, results: list[dict[str, Any]]) -> No
                     {"seq": bundle["seq"], "last_seq_before": last},
                 )
                 if new:
+                    app.alerter.queue(w, inc["id"])  # in the incident's transaction: never lost
                     alerts.append(inc["id"])
-    for incident_id in alerts:
-        app.alerter.submit(incident_id)
+    if alerts:
+        app.alerter.kick()
 
 
 def _receipts(app: App, results: list[dict[str, Any]], seen: int) -> dict[str, Any]:

@@ -57,9 +57,10 @@ def post_incidents(app: App, req: Request) -> Response:
             )
             out.append({**row, "new": new})
             if new and inc["severity"] == "critical":
+                app.alerter.queue(w, row["id"])  # in the incident's transaction: never lost
                 alerts.append(row["id"])
-    for incident_id in alerts:
-        app.alerter.submit(incident_id)
+    if alerts:
+        app.alerter.kick()
     return json_response({"incidents": out}, 201)
 
 

@@ -283,7 +283,8 @@ def _alert_enrolled(
             "critical" if quarantined else "high", app.scrub(summary),
             {"provision_id": prov["id"], "quarantined": quarantined, "source": source},
         )  # fmt: skip
-    app.alerter.submit(row["id"])
+        app.alerter.queue(w, row["id"])  # in the incident's transaction: never lost
+    app.alerter.kick()
 
 
 # ---- MAC-based
