@@ -2,7 +2,7 @@
 processes sharing one transparency log file, and kill -9 of ``osiris-server serve`` while
 evidence streams in. Everything over real sockets on 127.0.0.1 and real SQLite files. Plus
 the heartbeat buffers of two processes (two engines on one index, either engine) flushing out
-of order.
+of order, and two servers on one index handing the same appliance its credentials.
 
 The multi-process tests check the single-sequencer rule (DESIGN §7): however many processes
 append and sign, every stored checkpoint is a prefix of the one final tree.
@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,7 +36,8 @@ from osiris_server.db import appliances as db_appliances
 from osiris_server.db import open_database
 from osiris_server.db.appliances import HeartbeatBuffer
 from osiris_server.log import TransparencyLog
-from tests.server.conftest import Server, checkin_body
+from tests.server.conftest import Server, checkin_body, start_server, stop_server
+from tests.server.test_resources import WINRM
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "test.osiris/osiris/log"
@@ -381,6 +383,61 @@ def test_heartbeats_flushed_out_of_order_never_move_last_seen_backwards(server: 
         mine.close()
         theirs.close()
         other.close()
+
+
+def test_two_servers_audit_each_credential_delivery_once(
+    tmp_path: Path, db_url: str | None
+) -> None:
+    """The "first delivery" memo is per process, the fact is the database's: an appliance
+    checking in on one server, then another (behind one proxy), then the first again gets its
+    credential each time, and the delivery is audited once — also after a rotation, once per
+    version. Each server's check-in cache sees the other's rotation at the next check-in."""
+    first = tmp_path / "a"
+    info = init_data(first, ORIGIN, db_url)
+    second = first
+    if db_url is not None:  # another host: its own copy of the data directory
+        second = tmp_path / "b"
+        shutil.copytree(first, second)
+    started = [start_server(d) for d in (first, second)]
+    servers = [
+        Server(url=u, app=app, data=d, admin_token=info["admin_token"], init=info)
+        for (app, _srv, u), d in zip(started, (first, second), strict=True)
+    ]
+    try:
+        site = servers[0].site()
+        a = servers[0].enroll(site["id"])
+        r = servers[1].admin.post(f"/api/v1/sites/{site['id']}/credentials", json=WINRM)
+        assert r.status_code == 201, r.text
+        cred_id = r.json()["id"]
+
+        def checkin(k: int) -> dict[str, Any]:
+            rr = servers[k].client(a.token).post("/api/v1/checkin", json=checkin_body(a))
+            assert rr.status_code == 200, rr.text
+            return rr.json()
+
+        def delivered() -> list[int]:
+            rows = started[0][0].db.query(
+                "SELECT detail_json FROM audit WHERE action = 'credential.deliver' AND target = ?",
+                [cred_id],
+            )
+            return sorted(json.loads(x["detail_json"])["version"] for x in rows)
+
+        for k in (0, 1, 0, 1):
+            assert a.opened(checkin(k))[0]["password"] == WINRM["password"]
+        assert delivered() == [1]
+        r = servers[0].admin.patch(
+            f"/api/v1/sites/{site['id']}/credentials/{cred_id}", json={"password": "R0tated!"}
+        )
+        assert r.status_code == 200, r.text
+        for k in (1, 0, 1):
+            assert a.opened(checkin(k))[0]["password"] == "R0tated!"
+        assert delivered() == [1, 2]
+    finally:
+        for s in servers:
+            for c in s.clients:
+                c.close()
+        for app, srv, _u in started:
+            stop_server(app, srv)
 
 
 @pytest.fixture(autouse=True)
