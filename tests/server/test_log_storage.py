@@ -4,16 +4,15 @@ on PostgreSQL (schema ``osiris_log``), and the one-sequencer rule across real pr
 Every test runs on both engines (``engine`` is parametrised; the PostgreSQL half uses the
 session's throwaway cluster and is skipped only where PostgreSQL is not installed and not
 required). The sequencer test starts real subprocesses that open the same log at the same time
-(the same ``log.db`` file, or the same PostgreSQL database) and append and sign concurrently;
-the kill test kills an appender with SIGKILL in the middle of its appends on PostgreSQL.
+(the same ``log.db`` file, or the same PostgreSQL database) and append and sign concurrently.
+What only PostgreSQL has (its lock, its isolation, a lost session, kill -9 of a session
+mid-append) is in ``test_sequencer_pg.py``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -159,17 +158,6 @@ def test_reopen_checks_the_root_and_refuses_an_altered_store(target: str, signer
     _open(target, signer, full_check=True).close()
 
 
-def test_postgresql_refuses_an_isolation_level_the_proof_does_not_hold_at(
-    pg_url: str, signer: Signer, pg_cluster: Any
-) -> None:
-    """Under REPEATABLE READ the snapshot would be taken at the lock statement, before the
-    wait: an appender would re-read a stale tree. The store refuses to start instead."""
-    dbname = pg_url.rsplit("/", 1)[1]
-    pg_cluster.sql(f"ALTER DATABASE {dbname} SET default_transaction_isolation = 'repeatable read'")
-    with pytest.raises(LogError, match="READ COMMITTED"):
-        _open(pg_url, signer)
-
-
 # ------------------------------------------------------------------ one sequencer, N processes
 
 _APPENDER = r"""
@@ -267,77 +255,3 @@ def test_processes_share_one_sequencer(target: str, signer: Signer, tmp_path: Pa
         log.close()
     assert processes_signed > rounds  # the processes signed, and no two signatures disagree
     print(f"{procs_n} processes: {n} leaves, {processes_signed} checkpoints, all consistent")
-
-
-# ------------------------------------------------------------------ kill -9 on PostgreSQL
-
-_KILLED = r"""
-import sys
-sys.path.insert(0, sys.argv[4])
-from osiris_core.keys import load_private_key
-from osiris_server.log import TransparencyLog
-target, keyfile, trial = sys.argv[1], sys.argv[2], sys.argv[3]
-log = TransparencyLog.open(target, load_private_key(keyfile), sys.argv[5], interval_s=0, idle_s=0)
-print("READY", flush=True)
-i = 0
-while True:
-    batch = [f"k{trial}-{i + j}".encode() for j in range(1 + i % 4)]
-    i += len(batch)
-    res = log.append(batch)
-    print("".join(f"A {r.index} {r.leaf_hash.hex()}\n" for r in res), end="", flush=True)
-    if i % 3 == 0:
-        cp = log.wait_checkpoint(max(r.index for r in res) + 1)
-        print("C " + cp.note.encode().hex(), flush=True)
-"""
-
-
-def test_kill_9_mid_append_on_postgresql_loses_nothing_acknowledged(
-    pg_url: str, signer: Signer, tmp_path: Path
-) -> None:
-    keyfile = tmp_path / "log.key"
-    write_private_key(keyfile, signer)
-    script = tmp_path / "killed.py"
-    script.write_text(_KILLED)
-    rng = random.Random(14)
-    acked: dict[int, bytes] = {}
-    signed: list[str] = []
-    for trial in range(6):
-        proc = subprocess.Popen(
-            [sys.executable, str(script), pg_url, str(keyfile), str(trial), str(ROOT), ORIGIN],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "READY\n", proc.stderr.read() if proc.stderr else ""
-        time.sleep(rng.uniform(0.05, 0.4))
-        os.kill(proc.pid, signal.SIGKILL)
-        out, _err = proc.communicate(timeout=20)
-        assert proc.returncode == -signal.SIGKILL
-        for line in out.split("\n")[:-1]:  # what follows the last newline may be torn
-            kind, _, rest = line.partition(" ")
-            if kind == "A" and len(rest.split(" ")) == 2:
-                idx, leaf = rest.split(" ")
-                assert acked.setdefault(int(idx), bytes.fromhex(leaf)) == bytes.fromhex(leaf)
-            elif kind == "C":
-                try:
-                    signed.append(bytes.fromhex(rest).decode())
-                except ValueError:
-                    continue
-        # the store still opens (the root check passes) and holds everything acknowledged
-        log = _open(pg_url, signer)
-        try:
-            for idx, leaf in acked.items():
-                assert log.find(leaf) == idx
-            latest = log.wait_checkpoint(log.size())
-            for text in signed:
-                cp = notes.Checkpoint.parse(notes.open_note(text, [log.verifier]).text)
-                proof = log.consistency_proof(cp.size, latest.size)
-                tlog.verify_consistency(cp.size, latest.size, cp.root, latest.root, proof)
-            ((count, top),) = _sql(pg_url, "SELECT COUNT(*), MAX(idx) FROM leaves")
-            assert top is None or count == top + 1  # no gap left by the killed transaction
-        finally:
-            log.close()
-    log = _open(pg_url, signer, full_check=True)
-    log.close()
-    assert len(acked) > 6 and signed  # the appender made real progress before each kill
