@@ -68,7 +68,9 @@ class PgCluster:
         return find_bindir() is not None
 
     @classmethod
-    def start(cls, base: str | os.PathLike[str]) -> PgCluster:
+    def start(cls, base: str | os.PathLike[str], *, durable: bool = False) -> PgCluster:
+        """``durable``: keep PostgreSQL's fsync, synchronous_commit and full_page_writes on
+        (benches that compare engines must not race a database that never waits for disk)."""
         bindir = find_bindir()
         if bindir is None:
             raise PgUnavailable("PostgreSQL is not installed (apt-get install postgresql)")
@@ -102,10 +104,9 @@ class PgCluster:
             "initdb", "-D", str(datadir), "-A", "trust", "-U", "postgres", "--no-sync",
             "-E", "UTF8", "--locale=C",
         )  # fmt: skip
-        opts = (
-            f"-p {c.port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        opts = f"-p {c.port} -k {sockdir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         c._run("pg_ctl", "-D", str(datadir), "-o", opts, "-l", str(datadir / "log"), "-w", "start")
         c.running = True
         return c
