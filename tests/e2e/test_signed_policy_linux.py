@@ -62,6 +62,11 @@ class CheckinProxy:
                 if self.path.endswith("/checkin") and r.status_code == 200 and proxy.policy:
                     answer = json.loads(data)
                     answer["policy"] = proxy.policy
+                    # a partial answer names the policy it left out (issue 14): a hostile
+                    # server that sends one does not also call it unchanged (the agent would
+                    # refuse the contradiction before looking at the policy)
+                    if "unchanged" in answer:
+                        answer["unchanged"] = [p for p in answer["unchanged"] if p != "policy"]
                     data = json.dumps(answer).encode()
                 self.send_response(r.status_code)
                 self.send_header("Content-Type", r.headers.get("content-type", "application/json"))
