@@ -199,7 +199,9 @@ def audit(
 
     stored: dict[tuple[int, int], bytes] = {}
     for r in log_query("SELECT level, idx, hash FROM hashes", ()):
-        stored[(int(r["level"]), int(r["idx"]))] = bytes(r["hash"])
+        level, i = int(r["level"]), int(r["idx"])
+        if (i + 1) << level <= rep.size:  # not a subtree completed by a leaf appended since
+            stored[(level, i)] = bytes(r["hash"])
     for key, h in computed.items():
         got = stored.get(key)
         if got is None:
