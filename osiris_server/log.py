@@ -88,7 +88,7 @@ import binascii
 import math
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +98,7 @@ from osiris_core.errors import NoteError, OsirisError, ProofError
 from osiris_core.keys import Signer, Verifier
 from osiris_server.logstore import LogStore, open_log_store
 from osiris_server.logstore.base import LogError
+from osiris_server.logstore.nodes import PointReads, walk
 from osiris_server.storage.base import Tx
 
 MAX_ENTRY_BYTES = 65535  # tlog-tiles entry bundles are uint16-length-prefixed
@@ -125,28 +126,6 @@ class SignedCheckpoint:
     size: int
     root: bytes
     note: str
-
-
-class _SqlStore:
-    """``tlog.HashStore`` over the log's tables, frozen at one committed ``size``."""
-
-    def __init__(self, tx: Tx, size: int) -> None:
-        self._tx = tx
-        self._size = size
-
-    def size(self) -> int:
-        return self._size
-
-    def get(self, level: int, index: int) -> bytes:
-        if level == 0:
-            h = self._tx.scalar("SELECT leaf_hash FROM leaves WHERE idx = ?", [index])
-        else:
-            h = self._tx.scalar(
-                "SELECT hash FROM hashes WHERE level = ? AND idx = ?", [level, index]
-            )
-        if h is None:
-            raise LogError(f"log storage is missing the subtree hash at level {level} {index}")
-        return bytes(h)
 
 
 def _note_text(signed: str) -> str:
@@ -280,7 +259,7 @@ class TransparencyLog:
 
     def _load_frontier(self, tx: Tx, size: int) -> None:
         """The left siblings a future append will need: one per level where the count is odd."""
-        store = _SqlStore(tx, size)
+        store = PointReads(tx, size)
         frontier: list[tuple[int, bytes] | None] = []
         level = 0
         while (size >> level) > 0:
@@ -341,7 +320,7 @@ class TransparencyLog:
         if body.origin != self._origin or body.size != cp_size or body.root != cp_root:
             raise LogError(f"{where}: stored checkpoint {cp_size} does not match its note")
         try:
-            recomputed = tlog.MerkleTree(_SqlStore(tx, size)).root(cp_size)
+            recomputed = walk(tx, size, lambda t: t.root(cp_size))
         except (LogError, ProofError) as exc:
             raise LogError(f"{where}: cannot recompute the root of size {cp_size}: {exc}") from None
         if recomputed != cp_root:
@@ -582,7 +561,7 @@ class TransparencyLog:
             latest = self._latest
             if latest is not None and latest.size == size:
                 return latest, False
-            root = tlog.MerkleTree(_SqlStore(tx, size)).root(size)
+            root = walk(tx, size, lambda t: t.root(size))
             body = notes.Checkpoint(self._origin, size, root).body()
             signed = notes.sign_note(body, [self._signer])
             tx.execute(
@@ -714,24 +693,38 @@ class TransparencyLog:
         """RFC 6962 audit path for leaf ``index`` in the tree of ``size``."""
         committed = self._tree_size(size)
         with self._read() as r:
-            return tlog.MerkleTree(_SqlStore(r, committed)).inclusion_proof(index, size)
+            return walk(r, committed, lambda t: t.inclusion_proof(index, size))
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         """RFC 6962 consistency proof from ``old`` to ``new``."""
         committed = self._tree_size(new)
         with self._read() as r:
-            return tlog.MerkleTree(_SqlStore(r, committed)).consistency_proof(old, new)
+            return walk(r, committed, lambda t: t.consistency_proof(old, new))
 
     def root(self, size: int) -> bytes:
         """Root of the tree of ``size`` recomputed from storage."""
         committed = self._tree_size(size)
         with self._read() as r:
-            return tlog.MerkleTree(_SqlStore(r, committed)).root(size)
+            return walk(r, committed, lambda t: t.root(size))
+
+    def inclusion_proofs(self, indices: Sequence[int], size: int) -> list[list[bytes]]:
+        """The audit paths of many leaves in the tree of ``size``, their nodes read in one
+        batch (an ingest batch's receipts share most of them)."""
+        committed = self._tree_size(size)
+        with self._read() as r:
+            return walk(r, committed, lambda t: [t.inclusion_proof(i, size) for i in indices])
 
     def tlog_proof(self, index: int, checkpoint: SignedCheckpoint) -> str:
         """A c2sp.org/tlog-proof@v1 receipt for leaf ``index`` against ``checkpoint``."""
-        hashes = self.inclusion_proof(index, checkpoint.size)
-        return notes.TlogProof(index=index, hashes=hashes, checkpoint=checkpoint.note).format()
+        return self.tlog_proofs([index], checkpoint)[0]
+
+    def tlog_proofs(self, indices: Sequence[int], checkpoint: SignedCheckpoint) -> list[str]:
+        """``tlog_proof`` for each of ``indices``, read in one batch."""
+        paths = self.inclusion_proofs(indices, checkpoint.size)
+        return [
+            notes.TlogProof(index=i, hashes=h, checkpoint=checkpoint.note).format()
+            for i, h in zip(indices, paths, strict=True)
+        ]
 
     # ------------------------------------------------------------------ cosignatures
     def add_cosignature(

@@ -235,9 +235,11 @@ def _receipts(app: App, results: list[dict[str, Any]], seen: int) -> dict[str, A
             cp = app.log.wait_checkpoint(seen)
     if cp is None:
         return {"results": results, "checkpoint": None, "consistency": None}
-    for r in results:
-        if r["index"] is not None:
-            r["receipt"] = app.log.tlog_proof(r["index"], cp)
+    covered = [r for r in results if r["index"] is not None]
+    for r, receipt in zip(
+        covered, app.log.tlog_proofs([r["index"] for r in covered], cp), strict=True
+    ):
+        r["receipt"] = receipt
     proof: list[bytes] = []
     if 0 < seen < cp.size:
         proof = app.log.consistency_proof(seen, cp.size)

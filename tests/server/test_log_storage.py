@@ -24,6 +24,7 @@ import pytest
 
 from osiris_core import note as notes
 from osiris_core import tlog
+from osiris_core.errors import ProofError
 from osiris_core.keys import Signer, Verifier, write_private_key
 from osiris_server.log import LogError, TransparencyLog
 from osiris_server.logstore import LOG_SCHEMA
@@ -107,6 +108,13 @@ def test_append_is_idempotent_by_leaf_hash_and_proofs_verify(target: str, signer
                 old.size, new.size, old.root, new.root, log.consistency_proof(old.size, new.size)
             )
         cp = checkpoints[-1]
+        batch = [0, 11, 12, 39, 11]  # one batched read, the same paths as one by one
+        assert log.inclusion_proofs(batch, cp.size) == [
+            log.inclusion_proof(i, cp.size) for i in batch
+        ]
+        assert log.tlog_proofs(batch, cp) == [log.tlog_proof(i, cp) for i in batch]
+        with pytest.raises(ProofError):
+            log.inclusion_proofs([0, cp.size], cp.size)
         receipt = notes.TlogProof.parse(log.tlog_proof(11, cp))
         body = notes.Checkpoint.parse(notes.open_note(receipt.checkpoint, [log.verifier]).text)
         tlog.verify_inclusion(hashes[11], 11, body.size, receipt.hashes, body.root)
