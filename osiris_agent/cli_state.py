@@ -21,55 +21,50 @@ from osiris_agent.cli_common import (
 )
 from osiris_agent.config import DEFAULT_PATH
 from osiris_core.errors import ExitCode, OsirisError
+from osiris_core.evidence import GENESIS_HASH
 
 
 def gather_status(state_dir: str | Path) -> dict[str, Any]:
-    """Everything a technician needs, read from the state directory only (no network)."""
+    """Everything a technician needs, read from the state directory only (no network), through
+    the read-only view with named keys (``osiris_core.agent_state``, which the console reads
+    too). A state dir a newer agent wrote is refused (exit 2)."""
     from osiris_agent.enroll import read_pins
-    from osiris_agent.outbox import Outbox
-    from osiris_agent.state import StateDB
+    from osiris_core.agent_state import read_agent_state
 
     pins = read_pins(state_dir)
-    db = StateDB.open_dir(state_dir)
-    try:
-        ob = Outbox(db)
-        seq, head = ob.head()
-        contact = db.get_json("last_contact") or {}
-        last_ok = db.get("last_checkin_ok_at")
-        if last_ok is None:  # state written by an older build: last_checkin was the time
-            raw = db.get("last_checkin")
-            last_ok = raw if raw and not raw.startswith("{") else None
-        return {
-            "appliance_id": pins["appliance_id"],
-            "site_id": pins["site_id"],
-            "server": pins.get("server_url"),
-            "last_checkin": last_ok,
-            "server_reachable": contact.get("reachable"),
-            "last_contact": contact,
-            "clock": db.get_json("last_clock"),
-            "queue_depth": ob.depth(),
-            "queue_bytes": ob.queued_bytes(),
-            "chain_head": {"seq": seq, "hash": head},
-            "last_receipt": ob.last_receipt(),
-            "witness": {
-                "checkpoint_size": int(db.get("witness_size", "0") or 0),
-                "trusted": db.get("witness_distrust") is None,
-                "distrust_reason": db.get("witness_distrust"),
-            },
-            "rules_version": db.get("rules_version"),
-            "policy": db.get_json("policy"),
-            "key_rotations": len(db.get_json("key_history") or []),
-            "decommissioned": int(db.get("decommissioned")) if db.get("decommissioned") else None,
-            "deferred_orders": int(
-                db.conn.execute("SELECT COUNT(*) FROM deferred_orders").fetchone()[0]
-            ),
-            "unsent_incidents": len(db.unsent_incidents()),
-            "evidence_refused_full": int(db.get("refused_full", "0") or 0),
-            "last_cycle": db.get_json("last_cycle"),
-            "last_results": db.results(),
-        }
-    finally:
-        db.close()
+    v = read_agent_state(state_dir)
+    contact = v.last_contact or {}
+    return {
+        "appliance_id": pins["appliance_id"],
+        "site_id": pins["site_id"],
+        "server": pins.get("server_url"),
+        "last_checkin": v.last_checkin_ok_at,
+        "server_reachable": contact.get("reachable"),
+        "last_contact": contact,
+        "clock": _clock(v.meta.get("last_clock")),
+        "queue_depth": v.outbox_depth,
+        "queue_bytes": v.outbox_bytes,
+        "chain_head": {"seq": v.chain_seq, "hash": v.chain_head or GENESIS_HASH},
+        "last_receipt": v.last_receipt,
+        "witness": {
+            "checkpoint_size": v.witness_size or 0,
+            "trusted": v.witness_distrust is None,
+            "distrust_reason": v.witness_distrust,
+        },
+        "rules_version": v.rules_version,
+        "policy": v.policy,
+        "key_rotations": len(v.key_history),
+        "decommissioned": v.decommissioned,
+        "deferred_orders": v.deferred_orders,
+        "unsent_incidents": v.unsent_incidents,
+        "evidence_refused_full": v.refused_full,
+        "last_cycle": v.last_cycle,
+        "last_results": v.results,
+    }
+
+
+def _clock(raw: str | None) -> Any:
+    return json.loads(raw) if raw else None
 
 
 @click.command()

@@ -31,6 +31,10 @@ A check the catalogue judges from an agent-provided fact (``fact = "appliance.cl
 judges the fact (``osiris_agent/facts.py``) every cycle — the fact is measured every cycle, and
 its verdict is signed every cycle, as before the catalogue held it — and the check's detect
 scripts are not also run on the appliance (``runbooks_for``), so nothing is judged twice.
+
+Why this file is long: planning, scanning, the host-failure rule and the writes of the scan
+state (each change in one transaction with its bundle) are one state machine over ``scan_state``;
+split apart, the rule "a state moves only with its bundle" would live in two places.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ class Scanner:
         # host id -> (error text, every check id of that host): the hosts the last run found
         # unworkable, for the agent's last results (heal.py)
         self.host_errors: dict[str, tuple[str, list[str]]] = {}
+        self._later: list[tuple[str, tuple]] = []  # see _scan_host
 
     # -- planning ---------------------------------------------------------------------------
     def interval(self, check_id: str) -> int:
@@ -151,44 +156,63 @@ class Scanner:
         findings: list[Finding] = []
         self.host_errors = {}
         for t in targets:
-            done: set[str] = set()  # this host's checks judged this cycle
-            plan = self.runbooks_for(t, policy)
-            scanned = False
-            unreachable = False
-            for check, runbooks in plan.items():
-                if (t.host_id, check) not in due:
-                    continue
-                scanned = True
-                refused = False
-                for rb in runbooks:
-                    params = policy.params_for(rb.id) if policy else {}
-                    # what is left of the plan: checks already judged this cycle keep their
-                    # fresh verdict when the host fails halfway through
-                    rest = {c: rbs for c, rbs in plan.items() if c not in done or c == check}
-                    finding, recorded = self._detect(t.host_id, rb, params, now, rest)
-                    refused = refused or not recorded
-                    findings.append(finding)
-                    if is_transport_error(finding.error):
-                        unreachable = True
-                        break
-                if unreachable:
-                    # The host cannot be worked with: one error finding says so, every other
-                    # runbook of it is an error too (no stale "compliant"), and all stay due
-                    # (retried next cycle) instead of 40 identical failures.
-                    assert finding.error is not None
-                    self.host_errors[t.host_id] = (finding.error, sorted(rest))
-                    break
-                done.add(check)
-                if refused:  # a bundle could not be queued: the check stays due, next cycle
-                    continue
-                self._exec(
-                    "INSERT INTO scan_check(host_id, check_id, last_run) VALUES (?, ?, ?)"
-                    " ON CONFLICT(host_id, check_id) DO UPDATE SET last_run = excluded.last_run",
-                    (t.host_id, check, now.timestamp()),
-                )
-            if (scanned or plan) and not unreachable:
+            self._later = []
+            snapshot = self._scan_host(t, due, now, policy, findings)
+            with self.db.tx() as conn:  # the host's bookkeeping: one commit, not one per check
+                for sql, args in self._later:
+                    conn.execute(sql, args)
+            if snapshot:
                 self._maybe_snapshot(t.host_id, now)
         return findings
+
+    def _scan_host(
+        self,
+        t: Any,
+        due: set[tuple[str, str]],
+        now: datetime,
+        policy: Policy | None,
+        findings: list[Finding],
+    ) -> bool:
+        """One host's due checks. A status change commits at once with its bundle; what only
+        moves the schedule (``last_run``, an unchanged ``last_seen``) waits in ``_later`` for
+        the host's one bookkeeping commit (a crash before it only makes the checks due again).
+        Returns whether the host's snapshot may be due."""
+        done: set[str] = set()  # this host's checks judged this cycle
+        plan = self.runbooks_for(t, policy)
+        scanned = False
+        unreachable = False
+        for check, runbooks in plan.items():
+            if (t.host_id, check) not in due:
+                continue
+            scanned = True
+            refused = False
+            for rb in runbooks:
+                params = policy.params_for(rb.id) if policy else {}
+                # what is left of the plan: checks already judged this cycle keep their
+                # fresh verdict when the host fails halfway through
+                rest = {c: rbs for c, rbs in plan.items() if c not in done or c == check}
+                finding, recorded = self._detect(t.host_id, rb, params, now, rest)
+                refused = refused or not recorded
+                findings.append(finding)
+                if is_transport_error(finding.error):
+                    unreachable = True
+                    break
+            if unreachable:
+                # The host cannot be worked with: one error finding says so, every other
+                # runbook of it is an error too (no stale "compliant"), and all stay due
+                # (retried next cycle) instead of 40 identical failures.
+                assert finding.error is not None
+                self.host_errors[t.host_id] = (finding.error, sorted(rest))
+                break
+            done.add(check)
+            if refused:  # a bundle could not be queued: the check stays due, next cycle
+                continue
+            self._later.append((
+                "INSERT INTO scan_check(host_id, check_id, last_run) VALUES (?, ?, ?)"
+                " ON CONFLICT(host_id, check_id) DO UPDATE SET last_run = excluded.last_run",
+                (t.host_id, check, now.timestamp()),
+            ))  # fmt: skip
+        return bool(scanned or plan) and not unreachable
 
     def judge_facts(
         self,
@@ -278,15 +302,19 @@ class Scanner:
         finding = Finding(
             host_id, rb.check, rb.id, pr.status, pr.observed, pr.expected, since, pr.error
         )
+        upsert = (
+            "INSERT INTO scan_state(host_id, runbook_id, check_id, status, since, last_seen)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(host_id, runbook_id) DO UPDATE SET"
+            " status = excluded.status, since = excluded.since, last_seen = excluded.last_seen",
+            (host_id, rb.id, rb.check, pr.status, since, stamp),
+        )
+        if not changed and not (plan and is_transport_error(pr.error)):
+            self._later.append(upsert)  # only last_seen moves: the host's bookkeeping commit
+            return finding, True
         with self.db.tx():
             if changed and not self._emit_change(host_id, rb, pr, prev, plan, started):
                 return finding, False  # nothing signed (outbox full): the state stays put
-            self._exec(
-                "INSERT INTO scan_state(host_id, runbook_id, check_id, status, since, last_seen)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(host_id, runbook_id) DO UPDATE SET"
-                " status = excluded.status, since = excluded.since, last_seen = excluded.last_seen",
-                (host_id, rb.id, rb.check, pr.status, since, stamp),
-            )
+            self._exec(*upsert)
             if plan and is_transport_error(pr.error):
                 self._mark_host_error(host_id, plan, rb.id, now)
         return finding, True

@@ -2,8 +2,9 @@
 
 Why read the SQLite file directly (and not import osiris_agent): the technician's console must
 work when the agent is wedged or the server is down, must never take the agent's write lock, and
-must not drag the agent's transports into the console. The database is opened with a
-``file:…?mode=ro`` URI, so a bug here cannot change the agent's evidence.
+must not drag the agent's transports into the console. It reads through the one read-only view
+with named keys, ``osiris_core.agent_state`` (the same one ``osiris-agent status`` reads), so a
+bug here cannot change the agent's evidence and no key name is guessed here.
 
 The one write the console may do — "run a cycle now" — creates a file named ``run-request`` in
 the state directory, which the agent polls; the agent never listens on a socket (DESIGN §6).
@@ -13,36 +14,19 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from osiris_core import sqlite
-from osiris_core.errors import ExitCode, OsirisError
+from osiris_core.agent_state import AgentState, AgentStateError, connect_readonly, read_agent_state
+from osiris_core.agent_state import read_envelope as _read_envelope
 from osiris_core.files import write_atomic
 
 RUN_REQUEST = "run-request"
-STATE_DB = "state.db"
 PINS = "pins.json"
-# Meta keys the agent's cycle writes (osiris_agent/checkin.py ``_note_checkin``):
-# ``last_checkin_ok_at`` is the time of the last SUCCESSFUL check-in — the only time the server
-# was last reached; ``last_checkin`` is ``{"at", "ok"}`` of the latest attempt (it moves on every
-# cycle, also while the server is dead, so it is never shown as "last check-in");
-# ``last_contact`` carries that attempt's error. Older spellings are still read.
-CHECKIN_OK_AT_KEYS = ("last_checkin_ok_at",)
-ATTEMPT_KEYS = ("last_checkin", "last_checkin_at", "checkin_last")
-CHECKIN_OK_KEYS = ("last_checkin_ok", "server_reachable")
-CONTACT_KEY = "last_contact"
-CLOCK_KEYS = ("clock", "last_clock", "ntp")
-
-
-class LocalStateError(OsirisError):
-    """The state directory or its database cannot be read (exit 2 in the CLI)."""
-
-    code = "E_LOCAL_STATE"
-    exit_code = ExitCode.USAGE
+# The state directory or its database cannot be read (exit 2 in the CLI): the view's error.
+LocalStateError = AgentStateError
 
 
 @dataclass
@@ -146,53 +130,26 @@ def _fp(vkey: str | None) -> str:
     return fingerprint(vkey)
 
 
-def _connect_ro(db: Path) -> sqlite3.Connection:
-    # a short timeout: the console refreshes often and must not hang behind the agent's writer
-    return sqlite.connect(db, readonly=True, timeout_s=2.0)
+_connect_ro = connect_readonly  # tests open the view's connection to show it cannot write
 
 
-def _json(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _first(meta: dict[str, str], keys: tuple[str, ...]) -> str | None:
-    for k in keys:
-        if k in meta:
-            return meta[k]
-    return None
-
-
-def _read_checkin(st: LocalState, meta: dict[str, str]) -> None:
+def _read_checkin(st: LocalState, v: AgentState) -> None:
     """The agent's own record of its check-ins: last success, latest attempt, its error."""
-    st.last_checkin = _first(meta, CHECKIN_OK_AT_KEYS)
-    last = _json(_first(meta, ATTEMPT_KEYS))
-    if isinstance(last, dict):
-        st.last_attempt = last.get("at") or last.get("time")
-        if "ok" in last:
-            st.server_reachable = bool(last["ok"])
-            if last["ok"] and st.last_checkin is None:  # a build that kept no success time
-                st.last_checkin = st.last_attempt
-    elif last is not None and st.last_checkin is None:
-        st.last_checkin = str(last)  # an older build: the key held the check-in's time
-    ok = _first(meta, CHECKIN_OK_KEYS)
-    if ok is not None:
-        st.server_reachable = ok.lower() in ("1", "true", "yes", "ok")
-    contact = _json(meta.get(CONTACT_KEY))
-    if isinstance(contact, dict):
-        if st.last_attempt is None:
-            st.last_attempt = contact.get("at")
-        if st.server_reachable is None and "reachable" in contact and not contact.get("error"):
-            st.server_reachable = bool(contact["reachable"])
-        if st.server_reachable is False or contact.get("error"):
-            err = contact.get("error")
-            st.last_error = str(err) if err else None
-            if st.server_reachable is None:
-                st.server_reachable = False
+    st.last_checkin = v.last_checkin_ok_at
+    last = v.last_checkin or {}
+    st.last_attempt = last.get("at")
+    if "ok" in last:
+        st.server_reachable = bool(last["ok"])
+    contact = v.last_contact or {}
+    if st.last_attempt is None:
+        st.last_attempt = contact.get("at")
+    if st.server_reachable is None and "reachable" in contact and not contact.get("error"):
+        st.server_reachable = bool(contact["reachable"])
+    if st.server_reachable is False or contact.get("error"):
+        err = contact.get("error")
+        st.last_error = str(err) if err else None
+        if st.server_reachable is None:
+            st.server_reachable = False
 
 
 def epoch_of(when: str | None) -> float | None:
@@ -210,11 +167,8 @@ def epoch_of(when: str | None) -> float | None:
 def read_state(state_dir: str | os.PathLike[str], evidence_limit: int = 200) -> LocalState:
     """One consistent read of the agent's state (a single read transaction)."""
     d = Path(state_dir)
-    db = d / STATE_DB
     if not d.is_dir():
         raise LocalStateError(f"{d}: not a directory")
-    if not db.exists():
-        raise LocalStateError(f"{db}: no agent state here (has the agent enrolled?)")
     st = LocalState(state_dir=str(d), read_at=time.time())
     st.run_requested = (d / RUN_REQUEST).exists()
     pins = d / PINS
@@ -229,79 +183,28 @@ def read_state(state_dir: str | os.PathLike[str], evidence_limit: int = 200) -> 
                 st.order_vkey = p.get("order_vkey")
         except (OSError, ValueError):
             pass
-    try:
-        conn = _connect_ro(db)
-    except sqlite3.Error as e:
-        raise LocalStateError(f"{db}: {e}") from None
-    try:
-        conn.execute("BEGIN")
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        st.meta = meta
-        st.appliance_id = st.appliance_id or meta.get("appliance_id")
-        st.site_id = st.site_id or meta.get("site_id")
-        _read_checkin(st, meta)
-        clock = _json(_first(meta, CLOCK_KEYS))
-        st.clock = clock if isinstance(clock, dict) else None
-        st.chain_seq = int(meta.get("chain_seq", "0") or 0)
-        st.chain_head = meta.get("chain_head")
-        if "witness_size" in meta:
-            st.witness_size = int(meta["witness_size"] or 0)
-        st.witness_distrust = meta.get("witness_distrust")
-        st.signing_vkey = meta.get("signing_vkey")
-        st.cosign_vkey = meta.get("cosign_vkey")
-        history = _json(meta.get("key_history"))
-        st.key_rotations = len(history) if isinstance(history, list) else 0
-        if (meta.get("decommissioned") or "").isdigit():
-            st.decommissioned = int(meta["decommissioned"])
-        policy = _json(meta.get("policy"))
-        if isinstance(policy, dict):
-            st.policy_version = policy.get("policy_version")
-            st.ruleset_hash = policy.get("ruleset_hash")
-        st.outbox_depth = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-        st.outbox_rejected = conn.execute(
-            "SELECT COUNT(*) FROM outbox WHERE state = 'rejected'"
-        ).fetchone()[0]
-        row = conn.execute(
-            "SELECT seq, bundle_hash, log_index, acked_at FROM evidence "
-            "WHERE receipt IS NOT NULL ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        if row is not None:
-            st.last_receipt = {
-                "seq": row[0],
-                "bundle_hash": row[1],
-                "log_index": row[2],
-                "acked_at": row[3],
-            }
-        for r in conn.execute(
-            "SELECT host_id, check_id, status, since, observed, expected, updated_at "
-            "FROM results ORDER BY host_id, check_id"
-        ):
-            st.results.append(LocalResult(r[0], r[1], r[2], r[3], _json(r[4]), _json(r[5]), r[6]))
-        for r in conn.execute(
-            "SELECT seq, bundle_hash, host_id, check_id, outcome, created_at, log_index, "
-            "receipt IS NOT NULL FROM evidence ORDER BY seq DESC LIMIT ?",
-            (evidence_limit,),
-        ):
-            st.evidence.append(LocalEvidence(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])))
-        conn.execute("COMMIT")
-    except sqlite3.Error as e:
-        raise LocalStateError(f"{db}: {e}") from None
-    finally:
-        conn.close()
+    v = read_agent_state(d, evidence_limit)  # one read transaction, named fields
+    st.meta = v.meta
+    st.appliance_id = st.appliance_id or v.appliance_id
+    st.site_id = st.site_id or v.site_id
+    _read_checkin(st, v)
+    st.clock = v.clock
+    st.chain_seq, st.chain_head = v.chain_seq, v.chain_head
+    st.witness_size, st.witness_distrust = v.witness_size, v.witness_distrust
+    st.signing_vkey, st.cosign_vkey = v.signing_vkey, v.cosign_vkey
+    st.key_rotations = len(v.key_history)
+    st.decommissioned = v.decommissioned
+    st.policy_version, st.ruleset_hash = v.policy_version, v.ruleset_hash
+    st.outbox_depth, st.outbox_rejected = v.outbox_depth, v.outbox_rejected
+    st.last_receipt = v.last_receipt
+    st.results = [LocalResult(**r) for r in v.results]
+    st.evidence = [LocalEvidence(**e) for e in v.evidence]
     return st
 
 
 def envelope(state_dir: str | os.PathLike[str], seq: int) -> dict[str, Any] | None:
     """The full signed envelope of one local bundle (for the detail pane)."""
-    conn = _connect_ro(Path(state_dir) / STATE_DB)
-    try:
-        row = conn.execute("SELECT envelope FROM evidence WHERE seq = ?", (seq,)).fetchone()
-    finally:
-        conn.close()
-    if row is None:
-        return None
-    data = row[0]
-    return json.loads(data.decode() if isinstance(data, bytes) else data)
+    return _read_envelope(state_dir, seq)
 
 
 def request_run(state_dir: str | os.PathLike[str]) -> Path:
