@@ -10,6 +10,10 @@ SQLite is fixed: data files on disk depend on it): append a new one.
 Each migration runs inside ``engine.write()`` — the one writer across processes and hosts —
 and re-reads the version there, so two servers starting together on one PostgreSQL database
 migrate once, and a failed migration leaves the previous version whole.
+
+Why this file is long: it is the schema's whole history, one released migration after another,
+and released migrations are never edited or moved; split over files, the order that defines
+each version number could no longer be read in one place.
 """
 
 from __future__ import annotations
