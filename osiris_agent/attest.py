@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from osiris_core import canonical, sqlite
+from osiris_core import canonical
 from osiris_core import note as notes
+from osiris_core.agent_state import AgentStateError, read_agent_state
 from osiris_core.errors import NoteError, OsirisError
 from osiris_core.evidence import GENESIS_HASH
 from osiris_core.files import write_atomic
@@ -78,25 +78,15 @@ class AttestSummary:
 
 
 def read_meta(state_dir: Path) -> dict[str, str]:
-    """The meta rows the attestation needs, read-only and in one transaction ({} if no db)."""
-    db = state_dir / "state.db"
-    if not db.exists():
+    """The meta rows the attestation needs, through the read-only state view (one read
+    transaction, ``osiris_core.agent_state``); {} if there is no state.db yet."""
+    if not (state_dir / "state.db").exists():
         return {}
     try:
-        conn = sqlite.connect(db, readonly=True)
-    except sqlite3.Error as e:
-        raise AttestError(f"{db}: {e}") from None
-    try:
-        marks = ",".join("?" * len(_META_KEYS))
-        conn.execute("BEGIN")
-        rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", _META_KEYS)
-        meta = dict(rows.fetchall())
-        conn.execute("COMMIT")
-        return meta
-    except sqlite3.Error as e:
-        raise AttestError(f"{db}: {e}") from None
-    finally:
-        conn.close()
+        meta = read_agent_state(state_dir, evidence_limit=0).meta
+    except AgentStateError as e:
+        raise AttestError(str(e)) from None
+    return {k: v for k, v in meta.items() if k in _META_KEYS}
 
 
 def build(
