@@ -88,9 +88,10 @@ import binascii
 import math
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from osiris_core import note as notes
 from osiris_core import tlog
@@ -100,6 +101,8 @@ from osiris_server.logstore import LogStore, open_log_store
 from osiris_server.logstore.base import LogError
 from osiris_server.logstore.nodes import PointReads, walk
 from osiris_server.storage.base import Tx
+
+_T = TypeVar("_T")
 
 MAX_ENTRY_BYTES = 65535  # tlog-tiles entry bundles are uint16-length-prefixed
 COSIG_MAX_FUTURE_S = 300  # a cosignature may be at most this far ahead of the server's clock
@@ -320,7 +323,7 @@ class TransparencyLog:
         if body.origin != self._origin or body.size != cp_size or body.root != cp_root:
             raise LogError(f"{where}: stored checkpoint {cp_size} does not match its note")
         try:
-            recomputed = walk(tx, size, lambda t: t.root(cp_size))
+            recomputed = self._walk(tx, size, lambda t: t.root(cp_size))
         except (LogError, ProofError) as exc:
             raise LogError(f"{where}: cannot recompute the root of size {cp_size}: {exc}") from None
         if recomputed != cp_root:
@@ -409,6 +412,9 @@ class TransparencyLog:
         self._check_open()
         return self._store.reading()
 
+    def _walk(self, tx: Tx, size: int, fn: Callable[[tlog.MerkleTree], _T]) -> _T:
+        return walk(tx, size, fn, batched=self._store.batch_reads)
+
     def _tree_size(self, size: int) -> int:
         """The committed size a proof for ``size`` is made in (refreshed if ``size`` is
         beyond what this process has seen); ``ProofError`` past the log's end."""
@@ -461,15 +467,16 @@ class TransparencyLog:
         batch: dict[bytes, int] = {}
         leaf_rows: list[tuple[int, bytes, bytes]] = []
         hash_rows: list[tuple[int, int, bytes]] = []
+        stored = self._stored_indices(tx, {lh for _e, lh in prepared})
         for entry, lh in prepared:
             idx = batch.get(lh)
             if idx is not None:
                 results.append(AppendResult(idx, lh, False))
                 continue
-            found = tx.scalar("SELECT idx FROM leaves WHERE leaf_hash = ?", [lh])
+            found = stored.get(lh)
             if found is not None:
-                batch[lh] = int(found)
-                results.append(AppendResult(int(found), lh, False))
+                batch[lh] = found
+                results.append(AppendResult(found, lh, False))
                 continue
             idx = size
             size += 1
@@ -482,6 +489,21 @@ class TransparencyLog:
             if hash_rows:
                 tx.executemany("INSERT INTO hashes (level, idx, hash) VALUES (?, ?, ?)", hash_rows)
         return results, size, frontier
+
+    @staticmethod
+    def _stored_indices(tx: Tx, hashes: set[bytes]) -> dict[bytes, int]:
+        """The indices of those leaf hashes already in the log (one query per ``_IN_CHUNK``,
+        not one per entry: on PostgreSQL each query is a round trip inside the writer lock)."""
+        found: dict[bytes, int] = {}
+        ordered = sorted(hashes)
+        for i in range(0, len(ordered), _IN_CHUNK):
+            chunk = ordered[i : i + _IN_CHUNK]
+            marks = ",".join("?" for _ in chunk)
+            for row in tx.query(
+                f"SELECT idx, leaf_hash FROM leaves WHERE leaf_hash IN ({marks})", chunk
+            ):
+                found[bytes(row["leaf_hash"])] = int(row["idx"])
+        return found
 
     @staticmethod
     def _push(
@@ -561,7 +583,7 @@ class TransparencyLog:
             latest = self._latest
             if latest is not None and latest.size == size:
                 return latest, False
-            root = walk(tx, size, lambda t: t.root(size))
+            root = self._walk(tx, size, lambda t: t.root(size))
             body = notes.Checkpoint(self._origin, size, root).body()
             signed = notes.sign_note(body, [self._signer])
             tx.execute(
@@ -693,26 +715,26 @@ class TransparencyLog:
         """RFC 6962 audit path for leaf ``index`` in the tree of ``size``."""
         committed = self._tree_size(size)
         with self._read() as r:
-            return walk(r, committed, lambda t: t.inclusion_proof(index, size))
+            return self._walk(r, committed, lambda t: t.inclusion_proof(index, size))
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         """RFC 6962 consistency proof from ``old`` to ``new``."""
         committed = self._tree_size(new)
         with self._read() as r:
-            return walk(r, committed, lambda t: t.consistency_proof(old, new))
+            return self._walk(r, committed, lambda t: t.consistency_proof(old, new))
 
     def root(self, size: int) -> bytes:
         """Root of the tree of ``size`` recomputed from storage."""
         committed = self._tree_size(size)
         with self._read() as r:
-            return walk(r, committed, lambda t: t.root(size))
+            return self._walk(r, committed, lambda t: t.root(size))
 
     def inclusion_proofs(self, indices: Sequence[int], size: int) -> list[list[bytes]]:
         """The audit paths of many leaves in the tree of ``size``, their nodes read in one
         batch (an ingest batch's receipts share most of them)."""
         committed = self._tree_size(size)
         with self._read() as r:
-            return walk(r, committed, lambda t: [t.inclusion_proof(i, size) for i in indices])
+            return self._walk(r, committed, lambda t: [t.inclusion_proof(i, size) for i in indices])
 
     def tlog_proof(self, index: int, checkpoint: SignedCheckpoint) -> str:
         """A c2sp.org/tlog-proof@v1 receipt for leaf ``index`` against ``checkpoint``."""

@@ -99,6 +99,11 @@ class LogStore:
     def dialect(self) -> str:
         return self.engine.dialect
 
+    @property
+    def batch_reads(self) -> bool:
+        """Whether a tree walk should fetch its nodes in one query (each read a round trip)."""
+        return self.engine.dialect == "postgresql"
+
     def describe(self) -> str:
         """Where the log lives, fit for an error message (never a password)."""
         return self.engine.describe()

@@ -108,8 +108,12 @@ def fetch(tx: Tx, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], by
     return out
 
 
-def walk(tx: Tx, size: int, fn: Callable[[tlog.MerkleTree], T]) -> T:
-    """``fn`` over the tree of the first ``size`` leaves, its nodes read in one batch."""
+def walk(tx: Tx, size: int, fn: Callable[[tlog.MerkleTree], T], batched: bool = True) -> T:
+    """``fn`` over the tree of the first ``size`` leaves, its nodes read in one batch — or,
+    with ``batched=False`` (SQLite, where a point read is a function call, not a round trip,
+    and one pass is faster than two), node by node."""
+    if not batched:
+        return fn(tlog.MerkleTree(PointReads(tx, size)))
     recorder = _Recorder(size)
     fn(tlog.MerkleTree(recorder))  # argument errors (ProofError) surface here, before any read
     if not recorder.keys:
