@@ -183,8 +183,8 @@ class CheckIn:
         answer is refused. An answer calling unchanged what this agent does not hold is asked
         again in full (once); its orders are kept, the server hands an order out only once."""
         at = canonical.utc_now()
+        req = self.request(full)
         try:
-            req = self.request(full)
             resp = self.post(req)
             missing = self.unheld(req, resp)
             if missing and not full:
@@ -194,7 +194,7 @@ class CheckIn:
                 req = self.request(True)
                 try:
                     resp = self.post(req)
-                except (ServerUnreachable, SchemaError):
+                except (ServerUnreachable, ServerRefused, SchemaError):
                     self.orders.receive(first, report)  # signed; verified by the order book
                     raise
                 resp["orders"] = first + resp["orders"]
