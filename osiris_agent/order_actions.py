@@ -82,9 +82,16 @@ class OrderActions:
         ctx = self.ctx
         now = ctx.now()
         for outcome in ctx.orders.due(now, ctx.in_window(now), ctx.window.allow_disruptive_outside):
+            if executes(outcome):
+                # its evidence is the run's own bundle: forgotten only once that is committed
+                # (a crash in between runs it again next cycle — never a deferred order that
+                # vanished without its outcome)
+                self.act(outcome, report)
+                if outcome.order_id:
+                    ctx.orders.forget_deferred(outcome.order_id)
+                continue
             with ctx.db.tx():
-                if not executes(outcome):
-                    ctx.record(report, **self.order_fields(outcome))
+                ctx.record(report, **self.order_fields(outcome))
                 if outcome.order_id:
                     ctx.orders.forget_deferred(outcome.order_id)
             self.act(outcome, report)
