@@ -10,8 +10,8 @@ own on the session's cluster, copied from a template migrated once per session
 from __future__ import annotations
 
 import base64
-import itertools
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,6 +85,36 @@ class Server:
         self.clients.append(c)
         return c
 
+    # ---- the index, whichever engine holds it (tests look at what a thief of it would read)
+    def index_tables(self) -> list[str]:
+        db = self.app.db
+        if db.dialect == "sqlite":
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            return [r["name"] for r in db.query(sql)]
+        sql = (
+            "SELECT table_name AS name FROM information_schema.tables"
+            " WHERE table_schema = 'public' ORDER BY table_name"
+        )
+        return [r["name"] for r in db.query(sql)]
+
+    def index_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every index table (the log is not in it), in a stable order."""
+        self.app.heartbeats.flush()
+        return {t: self.app.db.query(f"SELECT * FROM {t} ORDER BY 1") for t in self.index_tables()}
+
+    def index_bytes(self) -> bytes:
+        """What the index stores: the SQLite file with its WAL, or on PostgreSQL every row."""
+        if self.app.db.dialect == "sqlite":
+            files = sorted(self.data.glob("osiris.db*"))
+            return b"".join(p.read_bytes() for p in files)
+        return repr(self.index_rows()).encode()
+
+    def index_sql(self, statement: str, params: list[Any] | tuple[Any, ...] = ()) -> int:
+        """One statement in one write transaction of the server's own index (a test's back
+        door: another writer, as an operator with database access is)."""
+        with self.app.db.write() as w:
+            return w.execute(statement, params)
+
     @property
     def admin(self) -> httpx.Client:
         return self.client(self.admin_token)
@@ -154,16 +184,16 @@ def checkin_body(a: Appliance, log_size_seen: int = 0, **extra: Any) -> dict[str
     return body
 
 
-_INDEX_DBS = itertools.count(1)
-
-
 @pytest.fixture(scope="session")
 def pg_index_template(pg_cluster: Any) -> str:
-    """A database migrated to today's schema, the template every test's index is copied from."""
+    """A database migrated to today's schema, the template every test's index is copied from.
+    Made once per cluster (tests/security imports this fixture too: a second instance)."""
     from osiris_server.db import open_database
 
-    pg_cluster.create_database("osiris_index_tpl")
-    open_database(None, pg_cluster.url("osiris_index_tpl")).close()  # migrate, then let go
+    if not getattr(pg_cluster, "osiris_index_tpl", None):
+        pg_cluster.create_database("osiris_index_tpl")
+        open_database(None, pg_cluster.url("osiris_index_tpl")).close()  # migrate, let go
+        pg_cluster.osiris_index_tpl = "osiris_index_tpl"
     return "osiris_index_tpl"
 
 
@@ -175,7 +205,9 @@ def index_urls(db_engine: str, request: pytest.FixtureRequest) -> Any:
         return lambda: None
     cluster = request.getfixturevalue("pg_cluster")
     template = request.getfixturevalue("pg_index_template")
-    return lambda: cluster.create_database(f"idx{next(_INDEX_DBS)}", template=template)
+    # a random name: this module is loaded twice (as tests/server's conftest and imported by
+    # tests/security's), so a module counter would repeat
+    return lambda: cluster.create_database(f"idx_{secrets.token_hex(6)}", template=template)
 
 
 def start_server(data: Path, **overrides: Any) -> tuple[App, Any, str]:

@@ -13,8 +13,8 @@ import hashlib
 
 from osiris_core import canonical, note, tlog
 from osiris_core.keys import Verifier
-from osiris_server.db import open_database
 from osiris_server.db import credentials as db_creds
+from osiris_server.db import open_database
 from osiris_server.db import runbooks as db_runbooks
 from osiris_server.db import tenants as db_tenants
 from osiris_server.vault import Vault

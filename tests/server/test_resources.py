@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import time
 
 from osiris_core import canonical
@@ -33,9 +32,7 @@ def test_credentials_encrypted_masked_delivered_rotated_audited(server) -> None:
     assert cred["secret"] == "********" and "S3cret" not in r.text
     assert cred["port"] == 5986 and cred["use_tls"] is True
     # not in the database file in clear
-    raw = (server.data / "osiris.db").read_bytes()
-    wal = server.data / "osiris.db-wal"
-    raw += wal.read_bytes() if wal.exists() else b""
+    raw = server.index_bytes()
     assert b"S3cret-Pa55!" not in raw
     listing = server.admin.get(f"/api/v1/sites/{site['id']}/credentials").text
     assert "S3cret" not in listing
@@ -201,16 +198,11 @@ def test_claim_codes_single_use_and_expiry(server) -> None:
     r = anon.post("/api/v1/provision/claim", json=body)
     assert r.status_code == 401 and r.json()["error"]["code"] == "E_CLAIM"
     # the code itself is never stored
-    raw = (server.data / "osiris.db").read_bytes()
-    wal = server.data / "osiris.db-wal"
-    raw += wal.read_bytes() if wal.exists() else b""
+    raw = server.index_bytes()
     assert code.encode() not in raw
     # expired
     code2 = server.claim_code(site["id"], ttl_s=60)
-    conn = sqlite3.connect(server.data / "osiris.db")
-    conn.execute("UPDATE provisions SET expires_epoch = ?", (int(time.time()) - 1,))
-    conn.commit()
-    conn.close()
+    server.index_sql("UPDATE provisions SET expires_epoch = ?", (int(time.time()) - 1,))
     r = anon.post("/api/v1/provision/claim", json={**body, "code": code2})
     assert r.status_code == 401
     listing = server.admin.get("/api/v1/provisions").text
@@ -281,12 +273,9 @@ def test_stats_online_offline_and_drift(server) -> None:
     assert s["drift"]["checks"] == 1 and s["drift"]["hosts"] == 1
     # unseen for 3 intervals = offline
     server.app.heartbeats.flush()
-    conn = sqlite3.connect(server.data / "osiris.db")
-    conn.execute(
+    server.index_sql(
         "UPDATE appliances SET last_seen_epoch = ? WHERE id = ?", (int(time.time()) - 31, b.id)
     )
-    conn.commit()
-    conn.close()
     s = server.admin.get("/api/v1/stats").json()
     assert s["appliances"]["online"] == 1 and s["appliances"]["offline"] == 1
     apps = server.admin.get(f"/api/v1/sites/{site['id']}/appliances").json()["appliances"]
