@@ -186,3 +186,52 @@ def test_kill_at_every_commit_of_a_drift_and_heal_cycle(central, lab, tmp_path) 
               f"{2 * k_max} kills")  # fmt: skip
     finally:
         ntp.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_full_outbox_moves_no_scan_state_and_says_why(central, lab, tmp_path) -> None:
+    """The bundle of a drift cannot be queued (outbox full, server down): the scan state does
+    not move and the healer does not act, an ``outbox_full`` incident and ``status`` say why —
+    and once the outbox drains the same drift is detected, recorded and healed."""
+    from osiris_agent.cli import gather_status
+    from osiris_agent.cycle import CycleReport
+
+    box, sshd = lab
+    site = seed_site(central)
+    central.api("POST", f"/sites/{site.id}/credentials", {
+        "host_id": HOST, "kind": "ssh_key", "address": "127.0.0.1", "port": sshd.port,
+        "username": sshd.user, "private_key": sshd.client_key,
+        "host_key_fingerprints": [sshd.host_fingerprint],
+    })  # fmt: skip
+    a = enroll_agent(central, site, tmp_path / "state", "[outbox]\nmax_entries = 100\n")
+    try:
+        assert a.cycle().reachable and a.outbox.depth() == 0
+        assert a.scanner.states(HOST)[DRIFT[1]]["status"] == "compliant"
+        central.stop()
+        while a.outbox.depth() < 100:  # the server is gone; evidence piles up to the bound
+            a.record(CycleReport(), host_id=a.appliance_id, check="timesync",
+                     outcome="compliant", action_taken="filler")  # fmt: skip
+        box.drift(DRIFT[0])
+        seq = a.outbox.head()[0]
+        r = a.cycle()
+        assert not r.reachable and r.refused_full >= 1
+        assert a.outbox.head()[0] == seq  # nothing signed
+        assert a.scanner.states(HOST)[DRIFT[1]]["status"] == "compliant"  # did not move
+        assert "PermitRootLogin no" not in box.p("etc/ssh/sshd_config").read_text()  # no heal
+        kinds = [i["kind"] for i in a.db.unsent_incidents()]
+        assert kinds.count("outbox_full") == 1
+        st = gather_status(tmp_path / "state")
+        assert st["evidence_refused_full"] >= 1 and st["queue_depth"] == 100
+        central.start()
+        for _ in range(3):  # the first cycle drains the queue (flush is last); then it records
+            a.cycle()
+            if a.scanner.states(HOST)[DRIFT[1]]["status"] != "compliant":
+                break
+        drift = [b for b in (e["bundle"] for e in a.outbox.envelopes())
+                 if b["runbook_id"] == DRIFT[1] and b["tier"] == "monitor"]  # fmt: skip
+        assert drift and drift[-1]["post_state"]["status"] == "drift"
+        assert drift[-1]["pre_state"]["status"] == "compliant"
+        a.cycle()
+        assert "PermitRootLogin no" in box.p("etc/ssh/sshd_config").read_text()
+    finally:
+        a.close()
