@@ -92,6 +92,15 @@ class AuditReport:
         }
 
 
+def _blob(value: Any) -> bytes:
+    """A stored hash or entry as bytes. A value of another type (an edit through SQLite's
+    loose typing can store TEXT) becomes its UTF-8 bytes, so it simply fails its hash check
+    instead of stopping the audit."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogatepass")
+
+
 class _Stored:
     """``tlog.HashStore`` over the stored hashes (level 0: the stored leaf hashes)."""
 
@@ -156,6 +165,7 @@ def audit(
         by_index[int(r["log_index"])] = r["bundle_hash"]
     rep.evidence = len(by_index)
 
+    tree_bad = False  # a stored hash is wrong: proofs from the store would be meaningless
     leaves: list[bytes] = []
     seen_hashes: set[bytes] = set()
     computed: dict[tuple[int, int], bytes] = {}
@@ -169,14 +179,17 @@ def audit(
         if not chunk:
             break
         for r in chunk:
-            idx, lh, entry = int(r["idx"]), bytes(r["leaf_hash"]), bytes(r["entry"])
+            idx, lh, entry = int(r["idx"]), _blob(r["leaf_hash"]), _blob(r["entry"])
             after = idx
             if idx != len(leaves):
                 rep.problem(f"leaf indices have a gap: expected {len(leaves)}, found {idx}")
+                rep.size = len(leaves)
                 return rep  # every later position would be off by the gap
             if tlog.leaf_hash(entry) != lh:
+                tree_bad = True
                 rep.problem(f"leaf {idx}: its entry does not hash to its stored leaf hash")
             if lh in seen_hashes:
+                tree_bad = True
                 rep.problem(f"leaf {idx}: duplicate leaf hash (the same entry logged twice)")
             seen_hashes.add(lh)
             leaves.append(lh)
@@ -193,32 +206,38 @@ def audit(
             if got != want:
                 rep.problem(f"evidence row {want} points at leaf {idx}, which holds another entry")
     rep.size = len(leaves)
-    for i in sorted(by_index):
-        if i >= rep.size:
-            rep.problem(f"evidence row {by_index[i]} points at leaf {i}, beyond the log")
 
     stored: dict[tuple[int, int], bytes] = {}
     for r in log_query("SELECT level, idx, hash FROM hashes", ()):
         level, i = int(r["level"]), int(r["idx"])
         if (i + 1) << level <= rep.size:  # not a subtree completed by a leaf appended since
-            stored[(level, i)] = bytes(r["hash"])
+            stored[(level, i)] = _blob(r["hash"])
     for key, h in computed.items():
         got = stored.get(key)
         if got is None:
+            tree_bad = True
             rep.problem(f"stored subtree hash at level {key[0]} index {key[1]} is missing")
         elif not hmac.compare_digest(got, h):
+            tree_bad = True
             rep.problem(f"stored subtree hash at level {key[0]} index {key[1]} is wrong")
     for key in stored.keys() - computed.keys():
+        tree_bad = True
         rep.problem(f"stored subtree hash at level {key[0]} index {key[1]} is not in the tree")
-    if rep.problems:
+    if tree_bad:
+        rep.uncovered = len(by_index)
         return rep  # proofs built from wrong hashes would only repeat the finding
     tree = tlog.MerkleTree(_Stored(leaves, stored))
     _check_checkpoints(rep, cps, tree, verifier)
-    if rep.checkpoint_size is None or rep.problems:
+    for i in sorted(by_index):
+        if i >= rep.size:
+            rep.problem(f"evidence row {by_index[i]} points at leaf {i}, beyond the log")
+    if rep.checkpoint_size is None:
         rep.uncovered = len(by_index)
         return rep
     n, root = rep.checkpoint_size, bytes.fromhex(rep.root or "")
     for i in sorted(by_index):
+        if i >= rep.size:
+            continue  # reported above
         if i >= n:
             rep.uncovered += 1
             continue
@@ -239,7 +258,7 @@ def _check_checkpoints(
     prev: tuple[int, bytes] | None = None
     sig_failed = False
     for r in cps:
-        size, root, note = int(r["size"]), bytes(r["root"]), str(r["note"])
+        size, root, note = int(r["size"]), _blob(r["root"]), str(r["note"])
         if size > tree.size:
             rep.problem(f"checkpoint {size} is beyond the {tree.size} stored leaves (lost?)")
             continue

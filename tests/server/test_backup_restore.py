@@ -113,11 +113,14 @@ def test_sqlite_backup_while_serving_restore_and_verify(tmp_path: Path) -> None:
         try:
             bak = tmp_path / "osiris.tar.gz"
             r = run_cli("backup", "--data", str(data), "--out", str(bak))
+            # the audit reads a live log too: what is appended meanwhile is no mismatch
+            live = run_cli("log", "verify", "--data", str(data), "--json")
         finally:
             stop.set()
             t.join(30)
         assert r.returncode == 0, r.stderr
         assert during, "no evidence arrived while the backup ran"
+        assert live.returncode == 0, live.stdout + live.stderr
         assert stat.S_IMODE(bak.stat().st_mode) == 0o600
 
         new = tmp_path / "restored"
@@ -179,10 +182,9 @@ def _rows(srv: ServerProc, token: str, site_id: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def good_backup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """The members of a real backup (a data dir with some evidence), to build archives from."""
-    base = tmp_path_factory.mktemp("bk")
-    data = base / "d"
+def good_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A stopped server's data dir (keys included) holding 12 bundles of one appliance."""
+    data = tmp_path_factory.mktemp("bk") / "d"
     info = _init(data)
     srv = ServerProc(data)
     try:
@@ -191,11 +193,90 @@ def good_backup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         _ingest(s, a, 2)
     finally:
         srv.stop()
-    bak = base / "b.tar.gz"
-    r = run_cli("backup", "--data", str(data), "--out", str(bak))
+    return data, info
+
+
+@pytest.fixture(scope="module")
+def good_backup(good_dir: tuple[Path, dict[str, str]]) -> dict[str, bytes]:
+    """The members of a real backup of ``good_dir``, to build archives from."""
+    bak = good_dir[0].parent / "b.tar.gz"
+    r = run_cli("backup", "--data", str(good_dir[0]), "--out", str(bak))
     assert r.returncode == 0, r.stderr
     with tarfile.open(bak) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+
+
+def _resign(conn: sqlite3.Connection) -> None:
+    """The newest checkpoint's note re-signed by a key of the same name that is not the log's."""
+    from osiris_core import note
+    from osiris_core.keys import Signer
+
+    size, text = conn.execute("SELECT size, note FROM checkpoints ORDER BY size DESC").fetchone()
+    body = text[: text.rfind("\n\n") + 1]
+    origin = note.Checkpoint.parse(body).origin
+    forged = note.sign_note(body, [Signer.generate(origin)])
+    conn.execute("UPDATE checkpoints SET note = ? WHERE size = ?", (forged, size))
+
+
+def _entry_and_leaf_hash(conn: sqlite3.Connection) -> None:
+    """A careful forger: the entry edited and its leaf hash recomputed to match."""
+    from osiris_core import tlog
+
+    (entry,) = conn.execute("SELECT entry FROM leaves WHERE idx = 3").fetchone()
+    forged = _edit_leaf(bytes(entry))
+    conn.execute(
+        "UPDATE leaves SET entry = ?, leaf_hash = ? WHERE idx = 3", (forged, tlog.leaf_hash(forged))
+    )
+
+
+EDITS = {
+    # name: (database, edit, what log verify must say)
+    "entry": ("log.db", lambda c: c.execute(
+        "UPDATE leaves SET entry = entry || x'20' WHERE idx = 3"),
+        "leaf 3: its entry does not hash to its stored leaf hash"),
+    "entry_and_leaf_hash": ("log.db", _entry_and_leaf_hash,
+        "stored subtree hash at level 1 index 1 is wrong"),
+    "gap": ("log.db", lambda c: c.execute("DELETE FROM leaves WHERE idx = 5"),
+        "leaf indices have a gap: expected 5, found 6"),
+    "lost_tail": ("log.db", lambda c: c.execute("DELETE FROM leaves WHERE idx >= 10"),
+        "beyond the 10 stored leaves"),
+    "checkpoint_root": ("log.db", lambda c: c.execute(
+        "UPDATE checkpoints SET root = zeroblob(32)"
+        " WHERE size = (SELECT MAX(size) FROM checkpoints)"),
+        "its note disagrees with its row"),
+    "checkpoint_signature": ("log.db", _resign,
+        "its signature does not verify with the log key"),
+    "index_swapped": ("osiris.db", lambda c: c.executescript(
+        "UPDATE evidence SET log_index = -1 WHERE log_index = 2;"
+        "UPDATE evidence SET log_index = 2 WHERE log_index = 4;"
+        "UPDATE evidence SET log_index = 4 WHERE log_index = -1;"),
+        "points at leaf 2, which holds another entry"),
+}  # fmt: skip
+
+
+def test_log_verify_passes_an_untouched_log(tmp_path: Path, good_dir: tuple) -> None:
+    data = tmp_path / "d"
+    shutil.copytree(good_dir[0], data)
+    r = run_cli("log", "verify", "--data", str(data))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("log OK: 12 leaves") and "12/12 receipts verified" in r.stdout
+    assert "signature verified" in r.stdout
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_log_verify_catches_each_edit(tmp_path: Path, good_dir: tuple, edit: str) -> None:
+    data = tmp_path / "d"
+    shutil.copytree(good_dir[0], data)
+    db, change, says = EDITS[edit]
+    conn = sqlite3.connect(data / db, isolation_level=None)
+    change(conn)
+    conn.close()
+    r = run_cli("log", "verify", "--data", str(data), "--json")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    out = json.loads(r.stdout)
+    assert out["ok"] is False and any(says in p for p in out["problems"]), out["problems"]
+    r = run_cli("log", "verify", "--data", str(data))
+    assert r.returncode == 1 and r.stdout.startswith("log FAILED") and says in r.stderr
 
 
 def _archive(path: Path, build: Any) -> None:
