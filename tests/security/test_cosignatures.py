@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import base64
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -59,11 +58,9 @@ def _site_answer(server: Server, site_id: str) -> httpx.Response:
 
 
 def _stored_cosigners(server: Server) -> list[str]:
-    conn = sqlite3.connect(f"file:{server.data / 'log.db'}?mode=ro", uri=True)
-    try:
-        return sorted(r[0] for r in conn.execute("SELECT name FROM cosigners"))
-    finally:
-        conn.close()
+    """The cosigners the log stored, read through its own store (SQLite file or PostgreSQL)."""
+    with server.app.log.store.reading() as tx:
+        return sorted(r["name"] for r in tx.query("SELECT name FROM cosigners"))
 
 
 def test_a_tenant_cannot_move_another_sites_cosigned_checkpoint(server) -> None:
