@@ -91,6 +91,17 @@ def _append_in_thread(log: TransparencyLog, entries: list[bytes]) -> tuple[threa
     return t, out
 
 
+def test_a_refusal_names_the_database_without_its_password(pg_url: str, signer: Signer) -> None:
+    _open(pg_url, signer).close()
+    secret = "Hunter2-log-pw"
+    with_pw = pg_url.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@")
+    other = Signer.generate("other/osiris/log")
+    with pytest.raises(LogError, match="belongs to origin") as err:
+        TransparencyLog.open(with_pw, other, other.name, idle_s=0)
+    assert secret not in str(err.value) and "postgres:***@" in str(err.value)
+    assert LOG_SCHEMA in str(err.value)
+
+
 def test_the_log_lock_serialises_appenders_and_the_index_lock_does_not(
     pg_url: str, signer: Signer
 ) -> None:
