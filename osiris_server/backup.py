@@ -25,6 +25,7 @@ import sqlite3
 import stat
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,6 +169,15 @@ def _integrity(path: Path) -> None:
         raise RestoreRefused(f"{path.name} in the archive fails its integrity check: {got}")
 
 
+def _check_config(staging: Path) -> None:
+    from osiris_server import config
+
+    try:
+        config.load(staging)
+    except OsirisError as exc:
+        raise RestoreRefused(f"server.toml in the archive is unusable: {exc}") from None
+
+
 def restore(archive: Path, data: Path) -> dict[str, Any]:
     """Unpack ``archive`` into the new data dir ``data`` after checking all of it (module doc).
     Returns the audit of the restored log; raises (nothing written) on any refusal."""
@@ -186,9 +196,14 @@ def restore(archive: Path, data: Path) -> dict[str, Any]:
         with tar:
             try:
                 members = check_members(tar)
+                need = sum(m.size for m in members)
+                free = shutil.disk_usage(staging).free
+                if need > free:
+                    raise BackupError(f"the archive unpacks to {need} bytes, {free} are free")
                 _extract(tar, members, staging)
-            except (tarfile.TarError, EOFError, OSError) as exc:
+            except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
                 raise RestoreRefused(f"{archive} is damaged: {exc}") from None
+        _check_config(staging)
         for name in ("osiris.db", "log.db"):
             if (staging / name).exists():
                 _integrity(staging / name)

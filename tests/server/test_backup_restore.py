@@ -325,6 +325,16 @@ def _hostile(kind: str, m: dict[str, bytes], tmp: Path) -> Any:
         elif kind == "not_a_db":
             good(("osiris.db",))
             _add(tar, "osiris.db", b"not sqlite at all" * 100)
+        elif kind == "bad_toml":
+            good(("server.toml",))
+            _add(tar, "server.toml", b"origin = [unterminated\n")
+        elif kind == "truncated":
+            good(("log.db",))
+            info = tarfile.TarInfo("log.db")
+            info.size = len(m["log.db"])
+            tar.fileobj.write(info.tobuf())  # the header promises bytes that never come
+            tar.fileobj.write(m["log.db"][:1000])
+            tar.fileobj.write(b"\0" * 1024)
         elif kind == "forged_log":
             conn_path = tmp / "forged.db"
             conn_path.write_bytes(m["log.db"])
@@ -349,6 +359,8 @@ HOSTILE = [
     ("duplicate", "appears twice"),
     ("missing", "lacks server.toml"),
     ("not_a_db", "not a usable database"),
+    ("bad_toml", "server.toml in the archive is unusable"),
+    ("truncated", "is damaged"),
     ("forged_log", "fails its check"),
 ]
 
