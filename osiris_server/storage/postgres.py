@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,13 @@ except ImportError:  # pragma: no cover - exercised only where psycopg is missin
     psycopg = None  # type: ignore[assignment]
     psycopg_pool = None  # type: ignore[assignment]
     dict_row = None  # type: ignore[assignment]
+
+
+# psycopg_pool logs each failed (re)connection attempt as a WARNING. Where nobody configured
+# logging (the CLI, the server: they write their own JSON lines), Python's last-resort handler
+# would print those as free text on stderr — several lines, and the URL's host — breaking the
+# one-line errors and the JSON log. The failure itself reaches the caller as StorageUnavailable.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 
 @functools.lru_cache(maxsize=4096)
