@@ -62,6 +62,7 @@ OLD_HEAL = (
     " PRIMARY KEY (name, host_id, runbook_id))"
 )
 T = "2026-01-02T03:04:05.000Z"
+RULE = "L1-WIN-FIREWALL-001"
 
 
 def make_old_state_dir(d: Path) -> None:
@@ -97,8 +98,8 @@ def make_old_state_dir(d: Path) -> None:
     sc.close()
     he = sqlite3.connect(d / "heal.db")
     he.execute(OLD_HEAL)
-    he.execute("INSERT INTO heal_memory VALUES ('L1-FW-001', 'dc01', 'RB-WIN-FIREWALL-001',"
-               " 1700000001.0, 2)")  # fmt: skip
+    he.execute("INSERT INTO heal_memory VALUES (?, 'dc01', 'RB-WIN-FIREWALL-001', 1700000001.0, 2)",
+               (RULE,))  # fmt: skip
     he.commit()
     he.close()
 
@@ -116,7 +117,7 @@ def assert_everything_kept(d: Path) -> None:
         assert sc.states("dc01")["RB-WIN-FIREWALL-001"]["status"] == "drift"
         last = db.conn.execute("SELECT last_run FROM scan_check").fetchall()
         assert last == [(1700000000.5,)]
-        assert RuleMemory(db).get("L1-FW-001", "dc01", "RB-WIN-FIREWALL-001") == (1700000001.0, 2)
+        assert RuleMemory(db).get(RULE, "dc01", "RB-WIN-FIREWALL-001") == (1700000001.0, 2)
         versions = [r[0] for r in db.conn.execute("SELECT version FROM schema_migrations")]
         assert versions == [m.version for m in MIGRATIONS] and db.get("schema_version") == str(
             LATEST
