@@ -66,11 +66,15 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def _verify_final_log(data: Path, log_vkey: str) -> tuple[int, list[int]]:
-    """Open the log file after the servers stopped: every stored checkpoint is signed by the
-    log key, matches the stored tree, and is consistent with the final checkpoint."""
+def _verify_final_log(
+    data: Path, log_vkey: str, db_url: str | None = None
+) -> tuple[int, list[int]]:
+    """Open the log (its file, or on PostgreSQL its schema) after the servers stopped: every
+    stored checkpoint is signed by the log key, matches the stored tree, and is consistent
+    with the final checkpoint."""
     signer = load_private_key(data / "keys" / "log.key")
-    log = TransparencyLog.open(data / "log.db", signer, ORIGIN, interval_s=0, idle_s=0)
+    where = db_url or data / "log.db"
+    log = TransparencyLog.open(where, signer, ORIGIN, interval_s=0, idle_s=0)
     try:
         log.verify_storage()  # every leaf, subtree hash and checkpoint root recomputed
         final = log.wait_checkpoint(log.size())
@@ -175,9 +179,11 @@ def _gunicorn(data: Path, port: int, log_file: Path) -> subprocess.Popen:
     )
 
 
-def test_gunicorn_two_workers_checkin_and_concurrent_ingest(tmp_path: Path) -> None:
+def test_gunicorn_two_workers_checkin_and_concurrent_ingest(
+    tmp_path: Path, db_url: str | None
+) -> None:
     data = tmp_path / "d"
-    info = init_data(data, ORIGIN)
+    info = init_data(data, ORIGIN, db_url)  # server.toml names the database on PostgreSQL
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     errlog = tmp_path / "gunicorn.log"
@@ -237,7 +243,7 @@ def test_gunicorn_two_workers_checkin_and_concurrent_ingest(tmp_path: Path) -> N
     ingest_pids = {x["pid"] for x in lines if x.get("path") == "/api/v1/evidence"}
     assert len(ingest_pids) == 2, f"evidence went to workers {ingest_pids}; want both"
     assert not [x for x in lines if x.get("event") == "internal_error"]
-    size, _sizes = _verify_final_log(data, info["log_vkey"])
+    size, _sizes = _verify_final_log(data, info["log_vkey"], db_url)
     assert size == len(receipts)
 
 
@@ -262,9 +268,11 @@ def _serve(data: Path, port: int) -> subprocess.Popen:
     )
 
 
-def test_kill_9_during_evidence_stream_keeps_every_receipt(tmp_path: Path) -> None:
+def test_kill_9_during_evidence_stream_keeps_every_receipt(
+    tmp_path: Path, db_url: str | None
+) -> None:
     data = tmp_path / "d"
-    info = init_data(data, ORIGIN)
+    info = init_data(data, ORIGIN, db_url)  # server.toml names the database on PostgreSQL
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _serve(data, port)
@@ -343,7 +351,7 @@ def test_kill_9_during_evidence_stream_keeps_every_receipt(tmp_path: Path) -> No
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    _verify_final_log(data, info["log_vkey"])
+    _verify_final_log(data, info["log_vkey"], db_url)
 
 
 # ---------------------------------------------------------------- heartbeats, two processes
