@@ -17,6 +17,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -74,31 +75,24 @@ class PgCluster:
         bindir = find_bindir()
         if bindir is None:
             raise PgUnavailable("PostgreSQL is not installed (apt-get install postgresql)")
-        base = Path(base)
-        base.mkdir(parents=True, exist_ok=True)
-        datadir = base / "pgdata"
-        # the socket path must stay under the 107-byte sun_path limit: a short dir of its own
+        Path(base).mkdir(parents=True, exist_ok=True)
+        # The cluster lives in a short directory of its own under /tmp (not under ``base``):
+        # the socket path must stay under the 107-byte sun_path limit, and pytest resets its
+        # own temp root to 0700 at each session start, which would lock the ``postgres`` user
+        # out of a data dir below it while another session's cluster still runs.
         sockdir = Path(tempfile.mkdtemp(prefix="osiris-pg-"))
+        datadir = sockdir / "data"
+        datadir.mkdir(mode=0o700)
         user = None
         if os.geteuid() == 0:
             user = "postgres"
             try:
                 pw = pwd.getpwnam(user)
             except KeyError:
+                shutil.rmtree(sockdir, ignore_errors=True)
                 raise PgUnavailable("running as root, but there is no 'postgres' user") from None
-            datadir.mkdir(mode=0o700, exist_ok=True)
-            for p in (datadir, sockdir):
+            for p in (sockdir, datadir):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
-            # the postgres user must be able to reach the data dir through its parents
-            for parent in datadir.parents:
-                try:
-                    mode = parent.stat().st_mode
-                    if not mode & 0o001:
-                        os.chmod(parent, mode | 0o001)
-                except OSError:
-                    break
-                if parent == Path(tempfile.gettempdir()) or str(parent) == "/":
-                    break
         c = cls(bindir, datadir, _free_port(), sockdir, user)
         c._run(
             "initdb", "-D", str(datadir), "-A", "trust", "-U", "postgres", "--no-sync",
@@ -147,5 +141,16 @@ class PgCluster:
         self.running = False
         try:
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+        except (PgUnavailable, subprocess.TimeoutExpired):
+            self._kill_postmaster()
         finally:
             shutil.rmtree(self.sockdir, ignore_errors=True)
+
+    def _kill_postmaster(self) -> None:
+        """pg_ctl could not stop it: SIGKILL the postmaster named in postmaster.pid (its
+        children exit when it does), so a test session never leaves a server behind."""
+        try:
+            pid = int((self.datadir / "postmaster.pid").read_text().splitlines()[0])
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass

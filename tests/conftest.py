@@ -48,9 +48,7 @@ def db_engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(
-    tmp_path_factory: pytest.TempPathFactory, db_engine: str
-) -> Iterator[object]:
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory, db_engine: str) -> Iterator[object]:
     """One real PostgreSQL for the session. Where none is installed the test is skipped —
     unless PostgreSQL was asked for (``--db-engine=postgresql``, or OSIRIS_REQUIRE_PG=1 as
     ``.ci/run`` sets): then it fails, so CI can never pass by skipping every PostgreSQL test."""
