@@ -139,8 +139,7 @@ class PostgresEngine(Engine):
 
         def configure(conn: Any) -> None:
             conn.row_factory = dict_row
-            if search_path:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {search_path}")
+            if search_path:  # the store's setup creates the schema, once, under its lock
                 conn.execute(f"SET search_path TO {search_path}")
 
         self._pool = psycopg_pool.ConnectionPool(
