@@ -205,9 +205,16 @@ def index_urls(db_engine: str, request: pytest.FixtureRequest) -> Any:
         return lambda: None
     cluster = request.getfixturevalue("pg_cluster")
     template = request.getfixturevalue("pg_index_template")
-    # a random name: this module is loaded twice (as tests/server's conftest and imported by
-    # tests/security's), so a module counter would repeat
-    return lambda: cluster.create_database(f"idx_{secrets.token_hex(6)}", template=template)
+
+    def fresh() -> str:
+        # a random name: this module is loaded twice (as tests/server's conftest and imported
+        # by tests/security's), so a module counter would repeat. FILE_COPY: ~40 ms here,
+        # against ~70 ms for the default WAL_LOG copy and ~150 ms to migrate an empty database
+        name = f"idx_{secrets.token_hex(6)}"
+        cluster.sql(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
+        return str(cluster.url(name))
+
+    return fresh
 
 
 def start_server(data: Path, **overrides: Any) -> tuple[App, Any, str]:
