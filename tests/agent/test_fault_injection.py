@@ -20,6 +20,9 @@ The cycle is kept small so K stays near 20: before every run only the drifted ch
 all) and, before a trial, the heal memory is cleared (``DELETE FROM heal_memory``), so each trial
 heals again instead of waiting out the L1 rule's cooldown — every trial is the same cycle. Only
 those two schedule tables are touched by the test, never the chain, the outbox or scan_state.
+After each trial one more normal cycle sees the healed host compliant again (the heal runs after
+the scan), so every trial's cycle records a compliant → drift transition — and the test checks
+it was recorded exactly once.
 """
 
 from __future__ import annotations
@@ -83,6 +86,25 @@ def _read(state: Path) -> tuple[list[dict[str, Any]], dict[tuple[str, str], str]
     finally:
         db.close()
     return [e["bundle"] for e in envs], scan, acked
+
+
+def _drifts(state: Path) -> int:
+    """How many detect bundles recorded the drifted runbook going compliant → drift."""
+    return sum(
+        1 for b in _read(state)[0]
+        if b["tier"] == "monitor" and b.get("runbook_id") == DRIFT[1]
+        and b["post_state"]["status"] == "drift"
+        and (b.get("pre_state") or {}).get("status") == "compliant"
+    )  # fmt: skip
+
+
+def _observe(state: Path, cfg: Path, tag: str) -> None:
+    """One more normal cycle, so the store sees the healed host compliant again (the heal
+    runs after the scan): the next trial's cycle then has a transition to record."""
+    _due(state)
+    obs = _once(cfg)
+    assert obs.returncode == 0, (tag, obs.stderr[-800:])
+    assert _read(state)[1][(HOST, DRIFT[1])] == "compliant", f"{tag}: not seen healed"
 
 
 def _assert_consistent(state: Path, c: Central, site_id: str, acked_before: set[str], tag: str):
@@ -161,6 +183,9 @@ def test_kill_at_every_commit_of_a_drift_and_heal_cycle(central, lab, tmp_path) 
         bundles, _, _ = _read(state)
         assert any(b["outcome"] == "healed" and b["runbook_id"] == DRIFT[1] for b in bundles)
         acked = _assert_consistent(state, central, site.id, acked, "counted")
+        _observe(state, cfg, "counted")
+        drifts = _drifts(state)
+        assert drifts == 1
         assert 5 <= k_max <= 60, f"the cycle makes {k_max} commits"
         crashed = 0
         for mode in ("before", "after"):
@@ -176,6 +201,12 @@ def test_kill_at_every_commit_of_a_drift_and_heal_cycle(central, lab, tmp_path) 
                 assert again.returncode == 0, (tag, again.stderr[-800:])
                 acked = _assert_consistent(state, central, site.id, acked, tag)
                 assert "PermitRootLogin no" in box.p("etc/ssh/sshd_config").read_text(), tag
+                # this trial's drift is recorded exactly once (not lost, not doubled)
+                n = _drifts(state)
+                assert n == drifts + 1, f"{tag}: the drift was recorded {n - drifts} times"
+                drifts = n
+                _observe(state, cfg, tag)
+                acked = _assert_consistent(state, central, site.id, acked, tag + " observed")
         assert crashed >= k_max, f"only {crashed} of {2 * k_max} runs were killed"
         # the read-only view names the scanner's and the healer's memory of this real host
         v = read_agent_state(state)
