@@ -46,6 +46,7 @@ from .trust import (
     key_epochs,
     original_key,
 )
+from .verify_fast import ChainFacts, FastPath, Tally
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 # Checks in the order they run on each bundle; the summary prints one PASS line per check.
@@ -87,6 +88,10 @@ _ENCODE = json.JSONEncoder(
     check_circular=False,
 ).encode
 _SIG_MARK = b',"sig":{'
+# What a line the fast path passed counts for (verify_fast.py): every per-bundle check, and the
+# cosignature checks when its checkpoint has cosignatures; E_CHAIN/E_GAP the chain checks count.
+_FAST_PASSED = ("E_PARSE", "E_NONCANONICAL", "E_SCHEMA", "E_SIG", "E_CHECKPOINT_SIG", "E_INCLUSION")
+_FAST_COSIG = ("E_COSIG", "E_TIME_SKEW")
 
 
 class UnusableInput(OsirisError):
@@ -304,8 +309,8 @@ class _LineResult:
 
     findings: list[Finding] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
-    # appliance, seq, prev_hash, hash, subject, finished_at, check, site
-    chain: tuple[str, int, str, str, str, str, str, str] | None = None
+    # appliance, seq, prev_hash, hash, finished_at, check, site
+    chain: ChainFacts | None = None
     cosig_earliest: int | None = None
     no_cosig: bool = False
     key_used: str | None = None
@@ -322,6 +327,7 @@ class _Checker:
         self.top = top
         self.skew_s = skew_s
         self._cp_cache: dict[str, _OpenedCheckpoint] = {}
+        self.fast: FastPath | None = None  # set once the top checkpoint is known
 
     def open_checkpoint(self, note: str) -> _OpenedCheckpoint:
         cached = self._cp_cache.get(note)
@@ -380,7 +386,6 @@ class _Checker:
             bundle["seq"],
             bundle["prev_hash"],
             bhash,
-            subject,
             bundle["finished_at"],
             bundle["check"],
             bundle["site_id"],
@@ -545,6 +550,24 @@ class _Aggregator:
         if r.chain is not None:
             self._check_chain(*r.chain)
 
+    def merge(self, t: Tally) -> None:
+        """Fold in what the fast path's passing lines add (their chain facts came in order)."""
+        passed = self.report.passed
+        if t.full + t.no_cosig:
+            for code in _FAST_PASSED:
+                passed[code] = passed.get(code, 0) + t.full + t.no_cosig
+        if t.full:
+            for code in _FAST_COSIG:
+                passed[code] = passed.get(code, 0) + t.full
+        self._no_cosig += t.no_cosig
+        if t.existed_by is not None and (
+            self._existed_by is None or t.existed_by > self._existed_by
+        ):
+            self._existed_by = t.existed_by
+        self._keys_used |= t.keys
+        self._logs_used |= t.logs
+        self._cosigners_used |= t.cosigners
+
     def _ok(self, code: str) -> None:
         self.report.passed[code] = self.report.passed.get(code, 0) + 1
 
@@ -557,11 +580,11 @@ class _Aggregator:
         seq: int,
         prev_hash: str,
         bhash: str,
-        subject: str,
         finished_at: str,
         check: str,
         site: str,
     ) -> None:
+        subject = f"{app}#{seq}"
         if isinstance(check, str):
             check = self.aliases.get(check, check)  # a former id counts as its check's id
         info = self.report.chains.get(app)
@@ -784,9 +807,30 @@ def _worker_init(checker: _Checker) -> None:
     _WORKER = checker
 
 
-def _worker_chunk(chunk: list[tuple[int, bytes]]) -> list[_LineResult]:
-    assert _WORKER is not None
-    return [_WORKER.check(i, line) for i, line in chunk]
+def _check_lines(
+    checker: _Checker, chunk: list[tuple[int, bytes]]
+) -> list[ChainFacts | _LineResult]:
+    """Each line through the fast path; what it does not pass, through the ordered checks."""
+    fast = checker.fast
+    assert fast is not None
+    out: list[ChainFacts | _LineResult] = []
+    for i, line in chunk:
+        facts = fast.check(line)
+        out.append(checker.check(i, line) if facts is None else facts)
+    return out
+
+
+def _worker_chunk(chunk: list[tuple[int, bytes]]) -> tuple[list[ChainFacts | _LineResult], Tally]:
+    assert _WORKER is not None and _WORKER.fast is not None
+    return _check_lines(_WORKER, chunk), _WORKER.fast.take()
+
+
+def _fold(agg: _Aggregator, results: list[ChainFacts | _LineResult]) -> None:
+    for r in results:
+        if type(r) is tuple:
+            agg._check_chain(*r)
+        else:
+            agg.add(r)  # type: ignore[arg-type]
 
 
 def _chunks(lines: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
@@ -865,23 +909,27 @@ def verify_export(
     agg = _Aggregator(keys, check_aliases() if aliases is None else aliases)
     checker = _Checker(keys, folder / "proofs", None, skew_s)
     checker.top = _top_checkpoint(folder, checker, agg)
+    checker.fast = FastPath(
+        keys.epochs, folder / "proofs", checker.open_checkpoint, checker.top, skew_s
+    )
     if workers is None:
         workers = os.cpu_count() or 1
         if count_bundles(folder) < PARALLEL_MIN:
             workers = 1
     n = 0
     if workers <= 1:
-        for lineno, line in _lines(bundles):
-            agg.add(checker.check(lineno, line))
-            n += 1
-            if progress is not None and n % 256 == 0:
+        for chunk in _chunks(_lines(bundles), 256):
+            _fold(agg, _check_lines(checker, chunk))
+            n += len(chunk)
+            if progress is not None:
                 progress(n)
+        agg.merge(checker.fast.take())
     else:
         ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         with ProcessPoolExecutor(workers, ctx, initializer=_worker_init, initargs=(checker,)) as ex:
-            for results in ex.map(_worker_chunk, _chunks(_lines(bundles), CHUNK)):
-                for r in results:
-                    agg.add(r)
+            for results, tally in ex.map(_worker_chunk, _chunks(_lines(bundles), CHUNK)):
+                _fold(agg, results)
+                agg.merge(tally)
                 n += len(results)
                 if progress is not None:
                     progress(n)
