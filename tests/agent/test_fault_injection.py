@@ -12,6 +12,7 @@ killed at k, restarted normally to completion, and the store and the server are 
   (each one's ``pre_state.status`` is the previous one's ``post_state.status``), and the last
   one says what ``scan_state`` says — a state that moved without its bundle breaks this;
 * the chain is unbroken (seq 1..n, each ``prev_hash`` the hash of the one before);
+* the healer's memory of the drifted runbook exists exactly when its L1 bundle was recorded;
 * after the flush, the server holds every bundle exactly once (no gap, no duplicate leaf) and
   nothing acknowledged before was lost.
 
@@ -96,6 +97,21 @@ def _drifts(state: Path) -> int:
         and b["post_state"]["status"] == "drift"
         and (b.get("pre_state") or {}).get("status") == "compliant"
     )  # fmt: skip
+
+
+def _heal_fact(state: Path) -> tuple[int, bool]:
+    """(L1 bundles for the drifted runbook, whether an L1 firing of it is remembered)."""
+    bundles = _read(state)[0]
+    n = sum(1 for b in bundles if b["tier"] == "L1" and b.get("runbook_id") == DRIFT[1])
+    db = sqlite3.connect(f"file:{state / 'state.db'}?mode=ro", uri=True)
+    try:
+        fired = db.execute(
+            "SELECT COUNT(*) FROM heal_memory WHERE host_id = ? AND runbook_id = ?"
+            " AND name NOT IN ('L2', 'L3')", (HOST, DRIFT[1]),
+        ).fetchone()[0]  # fmt: skip
+    finally:
+        db.close()
+    return n, bool(fired)
 
 
 def _observe(state: Path, cfg: Path, tag: str) -> None:
@@ -193,6 +209,7 @@ def test_kill_at_every_commit_of_a_drift_and_heal_cycle(central, lab, tmp_path) 
                 tag = f"{mode}:{k}"
                 box.drift(DRIFT[0])
                 _due(state, forget_heals=True)
+                l1_before, _ = _heal_fact(state)
                 run = _once(cfg, tag)
                 assert run.returncode in (0, 137), (tag, run.stderr[-800:])
                 crashed += run.returncode == 137
@@ -205,6 +222,9 @@ def test_kill_at_every_commit_of_a_drift_and_heal_cycle(central, lab, tmp_path) 
                 n = _drifts(state)
                 assert n == drifts + 1, f"{tag}: the drift was recorded {n - drifts} times"
                 drifts = n
+                # the healer's memory moved exactly when its bundle was recorded (one fact)
+                l1, fired = _heal_fact(state)
+                assert l1 - l1_before in (0, 1) and fired == (l1 > l1_before), (tag, l1, fired)
                 _observe(state, cfg, tag)
                 acked = _assert_consistent(state, central, site.id, acked, tag + " observed")
         assert crashed >= k_max, f"only {crashed} of {2 * k_max} runs were killed"
