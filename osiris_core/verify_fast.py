@@ -8,9 +8,10 @@ runs the ordered checks, which give the verdict, the code and the message. So th
 refuse more than the ordered checks, never less: each step below is the same check or a
 stricter one.
 
-* parse + canonical bytes: an ASCII line with no surrogate escape and fewer than MAX_DEPTH
-  brackets, parsed by the C decoder with the same number hooks as canonical.loads, must
-  re-encode to exactly its own text (a duplicate key re-encodes shorter, so it falls back);
+* parse + canonical bytes: an ASCII line (so no non-ASCII key) with no surrogate escape, parsed
+  by the C decoder with canonical.loads' number hooks (no float, |int| <= 2**53-1), whose
+  objects all have sorted keys and nest within MAX_DEPTH (the layout predicate), must re-encode
+  without sorting to exactly its own text (a duplicate key re-encodes shorter);
 * schema: the ENVELOPE and BUNDLE specs compiled to predicates (spec_predicate.py) plus the very
   bundle_rules of evidence.validate_bundle;
 * signature: the appliance's key epochs, the key id and name, the signature, the seq in range;
@@ -26,14 +27,16 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from . import canonical
-from .canonical import MAX_DEPTH, MAX_SAFE_INT
+from .canonical import MAX_SAFE_INT
 from .errors import SchemaError
 from .evidence import BUNDLE, ENVELOPE, bundle_rules
 from .inclusion_cache import ProvenTree, split_proof
+from .schema import F
 from .spec_predicate import compile_record
 
 # appliance, seq, prev_hash, bundle hash, finished_at, check, site: what the chain checks need
@@ -41,11 +44,14 @@ ChainFacts = tuple[str, int, str, str, str, str, str]
 
 _SIG_MARK = b',"sig":{'
 _BUNDLE_AT = len(b'{"bundle":')
-_ENVELOPE_OK = compile_record(ENVELOPE)
-_BUNDLE_OK = compile_record(BUNDLE)
+# ENVELOPE with its bundle as the BUNDLE record (= validate_envelope's two shape checks), in the
+# canonical layout: keys in sorted order everywhere, nesting within MAX_DEPTH
+_DOC_OK = compile_record({**ENVELOPE, "bundle": F("object", required=True, fields=BUNDLE)}, 1)
+# canonical.dumps' encoder without sort_keys: on a document whose objects all have sorted keys
+# (_DOC_OK) it writes the very same bytes, without sorting every object again
 _ENCODE = json.JSONEncoder(
     ensure_ascii=False,
-    sort_keys=True,
+    sort_keys=False,
     separators=(",", ":"),
     allow_nan=False,
     check_circular=False,
@@ -70,6 +76,18 @@ def _int(s: str) -> int:
 _DECODE = json.JSONDecoder(
     parse_float=_no_float, parse_int=_int, parse_constant=_no_float, strict=True
 ).decode
+
+
+def _first_late(bound: int) -> str | None:
+    """The first time whose whole seconds exceed ``bound``, in the bundle time format: a valid
+    ``finished_at`` is then on time iff it sorts before it (fixed-width digits sort as times).
+    None (compare parsed times instead) outside what a datetime can spell."""
+    if bound < 0:
+        return None
+    try:
+        return canonical.format_time(datetime.fromtimestamp(bound + 1, UTC))
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 class Tally:
@@ -105,7 +123,7 @@ class FastPath:
         self.skew_s = skew_s
         self.tally = Tally()
         self._keys: dict[tuple[str, str], list[tuple[Any, int, int | None, str]]] = {}
-        self._trees: dict[int, tuple[ProvenTree, int | None, tuple[str, ...]]] = {}
+        self._trees: dict[int, tuple[ProvenTree, int | None, str | None, tuple[str, ...]]] = {}
 
     def take(self) -> Tally:
         t, self.tally = self.tally, Tally()
@@ -145,20 +163,14 @@ class FastPath:
         """The chain facts of a line that passes every per-bundle check, else None."""
         if not line.isascii() or b"\\ud" in line or b"\\uD" in line:
             return None
-        if line.count(b"[") + line.count(b"{") > MAX_DEPTH:
-            return None
         text = line.decode("ascii")
         try:
             env = _DECODE(text)
-            if _ENCODE(env) != text:
+            if not _DOC_OK(env) or _ENCODE(env) != text:
                 return None
         except (ValueError, TypeError, RecursionError):
             return None
-        if not _ENVELOPE_OK(env):
-            return None
         bundle = env["bundle"]
-        if not _BUNDLE_OK(bundle):
-            return None
         try:
             bundle_rules(bundle)
         except SchemaError:
@@ -219,17 +231,21 @@ class FastPath:
         if state is None:
             times = opened.cosig_times
             earliest = min(times.values()) if times else None
-            state = (ProvenTree(cp.size, cp.root), earliest, tuple(sorted(times)))
+            limit = _first_late(earliest + self.skew_s) if earliest is not None else None
+            state = (ProvenTree(cp.size, cp.root), earliest, limit, tuple(sorted(times)))
             self._trees[id(opened)] = state  # `opened` lives in the checker's cache
-        tree, earliest, cosigners = state
+        tree, earliest, limit, cosigners = state
         if not tree.prove(hashlib.sha256(b"\x00" + line).digest(), index, hashes):
             return False
         t = self.tally
         if earliest is None:
             t.no_cosig += 1
         else:
-            finished = int(canonical.parse_time(bundle["finished_at"]).timestamp())
-            if finished > earliest + self.skew_s:
+            finished_at = bundle["finished_at"]  # bundle_rules parsed it: the fixed-width form
+            if limit is not None:
+                if finished_at >= limit:
+                    return False
+            elif int(canonical.parse_time(finished_at).timestamp()) > earliest + self.skew_s:
                 return False
             t.full += 1
             if t.existed_by is None or earliest > t.existed_by:
