@@ -20,6 +20,7 @@ from .schema import F
 
 Predicate = Callable[[Any], bool]
 MEMO = 4096  # accepted strings remembered per field
+_EMPTY: frozenset[str] = frozenset()
 
 
 def _never(_value: Any) -> bool:
@@ -49,6 +50,7 @@ def _string(f: F) -> Predicate:
             seen.add(v)
         return True
 
+    ok.seen = seen  # type: ignore[attr-defined]  # records look here before calling
     return ok
 
 
@@ -177,7 +179,7 @@ def compile_record(spec: dict[str, F], depth: int | None = None) -> Predicate:
     required = frozenset(name for name, f in spec.items() if f.required)
 
     if required == known:  # every field required (the evidence records): keys must be equal
-        pairs = tuple((name, check) for name, check, _req in checks)
+        pairs = tuple((name, check, getattr(check, "seen", _EMPTY)) for name, check, _req in checks)
         order = sorted(known)
 
         def ok_closed(obj: Any) -> bool:
@@ -188,8 +190,11 @@ def compile_record(spec: dict[str, F], depth: int | None = None) -> Predicate:
                     return False
             elif list(obj) != order:  # the same keys, in sorted order
                 return False
-            for name, check in pairs:
-                if not check(obj[name]):
+            for name, check, seen in pairs:
+                v = obj[name]
+                if type(v) is str and v in seen:  # accepted before by this very check
+                    continue
+                if not check(v):
                     return False
             return True
 

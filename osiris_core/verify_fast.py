@@ -25,6 +25,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+import json.encoder
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -58,6 +59,19 @@ _ENCODE = json.JSONEncoder(
 ).encode
 
 
+def _no_default(o: Any) -> Any:
+    raise TypeError(type(o).__name__)
+
+
+if json.encoder.c_make_encoder is not None:  # the same C encoder, built once, not per call
+    _C_ENCODE = json.encoder.c_make_encoder(
+        None, _no_default, json.encoder.c_encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def _ENCODE(o: Any) -> str:  # noqa: N802 (stands in for the encoder above)
+        return "".join(_C_ENCODE(o, 0))
+
+
 def _no_float(s: str) -> Any:
     raise ValueError(s)
 
@@ -73,9 +87,11 @@ def _int(s: str) -> int:
 
 # canonical.loads' decoder without the pairs hook (duplicate keys are caught by re-encoding,
 # non-ASCII keys by the ASCII-only rule): the C scanner builds the dicts directly
-_DECODE = json.JSONDecoder(
+# scan_once: the C scanner itself, without decode()'s whitespace regexes (a line must end where
+# its value ends; any leading or trailing byte makes it fall back)
+_SCAN = json.JSONDecoder(
     parse_float=_no_float, parse_int=_int, parse_constant=_no_float, strict=True
-).decode
+).scan_once
 
 
 def _first_late(bound: int) -> str | None:
@@ -122,6 +138,8 @@ class FastPath:
         self.top = top
         self.skew_s = skew_s
         self.tally = Tally()
+        self._last_note: str | None = None
+        self._last_opened: Any = None
         self._keys: dict[tuple[str, str], list[tuple[Any, int, int | None, str]]] = {}
         self._trees: dict[int, tuple[ProvenTree, int | None, str | None, tuple[str, ...]]] = {}
 
@@ -165,10 +183,10 @@ class FastPath:
             return None
         text = line.decode("ascii")
         try:
-            env = _DECODE(text)
-            if not _DOC_OK(env) or _ENCODE(env) != text:
+            env, end = _SCAN(text, 0)
+            if end != len(text) or not _DOC_OK(env) or _ENCODE(env) != text:
                 return None
-        except (ValueError, TypeError, RecursionError):
+        except (StopIteration, ValueError, TypeError, RecursionError):
             return None
         bundle = env["bundle"]
         try:
@@ -216,7 +234,11 @@ class FastPath:
         if parts is None:
             return False
         index, hashes, note = parts
-        opened = self.open_checkpoint(note)
+        if note == self._last_note:  # proofs mostly share one note: no need to hash it again
+            opened = self._last_opened
+        else:
+            opened = self.open_checkpoint(note)
+            self._last_note, self._last_opened = note, opened
         cp = opened.checkpoint
         if cp is None:
             return False
