@@ -7,13 +7,21 @@ same run on this same machine; and ours with 1 worker beside raw on 1 core. (Bef
 this bench compared N workers with a 1-core limit, which flattered the ratio N-fold.)
 
 A busy box (other jobs on the cores) lowers both sides of each ratio, not just ours: each pair
-is measured back to back.
+is measured back to back, ``BENCH_VERIFY_REPEAT`` times (default 3), and the median ratio of the
+pairs is the verdict (one pair caught by a load spike says little on a shared machine; every
+pair is printed).
+
+``BENCH_VERIFY_PROFILE=1``: instead, profile one worker verifying the export (cProfile, the 25
+functions with the most own time), to see where the time beside the signature goes.
 """
 
 from __future__ import annotations
 
+import cProfile
 import multiprocessing as mp
 import os
+import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +37,8 @@ from osiris_core.verify import verify_export  # noqa: E402
 
 N = int(os.environ.get("BENCH_VERIFY_N", "10000"))
 RAW_N = int(os.environ.get("BENCH_VERIFY_RAW_N", "10000"))  # raw verifies per core
+REPEAT = max(1, int(os.environ.get("BENCH_VERIFY_REPEAT", "3")))
+PROFILE = os.environ.get("BENCH_VERIFY_PROFILE") == "1"
 
 
 def _raw(n: int) -> float:
@@ -65,27 +75,36 @@ def main() -> int:
         # strict verdict below is the one a packet gets, not W_UNPINNED
         roots = TrustRoots()
         load_trust_item(ex.pins(), "pinned keys", roots)
-        raw_n = raw_verify_per_s(cores)
-        t = time.perf_counter()
-        report = verify_export(out, trust=roots, workers=cores)
-        ours_n = N / (time.perf_counter() - t)
-        raw_1 = raw_verify_per_s(1)
-        t = time.perf_counter()
-        verify_export(out, trust=roots, workers=1)
-        ours_1 = N / (time.perf_counter() - t)
-    if not report.ok(strict=True):
+        if PROFILE:
+            prof = cProfile.Profile()
+            prof.enable()
+            verify_export(out, trust=roots, workers=1)
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            return 0
+        pairs: dict[int, list[tuple[float, float]]] = {cores: [], 1: []}
+        report = None
+        for _ in range(REPEAT):
+            for workers in pairs:
+                raw = raw_verify_per_s(workers)
+                t = time.perf_counter()
+                report = verify_export(out, trust=roots, workers=workers)
+                pairs[workers].append((N / (time.perf_counter() - t), raw))
+    if report is None or not report.ok(strict=True):
         print("verify bench: export did not verify", file=sys.stderr)
         return 1
     print(f"verify: {N} bundles (signature + chain + inclusion + checkpoint + cosignature)")
     print(f"  this machine: {cores} cores (os.cpu_count); the limit runs on the same cores")
-    for label, ours, raw in ((f"{cores} workers", ours_n, raw_n), ("1 worker ", ours_1, raw_1)):
-        ratio = ours / raw
+    for workers, got in pairs.items():
+        label = f"{workers} worker{'s' if workers > 1 else ' '}"
+        for ours, raw in got:
+            print(
+                f"  ours, {label}: {ours:10,.0f} bundles/s   limit: raw Ed25519 on the same"
+                f" {workers} core(s): {raw:10,.0f} /s   ratio {ours / raw:.0%}"
+            )
+        ratio = statistics.median(o / r for o, r in got)
         verdict = "OK" if ratio >= 0.5 else "UNDER BUDGET"
-        print(
-            f"  ours, {label}: {ours:10,.0f} bundles/s   limit: raw Ed25519 on the same"
-            f" {label.split()[0]} core(s): {raw:10,.0f} /s   ratio {ratio:.0%}"
-            f" (budget >= 50%): {verdict}"
-        )
+        print(f"  {label}: median ratio of {len(got)} pairs {ratio:.0%} (budget >= 50%): {verdict}")
     return 0
 
 
