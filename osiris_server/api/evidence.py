@@ -81,6 +81,32 @@ def _parse(item: Any) -> tuple[dict[str, Any], bytes]:
     return obj, data
 
 
+def _checked(item: Any, p: Any, epochs: list[KeyEpoch]) -> tuple[Any, Any]:
+    """``(item, (env, data, bundle, bundle_hash))`` when the envelope passes every check that
+    needs no index row (form, schema, identity, key for its seq, signature), else
+    ``(item, Reject)``."""
+    try:
+        env, data = _parse(item)
+        ev.validate_envelope(env)
+        bundle = env["bundle"]
+        if bundle["appliance_id"] != p.id or bundle["site_id"] != p.site_id:
+            raise Reject("E_IDENTITY", "bundle names another appliance or site")
+        verifier, epoch = _key_for(epochs, bundle["seq"])
+        if env["sig"]["key_id"] != verifier.key_id_hex:
+            raise Reject(
+                "E_SIG",
+                f"seq {bundle['seq']} must be signed with key {verifier.key_id_hex} "
+                f"(this appliance's key from seq {epoch.first_seq}), not "
+                f"{env['sig']['key_id']}",
+            )
+        ev.verify_envelope(env, {verifier.key_id_hex: verifier}, validate=False)
+        return item, (env, data, bundle, ev.bundle_hash(bundle))
+    except Reject as exc:
+        return item, exc
+    except OsirisError as exc:
+        return item, Reject(exc.code, str(exc))
+
+
 def ingest(app: App, req: Request) -> Response:
     p = req.principal
     body = req.data
@@ -95,33 +121,29 @@ def ingest(app: App, req: Request) -> Response:
         epochs = app.signing_epochs(p.id)  # read now: a rotation may postdate authentication
         site = db_tenants.get_site(app.db, p.site_id)  # its partner now, not at authentication
         site_partner = site["partner_id"] if site else None
+        # The checks that need no index first, then every index row the chain checks can ask
+        # about in one statement each (under the lock this appliance's rows cannot change),
+        # then the per-envelope decisions in order, exactly as one lookup each would decide.
+        checked: list[tuple[Any, Any]] = [_checked(item, p, epochs) for item in body["envelopes"]]
+        good = [c for _item, c in checked if not isinstance(c, Reject)]
+        known_hashes = db_evidence.by_hashes(app.db, [c[3] for c in good])
+        near = {c[2]["seq"] + d for c in good for d in (-1, 0, 1)}
+        indexed = db_evidence.by_seqs(app.db, p.id, near) if good else {}
         batch_seq: dict[int, tuple[str, str]] = {}  # seq -> (bundle_hash, prev_hash)
 
         def at(seq: int) -> tuple[str, str] | None:
             if seq in batch_seq:
                 return batch_seq[seq]
-            row = db_evidence.by_seq(app.db, p.id, seq)
+            row = indexed.get(seq)
             return (row["bundle_hash"], row["prev_hash"]) if row else None
 
-        for i, item in enumerate(body["envelopes"]):
+        for i, (item, c) in enumerate(checked):
             try:
-                env, data = _parse(item)
-                ev.validate_envelope(env)
-                bundle = env["bundle"]
-                if bundle["appliance_id"] != p.id or bundle["site_id"] != p.site_id:
-                    raise Reject("E_IDENTITY", "bundle names another appliance or site")
-                verifier, epoch = _key_for(epochs, bundle["seq"])
-                if env["sig"]["key_id"] != verifier.key_id_hex:
-                    raise Reject(
-                        "E_SIG",
-                        f"seq {bundle['seq']} must be signed with key {verifier.key_id_hex} "
-                        f"(this appliance's key from seq {epoch.first_seq}), not "
-                        f"{env['sig']['key_id']}",
-                    )
-                ev.verify_envelope(env, {verifier.key_id_hex: verifier}, validate=False)
-                bh = ev.bundle_hash(bundle)
+                if isinstance(c, Reject):
+                    raise c
+                data, bundle, bh = c[1], c[2], c[3]
                 res: dict[str, Any] = {"bundle_hash": bh, "index": None, "receipt": None}
-                known = db_evidence.by_hash(app.db, bh)
+                known = known_hashes.get(bh)
                 if known is not None:
                     res.update(status="duplicate", index=known["log_index"])
                     results.append(res)

@@ -6,6 +6,7 @@ table only makes them findable and enforces per-appliance chain order with UNIQU
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from osiris_server.db.engine import Database, Writer
@@ -22,15 +23,55 @@ def by_seq(db: Database | Writer, appliance_id: str, seq: int) -> dict[str, Any]
     )
 
 
-def insert(w: Writer, rows: list[dict[str, Any]]) -> None:
-    """Idempotent: a row already present (same bundle hash) is left alone."""
-    for r in rows:
-        cols = ", ".join(r)
-        marks = ", ".join("?" for _ in r)
-        w.execute(
-            f"INSERT INTO evidence ({cols}) VALUES ({marks}) ON CONFLICT (bundle_hash) DO NOTHING",
-            list(r.values()),
+# Values per IN (...) list: far under SQLite's 32,766 bound and PostgreSQL's 65,535 parameters.
+CHUNK = 500
+
+
+def _chunks(values: list[Any]) -> list[list[Any]]:
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+def by_hashes(db: Database | Writer, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``by_hash`` for many at once: {bundle_hash: row} of those indexed. One statement per
+    ``CHUNK`` hashes (on PostgreSQL each statement is a round trip: a batch is one, not 100)."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in _chunks(sorted(set(hashes))):
+        marks = ", ".join("?" for _ in part)
+        for r in db.query(f"SELECT * FROM evidence WHERE bundle_hash IN ({marks})", part):
+            out[r["bundle_hash"]] = r
+    return out
+
+
+def by_seqs(
+    db: Database | Writer, appliance_id: str, seqs: Iterable[int]
+) -> dict[int, dict[str, Any]]:
+    """``by_seq`` for many seqs of one appliance: {seq: row} of those indexed (an IN list, not
+    a range: a hostile batch naming seq 1 and seq 10^9 reads two rows, not the whole chain)."""
+    out: dict[int, dict[str, Any]] = {}
+    for part in _chunks(sorted(set(seqs))):
+        marks = ", ".join("?" for _ in part)
+        rows = db.query(
+            "SELECT seq, bundle_hash, prev_hash, log_index FROM evidence"
+            f" WHERE appliance_id = ? AND seq IN ({marks})",
+            [appliance_id, *part],
         )
+        for r in rows:
+            out[int(r["seq"])] = r
+    return out
+
+
+def insert(w: Writer, rows: list[dict[str, Any]]) -> None:
+    """Idempotent: a row already present (same bundle hash) is left alone. One
+    ``executemany`` (psycopg pipelines it: one round trip for the batch, not one per row)."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    marks = ", ".join("?" for _ in cols)
+    w.executemany(
+        f"INSERT INTO evidence ({', '.join(cols)}) VALUES ({marks})"
+        " ON CONFLICT (bundle_hash) DO NOTHING",
+        [[r[c] for c in cols] for r in rows],
+    )
 
 
 def query(
