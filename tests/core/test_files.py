@@ -147,6 +147,11 @@ NOT_A_SECRET_WRITE = {
     # the evidence packet zip is written by zipfile into a mkstemp file (0600) then renamed;
     # owned by the packet restructuring, a candidate for files.private_stream
     "osiris_core/packet.py": "an evidence packet for auditors, not a secret",
+    # the one-store migration renames the merged scan.db/heal.db aside after its commit
+    "osiris_agent/migrations.py": "renames a merged old database aside, writes nothing",
+    # restore unpacks into a 0700 mkdtemp staging dir (members created 0600) beside the
+    # target and renames the whole checked directory into place
+    "osiris_server/backup.py": "renames a private, already-written staging directory",
 }
 
 PACKAGES = ("osiris_core", "osiris_agent", "osiris_server", "osiris_tui", "osiris_lab")
