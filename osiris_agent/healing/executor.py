@@ -216,6 +216,14 @@ class ActionResult:
     phases: list[PhaseResult] = field(default_factory=list)
 
 
+def _same_state(pre: PhaseResult | None, back: PhaseResult) -> bool:
+    """Whether a post-rollback detect shows the pre-change state: the same status and the same
+    observed values, both without error. No usable pre-change detect → not provable → False."""
+    if pre is None or pre.error is not None or back.error is not None:
+        return False
+    return back.status == pre.status and back.observed == pre.observed
+
+
 @dataclass(frozen=True)
 class Guards:
     """What the policy says about running a runbook now."""
@@ -324,15 +332,31 @@ class Executor:
             if ver is None
             else f"verify {ver.status}" + (f" ({ver.error})" if ver.error else "")
         )
+        post = ver
         if rollback_available:
             rb = self.run_phase(host_id, runbook, "rollback", values)
             phases.append(rb)
             if rb.status != "error":
-                text = f"{prefix}{runbook.id} {what}; rollback done"
-                return self._done("reverted", runbook, values, pre, ver, text, started, phases)
-            what += f"; rollback failed ({rb.error})"
+                # A rollback script that exits 0 proves nothing: detect again, and say
+                # ``reverted`` only when the host is back in the state detect saw before the
+                # change; otherwise the host is in a state nobody chose — ``failed`` (the engine
+                # takes a failure up a tier, to a person at L3).
+                back = self.run_phase(host_id, runbook, "detect", values)
+                back.phase = "recheck"
+                phases.append(back)
+                post = back  # what the host is now
+                if _same_state(pre, back):
+                    text = f"{prefix}{runbook.id} {what}; rollback done, state restored"
+                    return self._done("reverted", runbook, values, pre, back, text, started, phases)
+                what += "; rollback ran but " + (
+                    f"the re-check failed ({back.error})"
+                    if back.error
+                    else f"the host is not back in its pre-change state ({back.status})"
+                )
+            else:
+                what += f"; rollback failed ({rb.error})"
         text = f"{prefix}{runbook.id} {what}"
-        return self._done("failed", runbook, values, pre, ver, text, started, phases)
+        return self._done("failed", runbook, values, pre, post, text, started, phases)
 
     def _done(
         self,

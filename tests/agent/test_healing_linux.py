@@ -141,9 +141,51 @@ def test_failing_verify_rolls_back_and_is_reverted(env) -> None:
     assert sinks.outcomes()[0] == ("reverted", "L1", "LIN-PERM-001")
     b = sinks.bundles[0]
     assert b["rollback_available"] is True
-    assert [p["phase"] for p in b["post_state"]["phases"]] == ["remediate", "verify", "rollback"]
-    assert b["post_state"]["observed"]["mode"] == "400"
+    # issue 15 item 5: after the rollback, detect runs again ("recheck") and `reverted` is said
+    # only because the host is back in its pre-change state; post_state is that re-check
+    phases = [p["phase"] for p in b["post_state"]["phases"]]
+    assert phases == ["remediate", "verify", "rollback", "recheck"]
+    assert b["post_state"]["observed"] == b["pre_state"]["observed"]
     assert sandbox.mode("etc/shadow") == 0o644  # put back as it was
+    assert sinks.outcomes()[1] == ("escalated", "L3", "LIN-PERM-001")
+
+
+class _Meddler(SshTransport):
+    """The real transport to the real sshd; right after the rollback script ran, something
+    else on the host (a config tool, a person) sets /etc/shadow to a third mode — so the
+    rollback's "mode restored" is not what the host shows."""
+
+    sandbox: LinuxSandbox
+
+    def run_script(self, script: str, **kw: Any) -> Any:
+        res = super().run_script(script, **kw)
+        if "LIN-PERM-001 rollback" in script:
+            os.chmod(self.sandbox.p("etc/shadow"), 0o600)
+        return res
+
+
+def test_a_rollback_that_does_not_restore_the_state_is_failed_not_reverted(lab) -> None:
+    """Issue 15 item 5: a rollback exiting 0 proves nothing. The re-check sees a state that is
+    neither the pre-change one nor compliant: the outcome is `failed` (never `reverted`), the
+    evidence shows the re-check, and the failure goes up to a person (L3)."""
+    sandbox, sshd = lab
+    sandbox.build()
+    sandbox.drift("shadow_perms")  # 0644
+    tr = _Meddler(sshd.target())
+    tr.sandbox = sandbox
+    finding = _detect(tr, "LIN-PERM-001")
+    policy = Policy.default(
+        CAT, params={"LIN-PERM-001": {"target_mode": "400", "allowed_modes": "640"}}
+    )
+    sinks = Sinks()
+    _engine(tr, sinks).handle(finding, policy)
+    assert sinks.outcomes()[0] == ("failed", "L1", "LIN-PERM-001")
+    b = sinks.bundles[0]
+    phases = [p["phase"] for p in b["post_state"]["phases"]]
+    assert phases == ["remediate", "verify", "rollback", "recheck"]
+    assert b["post_state"]["observed"] != b["pre_state"]["observed"]
+    assert "not back in its pre-change state" in b["action_taken"]
+    assert sandbox.mode("etc/shadow") == 0o600
     assert sinks.outcomes()[1] == ("escalated", "L3", "LIN-PERM-001")
 
 
