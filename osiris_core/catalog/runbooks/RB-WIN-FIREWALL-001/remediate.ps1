@@ -1,3 +1,3 @@
 # RB-WIN-FIREWALL-001 remediate: enable every firewall profile.
-Set-NetFirewallProfile -Profile 'Domain', 'Private', 'Public' -Enabled True
+Set-NetFirewallProfile -ErrorAction Stop -Profile 'Domain', 'Private', 'Public' -Enabled True
 Write-OsirisDone -Changed $true -Action 'all firewall profiles enabled'

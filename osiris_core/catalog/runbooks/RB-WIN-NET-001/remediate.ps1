@@ -5,9 +5,9 @@ $n = 0
 foreach ($a in Get-NetAdapter | Where-Object { $_.Status -eq 'Up' }) {
     $have = @((Get-DnsClientServerAddress -InterfaceIndex $a.ifIndex -AddressFamily IPv4).ServerAddresses)
     if (($have -join ',') -ne ($want -join ',')) {
-        Set-DnsClientServerAddress -InterfaceIndex $a.ifIndex -ServerAddresses $want
+        Set-DnsClientServerAddress -ErrorAction Stop -InterfaceIndex $a.ifIndex -ServerAddresses $want
         $n++
     }
 }
-Clear-DnsClientCache
+Clear-DnsClientCache -ErrorAction Stop
 Write-OsirisDone -Changed ($n -gt 0) -Action "DNS servers set on $n adapter(s)"

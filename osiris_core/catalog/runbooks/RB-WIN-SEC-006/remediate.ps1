@@ -1,3 +1,3 @@
 # RB-WIN-SEC-006 remediate: turn real-time protection back on.
-Set-MpPreference -DisableRealtimeMonitoring $false -DisableBehaviorMonitoring $false -DisableIOAVProtection $false
+Set-MpPreference -ErrorAction Stop -DisableRealtimeMonitoring $false -DisableBehaviorMonitoring $false -DisableIOAVProtection $false
 Write-OsirisDone -Changed $true -Action 'real-time protection enabled'

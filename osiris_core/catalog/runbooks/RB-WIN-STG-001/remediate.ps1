@@ -4,7 +4,7 @@ $dirs = @("$env:SystemRoot\Temp", "$env:TEMP")
 foreach ($dir in $dirs) {
     Get-ChildItem -Path $dir -Recurse -File -Force -ErrorAction SilentlyContinue | Where-Object { $_.LastWriteTime -lt $cut } | Remove-Item -Force -ErrorAction SilentlyContinue
 }
-Stop-Service -Name 'wuauserv' -Force
+Stop-Service -ErrorAction Stop -Name 'wuauserv' -Force
 Remove-Item -Path "$env:SystemRoot\SoftwareDistribution\Download\*" -Recurse -Force -ErrorAction SilentlyContinue
-Start-Service -Name 'wuauserv'
+Start-Service -ErrorAction Stop -Name 'wuauserv'
 Write-OsirisDone -Changed $true -Action 'temp files and update cache cleaned'

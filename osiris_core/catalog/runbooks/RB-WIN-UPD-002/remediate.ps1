@@ -1,13 +1,13 @@
 # RB-WIN-UPD-002 remediate: re-register the client with the site's WSUS server.
 if ($OsirisParams.wsus_server -eq '') { Write-OsirisDone -Changed $false -Action 'site does not use WSUS'; exit 0 }
 $pol = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate'
-if (-not (Test-Path -Path $pol)) { New-Item -Path $pol -Force | Out-Null }
-Set-ItemProperty -Path $pol -Name 'WUServer' -Value $OsirisParams.wsus_server
-Set-ItemProperty -Path $pol -Name 'WUStatusServer' -Value $OsirisParams.wsus_server
+if (-not (Test-Path -Path $pol)) { New-Item -ErrorAction Stop -Path $pol -Force | Out-Null }
+Set-ItemProperty -ErrorAction Stop -Path $pol -Name 'WUServer' -Value $OsirisParams.wsus_server
+Set-ItemProperty -ErrorAction Stop -Path $pol -Name 'WUStatusServer' -Value $OsirisParams.wsus_server
 $wu = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate'
-Stop-Service -Name 'wuauserv' -Force
+Stop-Service -ErrorAction Stop -Name 'wuauserv' -Force
 Remove-ItemProperty -Path $wu -Name 'SusClientId' -ErrorAction SilentlyContinue
 Remove-ItemProperty -Path $wu -Name 'SusClientIdValidation' -ErrorAction SilentlyContinue
-Start-Service -Name 'wuauserv'
+Start-Service -ErrorAction Stop -Name 'wuauserv'
 usoclient.exe StartScan | Out-Null
 Write-OsirisDone -Changed $true -Action "registered with $($OsirisParams.wsus_server)"
