@@ -66,7 +66,6 @@ KNOWN = {
     ("no-text-parsing", "RB-WIN-SEC-004/verify.ps1"),
     ("no-text-parsing", "RB-WIN-SVC-004/detect.ps1"),
     ("no-text-parsing", "RB-WIN-SVC-004/verify.ps1"),
-    ("no-proxy-reset", "RB-WIN-UPD-001/remediate.ps1"),
 }
 
 
