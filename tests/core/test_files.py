@@ -152,6 +152,8 @@ NOT_A_SECRET_WRITE = {
     # restore unpacks into a 0700 mkdtemp staging dir (members created 0600) beside the
     # target and renames the whole checked directory into place
     "osiris_server/backup.py": "renames a private, already-written staging directory",
+    # the lab's Debian root filesystem is built in a temp dir and renamed into its cache
+    "osiris_lab/debian_host.py": "renames a built lab root filesystem into its cache",
 }
 
 PACKAGES = ("osiris_core", "osiris_agent", "osiris_server", "osiris_tui", "osiris_lab")
