@@ -130,6 +130,11 @@ def generate(catalog: Catalog | None = None) -> str:
             out.append(f"- **Checks:** {_cell(rb.description)}")
             out.append(f"- **Changes:** {_cell(rb.what_it_changes)}")
             out.append(f"- **Phases:** {', '.join(rb.phases)}")
+            out.append(f"- **Rollback:** {_cell(_rollback(rb))}")
+            out.append(
+                f"- **Refuses:** {_cell(rb.refuses or 'nothing beyond its parameter bounds')}"
+            )
+            out += _proof_lines(rb)
             out.append(f"- **Observed keys:** {', '.join(f'`{k}`' for k in rb.observed_keys)}")
             if rb.params:
                 out.append("- **Parameters:**")
@@ -148,6 +153,29 @@ def generate(catalog: Catalog | None = None) -> str:
                     + "; ".join(f"`{r.id}` ({r.action}, priority {r.priority})" for r in rules)
                 )
     return "\n".join(out) + "\n"
+
+
+def _rollback(rb) -> str:  # noqa: ANN001 - Runbook
+    """What undoing this runbook means; the executor re-detects after every rollback."""
+    if "rollback" in rb.phases:
+        note = rb.rollback_note or "Restores the state saved before the change."
+        return f"{note} After it runs the agent re-detects: `reverted` only when the state is back."
+    if "remediate" not in rb.phases:
+        return rb.rollback_note or "None: detect only, it changes nothing."
+    return rb.rollback_note or "None."
+
+
+def _proof_lines(rb) -> list[str]:  # noqa: ANN001 - Runbook
+    """Where the behaviour was proven: the manifest's claims, each naming its test file."""
+    claims = dict(rb.proven)
+    if rb.platform == "windows" and "lint" not in claims:
+        # Every .ps1 is parsed and rule-checked by one generic test.
+        claims["lint"] = "tests/core/test_ps_lint.py — tree-sitter parse and the PowerShell rules"
+    if not claims:
+        return ["- **Proven:** not yet proven outside unit tests"]
+    out = ["- **Proven:**"]
+    out += [f"  - *{kind}:* {_cell(claims[kind])}" for kind in sorted(claims)]
+    return out
 
 
 def _key(rb) -> str:  # noqa: ANN001 - Runbook
