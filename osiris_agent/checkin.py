@@ -303,6 +303,9 @@ class CheckIn:
                     verify_tls=t["verify_tls"],
                     # The lab WS-Man simulator speaks HTTP Basic only; real hosts use NTLM.
                     auth="basic" if lab else "ntlm",
+                    # sudo is an SSH login's way to root; meaningless (and ignored) elsewhere
+                    sudo=t["kind"] == "ssh" and bool(t.get("sudo", False)),
+                    become_password=secret.get("become_password"),
                 )
             )
         if refused and refused != self.targets_refused:
@@ -314,7 +317,7 @@ class CheckIn:
                     {"refused": refused[:20]},
                 )  # fmt: skip
         self.targets_refused = refused
-        keys = {t.host_id: (t, t.password, t.private_key) for t in targets}
+        keys = {t.host_id: (t, t.password, t.private_key, t.become_password) for t in targets}
         changed = {h for h, k in self.target_keys.items() if keys.get(h) != k}
         ctx.transports.close(changed & set(ctx.transports.open))
         self.target_keys = keys

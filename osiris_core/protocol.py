@@ -131,6 +131,7 @@ TARGET: dict[str, F] = {
     ),
     "use_tls": F("boolean", required=True),
     "verify_tls": F("boolean", required=True),
+    "sudo": F("boolean", description="run scripts through sudo -S (ssh only; absent: false)"),
     "sealed": F("string", max_len=24576, description="credentials sealed to the box key"),
 }
 SIG: dict[str, F] = {

@@ -22,7 +22,7 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 
 from .errors import OsirisError
 
-SECRET_FIELDS = ("password", "private_key")
+SECRET_FIELDS = ("password", "private_key", "become_password")
 
 
 class SealError(OsirisError):

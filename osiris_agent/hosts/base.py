@@ -55,8 +55,10 @@ class ScriptTimeout(OsirisError):
 class Target:
     """One managed host as check-in delivers it.
 
-    ``password`` and ``private_key`` are secrets: they never appear in ``repr``/``str`` so a
-    log line or a traceback cannot leak them.
+    ``password``, ``private_key`` and ``become_password`` are secrets: they never appear in
+    ``repr``/``str`` so a log line or a traceback cannot leak them. ``sudo`` runs every script
+    through ``sudo -S``; the password sudo reads is ``become_password`` if one was delivered,
+    else the login ``password`` (an ``ssh_password`` login whose sudo asks for the same one).
     """
 
     host_id: str
@@ -74,6 +76,7 @@ class Target:
     ca_file: str | None = None
     auth: str = "ntlm"
     sudo: bool = False
+    become_password: str | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         shown = (
@@ -83,7 +86,8 @@ class Target:
             f"private_key={'***' if self.private_key else None}, "
             f"host_key_fingerprints={self.host_key_fingerprints!r}, tofu={self.tofu!r}, "
             f"lab={self.lab!r}, use_tls={self.use_tls!r}, verify_tls={self.verify_tls!r}, "
-            f"ca_file={self.ca_file!r}, auth={self.auth!r}, sudo={self.sudo!r}"
+            f"ca_file={self.ca_file!r}, auth={self.auth!r}, sudo={self.sudo!r}, "
+            f"become_password={'***' if self.become_password else None}"
         )
         return f"Target({shown})"
 

@@ -20,12 +20,25 @@ tag; the channel's stdin carries ``script bytes + stdin bytes [+ sudo password l
 Three execs per script (upload, upload, run) cost ~0.3 s on loopback, one costs ~0.1 s: a Linux
 host with 17 runbooks is scanned three times faster.
 
-The sudo password is written to the channel's stdin after the two staged parts (sudo ``-S``
-reads it from there), never on a command line (lesson B5). Because the script's own stdin is
-redirected from the data file, the password can never reach the script, and a wrong password
-meets EOF instead of the script's input. The remote ``timeout`` is a backstop that kills the
-script shortly after the local deadline closes the channel; a stopped run's directory is removed
-by a second exec that finds it by its random tag.
+The sudo password (the target's ``become_password``, else its login password) is written to the
+channel's stdin after the two staged parts (sudo ``-S`` reads it from there), never on a command
+line (lesson B5). A sudo that refuses (wrong password, no sudoers entry) ends before the script
+starts: the sudo'd shell's first act is to create ``$d/ok``, and a run without it raises
+:class:`AuthError` (``E_AUTH``) instead of passing sudo's exit code off as the script's.
+
+Because the script's own stdin is redirected from the data file, the password can never reach
+the script, and a wrong password meets EOF instead of the script's input. The remote ``timeout``
+is a backstop that kills the script shortly after the local deadline closes the channel; a
+stopped run's directory is removed by a second exec that finds it by its random tag.
+
+The login context: every script runs under ``env OSIRIS_CTX_LOGIN_USER=<user>
+OSIRIS_CTX_LOGIN_AUTH=publickey|password OSIRIS_CTX_SUDO=0|1 OSIRIS_CTX_SSH_CONNECTION=
+"$SSH_CONNECTION"`` (placed after ``sudo``, whose env_reset would drop it otherwise). These come
+from the Target — not from a runbook parameter, which the site's policy sets — so no policy can
+make a script believe the agent logs in some other way; the SSH hardening and firewall runbooks
+read them (``lib/osiris_login.sh``) to refuse a change that cuts off the agent's own login,
+and cross-check them against ``$SUDO_USER``/``id -un`` on the host. They name no
+secret. ``$SSH_CONNECTION`` is the host sshd's own account of this session (source and port).
 """
 
 from __future__ import annotations
@@ -61,6 +74,8 @@ _KILL_GRACE_S = 2
 # Exit code and last stderr line of a run whose staging failed (not the script's own failure).
 _STAGE_RC = 86
 _STAGE_MARK = "osiris: staging the script failed"
+_SUDO_RC = 87
+_SUDO_MARK = "osiris: sudo refused"
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -253,19 +268,25 @@ class SshTransport:
             f'exec timeout -k 5 {limit} {interp} "$1" < "$2"; '
             f'else exec {interp} "$1" < "$2"; fi'
         )
-        run = f'sh -c {shlex.quote(inner)} osiris "$d/s{suffix}" "$d/i"'
+        ctx = self._context_env()
+        run = f'{ctx} sh -c {shlex.quote(inner)} osiris "$d/s{suffix}" "$d/i"'
         feed = body + data
+        after = ""
         if self.target.sudo:
-            run = f"sudo -S -p '' -- {run}"
+            inner = ': > "$3" && ' + inner
+            run = f"sudo -S -p '' -- {ctx} sh -c {shlex.quote(inner)} osiris"
+            run += f' "$d/s{suffix}" "$d/i" "$d/ok"'
             # -S reads the password from what is left of stdin once both parts are staged
-            feed += ((self.target.password or "") + "\n").encode("utf-8")
+            become = self.target.become_password or self.target.password or ""
+            feed += (become + "\n").encode("utf-8")
+            after = f'[ -e "$d/ok" ] || {{ echo {shlex.quote(_SUDO_MARK)} >&2; rc={_SUDO_RC}; }}; '
         fail = f'{{ rm -rf -- "$d"; echo {shlex.quote(_STAGE_MARK)} >&2; exit {_STAGE_RC}; }}'
         command = (
             f'umask 077; d=$(mktemp -d "${{TMPDIR:-/tmp}}/osiris.{tag}.XXXXXX") || {fail}; '
             f'head -c {len(body)} > "$d/s{suffix}" && head -c {len(data)} > "$d/i" '
             f'&& [ $(($(wc -c < "$d/s{suffix}"))) -eq {len(body)} ] '
             f'&& [ $(($(wc -c < "$d/i"))) -eq {len(data)} ] || {fail}; '
-            f'{run}; rc=$?; rm -rf -- "$d"; exit $rc'
+            f'{run}; rc=$?; {after}rm -rf -- "$d"; exit $rc'
         )
         with self._lock:
             rc, out, err, stopped = self._exec(command, feed, deadline, cancel)
@@ -275,6 +296,16 @@ class SshTransport:
                 raise TransportError(
                     f"cannot stage the script on {self.target.host_id}: "
                     f"{err.decode('utf-8', 'replace').strip()[:200]}"
+                )
+            elif (
+                self.target.sudo
+                and rc == _SUDO_RC
+                and err.decode("utf-8", "replace").strip().endswith(_SUDO_MARK)
+            ):
+                said = err.decode("utf-8", "replace").strip()[: -len(_SUDO_MARK)].strip()
+                raise AuthError(
+                    f"sudo on {self.target.host_id} refused {self.target.username!r} (wrong "
+                    f"become password, or no sudo rights): {said[-200:] or 'no reason given'}"
                 )
         duration_ms = int((time.monotonic() - start) * 1000)
         if stopped == "timeout":
@@ -289,6 +320,18 @@ class SshTransport:
             timed_out=stopped == "timeout",
             cancelled=stopped == "cancel",
         )
+
+    def _context_env(self) -> str:
+        """``env NAME=value …`` naming the login this transport uses (see the module doc)."""
+        t = self.target
+        auth = "publickey" if t.private_key else "password"
+        pairs = [
+            f"OSIRIS_CTX_LOGIN_USER={shlex.quote(t.username or '')}",
+            f"OSIRIS_CTX_LOGIN_AUTH={auth}",
+            f"OSIRIS_CTX_SUDO={1 if t.sudo else 0}",
+            '"OSIRIS_CTX_SSH_CONNECTION=${SSH_CONNECTION:-}"',
+        ]
+        return "env " + " ".join(pairs)
 
     def _cleanup(self, tag: str) -> None:
         """Best effort: remove a stopped run's staging directory (the backstop kills the

@@ -72,6 +72,7 @@ class CheckinCache:
                 "host_key_fingerprints": c["host_key_fingerprints"],
                 "use_tls": c["use_tls"],
                 "verify_tls": c["verify_tls"],
+                "sudo": c["sudo"],
             }
             creds.append(
                 (meta, c["secret_enc"], db_creds.context(site_id, c["id"]), c["id"], c["version"])

@@ -34,6 +34,12 @@ FIELDS = {
     "host_key_fingerprints": F("array", items=FINGERPRINT, max_items=16),
     "use_tls": F("boolean"),
     "verify_tls": F("boolean"),
+    # SSH only: run phase scripts through ``sudo -S`` (the login may then be a named user, not
+    # root — what lets PermitRootLogin no be healed without locking the agent out)
+    "sudo": F("boolean"),
+    # SSH + sudo only: the password sudo asks for when it is not the login's (a key login, or a
+    # different sudo password); sealed with the rest of the secret, sent over stdin, never argv
+    "become_password": F("string", max_len=4096),
 }
 CREATE = {
     k: dataclasses.replace(v, required=k in ("host_id", "kind", "address"))
@@ -42,6 +48,8 @@ CREATE = {
 # fields that decide where (and how protected) the stored secret is sent
 DESTINATION = ("address", "port", "lab", "use_tls", "verify_tls", "host_key_fingerprints")
 DEFAULT_PORT = {"winrm": 5986, "ssh_password": 22, "ssh_key": 22, "local": 1}
+SSH_KINDS = ("ssh_password", "ssh_key")
+SECRET_KEYS = ("password", "private_key", "become_password")
 
 
 def context(site_id: str, cred_id: str) -> str:
@@ -61,6 +69,27 @@ def _secret_of(kind: str, body: dict[str, Any], required: bool) -> dict[str, str
             raise bad_request(f"a {kind} credential needs {want}", "E_SCHEMA")
         return None
     return {want: body[want]}
+
+
+def _check_sudo(kind: str, sudo: bool, become: str | None) -> None:
+    """``sudo`` and a become password mean something only to an SSH login: refused elsewhere
+    rather than stored and silently ignored (a WinRM admin would believe it was in force)."""
+    if sudo and kind not in SSH_KINDS:
+        raise bad_request(f"sudo is for SSH credentials only, not {kind}", "E_SCHEMA")
+    if become:
+        if kind not in SSH_KINDS:
+            raise bad_request(f"a {kind} credential takes no become_password", "E_SCHEMA")
+        if not sudo:
+            raise bad_request("become_password is used only with sudo true", "E_SCHEMA")
+
+
+def _with_become(secret: dict[str, str], become: str | None, kind: str, sudo: bool):
+    """The secret to store: the login secret plus the become password while sudo is on (a
+    password nobody uses is not kept, nor sent to any appliance)."""
+    out = {k: v for k, v in secret.items() if k in ("password", "private_key")}
+    if become and sudo and kind in SSH_KINDS:
+        out["become_password"] = become
+    return out
 
 
 def masked(row: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +165,9 @@ def create_cred(app: App, req: Request, site_id: str) -> Response:
     if kind in ("winrm", "ssh_password", "ssh_key") and not body.get("username"):
         raise bad_request(f"a {kind} credential needs username", "E_SCHEMA")
     _check_local(app, site_id, kind, body["host_id"])
+    sudo = bool(body.get("sudo", False))
+    _check_sudo(kind, sudo, body.get("become_password"))
+    secret = _with_become(secret or {}, body.get("become_password"), kind, sudo)
     fields = {
         "host_id": body["host_id"],
         "kind": kind,
@@ -146,6 +178,7 @@ def create_cred(app: App, req: Request, site_id: str) -> Response:
         "host_key_fingerprints": body.get("host_key_fingerprints", []),
         "use_tls": body.get("use_tls", kind == "winrm"),
         "verify_tls": body.get("verify_tls", True),
+        "sudo": sudo,
     }
     _check_tls(kind, fields)
     cred_id = db_creds.new_row_id()
@@ -185,10 +218,24 @@ def update_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
             f"changing {', '.join(redirected)} sends the secret elsewhere: give it again",
             "E_SECRET_REQUIRED",
         )
+    sudo = bool(body.get("sudo", row["sudo"]))
+    _check_sudo(kind, sudo, body.get("become_password"))
     token = None
-    if secret is not None:
-        token = app.vault.encrypt(json.dumps(secret).encode(), context(site_id, cred_id))
-    fields = {k: v for k, v in body.items() if k not in ("password", "private_key")}
+    old_become = None
+    if secret is not None or "become_password" in body or sudo != row["sudo"]:
+        old = json.loads(app.vault.decrypt(row["secret_enc"], context(site_id, cred_id)))
+        old_become = old.get("become_password")
+        become = body["become_password"] if "become_password" in body else old_become
+        new = _with_become(secret if secret is not None else old, become, kind, sudo)
+        if secret is not None or new != old:
+            token = app.vault.encrypt(json.dumps(new).encode(), context(site_id, cred_id))
+    if redirected and old_become and sudo and "become_password" not in body:
+        # the same rule for the sudo password: it would follow the login secret elsewhere
+        raise conflict(
+            f"changing {', '.join(redirected)} sends the become password elsewhere: give it again",
+            "E_SECRET_REQUIRED",
+        )
+    fields = {k: v for k, v in body.items() if k not in SECRET_KEYS}
     with app.db.write() as w:
         if "host_id" in fields and db_creds.host_taken(w, site_id, fields["host_id"], cred_id):
             raise conflict(_taken(w, site_id, fields["host_id"]))

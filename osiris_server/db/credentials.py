@@ -11,7 +11,7 @@ from osiris_server.db.util import jdump, jload, new_id, now
 KINDS = ("winrm", "ssh_password", "ssh_key")
 COLS = (
     "id, site_id, host_id, kind, address, port, lab, username, secret_enc,"
-    " host_key_fingerprints, use_tls, verify_tls, version, created_at, updated_at"
+    " host_key_fingerprints, use_tls, verify_tls, sudo, version, created_at, updated_at"
 )
 
 
@@ -25,6 +25,7 @@ def _out(row: dict[str, Any]) -> dict[str, Any]:
     row["lab"] = bool(row["lab"])
     row["use_tls"] = bool(row["use_tls"])
     row["verify_tls"] = bool(row["verify_tls"])
+    row["sudo"] = bool(row["sudo"])
     row["host_key_fingerprints"] = jload(row["host_key_fingerprints"], [])
     return row
 
@@ -50,6 +51,7 @@ def create(w: Writer, cred_id: str, site_id: str, fields: dict[str, Any], secret
             "host_key_fingerprints": jdump(fields["host_key_fingerprints"]),
             "use_tls": int(fields["use_tls"]),
             "verify_tls": int(fields["verify_tls"]),
+            "sudo": int(fields.get("sudo", False)),
             "version": 1,
             "created_at": ts,
             "updated_at": ts,
@@ -74,7 +76,7 @@ def update(w: Writer, cred_id: str, fields: dict[str, Any], secret_enc: str | No
     for k in ("host_id", "kind", "address", "port", "username"):
         if k in fields:
             cols[k] = fields[k]
-    for k in ("lab", "use_tls", "verify_tls"):
+    for k in ("lab", "use_tls", "verify_tls", "sudo"):
         if k in fields:
             cols[k] = int(fields[k])
     if "host_key_fingerprints" in fields:

@@ -391,6 +391,11 @@ MIGRATIONS: list[list[Step]] = [
         )""",
         "CREATE INDEX alert_queue_pending ON alert_queue (sent_epoch, claimed_until)",
     ],
+    # 11: SSH credentials that become root through sudo (issue 15 item 2). Without it the agent
+    # could only log in as root itself, and the SSH hardening runbooks (PermitRootLogin no) then
+    # locked the healer out. ``sudo`` is not secret; a become password lives in the sealed
+    # secret with the login password or key.
+    ["ALTER TABLE credentials ADD COLUMN sudo INTEGER NOT NULL DEFAULT 0"],
 ]
 
 

@@ -199,9 +199,14 @@ def test_wrong_sudo_password_fails_without_running(sshd, sudo_user, tmp_path) ->
     tr.target = _sudo_target(sshd, sudo_user, password="not-the-password")
     tr._client = SshTransport(_sudo_target(sshd, sudo_user))._connect()
     marker = tmp_path / "ran"
-    res = tr.run_script(f"touch {marker}", interpreter="bash", stdin="should-not-be-a-password\n")
-    assert res.exit_code != 0
-    assert not marker.exists()
+    # A sudo that refuses is the credential's failure, not the script's: E_AUTH, at once (sudo
+    # meets EOF after the one password line; no hang), and nothing ran. (Before issue 15 this
+    # came back as the script's exit code 1 — a "script error" on a host we could not enter.)
+    started = time.monotonic()
+    with pytest.raises(AuthError, match="sudo on linux-1 refused") as err:
+        tr.run_script(f"touch {marker}", interpreter="bash", stdin="should-not-be-a-password\n")
+    assert time.monotonic() - started < 30 and err.value.code == "E_AUTH"
+    assert "not-the-password" not in str(err.value) and not marker.exists()
     tr.close()
     # control: the same script with the right password does create the marker
     good = SshTransport(_sudo_target(sshd, sudo_user))
@@ -234,3 +239,52 @@ def test_many_runs_on_one_connection(ssh) -> None:
         assert res.exit_code == 0 and res.stdout == f"{i}\n", res.stderr
         first = first or ssh._client.get_transport()
         assert ssh._client.get_transport() is first
+
+
+def test_become_password_is_what_sudo_reads(sshd, sudo_user, tmp_path) -> None:
+    """A delivered become password wins over the login password: a wrong one is refused even
+    though the login password would have been right, and the right one runs as root."""
+    marker = tmp_path / "ran"
+    bad = SshTransport(_sudo_target(sshd, sudo_user))
+    bad.target = Target(**{**_sudo_kw(sshd, sudo_user), "become_password": "wrong-become"})
+    with pytest.raises(AuthError):
+        bad.run_script(f"touch {marker}", interpreter="bash")
+    bad.close()
+    assert not marker.exists()
+    t = Target(**{**_sudo_kw(sshd, sudo_user), "password": sudo_user.password,
+                  "become_password": sudo_user.password})  # fmt: skip
+    assert sudo_user.password not in repr(t)
+    good = SshTransport(t)
+    script = "id -u; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done"
+    res = good.run_script(script, interpreter="bash")
+    assert res.exit_code == 0 and res.stdout.splitlines()[0] == "0"
+    assert sudo_user.password not in res.stdout
+    good.close()
+
+
+def _sudo_kw(sshd, sudo_user) -> dict:
+    t = _sudo_target(sshd, sudo_user)
+    return {f: getattr(t, f) for f in t.__dataclass_fields__}
+
+
+def test_login_context_reaches_the_script_through_sudo(sshd, sudo_user) -> None:
+    """OSIRIS_CTX_* name the login from the Target, survive sudo's env_reset, and carry the
+    host sshd's own $SSH_CONNECTION; a runbook parameter cannot set them."""
+    tr = SshTransport(_sudo_target(sshd, sudo_user))
+    res = tr.run_script("env | grep '^OSIRIS_CTX_' | sort; echo \"sudo=$SUDO_USER\"",
+                        interpreter="bash")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert f"OSIRIS_CTX_LOGIN_USER={sudo_user.name}" in lines
+    assert "OSIRIS_CTX_LOGIN_AUTH=password" in lines and "OSIRIS_CTX_SUDO=1" in lines
+    conn = [x for x in lines if x.startswith("OSIRIS_CTX_SSH_CONNECTION=")]
+    assert conn and conn[0].split("=", 1)[1].split()[2:] == ["127.0.0.1", str(sshd.port)]
+    assert f"sudo={sudo_user.name}" in lines
+    tr.close()
+
+
+def test_login_context_for_a_key_login(ssh) -> None:
+    res = ssh.run_script("env | grep '^OSIRIS_CTX_' | sort", interpreter="bash")
+    lines = res.stdout.splitlines()
+    assert "OSIRIS_CTX_LOGIN_AUTH=publickey" in lines and "OSIRIS_CTX_SUDO=0" in lines
+    assert f"OSIRIS_CTX_LOGIN_USER={ssh.target.username}" in lines

@@ -53,6 +53,7 @@ def test_credentials_encrypted_masked_delivered_rotated_audited(server) -> None:
             "host_key_fingerprints": [],
             "use_tls": True,
             "verify_tls": True,
+            "sudo": False,  # issue 15: every target says whether scripts run through sudo
         }
     ]
     # an appliance of another site never sees it
