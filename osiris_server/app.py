@@ -45,6 +45,7 @@ from osiris_server import config as config_mod
 from osiris_server.api import (
     checkin,
     credentials,
+    escrow,
     events,
     evidence,
     incidents,
@@ -95,6 +96,7 @@ MODULES = [
     sites,
     runbooks,
     credentials,
+    escrow,
     orders,
     tokens,
     logapi,

@@ -338,6 +338,7 @@ def vault_rotate(data: Path, db_url: str | None, retire_old: bool) -> None:
     """Add a new vault master key and re-encrypt every stored credential under it."""
     from osiris_server.db import audit as db_audit
     from osiris_server.db import credentials as db_creds
+    from osiris_server.db import escrow as db_escrow
     from osiris_server.db import provisions as db_prov
     from osiris_server.vault import Vault
 
@@ -352,6 +353,11 @@ def vault_rotate(data: Path, db_url: str | None, retire_old: bool) -> None:
                 ctx = db_creds.context(row["site_id"], row["id"])
                 if v.needs_rewrap(row["secret_enc"]):
                     db_creds.set_secret(w, row["id"], v.rewrap(row["secret_enc"], ctx))
+                    n += 1
+            for row in db_escrow.all_secret_rows(w):  # recovery keys: never left behind
+                ctx = db_escrow.context(row["site_id"], row["appliance_id"], row["id"])
+                if v.needs_rewrap(row["secret_enc"]):
+                    db_escrow.set_secret(w, row["id"], v.rewrap(row["secret_enc"], ctx))
                     n += 1
             for row in db_prov.encrypted_codes(w):
                 if v.needs_rewrap(row["code_enc"]):

@@ -396,6 +396,28 @@ MIGRATIONS: list[list[Step]] = [
     # locked the healer out. ``sudo`` is not secret; a become password lives in the sealed
     # secret with the login password or key.
     ["ALTER TABLE credentials ADD COLUMN sudo INTEGER NOT NULL DEFAULT 0"],
+    # 12: BitLocker recovery keys escrowed in the vault, and per-host WinRM trust (issue 15
+    # items 3 and 4). ``key_escrow.secret_enc`` is a vault token bound to its site, appliance
+    # and row (api/escrow.py), never plaintext; one row per (site, host, protector), so a resent
+    # upload is the same escrow. A WinRM credential names the CA that signs its listener's
+    # certificate (``ca_bundle``, PEM) or pins the leaf (``cert_thumbprint``, SHA-256 hex), and
+    # how the agent authenticates (``auth``: ntlm, kerberos; basic only towards a lab host).
+    [
+        """CREATE TABLE key_escrow (
+            id TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL REFERENCES sites(id),
+            appliance_id TEXT NOT NULL,
+            host_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            protector_id TEXT NOT NULL,
+            secret_enc TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (site_id, host_id, protector_id)
+        )""",
+        "ALTER TABLE credentials ADD COLUMN ca_bundle TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE credentials ADD COLUMN cert_thumbprint TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE credentials ADD COLUMN auth TEXT NOT NULL DEFAULT 'ntlm'",
+    ],
 ]
 
 
