@@ -16,6 +16,7 @@ in
     # passwordless sudo for the `nixos` user.
     "${modulesPath}/installer/cd-dvd/iso-image.nix"
     ../nix/modules/osiris-agent.nix
+    ../nix/modules/osiris-appliance.nix
   ];
 
   options.osiris.appliance = {
@@ -94,21 +95,20 @@ in
     };
     systemd.tmpfiles.rules = [ "d /var/lib/osiris-provision/ssh 0755 root root - -" ];
 
-    # --- firewall: nftables, nothing open by default -------------------------------------------
-    networking.nftables.enable = true;
-    networking.firewall = {
+    # --- firewall: the RB-NIX-FW-001 baseline, nothing open by default -------------------------
+    # services.osiris-appliance writes the whole ruleset (input policy drop, the agent's egress
+    # table) into /etc/osiris/nftables-baseline.nft and nftables.service loads exactly that, so
+    # the appliance's firewall check pins what the host really runs. NixOS's own firewall
+    # loaders are off (the module asserts it).
+    networking.firewall.enable = false;
+    networking.nftables.enable = false;
+    # ClamAV, backup + restore test, the logging canary, timesyncd, the LUKS root check.
+    services.osiris-appliance = {
       enable = true;
-      allowedTCPPorts = lib.mkForce [ ];
-      allowedUDPPorts = lib.mkForce [ ];
-      allowPing = false;
-      logRefusedConnections = true;
-      extraInputRules = lib.concatMapStrings
-        (net: "${if lib.hasInfix ":" net then "ip6" else "ip"} saddr ${net} tcp dport 22 accept\n")
-        cfg.sshAllowFrom;
+      firewall.sshAllowFrom = cfg.sshAllowFrom;
     };
     services.avahi.enable = lib.mkForce false;
     services.nginx.enable = lib.mkForce false;
-    services.timesyncd.enable = true;
 
     # --- logs and the rest ---------------------------------------------------------------------
     services.journald.extraConfig = ''

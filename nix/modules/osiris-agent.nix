@@ -426,7 +426,10 @@ in
       };
     };
 
-    networking.nftables.enable = mkIf cfg.egress.enable (lib.mkDefault true);
+    # With services.osiris-appliance the egress table is part of its firewall baseline
+    # (nix/modules/osiris-appliance.nix) and NixOS's nftables loader stays off.
+    networking.nftables.enable =
+      mkIf (cfg.egress.enable && !(config.services.osiris-appliance.enable or false)) (lib.mkDefault true);
     networking.nftables.tables.osiris_egress = mkIf cfg.egress.enable {
       family = "inet";
       content = egressTable;

@@ -6,6 +6,7 @@ let
   names = [
     "bash" "coreutils" "gawk" "gnused" "gnugrep" "findutils" "systemd" "util-linux"
     "cryptsetup" "nftables" "getent" "nix" "openssh" "osiris"
+    "clamav" "gnutar" "gzip"
   ];
 in
 builtins.listToAttrs (map (n: { name = n; value = store n; }) names) // {
