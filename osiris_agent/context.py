@@ -163,6 +163,9 @@ class AgentContext:
             self.catalog, self.transport_for, self.evidence_sink, self.incident_sink,
             clock=lambda: self.now(), db_path=self.db,
         )  # fmt: skip
+        from .escrow_upload import ServerEscrow
+
+        self.engine.executor.escrow = ServerEscrow(self)  # recovery keys go to the vault first
         self.l2 = OpenAIChatPlanner.from_config(cfg.healing)
         self.server_rules: list[Rule] = []
         self.policy = Policy.default(

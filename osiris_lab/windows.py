@@ -192,6 +192,8 @@ FAULTS: dict[str, Callable[[dict[str, Any]], None]] = {
             "protectors": [],
         },
     ),
+    "workgroup": _all(_set("part_of_domain", False), _set("domain_role", 2)),  # ENCRYPTION-001
+    "ad_backup_fails": _set("ad_backup_fails", True),  # the DC refuses BitLocker's backup
     "password_policy_weak": _all(
         _set("net_accounts.min_password_length", 6),
         _set("net_accounts.max_password_age_days", None),
@@ -288,6 +290,7 @@ class WindowsLabHost:
             self.refused.append(first[:120])
             return 1, "", f"lab: refused: {exc}"
         with self._lock:
+            self.last_stdin = stdin  # what the agent sent on stdin (RB-WIN-ENCRYPTION-001's steps)
             rc, out = self._run(rid, phase, params)
             self.log.append((rid, phase, rc))
         return rc, out, ""
@@ -316,6 +319,8 @@ class WindowsLabHost:
                     self._break.remove(rid)
                     return 0, _done(True, "lab: remediation had no effect")
                 action = getattr(self, fn_name + "_fix")(params)
+                if isinstance(action, dict):  # a script that prints its own result
+                    return 0, _json(action)
                 return 0, _done(True, action)
             raise LabFault(f"{rid} has no {phase} in the lab model")
         except LabFault as exc:
@@ -425,15 +430,10 @@ class WindowsLabHost:
             {"volume_status": "FullyEncrypted"},
         )
 
-    def _encryption_001_fix(self, p: dict[str, Any]) -> str:
-        v = self._volume(p["mount_point"])
-        v.update(
-            volume_status="EncryptionInProgress",
-            protection_status="On",
-            encryption_method=p["encryption_method"],
-            protectors=sorted(set(v["protectors"]) | {"RecoveryPassword", "Tpm"}),
-        )
-        return f"BitLocker enabled on {p['mount_point']}"
+    def _encryption_001_fix(self, p: dict[str, Any]) -> dict[str, Any]:
+        from osiris_lab import bitlocker  # the escrow steps; never enables an un-escrowed key
+
+        return bitlocker.remediate(self.state, p, getattr(self, "last_stdin", ""))
 
     def _volume(self, mp: str) -> dict[str, Any]:
         v = self.state["bitlocker"].get(mp)

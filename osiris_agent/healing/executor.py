@@ -160,6 +160,9 @@ class PhaseResult:
         s: dict[str, Any] = {"phase": self.phase, "status": self.status, "rc": self.exit_code}
         if "action" in self.observed:
             s["action"] = self.observed["action"]
+        if "escrow" in self.observed:  # where a recovery key went (healing/escrow.py), never it
+            keys = ("escrow", "protector_id", "escrow_ref")
+            s["escrow"] = {k: self.observed.get(k) for k in keys}
         if self.error:
             s["error"] = error_record(self.error)
         return s
@@ -261,9 +264,17 @@ class Executor:
         self.transports = transports
         self.timeout_s = timeout_s
         self.clock = clock or (lambda: datetime.now(UTC))
+        # where a remediate that creates a recovery key escrows it (healing/escrow.py); None:
+        # such a remediate is refused, never run without an escrow
+        self.escrow: Any = None
 
     def run_phase(
-        self, host_id: str, runbook: Runbook, phase: str, params: Mapping[str, Any] | None
+        self,
+        host_id: str,
+        runbook: Runbook,
+        phase: str,
+        params: Mapping[str, Any] | None,
+        stdin: str | None = None,
     ) -> PhaseResult:
         """Run one phase; every failure becomes an ``error`` result, never an exception."""
         try:
@@ -273,7 +284,7 @@ class Executor:
         try:
             transport = self.transports(host_id)
             res = transport.run_script(
-                script, interpreter=interpreter_for(runbook), timeout=self.timeout_s
+                script, interpreter=interpreter_for(runbook), stdin=stdin, timeout=self.timeout_s
             )
         except (OsirisError, OSError) as exc:  # TransportError, AuthError, HostKeyError, sockets
             why = error_text(reason_of_exception(exc), str(exc) or type(exc).__name__)
@@ -318,8 +329,7 @@ class Executor:
         if pre is None:
             pre = self.run_phase(host_id, runbook, "detect", values)
         phases: list[PhaseResult] = []
-        rem = self.run_phase(host_id, runbook, "remediate", values)
-        phases.append(rem)
+        rem = self._remediate(host_id, runbook, values, phases)
         ver: PhaseResult | None = None
         if rem.status != "error":
             ver = self.run_phase(host_id, runbook, "verify", values)
@@ -357,6 +367,23 @@ class Executor:
                 what += f"; rollback failed ({rb.error})"
         text = f"{prefix}{runbook.id} {what}"
         return self._done("failed", runbook, values, pre, post, text, started, phases)
+
+    def _remediate(
+        self, host_id: str, runbook: Runbook, values: Any, phases: list[PhaseResult]
+    ) -> PhaseResult:
+        """The remediate phase (its steps, for a runbook whose key must be escrowed first)."""
+        from .escrow import ESCROWED, escrowed_remediate
+
+        if runbook.id not in ESCROWED:
+            rem = self.run_phase(host_id, runbook, "remediate", values)
+            phases.append(rem)
+            return rem
+        steps = escrowed_remediate(
+            lambda stdin: self.run_phase(host_id, runbook, "remediate", values, stdin=stdin),
+            host_id, ESCROWED[runbook.id], self.escrow,
+        )  # fmt: skip
+        phases.extend(steps)
+        return steps[-1]
 
     def _done(
         self,

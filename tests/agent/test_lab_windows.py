@@ -61,9 +61,15 @@ SITE_ALLOW = TrustContext(
 )
 
 
+# what the agent sends a remediate on stdin (RB-WIN-ENCRYPTION-001's escrow steps: the lab's
+# default host is domain joined, so "protect" backs the key up to AD DS and enables)
+STDIN = {"RB-WIN-ENCRYPTION-001": '{"step": "protect"}'}
+
+
 def _run(host: WindowsLabHost, rid: str, phase: str, params: dict | None = None):
     rb = CAT.runbook(rid)
-    rc, out, err = host.handle(render(rb, phase, rb.validate_params(params, SITE_ALLOW)))
+    script = render(rb, phase, rb.validate_params(params, SITE_ALLOW))
+    rc, out, err = host.handle(script, STDIN.get(rid, "") if phase == "remediate" else "")
     return rc, (json.loads(out) if out.strip() else None), err
 
 
@@ -93,6 +99,20 @@ def test_drift_remediate_verify(rid: str) -> None:
         (rid, "remediate"),
         (rid, "verify"),
     ]
+
+
+def test_bitlocker_is_never_enabled_without_an_escrow_step() -> None:
+    """RB-WIN-ENCRYPTION-001's remediate run without the agent's step (or told to enable a
+    protector nobody escrowed) encrypts nothing."""
+    rid = "RB-WIN-ENCRYPTION-001"
+    script = render(CAT.runbook(rid), "remediate")
+    for stdin in ("", '{"step": "enable", "protector_id": "{00000000-0000-0000-0000-000000000000}"'
+                  ', "escrow_ref": "esc_x"}', '{"step": "enable"}'):  # fmt: skip
+        host = WindowsLabHost(CAT)
+        host.inject("bitlocker_off")
+        rc, out, _ = host.handle(script, stdin)
+        assert rc == 1 and json.loads(out)["status"] == "error", stdin
+        assert host.state["bitlocker"]["C:"]["volume_status"] == "FullyDecrypted"
 
 
 def test_arbitrary_and_tampered_scripts_are_refused() -> None:
