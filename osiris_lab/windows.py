@@ -14,6 +14,17 @@ is a :class:`WindowsLabHost`. The host:
 * answers ``detect``/``verify`` from its state model, in the JSON shape the real ``.ps1`` prints
   (the manifests' ``observed_keys``), and applies ``remediate``/``rollback`` to that state, so a
   remediation changes what the next detect sees;
+* refuses what Windows refuses: a script whose own code (not a here-string a SYSTEM scheduled
+  task runs) calls the Windows Update Agent's ``CreateUpdateDownloader()``/
+  ``CreateUpdateInstaller()`` fails with ``E_ACCESSDENIED (0x80070005)``, as it does from a
+  WinRM network logon (:mod:`osiris_lab.ps_code` reads the code);
+* keeps snapshots as the scripts do: a remediate saves the state behind each ``$before.<key>``
+  it sets (:data:`SNAPSHOT_PATHS`) before it changes anything; a rollback restores, from the
+  newest snapshot of that runbook, exactly the keys it reads (``$snap.<key>``) — a key the
+  remediate never saved fails as PowerShell's strict mode does, and a key it forgets to read
+  stays changed, so the executor's re-check catches a rollback that does not match;
+* models account policy the way ``secedit`` sees it (``account_policy``: the local security
+  database; ``gpo_account_policy``: what a domain GPO sets, merged over it);
 * injects faults on demand: :meth:`inject` (``firewall_off``, ``defender_off``,
   ``spooler_on_dc``, ``audit_policy_gone``, ``service_stopped:<name>`` …, see :data:`FAULTS`),
   :meth:`fail_next` (the next run of a phase errors) and :meth:`break_next` (the next remediation
@@ -38,6 +49,7 @@ from typing import Any
 from osiris_core.catalog import Catalog, load_catalog, render, script_sha256
 from osiris_core.catalog.bounds import CheckedParams, TrustContext
 from osiris_core.errors import SchemaError
+from osiris_lab import ps_code
 
 HEADER_RE = re.compile(
     r"^# osiris: runbook=(?P<id>[A-Z0-9-]+) phase=(?P<phase>[a-z]+) sha256=(?P<sha>[0-9a-f]{64})$"
@@ -56,6 +68,36 @@ AUDIT_GUIDS = {
     "{0CCE922B-69AE-11D9-BED3-505054503030}": "Process Creation",
 }
 PROFILES = ("domain", "private", "public")
+E_ACCESSDENIED = "Exception from HRESULT: 0x80070005 (E_ACCESSDENIED)"
+
+# snapshot key (``$before.<key>`` in a remediate, ``$snap.<key>`` in its rollback) -> the state
+# paths it stands for (``*`` is every child). A key missing here is a lab that is out of step.
+SNAPSHOT_PATHS: dict[str, tuple[str, ...]] = {
+    "firewall_enabled": ("firewall.*.enabled",),
+    "firewall_inbound": ("firewall.*.inbound",),
+    "security_log": ("security_log_mb",),
+    "dns_servers": ("adapters.*.dns",),
+    "categories": ("adapters.*.category",),
+    "netbios": ("adapters.*.netbios",),
+    "audit_backup": ("audit",),
+    "lockout_policy": (
+        "account_policy.LockoutBadCount",
+        "account_policy.LockoutDuration",
+        "account_policy.ResetLockoutCount",
+    ),
+    "password_policy": (
+        "account_policy.MinimumPasswordLength",
+        "account_policy.MaximumPasswordAge",
+    ),
+    "defender_prefs": ("defender.realtime", "defender.behavior", "defender.ioav"),
+    "dns_service": ("services.DNS.status", "services.DNS.start_type"),
+    "dhcp_service": ("services.DHCPServer.status", "services.DHCPServer.start_type"),
+    "spooler_service": ("services.Spooler.status", "services.Spooler.start_type"),
+    "w32time": ("services.W32Time.status", "services.W32Time.start_type", "w32time.type"),
+    "wsus_policy": ("wsus",),
+}
+LOCKOUT_KEYS = ("LockoutBadCount", "LockoutDuration", "ResetLockoutCount")
+PASSWORD_KEYS = ("MinimumPasswordLength", "MaximumPasswordAge")
 
 
 class LabFault(Exception):
@@ -90,7 +132,7 @@ def default_state() -> dict[str, Any]:
             "CryptSvc": dict(svc),
             "VSS": {"status": "Stopped", "start_type": "Manual", "installed": True},
         },
-        "time_source": "time.clinic.example",
+        "w32time": {"type": "NTP", "ntp_server": "time.clinic.example,0x9"},
         "bitlocker": {
             "C:": {
                 "volume_status": "FullyEncrypted",
@@ -101,12 +143,17 @@ def default_state() -> dict[str, Any]:
         },
         "audit": dict.fromkeys(AUDIT_GUIDS, "Success and Failure"),
         "security_log_mb": 1024,
-        "net_accounts": {
-            "min_password_length": 14,
-            "max_password_age_days": 60,
-            "lockout_threshold": 5,
-            "lockout_duration_min": 30,
+        # [System Access] as `secedit /export` writes it (local security database) …
+        "account_policy": {
+            "MinimumPasswordLength": 14,
+            "MaximumPasswordAge": 60,
+            "LockoutBadCount": 5,
+            "LockoutDuration": 30,
+            "ResetLockoutCount": 30,
         },
+        # … and what a domain GPO sets over it (`/mergedpolicy`, RSoP); none by default
+        "gpo_account_policy": {},
+        "scheduled_tasks": {},  # name -> {"user", "run_level", "state"}: tasks left registered
         "updates": [{"kb": "KB5036000", "severity": "Important", "age_days": 3}],
         "reboot_pending": False,
         "last_hotfix": "KB5034441",
@@ -195,10 +242,12 @@ FAULTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "workgroup": _all(_set("part_of_domain", False), _set("domain_role", 2)),  # ENCRYPTION-001
     "ad_backup_fails": _set("ad_backup_fails", True),  # the DC refuses BitLocker's backup
     "password_policy_weak": _all(
-        _set("net_accounts.min_password_length", 6),
-        _set("net_accounts.max_password_age_days", None),
+        _set("account_policy.MinimumPasswordLength", 6),
+        _set("account_policy.MaximumPasswordAge", -1),
     ),
-    "lockout_off": _set("net_accounts.lockout_threshold", 0),
+    "lockout_off": _set("account_policy.LockoutBadCount", 0),
+    "gpo_password_policy": _set("gpo_account_policy.MinimumPasswordLength", 6),
+    "gpo_lockout_policy": _set("gpo_account_policy.LockoutBadCount", 0),
     "updates_overdue": lambda s: s["updates"].append(
         {"kb": "KB5037771", "severity": "Critical", "age_days": 45}
     ),
@@ -219,7 +268,8 @@ FAULTS: dict[str, Callable[[dict[str, Any]], None]] = {
         _set("wsus.wu_server", "http://old-wsus:8530"), _set("wsus.sus_client_id", False)
     ),
     "volume_unhealthy": _set("unhealthy_volumes", ["D"]),
-    "w32time_local": _set("time_source", "Local CMOS Clock"),
+    "w32time_local": _set("w32time.type", "NoSync"),
+    "w32time_unconfigured": _all(_set("w32time.type", "NoSync"), _set("w32time.ntp_server", "")),
     "wu_disabled": _set("services.wuauserv.start_type", "Disabled"),
     "wu_errors": _set("wu_errors_24h", 9),
 }  # fmt: skip
@@ -235,6 +285,9 @@ class WindowsLabHost:
         self.refused: list[str] = []  # first lines of refused scripts
         self._fail: list[tuple[str, str]] = []
         self._break: list[str] = []
+        self._break_rollback: list[str] = []
+        # runbook -> snapshots its remediates saved, oldest first (%ProgramData%/Osiris/snapshots)
+        self.snapshots: dict[str, list[dict[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
 
     # -- faults -----------------------------------------------------------------------------
@@ -258,6 +311,10 @@ class WindowsLabHost:
     def break_next(self, runbook_id: str) -> None:
         """The next remediation of ``runbook_id`` reports success but changes nothing."""
         self._break.append(runbook_id)
+
+    def break_rollback_next(self, runbook_id: str) -> None:
+        """The next rollback of ``runbook_id`` reports success but restores nothing."""
+        self._break_rollback.append(runbook_id)
 
     def phases_run(self) -> list[tuple[str, str]]:
         return [(r, p) for r, p, _ in self.log]
@@ -291,7 +348,13 @@ class WindowsLabHost:
             return 1, "", f"lab: refused: {exc}"
         with self._lock:
             self.last_stdin = stdin  # what the agent sent on stdin (RB-WIN-ENCRYPTION-001's steps)
-            rc, out = self._run(rid, phase, params)
+            denied = ps_code.calls_wua_in_session(rb.script(phase))
+            if denied:
+                # Windows: the WUA downloader/installer refuses a network logon (WinRM)
+                err = f"{E_ACCESSDENIED} at {denied[0]}() from a WinRM network logon"
+                rc, out = 1, _json({"status": "error", "observed": {"error": err}, "expected": {}})
+            else:
+                rc, out = self._run(rid, phase, params, rb.script(phase))
             self.log.append((rid, phase, rc))
         return rc, out, ""
 
@@ -305,7 +368,7 @@ class WindowsLabHost:
         except ValueError:
             raise SchemaError("parameter preamble is not base64 JSON") from None
 
-    def _run(self, rid: str, phase: str, params: dict[str, Any]) -> tuple[int, str]:
+    def _run(self, rid: str, phase: str, params: dict[str, Any], body: str) -> tuple[int, str]:
         try:
             if (rid, phase) in self._fail:
                 self._fail.remove((rid, phase))
@@ -314,7 +377,10 @@ class WindowsLabHost:
             if phase in ("detect", "verify"):
                 status, observed, expected = getattr(self, fn_name + "_detect")(params)
                 return 0, _json({"status": status, "observed": observed, "expected": expected})
+            if phase == "rollback":
+                return 0, _done(True, self._rollback(rid, body))
             if phase == "remediate":
+                self._snapshot(rid, body)  # the scripts save before they change anything
                 if rid in self._break:
                     self._break.remove(rid)
                     return 0, _done(True, "lab: remediation had no effect")
@@ -325,6 +391,42 @@ class WindowsLabHost:
             raise LabFault(f"{rid} has no {phase} in the lab model")
         except LabFault as exc:
             return 1, _json({"status": "error", "observed": {"error": str(exc)}, "expected": {}})
+
+    # -- snapshots --------------------------------------------------------------------------
+    def _snapshot(self, rid: str, body: str) -> None:
+        keys = ps_code.snapshot_keys_saved(body)
+        if not keys:
+            return
+        snap: dict[str, dict[str, Any]] = {}
+        for key in keys:
+            if key not in SNAPSHOT_PATHS:
+                raise LabFault(f"lab out of step: snapshot key {key!r} of {rid} is not modelled")
+            snap[key] = {
+                path: copy.deepcopy(value)
+                for pattern in SNAPSHOT_PATHS[key]
+                for path, value in _glob(self.state, pattern)
+            }
+        self.snapshots.setdefault(rid, []).append(snap)
+
+    def _rollback(self, rid: str, body: str) -> str:
+        keys = ps_code.snapshot_keys_read(body)
+        saved = self.snapshots.get(rid)
+        if not saved:
+            raise LabFault(
+                f"no snapshot of {rid} under C:\\ProgramData\\Osiris\\snapshots; "
+                "nothing to roll back to"
+            )
+        snap = saved[-1]
+        for key in keys:
+            if key not in snap:  # Set-StrictMode: reading a property the object lacks throws
+                raise LabFault(f"The property '{key}' cannot be found on this object.")
+        if rid in self._break_rollback:
+            self._break_rollback.remove(rid)
+            return "lab: rollback had no effect"
+        for key in keys:
+            for path, value in snap[key].items():
+                _put(self.state, path, copy.deepcopy(value))
+        return f"restored {', '.join(keys)} from the snapshot"
 
     # -- helpers ----------------------------------------------------------------------------
     def _svc(self, name: str) -> dict[str, Any]:
@@ -398,7 +500,8 @@ class WindowsLabHost:
     def _av_001_fix(self, p: dict[str, Any]) -> str:
         self._start("WinDefend", None)
         self.state["defender"]["signature_age_days"] = 0
-        return "signatures updated, quick scan started"
+        task = self._system_task("RB-WIN-AV-001", keep=True)  # fire-and-verify
+        return f"signatures updated, quick scan started as SYSTEM (task {task})"
 
     def _backup_001_detect(self, p: dict[str, Any]) -> tuple[str, dict, dict]:
         b = self.state["backup"]
@@ -556,14 +659,36 @@ class WindowsLabHost:
         exp = {"overdue": 0, "critical_overdue_days": p["critical_overdue_days"]}
         return "drift" if overdue else "compliant", obs, exp
 
+    def _system_task(self, rid: str, *, keep: bool) -> str:
+        """Invoke-OsirisSystemTask: sweep this runbook's finished tasks (one still running is
+        refused), register a one-shot task as SYSTEM; a polled task is removed once read, a
+        fire-and-verify one stays registered until the next run's sweep."""
+        tasks = self.state["scheduled_tasks"]
+        prefix = f"Osiris-{rid}-"
+        for name in [n for n in tasks if n.startswith(prefix)]:
+            if tasks[name]["state"] == "Running":
+                raise LabFault(f"task {name} from an earlier run is still running")
+            del tasks[name]
+        self._task_seq = getattr(self, "_task_seq", 0) + 1
+        name = f"{prefix}{self._task_seq:032x}"
+        if keep:
+            tasks[name] = {"user": "SYSTEM", "run_level": "Highest", "state": "Ready"}
+        return name
+
     def _patch_001_fix(self, p: dict[str, Any]) -> str:
+        self._system_task("RB-WIN-PATCH-001", keep=False)  # WUA runs in the task, as SYSTEM
         todo = [u for u in self.state["updates"] if u["severity"] in ("Critical", "Important")]
         if not todo:
             return "nothing to install"
         self.state["updates"] = [u for u in self.state["updates"] if u not in todo]
         self.state["last_hotfix"] = todo[-1]["kb"]
         self.state["reboot_pending"] = True
-        return f"installed {len(todo)} update(s), result code 2"
+        kbs = ", ".join(u["kb"] for u in todo)
+        action = f"installed {len(todo)} update(s) ({kbs}) as SYSTEM, result code 2"
+        if p["allow_reboot"]:
+            self.state["reboot_scheduled"] = True
+            return action + "; reboot required, scheduled in 5 minutes"
+        return action + "; reboot required, not performed (allow_reboot is false)"
 
     def _sec_001_detect(self, p: dict[str, Any]) -> tuple[str, dict, dict]:
         obs = {k: v["inbound"] for k, v in self.state["firewall"].items()}
@@ -587,15 +712,28 @@ class WindowsLabHost:
         self.state["audit"] = dict.fromkeys(AUDIT_GUIDS, "Success and Failure")
         return f"audit policy set for {len(AUDIT_GUIDS)} subcategories"
 
+    def _policy(self, keys: tuple[str, ...]) -> tuple[dict[str, Any], list[str]]:
+        """The effective [System Access] values (GPO merged over local) and which of ``keys`` a
+        domain GPO sets — what the scripts read from ``secedit /export [/mergedpolicy]``."""
+        gpo = self.state["gpo_account_policy"]
+        eff = {**self.state["account_policy"], **gpo}
+        return eff, [k for k in keys if k in gpo]
+
+    def _refuse_gpo(self, managed: list[str], what: str) -> None:
+        if managed:
+            raise LabFault(
+                f"refused: a domain GPO sets {', '.join(managed)}; set the {what} in the GPO "
+                "(a local change would be undone at the next refresh)"
+            )
+
     def _sec_003_detect(self, p: dict[str, Any]) -> tuple[str, dict, dict]:
-        na = self.state["net_accounts"]
-        t, d = na["lockout_threshold"], na["lockout_duration_min"]
-        t_text = "Never" if t == 0 else str(t)  # as `net accounts` prints it
+        eff, managed = self._policy(LOCKOUT_KEYS)
+        t, d = int(eff.get("LockoutBadCount", 0)), int(eff.get("LockoutDuration", 0))
         tok = 0 < t <= p["lockout_threshold"]
-        dok = d >= p["lockout_duration_min"]
+        dok = d == -1 or d >= p["lockout_duration_min"]
         return (
             "compliant" if tok and dok else "drift",
-            {"lockout_threshold": t_text, "lockout_duration_min": str(d)},
+            {"lockout_threshold": t, "lockout_duration_min": d, "gpo_managed": bool(managed)},
             {
                 "lockout_threshold": p["lockout_threshold"],
                 "lockout_duration_min": p["lockout_duration_min"],
@@ -603,22 +741,25 @@ class WindowsLabHost:
         )
 
     def _sec_003_fix(self, p: dict[str, Any]) -> str:
-        na = self.state["net_accounts"]
-        na["lockout_threshold"] = p["lockout_threshold"]
-        na["lockout_duration_min"] = p["lockout_duration_min"]
+        self._refuse_gpo(self._policy(LOCKOUT_KEYS)[1], "lockout policy")
         t, d = p["lockout_threshold"], p["lockout_duration_min"]
+        self.state["account_policy"].update(
+            LockoutBadCount=t, ResetLockoutCount=d, LockoutDuration=d
+        )
         return f"lockout after {t} attempts for {d} minutes"
 
     def _sec_004_detect(self, p: dict[str, Any]) -> tuple[str, dict, dict]:
-        na = self.state["net_accounts"]
-        length, age = na["min_password_length"], na["max_password_age_days"]
+        eff, managed = self._policy(PASSWORD_KEYS)
+        length = int(eff.get("MinimumPasswordLength", 0))
+        age = int(eff.get("MaximumPasswordAge", -1))
         lok = length >= p["min_password_length"]
-        aok = age is not None and age <= p["max_password_age_days"]
+        aok = 0 < age <= p["max_password_age_days"]
         return (
             "compliant" if lok and aok else "drift",
             {
-                "min_password_length": str(length),
-                "max_password_age_days": "Unlimited" if age is None else str(age),
+                "min_password_length": length,
+                "max_password_age_days": age,
+                "gpo_managed": bool(managed),
             },
             {
                 "min_password_length": p["min_password_length"],
@@ -627,13 +768,10 @@ class WindowsLabHost:
         )
 
     def _sec_004_fix(self, p: dict[str, Any]) -> str:
-        na = self.state["net_accounts"]
-        na["min_password_length"] = p["min_password_length"]
-        na["max_password_age_days"] = p["max_password_age_days"]
-        return (
-            f"minimum length {p['min_password_length']}, "
-            f"maximum age {p['max_password_age_days']} days"
-        )
+        self._refuse_gpo(self._policy(PASSWORD_KEYS)[1], "password policy")
+        length, age = p["min_password_length"], p["max_password_age_days"]
+        self.state["account_policy"].update(MinimumPasswordLength=length, MaximumPasswordAge=age)
+        return f"minimum length {length}, maximum age {age} days"
 
     def _sec_005_detect(self, p: dict[str, Any]) -> tuple[str, dict, dict]:
         v = self._volume(p["mount_point"])
@@ -707,8 +845,11 @@ class WindowsLabHost:
 
     def _stg_003_fix(self, p: dict[str, Any]) -> str:
         n = len(self.state["unhealthy_volumes"])
+        if n == 0:
+            return "scanned 0 volume(s)"
+        self._system_task("RB-WIN-STG-003", keep=False)  # polled to completion, then removed
         self.state["unhealthy_volumes"] = []
-        return f"scanned {n} volume(s)"
+        return f"scanned {n} volume(s) as SYSTEM"
 
     def _role_detect(self, name: str) -> tuple[str, dict, dict]:
         svc = self._svc(name)
@@ -768,12 +909,20 @@ class WindowsLabHost:
         self._start("Spooler")
         return "Spooler started"
 
+    def _w32time_source(self) -> str:
+        """What the scripts derive from W32Time's Parameters key (Type, NtpServer)."""
+        w = self.state["w32time"]
+        if w["type"] == "NT5DS":
+            return "domain hierarchy"
+        if w["type"] in ("NTP", "AllSync"):
+            return re.split("[ ,]", w["ntp_server"])[0].strip()
+        return ""
+
     def _svc_004_detect(self, p: dict[str, Any]) -> tuple[str, dict, dict]:
         svc = self._svc("W32Time")
         state, start = svc["status"], svc["start_type"]
-        src = self.state["time_source"] if state == "Running" else ""
-        local = src == "" or bool(re.search("Local CMOS Clock|Free-running System Clock", src))
-        ok = state == "Running" and start == "Automatic" and not local
+        src = self._w32time_source()
+        ok = state == "Running" and start == "Automatic" and src != ""
         return (
             "compliant" if ok else "drift",
             {"status": state, "start_type": start, "source": src},
@@ -781,10 +930,18 @@ class WindowsLabHost:
         )
 
     def _svc_004_fix(self, p: dict[str, Any]) -> str:
+        w = self.state["w32time"]
+        action = "W32Time started and resynced"
+        if w["type"] == "NoSync":
+            if w["ntp_server"].strip() == "":
+                raise LabFault(
+                    "refused: W32Time has no time source configured (Type NoSync, no "
+                    "NtpServer); a person must choose one"
+                )
+            w["type"] = "NTP"
+            action = f"W32Time set back to NTP ({w['ntp_server'].strip()}), started and resynced"
         self._start("W32Time")
-        if "Local CMOS" in self.state["time_source"] or "Free-running" in self.state["time_source"]:
-            self.state["time_source"] = "time.clinic.example"
-        return "W32Time started and resynced"
+        return action
 
     def _upd_001_detect(self, p: dict[str, Any]) -> tuple[str, dict, dict]:
         wu = self._svc("wuauserv")["start_type"]
@@ -822,6 +979,28 @@ class WindowsLabHost:
         self.state["wsus"].update(wu_server=p["wsus_server"], sus_client_id=True)
         self._svc("wuauserv")["status"] = "Running"
         return f"registered with {p['wsus_server']}"
+
+
+def _glob(state: dict[str, Any], pattern: str) -> list[tuple[str, Any]]:
+    """(concrete dotted path, value) for a pattern whose ``*`` parts match every child."""
+    found: list[tuple[list[str], Any]] = [([], state)]
+    for part in pattern.split("."):
+        nxt: list[tuple[list[str], Any]] = []
+        for path, cur in found:
+            if not isinstance(cur, dict):
+                continue
+            names = list(cur) if part == "*" else [part] if part in cur else []
+            nxt.extend((path + [n], cur[n]) for n in names)
+        found = nxt
+    return [(".".join(path), value) for path, value in found]
+
+
+def _put(state: dict[str, Any], path: str, value: Any) -> None:
+    cur = state
+    parts = path.split(".")
+    for p in parts[:-1]:
+        cur = cur[p]
+    cur[parts[-1]] = value
 
 
 def _json(obj: dict[str, Any]) -> str:

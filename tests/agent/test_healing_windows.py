@@ -168,20 +168,22 @@ def test_disruptive_runbook_needs_window_unless_allowed(lab) -> None:
 def test_ineffective_remediation_fails_then_escalates_to_l3(lab) -> None:
     host, tr, _ = lab
     sinks = Sinks()
-    host.inject("defender_off")
-    host.break_next("RB-WIN-SEC-006")
-    finding = _detect(tr, "RB-WIN-SEC-006")
+    # issue 15: SEC-006 gained a rollback (tests/agent/test_windows_rollback.py), so this runs on
+    # AV-001, which changes no configuration and has none (deliberate change of runbook)
+    host.inject("defender_stopped")
+    host.break_next("RB-WIN-AV-001")
+    finding = _detect(tr, "RB-WIN-AV-001")
     _engine(tr, sinks).handle(finding, Policy.default(CAT))
-    # no rollback phase on Windows runbooks: failed, then an L3 incident
+    # no rollback phase: failed, then an L3 incident
     assert sinks.outcomes() == [
-        ("failed", "L1", "RB-WIN-SEC-006"),
-        ("escalated", "L3", "RB-WIN-SEC-006"),
+        ("failed", "L1", "RB-WIN-AV-001"),
+        ("escalated", "L3", "RB-WIN-AV-001"),
     ]
     assert sinks.bundles[0]["post_state"]["status"] == "drift"
     inc = sinks.incidents[0]
     assert inc["host_id"] == "dc01" and inc["check"] == "windows_defender"
     assert inc["severity"] == "critical" and inc["kind"] == "drift_unresolved"
-    assert inc["details"]["tried"][0]["rule"] == "L1-WIN-SEC-006"
+    assert inc["details"]["tried"][0]["rule"] == "L1-WIN-AV-001"
 
 
 def test_max_attempts_then_l3_only(lab) -> None:

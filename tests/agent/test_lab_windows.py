@@ -7,15 +7,20 @@ pywinrm client and the WS-Man lab server.
 from __future__ import annotations
 
 import json
+import shutil
+from importlib import resources
+from pathlib import Path
 
 import pytest
 
 from osiris_agent.hosts.base import Target
 from osiris_agent.hosts.winrm import WinrmTransport
-from osiris_core.catalog import load_catalog, render
+from osiris_core.catalog import load_catalog, load_from, render
 from osiris_core.catalog.bounds import TrustContext
+from osiris_lab.ps_code import code_only
 from osiris_lab.windows import FAULTS, WindowsLabHost
 from osiris_lab.wsman import WsmanLabServer
+from tests.core.old_windows_scripts import OLD_PATCH_REMEDIATE
 
 CAT = load_catalog()
 WIN = sorted(r for r, rb in CAT.runbooks.items() if rb.platform == "windows")
@@ -146,11 +151,13 @@ def test_faults_fail_and_break() -> None:
 def test_params_change_the_verdict() -> None:
     host = WindowsLabHost(CAT)
     # the default host has 14-char passwords; a policy asking for 14 passes, one for 8 passes
+    # (issue 15: the values are secedit's integers now, not `net accounts` text — deliberate)
     _, res, _ = _run(host, "RB-WIN-SEC-004", "detect", {"max_password_age_days": 30})
-    assert res["status"] == "drift" and res["observed"]["max_password_age_days"] == "60"
+    assert res["status"] == "drift" and res["observed"]["max_password_age_days"] == 60
+    assert res["observed"]["gpo_managed"] is False
     _run(host, "RB-WIN-SEC-004", "remediate", {"max_password_age_days": 30})
     _, res, _ = _run(host, "RB-WIN-SEC-004", "verify", {"max_password_age_days": 30})
-    assert res["status"] == "compliant" and res["observed"]["max_password_age_days"] == "30"
+    assert res["status"] == "compliant" and res["observed"]["max_password_age_days"] == 30
 
 
 def test_round_trip_through_pywinrm() -> None:
@@ -192,3 +199,106 @@ def test_dns_without_a_site_setting_needs_a_server_on_every_adapter() -> None:
         a["dns"] = ""
     rc, out, _ = host.handle(render(rb, "detect", {}), "")
     assert json.loads(out)["status"] == "drift"
+
+
+# -- issue 15 item 3: what Windows refuses, scheduled tasks, GPO-owned policy ---------------------
+
+
+def catalog_with(tmp_path: Path, rid: str, phase: str, text: str):
+    """A copy of the catalogue where one phase script is ``text`` (the lab serves exactly what
+    that catalogue renders, so the old or a broken script can be run against the lab)."""
+    src = Path(str(resources.files("osiris_core.catalog")))
+    dst = tmp_path / "catalog"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    (dst / "runbooks" / rid / f"{phase}.ps1").write_text(text, encoding="utf-8")
+    return load_from(dst)
+
+
+def test_the_old_patch_remediate_is_refused_as_windows_refuses_it(tmp_path: Path) -> None:
+    """RB-WIN-PATCH-001 before issue 15 called WUA Download()/Install() from the WinRM session:
+    Windows answers E_ACCESSDENIED to a network logon, and so does the lab; nothing installs."""
+    old = catalog_with(tmp_path, "RB-WIN-PATCH-001", "remediate", OLD_PATCH_REMEDIATE)
+    host = WindowsLabHost(old)
+    host.inject("updates_overdue")
+    rb = old.runbook("RB-WIN-PATCH-001")
+    rc, out, _ = host.handle(render(rb, "remediate", rb.validate_params({})))
+    res = json.loads(out)
+    assert rc == 1 and res["status"] == "error"
+    assert "0x80070005 (E_ACCESSDENIED)" in res["observed"]["error"]
+    assert "CreateUpdateDownloader" in res["observed"]["error"]
+    assert any(u["kb"] == "KB5037771" for u in host.state["updates"])  # nothing installed
+    assert host.state["reboot_pending"] is False
+
+
+def test_patch_installs_through_a_system_task_and_reports_the_reboot() -> None:
+    host = WindowsLabHost(CAT)
+    host.inject("updates_overdue")
+    rc, res, _ = _run(host, "RB-WIN-PATCH-001", "remediate", {"allow_reboot": False})
+    assert rc == 0 and res["observed"]["changed"] is True
+    action = res["observed"]["action"]
+    assert "as SYSTEM" in action and "KB5037771" in action
+    assert "reboot required, not performed (allow_reboot is false)" in action
+    assert host.state.get("reboot_scheduled") is None  # reported, never performed
+    assert host.state["scheduled_tasks"] == {}  # polled to completion, then removed
+    assert _run(host, "RB-WIN-PATCH-001", "verify")[1]["status"] == "compliant"
+    host.inject("updates_overdue")
+    _, res, _ = _run(host, "RB-WIN-PATCH-001", "remediate", {"allow_reboot": True})
+    assert res["observed"]["action"].endswith("reboot required, scheduled in 5 minutes")
+
+
+def test_the_scan_outlives_the_session_in_a_system_task() -> None:
+    """RB-WIN-AV-001 is fire-and-verify: the quick scan's task stays registered (as SYSTEM) after
+    the script returns; the next run sweeps a finished one and refuses to stack a running one."""
+    host = WindowsLabHost(CAT)
+    host.inject("defender_stopped")
+    rc, res, _ = _run(host, "RB-WIN-AV-001", "remediate")
+    assert rc == 0 and "quick scan started as SYSTEM" in res["observed"]["action"]
+    (name, task), *rest = host.state["scheduled_tasks"].items()
+    assert rest == [] and name.startswith("Osiris-RB-WIN-AV-001-")
+    assert task["user"] == "SYSTEM" and task["run_level"] == "Highest"
+    rc, _, _ = _run(host, "RB-WIN-AV-001", "remediate")
+    assert rc == 0 and name not in host.state["scheduled_tasks"]  # swept, a new one registered
+    for t in host.state["scheduled_tasks"].values():
+        t["state"] = "Running"
+    rc, res, _ = _run(host, "RB-WIN-AV-001", "remediate")
+    assert rc == 1 and "still running" in res["observed"]["error"]
+
+
+@pytest.mark.parametrize(
+    ("rid", "fault", "key"),
+    [
+        ("RB-WIN-SEC-003", "gpo_lockout_policy", "LockoutBadCount"),
+        ("RB-WIN-SEC-004", "gpo_password_policy", "MinimumPasswordLength"),
+    ],
+)
+def test_a_policy_a_domain_gpo_owns_is_refused_not_flapped(rid: str, fault: str, key: str) -> None:
+    """A GPO sets the weak value: detect says drift *and* gpo_managed; remediate refuses (the
+    local change would be undone at the next refresh) and changes nothing locally."""
+    host = WindowsLabHost(CAT)
+    host.inject(fault)
+    local_before = dict(host.state["account_policy"])
+    rc, res, _ = _run(host, rid, "detect")
+    assert rc == 0 and res["status"] == "drift" and res["observed"]["gpo_managed"] is True
+    rc, res, _ = _run(host, rid, "remediate")
+    assert rc == 1 and res["status"] == "error"
+    assert res["observed"]["error"].startswith("refused: a domain GPO sets " + key)
+    assert "in the GPO" in res["observed"]["error"]
+    assert host.state["account_policy"] == local_before
+
+
+def test_secedit_scripts_never_read_net_accounts() -> None:
+    for rid in ("RB-WIN-SEC-003", "RB-WIN-SEC-004"):
+        rb = CAT.runbook(rid)
+        for phase in rb.phases:
+            body = code_only(rb.script(phase))  # comments may name it; code must not
+            assert "net.exe" not in body and "net accounts" not in body
+            assert "OsirisSecurityPolicy" in body
+
+
+def test_windows_time_without_any_source_is_refused() -> None:
+    host = WindowsLabHost(CAT)
+    host.inject("w32time_unconfigured")
+    assert _run(host, "RB-WIN-SVC-004", "detect")[1]["observed"]["source"] == ""
+    rc, res, _ = _run(host, "RB-WIN-SVC-004", "remediate")
+    assert rc == 1 and "refused: W32Time has no time source" in res["observed"]["error"]
+    assert host.state["w32time"]["type"] == "NoSync"

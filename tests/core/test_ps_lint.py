@@ -16,9 +16,20 @@ things a Windows admin would refuse to sign off, on the parsed commands (never o
   ``w32tm /query``…): it is localised and ignores GPO. Machine-readable forms (``auditpol /r``
   CSV) are fine.
 * ``no-proxy-reset`` — no ``netsh winhttp reset proxy``: it drops a proxy the clinic may need.
+* ``no-wua-in-session`` — no call of the Windows Update Agent's ``CreateUpdateDownloader()`` /
+  ``CreateUpdateInstaller()`` in the script's own code: Windows refuses them to a WinRM network
+  logon (E_ACCESSDENIED); they belong in a worker here-string run by ``Invoke-OsirisSystemTask``
+  (a SYSTEM scheduled task). A here-string is a string node, not code, in the syntax tree.
+* ``no-asjob`` — no ``-AsJob``: a job belongs to the WinRM session and dies with it; long work
+  runs in a SYSTEM scheduled task (``Invoke-OsirisSystemTask``).
 
-The last two have known offenders that issue 15 item 3 rewrites; they are listed here so the
-list can only shrink (a new offender fails, and so does a listed one that is fixed).
+Beside the rules: every remediate that saves a pre-change snapshot (``Save-OsirisSnapshot``) has
+a ``rollback`` phase that reads it (``Get-OsirisSnapshot``), and the reverse.
+
+Known offenders (issue 15 item 3 rewrote them: SEC-003/004 read secedit, SVC-004 the registry)
+would be listed in KNOWN so the list can only shrink; it is empty and must stay empty.
+
+# proves-every: windows
 """
 
 from __future__ import annotations
@@ -37,7 +48,15 @@ STATE_VERBS = frozenset(
     "unregister rename move copy suspend resume update reset initialize grant revoke backup "
     "restore mount dismount lock unlock protect unprotect publish unpublish".split()
 )
-NOT_STATE = frozenset({"new-object", "new-timespan", "new-guid"})  # in-memory objects only
+# in-memory objects or this script's own session only (a task action/principal/settings object is
+# nothing until Register-ScheduledTask, which is linted; strict mode and sleeping change no host)
+NOT_STATE = frozenset(
+    {
+        "new-object", "new-timespan", "new-guid", "new-scheduledtaskaction",
+        "new-scheduledtaskprincipal", "new-scheduledtasksettingsset", "new-scheduledtasktrigger",
+        "set-strictmode", "start-sleep",
+    }
+)  # fmt: skip
 ALIASES = frozenset(
     "% ? select where foreach gci ls dir cat echo gc sc iex gwmi ft fl sort measure cd cls cp "
     "mv rm del ri ni gi gp sp kill ps gsv sasv spsv icm irm iwr curl wget type write gm group "
@@ -59,14 +78,8 @@ def _reads_prose(name: str, text: str) -> bool:
     return "/query" in args
 
 
-KNOWN = {
-    ("no-text-parsing", "RB-WIN-SEC-003/detect.ps1"),
-    ("no-text-parsing", "RB-WIN-SEC-003/verify.ps1"),
-    ("no-text-parsing", "RB-WIN-SEC-004/detect.ps1"),
-    ("no-text-parsing", "RB-WIN-SEC-004/verify.ps1"),
-    ("no-text-parsing", "RB-WIN-SVC-004/detect.ps1"),
-    ("no-text-parsing", "RB-WIN-SVC-004/verify.ps1"),
-}
+KNOWN: set[tuple[str, str]] = set()
+WUA_SESSION_CALLS = frozenset({"createupdatedownloader", "createupdateinstaller"})
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +101,11 @@ def lint(parser, src: bytes) -> list[tuple[str, str]]:
     """(rule, command text) for every violation in one script."""
     tree = parser.parse(src)
     out: list[tuple[str, str]] = []
+    for node in _walk(tree.root_node):
+        if node.type == "invokation_expression":
+            member = next((c for c in node.children if c.type == "member_name"), None)
+            if member is not None and _text(src, member).lower() in WUA_SESSION_CALLS:
+                out.append(("no-wua-in-session", _text(src, node).splitlines()[0][:100]))
     for cmd in _commands(tree.root_node):
         name_node = next((c for c in cmd.children if c.type == "command_name"), None)
         if name_node is None:
@@ -113,9 +131,15 @@ def lint(parser, src: bytes) -> list[tuple[str, str]]:
                 out.append(("error-action", first))
         if name in TEXT_TOOLS and _reads_prose(name, text):
             out.append(("no-text-parsing", first))
+        if "-asjob" in params:
+            out.append(("no-asjob", first))
         if name in ("netsh", "netsh.exe") and re.search(r"winhttp\s+reset\s+proxy", text, re.I):
             out.append(("no-proxy-reset", first))
     return out
+
+
+def _text(src: bytes, node) -> str:
+    return src[node.start_byte : node.end_byte].decode()
 
 
 def _walk(node) -> Iterator:
@@ -161,6 +185,9 @@ def test_powershell_lint(parser) -> None:
         ("no-text-parsing", "$t = net.exe accounts"),
         ("no-text-parsing", "$s = w32tm.exe /query /source"),
         ("no-proxy-reset", "netsh.exe winhttp reset proxy"),
+        ("no-wua-in-session", "$i = $s.CreateUpdateInstaller(); $i.Install()"),
+        ("no-wua-in-session", "[void]$session.CreateUpdateDownloader().Download()"),
+        ("no-asjob", "Start-MpScan -ScanType QuickScan -AsJob -ErrorAction Stop"),
     ],
 )
 def test_each_rule_can_fail(parser, rule: str, snippet: str) -> None:
@@ -175,8 +202,43 @@ def test_each_rule_can_fail(parser, rule: str, snippet: str) -> None:
         "$o = New-Object -ComObject 'Microsoft.Update.Session'",
         "auditpol.exe /get '/subcategory:{0CCE9215-69AE-11D9-BED3-505054503030}' /r",
         "net.exe accounts /lockoutthreshold:5",
+        "$w = @'\n$i = $s.CreateUpdateInstaller(); $i.Install()\n'@",
+        "$a = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -RunLevel Highest",
+        "Set-StrictMode -Version 3.0",
         "Get-Service -Name 'DNS' | Select-Object -Property Status",
     ],
 )
 def test_what_the_rules_accept(parser, snippet: str) -> None:
     assert lint(parser, snippet.encode()) == []
+
+
+def test_the_old_patch_remediate_fails_the_lint(parser) -> None:
+    """RB-WIN-PATCH-001's remediate before issue 15 called WUA from the session."""
+    from tests.core.old_windows_scripts import OLD_PATCH_REMEDIATE
+
+    rules = [r for r, _ in lint(parser, OLD_PATCH_REMEDIATE.encode())]
+    assert rules.count("no-wua-in-session") == 2
+
+
+def _calls(parser, src: bytes, name: str) -> bool:
+    return any(
+        n.type == "command_name" and _text(src, n).lower() == name
+        for n in _walk(parser.parse(src).root_node)
+    )
+
+
+def test_every_snapshot_has_its_rollback_and_every_rollback_its_snapshot(parser) -> None:
+    from osiris_core.catalog import load_catalog
+
+    bad: list[str] = []
+    for rb in load_catalog().runbooks.values():
+        if rb.platform != "windows" or "remediate" not in rb.phases:
+            continue
+        saves = _calls(parser, rb.script("remediate").encode(), "save-osirissnapshot")
+        has = "rollback" in rb.phases
+        reads = has and _calls(parser, rb.script("rollback").encode(), "get-osirissnapshot")
+        if saves != has or has != reads:
+            bad.append(f"{rb.id}: snapshot={saves} rollback={has} reads={reads}")
+        if has and not rb.rollback_note:
+            bad.append(f"{rb.id}: rollback without a rollback_note")
+    assert bad == []
