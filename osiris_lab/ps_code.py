@@ -53,6 +53,16 @@ def _code(src: str, i: int, out: list[str], *, stop_at_paren: bool) -> int:
             quote = two[1]
             m = re.compile(r"\r?\n" + quote + "@").search(src, i + 2)
             out.append(quote * 2)
+            end = n if m is None else m.start()
+            if quote == '"':  # an expandable here-string runs its $( … ) as code
+                j = i + 2
+                while j < end:
+                    if src[j : j + 2] == "$(":
+                        out.append(" (")
+                        j = _code(src, j + 2, out, stop_at_paren=True)
+                        out.append(") ")
+                    else:
+                        j += 1
             i = n if m is None else m.end()
             continue
         if c == "'":
