@@ -301,8 +301,18 @@ class CheckIn:
                     lab=lab,
                     use_tls=t["use_tls"],
                     verify_tls=t["verify_tls"],
-                    # The lab WS-Man simulator speaks HTTP Basic only; real hosts use NTLM.
-                    auth="basic" if lab else "ntlm",
+                    # WinRM trust per host (hosts/winrm_trust.py): the credential's CA bundle or
+                    # pinned thumbprint; neither: trust on first use, pinned in memory
+                    ca_bundle=t.get("ca_bundle") or None,
+                    cert_thumbprint=t.get("cert_thumbprint")
+                    or (
+                        tofu_pins.get(t["host_id"])
+                        if t["kind"] == "winrm" and not t.get("ca_bundle")
+                        else None
+                    ),
+                    # The lab WS-Man simulator speaks HTTP Basic only; a real host NTLM or
+                    # Kerberos — never Basic, whatever the server says (winrm.py refuses it)
+                    auth="basic" if lab else (t.get("auth") or "ntlm"),
                     # sudo is an SSH login's way to root; meaningless (and ignored) elsewhere
                     sudo=t["kind"] == "ssh" and bool(t.get("sudo", False)),
                     become_password=secret.get("become_password"),

@@ -8,6 +8,7 @@ one concern, kept apart from the check-in that delivers the targets.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,11 @@ class TargetTransports:
             target = next((x for x in self.ctx.targets if x.host_id == host_id), None)
             if target is None:
                 raise TransportError(f"host {host_id} is not a target of this site")
+            pin = self.tofu_pins.get(host_id)
+            if target.kind == "winrm" and pin and not (target.cert_thumbprint or target.ca_bundle):
+                # a certificate accepted on first use stays the one trusted until the operator
+                # confirms it in the credential: a reopened transport never probes again
+                target = dataclasses.replace(target, cert_thumbprint=pin)
         t = open_transport(target, on_tofu=self.on_tofu)
         self.open[host_id] = t
         return t
@@ -57,10 +63,24 @@ class TargetTransports:
                 log.debug("closing transport to %s failed", h)
 
     def on_tofu(self, host_id: str, fingerprint: str) -> None:
-        """An SSH host key accepted on first use (the credential carried no pin): evidence,
-        and pinned in memory so a different key later is refused."""
+        """An SSH host key or a WinRM listener certificate accepted on first use (the
+        credential carried no pin): evidence, and pinned in memory so a different one later is
+        refused."""
         self.tofu_pins[host_id] = fingerprint
         now = canonical.utc_now()
+        kind = next((t.kind for t in self.ctx.targets if t.host_id == host_id), "ssh")
+        if kind == "winrm":
+            self.ctx.record(
+                self.ctx.report, host_id=host_id, check="windows_network",
+                controls=list(controls_for("windows_network")), outcome="alert", tier="monitor",
+                action_taken=f"WinRM certificate accepted on first use (no CA bundle or "
+                f"thumbprint in the credential): SHA-256 {fingerprint}; pinned until the agent "
+                "restarts. Confirm it by setting cert_thumbprint on the credential",
+                pre_state={"observed": {"cert_thumbprint": fingerprint},
+                           "expected": {"pinned": True}},
+                started_at=now, finished_at=now,
+            )  # fmt: skip
+            return
         self.ctx.record(
             self.ctx.report, host_id=host_id, check="linux_ssh",
             controls=list(controls_for("linux_ssh")), outcome="alert", tier="monitor",

@@ -132,6 +132,24 @@ TARGET: dict[str, F] = {
     "use_tls": F("boolean", required=True),
     "verify_tls": F("boolean", required=True),
     "sudo": F("boolean", description="run scripts through sudo -S (ssh only; absent: false)"),
+    "ca_bundle": F(
+        "string",
+        max_len=65536,
+        description="winrm: PEM CA certificates the "
+        "listener's certificate must chain to (absent or empty: see cert_thumbprint)",
+    ),
+    "cert_thumbprint": F(
+        "string",
+        max_len=64,
+        description="winrm: SHA-256 (hex) of the "
+        "listener's leaf certificate (absent or empty, no ca_bundle: trust on "
+        "first use)",
+    ),
+    "auth": F(
+        "string",
+        enum=("ntlm", "kerberos", "basic"),
+        description="winrm: how the agent authenticates (absent: ntlm)",
+    ),
     "sealed": F("string", max_len=24576, description="credentials sealed to the box key"),
 }
 SIG: dict[str, F] = {

@@ -157,6 +157,9 @@ class WsmanLabServer(ThreadingHTTPServer):
         self.shells: dict[str, dict[str, _Command]] = {}
         self.actions: list[str] = []  # every WS-Man action received, in order
         self.calls: list[tuple[str, str]] = []  # (script, stdin) given to the handler
+        # per HTTP request received: did it carry an Authorization header? (a client that
+        # refuses the certificate must send none: tests of per-host WinRM trust read it)
+        self.authorization_seen: list[bool] = []
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -229,6 +232,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     # -- HTTP ---------------------------------------------------------------------------------
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        with self.server.lock:
+            self.server.authorization_seen.append("Authorization" in self.headers)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if not self._authorised():

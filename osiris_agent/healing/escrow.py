@@ -26,7 +26,7 @@ import base64
 import json
 import re
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .executor import PhaseResult, error_text
 
@@ -107,3 +107,13 @@ def escrowed_remediate(
         return steps
     steps.append(run(json.dumps({"step": "enable", "protector_id": pid, "escrow_ref": ref})))
     return steps
+
+
+def remediate_steps(executor: Any, host_id: str, runbook: Any, values: Any) -> list[PhaseResult]:
+    """The remediate phase as the executor runs it: one run, or the escrow steps."""
+    if runbook.id not in ESCROWED:
+        return [executor.run_phase(host_id, runbook, "remediate", values)]
+    return escrowed_remediate(
+        lambda stdin: executor.run_phase(host_id, runbook, "remediate", values, stdin=stdin),
+        host_id, ESCROWED[runbook.id], executor.escrow,
+    )  # fmt: skip

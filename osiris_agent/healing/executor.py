@@ -328,8 +328,10 @@ class Executor:
             )  # fmt: skip
         if pre is None:
             pre = self.run_phase(host_id, runbook, "detect", values)
-        phases: list[PhaseResult] = []
-        rem = self._remediate(host_id, runbook, values, phases)
+        from .escrow import remediate_steps  # a key-creating remediate escrows it first
+
+        phases: list[PhaseResult] = remediate_steps(self, host_id, runbook, values)
+        rem = phases[-1]
         ver: PhaseResult | None = None
         if rem.status != "error":
             ver = self.run_phase(host_id, runbook, "verify", values)
@@ -367,23 +369,6 @@ class Executor:
                 what += f"; rollback failed ({rb.error})"
         text = f"{prefix}{runbook.id} {what}"
         return self._done("failed", runbook, values, pre, post, text, started, phases)
-
-    def _remediate(
-        self, host_id: str, runbook: Runbook, values: Any, phases: list[PhaseResult]
-    ) -> PhaseResult:
-        """The remediate phase (its steps, for a runbook whose key must be escrowed first)."""
-        from .escrow import ESCROWED, escrowed_remediate
-
-        if runbook.id not in ESCROWED:
-            rem = self.run_phase(host_id, runbook, "remediate", values)
-            phases.append(rem)
-            return rem
-        steps = escrowed_remediate(
-            lambda stdin: self.run_phase(host_id, runbook, "remediate", values, stdin=stdin),
-            host_id, ESCROWED[runbook.id], self.escrow,
-        )  # fmt: skip
-        phases.extend(steps)
-        return steps[-1]
 
     def _done(
         self,

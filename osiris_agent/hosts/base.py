@@ -74,6 +74,8 @@ class Target:
     use_tls: bool = True
     verify_tls: bool = True
     ca_file: str | None = None
+    ca_bundle: str | None = None  # winrm: PEM CAs for the listener (hosts/winrm_trust.py)
+    cert_thumbprint: str | None = None  # winrm: SHA-256 hex pin of the listener's leaf
     auth: str = "ntlm"
     sudo: bool = False
     become_password: str | None = field(default=None, compare=False)
@@ -86,7 +88,9 @@ class Target:
             f"private_key={'***' if self.private_key else None}, "
             f"host_key_fingerprints={self.host_key_fingerprints!r}, tofu={self.tofu!r}, "
             f"lab={self.lab!r}, use_tls={self.use_tls!r}, verify_tls={self.verify_tls!r}, "
-            f"ca_file={self.ca_file!r}, auth={self.auth!r}, sudo={self.sudo!r}, "
+            f"ca_file={self.ca_file!r}, ca_bundle={'PEM' if self.ca_bundle else None}, "
+            f"cert_thumbprint={self.cert_thumbprint!r}, "
+            f"auth={self.auth!r}, sudo={self.sudo!r}, "
             f"become_password={'***' if self.become_password else None}"
         )
         return f"Target({shown})"
@@ -145,5 +149,5 @@ def open_transport(
     if target.kind == "winrm":
         from osiris_agent.hosts.winrm import WinrmTransport
 
-        return WinrmTransport(target)
+        return WinrmTransport(target, on_tofu=on_tofu)
     raise TransportError(f"unknown transport kind {target.kind!r} for host {target.host_id}")

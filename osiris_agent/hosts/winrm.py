@@ -2,10 +2,11 @@
 
 Security defaults (lesson B5: the old agent used HTTP 5985, NTLM and ``ignore``):
 
-* HTTPS on 5986 with certificate validation; ``ca_file`` pins a private CA or a self-signed
-  certificate. Plain HTTP, or validation turned off, is refused unless the target is explicitly
-  marked ``lab`` (and the lab simulator is the only thing that speaks plain HTTP to us).
-* Authentication is ``target.auth`` (``ntlm`` by default, ``kerberos``, ``basic`` …).
+* HTTPS on 5986, the certificate trusted per host (``hosts/winrm_trust.py``: a pinned leaf, a
+  CA bundle, or trust on first use). Plain HTTP, or validation turned off, is refused unless the
+  target is explicitly marked ``lab`` (the lab simulator is the only plain-HTTP peer we have).
+* Authentication is ``target.auth``: ``ntlm`` (default), ``kerberos`` (a domain-joined
+  appliance with a ticket; pywinrm's kerberos transport), ``basic`` only towards a lab target.
 * No proxies from the environment: the agent talks to the host and nothing else.
 
 How a script travels — the long-script path (chosen and documented here): a command line is
@@ -39,6 +40,7 @@ from osiris_agent.hosts.base import (
     CANCEL_EXIT_CODE,
     TIMEOUT_EXIT_CODE,
     AuthError,
+    HostKeyError,
     Interpreter,
     RunResult,
     Target,
@@ -156,9 +158,14 @@ class WinrmTransport:
         read_timeout_s: int = 30,
         operation_timeout_s: int = 20,
         poll_s: int = 2,
+        on_tofu: Callable[[str, str], None] | None = None,
     ) -> None:
         self.target = target
         self.endpoint = endpoint_for(target)  # refuses insecure settings before anything else
+        if target.auth not in ("ntlm", "kerberos") and not (target.auth == "basic" and target.lab):
+            raise TransportError(f"refusing WinRM auth {target.auth!r} to {target.host_id}: "
+                                 "ntlm or kerberos (basic only towards a lab target)")  # fmt: skip
+        self.on_tofu = on_tofu
         self.retries = retries
         self.backoff_s = backoff_s
         self.read_timeout_s = read_timeout_s
@@ -175,19 +182,38 @@ class WinrmTransport:
             from winrm.protocol import Protocol
 
             t = self.target
+            from osiris_agent.hosts.winrm_trust import bind, require_kerberos
+
+            if t.auth == "kerberos":
+                require_kerberos(t.host_id)
             validate = t.verify_tls or not t.lab
-            self._protocol = Protocol(
+            trust = self._trust() if t.use_tls and validate else None
+            proto = Protocol(
                 self.endpoint,
                 transport=t.auth,  # type: ignore[arg-type]
                 username=t.username,
                 password=t.password,
                 server_cert_validation="validate" if validate else "ignore",
-                ca_trust_path=t.ca_file,  # None: the system store, never the environment
+                ca_trust_path=None,  # never the environment; the trust adapter decides
                 read_timeout_sec=self.read_timeout_s,
                 operation_timeout_sec=self.operation_timeout_s,
                 proxy=None,
             )
+            if trust is not None:
+                bind(proto, trust)
+            self._protocol = proto
         return self._protocol
+
+    def _trust(self) -> Any:
+        """The listener's trust (pin, CA bundle or TOFU probe), before any credential moves."""
+        from osiris_agent.hosts.winrm_trust import trust_for
+
+        t = self.target
+        return trust_for(
+            address=t.address, port=t.port or 5986, host_id=t.host_id,
+            cert_thumbprint=t.cert_thumbprint, ca_bundle=t.ca_bundle, ca_file=t.ca_file,
+            on_tofu=self.on_tofu,
+        )  # fmt: skip
 
     def _classify(self, exc: BaseException, at_most_once: bool) -> tuple[Exception, bool]:
         """Map a pywinrm/requests failure to (our error, retry?)."""
@@ -201,6 +227,13 @@ class WinrmTransport:
         )
 
         host = self.target.host_id
+        if "Fingerprints did not match" in str(exc):
+            return HostKeyError(
+                f"the WinRM certificate of {host} does not match its pinned thumbprint; "
+                "refusing to connect (no credential was sent)"
+            ), False
+        if type(exc).__name__ in ("KerberosExchangeError", "SpnegoError", "GSSError"):
+            return AuthError(f"Kerberos authentication to {host} failed: {exc}"), False
         if isinstance(exc, InvalidCredentialsError):
             return AuthError(f"WinRM credentials for {host} were refused"), False
         if isinstance(exc, WSManFaultError):

@@ -73,6 +73,9 @@ class CheckinCache:
                 "use_tls": c["use_tls"],
                 "verify_tls": c["verify_tls"],
                 "sudo": c["sudo"],
+                "ca_bundle": c["ca_bundle"],
+                "cert_thumbprint": c["cert_thumbprint"],
+                "auth": c["auth"],
             }
             creds.append(
                 (meta, c["secret_enc"], db_creds.context(site_id, c["id"]), c["id"], c["version"])

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from osiris_core import ids
+from osiris_server.api import winrm_trust
 from osiris_server.api.common import audit, read, site_for, write
 from osiris_server.db import appliances as db_appliances
 from osiris_server.db import credentials as db_creds
@@ -40,13 +41,17 @@ FIELDS = {
     # SSH + sudo only: the password sudo asks for when it is not the login's (a key login, or a
     # different sudo password); sealed with the rest of the secret, sent over stdin, never argv
     "become_password": F("string", max_len=4096),
+    # WinRM only: how the listener's certificate is trusted, and how the agent logs in
+    # (api/winrm_trust.py)
+    **winrm_trust.FIELDS,
 }
 CREATE = {
     k: dataclasses.replace(v, required=k in ("host_id", "kind", "address"))
     for k, v in FIELDS.items()
 }
 # fields that decide where (and how protected) the stored secret is sent
-DESTINATION = ("address", "port", "lab", "use_tls", "verify_tls", "host_key_fingerprints")
+DESTINATION = ("address", "port", "lab", "use_tls", "verify_tls", "host_key_fingerprints",
+               "ca_bundle", "cert_thumbprint")  # fmt: skip
 DEFAULT_PORT = {"winrm": 5986, "ssh_password": 22, "ssh_key": 22, "local": 1}
 SSH_KINDS = ("ssh_password", "ssh_key")
 SECRET_KEYS = ("password", "private_key", "become_password")
@@ -181,6 +186,7 @@ def create_cred(app: App, req: Request, site_id: str) -> Response:
         "sudo": sudo,
     }
     _check_tls(kind, fields)
+    fields.update(winrm_trust.check(kind, {**body, "lab": fields["lab"]}))
     cred_id = db_creds.new_row_id()
     token = app.vault.encrypt(json.dumps(secret).encode(), context(site_id, cred_id))
     with app.db.write() as w:
@@ -209,6 +215,12 @@ def update_cred(app: App, req: Request, site_id: str, cred_id: str) -> Response:
     secret = _secret_of(kind, body, required=kind != row["kind"])
     _check_local(app, site_id, kind, body.get("host_id", row["host_id"]))
     _check_tls(kind, {k: body.get(k, row.get(k)) for k in ("lab", "use_tls", "verify_tls")})
+    # a kind change starts the WinRM fields afresh (an SSH row's defaults are no WinRM trust)
+    was = row if kind == row["kind"] else {"lab": row.get("lab")}
+    trust = winrm_trust.check(
+        kind, {k: body.get(k, was.get(k)) for k in (*winrm_trust.KEYS, "lab")}
+    )
+    body.update({k: v for k, v in trust.items() if k in body or kind != row["kind"]})
     redirected = sorted(k for k in DESTINATION if k in body and body[k] != row.get(k))
     if redirected and secret is None and _secret_of(kind, {}, required=False) is None:
         # Without this, an operator or partner (who may not reveal secrets) could point the

@@ -11,7 +11,8 @@ from osiris_server.db.util import jdump, jload, new_id, now
 KINDS = ("winrm", "ssh_password", "ssh_key")
 COLS = (
     "id, site_id, host_id, kind, address, port, lab, username, secret_enc,"
-    " host_key_fingerprints, use_tls, verify_tls, sudo, version, created_at, updated_at"
+    " host_key_fingerprints, use_tls, verify_tls, sudo, ca_bundle, cert_thumbprint, auth,"
+    " version, created_at, updated_at"
 )
 
 
@@ -52,6 +53,9 @@ def create(w: Writer, cred_id: str, site_id: str, fields: dict[str, Any], secret
             "use_tls": int(fields["use_tls"]),
             "verify_tls": int(fields["verify_tls"]),
             "sudo": int(fields.get("sudo", False)),
+            "ca_bundle": fields.get("ca_bundle", ""),
+            "cert_thumbprint": fields.get("cert_thumbprint", ""),
+            "auth": fields.get("auth", "ntlm"),
             "version": 1,
             "created_at": ts,
             "updated_at": ts,
@@ -73,7 +77,8 @@ def host_taken(w: Writer, site_id: str, host_id: str, except_id: str | None = No
 
 def update(w: Writer, cred_id: str, fields: dict[str, Any], secret_enc: str | None) -> None:
     cols: dict[str, Any] = {}
-    for k in ("host_id", "kind", "address", "port", "username"):
+    for k in ("host_id", "kind", "address", "port", "username", "ca_bundle", "cert_thumbprint",
+              "auth"):  # fmt: skip
         if k in fields:
             cols[k] = fields[k]
     for k in ("lab", "use_tls", "verify_tls", "sudo"):

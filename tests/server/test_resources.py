@@ -54,6 +54,10 @@ def test_credentials_encrypted_masked_delivered_rotated_audited(server) -> None:
             "use_tls": True,
             "verify_tls": True,
             "sudo": False,  # issue 15: every target says whether scripts run through sudo
+            # issue 15 item 4: and how its WinRM listener is trusted (none: trust on first use)
+            "ca_bundle": "",
+            "cert_thumbprint": "",
+            "auth": "ntlm",
         }
     ]
     # an appliance of another site never sees it
