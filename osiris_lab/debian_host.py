@@ -36,6 +36,8 @@ SUITE = "bookworm"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "ufw", "auditd", "chrony", "sudo",
     "iproute2", "procps",
+    # LIN-AV-001 (K3): the ClamAV daemon and its updater, as a clinic's Debian host has them
+    "clamav", "clamav-daemon", "clamav-freshclam",
 )  # fmt: skip
 DEFAULT_CACHE = Path("/var/cache/osiris-lab")
 NSPAWN_RUN = Path("/run/systemd/nspawn")

@@ -80,6 +80,20 @@ ORACLE: dict[tuple[str, str], tuple[Any, ...]] = {
         {"rsyslog", "rsyslog.service", "syslog-ng", "syslog-ng.service"},
     ),  # fmt: skip
     ("LIN-SVC-004", "units"): ("stop", PLAINTEXT_LOGIN, {"telnet.socket", "inetd", "xinetd"}),
+    # K3 (issue 15 item 6): Linux AV, EDR, backup and time sync
+    ("LIN-AV-001", "daemon_service"): ("one_of", {"clamav-daemon", "clamav-daemon.service"}),
+    ("LIN-AV-001", "updater_service"): (
+        "one_of",
+        {"clamav-freshclam", "clamav-freshclam.service"},
+    ),  # fmt: skip
+    ("LIN-AV-001", "max_signature_age_hours"): ("max", 168),
+    ("LIN-EDR-001", "expected"): ("one_of", {"any", "falcon", "sentinelone", "mdatp"}),
+    ("LIN-BACKUP-001", "max_age_hours"): ("max", 72),
+    ("LIN-TIME-001", "service"): (
+        "one_of",
+        {"chrony", "chrony.service", "systemd-timesyncd", "systemd-timesyncd.service"},
+    ),  # fmt: skip
+    ("LIN-TIME-001", "max_offset_ms"): ("max", 1000),
     ("RB-NIX-AV-001", "service"): ("one_of", {"clamav-daemon", "clamav-daemon.service"}),
     ("RB-NIX-AV-001", "binary"): ("inside", "/run/current-system/sw/bin"),
     ("RB-NIX-AV-001", "binary_sha256"): ("pin",),
