@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from osiris_core.catalog import load_catalog, render
 from osiris_lab import ps_code
+from osiris_lab.windows import WindowsLabHost
+from tests.agent.test_lab_windows import catalog_with
 from tests.core.old_windows_scripts import OLD_PATCH_REMEDIATE
 
 PS1 = sorted(Path(str(resources.files("osiris_core.catalog"))).rglob("*.ps1"))
@@ -67,7 +70,7 @@ def by_tree(parser, text: str) -> tuple[list[str], list[str], list[str]]:
 
 def by_lab(text: str) -> tuple[list[str], list[str], list[str]]:
     return (
-        ps_code.calls_wua_in_session(text),
+        ps_code.direct_wua_calls(text),
         ps_code.snapshot_keys_saved(text),
         ps_code.snapshot_keys_read(text),
     )
@@ -99,4 +102,39 @@ def test_the_reader_can_tell_them_apart() -> None:
     assert ps_code.calls_wua_in_session(OLD_PATCH_REMEDIATE) == [
         "CreateUpdateDownloader", "CreateUpdateInstaller",
     ]  # fmt: skip
-    assert ps_code.calls_wua_in_session("$w = @'\n$s.CreateUpdateInstaller()\n'@") == []
+    handed = "$w = @'\n$s.CreateUpdateInstaller()\n'@\nInvoke-OsirisSystemTask -Worker $w"
+    assert ps_code.calls_wua_in_session(handed) == []
+
+
+WORKER = "$w = @'\n$i = $s.CreateUpdateInstaller(); $i.Install()\n'@\n"
+
+
+@pytest.mark.parametrize(
+    ("tail", "denied"),
+    [
+        ("$r = Invoke-OsirisSystemTask -Worker $w", False),  # the catalogue's way: a SYSTEM task
+        ("& ([scriptblock]::Create($w))", True),  # the same code, in the session
+        ("Invoke-Command -ScriptBlock ([scriptblock]::Create($w))", True),
+        ("powershell.exe -NoProfile -EncodedCommand $enc", True),
+        ("$r = Invoke-OsirisSystemTask -Worker $w; Invoke-Expression $w", True),
+        ("Set-Content -Path C:\\w.ps1 -Value $w -ErrorAction Stop", True),  # never handed over
+    ],
+)
+def test_a_worker_counts_as_in_session_unless_a_system_task_runs_it(tail: str, denied: bool):
+    assert bool(ps_code.calls_wua_in_session(WORKER + tail)) is denied
+
+
+def test_the_worker_run_in_the_session_is_refused_by_the_lab(tmp_path: Path) -> None:
+    """The new worker here-string, but run in the WinRM session ([scriptblock]::Create) instead
+    of a SYSTEM task: still a network logon, still E_ACCESSDENIED."""
+    good = load_catalog().runbook("RB-WIN-PATCH-001").script("remediate")
+    task = "$r = Invoke-OsirisSystemTask -Worker $worker -TimeoutSec 240"
+    assert task in good
+    bad = good.replace(task, "$r = & ([scriptblock]::Create($worker))")
+    cat = catalog_with(tmp_path, "RB-WIN-PATCH-001", "remediate", bad)
+    host = WindowsLabHost(cat)
+    host.inject("updates_overdue")
+    rb = cat.runbook("RB-WIN-PATCH-001")
+    rc, out, _ = host.handle(render(rb, "remediate", rb.validate_params({})))
+    assert rc == 1 and "E_ACCESSDENIED" in out
+    assert any(u["kb"] == "KB5037771" for u in host.state["updates"])
