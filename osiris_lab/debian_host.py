@@ -38,6 +38,9 @@ PACKAGES = (
     "iproute2", "procps",
     # LIN-AV-001 (K3): the ClamAV daemon and its updater, as a clinic's Debian host has them
     "clamav", "clamav-daemon", "clamav-freshclam",
+    # K2: the production branches of LIN-SVC-003 (rsyslog), LIN-MAC-001 (apparmor.service) and
+    # LIN-PATCH-001 (unattended-upgrade), as Debian ships them
+    "rsyslog", "apparmor", "unattended-upgrades",
 )  # fmt: skip
 DEFAULT_CACHE = Path("/var/cache/osiris-lab")
 NSPAWN_RUN = Path("/run/systemd/nspawn")
@@ -320,13 +323,15 @@ class DebianHost:
         )  # fmt: skip
 
     def target(self, host_id: str = "deb-1", *, sudo_user: bool = False) -> Any:
-        """The agent's SSH target for this host (root by key, or the sudo user + password)."""
+        """The agent's SSH target for this host: root by key, or (``sudo_user``) the sudo user
+        by key with its sudo password as the become password — the credential a clinic gives
+        when root may not log in (what LIN-SSH-001 heals to)."""
         from osiris_agent.hosts.base import Target
 
         return Target(
             host_id=host_id, kind="ssh", address=self.address, port=self.port,
             username=SUDO_USER if sudo_user else "root", private_key=self.client_key,
-            password=self.sudo_password if sudo_user else None,
+            become_password=self.sudo_password if sudo_user else None,
             host_key_fingerprints=(self.host_fingerprint,), sudo=sudo_user,
         )  # fmt: skip
 

@@ -6,61 +6,25 @@ No ``OSIRIS_ROOT`` sandbox and no stand-in ``systemctl``: the agent's own ``SshT
 the host through ``DebianHost.exec`` (the test's own view, not the agent's), detects, heals,
 re-detects and checks the evidence, and looks at the host again through ``exec``.
 
+The per-runbook proofs of every Linux runbook (drift, heal, verify, evidence, rollback) are in
+``test_runbook_proofs.py``; this module keeps the cases that need a host of their own (sshd
+rejecting a config, a reload keeping sshd's PID, the firewall and root-login lock-outs).
 Not namespaced, so not testable here: the kernel audit subsystem (``auditd.service`` fails in
 the container and ``auditctl`` gets "Operation not permitted") and the clock.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
 
-from osiris_agent.healing.engine import Finding, HealingEngine, Policy
-from osiris_agent.healing.executor import Executor
 from osiris_agent.hosts.ssh import SshTransport
-from osiris_core import canonical
-from osiris_core.catalog import load_catalog
-from osiris_core.evidence import Chain
 from osiris_lab.debian_host import DebianHost
+from tests.realhost.kit import Sinks, phases
+from tests.realhost.kit import detect as _detect
+from tests.realhost.kit import heal as _heal
 
 pytestmark = pytest.mark.realhost
-CAT = load_catalog()
-
-
-class Sinks:
-    def __init__(self) -> None:
-        self.chain = Chain("app-1")
-        self.bundles: list[dict[str, Any]] = []
-        self.incidents: list[dict[str, Any]] = []
-
-    def emit(self, **fields: Any) -> str:
-        b = self.chain.next(site_id="site-1", **fields)  # validates the bundle
-        self.bundles.append(b)
-        return self.chain.advance(b)
-
-    def raise_incident(self, **kw: Any) -> None:
-        self.incidents.append(kw)
-
-    def outcomes(self) -> list[tuple[str, str, str | None]]:
-        return [(b["outcome"], b["tier"], b["runbook_id"]) for b in self.bundles]
-
-
-def _detect(tr: SshTransport, rid: str, params: dict | None = None) -> Finding:
-    pr = Executor(CAT, lambda h: tr).run_phase("deb-1", CAT.runbook(rid), "detect", params)
-    return Finding(
-        "deb-1", CAT.runbook(rid).check, rid, pr.status, pr.observed, pr.expected,
-        canonical.utc_now(), pr.error,
-    )  # fmt: skip
-
-
-def _heal(tr: SshTransport, f: Finding, policy: Policy | None = None) -> Sinks:
-    sinks = Sinks()
-    HealingEngine(CAT, lambda h: tr, sinks, sinks, lambda: datetime.now(UTC)).handle(
-        f, policy or Policy.default(CAT)
-    )
-    return sinks
+__all__ = ["Sinks", "_detect", "_heal", "_healed"]
 
 
 def _healed(host: DebianHost, rid: str, drift_cmd: str | None) -> tuple[SshTransport, Sinks]:
@@ -101,17 +65,6 @@ def test_sudo_user_runs_runbooks_through_real_sudo(debian_host: DebianHost) -> N
     assert all(debian_host.sudo_password not in c for c in tr.commands_sent)
 
 
-def test_shadow_mode_is_healed_on_the_real_file(debian_host: DebianHost) -> None:
-    _healed(debian_host, "LIN-PERM-001", "chmod 0644 /etc/shadow")
-    assert debian_host.exec("stat -c %a /etc/shadow").stdout.strip() == "640"
-
-
-def test_sshd_config_mode_is_healed(debian_host: DebianHost) -> None:
-    """Debian ships /etc/ssh/sshd_config 0644: drift on a fresh host."""
-    _healed(debian_host, "LIN-PERM-002", None)
-    assert debian_host.exec("stat -c %a /etc/ssh/sshd_config").stdout.strip() == "600"
-
-
 def test_max_auth_tries_goes_through_sshd_t_and_a_real_reload(debian_host: DebianHost) -> None:
     """Debian's default (unset = 6) is drift; the remediate validates with the real ``sshd -t``
     and reloads the real ssh.service; the running sshd's effective config (``sshd -T``) shows it,
@@ -143,58 +96,13 @@ def test_an_sshd_config_that_sshd_t_rejects_is_restored_not_reloaded(
     print(f.runbook_id, sinks.outcomes(), sinks.bundles[0]["action_taken"])
     assert sinks.outcomes()[0][0] != "healed", sinks.bundles[0]
     assert "sshd -t rejected" in sinks.bundles[0]["action_taken"]
+    # the remediate put the old file back itself; the rollback finds nothing to restore and the
+    # executor's re-check sees the pre-change state: reverted, and a person is told
+    assert sinks.outcomes()[0] == ("reverted", "L1", "LIN-SSH-003"), sinks.bundles[0]
+    assert phases(sinks.bundles[0]) == ["remediate", "rollback", "recheck"]
+    assert sinks.outcomes()[-1][:2] == ("escalated", "L3")
     assert h.exec("sha256sum /etc/ssh/sshd_config").stdout == before
     assert h.exec("systemctl is-active ssh").stdout.strip() == "active"
-
-
-def test_a_missing_logger_unit_is_not_claimed_healed(debian_host: DebianHost) -> None:
-    """LIN-SVC-003 (keep the system logger running) on a minimal Debian without rsyslog: detect
-    says drift, the real ``systemctl enable --now rsyslog`` fails (no such unit), and the heal is
-    not claimed — failed, escalated, never healed."""
-    h = debian_host
-    tr = SshTransport(h.target())
-    f = _detect(tr, "LIN-SVC-003")
-    assert f.status == "drift" and f.observed == {"service": "rsyslog", "active": False}
-    sinks = _heal(tr, f)
-    print(f.runbook_id, sinks.outcomes(), sinks.bundles[0]["action_taken"])
-    assert sinks.outcomes()[0] == ("failed", "L1", "LIN-SVC-003"), sinks.bundles[0]
-    # rsyslog is not installed on this host: the real `systemctl enable --now` fails
-    assert sinks.outcomes()[0][0] != "healed", sinks.bundles[0]
-    assert h.exec("systemctl is-active rsyslog").stdout.strip() != "active"
-
-
-def test_auditd_cannot_run_in_a_container_and_the_heal_is_not_claimed(
-    debian_host: DebianHost,
-) -> None:
-    """The kernel audit subsystem is not namespaced: auditd.service fails in the container
-    whatever the runbook does. LIN-SVC-002 must not claim a heal it did not make."""
-    h = debian_host
-    assert h.exec("systemctl is-active auditd").stdout.strip() != "active"
-    tr = SshTransport(h.target())
-    f = _detect(tr, "LIN-SVC-002")
-    assert f.status == "drift" and f.observed == {"service": "auditd", "active": False}
-    sinks = _heal(tr, f)
-    print(f.runbook_id, sinks.outcomes(), sinks.bundles[0]["action_taken"])
-    assert sinks.outcomes()[0][0] != "healed", sinks.bundles[0]
-
-
-def test_audit_rule_files_are_written_and_pass_augenrules_check(debian_host: DebianHost) -> None:
-    """LIN-AUDIT-001 on a live host reads the LOADED rules (``auditctl -l``), which the
-    container cannot have (audit is not namespaced): detect says drift whatever the files say,
-    and the remediate's ``augenrules --load`` cannot load them. What can be tested here: the
-    rule file the remediate writes, and that ``augenrules --check`` accepts it."""
-    h = debian_host
-    tr = SshTransport(h.target())
-    f = _detect(tr, "LIN-AUDIT-001")
-    assert f.status == "drift"
-    sinks = _heal(tr, f)
-    print(f.runbook_id, sinks.outcomes(), sinks.bundles[0]["action_taken"])
-    assert sinks.outcomes()[0][0] != "healed", sinks.bundles[0]
-    rules = h.exec("cat /etc/audit/rules.d/osiris-identity.rules").stdout
-    for w in ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"):
-        assert f"-w {w} -p wa -k identity" in rules
-    chk = h.exec("augenrules --check")
-    assert chk.returncode == 0, chk.stdout + chk.stderr
 
 
 @pytest.mark.xfail(

@@ -174,3 +174,129 @@ osiris_sshd_restore() {
   [ "$n" -gt 0 ] || return 1
   systemctl reload ssh >&2 2>/dev/null || systemctl reload sshd >&2
 }
+
+# osiris_audit_kernel -> "available", or "unavailable: <why>" when the kernel audit subsystem
+# cannot be reached (a container — audit is not namespaced —, audit=0, no auditctl). Why: on
+# such a host no rule file and no auditd restart makes a single watch work; the runbooks say so
+# instead of claiming or retrying a heal. In a sandbox (OSIRIS_ROOT) the kernel is not checked.
+osiris_audit_kernel() {
+  local out
+  if [ -n "$osiris_root" ]; then
+    printf 'sandbox'
+  elif ! command -v auditctl >/dev/null 2>&1; then
+    printf 'unavailable: auditctl is not installed'
+  elif out=$(auditctl -s 2>&1); then
+    printf 'available'
+  else
+    printf 'unavailable: auditctl -s: %s' "$(printf '%s' "$out" | tail -n 1)"
+  fi
+}
+
+# osiris_audit_judge KEY WATCH... -> one result line for an audit-watch runbook. A watch is
+# missing when the rule files under /etc/audit/rules.d (what auditd loads at boot) lack it, or,
+# where the kernel audit is reachable, when the loaded rules (auditctl -l) lack it. Files in
+# place but no kernel audit to load them into: error (nothing is watched, and no heal can fix it).
+osiris_audit_judge() {
+  local key=$1 kernel files loaded f status
+  shift
+  kernel=$(osiris_audit_kernel)
+  files=$(cat "$(osiris_path /etc/audit/rules.d)"/*.rules 2>/dev/null || true)
+  loaded=""
+  if [ "$kernel" = available ]; then loaded=$(auditctl -l 2>/dev/null || true); fi
+  local missing=()
+  for f in "$@"; do
+    if ! printf '%s\n' "$files" | grep -Eq -- "^-w $f( |$)"; then
+      missing+=("$f")
+    elif [ "$kernel" = available ] && ! printf '%s\n' "$loaded" | grep -Eq -- "^-w $f( |$)"; then
+      missing+=("$f")
+    fi
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    status=drift
+  elif [ "${kernel%%:*}" = unavailable ]; then
+    osiris_emit error \
+      "$(osiris_obj missing_watches '[]' kernel_audit "$(osiris_s "$kernel")" error "$(osiris_s "the $key rule files are in place but the kernel audit subsystem is ${kernel}: nothing is watched")")" \
+      "$(osiris_obj missing_watches '[]' kernel_audit '"available"')"
+    return 0
+  else
+    status=compliant
+  fi
+  osiris_emit "$status" \
+    "$(osiris_obj missing_watches "$(osiris_arr "${missing[@]}")" kernel_audit "$(osiris_s "$kernel")")" \
+    "$(osiris_obj missing_watches '[]' kernel_audit '"available"')"
+}
+
+# osiris_audit_write FILE KEY WATCH... -> add the missing "-w WATCH -p wa -k KEY" lines to FILE,
+# regenerate /etc/audit/audit.rules (augenrules) and load it where the kernel audit is reachable;
+# where it is not, fail saying so (the files stay: they are what auditd loads at boot).
+osiris_audit_write() {
+  local out=$1 key=$2 dir kernel f
+  shift 2
+  dir=$(dirname "$out")
+  mkdir -p "$dir"
+  for f in "$@"; do
+    grep -Eq -- "^-w $f( |$)" "$out" 2>/dev/null || printf -- '-w %s -p wa -k %s\n' "$f" "$key" >>"$out"
+  done
+  chmod 0640 "$out"
+  if [ -n "$osiris_root" ]; then return 0; fi
+  command -v augenrules >/dev/null 2>&1 || osiris_fail "augenrules not found: is auditd installed?"
+  kernel=$(osiris_audit_kernel)
+  if [ "$kernel" != available ]; then
+    augenrules >&2 || osiris_fail "augenrules could not regenerate /etc/audit/audit.rules"
+    osiris_fail "rules written to ${out#"$osiris_root"} and /etc/audit/audit.rules regenerated, but the kernel audit subsystem is ${kernel}: nothing can be loaded (a container, or audit=0 on the kernel command line)"
+  fi
+  augenrules --load >&2 || osiris_fail "augenrules --load failed (auditctl rejected the rules?)"
+}
+
+# osiris_installed UNIT -> exit 0 when systemd knows a unit file for UNIT (enabled, disabled,
+# static, masked...); a unit that is not installed prints nothing on stdout.
+osiris_installed() {
+  [ -n "$(systemctl is-enabled "$1" 2>/dev/null || true)" ]
+}
+
+# osiris_journal_storage -> journald's effective Storage= (the last one across journald.conf and
+# its drop-ins, read in the order journald applies them; "auto" when unset).
+osiris_journal_storage() {
+  local f d drop=()
+  for d in /usr/lib/systemd/journald.conf.d /run/systemd/journald.conf.d /etc/systemd/journald.conf.d; do
+    for f in "$(osiris_path "$d")"/*.conf; do
+      if [ -f "$f" ]; then drop+=("$f"); fi
+    done
+  done
+  {
+    f=$(osiris_path /etc/systemd/journald.conf)
+    if [ -f "$f" ]; then cat "$f"; fi
+    # drop-ins apply in file-name order whatever their directory (a stable sort keeps /etc last
+    # among equal names, as /etc overrides)
+    if [ "${#drop[@]}" -gt 0 ]; then
+      printf '%s\n' "${drop[@]}" | awk -F/ '{ print $NF "\t" $0 }' | sort -s -t "$(printf '\t')" -k1,1 |
+        cut -f2 | while IFS= read -r f; do cat "$f"; done
+    fi
+  } | awk -F= '/^[[:space:]]*Storage[[:space:]]*=/ { v = $2; gsub(/[[:space:]]/, "", v) } END { print (v == "" ? "auto" : v) }'
+}
+
+# osiris_logger_judge SERVICE -> one result line: the host's system logger. Where SERVICE
+# (rsyslog, syslog-ng) is installed it must be active. Where it is not — Debian 12 installs no
+# syslog daemon — the systemd journal IS the system log: journald must be active and its storage
+# persistent (Storage=persistent, or auto with /var/log/journal present), or logs die at reboot.
+osiris_logger_judge() {
+  local svc=$1 a=false p=false storage
+  if osiris_installed "$svc"; then
+    if osiris_active "$svc"; then a=true; fi
+    if [ "$a" = true ]; then status=compliant; else status=drift; fi
+    osiris_emit "$status" \
+      "$(osiris_obj service "$(osiris_s "$svc")" active "$a")" \
+      "$(osiris_obj service "$(osiris_s "$svc")" active true)"
+    return 0
+  fi
+  if osiris_active systemd-journald; then a=true; fi
+  storage=$(osiris_journal_storage)
+  case "$storage" in
+    persistent) p=true ;;
+    auto) if [ -d "$(osiris_path /var/log/journal)" ]; then p=true; fi ;;
+  esac
+  if [ "$a" = true ] && [ "$p" = true ]; then status=compliant; else status=drift; fi
+  osiris_emit "$status" \
+    "$(osiris_obj service '"systemd-journald"' active "$a" persistent "$p" storage "$(osiris_s "$storage")")" \
+    "$(osiris_obj service '"systemd-journald"' active true persistent true)"
+}

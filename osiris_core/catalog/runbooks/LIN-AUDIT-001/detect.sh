@@ -1,14 +1,4 @@
 #!/usr/bin/env bash
-# LIN-AUDIT-001 detect: are the audit watches present (loaded rules on a live host, rule files in a sandbox)?
-if [ -z "$osiris_root" ] && command -v auditctl >/dev/null 2>&1; then
-  rules=$(auditctl -l 2>/dev/null || true)
-else
-  rules=$(cat "$(osiris_path /etc/audit/rules.d)"/*.rules 2>/dev/null || true)
-fi
-watch=(/etc/passwd /etc/shadow /etc/group /etc/gshadow)
-missing=()
-for f in "${watch[@]}"; do
-  if ! printf '%s\n' "$rules" | grep -Eq -- "-w $f( |$)"; then missing+=("$f"); fi
-done
-if [ "${#missing[@]}" -eq 0 ]; then status=compliant; else status=drift; fi
-osiris_emit "$status" "$(osiris_obj missing_watches "$(osiris_arr "${missing[@]}")")" "$(osiris_obj missing_watches '[]')"
+# LIN-AUDIT-001 detect: are the identity audit watches in the rule files auditd loads at boot, and (where the
+# kernel audit is reachable) in the loaded rules? No kernel audit (a container, audit=0) → error.
+osiris_audit_judge identity /etc/passwd /etc/shadow /etc/group /etc/gshadow

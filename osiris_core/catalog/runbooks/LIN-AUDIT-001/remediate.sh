@@ -1,13 +1,5 @@
 #!/usr/bin/env bash
-# LIN-AUDIT-001 remediate: add the missing watches to an Osiris rules file and load it.
-dir=$(osiris_path /etc/audit/rules.d)
-mkdir -p "$dir"
-out="$dir/osiris-identity.rules"
-watch=(/etc/passwd /etc/shadow /etc/group /etc/gshadow)
-for f in "${watch[@]}"; do
-  grep -Eq -- "-w $f( |$)" "$out" 2>/dev/null || printf -- '-w %s -p wa -k %s\n' "$f" identity >>"$out"
-done
-if [ -z "$osiris_root" ] && command -v augenrules >/dev/null 2>&1; then
-  augenrules --load >&2
-fi
-osiris_done true "audit watches written to /etc/audit/rules.d/osiris-identity.rules"
+# LIN-AUDIT-001 remediate: add the missing watches to an Osiris rules file, regenerate and load the rules;
+# fails (saying why) where the kernel audit subsystem cannot take them.
+osiris_audit_write "$(osiris_path /etc/audit/rules.d)/osiris-identity.rules" identity /etc/passwd /etc/shadow /etc/group /etc/gshadow
+osiris_done true "audit watches written to /etc/audit/rules.d/osiris-identity.rules and loaded"

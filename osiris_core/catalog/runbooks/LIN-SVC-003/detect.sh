@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# LIN-SVC-003 detect: is the service active?
-if osiris_active "$OSIRIS_P_SERVICE"; then status=compliant; a=true; else status=drift; a=false; fi
-osiris_emit "$status" \
-  "$(osiris_obj service "$(osiris_s "$OSIRIS_P_SERVICE")" active "$a")" \
-  "$(osiris_obj service "$(osiris_s "$OSIRIS_P_SERVICE")" active true)"
+# LIN-SVC-003 detect: is the system logger running (the installed syslog daemon, or else journald
+# with persistent storage — Debian 12's default logging)?
+osiris_logger_judge "$OSIRIS_P_SERVICE"
