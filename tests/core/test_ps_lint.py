@@ -242,3 +242,53 @@ def test_every_snapshot_has_its_rollback_and_every_rollback_its_snapshot(parser)
         if has and not rb.rollback_note:
             bad.append(f"{rb.id}: rollback without a rollback_note")
     assert bad == []
+
+
+def _command_texts(parser, src: bytes, name: str) -> list[str]:
+    out = []
+    for cmd in _commands(parser.parse(src).root_node):
+        n = next((c for c in cmd.children if c.type == "command_name"), None)
+        if n is not None and _text(src, n).lower() == name:
+            out.append(_text(src, cmd))
+    return out
+
+
+def test_the_system_task_helper_runs_as_system_and_stays_inside_the_phase_timeout(parser):
+    """Invoke-OsirisSystemTask (lib/osiris.ps1): the principal is SYSTEM at the highest run
+    level, the task is removed after a polled run, and every polled wait in the catalogue is
+    below the executor's phase timeout (else the agent gives up on a phase that is still
+    legitimately waiting and records an error for an install that succeeds)."""
+    import inspect
+
+    from osiris_agent.healing.executor import Executor
+    from osiris_core.catalog import load_catalog
+
+    lib = (CATALOG / "lib" / "osiris.ps1").read_bytes()
+    principal = _command_texts(parser, lib, "new-scheduledtaskprincipal")
+    assert principal and all(
+        "-UserId 'SYSTEM'" in p and "-RunLevel Highest" in p for p in principal
+    )
+    assert _command_texts(parser, lib, "register-scheduledtask")
+    assert _command_texts(parser, lib, "unregister-scheduledtask")
+    assert _command_texts(parser, lib, "get-scheduledtaskinfo")  # LastTaskResult is read
+    phase_timeout = inspect.signature(Executor.__init__).parameters["timeout_s"].default
+    default = re.search(r"\[int\]\$TimeoutSec = (\d+)", lib.decode())
+    assert default is not None and int(default.group(1)) < phase_timeout
+    users = 0
+    for rb in load_catalog().runbooks.values():
+        if rb.platform != "windows" or "remediate" not in rb.phases:
+            continue
+        src = rb.script("remediate").encode()
+        for call in _command_texts(parser, src, "invoke-osirissystemtask"):
+            users += 1
+            m = re.search(r"-TimeoutSec (\d+)", call)
+            assert "-NoWait" in call or m is None or int(m.group(1)) < phase_timeout, rb.id
+    assert users >= 3  # PATCH-001, AV-001, STG-003
+
+
+def test_private_dirs_are_system_and_administrators_only() -> None:
+    lib = (CATALOG / "lib" / "osiris.ps1").read_text(encoding="utf-8")
+    assert "SetAccessRuleProtection($true, $false)" in lib  # inheritance cut, nothing copied
+    assert "@('S-1-5-18', 'S-1-5-32-544')" in lib  # SYSTEM, BUILTIN\Administrators
+    assert "Get-OsirisPrivateDir -Name 'snapshots'" in lib
+    assert "Get-OsirisPrivateDir -Name 'tasks'" in lib
