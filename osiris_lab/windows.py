@@ -50,6 +50,8 @@ from osiris_core.catalog import Catalog, load_catalog, render, script_sha256
 from osiris_core.catalog.bounds import CheckedParams, TrustContext
 from osiris_core.errors import SchemaError
 from osiris_lab import ps_code
+from osiris_lab.windows_edr import EDR_FAULTS, WindowsEdrLab
+from osiris_lab.windows_time import TIME_FAULTS, WindowsTimeLab
 
 HEADER_RE = re.compile(
     r"^# osiris: runbook=(?P<id>[A-Z0-9-]+) phase=(?P<phase>[a-z]+) sha256=(?P<sha>[0-9a-f]{64})$"
@@ -273,9 +275,11 @@ FAULTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "wu_disabled": _set("services.wuauserv.start_type", "Disabled"),
     "wu_errors": _set("wu_errors_24h", 9),
 }  # fmt: skip
+FAULTS.update(EDR_FAULTS)  # RB-WIN-EDR-001 (osiris_lab/windows_edr.py)
+FAULTS.update(TIME_FAULTS)  # RB-WIN-TIME-001 (osiris_lab/windows_time.py)
 
 
-class WindowsLabHost:
+class WindowsLabHost(WindowsEdrLab, WindowsTimeLab):
     """One simulated Windows host. Call it (or :meth:`handle`) with (script, stdin)."""
 
     def __init__(self, catalog: Catalog | None = None, state: dict[str, Any] | None = None):

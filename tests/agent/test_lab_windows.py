@@ -23,7 +23,12 @@ from osiris_lab.wsman import WsmanLabServer
 from tests.core.old_windows_scripts import OLD_PATCH_REMEDIATE
 
 CAT = load_catalog()
-WIN = sorted(r for r, rb in CAT.runbooks.items() if rb.platform == "windows")
+# Detect-only runbooks have no remediate to round-trip: RB-WIN-EDR-001 is modelled in
+# osiris_lab/windows_edr.py and tested in tests/agent/test_lab_windows_edr_time.py.
+DETECT_ONLY = {"RB-WIN-EDR-001"}
+WIN = sorted(
+    r for r, rb in CAT.runbooks.items() if rb.platform == "windows" and r not in DETECT_ONLY
+)
 
 # runbook -> (fault that makes it drift, params the site would set)
 DRIFT = {
@@ -52,6 +57,7 @@ DRIFT = {
     "RB-WIN-SVC-002": ("service_stopped:DHCPServer", {}),
     "RB-WIN-SVC-003": ("spooler_on_dc", {}),
     "RB-WIN-SVC-004": ("w32time_local", {}),
+    "RB-WIN-TIME-001": ("clock_skewed", {}),
     "RB-WIN-UPD-001": ("wu_disabled", {}),
     "RB-WIN-UPD-002": ("wsus_wrong", {"wsus_server": "http://wsus.clinic.example:8530"}),
 }
@@ -79,7 +85,7 @@ def _run(host: WindowsLabHost, rid: str, phase: str, params: dict | None = None)
 
 
 def test_every_windows_runbook_is_modelled() -> None:
-    assert len(WIN) == 27
+    assert len(WIN) == 28  # 27 + RB-WIN-TIME-001 (clock offset)
     assert sorted(DRIFT) == WIN
 
 

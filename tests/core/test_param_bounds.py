@@ -134,6 +134,8 @@ ORACLE: dict[tuple[str, str], tuple[Any, ...]] = {
     ),  # fmt: skip
     ("RB-WIN-AD-001", "max_replication_failures"): ("max", 5),
     ("RB-WIN-AV-001", "max_signature_age_days"): ("max", 7),
+    ("RB-WIN-EDR-001", "expected"): ("one_of", {"any", "falcon", "sentinelone", "mde"}),
+    ("RB-WIN-TIME-001", "max_offset_ms"): ("max", 5000),
     ("RB-WIN-BACKUP-001", "max_age_hours"): ("max", 72),
     ("RB-WIN-ENCRYPTION-001", "mount_point"): ("one_of", {"C:"}),
     ("RB-WIN-ENCRYPTION-001", "encryption_method"): ("one_of", {"XtsAes128", "XtsAes256"}),
