@@ -175,6 +175,8 @@ class Credential(Record):
     use_tls: bool | None = None
     verify_tls: bool | None = None
     host_key_fingerprints: list[str] | None = None
+    cert_thumbprint: str = ""  # winrm: SHA-256 pin of the listener's certificate
+    auth: str = "ntlm"  # winrm: ntlm | kerberos | basic (lab)
     version: int | None = None
     secret: str = "********"
     created_at: str | None = None

@@ -26,6 +26,35 @@ from .base import (
 )
 
 
+def TRUST_OPTS(f: Any) -> Any:  # noqa: N802 - a decorator named like the other option sets
+    """WinRM listener trust and auth (docs/appliance.md §7)."""
+    f = click.option(
+        "--auth",
+        type=click.Choice(["ntlm", "kerberos", "basic"]),
+        help="WinRM authentication (default ntlm; basic: lab hosts only).",
+    )(f)
+    f = click.option(
+        "--ca-bundle",
+        type=click.File("r"),
+        help="WinRM: PEM file of the CA(s) that issued the listener's certificate.",
+    )(f)
+    return click.option("--cert-thumbprint", help="WinRM: SHA-256 of the listener's "
+                        "certificate (64 hex digits; not certlm's SHA-1).")(f)  # fmt: skip
+
+
+def _trust(kind: str, thumbprint: str | None, ca_bundle: Any, auth: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if thumbprint is not None:
+        out["cert_thumbprint"] = thumbprint
+    if ca_bundle is not None:
+        out["ca_bundle"] = ca_bundle.read()
+    if auth is not None:
+        out["auth"] = auth
+    if out and kind != "winrm":
+        fail("--cert-thumbprint/--ca-bundle/--auth apply to winrm credentials only", ExitCode.USAGE)
+    return out
+
+
 @click.group()
 def cred() -> None:
     """Credentials of a site's hosts: list, add, rotate, rm, reveal (admin)."""
@@ -82,6 +111,7 @@ def cred_show(ctx: click.Context, site_id: str, cred_id: str, as_json: bool) -> 
     help="Check the WinRM host's certificate (default: check).",
 )
 @click.option("--lab", is_flag=True, help="A lab simulator host.")
+@TRUST_OPTS
 @JSON_OPT
 @click.pass_context
 def cred_add(
@@ -98,6 +128,9 @@ def cred_add(
     use_tls: bool | None,
     verify_tls: bool | None,
     lab: bool,
+    cert_thumbprint: str | None,
+    ca_bundle: Any,
+    auth: str | None,
     as_json: bool,
 ) -> None:
     """Add a credential; the password is prompted for (hidden) or read from stdin."""
@@ -116,6 +149,7 @@ def cred_add(
         fields["verify_tls"] = verify_tls
     if lab:
         fields["lab"] = True
+    fields.update(_trust(kind, cert_thumbprint, ca_bundle, auth))
     if kind in ("winrm", "ssh_password"):
         fields["password"] = read_secret(password_stdin)
     elif kind == "ssh_key":
@@ -130,6 +164,7 @@ def cred_add(
 @click.argument("cred_id")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
 @click.option("--key-file", type=click.File("r"), help="New private key file (ssh_key).")
+@TRUST_OPTS
 @YES_OPT
 @JSON_OPT
 @click.pass_context
@@ -139,10 +174,15 @@ def cred_rotate(
     cred_id: str,
     password_stdin: bool,
     key_file: Any,
+    cert_thumbprint: str | None,
+    ca_bundle: Any,
+    auth: str | None,
     yes: bool,
     as_json: bool,
 ) -> None:
-    """Replace a credential's secret (effective at each appliance's next check-in)."""
+    """Replace a credential's secret (effective at each appliance's next check-in); with
+    --cert-thumbprint/--ca-bundle also how a WinRM listener is trusted (the secret must be given
+    with it: it decides where the secret goes)."""
     c = client_of(ctx)
     current = c.credential(site_id, cred_id)
     if current.kind == "ssh_key":
@@ -153,6 +193,7 @@ def cred_rotate(
         fail("a local credential has no secret to rotate", ExitCode.USAGE)
     else:
         body = {"password": read_secret(password_stdin, "New password")}
+    body.update(_trust(current.kind, cert_thumbprint, ca_bundle, auth))
     confirm(yes, f"Rotate the secret of {current.host_id} ({cred_id}) at site {site_id}")
     show(c.update_credential(site_id, cred_id, body), as_json)
 

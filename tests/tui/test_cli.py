@@ -318,3 +318,29 @@ def test_cred_add_tls_flags(live) -> None:
     r = invoke(live, "cred", "add", "--site", "riverside", "--kind", "ssh_password",
                "--host", "lx9", "--address", "10.1.1.4", "--no-tls")  # fmt: skip
     assert r.exit_code == 2 and "winrm credentials only" in r.output
+
+
+def test_winrm_trust_options(live, tmp_path) -> None:
+    """``cred add/rotate --cert-thumbprint/--ca-bundle/--auth`` (issue 15 item 4): a SHA-1 value
+    is the server's clear 400 (exit 2, the SHA-256 hint), a pin is stored normalised, a
+    new trust anchor goes with the password again (rotate), and none applies to SSH."""
+    sha1, sha256 = "AB" * 20, ":".join(["cd"] * 32)
+    base = ("cred", "add", "--site", "riverside", "--kind", "winrm", "--address", "10.1.1.9",
+            "--username", "svc", "--password-stdin", "--json")  # fmt: skip
+    r = run(live, *base, "--host", "trust-1", "--cert-thumbprint", sha1, input="pw\n")
+    assert r.returncode == 2 and "SHA256" in r.stderr, r.stderr  # a 400: bad input
+    r = run(live, *base, "--host", "trust-1", "--cert-thumbprint", sha256, "--auth", "kerberos",
+            input="pw\n")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["cert_thumbprint"] == "cd" * 32 and out["auth"] == "kerberos"
+    pem = tmp_path / "bad.pem"
+    pem.write_text("not a certificate\n")
+    r = run(live, "cred", "rotate", "--site", "riverside", out["id"], "--password-stdin",
+            "--ca-bundle", str(pem), "--yes", input="pw2\n")  # fmt: skip
+    assert r.returncode == 2 and "ca_bundle" in r.stderr
+    r = run(live, "cred", "add", "--site", "riverside", "--host", "trust-2", "--kind",
+            "ssh_password", "--address", "10.1.1.8", "--username", "root", "--password-stdin",
+            "--cert-thumbprint", sha256, input="pw\n")  # fmt: skip
+    assert r.returncode == 2 and "winrm credentials only" in r.stderr
+    assert run(live, "cred", "rm", "--site", "riverside", out["id"], "--yes").returncode == 0
