@@ -72,13 +72,14 @@ class Sinks:
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DebianHost]:
-    required = os.environ.get("OSIRIS_REQUIRE_REALHOST") == "1"
+def host(debian_root: DebianRoot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DebianHost]:
+    """One booted host for the module (the conftest's root; the same skip/fail rule)."""
     try:
-        root = DebianRoot.ensure(os.environ.get("OSIRIS_REALHOST_CACHE") or None)
-        h = DebianHost.boot(root, tmp_path_factory.mktemp("coverage"), f"k3c{os.getpid() % 10000}")
+        h = DebianHost.boot(
+            debian_root, tmp_path_factory.mktemp("coverage"), f"k3c{os.getpid() % 10000}"
+        )
     except HostUnavailable as exc:
-        if required:
+        if os.environ.get("OSIRIS_REQUIRE_REALHOST") == "1":
             pytest.fail(f"OSIRIS_REQUIRE_REALHOST=1 and {exc}", pytrace=False)
         pytest.skip(str(exc))
     try:
