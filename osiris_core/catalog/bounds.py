@@ -26,6 +26,9 @@ Kinds (``bound = { kind = "…", … }`` in a manifest):
 ``path``      a normalised absolute path strictly inside ``dir``.
 ``digest``    empty or a lowercase hex SHA-256 pin (a wrong pin only ever reports drift).
 ``ipv4``      empty or an IPv4 address; ``scope = "private"``: RFC 1918 only.
+``ports``     empty (the runbook finds the ports itself) or space-separated ``PORT[/tcp|/udp]``,
+              each 1..65535, none twice. The runbook must keep its own path whatever the list
+              says (LIN-FW-001 always allows the agent's SSH session first).
 ``trusted``   trust-redirecting (update server, DNS servers, NTP sources, a pinned baseline):
               set by an admin only, and the value (or, with ``split``, every item of it) must be on
               the site's allow-list, which only an admin edits. Default ``""``: not redirected.
@@ -56,7 +59,7 @@ from osiris_core.errors import SchemaError
 
 KINDS = (
     "range", "flag", "choice", "mode", "modes", "unit", "units", "names", "path", "digest",
-    "ipv4", "trusted", "release",
+    "ipv4", "trusted", "release", "ports",
 )  # fmt: skip
 TRUST_KINDS = frozenset({"trusted", "release"})
 SETTERS = ("operator", "admin")
@@ -243,6 +246,8 @@ class Bound:
             self._path(value, where)
         elif k == "ipv4":
             self._ipv4(value, where)
+        elif k == "ports":
+            self._ports(value, where)
         elif k == "release":
             if value and _STORE_PATH.fullmatch(value) is None:
                 raise SchemaError(f"{where}: not a /nix/store path")
@@ -288,6 +293,15 @@ class Bound:
             or not value.startswith(self.dir + "/")
         ):
             raise SchemaError(f"{where}: {value!r} is not a normalised path inside {self.dir}/")
+
+    def _ports(self, value: str, where: str) -> None:
+        items = _words(value)
+        if len(set(items)) != len(items):
+            raise SchemaError(f"{where}: lists a port twice")
+        for item in items:
+            num, _, proto = item.partition("/")
+            if not num.isdigit() or not 1 <= int(num) <= 65535 or proto not in ("", "tcp", "udp"):
+                raise SchemaError(f"{where}: {item!r} is not PORT, PORT/tcp or PORT/udp (1..65535)")
 
     def _ipv4(self, value: str, where: str) -> None:
         if not value:
@@ -380,6 +394,11 @@ class Bound:
         elif k == "ipv4":
             text = "empty or an IPv4 address" + (
                 " in a private (RFC 1918) range" if self.scope == "private" else ""
+            )
+        elif k == "ports":
+            text = (
+                "empty (the ports the host listens on) or PORT[/tcp|/udp] items, 1..65535; "
+                "the agent's own path is kept whatever the list says"
             )
         elif k == "trusted":
             each = " (each item)" if self.split else ""

@@ -10,6 +10,10 @@ act on it, ``OSIRIS_RELEASE_<NAME>``: base64 of the switch request the root unit
 (``{"action": "switch", "release": <signed osiris.release/1>}``), taken from the trust context the
 values were judged in — a value no signed release names never gets that far.
 
+After ``lib/osiris.sh`` comes ``lib/osiris_login.sh``: helpers that read the agent's own login
+(``OSIRIS_CTX_*``, which the SSH transport sets from the Target on the command line — no
+parameter can set them) so a runbook can refuse a change that would cut the agent off.
+
 The first line identifies the script (``# osiris: runbook=<ID> phase=<phase> sha256=<hex>``, the
 hash of the phase script file) so evidence and the lab simulator can name exactly what ran.
 """
@@ -73,6 +77,9 @@ def render(runbook: Runbook, phase: str, params: Mapping[str, Any] | None = None
             lines.append(f"export OSIRIS_RELEASE_{name.upper()}={b64}")
         lines.append(f"export OSIRIS_RUNBOOK={runbook.id} OSIRIS_PHASE={phase}")
         lines.append(_lib("osiris.sh").rstrip("\n"))
+        # the agent's own login (OSIRIS_CTX_*, set by the transport, never by a parameter), so
+        # the SSH and firewall runbooks can refuse to cut it off
+        lines.append(_lib("osiris_login.sh").rstrip("\n"))
     else:
         blob = json.dumps(values, sort_keys=True, separators=(",", ":")).encode("utf-8")
         b64 = base64.b64encode(blob).decode("ascii")

@@ -54,6 +54,8 @@ EVIL_STORE = "/nix/store/" + "e" * 32 + "-nixos-system-evil"
 #   ("lan",)           empty or a private (RFC 1918) IPv4 address
 #   ("trusted", SEP)   empty, or every item (split on SEP) on the site's allow-list
 #   ("release",)       empty, or on the allow-list AND named by a signed release document
+#   ("ports",)         empty or PORT[/tcp|/udp] items, 1..65535, none twice (LIN-FW-001 keeps
+#                      the agent's own SSH path whatever the list says, so no list weakens it)
 
 PLAINTEXT_LOGIN = {
     "telnet.socket", "telnet", "telnet.service", "telnetd", "telnetd.service", "inetd",
@@ -67,6 +69,7 @@ ORACLE: dict[tuple[str, str], tuple[Any, ...]] = {
         "one_of",
         {"ufw", "firewalld", "nftables", "ufw.service", "firewalld.service", "nftables.service"},
     ),  # fmt: skip
+    ("LIN-FW-001", "allowed_ports"): ("ports",),
     ("LIN-PATCH-001", "max_pending"): ("max", 5),
     ("LIN-PERM-001", "allowed_modes"): ("modes", 0o640),
     ("LIN-PERM-001", "target_mode"): ("mode", 0o640),
@@ -220,6 +223,17 @@ def weakens(rid: str, name: str, value: Any, ctx: TrustContext) -> str | None:
         ):
             return "the agent's own state (keys, database)"
         return None
+    if kind == "ports":
+        items = value.split(" ") if value else []
+        if len(set(items)) != len(items):
+            return "a port twice"
+        for item in items:
+            num, _, proto = item.partition("/")
+            if not re.fullmatch(r"[0-9]{1,5}", num) or not 1 <= int(num) <= 65535:
+                return f"{item!r} is not a port"
+            if proto not in ("", "tcp", "udp"):
+                return f"{item!r}: not tcp or udp"
+        return None
     if kind == "pin":
         return None if value == "" or re.fullmatch(r"[0-9a-f]{64}", value) else "not a pin"
     if kind == "lan":
@@ -288,6 +302,7 @@ POOL = [
     "8.8.8.8", "10.20.0.53,8.8.8.8", "192.168.1.1", "127.0.0.1", "172.16.0.1", "1.1.1.1",
     "http://attacker.example", "https://wsus.clinic.example:8531", "http://wsus.clinic.example:8530",
     STORE_A, STORE_B, EVIL_STORE, "a" * 64, "0" * 64, "root", "root data", "data",
+    "22/tcp", "443/tcp 5060/udp", "104", "0/tcp", "65536", "22/sctp", "80 80", "22;id",
 ]  # fmt: skip
 TRUST_CANDIDATES = [
     "10.20.0.53",

@@ -105,27 +105,42 @@ def test_an_sshd_config_that_sshd_t_rejects_is_restored_not_reloaded(
     assert h.exec("systemctl is-active ssh").stdout.strip() == "active"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 item 2: L1-LIN-SSH-001 sets PermitRootLogin no while the agent logs in as "
-    "root — the healer locks itself out of the host",
-)
 def test_permit_root_login_heal_keeps_the_agent_in(debian_host: DebianHost) -> None:
+    """Issue 15 item 2 (was a strict xfail: the heal locked the root-logged-in agent out). As
+    root, LIN-SSH-001 refuses PermitRootLogin no — nothing changes, a person is told (L3) — and a
+    NEW root connection still gets in; as the sudo user the same rule heals, and the sudo user
+    still gets in. (tests/realhost/test_lockout.py runs every default L1 rule both ways.)"""
     h = debian_host
-    _healed(h, "LIN-SSH-001", None)
+    tr = SshTransport(h.target())
+    sinks = _heal(tr, _detect(tr, "LIN-SSH-001"))
+    print("LIN-SSH-001", sinks.outcomes(), sinks.bundles[0]["action_taken"])
+    assert sinks.outcomes()[0][0] in ("failed", "reverted"), sinks.bundles[0]
+    assert "refused: the agent logs in as root" in sinks.bundles[0]["action_taken"]
+    assert sinks.outcomes()[-1][:2] == ("escalated", "L3")
+    assert "permitrootlogin no" not in h.exec("sshd -T").stdout.splitlines()
     fresh = SshTransport(h.target(), connect_timeout=5)
-    assert fresh.run_script("true").exit_code == 0  # AuthError today: root login refused
+    assert fresh.run_script("true").exit_code == 0
+    fresh.close()
+    tr.close()
+    tr = SshTransport(h.target(sudo_user=True))
+    sinks = _heal(tr, _detect(tr, "LIN-SSH-001"))
+    assert sinks.outcomes() == [("healed", "L1", "LIN-SSH-001")], sinks.bundles[0]
+    assert "permitrootlogin no" in h.exec("sshd -T").stdout.splitlines()
+    fresh = SshTransport(h.target(sudo_user=True), connect_timeout=5)
+    assert fresh.run_script("id -u").stdout.strip() == "0"
     fresh.close()
 
 
-def test_fw_detect_calls_an_inactive_ufw_compliant(debian_host: DebianHost) -> None:
-    """What LIN-FW-001's detect really checks on Debian: ``ufw.service`` is a oneshot that is
-    active after boot even when ufw.conf says ENABLED=no — the firewall is off and the
-    runbook reports compliant. Recorded as found; the runbook is another engineer's to fix."""
+def test_fw_detect_calls_an_inactive_ufw_drift(debian_host: DebianHost) -> None:
+    """``ufw.service`` is a oneshot that is active after boot even when ufw.conf says
+    ENABLED=no. LIN-FW-001's detect called that compliant (the firewall off); it now asks ufw
+    itself (issue 15 item 2; deliberate change of this test's expectation: drift)."""
     h = debian_host
     assert "Status: inactive" in h.exec("ufw status").stdout
+    assert h.exec("systemctl is-active ufw").stdout.strip() == "active"  # the trap
     f = _detect(SshTransport(h.target()), "LIN-FW-001")
-    assert f.status == "compliant"
+    assert f.status == "drift"
+    assert f.observed == {"service": "ufw", "active": False, "installed": True}
 
 
 def test_fw_heal_keeps_the_agents_ssh(debian_host: DebianHost) -> None:
@@ -146,12 +161,9 @@ def test_fw_heal_keeps_the_agents_ssh(debian_host: DebianHost) -> None:
     fresh.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 item 2: LIN-FW-001 denies every inbound port but 22 — a service the host "
-    "really listens on (the clinic's NAS, PBX, imaging server) goes dark after the heal",
-)
 def test_fw_heal_keeps_the_ports_the_host_listens_on(debian_host: DebianHost) -> None:
+    """Issue 15 item 2 (was a strict xfail: ufw denied every port but 22): with no allowed_ports
+    in the policy, LIN-FW-001 allows every port the host listens on before enabling ufw."""
     h = debian_host
     # a second real listener on the host: another sshd on 2222 stands in for the clinic's service
     assert h.exec("/usr/sbin/sshd -p 2222").returncode == 0
@@ -159,4 +171,5 @@ def test_fw_heal_keeps_the_ports_the_host_listens_on(debian_host: DebianHost) ->
     assert h.exec("systemctl stop ufw").returncode == 0
     tr = SshTransport(h.target())
     _heal(tr, _detect(tr, "LIN-FW-001"))
-    assert h.banner(port=2222, timeout=3).startswith("SSH-2.0-")  # times out today
+    assert h.banner(port=2222, timeout=3).startswith("SSH-2.0-")
+    assert "Status: active" in h.exec("ufw status").stdout
