@@ -14,6 +14,7 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 from osiris_core import ids
+from osiris_core.catalog import manifest_docs
 from osiris_core.catalog.bounds import Bound, CheckedParams, TrustContext, parse_bound
 from osiris_core.errors import SchemaError
 
@@ -25,10 +26,6 @@ STATUSES = ("compliant", "drift", "error")
 # Facts the agent measures itself every cycle; a check naming one (``fact = …``) is judged from
 # it on the appliance instead of by a detect script there (osiris_agent/facts.py).
 FACTS = ("appliance.clock",)
-# Where a runbook's behaviour was proven (``[proven]`` in its manifest). Each claim starts with
-# the test file that proves it; tests/core/test_runbook_claims.py checks the file exists and
-# names the runbook, so docs/runbooks.md cannot claim a proof nobody runs.
-PROOF_KINDS = ("realhost", "lab", "sandbox", "lint", "unit")
 
 # The one id grammar (osiris_core.ids); the catalogue's runbook ids and citations are its strict
 # authoring subsets of what a signed document may carry.
@@ -322,29 +319,6 @@ _MANIFEST_FIELDS = {
 }
 
 
-def _opt_str(data: Mapping[str, Any], key: str, where: str) -> str:
-    value = data.get(key, "")
-    if not isinstance(value, str):
-        raise SchemaError(f"{where}: {key} must be a string")
-    return value
-
-
-def _proven(data: Mapping[str, Any], where: str) -> dict[str, str]:
-    raw = data.get("proven", {})
-    if not isinstance(raw, Mapping):
-        raise SchemaError(f"{where}: proven must be a table")
-    out: dict[str, str] = {}
-    for kind, claim in raw.items():
-        if kind not in PROOF_KINDS:
-            raise SchemaError(f"{where}: proven.{kind} is not one of {PROOF_KINDS}")
-        if not isinstance(claim, str) or not claim.startswith("tests/"):
-            raise SchemaError(
-                f"{where}: proven.{kind} must start with the test file that proves it"
-            )
-        out[kind] = claim
-    return out
-
-
 def parse_manifest(data: Mapping[str, Any], directory: Traversable) -> Runbook:
     """Validate a runbook manifest and check that every phase it claims has a script file."""
     where = f"runbook {directory.name}/manifest.toml"
@@ -407,7 +381,7 @@ def parse_manifest(data: Mapping[str, Any], directory: Traversable) -> Runbook:
         what_it_changes=_req(data, "what_it_changes", str, where),
         observed_keys=observed_keys,
         directory=directory,
-        refuses=_opt_str(data, "refuses", where),
-        rollback_note=_opt_str(data, "rollback_note", where),
-        proven=_proven(data, where),
+        refuses=manifest_docs.opt_str(data, "refuses", where),
+        rollback_note=manifest_docs.opt_str(data, "rollback_note", where),
+        proven=manifest_docs.proven(data, where),
     )
