@@ -117,7 +117,7 @@ class FarmHost:
             try:
                 params = rb.validate_params({})
                 with self.windows._lock:
-                    rc, text = self.windows._run(rb.id, "detect", params)
+                    rc, text = self.windows._run(rb.id, "detect", params, rb.script("detect"))
                 if rc == 0 and json.loads(text).get("status") == "drift":
                     out.append(rb.id)
             except Exception:  # noqa: BLE001 - a summary must not break the control endpoint
