@@ -160,6 +160,12 @@ class WsmanLabServer(ThreadingHTTPServer):
         # per HTTP request received: did it carry an Authorization header? (a client that
         # refuses the certificate must send none: tests of per-host WinRM trust read it)
         self.authorization_seen: list[bool] = []
+        # Kerberos (Negotiate) acceptance, when a test sets it: the service principal the
+        # keytab in $KRB5_KTNAME holds (e.g. "HTTP@localhost") and the client principal it must
+        # be (osiris_lab/kdc.py runs the KDC); None: Basic only
+        self.kerberos_service: str | None = None
+        self.kerberos_user: str | None = None
+        self.kerberos_logins: list[str] = []  # client principals accepted, in order
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -266,6 +272,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _authorised(self) -> bool:
         header = self.headers.get("Authorization", "")
+        self._auth_reply: dict[str, str] = {}
+        if header.startswith("Negotiate ") and self.server.kerberos_service:
+            return self._negotiate(header[len("Negotiate ") :].strip())
         if not header.startswith("Basic "):
             return False
         try:
@@ -273,6 +282,29 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError):
             return False
         return user == self.server.username and pw == self.server.password
+
+    def _negotiate(self, token: str) -> bool:
+        """One GSS accept with the keytab (pykerberos): the client must be the expected user;
+        the answer carries the mutual-authentication token, as IIS/HTTP.sys sends it."""
+        import kerberos  # pykerberos: lab and tests only
+
+        try:
+            _rc, ctx = kerberos.authGSSServerInit(self.server.kerberos_service)
+            try:
+                kerberos.authGSSServerStep(ctx, token)
+                user = kerberos.authGSSServerUserName(ctx)
+                answer = kerberos.authGSSServerResponse(ctx)
+            finally:
+                kerberos.authGSSServerClean(ctx)
+        except kerberos.GSSError:
+            return False
+        if user != self.server.kerberos_user:
+            return False
+        with self.server.lock:
+            self.server.kerberos_logins.append(user)
+        if answer:
+            self._auth_reply = {"WWW-Authenticate": f"Negotiate {answer}"}
+        return True
 
     def _reply(
         self,
@@ -285,7 +317,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
-        for k, v in (extra or {}).items():
+        if status == 401 and self.server.kerberos_service:
+            self.send_header("WWW-Authenticate", "Negotiate")
+        for k, v in {**getattr(self, "_auth_reply", {}), **(extra or {})}.items():
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
