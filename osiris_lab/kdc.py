@@ -6,8 +6,9 @@ proven against a real KDC (``krb5kdc`` from Debian's krb5-kdc) rather than assum
 principal ``HTTP/<host>`` whose key goes to a keytab (what the lab WS-Man server accepts
 Negotiate with), and runs ``krb5kdc -n`` as our child; ``stop()`` ends only that child.
 :meth:`env` is what a client process (or this one) sets to use the realm: ``KRB5_CONFIG`` and a
-private ``KRB5CCNAME``; :meth:`kinit` gets a ticket with the password on stdin. (``kadmin.local addprinc -pw`` puts the
-lab user's password on that one command line: a random password of a throwaway test realm.)
+private ``KRB5CCNAME``; :meth:`kinit` gets a ticket with the password on stdin.
+(``kadmin.local addprinc -pw`` puts the lab user's password on that one command line: a random
+password of a throwaway test realm.)
 """
 
 from __future__ import annotations
