@@ -192,6 +192,16 @@ class Client(Transport):
         """Admin only; the server audits every reveal."""
         return self.post(f"/sites/{_seg(site_id)}/credentials/{_seg(cred_id)}/reveal", {})
 
+    # ---- escrowed recovery keys (BitLocker)
+
+    def escrowed_keys(self, site_id: str) -> list[dict[str, Any]]:
+        """Where and when, never the key."""
+        return list(self.get(f"/sites/{_seg(site_id)}/escrow")["escrow"])
+
+    def reveal_escrowed_key(self, site_id: str, escrow_id: str) -> dict[str, Any]:
+        """Admin only; the server audits every reveal."""
+        return self.post(f"/sites/{_seg(site_id)}/escrow/{_seg(escrow_id)}/reveal", {})
+
     # ---- orders
 
     def orders(self, appliance_id: str, limit: int | None = None) -> list[Order]:

@@ -18,6 +18,7 @@ from .audit import audit
 from .base import main
 from .cred import cred
 from .demo import demo
+from .escrow import escrow
 from .evidence import evidence
 from .incident import incident
 from .learn import learn
@@ -36,6 +37,7 @@ for _command in (
     site,
     appliance,
     cred,
+    escrow,
     runbook,
     order,
     incident,

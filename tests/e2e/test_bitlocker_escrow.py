@@ -14,6 +14,10 @@ password went nowhere.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,6 +34,14 @@ def _acts(agent) -> list[dict]:
 
 def _volume(host) -> dict:
     return host.state["bitlocker"]["C:"]
+
+
+def _osiris(central, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSIRIS_")}
+    env.update(OSIRIS_SERVER=central.url, OSIRIS_TOKEN=token or central.admin,
+               OSIRIS_PROFILE_FILE="/nonexistent")  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "osiris_tui.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=60)  # fmt: skip
 
 
 def _files_hold(root: Path, needle: bytes) -> list[str]:
@@ -67,6 +79,15 @@ def test_workgroup_host_escrows_in_the_vault_before_encryption(central, win, tmp
         assert row["appliance_id"] == a.appliance_id and "secret" not in row
         shown = central.api("POST", f"/sites/{site.id}/escrow/{ref}/reveal", {})
         assert shown["secret"] == password
+        # the same through the operator CLI: list never shows it, reveal does (admin, --yes)
+        listed = _osiris(central, "escrow", "list", "--site", site.id, "--json")
+        assert listed.returncode == 0 and password not in listed.stdout
+        assert [r["id"] for r in json.loads(listed.stdout)] == [ref]
+        op = central.api("POST", "/tokens", {"role": "operator", "name": "op"})["token"]
+        refused = _osiris(central, "escrow", "reveal", "--site", site.id, ref, "--yes", token=op)
+        assert refused.returncode == 4 and password not in refused.stdout + refused.stderr
+        revealed = _osiris(central, "escrow", "reveal", "--site", site.id, ref, "--yes")
+        assert revealed.returncode == 0 and json.loads(revealed.stdout)["secret"] == password
         # next cycle: compliant, nothing escrowed twice
         a.cycle()
         assert len(central.api("GET", f"/sites/{site.id}/escrow")["escrow"]) == 1
