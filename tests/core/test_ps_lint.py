@@ -23,6 +23,9 @@ things a Windows admin would refuse to sign off, on the parsed commands (never o
 * ``no-asjob`` — no ``-AsJob``: a job belongs to the WinRM session and dies with it; long work
   runs in a SYSTEM scheduled task (``Invoke-OsirisSystemTask``).
 
+A worker here-string (``@'…'@`` starting with ``param(``: the script a SYSTEM scheduled task runs)
+is linted by the same rules as a script of its own, the WUA rule aside (that is where WUA belongs).
+
 Beside the rules: every remediate that saves a pre-change snapshot (``Save-OsirisSnapshot``) has
 a ``rollback`` phase that reads it (``Get-OsirisSnapshot``), and the reverse.
 
@@ -156,19 +159,41 @@ def test_there_are_scripts_to_lint() -> None:
     assert len(_scripts()) > 50
 
 
+def workers(parser, src: bytes) -> list[bytes]:
+    """The worker scripts in ``src``: verbatim here-strings whose first line is ``param(``."""
+    out = []
+    for n in _walk(parser.parse(src).root_node):
+        if n.type == "verbatim_here_string_characters":
+            body = _text(src, n)[2:-2].strip("\r\n")  # @' … '@
+            if body.lstrip().lower().startswith("param("):
+                out.append(body.encode())
+    return out
+
+
+def lint_all(parser, src: bytes) -> list[tuple[str, str]]:
+    """The script's own violations, then its workers' (WUA calls belong in a worker)."""
+    out = lint(parser, src)
+    for w in workers(parser, src):
+        out += [(r, f"[worker] {t}") for r, t in lint(parser, w) if r != "no-wua-in-session"]
+    return out
+
+
 def test_powershell_lint(parser) -> None:
     found: set[tuple[str, str]] = set()
     new: list[str] = []
+    n_workers = 0
     for path in _scripts():
         rel = (
             path.relative_to(CATALOG / "runbooks").as_posix()
             if "runbooks" in path.parts
             else (path.relative_to(CATALOG).as_posix())
         )
-        for rule, text in lint(parser, path.read_bytes()):
+        n_workers += len(workers(parser, path.read_bytes()))
+        for rule, text in lint_all(parser, path.read_bytes()):
             found.add((rule, rel))
             if (rule, rel) not in KNOWN:
                 new.append(f"{rel}: {rule}: {text}")
+    assert n_workers >= 3  # PATCH-001, AV-001, STG-003
     assert new == [], "PowerShell lint:\n" + "\n".join(new)
     fixed = sorted(KNOWN - found)
     assert fixed == [], f"fixed — take them off KNOWN: {fixed}"
@@ -292,3 +317,9 @@ def test_private_dirs_are_system_and_administrators_only() -> None:
     assert "@('S-1-5-18', 'S-1-5-32-544')" in lib  # SYSTEM, BUILTIN\Administrators
     assert "Get-OsirisPrivateDir -Name 'snapshots'" in lib
     assert "Get-OsirisPrivateDir -Name 'tasks'" in lib
+
+
+def test_a_worker_is_linted_like_a_script(parser) -> None:
+    src = b"$w = @'\nparam([string]$A)\nStart-Service -Name 'X'\n$s.CreateUpdateInstaller()\n'@\n"
+    assert [r for r, _ in lint_all(parser, src)] == ["error-action"]
+    assert lint_all(parser, b"$w = @'\nStart-Service -Name 'X'\n'@\n") == []  # text, no worker

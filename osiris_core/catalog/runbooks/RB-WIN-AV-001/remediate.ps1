@@ -11,9 +11,9 @@ param([string]$ArgsFile, [string]$ResultFile)
 $ErrorActionPreference = 'Stop'
 try {
     Start-MpScan -ScanType QuickScan -ErrorAction Stop
-    Set-Content -LiteralPath $ResultFile -Value '{"scan":"QuickScan","error":""}' -Encoding UTF8
+    Set-Content -LiteralPath $ResultFile -Value '{"scan":"QuickScan","error":""}' -Encoding UTF8 -ErrorAction Stop
 } catch {
-    Set-Content -LiteralPath $ResultFile -Value (@{ scan = 'QuickScan'; error = "$($_.Exception.Message)" } | ConvertTo-Json -Compress) -Encoding UTF8
+    Set-Content -LiteralPath $ResultFile -Value (@{ scan = 'QuickScan'; error = "$($_.Exception.Message)" } | ConvertTo-Json -Compress) -Encoding UTF8 -ErrorAction Stop
     exit 1
 }
 '@

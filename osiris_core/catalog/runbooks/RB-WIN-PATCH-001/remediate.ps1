@@ -28,7 +28,7 @@ try {
 } catch {
     $out.error = "$($_.Exception.Message)"
 }
-Set-Content -LiteralPath $ResultFile -Value ($out | ConvertTo-Json -Compress) -Encoding UTF8
+Set-Content -LiteralPath $ResultFile -Value ($out | ConvertTo-Json -Compress) -Encoding UTF8 -ErrorAction Stop
 if ($out.error -ne '') { exit 1 }
 '@
 $r = Invoke-OsirisSystemTask -Worker $worker -TimeoutSec 240

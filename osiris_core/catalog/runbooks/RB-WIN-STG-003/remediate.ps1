@@ -13,7 +13,7 @@ try {
 } catch {
     $out.error = "$($_.Exception.Message)"
 }
-Set-Content -LiteralPath $ResultFile -Value ($out | ConvertTo-Json -Compress) -Encoding UTF8
+Set-Content -LiteralPath $ResultFile -Value ($out | ConvertTo-Json -Compress) -Encoding UTF8 -ErrorAction Stop
 if ($out.error -ne '') { exit 1 }
 '@
 $r = Invoke-OsirisSystemTask -Worker $scan -Arguments @{ letters = @($vols | ForEach-Object { "$($_.DriveLetter)" }) } -TimeoutSec 240
