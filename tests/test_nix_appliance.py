@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -143,6 +144,11 @@ def test_module_ships_clamav_backup_canary_timesync(built: dict[str, Any]) -> No
     assert conf["services"]["clamav"]["updater"]["enable"] is True
     assert default("RB-NIX-AV-001", "binary").startswith("/run/current-system/sw/bin/")
     assert any(p.endswith("-clamav") for p in conf["environment"]["systemPackages"])
+    name = Path(default("RB-NIX-AV-001", "binary")).name
+    assert "/etc/osiris/${OSIRIS_P_BINARY##*/}.sha256" in script("RB-NIX-AV-001")
+    assert conf["environment"]["etc"][f"osiris/{name}.sha256"]["source"].endswith(
+        "-osiris-clamscan-sha256"
+    )
     assert "database.clamav.net" in conf["services"]["osiris-agent"]["egress"]["allowedHosts"]
     # backup: both units, their timers, and the status file the runbook reads
     status = default("RB-NIX-BACKUP-001", "status_file")
@@ -202,6 +208,17 @@ def test_image_uses_the_appliance_module(built: dict[str, Any]) -> None:
     assert text.count("dport 22 accept") == 1
 
 
+def test_module_shell_scripts_pass_shellcheck() -> None:
+    """The backup script runs as root on every appliance: the same gate as catalogue scripts."""
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck binary missing (CI installs the Debian package 'shellcheck')")
+    scripts = sorted((ROOT / "nix" / "modules").glob("*.sh"))
+    assert BACKUP_SH in scripts
+    p = subprocess.run(["shellcheck", "-s", "bash", "-S", "style", *map(str, scripts)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert p.returncode == 0, p.stdout
+
+
 # --- each RB-NIX detect, default parameters, on a root laid out like the module ----------------
 
 JOURNALCTL = """#!/bin/bash
@@ -247,8 +264,14 @@ class ApplianceRoot(Sandbox):
     def boot(self) -> None:
         """What the module's units have done by the time the agent first checks."""
         conf = self.conf
+        clamscan = self.file("run/current-system/sw/bin/clamscan", "#!/bin/sh\n", 0o755)
+        # files the module builds with a derivation: what each derivation computes
+        built = {"osiris-clamscan-sha256": hashlib.sha256(clamscan.read_bytes()).hexdigest()}
         for rel, entry in conf["environment"]["etc"].items():
-            self.file("etc/" + rel, entry["text"])
+            if "text" in entry:
+                self.file("etc/" + rel, entry["text"])
+            else:
+                self.file("etc/" + rel, built[entry["source"].split("-", 1)[1]] + "\n")
         # nftables.service: nft -f <baseline>, then record the live ruleset's hash
         base = self.root / default("RB-NIX-FW-001", "baseline_file").lstrip("/")
         sh = subprocess.run(["bash", "-c", f"nft -f {base} && nft -s -t list ruleset | sha256sum"],
@@ -257,7 +280,6 @@ class ApplianceRoot(Sandbox):
         self.file(state.lstrip("/"), sh.stdout.split()[0] + "\n")
         for name in ("nftables", "clamav-daemon", "systemd-journald", "systemd-timesyncd"):
             self.unit(name, "active")
-        self.file("run/current-system/sw/bin/clamscan", "#!/bin/sh\n", 0o755)
         # the agent's state and /etc/osiris exist; then osiris-backup + osiris-restore-test run
         self.file("var/lib/osiris/state.db", "sqlite\n", 0o600)
         for name in ("osiris-backup", "osiris-restore-test"):
@@ -304,12 +326,26 @@ def test_default_detect_never_errors_on_a_built_appliance(booted: ApplianceRoot,
         assert res["status"] == "drift" and res["observed"]["unencrypted"] == ["root"]
         hits = match_rules(CAT.rules, {"check": "encryption", "runbook_id": rid, **res})
         assert [h.action for h in hits] == ["escalate"]
-    elif rid == "RB-NIX-AV-001":  # no pin in the policy: compliant, and an alert asks for one
-        assert res["status"] == "compliant" and res["observed"]["hash_state"] == "unpinned"
+    elif rid == "RB-NIX-AV-001":  # no pin in the policy: the one the module built
+        assert res["status"] == "compliant" and res["observed"]["hash_state"] == "match"
+        assert res["observed"]["pin_source"] == "module"
     else:
         assert res["status"] == "compliant", res
     if rid == "RB-NIX-FW-001":
         assert res["observed"]["pin_source"] == "module"
+
+
+def test_replaced_scanner_is_mismatch_and_escalated(booted: ApplianceRoot) -> None:
+    binary = booted.root / default("RB-NIX-AV-001", "binary").lstrip("/")
+    binary.write_text("#!/bin/sh\necho not clamscan\n")
+    res = booted.detect("RB-NIX-AV-001")
+    assert res["status"] == "drift" and res["observed"]["hash_state"] == "mismatch"
+    hits = match_rules(CAT.rules, {"check": "av_edr", "runbook_id": "RB-NIX-AV-001", **res})
+    assert [h.action for h in hits] == ["escalate"]
+    pin = booted.root / "etc/osiris/clamscan.sha256"
+    pin.write_text("garbage\n")  # an unreadable pin is no pin: unpinned, never a pass by error
+    res = booted.detect("RB-NIX-AV-001")
+    assert res["observed"]["hash_state"] == "unpinned" and res["observed"]["pin_source"] == "none"
 
 
 def test_luks_root_opened_by_the_initrd_is_compliant(booted: ApplianceRoot) -> None:

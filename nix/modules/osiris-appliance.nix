@@ -11,7 +11,7 @@
 #                      sets none); nftables.service loads exactly that file and records the hash
 #                      of the live ruleset in the agent's runbook state, as remediate does.
 #   RB-NIX-AV-001      clamav-daemon.service + clamav-freshclam (signatures), clamscan on the
-#                      system path.
+#                      system path and its build-time sha256 in /etc/osiris/clamscan.sha256.
 #   RB-NIX-BACKUP-001  osiris-backup.service/.timer, osiris-restore-test.service/.timer and the
 #                      status file /var/lib/osiris-backup/status (./osiris-backup.sh).
 #   RB-NIX-LOG-001     osiris-log-canary.service/.timer: an OSIRIS-CANARY line in the journal every
@@ -73,6 +73,12 @@ let
   recordRuleset = pkgs.writeShellScript "osiris-nft-record" ''
     set -euo pipefail
     d=$(${pkgs.coreutils}/bin/dirname "$OSIRIS_NFT_STATE")
+    # Before the agent's first start its state dir does not exist; creating it here would make
+    # it root's. RB-NIX-FW-001 then finds the hash unrecorded and records it on its first heal.
+    if [ ! -d "$(${pkgs.coreutils}/bin/dirname "$d")" ]; then
+      echo "osiris-nft-record: agent state dir not created yet; nothing recorded"
+      exit 0
+    fi
     ${pkgs.coreutils}/bin/install -d -o ${agentUser} -g ${agentGroup} -m 0700 "$d"
     t=$(${pkgs.coreutils}/bin/mktemp "$d/.nft.XXXXXX")
     ${pkgs.nftables}/bin/nft -s -t list ruleset | ${pkgs.coreutils}/bin/sha256sum | ${pkgs.gawk}/bin/awk '{ print $1 }' >"$t"
@@ -212,6 +218,11 @@ in
     services.clamav.daemon.enable = true;
     services.clamav.updater.enable = true;
     environment.systemPackages = [ pkgs.clamav ];
+    # RB-NIX-AV-001's pin when the policy sets none: the scanner's sha256, computed when the
+    # system is built (so it is part of the signed closure, like the binary itself).
+    environment.etc."osiris/clamscan.sha256".source = pkgs.runCommand "osiris-clamscan-sha256" { } ''
+      ${pkgs.coreutils}/bin/sha256sum ${pkgs.clamav}/bin/clamscan | ${pkgs.coreutils}/bin/cut -d' ' -f1 >$out
+    '';
     services.osiris-agent.egress.allowedHosts = cfg.antivirus.mirrors;
 
     # --- backup ----------------------------------------------------------------------------

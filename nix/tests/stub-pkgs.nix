@@ -13,6 +13,7 @@ builtins.listToAttrs (map (n: { name = n; value = store n; }) names) // {
   callPackage = _path: _args: store "osiris";
   writeShellScript = name: _text: store name;
   writeText = name: _text: store name;
+  runCommand = name: _env: _script: store name;
   python3 = {
     sitePackages = "lib/python3.11/site-packages";
     withPackages = _f: store "python3-env";
