@@ -24,6 +24,7 @@ INTERVAL_MIN, INTERVAL_MAX = 10, 3600
 CRED_KINDS = ("winrm", "ssh_password", "ssh_key", "local")
 SECRET_OF = {"winrm": "password", "ssh_password": "password", "ssh_key": "private_key"}
 DEFAULT_PORT = {"winrm": 5986, "ssh_password": 22, "ssh_key": 22}
+SSH_SUDO_KINDS = ("ssh_password", "ssh_key")  # the kinds that may become root through sudo
 MAX_KEY_BYTES = 16384  # the server's limit on private_key
 
 
@@ -157,6 +158,13 @@ def credential_add(
     if values.get("lab"):
         body["lab"] = True
     body.update(secret(kind, values, reader))
+    become = values.get("become_password") or ""
+    if kind in SSH_SUDO_KINDS and values.get("sudo"):
+        body["sudo"] = True
+        if become:
+            body["become_password"] = become
+    elif become:
+        raise UsageError("a sudo password is used only by an ssh credential with sudo on")
     return body
 
 
@@ -166,12 +174,16 @@ def credential_rotate(
     """``osiris cred rotate`` → the ``PATCH`` body: the new secret of the credential's kind."""
     if kind == "local":
         raise UsageError("a local credential has no secret to rotate")
-    return secret(kind, values, reader)
+    body = secret(kind, values, reader)
+    if values.get("become_password") and kind in SSH_SUDO_KINDS:
+        body["become_password"] = values["become_password"]  # the server refuses it without sudo
+    return body
 
 
 def shown(body: dict[str, Any]) -> dict[str, Any]:
     """The body as the activity log writes it: secrets never."""
-    return {k: ("********" if k in ("password", "private_key") else v) for k, v in body.items()}
+    secret_keys = ("password", "private_key", "become_password")
+    return {k: ("********" if k in secret_keys else v) for k, v in body.items()}
 
 
 # ---------------------------------------------------------------- runbook parameters

@@ -174,6 +174,7 @@ class Credential(Record):
     lab: bool = False
     use_tls: bool | None = None
     verify_tls: bool | None = None
+    sudo: bool = False
     host_key_fingerprints: list[str] | None = None
     cert_thumbprint: str = ""  # winrm: SHA-256 pin of the listener's certificate
     auth: str = "ntlm"  # winrm: ntlm | kerberos | basic (lab)

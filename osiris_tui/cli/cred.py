@@ -55,6 +55,31 @@ def _trust(kind: str, thumbprint: str | None, ca_bundle: Any, auth: str | None) 
     return out
 
 
+def SUDO_OPTS(f: Any) -> Any:  # noqa: N802 - a decorator named like the other option sets
+    """The sudo password of an SSH login that becomes root through sudo (never on argv)."""
+    f = click.option(
+        "--ask-become-password",
+        is_flag=True,
+        help="SSH + sudo: prompt (hidden) for the password sudo asks for, when it is not the "
+        "login password (a key login, or another sudo password).",
+    )(f)
+    return click.option(
+        "--become-password-stdin",
+        is_flag=True,
+        help="SSH + sudo: read that password from stdin (the line after the login password's "
+        "when --password-stdin is given too).",
+    )(f)
+
+
+def _become(kind: str, from_stdin: bool, ask: bool) -> dict[str, Any]:
+    if not (from_stdin or ask):
+        return {}
+    if kind not in ("ssh_password", "ssh_key"):
+        fail("--become-password-stdin/--ask-become-password apply to ssh credentials only",
+             ExitCode.USAGE)  # fmt: skip
+    return {"become_password": read_secret(from_stdin, "Sudo (become) password")}
+
+
 @click.group()
 def cred() -> None:
     """Credentials of a site's hosts: list, add, rotate, rm, reveal (admin)."""
@@ -111,6 +136,13 @@ def cred_show(ctx: click.Context, site_id: str, cred_id: str, as_json: bool) -> 
     help="Check the WinRM host's certificate (default: check).",
 )
 @click.option("--lab", is_flag=True, help="A lab simulator host.")
+@click.option(
+    "--sudo",
+    is_flag=True,
+    help="SSH: log in as a named user and run scripts through sudo (what lets LIN-SSH-001 set "
+    "PermitRootLogin no without locking the agent out).",
+)
+@SUDO_OPTS
 @TRUST_OPTS
 @JSON_OPT
 @click.pass_context
@@ -128,6 +160,9 @@ def cred_add(
     use_tls: bool | None,
     verify_tls: bool | None,
     lab: bool,
+    sudo: bool,
+    become_password_stdin: bool,
+    ask_become_password: bool,
     cert_thumbprint: str | None,
     ca_bundle: Any,
     auth: str | None,
@@ -156,6 +191,14 @@ def cred_add(
         if key_file is None:
             fail("an ssh_key credential needs --key-file", ExitCode.USAGE)
         fields["private_key"] = key_file.read()
+    if sudo:
+        if kind not in ("ssh_password", "ssh_key"):
+            fail("--sudo applies to ssh credentials only", ExitCode.USAGE)
+        fields["sudo"] = True
+    become = _become(kind, become_password_stdin, ask_become_password)
+    if become and not sudo:
+        fail("a become password is used only with --sudo", ExitCode.USAGE)
+    fields.update(become)
     show(client_of(ctx).add_credential(site_id, fields), as_json)
 
 
@@ -164,6 +207,7 @@ def cred_add(
 @click.argument("cred_id")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
 @click.option("--key-file", type=click.File("r"), help="New private key file (ssh_key).")
+@SUDO_OPTS
 @TRUST_OPTS
 @YES_OPT
 @JSON_OPT
@@ -174,6 +218,8 @@ def cred_rotate(
     cred_id: str,
     password_stdin: bool,
     key_file: Any,
+    become_password_stdin: bool,
+    ask_become_password: bool,
     cert_thumbprint: str | None,
     ca_bundle: Any,
     auth: str | None,
@@ -182,10 +228,16 @@ def cred_rotate(
 ) -> None:
     """Replace a credential's secret (effective at each appliance's next check-in); with
     --cert-thumbprint/--ca-bundle also how a WinRM listener is trusted (the secret must be given
-    with it: it decides where the secret goes)."""
+    with it: it decides where the secret goes). --become-password-stdin/--ask-become-password
+    alone rotate only the sudo password of an SSH credential with sudo."""
     c = client_of(ctx)
     current = c.credential(site_id, cred_id)
-    if current.kind == "ssh_key":
+    only_become = (become_password_stdin or ask_become_password) and not (
+        password_stdin or key_file is not None
+    )
+    if only_become:
+        body = {}
+    elif current.kind == "ssh_key":
         if key_file is None:
             fail("rotating an ssh_key credential needs --key-file", ExitCode.USAGE)
         body = {"private_key": key_file.read()}
@@ -193,6 +245,7 @@ def cred_rotate(
         fail("a local credential has no secret to rotate", ExitCode.USAGE)
     else:
         body = {"password": read_secret(password_stdin, "New password")}
+    body.update(_become(current.kind, become_password_stdin, ask_become_password))
     body.update(_trust(current.kind, cert_thumbprint, ca_bundle, auth))
     confirm(yes, f"Rotate the secret of {current.host_id} ({cred_id}) at site {site_id}")
     show(c.update_credential(site_id, cred_id, body), as_json)

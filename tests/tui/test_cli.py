@@ -344,3 +344,35 @@ def test_winrm_trust_options(live, tmp_path) -> None:
             "--cert-thumbprint", sha256, input="pw\n")  # fmt: skip
     assert r.returncode == 2 and "winrm credentials only" in r.stderr
     assert run(live, "cred", "rm", "--site", "riverside", out["id"], "--yes").returncode == 0
+
+
+def test_cred_sudo_and_become_password(live, tmp_path) -> None:
+    """``cred add --sudo --become-password-stdin`` (issue 15 item 2): the login key and the sudo
+    password both come from files/stdin, never argv; the answer says sudo and masks the secret;
+    rotate with only --become-password-stdin changes the sudo password alone; --sudo on WinRM
+    and a become password without --sudo are usage errors, nothing stored."""
+    key = tmp_path / "id"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n")
+    base = ("cred", "add", "--site", "riverside", "--kind", "ssh_key", "--address", "10.1.2.9",
+            "--username", "osiris", "--key-file", str(key), "--json")  # fmt: skip
+    r = run(live, *base, "--host", "sudo-1", "--sudo", "--become-password-stdin",
+            input="Sudo-Pw-1\n")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["sudo"] is True and "Sudo-Pw-1" not in r.stdout + r.stderr
+    r = run(live, "cred", "rotate", "--site", "riverside", out["id"], "--become-password-stdin",
+            "--yes", "--json", input="Sudo-Pw-2\n")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["version"] == out["version"] + 1
+    shown = run(live, "cred", "reveal", "--site", "riverside", out["id"], "--yes")
+    assert shown.returncode == 0, shown.stderr  # the live token is an admin's
+    assert json.loads(shown.stdout)["become_password"] == "Sudo-Pw-2"
+    r = run(live, *base, "--host", "sudo-2", "--become-password-stdin", input="x\n")
+    assert r.returncode == 2 and "only with --sudo" in r.stderr
+    r = run(live, "cred", "add", "--site", "riverside", "--kind", "winrm", "--host", "sudo-3",
+            "--address", "10.1.2.8", "--username", "a", "--password-stdin", "--sudo",
+            input="pw\n")  # fmt: skip
+    assert r.returncode == 2 and "ssh credentials only" in r.stderr
+    listing = run(live, "cred", "list", "--site", "riverside").stdout
+    assert "sudo-2" not in listing and "sudo-3" not in listing
+    assert run(live, "cred", "rm", "--site", "riverside", out["id"], "--yes").returncode == 0

@@ -79,3 +79,23 @@ def test_param_value_names_the_bound() -> None:
             match="nothing changed")  # fmt: skip
     [clear] = param_changes(view, "site", {"p_critical_overdue_days": ""}, rb, None)
     assert (clear.old, clear.new) == (20, None)
+
+
+def test_credential_sudo_and_become_password_rules() -> None:
+    """The console's sudo switch and sudo password (issue 15 item 2): sent only for SSH with
+    sudo on; a sudo password anywhere else is refused, not silently dropped; masked in the log."""
+    from osiris_tui.form_rules import shown
+
+    base = {"kind": "ssh_key", "host_id": "lin1", "address": "10.0.0.9", "username": "osiris",
+            "private_key": KEY}  # fmt: skip
+    body = credential_add({**base, "sudo": True, "become_password": "Sudo-1"})
+    assert body["sudo"] is True and body["become_password"] == "Sudo-1"
+    assert shown(body)["become_password"] == "********"
+    assert "sudo" not in credential_add(base) and "become_password" not in credential_add(base)
+    refused(credential_add, {**base, "become_password": "x"}, match="with sudo on")
+    win = {"kind": "winrm", "host_id": "dc1", "address": "10.0.0.5", "username": "a",
+           "password": "p", "password2": "p"}  # fmt: skip
+    assert "sudo" not in credential_add({**win, "sudo": True})  # the field is SSH-only
+    refused(credential_add, {**win, "become_password": "x"}, match="with sudo on")
+    rot = credential_rotate("ssh_key", {"private_key": KEY, "become_password": "Sudo-2"})
+    assert rot == {"private_key": KEY, "become_password": "Sudo-2"}

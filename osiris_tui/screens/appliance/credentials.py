@@ -36,11 +36,18 @@ ADD_FIELDS = [
     Field("key_path", "private key file (path), or paste it below", only=("ssh_key",)),
     Field("private_key", "private key (pasted, hidden)", "key", only=("ssh_key",)),
     Field("fingerprints", "pinned SSH host keys (SHA256:…, space separated)", only=SSH_KINDS),
+    Field("sudo", "log in as a named user, run scripts through sudo", "check", only=SSH_KINDS),
+    Field(
+        "become_password",
+        "sudo password (empty: login password or NOPASSWD)",
+        "password",
+        only=SSH_KINDS,
+    ),  # fmt: skip
     Field("use_tls", "use TLS (https)", "check", value=True, only=("winrm",)),
     Field("verify_tls", "verify the TLS certificate", "check", value=True, only=("winrm",)),
     Field("lab", "lab simulator host", "check"),
 ]
-SECRET_FIELDS = ("password", "password2", "key_path", "private_key")
+SECRET_FIELDS = ("password", "password2", "key_path", "private_key", "become_password")
 
 
 class CredentialsTab(ApplianceTab):
@@ -93,6 +100,9 @@ class CredentialsTab(ApplianceTab):
                 ("address", f"{body['address']} port {port}"),
                 ("username", body.get("username") or "-"),
             ]
+            if body.get("sudo"):
+                how = "its own sudo password" if body.get("become_password") else "login password"
+                lines.append(("sudo", f"scripts run through sudo ({how})"))
             if body["kind"] == "winrm":
                 tls = "https" if body.get("use_tls") else "http (no TLS)"
                 verify = "verified" if body.get("verify_tls") else "NOT verified"
