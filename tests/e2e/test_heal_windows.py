@@ -114,7 +114,9 @@ def test_window_only_runbook_outside_window_is_deferred(central, win, tmp_path) 
         a.close()
 
 
-def test_verify_failure_is_failed_then_l3(central, win, tmp_path) -> None:
+def test_verify_failure_is_reverted_then_l3(central, win, tmp_path) -> None:
+    """Issue 15 (deliberate change: FIREWALL-001 now has a snapshot and a rollback, so a verify
+    that fails is rolled back and re-checked — reverted, never healed — and still goes to L3)."""
     host, server = win
     site = seed_site(central)
     add_winrm(central, site, server)
@@ -127,16 +129,20 @@ def test_verify_failure_is_failed_then_l3(central, win, tmp_path) -> None:
         assert r.reachable, r.errors
         acts = _actions(a, FW)
         outcomes = [(x["tier"], x["outcome"]) for x in acts]
-        assert ("L1", "failed") in outcomes, outcomes  # Windows runbooks have no rollback
-        failed = next(x for x in acts if x["outcome"] == "failed")
-        assert (
-            failed["post_state"]["status"] == "drift" and "verify drift" in failed["action_taken"]
-        )
-        assert failed["rollback_available"] is False
+        assert ("L1", "reverted") in outcomes, outcomes
+        reverted = next(x for x in acts if x["outcome"] == "reverted")
+        assert reverted["post_state"]["status"] == "drift"
+        assert "verify drift" in reverted["action_taken"]
+        assert "state restored" in reverted["action_taken"]
+        assert reverted["rollback_available"] is True
+        assert [p["phase"] for p in reverted["post_state"]["phases"]][-2:] == [
+            "rollback", "recheck",
+        ]  # fmt: skip
         assert ("L3", "escalated") in outcomes
         incidents = central.api("GET", f"/incidents?site={site.id}")["incidents"]
         assert any(i["kind"] == "drift_unresolved" and i["host_id"] == "dc01" for i in incidents)
         assert not _firewall_on(host)
+        assert len(host.snapshots[FW]) == 1  # taken before the (ineffective) change
     finally:
         a.close()
 
