@@ -69,3 +69,31 @@ def test_refused_targets_raise_an_incident_and_are_not_used(srv, tmp_path) -> No
 def _sent(a) -> list[dict]:  # noqa: ANN001
     rows = a.db.conn.execute("SELECT kind, summary, details FROM incidents").fetchall()
     return [{"kind": r[0], "summary": r[1], "details": r[2]} for r in rows]
+
+
+def test_sudo_and_become_password_reach_the_target(srv, tmp_path) -> None:
+    """Issue 15 item 2: an SSH target's sudo flag and its sealed become password become
+    Target(sudo=, become_password=); sudo on a WinRM target is ignored (it means nothing there);
+    a rotated become password is in force at the next check-in."""
+    a = make_agent(srv, tmp_path / "s")
+    srv.state.targets = [
+        _target(
+            "lin01",
+            kind="ssh",
+            port=22,
+            password=None,
+            private_key="KEY",
+            sudo=True,
+            become_password="Become-Pw-1",
+        ),  # fmt: skip
+        _target("dc01", sudo=True),
+    ]
+    assert a.cycle().checked_in
+    by = {t.host_id: t for t in a.targets}
+    assert by["lin01"].sudo is True and by["lin01"].become_password == "Become-Pw-1"
+    assert "Become-Pw-1" not in repr(by["lin01"])
+    assert by["dc01"].sudo is False and by["dc01"].become_password is None
+    srv.state.targets[0] = {**srv.state.targets[0], "become_password": "Become-Pw-2"}
+    assert a.cycle().checked_in
+    assert {t.host_id: t for t in a.targets}["lin01"].become_password == "Become-Pw-2"
+    a.close()
