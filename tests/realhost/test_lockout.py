@@ -212,3 +212,34 @@ def test_a_become_password_never_shows_in_any_process_and_a_wrong_one_is_e_auth(
         SshTransport(wrong).run_script("touch /root/should-not-exist")
     assert (datetime.now(UTC) - started).total_seconds() < 30 and err.value.code == "E_AUTH"
     assert h.exec("test -e /root/should-not-exist").returncode != 0
+
+
+def test_a_match_block_that_would_shut_the_agent_out_is_caught_before_the_reload(
+    debian_host: DebianHost,
+) -> None:
+    """The guard reads the configuration as sshd will for THIS connection (``sshd -T -C
+    user=root,addr=<the agent's address>``), Match blocks included. Root logs in by key and the
+    site asks for prohibit-password (which a key login passes), but a ``Match`` block for the
+    agent's own address turns keys off: the change is refused before sshd is reloaded, the file
+    is byte-for-byte as before, and a person is told (L3)."""
+    h = debian_host
+    tr = SshTransport(h.target())
+    assert tr.run_script("true").exit_code == 0  # the agent's session is open first
+    block = f"\\nMatch User root Address {h.host_side}\\n    PubkeyAuthentication no\\n"
+    assert h.exec(f"printf '{block}' >> /etc/ssh/sshd_config && sshd -t").returncode == 0
+    before = h.exec("sha256sum /etc/ssh/sshd_config").stdout
+    policy = Policy.default(CAT, params={"LIN-SSH-001": {"value": "prohibit-password"}})
+    pr = Executor(CAT, lambda x: tr).run_phase(
+        "deb-1", CAT.runbook("LIN-SSH-001"), "detect", {"value": "prohibit-password"}
+    )
+    f = Finding("deb-1", "linux_ssh", "LIN-SSH-001", pr.status, pr.observed, pr.expected,
+                canonical.utc_now(), pr.error)  # fmt: skip
+    assert f.status == "drift", f
+    sinks = Sinks()
+    HealingEngine(CAT, lambda x: tr, sinks, sinks, lambda: datetime.now(UTC)).handle(f, policy)
+    tr.close()
+    print(_outcomes(sinks.bundles), sinks.bundles[0]["action_taken"])
+    _refused(sinks.bundles, "PubkeyAuthentication no would refuse root")
+    assert "sshd not reloaded" in sinks.bundles[0]["action_taken"]
+    assert h.exec("sha256sum /etc/ssh/sshd_config").stdout == before
+    assert not h.exec("ls /etc/ssh/ | grep osiris-bak").stdout  # nothing stale for a rollback
