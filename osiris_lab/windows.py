@@ -20,7 +20,8 @@ is a :class:`WindowsLabHost`. The host:
   WinRM network logon (:mod:`osiris_lab.ps_code` reads the code);
 * keeps snapshots as the scripts do: a remediate saves the state behind each ``$before.<key>``
   it sets (:data:`SNAPSHOT_PATHS`) before it changes anything; a rollback restores, from the
-  newest snapshot of that runbook, exactly the keys it reads (``$snap.<key>``) — a key the
+  newest unused snapshot of that runbook (used once, at most 30 minutes old), exactly the keys it
+  reads (``$snap.<key>``) — a key the
   remediate never saved fails as PowerShell's strict mode does, and a key it forgets to read
   stays changed, so the executor's re-check catches a rollback that does not match;
 * models account policy the way ``secedit`` sees it (``account_policy``: the local security
@@ -43,6 +44,7 @@ import copy
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -98,6 +100,7 @@ SNAPSHOT_PATHS: dict[str, tuple[str, ...]] = {
     "w32time": ("services.W32Time.status", "services.W32Time.start_type", "w32time.type"),
     "wsus_policy": ("wsus",),
 }
+SNAPSHOT_MAX_AGE_S = 30 * 60  # Get-OsirisSnapshot -MaxAgeMinutes' default
 LOCKOUT_KEYS = ("LockoutBadCount", "LockoutDuration", "ResetLockoutCount")
 PASSWORD_KEYS = ("MinimumPasswordLength", "MaximumPasswordAge")
 
@@ -290,8 +293,10 @@ class WindowsLabHost(WindowsEdrLab, WindowsTimeLab):
         self._fail: list[tuple[str, str]] = []
         self._break: list[str] = []
         self._break_rollback: list[str] = []
-        # runbook -> snapshots its remediates saved, oldest first (%ProgramData%/Osiris/snapshots)
-        self.snapshots: dict[str, list[dict[str, dict[str, Any]]]] = {}
+        # runbook -> snapshots its remediates saved, oldest first (%ProgramData%/Osiris/snapshots):
+        # {"taken": clock(), "used": renamed *.restored by a rollback, "data": key -> paths}
+        self.snapshots: dict[str, list[dict[str, Any]]] = {}
+        self.clock: Callable[[], float] = time.monotonic  # tests move it (snapshot age)
         self._lock = threading.Lock()
 
     # -- faults -----------------------------------------------------------------------------
@@ -410,17 +415,25 @@ class WindowsLabHost(WindowsEdrLab, WindowsTimeLab):
                 for pattern in SNAPSHOT_PATHS[key]
                 for path, value in _glob(self.state, pattern)
             }
-        self.snapshots.setdefault(rid, []).append(snap)
+        self.snapshots.setdefault(rid, []).append(
+            {"taken": self.clock(), "used": False, "data": snap}
+        )
 
     def _rollback(self, rid: str, body: str) -> str:
         keys = ps_code.snapshot_keys_read(body)
-        saved = self.snapshots.get(rid)
+        saved = [s for s in self.snapshots.get(rid, []) if not s["used"]]
         if not saved:
             raise LabFault(
                 f"no snapshot of {rid} under C:\\ProgramData\\Osiris\\snapshots; "
                 "nothing to roll back to"
             )
-        snap = saved[-1]
+        newest = saved[-1]
+        if self.clock() - newest["taken"] > SNAPSHOT_MAX_AGE_S:
+            raise LabFault(
+                f"the newest snapshot of {rid} was taken before this run; nothing restored"
+            )
+        newest["used"] = True  # Get-OsirisSnapshot renames it *.restored before returning it
+        snap = newest["data"]
         for key in keys:
             if key not in snap:  # Set-StrictMode: reading a property the object lacks throws
                 raise LabFault(f"The property '{key}' cannot be found on this object.")

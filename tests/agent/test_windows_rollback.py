@@ -11,7 +11,8 @@ saves what each ``$before.<key>`` stands for and restores only what the rollback
   parameters of NET-001/UPD-002 need a site allow-list: they are proven on the lab directly);
 * a rollback that restores nothing is ``failed`` + L3, never ``reverted``;
 * a rollback.ps1 that reads a key its remediate never saved, or forgets one it did, is caught;
-* a GPO-owned account policy is refused and escalated (L3), never flapped.
+* a GPO-owned account policy is refused and escalated (L3), never flapped;
+* a snapshot is restored once, and only by the run that took it (at most 30 minutes old).
 """
 
 from __future__ import annotations
@@ -194,11 +195,50 @@ def test_a_gpo_owned_policy_escalates_to_l3_and_nothing_changes(lab, rid: str, f
     local = dict(host.state["account_policy"])
     sinks = _heal(host, tr, rid)
     first = sinks.bundles[0]
-    assert (
-        first["outcome"] == "failed"
-        and "set it in the GPO" not in first["action_taken"]
-        or ("in the GPO" in first["action_taken"])
-    )
-    assert "refused: a domain GPO sets" in first["action_taken"]
+    # remediate saved its snapshot, then refused; the rollback restores that (unchanged) state
+    # and the re-check proves it: reverted, never healed, and a person is told (L3)
+    assert first["outcome"] == "reverted"
+    assert "remediate failed (script: refused: a domain GPO sets" in first["action_taken"]
+    assert "in the GPO" in first["action_taken"]
+    assert [p["phase"] for p in first["post_state"]["phases"]] == [
+        "remediate", "rollback", "recheck",
+    ]  # fmt: skip
+    assert first["post_state"]["observed"]["gpo_managed"] is True
     assert ("escalated", "L3", rid) in sinks.outcomes()
     assert host.state["account_policy"] == local
+    assert (rid, "verify") not in host.phases_run()
+
+
+def test_a_snapshot_is_restored_once_and_only_by_its_own_run() -> None:
+    """A snapshot is used once (renamed *.restored), and one older than 30 minutes is not this
+    run's: a remediate that failed before it saved one never makes the rollback write back an
+    old state."""
+    rid = "RB-WIN-SEC-003"
+    host = WindowsLabHost(CAT)
+    now = [1000.0]
+    host.clock = lambda: now[0]
+    host.inject("lockout_off")
+    assert _run(host, rid, "remediate")[0] == 0
+    assert _run(host, rid, "rollback")[0] == 0
+    assert host.state["account_policy"]["LockoutBadCount"] == 0
+    rc, res, _ = _run(host, rid, "rollback")  # the same snapshot, a second time
+    assert rc == 1 and "nothing to roll back to" in res["observed"]["error"]
+    assert _run(host, rid, "remediate")[0] == 0  # a month ago: threshold 0 -> 5
+    now[0] += 31 * 60
+    host.fail_next(rid, "remediate")  # today's remediate fails before it saves anything
+    assert _run(host, rid, "remediate")[0] == 1
+    rc, res, _ = _run(host, rid, "rollback")
+    assert rc == 1 and "taken before this run; nothing restored" in res["observed"]["error"]
+    assert host.state["account_policy"]["LockoutBadCount"] == 5  # the old 0 is not written back
+
+
+def test_the_lib_uses_a_snapshot_once_and_only_when_fresh() -> None:
+    from importlib import resources
+
+    lib = resources.files("osiris_core.catalog").joinpath("lib", "osiris.ps1").read_text("utf-8")
+    body = lib[lib.index("function Get-OsirisSnapshot") :]
+    body = body[: body.index("\n}\n")]
+    assert "[int]$MaxAgeMinutes = 30" in body
+    assert "-gt $MaxAgeMinutes) { throw" in body
+    assert '-NewName "$($newest.Name).restored" -ErrorAction Stop' in body
+    assert body.index("Rename-Item") < body.index("return $doc.data")

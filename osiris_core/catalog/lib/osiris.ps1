@@ -48,23 +48,30 @@ function Save-OsirisSnapshot {
     [CmdletBinding()]
     param([Parameter(Mandatory = $true)][System.Collections.IDictionary]$Data)
     $dir = Get-OsirisPrivateDir -Name 'snapshots'
-    $ts = (Get-Date).ToUniversalTime().ToString('yyyyMMddTHHmmssfffZ')
+    $ts = (Get-Date).ToUniversalTime().ToString("yyyyMMdd'T'HHmmssfff'Z'")
     $path = Join-Path $dir "$OsirisRunbook-$ts.json"
     $doc = [ordered]@{ runbook = $OsirisRunbook; taken = $ts; data = $Data }
     Set-Content -LiteralPath $path -Value ($doc | ConvertTo-Json -Compress -Depth 8) -Encoding UTF8 -ErrorAction Stop
     return $path
 }
 
-# The newest snapshot's data for this runbook; throws when there is none (nothing to restore
-# is an error, never a silent "reverted").
+# The newest snapshot's data for this runbook, used once. Throws when there is none, when it is
+# older than -MaxAgeMinutes (not this run's: a remediate that failed before it saved one must not
+# make the rollback write back a stale state), or when it names another runbook. It is renamed
+# *.restored before it is returned, so a later rollback never restores it again (nothing to
+# restore is an error, never a silent "reverted").
 function Get-OsirisSnapshot {
     [CmdletBinding()]
-    param()
+    param([int]$MaxAgeMinutes = 30)
     $dir = Get-OsirisPrivateDir -Name 'snapshots'
-    $newest = Get-ChildItem -LiteralPath $dir -Filter "$OsirisRunbook-*.json" -File -ErrorAction Stop | Sort-Object -Property Name -Descending | Select-Object -First 1
+    $newest = Get-ChildItem -LiteralPath $dir -Filter "$OsirisRunbook-*.json" -File -ErrorAction Stop | Where-Object { $_.Name -like '*.json' } | Sort-Object -Property Name -Descending | Select-Object -First 1
     if ($null -eq $newest) { throw "no snapshot of $OsirisRunbook under $dir; nothing to roll back to" }
     $doc = Get-Content -LiteralPath $newest.FullName -Raw -Encoding UTF8 -ErrorAction Stop | ConvertFrom-Json
     if ($doc.runbook -ne $OsirisRunbook) { throw "snapshot $($newest.Name) is not $OsirisRunbook's" }
+    $utc = [Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal'
+    $taken = [datetime]::ParseExact("$($doc.taken)", "yyyyMMdd'T'HHmmssfff'Z'", [Globalization.CultureInfo]::InvariantCulture, $utc)
+    if (((Get-Date).ToUniversalTime() - $taken).TotalMinutes -gt $MaxAgeMinutes) { throw "the newest snapshot of $OsirisRunbook was taken at $($doc.taken), not by this run; nothing restored" }
+    Rename-Item -LiteralPath $newest.FullName -NewName "$($newest.Name).restored" -ErrorAction Stop
     return $doc.data
 }
 
