@@ -107,6 +107,7 @@ function Invoke-OsirisSystemTask {
     foreach ($old in @(Get-ScheduledTask -TaskPath $folder -ErrorAction SilentlyContinue | Where-Object { $_.TaskName -like "$prefix*" })) {
         if ("$($old.State)" -eq 'Running') { throw "task $($old.TaskName) from an earlier run is still running; not starting another" }
         Unregister-ScheduledTask -TaskName $old.TaskName -TaskPath $folder -Confirm:$false -ErrorAction Stop
+        Remove-Item -Path (Join-Path $dir "$($old.TaskName).*") -Force -ErrorAction SilentlyContinue
     }
     $id = [guid]::NewGuid().ToString('N')
     $name = "$prefix$id"
