@@ -375,6 +375,16 @@ def test_a_journald_only_host_keeps_its_log_across_reboots(debian_host: DebianHo
         sinks = heal(tr, f)
         assert sinks.outcomes() == [("healed", "L1", "LIN-SVC-003")], sinks.bundles[0]
         assert detect(tr, "LIN-SVC-003").status == "compliant"
+        # hostile: a drop-in applied after Osiris's turns the journal off again — the heal
+        # cannot win against it, and must say so rather than claim it
+        _ok(h, "printf '[Journal]\\nStorage=none\\n' >/etc/systemd/journald.conf.d/99-zz.conf"
+               " && systemctl restart systemd-journald")  # fmt: skip
+        f = detect(tr, "LIN-SVC-003")
+        assert f.status == "drift" and f.observed["storage"] == "none", f
+        sinks = heal(tr, f)
+        assert [o for o, _, _ in sinks.outcomes()] == ["failed", "escalated"], sinks.outcomes()
+        assert "verify drift" in sinks.bundles[0]["action_taken"], sinks.bundles[0]
+        _ok(h, "rm /etc/systemd/journald.conf.d/99-zz.conf && systemctl restart systemd-journald")
     finally:
         tr.close()
     _ok(h, "grep -qx 'Storage=persistent' /etc/systemd/journald.conf.d/90-osiris-persistent.conf"
