@@ -260,7 +260,7 @@ class CheckIn:
         from .hosts.base import Target
 
         ctx = self.ctx
-        tofu_pins = ctx.transports.tofu_pins
+        transports = ctx.transports
         targets = []
         refused: list[str] = []
         for t in raw:
@@ -283,9 +283,11 @@ class CheckIn:
             if t["lab"] and not lab:
                 log.warning("target %s is marked lab at the server; ignored (agent.lab = false)",
                             t["host_id"])  # fmt: skip
+            # a key/certificate accepted on first use at this destination (kept in state.db)
+            tofu_pin = transports.pin_for(t["host_id"], t["kind"], t["address"], t["port"] or None)
             pins = tuple(t["host_key_fingerprints"])
-            if not pins and t["host_id"] in tofu_pins:
-                pins = (tofu_pins[t["host_id"]],)
+            if not pins and tofu_pin and t["kind"] == "ssh":
+                pins = (tofu_pin,)
             targets.append(
                 Target(
                     host_id=t["host_id"],
@@ -302,14 +304,10 @@ class CheckIn:
                     use_tls=t["use_tls"],
                     verify_tls=t["verify_tls"],
                     # WinRM trust per host (hosts/winrm_trust.py): the credential's CA bundle or
-                    # pinned thumbprint; neither: trust on first use, pinned in memory
+                    # pinned thumbprint; neither: trust on first use, pinned in state.db
                     ca_bundle=t.get("ca_bundle") or None,
                     cert_thumbprint=t.get("cert_thumbprint")
-                    or (
-                        tofu_pins.get(t["host_id"])
-                        if t["kind"] == "winrm" and not t.get("ca_bundle")
-                        else None
-                    ),
+                    or (tofu_pin if t["kind"] == "winrm" and not t.get("ca_bundle") else None),
                     # The lab WS-Man simulator speaks HTTP Basic only; a real host NTLM or
                     # Kerberos — never Basic, whatever the server says (winrm.py refuses it)
                     auth="basic" if lab else (t.get("auth") or "ntlm"),
