@@ -140,6 +140,12 @@ CASES: dict[str, list[Case]] = {
             why=AUDIT_WHY,
         )
     ],
+    "LIN-FW-001": [
+        Case(
+            None,  # Debian installs ufw inactive (ufw.service is active all the same: a oneshot)
+            "ufw status | grep -qx 'Status: active' && ufw status | grep -q '^22/tcp .*ALLOW'",
+        )
+    ],
     "LIN-MAC-001": [
         Case(
             None,  # this kernel has no AppArmor: /sys/module/apparmor does not exist
@@ -210,8 +216,6 @@ CASES: dict[str, list[Case]] = {
 
 # Proven in another real-host test (path — why it is not a case here).
 ELSEWHERE: dict[str, str] = {
-    "LIN-FW-001": "tests/realhost/test_linux_runbooks.py — its lock-out safety (the agent's SSH "
-    "and every port the host listens on stay open) is issue 15 item 2's, with its own tests",
     **{
         rid: "tests/realhost/test_linux_coverage.py — issue 15 item 6's new runbook, proven with "
         "its own real services (chrony against a test NTP server, ClamAV units, backup jobs)"
@@ -349,7 +353,7 @@ def test_runbook_on_the_real_host(module_host: DebianHost, rid: str, i: int, cas
         _ok(h, case.after)
     finally:
         tr.close()
-    if rid.startswith("LIN-SSH") or rid == "LIN-SVC-001":  # the agent still gets in afterwards
+    if rid.startswith(("LIN-SSH", "LIN-FW")) or rid == "LIN-SVC-001":  # the agent still gets in
         assert h.banner().startswith("SSH-2.0-")
         fresh = SshTransport(h.target(sudo_user=case.sudo), connect_timeout=5)
         assert fresh.run_script("id -un").stdout.strip() == "root"
