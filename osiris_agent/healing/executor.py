@@ -7,7 +7,9 @@ action goes through :meth:`Executor.execute`, which
 1. refuses a runbook the site disabled (outcome ``alert``, reason given, nothing runs);
 2. defers a disruptive or window-only runbook outside the maintenance window (``deferred``);
 3. runs ``remediate`` then ``verify``; a verify that is not ``compliant`` runs ``rollback`` where
-   the runbook has one (``reverted``) or reports ``failed``; success is ``healed``.
+   the runbook has one (``reverted`` only when a re-detect shows the pre-change state) or
+   reports ``failed``; success is ``healed``. A remediate that *refuses* to act (it would lock
+   the agent out, a GPO owns the setting) is ``failed`` after a re-detect, never rolled back.
 
 Only catalogue runbooks can run: the script text always comes from
 :func:`osiris_core.catalog.render`, which validates parameters against the manifest. There is no
@@ -22,6 +24,10 @@ An error says why in one machine word first (``osiris_core.protocol.ERROR_REASON
 keeps both, and evidence records it as ``{"kind", "detail"}`` (``PhaseResult.state``). The
 reasons ``auth``, ``unreachable``, ``hostkey`` and ``tls`` are about the *host*, not the check
 (``HOST_REASONS``): the scanner then marks every check of that host as an error.
+
+Why this file is long: the phase-result parsing, the guards and the remediate → verify →
+rollback → re-check sequence are one contract about what a runbook run may claim; split apart,
+each half would have to re-derive what the other decided.
 """
 
 from __future__ import annotations
@@ -236,6 +242,18 @@ class Guards:
     allow_disruptive_outside_window: bool = False
 
 
+def _is_refusal(rem: PhaseResult) -> bool:
+    """A remediate that declined to act: ``osiris_refuse`` (``observed.refused``), a Windows
+    script that threw ``refused: …``, or the executor's own refusal before anything ran."""
+    split = split_error(rem.error)
+    if rem.status != "error" or split is None:
+        return False
+    reason, detail = split
+    return (
+        rem.observed.get("refused") is True or reason == "refused" or detail.startswith("refused:")
+    )
+
+
 def guard_verdict(runbook: Runbook, guards: Guards, now: datetime) -> tuple[str, str] | None:
     """``(outcome, reason)`` when the action must not run now; ``None`` when it may."""
     if not guards.enabled(runbook.id):
@@ -332,6 +350,8 @@ class Executor:
 
         phases: list[PhaseResult] = remediate_steps(self, host_id, runbook, values)
         rem = phases[-1]
+        if _is_refusal(rem):
+            return self._refused(host_id, runbook, values, pre, rem, prefix, started, phases)
         ver: PhaseResult | None = None
         if rem.status != "error":
             ver = self.run_phase(host_id, runbook, "verify", values)
@@ -369,6 +389,32 @@ class Executor:
                 what += f"; rollback failed ({rb.error})"
         text = f"{prefix}{runbook.id} {what}"
         return self._done("failed", runbook, values, pre, post, text, started, phases)
+
+    def _refused(
+        self,
+        host_id: str,
+        runbook: Runbook,
+        values: dict[str, Any],
+        pre: PhaseResult | None,
+        rem: PhaseResult,
+        prefix: str,
+        started: str,
+        phases: list[PhaseResult],
+    ) -> ActionResult:
+        """A remediate that refused to act (it would lock the agent out, a GPO owns the
+        setting, …) changed nothing by its own account: no verify, no rollback — a rollback
+        would restore a snapshot of an unchanged host and read as ``reverted``, a change that
+        never happened. Detect again to hold the script to its word; always ``failed``, which
+        the engine takes to a person."""
+        back = self.run_phase(host_id, runbook, "detect", values)
+        back.phase = "recheck"
+        phases.append(back)
+        text = f"{prefix}{runbook.id} remediate refused ({rem.error}); " + (
+            "nothing was changed (re-checked)"
+            if _same_state(pre, back)
+            else f"but the re-check does not show the pre-change state ({back.status})"
+        )
+        return self._done("failed", runbook, values, pre, back, text, started, phases)
 
     def _done(
         self,

@@ -195,18 +195,18 @@ def test_a_gpo_owned_policy_escalates_to_l3_and_nothing_changes(lab, rid: str, f
     local = dict(host.state["account_policy"])
     sinks = _heal(host, tr, rid)
     first = sinks.bundles[0]
-    # remediate saved its snapshot, then refused; the rollback restores that (unchanged) state
-    # and the re-check proves it: reverted, never healed, and a person is told (L3)
-    assert first["outcome"] == "reverted"
-    assert "remediate failed (script: refused: a domain GPO sets" in first["action_taken"]
+    # remediate refused: no verify, no rollback (nothing changed, so nothing is "reverted");
+    # the re-check proves the host as it was: failed, never healed, and a person is told (L3)
+    assert first["outcome"] == "failed"
+    assert "remediate refused (script: refused: a domain GPO sets" in first["action_taken"]
     assert "in the GPO" in first["action_taken"]
-    assert [p["phase"] for p in first["post_state"]["phases"]] == [
-        "remediate", "rollback", "recheck",
-    ]  # fmt: skip
+    assert "nothing was changed (re-checked)" in first["action_taken"]
+    assert [p["phase"] for p in first["post_state"]["phases"]] == ["remediate", "recheck"]
     assert first["post_state"]["observed"]["gpo_managed"] is True
     assert ("escalated", "L3", rid) in sinks.outcomes()
     assert host.state["account_policy"] == local
     assert (rid, "verify") not in host.phases_run()
+    assert (rid, "rollback") not in host.phases_run()
 
 
 def test_a_snapshot_is_restored_once_and_only_by_its_own_run() -> None:

@@ -144,7 +144,8 @@ FAKE_NFT = r"""#!/bin/bash
 # TEST STAND-IN for nft: the "kernel" ruleset is the file $FAKE_NFT_RULESET.
 r=${FAKE_NFT_RULESET:?}
 case "$*" in
-  "-s list ruleset" | "-s -t list ruleset" | "list ruleset") grep -v '^flush ruleset$' "$r" 2>/dev/null || true ;;
+  "-s list ruleset" | "-s -t list ruleset" | "list ruleset")
+    grep -v '^flush ruleset$' "$r" 2>/dev/null || true ;;
   "-c -f "*) grep -q '^flush ruleset$' "${@: -1}" ;;
   "-f "*) cp "${@: -1}" "$r" ;;
   *) echo "stand-in nft: unsupported $*" >&2; exit 1 ;;

@@ -121,9 +121,11 @@ def test_server_refusing_the_escrow_enables_nothing_and_goes_to_l3(central, win,
         assert ("L1", "failed") in outcomes and ("L3", "escalated") in outcomes, outcomes
         failed = next(b for b in _acts(a) if b["outcome"] == "failed")
         assert "escrow of the recovery key failed" in failed["action_taken"]
+        # a refused remediate is re-checked (nothing changed), never rolled back
         assert [p["phase"] for p in failed["post_state"]["phases"]] == [
-            "protect", "discard", "remediate",
+            "protect", "discard", "remediate", "recheck",
         ]  # fmt: skip
+        assert "nothing was changed (re-checked)" in failed["action_taken"]
         assert central.api("GET", f"/sites/{site.id}/escrow")["escrow"] == []
     finally:
         a.close()

@@ -122,7 +122,7 @@ def _outcomes(bundles: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def _refused(bundles: list[dict[str, Any]], words: str) -> None:
     """The L1 attempt was refused with ``words`` in its evidence, and a person was called."""
     assert bundles and bundles[0]["tier"] == "L1", bundles
-    assert bundles[0]["outcome"] in ("failed", "reverted"), bundles[0]
+    assert bundles[0]["outcome"] == "failed", bundles[0]  # a refusal is never "reverted"
     assert "refused" in bundles[0]["action_taken"] and words in bundles[0]["action_taken"]
     assert ("L3", "escalated") in _outcomes(bundles)
 
