@@ -58,3 +58,16 @@ def test_a_claim_without_a_test_path_is_refused_at_load(tmp_path: Path):
     data["refuses"] = ["not", "a", "string"]
     with pytest.raises(SchemaError, match="refuses must be a string"):
         parse_manifest(data, rb_dir)
+
+
+@pytest.mark.parametrize("rid", sorted(CATALOG.runbooks))
+def test_every_runbook_says_what_it_refuses_how_it_rolls_back_and_where_it_was_proven(rid: str):
+    """docs/runbooks.md must answer a clinic sysadmin's three questions for every runbook."""
+    rb = CATALOG.runbooks[rid]
+    assert rb.refuses.strip(), f"{rid}: no `refuses`"
+    assert rb.rollback_note.strip(), f"{rid}: no `rollback_note`"
+    assert rb.proven, f"{rid}: no [proven] claim"
+    if rb.platform == "linux":
+        assert "realhost" in rb.proven, f"{rid}: a Linux runbook is proven on the real host"
+    if rb.platform == "windows":
+        assert "lab" in rb.proven, f"{rid}: a Windows runbook is proven on the lab model"
