@@ -22,7 +22,6 @@ from osiris_core.protocol import (
 )
 from osiris_core.seal import open_sealed
 
-from . import AGENT_VERSION
 from .client import ServerRefused, ServerUnreachable
 from .context import CycleReport
 from .scanner import PLATFORM_OF_KIND
@@ -123,7 +122,7 @@ class CheckIn:
         ctx = self.ctx
         req: dict[str, Any] = {
             "appliance_id": ctx.appliance_id,
-            "agent_version": AGENT_VERSION,
+            "agent_version": ctx.updater.version(),  # the switched generation's
             "status": self.status_block(),
             "log_size_seen": ctx.witness.size,
             "cosignatures": ctx.witness.cosignatures(ctx.cosigner),

@@ -76,6 +76,7 @@ class AgentSection:
     jitter_pct: int
     order_ttl_s: int
     scan_interval_s: int | None
+    switch_command: tuple[str, ...]
     lab: bool
 
 

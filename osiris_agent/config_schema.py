@@ -9,6 +9,7 @@ but the NTP server syntax.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,6 +132,14 @@ def _check_days(value: list[str]) -> str | None:
     return None
 
 
+def _check_switch_command(value: list[str]) -> str | None:
+    if value and not os.path.isabs(value[0]):
+        return "the switch command's program must be an absolute path"
+    if any(not s or "\x00" in s for s in value):
+        return "the switch command holds an empty or NUL argument"
+    return None
+
+
 def _check_ntp_servers(value: list[str]) -> str | None:
     if not value:
         return "list at least one NTP server"
@@ -199,6 +208,13 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds between drift scans of each check on every target. Unset = the catalogue's "
            "own cadence (300 s per check, 3600 s for patching). At least 60 (at least 5 with "
            "`agent.lab = true`, for demos).", lo=5, hi=86400),
+    Option("agent", "switch_command", "list", [],
+           "How an `update_agent` order switches the appliance. Empty (NixOS): the agent writes "
+           "the switch request and starts the root unit `osiris-switch-system.service`, which "
+           "re-checks the release signature. Otherwise a program (and its first arguments) "
+           "speaking the same protocol: `switch REQUEST`, `current`, `health` — only the lab's "
+           "stand-in switch (`python -m osiris_lab.standin_switch`) does, for demos and tests.",
+           "list of strings", check=_check_switch_command),
     Option("agent", "lab", "bool", False,
            "Lab/demo mode: allows plain http:// URLs to hosts other than localhost. "
            "Never set on a clinic appliance."),

@@ -44,6 +44,7 @@ from .recorder import AgentEvidence, AgentIncidents, Recorder
 from .scanner import Scanner
 from .state import StateDB
 from .transports import TargetTransports
+from .update import Updater
 from .witness import Witness
 
 # The files scan state and heal memory lived in before they joined state.db (migration 2 of
@@ -149,6 +150,7 @@ class AgentContext:
         self.scan_self = os.path.exists("/etc/NIXOS") if scan_self is None else scan_self
         self.evidence_sink = AgentEvidence(self)
         self.incident_sink = AgentIncidents(self)
+        self.updater = Updater(self)  # update_agent orders: switch, health check, rollback
         scan_kw: dict[str, Any] = {}
         if scan_interval_s is None:
             scan_interval_s = cfg.agent.scan_interval_s

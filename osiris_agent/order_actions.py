@@ -1,4 +1,5 @@
-"""Acting on signed orders the order book accepted: run a runbook, collect evidence, refresh.
+"""Acting on signed orders the order book accepted: run a runbook, collect evidence, refresh,
+update the agent (``osiris_agent.update``).
 
 Why its own module: ``orders.py`` decides an order's *fate* (verified, fresh, not replayed, in
 the window or deferred); this module does what an accepted order asks and makes sure its fate is
@@ -34,6 +35,21 @@ def executes(outcome: OrderOutcome) -> bool:
     return not refused and outcome.kind == "run_runbook" and outcome.order is not None
 
 
+def order_fields(ctx: AgentContext, outcome: OrderOutcome) -> dict[str, Any]:
+    """Evidence for an order's fate, under a catalogue check id: the named runbook's check,
+    else the agent's own evidence pipeline."""
+    catalog = ctx.catalog
+    fields = outcome.bundle_fields(ctx.appliance_id)
+    check = ORDER_CHECK
+    if fields.get("runbook_id") in catalog.runbooks:
+        check = catalog.runbooks[fields["runbook_id"]].check
+    else:
+        fields["runbook_id"] = None
+    fields["check"] = check
+    fields["controls"] = list(controls_for(check))
+    return fields
+
+
 class OrderActions:
     """Carries out accepted orders on the context. ``collect`` runs the appliance's checks now
     (``collect_evidence``); ``refresh`` is a second check-in (``refresh_rules``)."""
@@ -50,18 +66,7 @@ class OrderActions:
         self.refresh = refresh
 
     def order_fields(self, outcome: OrderOutcome) -> dict[str, Any]:
-        """Evidence for an order's fate, under a catalogue check id: the named runbook's check,
-        else the agent's own evidence pipeline."""
-        catalog = self.ctx.catalog
-        fields = outcome.bundle_fields(self.ctx.appliance_id)
-        check = ORDER_CHECK
-        if fields.get("runbook_id") in catalog.runbooks:
-            check = catalog.runbooks[fields["runbook_id"]].check
-        else:
-            fields["runbook_id"] = None
-        fields["check"] = check
-        fields["controls"] = list(controls_for(check))
-        return fields
+        return order_fields(self.ctx, outcome)
 
     def receive(self, envs: list[Any], report: CycleReport) -> None:
         """The orders a check-in delivered: judged by the order book, then acted on."""
@@ -73,6 +78,7 @@ class OrderActions:
                 outcome = ctx.orders.receive(
                     env, now, in_window, ctx.window.allow_disruptive_outside
                 )
+                outcome = ctx.updater.vet(outcome)  # an update's release, before "requested"
                 if not executes(outcome):
                     ctx.record(report, **self.order_fields(outcome))
             self.act(outcome, report)
@@ -82,6 +88,7 @@ class OrderActions:
         ctx = self.ctx
         now = ctx.now()
         for outcome in ctx.orders.due(now, ctx.in_window(now), ctx.window.allow_disruptive_outside):
+            outcome = ctx.updater.vet(outcome)
             if executes(outcome):
                 # its evidence is the run's own bundle: forgotten only once that is committed
                 # (a crash in between runs it again next cycle — never a deferred order that
@@ -125,3 +132,5 @@ class OrderActions:
                     report.errors.append(f"order {outcome.order_id}: {type(e).__name__}")
         elif outcome.action == "refresh_rules":
             self.refresh(report)
+        elif outcome.action == "update_agent":
+            ctx.updater.start(outcome, report)  # switched, then healthy | rolled_back

@@ -61,7 +61,7 @@ class OrderOutcome:
     outcome: str  # evidence outcome
     reason: str
     order: dict[str, Any] | None
-    action: str | None = None  # "collect_evidence" | "refresh_rules" | None
+    action: str | None = None  # "collect_evidence" | "refresh_rules" | "update_agent" | None
 
     @property
     def order_id(self) -> str | None:
@@ -102,8 +102,8 @@ def decide(verdict_order: dict[str, Any]) -> OrderOutcome:
                             "refresh_rules")  # fmt: skip
     if kind == "run_runbook":
         return OrderOutcome("failed", "executor not available on this build", verdict_order)
-    if kind == "update_agent":
-        return OrderOutcome("rejected", "not supported on this build", verdict_order)
+    if kind == "update_agent":  # vetted against the pinned release keys by osiris_agent.update
+        return OrderOutcome("compliant", "requested", verdict_order, "update_agent")
     return OrderOutcome("rejected", f"unknown kind {kind!r}", verdict_order)
 
 

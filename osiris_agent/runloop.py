@@ -66,6 +66,7 @@ class RunLoop:
             ctx.db.set_json("clock", {k: clock[k] for k in ("ntp_ok", "offset_ms", "source")})
         if stopped():
             return report
+        ctx.updater.resume(report)  # an update step a restart (the switch) interrupted
         self.checkin.checkin(report)
         if stopped():
             return report
@@ -74,6 +75,7 @@ class RunLoop:
         if stopped():
             return report
         self.healer.heal(report)
+        ctx.updater.health_check(report, report.reachable)  # after a switch: keep or roll back
         if stopped():
             return report
         drained = self.flusher.flush(report)

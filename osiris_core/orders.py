@@ -109,10 +109,14 @@ PARAMS: dict[str, dict[str, F]] = {
         "host_id": F.of(ids.HOST_ID),
         "checks": F("array", min_items=1, max_items=_MAX_CHECKS, items=F.of(ids.CHECK_ID)),
     },
-    # No URL: the agent fetches the named version from its own server and checks the hash.
+    # No URL and no command: the order carries the signed osiris.release/1 document (signed by
+    # a key the appliance pinned at enrolment) and repeats its version and system, which the
+    # agent cross-checks; the root switch unit verifies the release's signature again.
     "update_agent": {
         "version": F.of(ids.RELEASE_VERSION, required=True),
-        "sha256": F.of(ids.HEX64, required=True),
+        "system": F.of(ids.STORE_PATH, required=True),
+        "release": F("object", required=True, description="the signed osiris.release/1 envelope"),
+        "allow_downgrade": F("boolean", description="the operator means an older version"),
     },
 }
 

@@ -11,7 +11,8 @@ server nor a compromised (non-root) agent can make root run an arbitrary system.
 Format (canonical JSON, DESIGN §3.1)::
 
     release  = {"schema": "osiris.release/1", "system": "/nix/store/<32>-<name>",
-                "name": "<label, ≤ 64>", "issued_at": "<RFC 3339 UTC, ms, Z>"}
+                "name": "<label, ≤ 64>", "issued_at": "<RFC 3339 UTC, ms, Z>"
+                [, "version": "<agent version, 1.2.3[-pre]>"[, "allow_downgrade": true]]}
     envelope = {"release": release, "sig": {"alg": "ed25519", "key_id": "<8 hex>",
                                             "value": "<base64 Ed25519 over canonical(release)>"}}
 
@@ -19,6 +20,11 @@ Signed by the server's order key (what ``osiris-server`` does when an admin allo
 system for a site) or by a dedicated release key whose vkey the appliance pinned
 (``release_vkey`` in its pins). A release names no site: one build serves the fleet; which
 appliances may run it is the per-site allow-list inside the signed policy.
+
+An *agent release* (what an ``update_agent`` order names, issue 16) also states the agent
+``version`` the system carries, so the appliance can refuse a downgrade: moving to an older
+version is accepted only when the release itself says ``allow_downgrade: true`` (its signer
+meant it as a way back) *and* the order asks for it explicitly (:func:`downgrade_refusal`).
 
 The switch request the agent writes to ``<state_dir>/switch/request.json`` is
 ``{"action": "switch", "release": envelope}`` or ``{"action": "rollback"}`` (back to the
@@ -48,6 +54,8 @@ STORE_PATH = ids.STORE_PATH.regex  # the one grammar (osiris_core.ids)
 _NAME = ids.RELEASE_NAME.regex
 _KEY_ID = ids.KEY_ID.regex
 _KEYS = frozenset({"schema", "system", "name", "issued_at"})
+_OPTIONAL = frozenset({"version", "allow_downgrade"})
+_VERSION = ids.RELEASE_VERSION.regex
 MAX_REQUEST_BYTES = 16384
 
 
@@ -59,8 +67,19 @@ class ReleaseRefused(OsirisError):
 
 def validate_release(release: Any) -> None:
     """``SchemaError`` unless ``release`` is a well-formed ``osiris.release/1`` document."""
-    if not isinstance(release, dict) or set(release) != _KEYS:
-        raise SchemaError(f"release must have exactly {', '.join(sorted(_KEYS))}")
+    if not isinstance(release, dict) or not _KEYS <= set(release) <= _KEYS | _OPTIONAL:
+        raise SchemaError(
+            f"release must have exactly {', '.join(sorted(_KEYS))}"
+            f" (and optionally {', '.join(sorted(_OPTIONAL))})"
+        )
+    if "version" in release and (
+        not isinstance(release["version"], str) or _VERSION.fullmatch(release["version"]) is None
+    ):
+        raise SchemaError("release version must be an agent version like 1.2.3")
+    if "allow_downgrade" in release and (
+        release["allow_downgrade"] is not True or "version" not in release
+    ):
+        raise SchemaError("release allow_downgrade is true (with a version) or absent")
     if release["schema"] != SCHEMA:
         raise SchemaError(f"release schema must be {SCHEMA!r}")
     system = release["system"]
@@ -73,15 +92,63 @@ def validate_release(release: Any) -> None:
     canonical.parse_time(release["issued_at"])
 
 
-def make_release(system: str, name: str, issued_at: str | None = None) -> dict[str, Any]:
-    release = {
+def make_release(
+    system: str,
+    name: str,
+    issued_at: str | None = None,
+    *,
+    version: str | None = None,
+    allow_downgrade: bool = False,
+) -> dict[str, Any]:
+    release: dict[str, Any] = {
         "schema": SCHEMA,
         "system": system,
         "name": name,
         "issued_at": issued_at or canonical.utc_now(),
     }
+    if version is not None:
+        release["version"] = version
+    if allow_downgrade:
+        release["allow_downgrade"] = True
     validate_release(release)
     return release
+
+
+def version_key(version: str) -> tuple[tuple[int, ...], int, str]:
+    """Order of agent versions: numeric parts, then a ``-pre`` release before the release
+    itself; ``+build`` metadata does not order (SemVer's rule, on our shorter grammar)."""
+    if _VERSION.fullmatch(version) is None:
+        raise SchemaError(f"not an agent version: {version[:64]!r}")
+    core, sep, rest = version.partition("-") if "-" in version else version.partition("+")
+    nums = tuple(int(p) for p in core.split("."))
+    nums = nums + (0,) * (4 - len(nums))
+    pre = sep == "-"
+    return (nums, 0 if pre else 1, rest.split("+")[0] if pre else "")
+
+
+def downgrade_refusal(
+    current: str | None, release: dict[str, Any], order_allows: bool
+) -> str | None:
+    """Why moving from ``current`` to ``release`` is refused, or None.
+
+    A downgrade (older version) needs both signatures to mean it: the release signer's
+    ``allow_downgrade`` and the operator's order. Without a version in the release, nothing
+    can be compared, so it is refused as an agent update; the same version is a no-op, refused
+    too (a replayed rollout must not re-run a switch)."""
+    version = release.get("version")
+    if not isinstance(version, str):
+        raise SchemaError("an agent release must name its version")
+    if current is None or _VERSION.fullmatch(current) is None:
+        return None  # nothing to compare with: the first update of an unversioned build
+    if version_key(version) == version_key(current):
+        return f"already running version {current}"
+    if version_key(version) > version_key(current):
+        return None
+    if not order_allows:
+        return f"{version} is older than {current}: a downgrade needs allow_downgrade in the order"
+    if release.get("allow_downgrade") is not True:
+        return f"{version} is older than {current} and its release does not allow a downgrade"
+    return None
 
 
 def sign_release(release: dict[str, Any], signer: Signer) -> dict[str, Any]:

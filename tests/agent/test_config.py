@@ -308,6 +308,9 @@ def _valid_value(opt: C.Option) -> st.SearchStrategy:
         "ntp.min_good": st.integers(1, 3),
         "healing.l2_base_url": st.just("https://llm.example/v1"),
         "healing.l2_model": st.text(min_size=1, max_size=12).filter(str.strip),
+        "agent.switch_command": st.sampled_from(
+            [[], ["/usr/bin/python3", "-m", "osiris_lab.standin_switch", "--root", "/r"]]
+        ),
     }
     if opt.key in special:
         return special[opt.key]

@@ -9,6 +9,7 @@ import pytest
 
 from osiris_agent.cycle import CycleReport
 from osiris_core.keys import Signer
+from osiris_core.release import make_release, sign_release
 from tests.agent.fixtures_agent import FakeCentral, make_agent
 
 
@@ -30,7 +31,12 @@ def test_outcomes(srv, tmp_path) -> None:
     good = srv.queue_order("collect_evidence", {"checks": ["timesync"]})
     runbook = srv.queue_order("run_runbook", {"runbook_id": "RB-TIME-001", "host_id": "h1"})
     real = srv.queue_order("run_runbook", {"runbook_id": "RB-WIN-FIREWALL-001", "host_id": "h1"})
-    update = srv.queue_order("update_agent", {"version": "1.2.3", "sha256": "a" * 64})
+    # issue 16: an update whose release no pinned key signed is refused (was: unsupported kind)
+    system = "/nix/store/" + "a" * 32 + "-osiris-1.2.3"
+    rogue = sign_release(make_release(system, "x", version="1.2.3"), Signer.generate("rogue"))
+    update = srv.queue_order(
+        "update_agent", {"version": "1.2.3", "system": system, "release": rogue}
+    )
     disruptive = srv.queue_order("run_runbook", {"runbook_id": "RB-X-001", "host_id": "h1"},
                                  disruptive=True)  # fmt: skip
     a.checkin(CycleReport())
@@ -50,6 +56,7 @@ def test_outcomes(srv, tmp_path) -> None:
     assert by_id[oid(disruptive)] == ["deferred"]  # window days = [] -> never open
     reasons = {b["order_id"]: b["action_taken"] for b in _order_bundles(a)}
     assert "could not be run here" in reasons[oid(runbook)]
+    assert "release signed by an unknown key" in reasons[oid(update)]
     assert "disabled for this site" in reasons[oid(real)]
     checks_of = {b["order_id"]: b["check"] for b in _order_bundles(a)}
     assert checks_of[oid(real)] == "windows_firewall"  # the runbook's catalogue check

@@ -29,6 +29,7 @@ from osiris_core.orders import (
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 SHA = "ab" * 32
+SYSTEM = "/nix/store/" + "a" * 32 + "-osiris-appliance-0.2.0"
 RUNBOOK = {"runbook_id": "RB-WIN-FIREWALL-001", "host_id": "ws01.clinic.local"}
 
 
@@ -140,8 +141,9 @@ VALID_PARAMS = [
     ("collect_evidence", {}),
     ("collect_evidence", {"host_id": "ws01"}),
     ("collect_evidence", {"checks": ["patching", "windows_firewall"], "host_id": "dc01"}),
-    ("update_agent", {"version": "0.2.0", "sha256": SHA}),
-    ("update_agent", {"version": "1.10.3-rc.1", "sha256": SHA}),
+    ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": {"release": {}}}),
+    ("update_agent", {"version": "1.10.3-rc.1", "system": SYSTEM, "release": {},
+                      "allow_downgrade": True}),  # fmt: skip
 ]
 
 
@@ -185,14 +187,20 @@ INVALID_PARAMS = [
     ("collect_evidence", {"checks": "patching"}),
     ("collect_evidence", {"checks": ["ok", "not ok"]}),
     ("collect_evidence", {"host_id": None}),
-    ("update_agent", {"version": "0.2.0"}),
-    ("update_agent", {"sha256": SHA}),
-    ("update_agent", {"version": "0.2.0", "sha256": SHA.upper()}),
-    ("update_agent", {"version": "0.2.0", "sha256": SHA[:-2]}),
-    ("update_agent", {"version": "latest", "sha256": SHA}),
-    ("update_agent", {"version": "0.2.0; reboot", "sha256": SHA}),
-    ("update_agent", {"version": "0.2.0", "sha256": SHA, "url": "http://evil/agent.tgz"}),
-    ("update_agent", {"version": "0.2.0", "sha256": SHA, "command": "sh install.sh"}),
+    # issue 16: an update names version + system + the signed release; never a hash to fetch,
+    # a URL or a command (expectations changed deliberately with the kind's new parameters)
+    ("update_agent", {"version": "0.2.0", "sha256": SHA}),
+    ("update_agent", {"version": "0.2.0", "system": SYSTEM}),
+    ("update_agent", {"system": SYSTEM, "release": {}}),
+    ("update_agent", {"version": "latest", "system": SYSTEM, "release": {}}),
+    ("update_agent", {"version": "0.2.0; reboot", "system": SYSTEM, "release": {}}),
+    ("update_agent", {"version": "0.2.0", "system": "/tmp/evil", "release": {}}),
+    ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": "signed"}),
+    ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": {}, "allow_downgrade": 1}),
+    ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": {},
+                      "url": "http://evil/agent.tgz"}),  # fmt: skip
+    ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": {},
+                      "command": "sh install.sh"}),  # fmt: skip
     ("launch_missiles", {}),
     ("run_command", {"command": "whoami"}),
 ]
