@@ -1,8 +1,17 @@
-"""Sites, their appliances, and per-site / per-appliance runbook toggles."""
+"""Sites, their appliances, and per-site / per-appliance runbook toggles.
+
+A site's maintenance window is judged here exactly as the agent judges the window its signed
+policy carries (``osiris_agent/signed_policy.py`` ``apply_window``): a time zone the zone database
+does not know, or a length outside 1 … 1440 minutes, is a 400 here — otherwise the server would
+store and sign a window the agent silently ignores (unknown zone) or clamps (a two-day length
+becomes one), and the operator's CLI or console would say a change was made that never takes
+effect. The same bounds answer every caller (raw API, ``osiris site settings``, the console).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from osiris_core import ids
 from osiris_core.protocol import DAYS
@@ -29,7 +38,7 @@ WINDOW = F(
     fields={
         "days": F("array", required=True, items=F("string", enum=DAYS), max_items=7),
         "start": F.of(ids.HHMM, required=True),
-        "duration_min": F("integer", required=True, minimum=0, maximum=7 * 24 * 60),
+        "duration_min": F("integer", required=True, minimum=1, maximum=1440),
         "timezone": F("string", required=True, max_len=64, pattern=r"[A-Za-z0-9_+/-]{1,64}"),
     },
 )
@@ -48,6 +57,22 @@ PATCH = {
     "window": WINDOW,
     "checkin_interval_s": F("integer", minimum=10, maximum=3600),
 }
+
+
+def check_window(body: dict[str, Any]) -> None:
+    """400 ``E_SCHEMA`` for a window time zone the zone database does not know (the schema has
+    checked its form already)."""
+    win = body.get("window")
+    if win is None:
+        return
+    try:
+        ZoneInfo(win["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise bad_request(
+            f"window.timezone: {win['timezone']!r} is not an IANA time zone "
+            "(e.g. Europe/Berlin, America/New_York, UTC)",
+            "E_SCHEMA",
+        ) from None
 
 
 def list_sites(app: App, req: Request) -> Response:
@@ -71,6 +96,7 @@ def create_site(app: App, req: Request) -> Response:
     p = req.principal
     body = req.data
     partner_id = body.get("partner_id")
+    check_window(body)
     if "id" in body and not p.all_sites:
         raise bad_request(
             "id: only admin and operator tokens choose site ids; leave it out and the server "
@@ -103,10 +129,20 @@ def get_site(app: App, req: Request, site_id: str) -> Response:
 
 
 def patch_site(app: App, req: Request, site_id: str) -> Response:
+    """Rename a site, or change the settings its appliances' signed policy carries (window,
+    check-in cadence). The audit record names who changed what from which old value to which
+    new one, so an auditor reads the change without replaying the log."""
     site_for(app, req.principal, site_id)
+    check_window(req.data)
     with app.db.write() as w:
+        before = db_tenants.get_site(w, site_id) or {}
         db_tenants.update_site(w, site_id, req.data)
-        audit(w, req, "site.update", site_id, site_id, {"fields": sorted(req.data)})
+        fields = sorted(req.data)
+        audit(w, req, "site.update", site_id, site_id, {
+            "fields": fields,
+            "old": {f: before.get(f) for f in fields},
+            "new": {f: req.data[f] for f in fields},
+        })  # fmt: skip
     return json_response(db_tenants.get_site(app.db, site_id))
 
 
