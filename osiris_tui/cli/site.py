@@ -1,4 +1,5 @@
-"""`osiris site …`: sites (clinics) — list, show, add, rename."""
+"""`osiris site …`: sites (clinics) — list, show, add, rename, and their settings
+(``site_settings``: window, check-in cadence, allow-lists)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import click
 
 from ..columns import SITES
 from .base import JSON_OPT, client_of, listing, show
+from .site_settings import settings
 
 
 @click.group()
 def site() -> None:
-    """Sites (clinics): list, show, add, rename."""
+    """Sites (clinics): list, show, add, rename, settings."""
+
+
+site.add_command(settings)
 
 
 @site.command("list")
