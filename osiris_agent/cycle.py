@@ -37,7 +37,7 @@ from .context import (
     CycleReport,
     clock_from_config,
 )
-from .flush import BATCH, CATCHUP_BATCH, CATCHUP_BYTES, SERVER_SEVERITY, Flusher
+from .flush import BATCH, CATCHUP_BATCH, CATCHUP_BYTES, Flusher
 from .heal import Healer
 from .order_actions import ORDER_CHECK, OrderActions, executes
 from .orders import OrderOutcome
@@ -65,7 +65,6 @@ __all__ = [
     "POLICY_REJECTED",
     "RUN_REQUEST",
     "SCAN_DB",
-    "SERVER_SEVERITY",
     "Agent",
     "AgentEvidence",
     "AgentIncidents",

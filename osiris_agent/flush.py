@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from osiris_core import severity
+from osiris_core.errors import SchemaError
 from osiris_core.ids import HOST_ID
 
 from .client import AuthRefused, ClientError, ServerRefused, ServerUnreachable
@@ -28,9 +30,6 @@ BATCH = 100
 # server's 500 envelopes per request and well under its 8 MiB request body limit.
 CATCHUP_BATCH = 500
 CATCHUP_BYTES = 4 * 1024 * 1024
-# The server's incident severities; the healing tiers speak low/medium/high/critical.
-SERVER_SEVERITY = {"info": "info", "low": "info", "medium": "warning", "warning": "warning",
-                   "high": "warning", "critical": "critical"}  # fmt: skip
 
 
 class Flusher:
@@ -123,9 +122,11 @@ class Flusher:
                 details = dict(inc["details"])
                 item = {
                     "kind": inc["kind"],
-                    "severity": SERVER_SEVERITY.get(inc["severity"], "warning"),
+                    # One scale end to end (osiris_core/severity.py); a row queued by an older
+                    # agent may still say info/warning.
+                    "severity": _server_severity(inc["severity"]),
                     "summary": inc["summary"][:1024],
-                    "details": {**details, "agent_severity": inc["severity"]},
+                    "details": details,
                 }
                 host = details.get("host_id")
                 if HOST_ID.match(host):
@@ -143,3 +144,12 @@ class Flusher:
             with db.tx():
                 for inc in batch:
                     db.mark_incident_sent(inc["id"])
+
+
+def _server_severity(word: str) -> str:
+    """The scale's word for a locally stored severity; an unknown word (a bug) is ``high``, so
+    it still reaches a person rather than being refused by the server and dropped."""
+    try:
+        return severity.normalise(word)
+    except SchemaError:
+        return "high"

@@ -225,7 +225,7 @@ class PolicyKeeper:
             names = ", ".join(f"{x['runbook_id']}.{x['param']}" for x in new.skipped[:10])
             with ctx.db.tx():
                 ctx.db.add_incident(
-                    "runbook_params_refused", "warning",
+                    "runbook_params_refused", "medium",
                     f"policy v{new.version} sets parameters this agent's catalogue does not "
                     f"know; their catalogue default applies: {names}"[:500],
                     {"skipped": new.skipped[:50], "policy_version": new.version},

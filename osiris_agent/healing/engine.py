@@ -304,7 +304,7 @@ class HealingEngine:
             host_id=finding.host_id,
             check=finding.check,
             runbook_id=rb.id,
-            runbook_severity=rb.severity,
+            escalation_severity=rb.escalation_severity,
             status=finding.status,
             observed=capped(finding.observed),
             tried=tried,

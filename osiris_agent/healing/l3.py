@@ -10,22 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from osiris_core import phi
+from osiris_core import phi, severity
 
-SEVERITY_ORDER = ("low", "medium", "high", "critical")
+SEVERITY_ORDER = severity.SEVERITIES
 
 
-def severity_for(runbook_severity: str, check: str, status: str) -> str:
-    """Incident severity: the runbook's, raised to critical for encryption, lowered for errors.
+def severity_for(escalation_severity: str, status: str) -> str:
+    """Incident severity: the runbook manifest's ``escalation_severity`` (the one scale,
+    osiris_core/severity.py), lowered to ``high`` for errors.
 
     A check that could not run (``error``) is at most ``high``: it needs a person, but it is not
-    proven drift.
+    proven drift. The check's name no longer raises anything: an encryption runbook states
+    ``critical`` in its manifest, where a reviewer can see it.
     """
-    sev = runbook_severity if runbook_severity in SEVERITY_ORDER else "medium"
-    if "encryption" in check or "bitlocker" in check:
-        sev = "critical"
-    if status == "error" and sev == "critical":
-        sev = "high"
+    sev = escalation_severity if severity.is_severity(escalation_severity) else "high"
+    if status == "error":
+        sev = severity.lower_to(sev, "high")
     return sev
 
 
@@ -34,7 +34,7 @@ def build_incident(
     host_id: str,
     check: str,
     runbook_id: str,
-    runbook_severity: str,
+    escalation_severity: str,
     status: str,
     observed: Mapping[str, Any],
     tried: Sequence[Mapping[str, Any]],
@@ -45,7 +45,7 @@ def build_incident(
     summary = phi.scrub(f"{check} on {host_id}: {runbook_id} {status}; {reason}")[:500]
     return {
         "kind": kind,
-        "severity": severity_for(runbook_severity, check, status),
+        "severity": severity_for(escalation_severity, status),
         "host_id": host_id,
         "check": check,
         "summary": summary,

@@ -14,12 +14,13 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 from osiris_core import ids
+from osiris_core import severity as severity_scale
 from osiris_core.catalog import manifest_docs
 from osiris_core.catalog.bounds import Bound, CheckedParams, TrustContext, parse_bound
 from osiris_core.errors import SchemaError
 
 PLATFORMS = ("windows", "linux", "nixos")
-SEVERITIES = ("low", "medium", "high", "critical")
+SEVERITIES = severity_scale.SEVERITIES  # the one scale (osiris_core/severity.py)
 PHASES = ("detect", "remediate", "verify", "rollback")
 PARAM_TYPES = ("str", "int", "bool")
 STATUSES = ("compliant", "drift", "error")
@@ -151,6 +152,9 @@ class Runbook:
     refuses: str = ""
     rollback_note: str = ""
     proven: Mapping[str, str] = field(default_factory=dict)
+    # The severity of the incident the agent raises when this runbook escalates to a person (L3):
+    # stated per runbook, not derived from its check's name, so what alerts is reviewable here.
+    escalation_severity: str = "high"
 
     @property
     def ext(self) -> str:
@@ -304,6 +308,7 @@ _MANIFEST_FIELDS = {
     "category",
     "check",
     "severity",
+    "escalation_severity",
     "controls",
     "disruptive",
     "requires_maintenance_window",
@@ -336,6 +341,9 @@ def parse_manifest(data: Mapping[str, Any], directory: Traversable) -> Runbook:
     severity = _req(data, "severity", str, where)
     if severity not in SEVERITIES:
         raise SchemaError(f"{where}: severity must be one of {SEVERITIES}")
+    escalation = _req(data, "escalation_severity", str, where)
+    if escalation not in SEVERITIES:
+        raise SchemaError(f"{where}: escalation_severity must be one of {SEVERITIES}")
     phases = _str_list(data, "phases", where)
     if "detect" not in phases:
         raise SchemaError(f"{where}: every runbook needs a detect phase")
@@ -371,6 +379,7 @@ def parse_manifest(data: Mapping[str, Any], directory: Traversable) -> Runbook:
         category=_req(data, "category", str, where),
         check=_req(data, "check", str, where),
         severity=severity,
+        escalation_severity=escalation,
         controls=_citations(_str_list(data, "controls", where), where),
         disruptive=flags["disruptive"],
         requires_maintenance_window=flags["requires_maintenance_window"],
