@@ -1,11 +1,12 @@
-"""Incidents: appliances report them, the server dedups repeats and alerts on critical ones."""
+"""Incidents: appliances report them, the server dedups repeats and alerts on those at or above
+the alert threshold (high: high and critical alert)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import TYPE_CHECKING
 
-from osiris_core import ids
+from osiris_core import ids, severity
 from osiris_server.api.common import (
     LIMIT,
     SITE_ID,
@@ -45,18 +46,22 @@ def post_incidents(app: App, req: Request) -> Response:
     alerts = []
     with app.db.write() as w:
         for inc in req.data["incidents"]:
+            details = inc.get("details", {})
+            # One scale (osiris_core/severity.py); an older agent's info/warning carries its own
+            # word in details.agent_severity, which wins.
+            sev = severity.normalise(inc["severity"], details.get("agent_severity"))
             row, new = db_incidents.open_or_bump(
                 w,
                 p.site_id,
                 p.id,
                 inc.get("host_id", "appliance"),
                 inc["kind"],
-                inc["severity"],
+                sev,
                 app.scrub(inc["summary"]),
-                app.scrub_obj(inc.get("details", {})),
+                app.scrub_obj(details),
             )
             out.append({**row, "new": new})
-            if new and inc["severity"] == "critical":
+            if new and severity.at_least(sev, severity.DEFAULT_ALERT_THRESHOLD):
                 app.alerter.queue(w, row["id"])  # in the incident's transaction: never lost
                 alerts.append(row["id"])
     if alerts:

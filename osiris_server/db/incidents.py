@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from osiris_core import severity
 from osiris_server.db.engine import Database, Writer
 from osiris_server.db.util import epoch, jdump, jload, new_id, next_feed_seq, now
 
-SEVERITIES = ("info", "warning", "critical")
+# What an appliance may send: the one scale (osiris_core/severity.py), plus the old server words
+# an appliance running an older agent still sends (normalised on the way in).
+SEVERITIES = severity.SEVERITIES + tuple(severity.LEGACY)
 
 
 def open_or_bump(
