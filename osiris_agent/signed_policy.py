@@ -221,6 +221,8 @@ class PolicyKeeper:
                                 "change": rec, "policy_version": new.version},
                     started_at=ts, finished_at=ts,
                 )  # fmt: skip
+        if old is not None:
+            self._record_schedule_changes(old, new, report)
         if new.skipped:
             names = ", ".join(f"{x['runbook_id']}.{x['param']}" for x in new.skipped[:10])
             with ctx.db.tx():
@@ -230,6 +232,33 @@ class PolicyKeeper:
                     f"know; their catalogue default applies: {names}"[:500],
                     {"skipped": new.skipped[:50], "policy_version": new.version},
                 )  # fmt: skip
+
+    def _record_schedule_changes(
+        self, old: AcceptedPolicy, new: AcceptedPolicy, report: CycleReport
+    ) -> None:
+        """A ``policy_change`` bundle for a changed maintenance window or check-in cadence: when
+        this appliance may disrupt the clinic, and how soon a silent one is noticed, are
+        decisions an auditor must be able to read from the appliance's own evidence (old and
+        new value, the policy version that made the change). The policy does not say who made
+        it: the server's audit log does (``site.update``, old and new)."""
+        ctx = self.ctx
+        for key, label in (("window", "maintenance window"),
+                           ("checkin_interval_s", "check-in interval (s)")):  # fmt: skip
+            was, now_v = old.doc.get(key), new.doc.get(key)
+            if was == now_v:
+                continue
+            ts = canonical.utc_now()
+            ctx.record(
+                report, host_id=ctx.appliance_id, check=POLICY_CHANGE_CHECK,
+                controls=list(controls_for(POLICY_CHANGE_CHECK)), outcome="alert",
+                tier="monitor", runbook_id=None,
+                action_taken=f"site {label} changed by the signed policy v{new.version}: "
+                f"{was!r} -> {now_v!r} (who: the server's audit log, site.update)"[:1000],
+                pre_state={"observed": {"setting": key, "value": was}},
+                post_state={"observed": {"setting": key, "value": now_v},
+                            "policy_version": new.version},
+                started_at=ts, finished_at=ts,
+            )  # fmt: skip
 
     def apply_policy(self) -> None:
         """The healing policy from the signed policy in force (catalogue defaults without one):
