@@ -50,7 +50,7 @@ def _state(root: Path) -> dict[str, Any]:
 
 
 def _save(root: Path, state: dict[str, Any]) -> None:
-    write_atomic(root / STATE, (json.dumps(state, indent=1) + "\n").encode(), 0o644)
+    write_atomic(root / STATE, (json.dumps(state, indent=1) + "\n").encode(), mode=0o644)
 
 
 def _known(root: Path) -> dict[str, str]:
@@ -64,7 +64,7 @@ def _switch(root: Path, state: dict[str, Any], system: str, version: str | None)
     n = (gens[-1]["generation"] + 1) if gens else 1
     cur = state["current"]
     if cur is not None and cur["system"] != system:
-        write_atomic(root / "previous", (cur["system"] + "\n").encode(), 0o644)
+        write_atomic(root / "previous", (cur["system"] + "\n").encode(), mode=0o644)
     gen = {"generation": n, "system": system, "version": version,
            "at": canonical.utc_now()}  # fmt: skip
     gens.append(gen)
@@ -84,7 +84,7 @@ def cmd_switch(root: Path, pins: Path, request: Path) -> int:
         known = _known(root)
         if version:
             known[target] = version
-            write_atomic(root / "systems.json", (json.dumps(known) + "\n").encode(), 0o644)
+            write_atomic(root / "systems.json", (json.dumps(known) + "\n").encode(), mode=0o644)
     else:
         version = _known(root).get(target)
     gen = _switch(root, state, target, version)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             state = _state(root)
             if state["current"] is None:
                 known = {args.system: args.version}
-                write_atomic(root / "systems.json", (json.dumps(known) + "\n").encode(), 0o644)
+                write_atomic(root / "systems.json", (json.dumps(known) + "\n").encode(), mode=0o644)
                 _switch(root, state, args.system, args.version)
             return 0
         if args.cmd == "switch":

@@ -58,6 +58,7 @@ from osiris_server.api import (
     runbooks,
     sites,
     tokens,
+    updates,
 )
 from osiris_server.api.notify import Alerter
 from osiris_server.config import ServerConfig
@@ -99,6 +100,7 @@ MODULES = [
     escrow,
     orders,
     tokens,
+    updates,
     logapi,
     rotation,
 ]

@@ -30,6 +30,9 @@ def create_order(app: App, req: Request, appliance_id: str) -> Response:
     if row["revoked_at"]:
         raise conflict("appliance is revoked")
     body = req.data
+    if body["kind"] == "update_agent":  # only ever a release the server stored (api/updates.py)
+        raise bad_request("update_agent orders come from a rollout: POST /api/v1/rollouts",
+                          "E_USE_ROLLOUT")  # fmt: skip
     params = body.get("params", {})
     disruptive = body.get("disruptive")
     named = params if isinstance(params, dict) else {}  # any other shape: new_order refuses

@@ -142,8 +142,10 @@ VALID_PARAMS = [
     ("collect_evidence", {"host_id": "ws01"}),
     ("collect_evidence", {"checks": ["patching", "windows_firewall"], "host_id": "dc01"}),
     ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": {"release": {}}}),
-    ("update_agent", {"version": "1.10.3-rc.1", "system": SYSTEM, "release": {},
-                      "allow_downgrade": True}),  # fmt: skip
+    (
+        "update_agent",
+        {"version": "1.10.3-rc.1", "system": SYSTEM, "release": {}, "allow_downgrade": True},
+    ),  # fmt: skip
 ]
 
 
@@ -197,10 +199,14 @@ INVALID_PARAMS = [
     ("update_agent", {"version": "0.2.0", "system": "/tmp/evil", "release": {}}),
     ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": "signed"}),
     ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": {}, "allow_downgrade": 1}),
-    ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": {},
-                      "url": "http://evil/agent.tgz"}),  # fmt: skip
-    ("update_agent", {"version": "0.2.0", "system": SYSTEM, "release": {},
-                      "command": "sh install.sh"}),  # fmt: skip
+    (
+        "update_agent",
+        {"version": "0.2.0", "system": SYSTEM, "release": {}, "url": "http://evil/agent.tgz"},
+    ),  # fmt: skip
+    (
+        "update_agent",
+        {"version": "0.2.0", "system": SYSTEM, "release": {}, "command": "sh install.sh"},
+    ),  # fmt: skip
     ("launch_missiles", {}),
     ("run_command", {"command": "whoami"}),
 ]
