@@ -43,6 +43,7 @@ from osiris_core.trust import AttestationError, KeyEpoch, key_epochs, original_k
 from osiris_server import auth
 from osiris_server import config as config_mod
 from osiris_server.api import (
+    alert_routes,
     checkin,
     credentials,
     escrow,
@@ -58,7 +59,6 @@ from osiris_server.api import (
     runbooks,
     sites,
     tokens,
-    updates,
 )
 from osiris_server.api.notify import Alerter
 from osiris_server.config import ServerConfig
@@ -100,9 +100,9 @@ MODULES = [
     escrow,
     orders,
     tokens,
-    updates,
     logapi,
     rotation,
+    alert_routes,
 ]
 
 _log_lock = threading.Lock()

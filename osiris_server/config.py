@@ -72,6 +72,13 @@ class ServerConfig:
     smtp: SmtpConfig | None = None
     webhooks: list[Webhook] = field(default_factory=list)
     request_log: bool = True
+    # alert routes (issue 16): webhooks to private/loopback addresses (SSRF guard off; a lab or
+    # a PSA on the LAN on purpose), and the delivery retry schedule (api/alert_fanout.py)
+    allow_private_webhooks: bool = False
+    alert_retry_base_s: float = 30.0
+    alert_retry_cap_s: float = 3600.0
+    alert_max_attempts: int = 8
+    alert_poll_s: float = 5.0
     # None: the embedded SQLite index DATA/osiris.db; else a postgresql:// URL (never printed
     # with its password: storage.redact_url)
     db_url: str | None = field(default=None, repr=False)
@@ -116,6 +123,11 @@ _SIMPLE = {
     "provision_rate_per_min": int,
     "max_pending_macs": int,
     "request_log": bool,
+    "allow_private_webhooks": bool,
+    "alert_retry_base_s": (int, float),
+    "alert_retry_cap_s": (int, float),
+    "alert_max_attempts": int,
+    "alert_poll_s": (int, float),
 }
 
 
@@ -281,6 +293,10 @@ order_key_name = "{order_key_name}"
 # auth_fail_window_s = 60
 # max_connections = 1024
 # max_connections_per_source = 64   # behind a reverse proxy, every client is the proxy: raise it
+# allow_private_webhooks = false   # alert routes may POST to private/loopback addresses
+# alert_max_attempts = 8            # route deliveries: tries before a delivery is dead
+# alert_retry_base_s = 30           # ... retried after 30 s, 60 s, 120 s, ... capped at
+# alert_retry_cap_s = 3600
 
 # [smtp]                      # alert e-mail for critical incidents (STARTTLS by default)
 # host = "smtp.example.com"
@@ -290,7 +306,7 @@ order_key_name = "{order_key_name}"
 # sender = "osiris@example.com"
 # recipients = ["noc@example.com"]
 
-# [[webhooks]]                # signed (HMAC-SHA256) alert webhooks
+# [[webhooks]]                # signed (HMAC-SHA256) alert webhooks (fallback: sites without routes)
 # url = "https://hooks.example.com/osiris"
 # secret = "a long random string"
 """

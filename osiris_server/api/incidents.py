@@ -122,14 +122,21 @@ def resolve_incident(app: App, req: Request, incident_id: str) -> Response:
         if changed:
             detail = {"note": note} if note else None
             audit(w, req, "incident.resolve", incident_id, row["site_id"], detail)
+            app.alerter.follow_up(w, incident_id, "resolve")  # PagerDuty closes its incident
+    if changed:
+        app.alerter.kick()
     return json_response(db_incidents.get(app.db, incident_id))
 
 
 def acknowledge_incident(app: App, req: Request, incident_id: str) -> Response:
     row = _open(app, req, incident_id)
     with app.db.write() as w:
-        if db_incidents.acknowledge(w, incident_id, req.principal.actor):
+        acked = db_incidents.acknowledge(w, incident_id, req.principal.actor)
+        if acked:  # also stops the SLA timer (api/alert_fanout.py requires acknowledged_at NULL)
             audit(w, req, "incident.acknowledge", incident_id, row["site_id"])
+            app.alerter.follow_up(w, incident_id, "acknowledge")
+    if acked:
+        app.alerter.kick()
     return json_response(db_incidents.get(app.db, incident_id))
 
 

@@ -17,6 +17,11 @@ at-least-once only in one narrow case: a process that dies after the mail left b
 ``mark_sent`` committed; and a delivery slower than its lease could be sent twice, which is why
 the lease is sized from the channels' own timeouts. Failures are logged by type, never with
 secrets.
+
+Routed alerts (issue 16, ``api/alert_fanout.py``): when the incident's site or partner has
+alert routes, ``queue`` writes one delivery row per route instead (retries with capped
+exponential backoff, then ``dead``), and the same thread also sends those and runs the SLA
+sweep; the global channels above stay the fallback for sites without any route.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from osiris_server.alerts import AlertError, send_email, send_webhook
-from osiris_server.db import alert_queue
+from osiris_server.api import alert_fanout
+from osiris_server.db import alert_deliveries, alert_queue
 from osiris_server.db import incidents as db_incidents
 
 if TYPE_CHECKING:
@@ -45,9 +51,9 @@ WEBHOOK_TIMEOUT_S = 5.0  # osiris_server.alerts.send_webhook's default
 class Alerter:
     """The process's side of the shared alert queue (see the module docstring)."""
 
-    def __init__(self, app: App, poll_s: float = 5.0) -> None:
+    def __init__(self, app: App, poll_s: float | None = None) -> None:
         self.app = app
-        self.poll_s = poll_s
+        self.poll_s = float(app.cfg.alert_poll_s if poll_s is None else poll_s)
         self.claimer = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -58,8 +64,7 @@ class Alerter:
         self.sent = 0
         self.failed = 0
         self.lease_s = self._lease()
-        if self.enabled:
-            self._start()  # at once: a previous process may have left alerts unsent
+        self._start()  # at once: a previous process may have left alerts unsent; SLA timers
 
     @property
     def enabled(self) -> bool:
@@ -74,22 +79,26 @@ class Alerter:
         return int(60 + smtp_s + 2 * WEBHOOK_TIMEOUT_S * len(cfg.webhooks))
 
     # ------------------------------------------------------------------ the request side
-    def queue(self, w: Writer, incident_id: str) -> None:
+    def queue(self, w: Writer, incident_id: str, fallback_only: bool = False) -> None:
         """Queue an alert for ``incident_id`` in the incident's own transaction ``w``; call
-        ``kick()`` after it committed. Nothing is queued when no channel is configured."""
+        ``kick()`` after it committed. The site's and partner's routes if it has any, else the
+        global channels; nothing is queued when there is neither."""
+        if not fallback_only and alert_fanout.queue_routes(w, incident_id):
+            return
         if self.enabled:
             alert_queue.enqueue(w, incident_id, int(time.time()))
 
+    def follow_up(self, w: Writer, incident_id: str, event: str) -> None:
+        """In the acknowledging/resolving transaction: tell the PagerDuty routes (kick after)."""
+        alert_fanout.queue_follow_up(w, incident_id, event)
+
     def kick(self) -> None:
         """Wake the sender (after the transaction that queued an alert committed)."""
-        if self.enabled:
-            self._start()
-            self._wake.set()
+        self._start()
+        self._wake.set()
 
     def submit(self, incident_id: str) -> None:
         """Queue and send an alert for an incident already committed (its own transaction)."""
-        if not self.enabled:
-            return
         with self.app.db.write() as w:
             self.queue(w, incident_id)
         self.kick()
@@ -107,6 +116,7 @@ class Alerter:
             try:
                 while self._send_due() and not self._stop.is_set():
                     pass
+                alert_fanout.sweep_sla(self.app)
             except Exception as exc:  # noqa: BLE001 - the database is down; the next poll retries
                 self._log("queue", exc)
             self._wake.wait(self.poll_s)
@@ -121,7 +131,8 @@ class Alerter:
                 if self._stop.is_set():
                     break  # shutting down: the lease runs out and another process sends it
                 self._deliver_row(row)
-            return bool(won)
+            routed = alert_fanout.send_due(self.app, self.claimer, self.lease_s, self._stop.is_set)
+            return bool(won) or routed
         finally:
             self._idle.set()
 
@@ -177,6 +188,12 @@ class Alerter:
                 self._log("webhook", exc)
         return None if ok else "; ".join(errors) or "no channel"
 
+    def log_failure(self, channel: str, error: str, state: str) -> None:
+        """A routed delivery's failure (already without secrets: alert_presets)."""
+        self.failed += 1
+        line = {"event": "alert_failed", "channel": channel, "error": error[:200], "state": state}
+        sys.stderr.write(json.dumps(line) + "\n")
+
     def _log(self, channel: str, exc: Exception) -> None:
         line = {"event": "alert_failed", "channel": channel, "error": str(exc)[:200]}
         sys.stderr.write(json.dumps(line) + "\n")
@@ -185,14 +202,14 @@ class Alerter:
     def drain(self, timeout: float = 10.0) -> None:
         """Wait until no alert is due now and this process has none in flight (tests,
         shutdown). Alerts waiting for a retry or held by another process's lease are not due."""
-        if not self.enabled:
-            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.kick()
             if self._idle.wait(max(0.0, deadline - time.monotonic())):
                 try:
-                    due = alert_queue.due_count(self.app.db, int(time.time()), MAX_ATTEMPTS)
+                    at = int(time.time())
+                    due = alert_queue.due_count(self.app.db, at, MAX_ATTEMPTS)
+                    due += alert_deliveries.due_count(self.app.db, at)
                 except Exception:  # noqa: BLE001 - the database is gone: nothing to wait for
                     return
                 if due == 0 and self._idle.is_set():

@@ -418,37 +418,52 @@ MIGRATIONS: list[list[Step]] = [
         "ALTER TABLE credentials ADD COLUMN cert_thumbprint TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE credentials ADD COLUMN auth TEXT NOT NULL DEFAULT 'ntlm'",
     ],
-    # 13: agent updates (issue 16 item 6, api/updates.py). ``agent_releases``: the signed
-    # osiris.release/1 documents (with a version) rollouts name, one build per version, never
-    # replaced. A rollout is an operator's decision to move named sites to one release; each
-    # appliance's signed update_agent order is a row of ``orders``, tied to its rollout by
-    # ``rollout_orders``. No state column: each appliance's state is read from the order's
-    # signed evidence (requested, switched, healthy | rolled_back), never stored twice.
+    # 13: alert routes per partner and per site, one delivery row per (incident, route, event,
+    # escalation step), SLA timers per partner and severity (issue 16 item 3). A route's URL,
+    # signing secret or PagerDuty routing key is a vault token (``secret_enc``), never plaintext;
+    # ``target`` is what operators see (addresses, or the URL's scheme and host). An incident's
+    # ``sla_level`` is how many SLA breaches were escalated: the conditional UPDATE that raises
+    # it is what makes each breach fire once, whichever server sees it first.
     [
-        """CREATE TABLE agent_releases (
-            version TEXT PRIMARY KEY,
-            system TEXT NOT NULL,
-            envelope TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            created_by TEXT NOT NULL
-        )""",
-        """CREATE TABLE rollouts (
+        """CREATE TABLE alert_routes (
             id TEXT PRIMARY KEY,
-            version TEXT NOT NULL REFERENCES agent_releases(version),
-            system TEXT NOT NULL,
-            sites_json TEXT NOT NULL,
-            allow_downgrade INTEGER NOT NULL,
+            partner_id TEXT REFERENCES partners(id),
+            site_id TEXT REFERENCES sites(id),
+            name TEXT NOT NULL,
+            preset TEXT NOT NULL,
+            level INTEGER NOT NULL DEFAULT 0,
+            target TEXT NOT NULL,
+            secret_enc TEXT NOT NULL,
             created_at TEXT NOT NULL,
             created_by TEXT NOT NULL
         )""",
-        """CREATE TABLE rollout_orders (
-            order_id TEXT PRIMARY KEY REFERENCES orders(id),
-            rollout_id TEXT NOT NULL REFERENCES rollouts(id),
-            site_id TEXT NOT NULL,
-            appliance_id TEXT NOT NULL
+        "CREATE INDEX alert_routes_scope ON alert_routes (partner_id, site_id)",
+        """CREATE TABLE alert_deliveries (
+            id TEXT PRIMARY KEY,
+            incident_id TEXT NOT NULL REFERENCES incidents(id),
+            route_id TEXT NOT NULL,
+            route_name TEXT NOT NULL,
+            preset TEXT NOT NULL,
+            event TEXT NOT NULL,
+            step INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            claimed_until INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            last_error TEXT,
+            created_epoch INTEGER NOT NULL,
+            sent_epoch INTEGER,
+            UNIQUE (incident_id, route_id, event, step)
         )""",
-        "CREATE INDEX rollout_orders_rollout ON rollout_orders (rollout_id)",
-        "CREATE INDEX rollout_orders_appliance ON rollout_orders (appliance_id)",
+        "CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_attempt_at)",
+        """CREATE TABLE partner_sla (
+            partner_id TEXT NOT NULL REFERENCES partners(id),
+            severity TEXT NOT NULL,
+            ack_within_s INTEGER NOT NULL,
+            PRIMARY KEY (partner_id, severity)
+        )""",
+        "ALTER TABLE incidents ADD COLUMN sla_level INTEGER NOT NULL DEFAULT 0",
     ],
 ]
 
