@@ -59,6 +59,7 @@ from osiris_server.api import (
     runbooks,
     sites,
     tokens,
+    updates,
 )
 from osiris_server.api.notify import Alerter
 from osiris_server.config import ServerConfig
@@ -100,6 +101,7 @@ MODULES = [
     escrow,
     orders,
     tokens,
+    updates,
     logapi,
     rotation,
     alert_routes,

@@ -418,7 +418,39 @@ MIGRATIONS: list[list[Step]] = [
         "ALTER TABLE credentials ADD COLUMN cert_thumbprint TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE credentials ADD COLUMN auth TEXT NOT NULL DEFAULT 'ntlm'",
     ],
-    # 13: alert routes per partner and per site, one delivery row per (incident, route, event,
+    # 13: agent updates (issue 16 item 6, api/updates.py). ``agent_releases``: the signed
+    # osiris.release/1 documents (with a version) rollouts name, one build per version, never
+    # replaced. A rollout is an operator's decision to move named sites to one release; each
+    # appliance's signed update_agent order is a row of ``orders``, tied to its rollout by
+    # ``rollout_orders``. No state column: each appliance's state is read from the order's
+    # signed evidence (requested, switched, healthy | rolled_back), never stored twice.
+    [
+        """CREATE TABLE agent_releases (
+            version TEXT PRIMARY KEY,
+            system TEXT NOT NULL,
+            envelope TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""",
+        """CREATE TABLE rollouts (
+            id TEXT PRIMARY KEY,
+            version TEXT NOT NULL REFERENCES agent_releases(version),
+            system TEXT NOT NULL,
+            sites_json TEXT NOT NULL,
+            allow_downgrade INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        )""",
+        """CREATE TABLE rollout_orders (
+            order_id TEXT PRIMARY KEY REFERENCES orders(id),
+            rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+            site_id TEXT NOT NULL,
+            appliance_id TEXT NOT NULL
+        )""",
+        "CREATE INDEX rollout_orders_rollout ON rollout_orders (rollout_id)",
+        "CREATE INDEX rollout_orders_appliance ON rollout_orders (appliance_id)",
+    ],
+    # 14: alert routes per partner and per site, one delivery row per (incident, route, event,
     # escalation step), SLA timers per partner and severity (issue 16 item 3). A route's URL,
     # signing secret or PagerDuty routing key is a vault token (``secret_enc``), never plaintext;
     # ``target`` is what operators see (addresses, or the URL's scheme and host). An incident's
