@@ -40,7 +40,7 @@ from osiris_core.errors import OsirisError
 from osiris_core.files import create_private
 from osiris_core.keys import Signer, Verifier, load_private_key, write_private_key
 from osiris_core.trust import AttestationError, KeyEpoch, key_epochs, original_key
-from osiris_server import auth
+from osiris_server import auth, learning
 from osiris_server import config as config_mod
 from osiris_server.api import (
     alert_routes,
@@ -60,6 +60,9 @@ from osiris_server.api import (
     sites,
     tokens,
     updates,
+)
+from osiris_server.api import (
+    learning as api_learning,
 )
 from osiris_server.api.notify import Alerter
 from osiris_server.config import ServerConfig
@@ -105,6 +108,7 @@ MODULES = [
     logapi,
     rotation,
     alert_routes,
+    api_learning,
 ]
 
 _log_lock = threading.Lock()
@@ -220,6 +224,8 @@ class App:
         self.signed_rules: dict[str, Any] = {}
         self.signed_rules_json = b"{}"
         self._load_catalog()
+        # per-site rule sets: the baseline plus the learned rules promoted there (learning.py)
+        self.rule_sets = learning.RuleSets(self)
         self.closed = False
 
     # ------------------------------------------------------------------ lifecycle

@@ -313,9 +313,34 @@ class Client(Transport):
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         return self.delete(f"/tokens/{_seg(token_id)}")
 
-    def learning_candidates(self, site_id: str | None = None) -> list[LearningCandidate]:
-        data = self.get("/learning/candidates", site=site_id)
+    def learning_candidates(
+        self, site_id: str | None = None, status: str | None = None
+    ) -> list[LearningCandidate]:
+        data = self.get("/learning/candidates", site=site_id, status=status)
         return [LearningCandidate.from_json(r) for r in data["candidates"]]
+
+    def learning_candidate(self, candidate_id: str) -> dict[str, Any]:
+        """One pattern with its rule, thresholds and the evidence bundles behind it."""
+        return self.get(f"/learning/candidates/{_seg(candidate_id)}")
+
+    def learning_approve(
+        self,
+        candidate_id: str,
+        canary_sites: list[str] | None = None,
+        canary_percent: int | None = None,
+        soak_s: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if canary_sites:
+            body["canary_sites"] = canary_sites
+        if canary_percent is not None:
+            body["canary_percent"] = canary_percent
+        if soak_s is not None:
+            body["soak_s"] = soak_s
+        return self.post(f"/learning/candidates/{_seg(candidate_id)}/approve", body)
+
+    def learning_reject(self, candidate_id: str, reason: str) -> dict[str, Any]:
+        return self.post(f"/learning/candidates/{_seg(candidate_id)}/reject", {"reason": reason})
 
     def audit(
         self,

@@ -299,12 +299,11 @@ INCIDENTS = cols(
 LEARNING = cols(
     "learning candidates",
     Column("id", "ID", _attr("id")),
-    Column("site", "SITE", _or_dash("site_id")),
     Column("check", "CHECK", _attr("check_id")),
     Column("runbook", "RUNBOOK", _attr("runbook_id")),
-    Column("ok", "OK", _attr("successes")),
-    Column("failed", "FAILED", _attr("failures"), style=lambda c: "red" if c.failures else ""),
-    Column("rate", "RATE", _attr("success_rate")),
+    Column("healed", "L2 HEALED", _attr("l2_fraction")),
+    Column("sites", "SITES", _attr("sites")),
+    Column("after", "AFTER", _attr("after_fraction")),
     Column("status", "STATUS", _attr("status"), status=True),
     Column("updated", "UPDATED", _attr("updated_at")),
 )

@@ -241,24 +241,37 @@ class Provision(Record):
 
 @dataclass
 class LearningCandidate(Record):
-    """A (check, runbook) pair the server tracks for promotion to an automatic L1 rule.
-
-    Read-only: the server lists candidates; promoting one is not in its API yet.
-    """
+    """A learned pattern (``GET /learning/candidates``): check, chosen runbook and params, its L2
+    record across sites as ``k/n``, and where it is in the loop (observing, candidate,
+    rejected, canary, fleet, disabled). Its id is the L1 rule id it becomes when approved."""
 
     id: str = ""
-    site_id: str | None = None
-    check_id: str = ""
-    runbook_id: str = ""
-    successes: int = 0
-    failures: int = 0
     status: str = ""
+    check_id: str = ""
+    detect_runbook_id: str = ""
+    runbook_id: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    l2: dict[str, Any] = field(default_factory=dict)
+    after_promotion: dict[str, Any] = field(default_factory=dict)
+    approvable: bool = False
+    refusal: str | None = None
+    canary_sites: list[str] = field(default_factory=list)
+    decided_by: str | None = None
+    reason: str | None = None
     updated_at: str | None = None
 
     @property
-    def success_rate(self) -> str:
-        n = (self.successes or 0) + (self.failures or 0)
-        return f"{100 * (self.successes or 0) // n}%" if n else "-"
+    def l2_fraction(self) -> str:
+        return str(self.l2.get("fraction") or "0/0")
+
+    @property
+    def sites(self) -> int:
+        return int(self.l2.get("sites") or 0)
+
+    @property
+    def after_fraction(self) -> str:
+        n = int(self.after_promotion.get("n") or 0)
+        return str(self.after_promotion.get("fraction")) if n else "-"
 
 
 @dataclass

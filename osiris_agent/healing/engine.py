@@ -252,7 +252,7 @@ class HealingEngine:
 
             decision = L2Decision(False, getattr(policy.l2, "model", "?"), "", refusal=short(
                 f"planner failed: {type(exc).__name__}", 200))  # fmt: skip
-        record = decision.record()
+        record = decision.record(finding.result())
         if not decision.accepted or decision.runbook_id is None:
             pre = capped({**finding.detect().state(), "l2": record})
             h = self._fired(lambda: self._emit(

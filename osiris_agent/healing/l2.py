@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from osiris_core import phi
+from osiris_core import pattern, phi
 from osiris_core.catalog import Runbook
 from osiris_core.errors import SchemaError
 
@@ -56,9 +56,13 @@ class L2Decision:
     refusal: str | None = None
     answer_sha256: str | None = None
 
-    def record(self) -> dict[str, Any]:
-        """The decision as evidence data (no prompt text, no key, no raw answer)."""
-        return {
+    def record(self, finding: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The decision as evidence data (no prompt text, no key, no raw answer).
+
+        With the ``finding`` an accepted plan also carries its normalised pattern signature
+        (``osiris_core.pattern``): the server's learning loop counts outcomes per pattern across
+        sites, and the signature holds the shape of the observed state, never its values."""
+        out = {
             "model": self.model,
             "prompt_sha256": self.prompt_sha256,
             "answer_sha256": self.answer_sha256,
@@ -68,6 +72,12 @@ class L2Decision:
             "reason": phi.scrub(self.reason)[:300],
             "refusal": self.refusal,
         }
+        if finding is not None and self.accepted and self.runbook_id is not None:
+            out["pattern"] = pattern.signature(
+                finding.get("check", ""), finding.get("runbook_id", ""),
+                finding.get("observed") or {}, self.runbook_id, self.params,
+            )  # fmt: skip
+        return out
 
 
 class L2Planner(Protocol):

@@ -178,9 +178,8 @@ def checkin(app: App, req: Request) -> Response:
         "next_checkin_s": str(int(interval)).encode("ascii"),
         "orders": b"[" + b",".join(env.encode() for _, env in pending) + b"]",
     }
-    unchanged = checkin_delta.unchanged_parts(
-        holds, api_policy.ruleset_hash(app), t_hash, policy_env is None
-    )
+    _rules, rules_json, rules_hash = app.rule_sets.for_site(p.site_id)
+    unchanged = checkin_delta.unchanged_parts(holds, rules_hash, t_hash, policy_env is None)
     if holds is not None:  # only an agent that sent holds understands these two fields
         parts["unchanged"] = json_list(unchanged)
         if targets is not None:
@@ -188,7 +187,7 @@ def checkin(app: App, req: Request) -> Response:
     if targets is not None:
         parts["targets"] = targets
     if "rules" not in unchanged:
-        parts["rules"] = app.signed_rules_json  # serialised once at start
+        parts["rules"] = rules_json  # serialised once per rule set (learning.RuleSets)
     if policy_env is not None:
         parts["policy"] = policy_env.encode("ascii")
     return raw_json_response(parts)

@@ -28,6 +28,7 @@ from osiris_core.errors import OsirisError
 from osiris_core.keys import Verifier
 from osiris_core.partner import RESELLER_FIELD, check_reseller
 from osiris_core.trust import KeyEpoch
+from osiris_server import learning
 from osiris_server.api.common import LIMIT, read, site_for
 from osiris_server.api.logapi import served_checkpoint
 from osiris_server.db import evidence as db_evidence
@@ -226,6 +227,8 @@ def _commit(app: App, p: Any, staged: list, results: list[dict[str, Any]]) -> No
     with app.db.write() as w:
         db_evidence.insert(w, rows)
         for _i, _data, bundle, bh, gap in staged:
+            if bundle["tier"] in ("L1", "L2"):  # the learning loop's counts (learning.py)
+                learning.observe(app, w, bundle, bh)
             if bundle["order_id"]:
                 db_orders.mark_done(w, p.id, bundle["order_id"], bh, bundle["outcome"])
             if gap:

@@ -1,12 +1,10 @@
-"""``/healthz``, the OpenAPI document (generated from the router, so it cannot drift), and
-learning candidates (read-only view of promotion candidates)."""
+"""``/healthz`` and the OpenAPI document (generated from the router, so it cannot drift).
+The learning candidates moved to ``api/learning.py``."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from osiris_server.api.common import SITE_ID, read, visible_site_ids
-from osiris_server.db import runbooks as db_runbooks
 from osiris_server.http import (
     F,
     Request,
@@ -29,16 +27,6 @@ def healthz(app: App, req: Request) -> Response:
 
 def openapi(app: App, req: Request) -> Response:
     return json_response(build_openapi(app.router))
-
-
-def learning(app: App, req: Request) -> Response:
-    sites = visible_site_ids(app, req.principal)
-    site = req.params.get("site")
-    rows = db_runbooks.learning_candidates(app.db)
-    rows = [r for r in rows if (sites is None or r["site_id"] in sites)]
-    if site:
-        rows = [r for r in rows if r["site_id"] == site]
-    return json_response({"candidates": rows})
 
 
 # The one error shape of the API (osiris_server.http.error_body), as a spec like every other body.
@@ -138,12 +126,4 @@ def build_openapi(router: Router) -> dict[str, Any]:
 ROUTES = [
     Route("GET", "/healthz", healthz, "none", summary="Liveness", tag="meta"),
     Route("GET", "/api/v1/openapi.json", openapi, "none", summary="This document", tag="meta"),
-    read(
-        "GET",
-        "/api/v1/learning/candidates",
-        learning,
-        query={"site": SITE_ID},
-        summary="Runbook promotion candidates",
-        tag="learning",
-    ),
 ]

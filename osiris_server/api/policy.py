@@ -46,8 +46,11 @@ _issued: dict[int, dict[str, tuple[tuple, int, str | None]]] = {}
 _rules_hash: dict[int, tuple[int, str]] = {}
 
 
-def ruleset_hash(app: App) -> str:
-    """``sha256:`` + hex SHA-256 of the canonical signed rules document (what the agent hashes)."""
+def ruleset_hash(app: App, site_id: str | None = None) -> str:
+    """``sha256:`` + hex SHA-256 of the canonical signed rules document (what the agent hashes);
+    with ``site_id``, of that site's rule set (baseline + its promoted learned rules)."""
+    if site_id is not None:
+        return app.rule_sets.for_site(site_id)[2]
     key = id(app.signed_rules)
     hit = _rules_hash.get(id(app))
     if hit is None or hit[0] != key:
@@ -162,7 +165,7 @@ def content(
         "allowlists": allow,
         "releases": list(inputs["releases"]),
         "changes": changes,
-        "ruleset_hash": ruleset_hash(app),
+        "ruleset_hash": ruleset_hash(app, site["id"]),
     }
 
 
@@ -207,7 +210,7 @@ def current(
 ) -> tuple[int, str | None]:
     """``(version, envelope JSON or None)`` for a check-in; the envelope is None when the
     appliance says it already has ``version`` (``have``)."""
-    key = (g_site, g_own, ruleset_hash(app))
+    key = (g_site, g_own, ruleset_hash(app, site["id"]))
     per = _issued.setdefault(id(app), {})
     hit = per.get(appliance_id)
     if hit is not None and hit[0] == key:

@@ -497,6 +497,45 @@ MIGRATIONS: list[list[Step]] = [
         )""",
         "ALTER TABLE incidents ADD COLUMN sla_level INTEGER NOT NULL DEFAULT 0",
     ],
+    # 15: the learning loop (issue 16 item 5; osiris_server/learning.py). A pattern is the
+    # normalised signature of an L2 outcome (osiris_core/pattern.py), named by the id of the L1
+    # rule it would become; one outcome row per evidence bundle (the bundle hash is the key, so
+    # a resent bundle counts once): tier L2 before promotion, L1 (the promoted rule firing)
+    # after. The learning_candidates table of migration 1 goes: nothing but tests wrote it.
+    [
+        """CREATE TABLE learning_patterns (
+            id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            check_id TEXT NOT NULL,
+            detect_runbook_id TEXT NOT NULL,
+            runbook_id TEXT NOT NULL,
+            params_json TEXT NOT NULL,
+            shape_json TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            decided_by TEXT,
+            decided_at TEXT,
+            reason TEXT,
+            canary_json TEXT NOT NULL DEFAULT '[]',
+            soak_s INTEGER NOT NULL DEFAULT 0,
+            promoted_at TEXT,
+            fleet_at TEXT,
+            disabled_at TEXT
+        )""",
+        """CREATE TABLE learning_outcomes (
+            bundle_hash TEXT PRIMARY KEY,
+            pattern_id TEXT NOT NULL REFERENCES learning_patterns(id),
+            site_id TEXT NOT NULL,
+            appliance_id TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            success INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX learning_outcomes_pattern ON learning_outcomes (pattern_id, tier, at)",
+        "DROP TABLE learning_candidates",
+    ],
 ]
 
 

@@ -344,8 +344,3 @@ def issue_policy(
             [version, content_sha256, envelope_json, issued_at, appliance_id],
         )
     return version, envelope_json, "new"
-
-
-def learning_candidates(db: Database) -> list[dict[str, Any]]:
-    """Every learning candidate, most recently updated first (callers filter by site)."""
-    return db.query("SELECT * FROM learning_candidates ORDER BY updated_at DESC")

@@ -21,7 +21,7 @@ from .demo import demo
 from .escrow import escrow
 from .evidence import evidence
 from .incident import incident
-from .learn import learn
+from .learn import learning
 from .order import order
 from .packet import packet
 from .partner import partner
@@ -41,7 +41,7 @@ for _command in (
     runbook,
     order,
     incident,
-    learn,
+    learning,
     provision,
     partner,
     token,
@@ -54,5 +54,6 @@ for _command in (
     trust,
 ):
     main.add_command(_command)
+main.add_command(learning, "learn")  # the former name (issue 16 renamed it `learning`)
 
 __all__ = ["main", "UsageError"]

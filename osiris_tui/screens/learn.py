@@ -1,8 +1,12 @@
-"""Learned-rule candidates: what the server's `GET /learning/candidates` holds, read-only.
+"""The Learning view: the server's learned patterns (``GET /learning/candidates``), each with
+its L2 record across sites as ``k/n``, and on enter the evidence bundles behind it.
 
-The server lists (check, runbook) pairs with their success record; it has no promotion call
-yet, so this view offers none either — the title says so rather than showing a dead key.
-Columns are `osiris learn list`'s (``columns.LEARNING``) without the id (enter shows it).
+Why the detail is fetched with the listing: enter must show what the admin decides on — the
+rule the pattern becomes, the thresholds, every bundle (site, appliance, outcome, hash) — and
+the modal opens on the UI thread, where no request may run. The listing is small (candidates and
+promoted rules, not the patterns still being observed), so each poll asks for at most
+``DETAILS`` of them in the worker. Deciding stays with the CLI (`osiris learning approve|reject`,
+admin only), which asks for confirmation and a reason.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from rich.text import Text
 from ..columns import LEARNING
 from ..widgets.polling import PollingTableScreen, back_binding, refresh_binding
 
-SHOWN = LEARNING.pick("site", "check", "runbook", "ok", "failed", "rate", "status", "updated")
+SHOWN = LEARNING.pick("check", "runbook", "healed", "sites", "after", "status", "updated")
+DETAILS = 50
 
 
 class LearnScreen(PollingTableScreen):
@@ -26,12 +31,17 @@ class LearnScreen(PollingTableScreen):
 
     def title_text(self) -> Text:
         return Text.assemble(
-            (" Learning candidates", "bold"),
-            ("  read-only: the server lists them; promotion is not in its API", "dim"),
-        )
+            (" Learning", "bold"),
+            ("  L2 healed k/n across sites · enter: the evidence · "
+             "decide with osiris learning approve|reject", "dim"),
+        )  # fmt: skip
 
     def fetch(self) -> list[Any]:
-        return self.client.learning_candidates()
+        records = self.client.learning_candidates()
+        for r in records[:DETAILS]:
+            full = self.client.learning_candidate(r.id)
+            r.raw = {**r.raw, "evidence": full.get("evidence", []), "rule": full.get("rule")}
+        return records
 
     def key(self, record: Any) -> str:
         return record.id
@@ -40,4 +50,6 @@ class LearnScreen(PollingTableScreen):
         return SHOWN.cells(record)
 
     def detail(self, record: Any) -> tuple[str, Any]:
-        return f"candidate {record.id}", record.as_json()
+        doc = {**record.as_json(), "rule": record.raw.get("rule"),
+               "evidence": record.raw.get("evidence", [])}  # fmt: skip
+        return f"candidate {record.id}", doc

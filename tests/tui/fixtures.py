@@ -133,11 +133,21 @@ class RecordedClient(Client):
                  "created_at": iso(NOW - 9000), "expires_at": iso(NOW + 70000),
                  "used_at": iso(NOW - 8000),
                  "appliance_id": d["appliances"][2]["id"]}]}  # fmt: skip
-        if p == "/learning/candidates":
-            return {"candidates": [
-                {"id": "lc_01", "site_id": "site-00", "check_id": "windows_firewall",
-                 "runbook_id": "RB-WIN-FW-001", "successes": 41, "failures": 2,
-                 "status": "candidate", "updated_at": iso(NOW - 120)}]}  # fmt: skip
+        if p in ("/learning/candidates", "/learning/candidates/L1-LRN-0A1B2C3D4E5F"):
+            row = {"id": "L1-LRN-0A1B2C3D4E5F", "status": "candidate",
+                   "check_id": "windows_firewall", "detect_runbook_id": "RB-WIN-FW-001",
+                   "runbook_id": "RB-WIN-FW-001", "params": {},
+                   "l2": {"n": 43, "ok": 41, "sites": 3, "appliances": 3, "fraction": "41/43"},
+                   "after_promotion": {"n": 0, "ok": 0, "sites": 0, "appliances": 0,
+                                       "fraction": "0/0"},
+                   "approvable": True, "refusal": None, "canary_sites": [],
+                   "updated_at": iso(NOW - 120)}  # fmt: skip
+            if p == "/learning/candidates":
+                return {"candidates": [row]}
+            return {**row, "rule": {"id": row["id"]}, "evidence": [
+                {"bundle_hash": "sha256:" + "ab" * 32, "site_id": "site-00",
+                 "appliance_id": d["appliances"][0]["id"], "tier": "L2", "success": True,
+                 "outcome": "healed", "at": iso(NOW - 300)}]}  # fmt: skip
         if p == "/audit":
             return {"audit": [
                 {"id": 3, "at": iso(NOW - 30), "actor": "token:admin",

@@ -215,7 +215,7 @@ def test_every_command_has_help() -> None:
 
 
 REQUIRED_GROUPS = {"site", "appliance", "cred", "runbook", "order", "incident", "evidence",
-                   "provision", "partner", "token", "audit", "learn"}  # fmt: skip
+                   "provision", "partner", "token", "audit", "learn", "learning"}  # fmt: skip
 
 
 def test_all_groups_present_and_json_on_every_listing() -> None:
@@ -225,34 +225,65 @@ def test_all_groups_present_and_json_on_every_listing() -> None:
             assert any(p.name == "as_json" for p in cmd.params), path
 
 
-LEARN_KEYS = {"id", "site_id", "check_id", "runbook_id", "successes", "failures", "status",
+LEARN_KEYS = {"id", "status", "check_id", "detect_runbook_id", "runbook_id", "params", "l2",
+              "after_promotion", "approvable", "refusal", "canary_sites", "decided_by", "reason",
               "updated_at"}  # fmt: skip
 
 
-def test_learn_list_shows_what_the_server_has(live) -> None:
+def seed_pattern(
+    db_path,
+    pid: str,
+    site: str,
+    ok: int,
+    failed: int,
+    status: str = "candidate",
+    runbook: str = "RB-WIN-FIREWALL-001",
+    check: str = "windows_firewall",
+) -> None:
+    """A learned pattern with its outcomes, written the way the server's learner writes them
+    on ingest (tests/server/test_learning.py drives that path with signed bundles)."""
     import sqlite3
 
-    r = run(live, "learn", "list", "--site", "weird", "--json")
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == []  # nothing learned for this site yet, and it says so
-    # No API creates candidates (the server only lists them): put one in its real database
-    # the way its learner would, then read it back through the API.
-    db = sqlite3.connect(live.data / "osiris.db", timeout=10)
+    db = sqlite3.connect(db_path, timeout=10)
+    at = "2026-01-01T00:00:00.000Z"
     with db:
         db.execute(
-            "INSERT INTO learning_candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ("lc_weird_1", "weird", "windows_firewall", "RB-WIN-FIREWALL-001", 9, 1, "candidate",
-             "2026-01-01T00:00:00.000Z"),
-        )  # fmt: skip
+            "INSERT INTO learning_patterns (id, sha256, check_id, detect_runbook_id, runbook_id,"
+            " params_json, shape_json, status, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, '{}', '{}', ?, ?, ?)",
+            (pid, pid.lower() * 3, check, runbook, runbook, status, at, at),
+        )
+        for i in range(ok + failed):
+            db.execute(
+                "INSERT INTO learning_outcomes VALUES (?, ?, ?, ?, 'L2', ?, ?, ?)",
+                (f"sha256:{pid}{i}", pid, site if i % 2 else "riverside", "app_x",
+                 1 if i < ok else 0, "healed" if i < ok else "failed", at),
+            )  # fmt: skip
     db.close()
-    r = run(live, "learn", "list", "--site", "weird", "--json")
+
+
+def test_learning_candidates_shows_what_the_server_has(live) -> None:
+    """Issue 16 (deliberate): `osiris learning candidates` (the old `learn list` still works)
+    lists patterns with k/n, not the old per-site successes/failures/percent rows."""
+    r = run(live, "learning", "candidates", "--site", "weird", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == []  # nothing learned for this site yet, and it says so
+    seed_pattern(live.data / "osiris.db", "L1-LRN-0123456789AB", "weird", 9, 1)
+    r = run(live, "learning", "candidates", "--site", "weird", "--json")
     rows = json.loads(r.stdout)
     assert [set(x) for x in rows] == [LEARN_KEYS]
-    assert rows[0]["successes"] == 9 and rows[0]["runbook_id"] == "RB-WIN-FIREWALL-001"
+    assert rows[0]["l2"]["fraction"] == "9/10" and rows[0]["runbook_id"] == "RB-WIN-FIREWALL-001"
     r = run(live, "learn", "list", "--site", "weird")
-    assert r.stdout.splitlines()[1].split("\t")[4:7] == ["9", "1", "90%"]
-    r = run(live, "learn", "list", "--site", "riverside", "--json")
-    assert json.loads(r.stdout) == []  # tenant filter is the server's
+    assert r.stdout.splitlines()[1].split("\t")[3:6] == ["9/10", "2", "-"]
+    r = run(live, "learning", "show", "L1-LRN-0123456789AB", "--json")
+    shown = json.loads(r.stdout)
+    assert len(shown["evidence"]) == 10 and shown["rule"]["id"] == "L1-LRN-0123456789AB"
+    r = run(live, "learning", "candidates", "--site", "nowhere", "--json")
+    assert json.loads(r.stdout) == []
+    r = run(live, "learning", "reject", "L1-LRN-0123456789AB", "--reason", "not here", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "rejected", r.stderr
+    r = run(live, "learning", "approve", "L1-LRN-0123456789AB", "--yes")
+    assert r.returncode == 2 and "rejected, not a candidate" in r.stderr
 
 
 def test_cli_runner_stdout_stderr_split(live) -> None:

@@ -273,16 +273,10 @@ async def test_command_bar_and_audit_view(live) -> None:
 
 
 async def test_learn_view_lists_the_servers_candidates(live) -> None:
-    import sqlite3
+    from tests.tui.test_cli import seed_pattern
 
-    db = sqlite3.connect(live.data / "osiris.db", timeout=10)
-    with db:  # no API creates candidates; the server's learner would write this row
-        db.execute(
-            "INSERT OR REPLACE INTO learning_candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ("lc_console_1", "riverside", "linux_firewall", "LIN-FW-001", 3, 1, "candidate",
-             "2026-01-01T00:00:00.000Z"),
-        )  # fmt: skip
-    db.close()
+    seed_pattern(live.data / "osiris.db", "L1-LRN-C0C0C0C0C0C0", "riverside", 3, 1,
+                 runbook="LIN-FW-001", check="linux_firewall")  # fmt: skip
     app = OsirisApp(live.url, live.token)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
@@ -291,7 +285,9 @@ async def test_learn_view_lists_the_servers_candidates(live) -> None:
         assert type(app.screen).__name__ == "LearnScreen"
         t = table(app, "#learn-table")
         row = cells(t, "runbook").index("LIN-FW-001")
-        assert cells(t, "rate")[row] == "75%" and cells(t, "check")[row] == "linux_firewall"
+        # issue 16, deliberate: k/n (was a percentage), and enter shows the evidence behind it
+        assert cells(t, "healed")[row] == "3/4" and cells(t, "check")[row] == "linux_firewall"
+        assert len(app.screen.records["L1-LRN-C0C0C0C0C0C0"].raw["evidence"]) == 4
         await pilot.press("escape")
         await settle(app, pilot, 1)
         assert type(app.screen).__name__ == "FleetScreen"
