@@ -45,6 +45,7 @@ ALIASES = {
     "log": "activity",
     "activity": "activity",
     "learn": "learn",
+    "settings": "settings",
     "q": "quit",
     "quit": "quit",
 }
@@ -292,6 +293,10 @@ class OsirisApp(BaseApp):
             from .screens.learn import LearnScreen
 
             self.push_screen(LearnScreen())
+        elif target == "settings":
+            from .screens.site_settings import open_for_current
+
+            open_for_current(self)
         elif target.startswith("tab:"):
             if isinstance(self.screen, ApplianceScreen):
                 self.screen.show_tab(target[4:])

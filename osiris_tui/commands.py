@@ -24,6 +24,7 @@ LABELS = {
     "provision": "Provisioning: claim codes",
     "audit": "Audit log",
     "learn": "Learning: promotion candidates",
+    "settings": "Site settings: window, cadence, allow-lists (site under the cursor)",
     "activity": "Activity log of this session",
     "tab:drift": "Appliance: drift",
     "tab:runbooks": "Appliance: runbooks",
