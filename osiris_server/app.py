@@ -89,6 +89,7 @@ from osiris_server.locks import ApplianceLocks
 from osiris_server.log import LogError, TransparencyLog
 from osiris_server.storage import StorageUnavailable
 from osiris_server.vault import Vault, VaultError
+from osiris_server.watchdog import Watchdog
 
 MODULES = [
     meta,
@@ -211,6 +212,8 @@ class App:
         )
         self.provision_limiter = auth.RateLimiter(cfg.provision_rate_per_min, 60.0)
         self.alerter = Alerter(self)
+        # silent appliances and hosts become incidents (one tick at a time across servers)
+        self.watchdog = Watchdog(self, cfg.watchdog_tick_s)
         self._verifiers: dict[str, Verifier] = {}
         self._epochs: dict[tuple[str, str], list[KeyEpoch]] = {}
         # one ingest or key rotation at a time per appliance, across gunicorn workers too
@@ -227,6 +230,7 @@ class App:
         # per-site rule sets: the baseline plus the learned rules promoted there (learning.py)
         self.rule_sets = learning.RuleSets(self)
         self.closed = False
+        self.watchdog.start()
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -255,6 +259,7 @@ class App:
         if self.closed:
             return
         self.closed = True
+        self.watchdog.close()
         self.alerter.close()
         self.heartbeats.close()
         self.log.close()

@@ -72,6 +72,8 @@ class ServerConfig:
     smtp: SmtpConfig | None = None
     webhooks: list[Webhook] = field(default_factory=list)
     request_log: bool = True
+    # the appliance watchdog's tick (osiris_server/watchdog.py); 0 turns it off in this process
+    watchdog_tick_s: float = 30.0
     # alert routes (issue 16): webhooks to private/loopback addresses (SSRF guard off; a lab or
     # a PSA on the LAN on purpose), and the delivery retry schedule (api/alert_fanout.py)
     allow_private_webhooks: bool = False
@@ -123,6 +125,7 @@ _SIMPLE = {
     "provision_rate_per_min": int,
     "max_pending_macs": int,
     "request_log": bool,
+    "watchdog_tick_s": (int, float),
     "allow_private_webhooks": bool,
     "alert_retry_base_s": (int, float),
     "alert_retry_cap_s": (int, float),
@@ -293,6 +296,7 @@ order_key_name = "{order_key_name}"
 # auth_fail_window_s = 60
 # max_connections = 1024
 # max_connections_per_source = 64   # behind a reverse proxy, every client is the proxy: raise it
+# watchdog_tick_s = 30        # how often the watchdog looks for silent appliances and hosts
 # allow_private_webhooks = false   # alert routes may POST to private/loopback addresses
 # alert_max_attempts = 8            # route deliveries: tries before a delivery is dead
 # alert_retry_base_s = 30           # ... retried after 30 s, 60 s, 120 s, ... capped at

@@ -1,5 +1,5 @@
 """Incidents: appliances report them, the server dedups repeats and alerts on those at or above
-the alert threshold (high: high and critical alert)."""
+the site's partner alert threshold (default high; db/alert_threshold.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from osiris_server.api.common import (
     visible_site_ids,
     write,
 )
+from osiris_server.db import alert_threshold
 from osiris_server.db import incidents as db_incidents
 from osiris_server.http import (
     F,
@@ -61,7 +62,7 @@ def post_incidents(app: App, req: Request) -> Response:
                 app.scrub_obj(details),
             )
             out.append({**row, "new": new})
-            if new and severity.at_least(sev, severity.DEFAULT_ALERT_THRESHOLD):
+            if new and alert_threshold.alerts(w, p.site_id, sev):
                 app.alerter.queue(w, row["id"])  # in the incident's transaction: never lost
                 alerts.append(row["id"])
     if alerts:

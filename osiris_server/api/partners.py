@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from osiris_core import severity
 from osiris_server import auth
 from osiris_server.api.common import audit, read, write
+from osiris_server.db import alert_threshold as db_threshold
 from osiris_server.db import tenants as db_tenants
 from osiris_server.db import tokens as db_tokens
 from osiris_server.http import F, Request, Response, conflict, json_response, not_found
@@ -81,6 +83,27 @@ def rotate_key(app: App, req: Request, partner_id: str) -> Response:
     return json_response({"api_key": token, "key": row}, 201)
 
 
+THRESHOLD = {"threshold": F("string", required=True, enum=severity.SEVERITIES)}
+
+
+def set_alert_threshold(app: App, req: Request, partner_id: str) -> Response:
+    """The lowest severity whose new incidents alert, for every site of the partner (issue 16).
+    An admin sets any partner's; a partner key only its own (another's is 404, no existence
+    hint). Audited with the old and new value."""
+    p = req.principal
+    if p.kind == "partner" and p.partner_id != partner_id:
+        raise not_found("partner")
+    new = req.data["threshold"]
+    with app.db.write() as w:
+        old = db_threshold.for_partner(w, partner_id)
+        if old is None:
+            raise not_found("partner")
+        if db_threshold.set_for_partner(w, partner_id, new):
+            detail = {"old": old, "new": new}
+            audit(w, req, "partner.alert_threshold", partner_id, detail=detail)
+    return json_response({"partner_id": partner_id, "alert_threshold": new})
+
+
 ROUTES = [
     read("GET", "/api/v1/partners", list_partners, summary="List partners", tag="partners"),
     write(
@@ -105,5 +128,14 @@ ROUTES = [
         summary="Replace the partner's API key (old keys revoked); returned once",
         tag="partners",
         status=201,
+    ),
+    write(
+        "PUT",
+        "/api/v1/partners/{partner_id}/alert-threshold",
+        set_alert_threshold,
+        roles=("admin", "partner"),
+        body=THRESHOLD,
+        summary="Set the partner's alert threshold (low|medium|high|critical; default high)",
+        tag="partners",
     ),
 ]

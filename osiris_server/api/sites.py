@@ -56,6 +56,10 @@ PATCH = {
     "name": F("string", min_len=1, max_len=128),
     "window": WINDOW,
     "checkin_interval_s": F("integer", minimum=10, maximum=3600),
+    # the watchdog (osiris_server/watchdog.py): appliance_silent after this many missed
+    # check-ins; host_silent after this many minutes without a host's evidence (0: off)
+    "watchdog_missed_checkins": F("integer", minimum=1, maximum=100),
+    "watchdog_host_silent_min": F("integer", minimum=0, maximum=43200),
 }
 
 

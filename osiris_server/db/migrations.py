@@ -536,6 +536,43 @@ MIGRATIONS: list[list[Step]] = [
         "CREATE INDEX learning_outcomes_pattern ON learning_outcomes (pattern_id, tier, at)",
         "DROP TABLE learning_candidates",
     ],
+    # 16: one severity scale (issue 16 item 1, osiris_core/severity.py). Stored incidents said
+    # info/warning/critical, the agent's own word riding along in details.agent_severity; they
+    # take the agent's word where it gave one, else info -> low and warning -> medium. Each
+    # partner gets an alert threshold on the same scale (default high: high and critical alert).
+    # With it, the appliance watchdog's schema (issue 16 item 2).
+    [
+        {
+            "sqlite": "UPDATE incidents SET severity = CASE"
+            " WHEN json_extract(details_json, '$.agent_severity')"
+            " IN ('low', 'medium', 'high', 'critical')"
+            " THEN json_extract(details_json, '$.agent_severity')"
+            " WHEN severity = 'info' THEN 'low' ELSE 'medium' END"
+            " WHERE severity IN ('info', 'warning')",
+            "postgresql": "UPDATE incidents SET severity = CASE"
+            " WHEN (details_json::jsonb ->> 'agent_severity')"
+            " IN ('low', 'medium', 'high', 'critical')"
+            " THEN (details_json::jsonb ->> 'agent_severity')"
+            " WHEN severity = 'info' THEN 'low' ELSE 'medium' END"
+            " WHERE severity IN ('info', 'warning')",
+        },
+        "ALTER TABLE partners ADD COLUMN alert_threshold TEXT NOT NULL DEFAULT 'high'",
+        # The watchdog (osiris_server/watchdog.py): per-site thresholds (missed check-ins; host
+        # silence in minutes, 0 = off), the shared tick that decides when silence started to
+        # count, at most one open watchdog incident per subject, and a host's newest evidence
+        # found by index.
+        "ALTER TABLE sites ADD COLUMN watchdog_missed_checkins INTEGER NOT NULL DEFAULT 3",
+        "ALTER TABLE sites ADD COLUMN watchdog_host_silent_min INTEGER NOT NULL DEFAULT 1440",
+        """CREATE TABLE watchdog_state (
+            name TEXT PRIMARY KEY,
+            tick_epoch INTEGER NOT NULL,
+            since_epoch INTEGER NOT NULL,
+            ticked_by TEXT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX incidents_watchdog_open ON incidents (site_id, appliance_id,"
+        " host_id, kind) WHERE status = 'open' AND kind IN ('appliance_silent', 'host_silent')",
+        "CREATE INDEX evidence_host ON evidence (site_id, host_id, received_at)",
+    ],
 ]
 
 

@@ -12,7 +12,8 @@ DEFAULT_WINDOW = {"days": ["sun"], "start": "02:00", "duration_min": 120, "timez
 
 
 def create_partner(w: Writer, name: str, contact_email: str | None) -> dict[str, Any]:
-    row = {"id": new_id("ptr"), "name": name, "contact_email": contact_email, "created_at": now()}
+    row = {"id": new_id("ptr"), "name": name, "contact_email": contact_email, "created_at": now(),
+           "alert_threshold": "high"}  # fmt: skip
     w.insert("partners", row)
     return row
 
@@ -33,6 +34,8 @@ def partner_name_taken(w: Writer, name: str) -> bool:
 
 def _site_out(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row[k] for k in ("id", "partner_id", "name", "checkin_interval_s", "created_at")}
+    out["watchdog_missed_checkins"] = row.get("watchdog_missed_checkins", 3)
+    out["watchdog_host_silent_min"] = row.get("watchdog_host_silent_min", 1440)
     out["window"] = {
         "days": jload(row["window_days"], []),
         "start": row["window_start"],
@@ -92,6 +95,9 @@ def update_site(w: Writer, site_id: str, changes: dict[str, Any]) -> None:
         cols["name"] = changes["name"]
     if "checkin_interval_s" in changes:
         cols["checkin_interval_s"] = changes["checkin_interval_s"]
+    for key in ("watchdog_missed_checkins", "watchdog_host_silent_min"):
+        if key in changes:
+            cols[key] = changes[key]
     if "window" in changes:
         win = changes["window"]
         cols.update(
