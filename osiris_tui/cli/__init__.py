@@ -32,6 +32,7 @@ from .stats import stats
 from .token import token
 from .trust import trust
 from .tui import tui
+from .update import fleet, update
 
 for _command in (
     site,
@@ -52,6 +53,8 @@ for _command in (
     evidence,
     packet,
     trust,
+    fleet,
+    update,
 ):
     main.add_command(_command)
 main.add_command(learning, "learn")  # the former name (issue 16 renamed it `learning`)
