@@ -18,14 +18,18 @@ from pathlib import Path
 import pytest
 
 from osiris_core import canonical
+from osiris_core.errors import SchemaError
 from osiris_core.keys import Signer
 from osiris_core.release import (
     ReleaseRefused,
+    downgrade_refusal,
     make_release,
     seed_keys,
     sign_release,
     switch_target,
+    validate_release,
     verify_release,
+    version_key,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -228,3 +232,43 @@ def test_switch_target_and_seed_in_process(tmp_path: Path) -> None:
     req.write_bytes(b"x" * 20000)
     with pytest.raises(ReleaseRefused, match="larger"):
         switch_target(req, load_keys(keys), prev)
+
+
+# ---- agent releases (issue 16 item 6): a version, and a downgrade meant twice
+
+
+def test_root_unit_switches_to_a_versioned_agent_release(box: Box) -> None:
+    env = sign_release(make_release(DESIRED, "osiris-0.2.0", version="0.2.0"), ORDER)
+    box.ask(_switch(env))
+    p = box.run()
+    assert p.returncode == 0, p.stderr
+    assert box.calls()[-1] == f"switch {DESIRED} switch"
+
+
+def test_release_version_fields_are_validated() -> None:
+    with pytest.raises(SchemaError, match="agent version"):
+        make_release(DESIRED, "x", version="latest")
+    with pytest.raises(SchemaError, match="allow_downgrade"):
+        validate_release({**make_release(DESIRED, "x"), "allow_downgrade": True})  # no version
+    with pytest.raises(SchemaError, match="allow_downgrade"):
+        validate_release({**make_release(DESIRED, "x", version="1.0.0"), "allow_downgrade": 1})
+    with pytest.raises(SchemaError, match="exactly"):
+        validate_release({**make_release(DESIRED, "x"), "url": "http://evil/agent"})
+
+
+def test_version_order_and_downgrade_refusal() -> None:
+    order = ["0.9.9", "1.0.0-rc.1", "1.0.0", "1.0.0+build.7", "1.0.1", "1.10.0", "2.0"]
+    keys = [version_key(v) for v in order]
+    assert keys == sorted(keys) and version_key("1.0.0") == version_key("1.0.0+build.7")
+    up = make_release(DESIRED, "x", version="1.1.0")
+    down = make_release(DESIRED, "x", version="0.9.0")
+    back = make_release(DESIRED, "x", version="0.9.0", allow_downgrade=True)
+    assert downgrade_refusal("1.0.0", up, False) is None
+    assert downgrade_refusal(None, down, False) is None  # nothing to compare with
+    assert "already running" in str(downgrade_refusal("1.1.0", up, True))
+    assert "in the order" in str(downgrade_refusal("1.0.0", down, False))
+    assert "does not allow" in str(downgrade_refusal("1.0.0", down, True))
+    assert "in the order" in str(downgrade_refusal("1.0.0", back, False))
+    assert downgrade_refusal("1.0.0", back, True) is None
+    with pytest.raises(SchemaError, match="version"):
+        downgrade_refusal("1.0.0", make_release(DESIRED, "x"), True)
