@@ -46,6 +46,7 @@ ALIASES = {
     "activity": "activity",
     "learn": "learn",
     "settings": "settings",
+    "versions": "versions",
     "q": "quit",
     "quit": "quit",
 }
@@ -293,6 +294,10 @@ class OsirisApp(BaseApp):
             from .screens.learn import LearnScreen
 
             self.push_screen(LearnScreen())
+        elif target == "versions":
+            from .screens.versions import VersionsScreen
+
+            self.push_screen(VersionsScreen())
         elif target == "settings":
             from .screens.site_settings import open_for_current
 

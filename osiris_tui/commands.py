@@ -25,6 +25,7 @@ LABELS = {
     "audit": "Audit log",
     "learn": "Learning: promotion candidates",
     "settings": "Site settings: window, cadence, allow-lists (site under the cursor)",
+    "versions": "Fleet versions: agent versions and updates",
     "activity": "Activity log of this session",
     "tab:drift": "Appliance: drift",
     "tab:runbooks": "Appliance: runbooks",

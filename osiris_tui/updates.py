@@ -11,12 +11,39 @@ from __future__ import annotations
 from typing import Any
 
 from .client import Client
+from .columns import Column, cols
 from .transport import seg as _seg
 
 # The states of one appliance's update, in the order an update moves through them (the
 # server's api/updates.py STATES); the console colours the last four.
 STATES = ("pending", "delivered", "deferred", "requested", "switched", "healthy",
           "rolled_back", "refused", "failed", "expired")  # fmt: skip
+
+
+_BAD = {"rolled_back": "bold red", "refused": "red", "failed": "bold red", "expired": "yellow"}
+
+
+def _update(a: dict[str, Any], key: str) -> str:
+    return str((a.get("update") or {}).get(key) or "-")
+
+
+# `osiris fleet versions` and the console's fleet-versions screen (one record: a dict of
+# GET /fleet/versions's "appliances")
+FLEET_VERSIONS = cols(
+    "fleet versions",
+    Column("appliance", "APPLIANCE", lambda a: a["appliance_id"]),
+    Column("site", "SITE", lambda a: a["site_id"]),
+    Column("host", "HOST", lambda a: a.get("hostname") or "-"),
+    Column("version", "VERSION", lambda a: a["agent_version"], style=lambda a: "bold"),
+    Column("update", "UPDATE", lambda a: _update(a, "release")),
+    Column(
+        "state",
+        "STATE",
+        lambda a: _update(a, "state"),
+        style=lambda a: _BAD.get(_update(a, "state"), ""),
+    ),  # fmt: skip
+    Column("seen", "LAST SEEN", lambda a: a.get("last_seen_at") or "-"),
+)
 
 
 def fleet_versions(c: Client) -> dict[str, Any]:

@@ -29,13 +29,7 @@ def fleet_versions(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    rows = []
-    for a in data["appliances"]:
-        u = a.get("update") or {}
-        rows.append([a["appliance_id"], a["site_id"], a.get("hostname") or "",
-                     a["agent_version"], u.get("release", ""), u.get("state", ""),
-                     a.get("last_seen_at") or ""])  # fmt: skip
-    emit_table(rows, ["APPLIANCE", "SITE", "HOST", "VERSION", "UPDATE", "STATE", "LAST SEEN"])
+    emit_table(api.FLEET_VERSIONS.rows(data["appliances"]), api.FLEET_VERSIONS.headers())
 
 
 @click.group()
