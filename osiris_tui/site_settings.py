@@ -10,9 +10,16 @@ bumps the site's generation, so the next check-in delivers a new signed policy t
 The only thing done here is shaping: a partial window edit (``--start 03:00``) is merged into the
 site's current window, because the API takes a window whole.
 
+The watchdog thresholds (``watchdog_missed_checkins``: check-ins an appliance may miss before
+the server raises ``appliance_silent``; ``watchdog_host_silent_min``: minutes a host may go
+without evidence while its appliance is online, 0 = off) are site fields of the same ``PATCH``;
+they stay on the server (the watchdog runs there) and are not part of the signed policy. The
+site's alert routes are shown read-only (``osiris alerts …`` edits them).
+
 ``settings_view`` is the stable ``--json`` shape of `osiris site settings show`:
 ``{site_id, name, window: {days, start, duration_min, timezone}, checkin_interval_s,
-allowlists: {runbook_id: {param: [value, …]}}}``.
+watchdog_missed_checkins, watchdog_host_silent_min, allowlists: {runbook_id: {param: [value,
+…]}}, alert_routes: [{id, name, preset, level, scope, target}]}``.
 """
 
 from __future__ import annotations
@@ -25,18 +32,24 @@ from .transport import seg
 __all__ = ["seg"]
 
 NO_DAYS = ("", "none", "never")
+ROUTE_KEYS = ("id", "name", "preset", "level", "scope", "target")
+WATCHDOG = ("watchdog_missed_checkins", "watchdog_host_silent_min")
 
 
 def settings_view(c: Client, site_id: str) -> dict[str, Any]:
     """The site's editable settings, read from the API (stable keys, see the module doc)."""
     site = c.get(f"/sites/{seg(site_id)}")
     allow = c.get(f"/sites/{seg(site_id)}/allowlists")
+    routes = c.get(f"/sites/{seg(site_id)}/alert-routes").get("routes", [])
     return {
         "site_id": site["id"],
         "name": site["name"],
         "window": dict(site["window"]),
         "checkin_interval_s": site["checkin_interval_s"],
+        "watchdog_missed_checkins": site.get("watchdog_missed_checkins"),
+        "watchdog_host_silent_min": site.get("watchdog_host_silent_min"),
         "allowlists": allow.get("allowlists", {}),
+        "alert_routes": [{k: r.get(k) for k in ROUTE_KEYS} for r in routes],
     }
 
 
@@ -76,15 +89,22 @@ def apply_settings(
     site_id: str,
     window: dict[str, Any] | None = None,
     checkin_interval_s: int | None = None,
+    **watchdog: int | None,
 ) -> dict[str, Any]:
-    """One ``PATCH`` with what changed (the server validates and audits it); the new view."""
+    """One ``PATCH`` with what changed (the server validates and audits it); the new view.
+    ``watchdog``: ``watchdog_missed_checkins`` / ``watchdog_host_silent_min``."""
     body: dict[str, Any] = {}
     if window is not None:
         body["window"] = window
     if checkin_interval_s is not None:
         body["checkin_interval_s"] = checkin_interval_s
+    for key in WATCHDOG:
+        if watchdog.get(key) is not None:
+            body[key] = watchdog[key]
     if not body:
-        raise UsageError("nothing to change: give a window part or --checkin-interval")
+        raise UsageError(
+            "nothing to change: give a window part, --checkin-interval or a watchdog threshold"
+        )
     c.patch(f"/sites/{seg(site_id)}", body)
     return settings_view(c, site_id)
 

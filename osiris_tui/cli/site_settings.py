@@ -1,5 +1,6 @@
-"""`osiris site settings show|set|allowlist`: a site's maintenance window, check-in cadence and
-the allow-lists of its trust-redirecting runbook parameters.
+"""`osiris site settings show|set|allowlist`: a site's maintenance window, check-in cadence,
+watchdog thresholds and the allow-lists of its trust-redirecting runbook parameters (its alert
+routes are shown; `osiris alerts` edits them).
 
 Nothing is judged here: every value goes to the API as given (``osiris_tui.site_settings``), so
 a bad window, an unknown time zone or a cadence out of range is the API's own 400 message (exit
@@ -29,14 +30,18 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
         ("window", ss.window_text(view["window"])),
         ("checkin_interval_s", str(view["checkin_interval_s"])),
     ]
+    rows += [(k, "-" if view[k] is None else str(view[k])) for k in ss.WATCHDOG]
     for rid, name, values in ss.allowlist_rows(view):
         rows.append((f"allowlist {rid}.{name}", ", ".join(values) or "-"))
+    for r in view["alert_routes"]:
+        rows.append((f"alert route {r['name']}", f"{r['preset']} level {r['level']} "
+                                                 f"({r['scope']}): {r['target']}"))  # fmt: skip
     emit_table(rows, ["SETTING", "VALUE"])
 
 
 @click.group("settings")
 def settings() -> None:
-    """A site's settings: maintenance window, check-in cadence, allow-lists."""
+    """A site's settings: window, check-in cadence, watchdog, allow-lists."""
 
 
 @settings.command("show")
@@ -44,7 +49,7 @@ def settings() -> None:
 @JSON_OPT
 @click.pass_context
 def settings_show(ctx: click.Context, site_id: str, as_json: bool) -> None:
-    """Show a site's window, check-in interval and allow-lists."""
+    """Show a site's window, cadence, watchdog thresholds, allow-lists and alert routes."""
     _show(ss.settings_view(client_of(ctx), site_id), as_json)
 
 
@@ -73,6 +78,20 @@ def settings_show(ctx: click.Context, site_id: str, as_json: bool) -> None:
     metavar="SECONDS",
     help="Check-in cadence of the site's appliances, seconds (10-3600).",
 )
+@click.option(
+    "--watchdog-missed",
+    "watchdog_missed_checkins",
+    type=int,
+    metavar="N",
+    help="Missed check-ins before the watchdog raises appliance_silent.",
+)
+@click.option(
+    "--watchdog-host-silent",
+    "watchdog_host_silent_min",
+    type=int,
+    metavar="MINUTES",
+    help="Minutes a host may go without evidence while its appliance is online (0: off).",
+)
 @JSON_OPT
 @click.pass_context
 def settings_set(
@@ -83,15 +102,22 @@ def settings_set(
     duration_min: int | None,
     timezone: str | None,
     checkin_interval_s: int | None,
+    watchdog_missed_checkins: int | None,
+    watchdog_host_silent_min: int | None,
     as_json: bool,
 ) -> None:
-    """Change a site's maintenance window and/or check-in cadence, e.g.
+    """Change a site's maintenance window, check-in cadence or watchdog thresholds, e.g.
     `osiris site settings set clinic --days sat,sun --start 03:00`. Parts not given keep their
     value; the server validates, audits and signs the change into the next policy."""
     c = client_of(ctx)
     current = c.get(f"/sites/{ss.seg(site_id)}")["window"]
     win = ss.window_change(current, days, start, duration_min, timezone)
-    _show(ss.apply_settings(c, site_id, win, checkin_interval_s), as_json)
+    view = ss.apply_settings(
+        c, site_id, win, checkin_interval_s,
+        watchdog_missed_checkins=watchdog_missed_checkins,
+        watchdog_host_silent_min=watchdog_host_silent_min,
+    )  # fmt: skip
+    _show(view, as_json)
 
 
 @settings.command("allowlist")

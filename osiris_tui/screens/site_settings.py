@@ -1,7 +1,9 @@
-"""A site's settings (`:settings`): maintenance window, check-in cadence and the allow-lists of
-the trust-redirecting runbook parameters — what `osiris site settings` shows and edits.
+"""A site's settings (`:settings`): maintenance window, check-in cadence, watchdog thresholds and
+the allow-lists of the trust-redirecting runbook parameters — what `osiris site settings` shows
+and edits — and, read-only, the site's alert routes (`osiris alerts` edits them).
 
-Keys: ``e`` edits the schedule (window days, start, length, time zone; check-in interval),
+Keys: ``e`` edits the schedule (window days, start, length, time zone; check-in interval;
+watchdog thresholds),
 ``a`` (or ``enter`` on an allow-list row) replaces the allow-list under the cursor (admin only:
 anyone else gets the API's 403 in the form), ``r`` refresh, ``esc`` back. Each edit is a form →
 a confirm naming the site, old → new and the impact → the request in a worker; nothing is judged
@@ -28,6 +30,10 @@ from ..widgets.polling import PollingTableScreen, back_binding, refresh_binding
 
 WINDOW_KEY = "window"
 CADENCE_KEY = "checkin_interval_s"
+WATCHDOG_LABELS = {
+    "watchdog_missed_checkins": "watchdog: missed check-ins before appliance_silent",
+    "watchdog_host_silent_min": "watchdog: minutes a host may be silent (0: off)",
+}
 
 
 def _number(text: str) -> int | str:
@@ -47,6 +53,9 @@ def schedule_fields(view: dict[str, Any]) -> list[Field]:
         Field("timezone", "time zone (IANA, e.g. Europe/Berlin)", value=w["timezone"]),
         Field("checkin_interval_s", "check-in interval, seconds",
               value=str(view["checkin_interval_s"])),
+    ] + [
+        Field(k, WATCHDOG_LABELS[k], value=str(view[k]))
+        for k in ss.WATCHDOG if view.get(k) is not None
     ]  # fmt: skip
 
 
@@ -59,9 +68,11 @@ def schedule_body(view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any
     body: dict[str, Any] = {}
     if win is not None and win != view["window"]:
         body["window"] = win
-    interval = _number(values["checkin_interval_s"])
-    if interval != view["checkin_interval_s"]:
-        body["checkin_interval_s"] = interval
+    for key in ("checkin_interval_s", *ss.WATCHDOG):
+        if key in values:
+            v = _number(values[key])
+            if v != view.get(key):
+                body[key] = v
     if not body:
         raise UsageError("nothing changed")
     return body
@@ -109,6 +120,14 @@ class SiteSettingsScreen(PollingTableScreen):
             {"key": CADENCE_KEY, "setting": "check-in interval",
              "value": f"{view['checkin_interval_s']} s", "view": view},
         ]  # fmt: skip
+        for k in ss.WATCHDOG:
+            if view.get(k) is not None:
+                rows.append({"key": k, "setting": WATCHDOG_LABELS[k], "value": str(view[k]),
+                             "view": view})  # fmt: skip
+        for r in view["alert_routes"]:
+            rows.append({"key": f"route:{r['id']}", "setting": f"alert route {r['name']}",
+                         "value": f"{r['preset']} level {r['level']} ({r['scope']}): "
+                         f"{r['target']} — osiris alerts edits it", "view": view})  # fmt: skip
         for rid, name, values in ss.allowlist_rows(view):
             rows.append({"key": f"allow:{rid}:{name}", "setting": f"allow-list {rid}.{name}",
                          "value": ", ".join(values) or "- (none allowed)", "view": view,
@@ -122,8 +141,11 @@ class SiteSettingsScreen(PollingTableScreen):
         return [cell(record["setting"]), cell(record["value"])]
 
     def order(self, keys: list[str]) -> list[str]:
-        return [k for k in (WINDOW_KEY, CADENCE_KEY) if k in keys] + sorted(
-            k for k in keys if k.startswith("allow:")
+        fixed = [k for k in (WINDOW_KEY, CADENCE_KEY, *ss.WATCHDOG) if k in keys]
+        return (
+            fixed
+            + sorted(k for k in keys if k.startswith("route:"))
+            + sorted(k for k in keys if k.startswith("allow:"))
         )
 
     def apply(self, records: list[dict[str, Any]]) -> None:
@@ -135,6 +157,8 @@ class SiteSettingsScreen(PollingTableScreen):
         key = event.row_key.value or ""
         if key.startswith("allow:"):
             self.action_edit_allowlist()
+        elif key.startswith("route:"):
+            self.notify("alert routes: osiris alerts (add-route, rm-route)", severity="information")
         else:
             self.action_edit_schedule()
 
@@ -178,6 +202,10 @@ class SiteSettingsScreen(PollingTableScreen):
                                         f"{ss.window_text(body['window'])}"))  # fmt: skip
                 impact.append("disruptive runbooks and orders run only in the new window "
                               "from each appliance's next check-in")  # fmt: skip
+            for k in ss.WATCHDOG:
+                if k in body:
+                    lines.append((k.split("_", 1)[1], f"{view[k]} → {body[k]}"))
+                    impact.append("the server's watchdog judges this site's silence by it")
             if "checkin_interval_s" in body:
                 lines.append(("interval", f"{view['checkin_interval_s']} s → "
                                           f"{body['checkin_interval_s']} s"))  # fmt: skip
@@ -189,14 +217,11 @@ class SiteSettingsScreen(PollingTableScreen):
         flow: FormFlow
 
         def send(body: dict[str, Any], values: dict[str, Any]) -> None:
-            self._worker(
-                flow,
-                f"PATCH sites/{site} {body}",
-                lambda: ss.apply_settings(
-                    self.client, site, body.get("window"), body.get("checkin_interval_s")
-                ),
-                values,
+            rest = {k: body.get(k) for k in ss.WATCHDOG}
+            call = lambda: ss.apply_settings(  # noqa: E731
+                self.client, site, body.get("window"), body.get("checkin_interval_s"), **rest
             )
+            self._worker(flow, f"PATCH sites/{site} {body}", call, values)
 
         flow = FormFlow(self.app, form, confirm, send)
         flow.start()

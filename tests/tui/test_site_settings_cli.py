@@ -14,7 +14,8 @@ from tests.tui.test_cli import run
 
 UPD = "RB-WIN-UPD-002"
 WSUS = "http://wsus.clinic.local:8530"
-KEYS = {"site_id", "name", "window", "checkin_interval_s", "allowlists"}
+KEYS = {"site_id", "name", "window", "checkin_interval_s", "watchdog_missed_checkins",
+        "watchdog_host_silent_min", "allowlists", "alert_routes"}  # fmt: skip
 WINDOW_KEYS = {"days", "start", "duration_min", "timezone"}
 
 
@@ -84,6 +85,35 @@ def test_a_bad_value_is_the_apis_error_and_changes_nothing(live, site, args, say
     assert r.stderr.startswith("osiris: error: ") and says in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1  # one line, no traceback
     assert _settings(live, site) == before
+
+
+def test_watchdog_thresholds_and_alert_routes(live, site) -> None:
+    view = _settings(live, site)
+    assert view["watchdog_missed_checkins"] == 3 and view["alert_routes"] == []
+    r = run(live, "site", "settings", "set", site, "--watchdog-missed", "5",
+            "--watchdog-host-silent", "90", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    after = json.loads(r.stdout)
+    assert (after["watchdog_missed_checkins"], after["watchdog_host_silent_min"]) == (5, 90)
+    assert after["window"] == view["window"]  # untouched
+    for bad in (["--watchdog-missed", "0"], ["--watchdog-host-silent", "-1"]):
+        r = run(live, "site", "settings", "set", site, *bad)
+        assert r.returncode == 2 and "watchdog_" in r.stderr, r.stderr
+    assert _settings(live, site) == after
+    # a route added with `osiris alerts`' API shows here, masked (no routing key)
+    key = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+    with live.admin() as h:
+        made = h.post(
+            f"/api/v1/sites/{site}/alert-routes",
+            json={"name": "on call", "preset": "pagerduty", "routing_key": key},
+        )
+    assert made.status_code == 201, made.text
+    r = run(live, "site", "settings", "show", site, "--json")
+    (route,) = json.loads(r.stdout)["alert_routes"]
+    assert route["name"] == "on call" and route["preset"] == "pagerduty"
+    assert route["scope"] == "site" and key not in r.stdout
+    r = run(live, "site", "settings", "show", site)
+    assert "alert route on call\tpagerduty level 0 (site)" in r.stdout
 
 
 def test_nothing_to_change_is_a_usage_error(live, site) -> None:

@@ -79,6 +79,21 @@ async def test_edit_window_confirmed_then_a_refusal_keeps_the_form(live) -> None
                     "the new window on the server")  # fmt: skip
         assert _site(live, site)["window"]["timezone"] == "Europe/Berlin"
         await until(app, pilot, lambda: _rows(scr)["window"].startswith("sat,sun"), "repaint")
+        assert _rows(scr)["watchdog_missed_checkins"] == "3"
+
+        # the watchdog threshold, in the same form
+        await pilot.press("e")
+        await settle(app, pilot, 1)
+        app.screen.query_one("#f-watchdog_missed_checkins").value = "6"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot, 1)
+        assert isinstance(app.screen, ConfirmModal)
+        assert ("missed_checkins", "3 → 6") in app.screen.lines
+        assert "watchdog" in app.screen.impact
+        await pilot.press("y")
+        await until(app, pilot, lambda: _site(live, site)["watchdog_missed_checkins"] == 6,
+                    "the new threshold on the server")  # fmt: skip
+        assert _site(live, site)["window"]["days"] == ["sat", "sun"]  # nothing else changed
 
         # a time zone the API refuses: its message in the form, the values kept, nothing changed
         before = _site(live, site)
