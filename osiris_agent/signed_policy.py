@@ -19,6 +19,7 @@ from osiris_core.controls import controls_for
 from osiris_core.errors import OsirisError
 from osiris_core.policy import AcceptedPolicy, PolicyRefused, envelope_sha256, verify_policy
 
+from . import learned_rules
 from .config import WindowConfig
 from .healing.engine import Policy
 from .healing.l1 import RuleSetRefused, verify_signed_rules
@@ -128,6 +129,8 @@ class PolicyKeeper:
         self.held_rules, self.held_rules_hash = signed, got
         with ctx.db.tx():
             ctx.db.set("rules_version", signed["version"])
+        # a learned rule that enters or leaves the rules in force is evidence here
+        learned_rules.record_changes(ctx, report, parsed, signed["version"], POLICY_CHANGE_CHECK)
 
     def _refuse_rules(self, rules: dict[str, Any], e: Exception) -> None:
         db = self.ctx.db

@@ -60,6 +60,7 @@ META_IF: dict[str, str] = {
     "key_history": "the signing-key rotations, oldest first",
     "decommissioned": "seq of the bundle that closed the chain (absent while open)",
     "policy_rejected": "sha256 of the last signed policy envelope refused",
+    "learned_rules": "the learned L1 rules in force, by id (present once one has been)",
 }
 
 
