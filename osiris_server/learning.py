@@ -112,6 +112,8 @@ def observe(app: App, w: Writer, bundle: dict[str, Any], bundle_hash: str) -> No
         row = db_learning.pattern(w, m.group(1))
         if row is None or row["status"] not in db_learning.PROMOTED:
             return
+        if row["status"] == "canary" and bundle.get("site_id") not in row["canary_sites"]:
+            return  # the rule is not in force there: a firing reported from there is not one
         if db_learning.add_outcome(w, bundle_hash, row["id"], bundle, "L1", SUCCESS[outcome]):
             _judge_promoted(w, row)
 

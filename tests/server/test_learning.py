@@ -122,6 +122,14 @@ def test_candidate_approve_canary_fleet_disable(server) -> None:
     again = server.admin.post(f"/api/v1/learning/candidates/{cid}/approve", json={})
     assert again.status_code == 409
 
+    def fired(x: Appliance, outcome: str) -> dict:
+        return x.envelope(check=CHECK, host_id="srv01", tier="L1", runbook_id=RB,
+                          outcome=outcome, action_taken=f"L1 rule {cid}: remediated")  # fmt: skip
+
+    # in the canary, a site the rule is not in force at cannot report it failing
+    _post(server, a, [fired(a, "failed") for _ in range(5)])
+    assert _candidates(server, "canary")[0]["after_promotion"]["n"] == 0
+
     # soak over with no failure: the fleet (any process moves it at its next look)
     server.index_sql("UPDATE learning_patterns SET soak_s = 0 WHERE id = ?", [cid])
     server.app.rule_sets.invalidate()
@@ -130,10 +138,6 @@ def test_candidate_approve_canary_fleet_disable(server) -> None:
     assert _candidates(server, "fleet")[0]["id"] == cid
 
     # after promotion the rule fires (L1 bundles naming it); 2 failures in 5 > 20 %: disabled
-    def fired(x: Appliance, outcome: str) -> dict:
-        return x.envelope(check=CHECK, host_id="srv01", tier="L1", runbook_id=RB,
-                          outcome=outcome, action_taken=f"L1 rule {cid}: remediated")  # fmt: skip
-
     _post(server, a, [fired(a, "healed"), fired(a, "healed"), fired(a, "failed")])
     assert _candidates(server, "fleet")[0]["after_promotion"]["fraction"] == "2/3"
     _post(server, c, [fired(c, "healed"), fired(c, "reverted")])
