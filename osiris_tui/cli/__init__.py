@@ -13,6 +13,7 @@ Textual is imported only by `osiris tui` (``cli/tui.py``); ``osiris_lab`` only b
 from __future__ import annotations
 
 from ..client import UsageError
+from .alerts import alerts
 from .appliance import appliance
 from .audit import audit
 from .base import main
@@ -53,6 +54,7 @@ for _command in (
     evidence,
     packet,
     trust,
+    alerts,
     fleet,
     update,
 ):
