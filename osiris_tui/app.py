@@ -47,6 +47,8 @@ ALIASES = {
     "learn": "learn",
     "settings": "settings",
     "versions": "versions",
+    "deliveries": "deliveries",
+    "alerts": "deliveries",
     "q": "quit",
     "quit": "quit",
 }
@@ -298,6 +300,10 @@ class OsirisApp(BaseApp):
             from .screens.versions import VersionsScreen
 
             self.push_screen(VersionsScreen())
+        elif target == "deliveries":
+            from .screens.deliveries import DeliveriesScreen
+
+            self.push_screen(DeliveriesScreen())
         elif target == "settings":
             from .screens.site_settings import open_for_current
 
