@@ -448,3 +448,28 @@ def test_two_servers_share_the_delivery_queue_each_route_once(
                 c.close()
         for app, srv, _u in apps:
             stop_server(app, srv)
+
+
+def test_a_deleted_route_is_not_sent_to_and_its_queued_delivery_dies(
+    server_factory: Any, receivers: Any
+) -> None:
+    s = server_factory(alert_retry_base_s=60, alert_max_attempts=5, **LAB)
+    site = s.site()
+    a = s.enroll(site["id"])
+    down = receivers(fail_first=1000)
+    route = _route(s.admin, f"sites/{site['id']}", {"name": "down", "preset": "slack",
+                                                    "url": down.base + "/h"})  # fmt: skip
+    inc = _incident(s, a.token, "ransomware")
+    assert _wait(lambda: _deliveries(s, incident=inc)[0]["state"] == "retrying", 10)
+    assert s.admin.delete(f"/api/v1/alert-routes/{route['id']}").status_code == 200
+    assert s.admin.delete(f"/api/v1/alert-routes/{route['id']}").status_code == 404
+    # the retry comes due (the test moves it to now): the route is gone, so the delivery is
+    # dead and nothing is sent
+    with s.app.db.write() as w:
+        w.execute("UPDATE alert_deliveries SET next_attempt_at = 0 WHERE incident_id = ?", [inc])
+    s.app.alerter.kick()
+    assert _wait(lambda: _deliveries(s, incident=inc)[0]["state"] == "dead", 10)
+    row = _deliveries(s, incident=inc)[0]
+    assert "gone" in row["last_error"] and len(down.posts) == 1
+    actions = [e["action"] for e in s.admin.get("/api/v1/audit").json()["audit"]]
+    assert "alert_route.delete" in actions
