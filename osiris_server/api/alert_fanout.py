@@ -12,7 +12,8 @@
   conditional UPDATE of ``sla_level`` (whichever server wins), audited as
   ``incident.sla_breach`` by ``server``, and sent to the level-k routes (or re-sent to the
   highest level below). Acknowledging stops it: the UPDATE requires ``acknowledged_at IS
-  NULL``. At most ``MAX_BREACHES`` escalations per incident.
+  NULL``. At most ``MAX_BREACHES`` escalations per incident. An incident below its partner's
+  alert threshold (``db/alert_threshold.py``) was never alerted and is not escalated either.
 * **Follow-ups** (``queue_follow_up``): acknowledging or resolving tells every PagerDuty route
   that was sent the trigger (Events v2 acknowledge / resolve with the same ``dedup_key``).
 """
@@ -27,6 +28,7 @@ from osiris_server import alert_presets
 from osiris_server.alerts import AlertError
 from osiris_server.db import alert_deliveries as db_dlv
 from osiris_server.db import alert_routes as db_routes
+from osiris_server.db import alert_threshold
 from osiris_server.db import audit as db_audit
 from osiris_server.db import incidents as db_incidents
 
@@ -117,8 +119,8 @@ def sweep_sla(app: App, at: int | None = None) -> list[str]:
         if pid not in sla_by_partner:
             sla_by_partner[pid] = db_routes.sla_of(app.db, pid)
         within = sla_by_partner[pid].get(inc["severity"])
-        if not within:
-            continue
+        if not within or not alert_threshold.alerts(app.db, inc["site_id"], inc["severity"]):
+            continue  # no timer for it, or below the partner's alert threshold: never alerted
         level = int(inc["sla_level"]) + 1
         if at < int(inc["first_seen_epoch"]) + level * within:
             continue

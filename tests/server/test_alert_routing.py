@@ -383,6 +383,12 @@ def test_an_unacknowledged_incident_escalates_once_per_breach_and_ack_stops_it(
     assert alert_fanout.sweep_sla(s.app, t0 + 10_000) == []
     s.app.alerter.drain(5)
     assert len(first.posts) == 1 and len(second.posts) == 2
+    # below the partner's alert threshold: never alerted, so never escalated either
+    r = partner.put(f"/api/v1/partners/{pid}/alert-threshold", json={"threshold": "critical"})
+    assert r.status_code == 200, r.text
+    quiet = _incident(s, a.token, "audit_policy", "high")
+    assert alert_fanout.sweep_sla(s.app, t0 + 10_000) == []
+    assert s.app.db.scalar("SELECT sla_level FROM incidents WHERE id = ?", [quiet]) == 0
     # a severity whose timer is off is never escalated
     low = _incident(s, a.token, "patching", "critical")
     partner.put(f"/api/v1/partners/{pid}/sla", json={"critical": 0})
