@@ -17,7 +17,8 @@ Rules (docs/server.md, Watchdog):
   online; resolved when its evidence arrives again (or its credential is removed).
 * **No storms.** Silence is measured from ``max(last seen, since)``, where ``since`` is when the
   watchdog (any server) last resumed watching: a tick that finds the previous one more than
-  ``gap_s`` ago (every server was down) or in the future (the clock went back) resets ``since``
+  ``gap_s`` (two ticks) ago (every server was down, a restart) or in the future (the clock went
+  back) resets ``since``
   to now. Appliances that could not reach a dead server, and a clock that jumped, therefore
   raise nothing until they have been silent for a full threshold after the watchdog resumed.
 * A tick within ``tick_s / 2`` of another server's is skipped: N servers do not each scan.
@@ -71,7 +72,9 @@ class Watchdog:
     def __init__(self, app: App, tick_s: float) -> None:
         self.app = app
         self.tick_s = tick_s
-        self.gap_s = max(4 * tick_s, 60.0)
+        # a tick this long after the previous one: nobody was watching in between (every server
+        # down, or the clock jumped); ticked by hand (tick_s 0, tests), a minute
+        self.gap_s = 2 * tick_s + 1 if tick_s > 0 else 60.0
         self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -131,6 +131,7 @@ def generate(catalog: Catalog | None = None) -> str:
             out.append(f"- **Changes:** {_cell(rb.what_it_changes)}")
             out.append(f"- **Phases:** {', '.join(rb.phases)}")
             out.append(f"- **Rollback:** {_cell(_rollback(rb))}")
+            out.append(f"- **Escalates as:** {rb.escalation_severity} (the L3 incident's severity)")
             out.append(
                 f"- **Refuses:** {_cell(rb.refuses or 'nothing beyond its parameter bounds')}"
             )
