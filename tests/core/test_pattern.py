@@ -31,19 +31,35 @@ def test_two_clinics_same_drift_same_pattern_and_no_identifier() -> None:
 
 def test_other_params_or_runbook_are_another_pattern() -> None:
     obs = _obs("h", "10.0.0.1", 1, "2026-01-01")
-    one = pattern.signature("c", "RB-1", obs, "RB-1", {"x": 1})
-    assert one["sha256"] != pattern.signature("c", "RB-1", obs, "RB-1", {"x": 2})["sha256"]
-    assert one["sha256"] != pattern.signature("c", "RB-1", obs, "RB-2", {"x": 1})["sha256"]
+    one = pattern.signature("linux_accounts", "LIN-ACCT-002", obs, "LIN-ACCT-002", {"x": 1})
+    assert (
+        one["sha256"]
+        != pattern.signature("linux_accounts", "LIN-ACCT-002", obs, "LIN-ACCT-002", {"x": 2})[
+            "sha256"
+        ]
+    )
+    assert (
+        one["sha256"]
+        != pattern.signature("linux_accounts", "LIN-ACCT-002", obs, "LIN-ACCT-001", {"x": 1})[
+            "sha256"
+        ]
+    )
 
 
 def test_renormalise_remasks_and_rehashes_what_an_appliance_sent() -> None:
-    sent = pattern.signature("c", "RB-1", {"k": "stopped"}, "RB-1", {})
+    sent = pattern.signature("linux_accounts", "LIN-ACCT-002", {"k": "stopped"}, "LIN-ACCT-002", {})
     forged = {**sent, "shape": {"host": "dc01.riverside.local", "k": "stopped"},
               "sha256": "0" * 64}  # fmt: skip
     got = pattern.renormalise(forged)
     assert got is not None and got["shape"]["host"] == "<host>" and got["sha256"] != "0" * 64
     assert pattern.renormalise(sent) == sent  # idempotent
-    for bad in ("x", None, {"check": "c"}, {**sent, "params": [1]}, {**sent, "params": {"f": 1.5}}):
+    for bad in (
+        "x",
+        None,
+        {"check": "linux_accounts"},
+        {**sent, "params": [1]},
+        {**sent, "params": {"f": 1.5}},
+    ):
         assert pattern.renormalise(bad) is None
 
 
