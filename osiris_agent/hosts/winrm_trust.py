@@ -34,14 +34,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from osiris_agent.hosts.base import AuthError, HostKeyError, TransportError
-
-THUMBPRINT_RE = re.compile(r"[0-9a-f]{64}")
+from osiris_core import ids
 
 
 def normalise_thumbprint(text: str) -> str:
     """``ab:CD …`` → ``abcd…``; a value that is not 64 hex digits is refused."""
     t = re.sub(r"[\s:]", "", text).lower()
-    if not THUMBPRINT_RE.fullmatch(t):
+    if not ids.HEX64.match(t):
         raise HostKeyError(f"certificate pin {text[:80]!r} is not a SHA-256 thumbprint (64 hex)")
     return t
 

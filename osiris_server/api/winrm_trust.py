@@ -19,6 +19,7 @@ import re
 import ssl
 from typing import Any
 
+from osiris_core import ids
 from osiris_server.http import F, bad_request
 
 MAX_CA_BYTES = 65536
@@ -76,7 +77,7 @@ def _thumbprint(text: str) -> str:
             f"the listener's certificate: {SHA256_FROM_POWERSHELL}",
             "E_SCHEMA",
         )
-    if not re.fullmatch(r"[0-9a-f]{64}", t):
+    if not ids.HEX64.match(t):
         raise bad_request("cert_thumbprint must be a SHA-256 (64 hex digits)", "E_SCHEMA")
     return t
 
