@@ -205,3 +205,31 @@ def test_release_not_signed_by_the_pinned_key_is_refused(central: Central, tmp_p
     p = a.standin("switch", str(req))
     assert p.returncode == 1 and "unknown key" in p.stderr, p.stderr
     assert a.current()["generation"] == 1
+
+
+def test_an_order_that_misnames_its_release_is_refused(central: Central, tmp_path, sntp):
+    """An order signed with the real order key (a hostile or buggy server) whose system is not
+    the one its genuine release names: refused before any switch, with the reason."""
+    from osiris_agent.config import load_config
+    from osiris_agent.cycle import Agent, CycleReport
+    from osiris_core.keys import load_private_key
+    from osiris_core.orders import new_order, sign_order
+
+    a = Appliance(central, tmp_path, sntp)
+    a.once()
+    key = load_private_key(central.data / "keys" / "order.key")
+    genuine = sign_release(make_release(S1, "osiris-0.2.0", version="0.2.0"), key)
+    made = []
+    for params in ({"version": "0.2.0", "system": S3, "release": genuine},
+                   {"version": "0.3.0", "system": S1, "release": genuine}):  # fmt: skip
+        order = new_order(a.site.id, a.id, "update_agent", params, False)
+        made.append(order["order_id"])
+        agent = Agent(load_config(a.state / "agent.toml"), scan_self=False)
+        try:
+            agent.order_actions.receive([sign_order(order, key)], CycleReport())
+        finally:
+            agent.close()
+    assert "system is not the release's" in a.steps(made[0])[-1][1]
+    assert "version is not the release's" in a.steps(made[1])[-1][1]
+    assert [a.steps(o)[-1][0] for o in made] == ["rejected", "rejected"]
+    assert a.current()["generation"] == 1 and not (a.state / "update.json").exists()
