@@ -323,21 +323,11 @@ class Client(Transport):
         """One pattern with its rule, thresholds and the evidence bundles behind it."""
         return self.get(f"/learning/candidates/{_seg(candidate_id)}")
 
-    def learning_approve(
-        self,
-        candidate_id: str,
-        canary_sites: list[str] | None = None,
-        canary_percent: int | None = None,
-        soak_s: int | None = None,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if canary_sites:
-            body["canary_sites"] = canary_sites
-        if canary_percent is not None:
-            body["canary_percent"] = canary_percent
-        if soak_s is not None:
-            body["soak_s"] = soak_s
-        return self.post(f"/learning/candidates/{_seg(candidate_id)}/approve", body)
+    def learning_approve(self, candidate_id: str, **body: Any) -> dict[str, Any]:
+        """Admin only: ``canary_sites``, ``canary_percent``, ``soak_s`` (None or empty: the
+        server's default) — the candidate is signed for the canary sites."""
+        path = f"/learning/candidates/{_seg(candidate_id)}/approve"
+        return self.post(path, {k: v for k, v in body.items() if v not in (None, [])})
 
     def learning_reject(self, candidate_id: str, reason: str) -> dict[str, Any]:
         return self.post(f"/learning/candidates/{_seg(candidate_id)}/reject", {"reason": reason})

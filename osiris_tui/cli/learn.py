@@ -79,7 +79,9 @@ def learning_approve(
 ) -> None:
     """Admin only: sign the candidate as an L1 rule for the canary sites, then the fleet."""
     confirm(yes, f"approve {candidate_id}: a signed L1 rule on clinic hosts")
-    out = client_of(ctx).learning_approve(candidate_id, list(canary_sites), canary_percent, soak_s)
+    out = client_of(ctx).learning_approve(
+        candidate_id, canary_sites=list(canary_sites), canary_percent=canary_percent, soak_s=soak_s
+    )
     show(out, as_json)
 
 

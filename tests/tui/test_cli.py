@@ -284,6 +284,12 @@ def test_learning_candidates_shows_what_the_server_has(live) -> None:
     assert r.returncode == 0 and json.loads(r.stdout)["status"] == "rejected", r.stderr
     r = run(live, "learning", "approve", "L1-LRN-0123456789AB", "--yes")
     assert r.returncode == 2 and "rejected, not a candidate" in r.stderr
+    seed_pattern(live.data / "osiris.db", "L1-LRN-0123456789AC", "weird", 5, 0)
+    r = run(live, "learning", "approve", "L1-LRN-0123456789AC", "--canary-site", "riverside",
+            "--soak", "60", "--yes", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert (got["status"], got["canary_sites"], got["soak_s"]) == ("canary", ["riverside"], 60)
 
 
 def test_cli_runner_stdout_stderr_split(live) -> None:
