@@ -67,6 +67,8 @@ CLINICS = (
 LAB_HOSTS = (("dc01", "dc"), ("fs01", "fs"))
 LAB_USER = "Administrator"
 CHECKIN_S = 10  # the server's minimum site interval
+WATCHDOG_TICK_S = 5  # the demo server's watchdog looks every 5 s (production: 30 s)
+ALERT_TO = "noc@lakeside-msp.example"
 SCAN_S = 10  # how often the demo's agents re-run each drift check
 # Drift the headless run injects, in turn (site index, host, fault): each is something L1 heals.
 CHAOS_PLAN = (
@@ -223,6 +225,7 @@ class Demo:
                 self.enroll_all(client)
             self.start_agents()
             self.wait_online(client)
+            self.say_watchdog()
         finally:
             client.close()
 
@@ -242,6 +245,7 @@ class Demo:
             except (ValueError, KeyError):
                 raise DemoError("osiris-server init printed no admin token") from None
             say("ok")
+            self.configure_alerts(sdir / "server.toml")
         port = self.opts.port
         if port and not port_free(port):
             raise DemoError(f"port 127.0.0.1:{port} is taken; choose another --port or omit it")
@@ -269,6 +273,29 @@ class Demo:
                 raise
             raise DemoError(f"the server did not answer; last lines:\n{child.tail()}") from None
         say(f"ok (127.0.0.1:{port})")
+
+    def configure_alerts(self, toml_path: Path) -> None:
+        """Lab settings in server.toml: a short watchdog tick and, with --smtp, the SMTP sink
+        alerts go to (plain SMTP on loopback; a real deployment uses STARTTLS)."""
+        lines = toml_path.read_text(encoding="utf-8").splitlines()
+        at = next((i for i, ln in enumerate(lines) if ln.startswith("[")), len(lines))
+        lines.insert(at, f"watchdog_tick_s = {WATCHDOG_TICK_S}  # osiris demo (LAB)")
+        if self.opts.smtp:
+            host, _, port = self.opts.smtp.rpartition(":")
+            lines += ["", "[smtp]  # osiris demo (LAB): a local sink", f'host = "{host}"',
+                      f"port = {int(port)}", "starttls = false", f'recipients = ["{ALERT_TO}"]',
+                      'sender = "osiris-demo@localhost"', "timeout = 5"]  # fmt: skip
+        toml_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def say_watchdog(self) -> None:
+        """Where a silent appliance's alert goes (issue 16: stop an agent and watch it arrive)."""
+        after = 3 * CHECKIN_S
+        if self.opts.smtp:
+            say(f"watchdog: an agent silent for {after} s raises appliance_silent (critical), "
+                f"mailed to {ALERT_TO} via SMTP {self.opts.smtp}")  # fmt: skip
+        else:
+            say(f"watchdog: an agent silent for {after} s raises appliance_silent (critical); "
+                "no SMTP sink (--smtp HOST:PORT mails it)")  # fmt: skip
 
     def seed(self, c: Client) -> None:
         say("seeding one partner, three clinics… ", end="")

@@ -62,3 +62,5 @@ class Options:
     linux: bool = True  # a Linux lab host over a real local sshd, where the machine allows
     chaos: bool = True
     as_json: bool = False
+    # HOST:PORT of an SMTP sink (e.g. a local aiosmtpd) the demo's server mails alerts to
+    smtp: str = ""

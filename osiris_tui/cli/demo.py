@@ -53,6 +53,11 @@ def _require_lab() -> None:
     help="Add a Linux lab host over a real local sshd (skipped where the machine has no sshd).",
 )
 @click.option("--no-chaos", is_flag=True, help="Headless: inject no drift.")
+@click.option(
+    "--smtp",
+    metavar="HOST:PORT",
+    help="Mail the demo server's alerts (e.g. the watchdog's) to this local SMTP sink.",
+)
 @JSON_OPT
 @click.pass_context
 def demo(
@@ -65,6 +70,7 @@ def demo(
     port: int | None,
     linux: bool,
     no_chaos: bool,
+    smtp: str | None,
     as_json: bool,
 ) -> None:
     """LAB DEMO: server, three clinics, agents and simulated hosts on 127.0.0.1.
@@ -82,6 +88,10 @@ def demo(
 
     if minutes and seconds:
         fail("give --minutes or --seconds, not both", ExitCode.USAGE)
+    if smtp and not _host_port(smtp):
+        fail(
+            f"--smtp wants HOST:PORT, e.g. 127.0.0.1:2525 (got {one_line(smtp)!r})", ExitCode.USAGE
+        )
     opts = Options(
         data=pathlib.Path(data),
         keep=keep,
@@ -91,6 +101,7 @@ def demo(
         linux=linux,
         chaos=not no_chaos,
         as_json=as_json,
+        smtp=smtp or "",
     )
     try:
         code = run(opts)
@@ -102,6 +113,14 @@ def demo(
             click.echo(safe_text(tail), err=True)
         sys.exit(ExitCode.BAD)
     sys.exit(code)
+
+
+def _host_port(text: str) -> bool:
+    """HOST:PORT with a plain host name or address (it is written into server.toml)."""
+    import re
+
+    m = re.fullmatch(r"([A-Za-z0-9.-]{1,253}):([0-9]{1,5})", text)
+    return bool(m) and 0 < int(m.group(2)) < 65536
 
 
 DEMO_DATA_OPT = click.option(
