@@ -48,7 +48,8 @@ def test_every_runbook_states_its_escalation_severity() -> None:
 
 
 def test_the_agent_escalates_at_the_manifests_word() -> None:
-    rb = next(r for r in catalog.load_catalog().runbooks.values() if r.escalation_severity == "high")
+    runbooks = catalog.load_catalog().runbooks.values()
+    rb = next(r for r in runbooks if r.escalation_severity == "high")
     inc = build_incident(host_id="dc01", check=rb.check, runbook_id=rb.id,
                          escalation_severity=rb.escalation_severity, status="drift",
                          observed={}, tried=[], reason="verify failed")  # fmt: skip
