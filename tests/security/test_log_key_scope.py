@@ -94,6 +94,7 @@ class World:
     evidence, a cosigned checkpoint, an incident, a credential, an order and a MAC request."""
 
     def __init__(self, server: Server) -> None:
+        self._n = 0
         self.server = server
         admin = server.admin
         partner = admin.post("/api/v1/partners", json={"name": "Partner P"}).json()
@@ -131,6 +132,7 @@ class World:
         self.requester = polled.json()["fingerprint"]  # an approval names the requester
         rb = admin.get(f"/api/v1/sites/{self.site_id}/runbooks").json()
         self.runbook_id = sorted(rb["enabled"] + rb["disabled"])[0]
+        self._later_routes(server, admin, c)
         self.roles: dict[str, httpx.Client] = {
             "client": server.client(self._token("client", self.site_id)),
             "auditor": server.client(self._token("auditor")),
@@ -151,6 +153,12 @@ class World:
             "runbook_id": self.runbook_id,
             "token_id": "tok_none",
             "provision_id": "prv_none",
+            # routes added since (escrow, learning, rollouts, alert routes): unknown ids are
+            # enough — the walk checks what each answer is signed with, not what it finds
+            "escrow_id": self.escrow_id,
+            "candidate_id": self.candidate_ids[0],
+            "rollout_id": self.rollout_id,
+            "route_id": "rt_none",
         }
         self.query_values: dict[str, Any] = {
             "site": self.site_id,
@@ -167,12 +175,54 @@ class World:
             "action": "appliance.enroll",
             "before": 10**9,
         }
-        self._n = 0
 
     def _evidence(self, envs: list[dict[str, Any]]) -> dict[str, Any]:
         r = self.server.client(self.a.token).post("/api/v1/evidence", json={"envelopes": envs})
         assert r.status_code == 200, r.text
         return r.json()
+
+    def _later_routes(self, server: Any, admin: httpx.Client, c: httpx.Client) -> None:
+        """What the routes added with issues 15 and 16 need to reach their success paths: an
+        escrowed key, a release and a rollout, and two learning candidates (approve one, reject
+        the other) from L2 outcomes at two sites."""
+        from tests.server.test_learning import _l2
+
+        r = c.post(f"/api/v1/appliances/{self.a.id}/escrow", json=self.escrow_body())
+        assert r.status_code in (200, 201), r.text
+        listed = admin.get(f"/api/v1/sites/{self.site_id}/escrow").json()["escrow"]
+        self.escrow_id = listed[0]["id"]
+        self.release = "9.0.0"
+        r = admin.post("/api/v1/releases", json=self.release_body(self.release))
+        assert r.status_code in (200, 201), r.text
+        r = admin.post("/api/v1/rollouts", json={"release": self.release, "sites": [self.site_id]})
+        assert r.status_code in (200, 201), r.text
+        self.rollout_id = r.json()["rollout_id"]
+        other = server.enroll(server.site("Walk clinic 2")["id"], hostname="walk-2")
+        for x in (self.a, other):
+            for days in (60, 45):
+                envs = [_l2(x, params={"max_days": days}) for _ in range(3)]
+                rr = server.client(x.token).post("/api/v1/evidence", json={"envelopes": envs})
+                assert rr.status_code == 200, rr.text
+        cands = admin.get("/api/v1/learning/candidates?status=candidate").json()["candidates"]
+        assert len(cands) == 2, cands
+        self.candidate_ids = sorted(x["id"] for x in cands)
+
+    def escrow_body(self) -> dict[str, Any]:
+        self._n += 1
+        return {
+            "host_id": "dc01", "kind": "bitlocker_recovery_password",
+            "protector_id": f"{{{self._n:08d}-0000-0000-0000-000000000000}}",
+            "secret": "-".join([f"{self._n:06d}"] * 8),
+        }  # fmt: skip
+
+    def release_body(self, version: str) -> dict[str, Any]:
+        return {"version": version, "system": "/nix/store/" + "a" * 32 + f"-osiris-{version}"}
+
+    def ids_for(self, template: str) -> dict[str, Any]:
+        """Approve and reject each need a candidate of their own."""
+        if template.endswith("/reject"):
+            return {**self.ids, "candidate_id": self.candidate_ids[1]}
+        return self.ids
 
     def _token(self, role: str, site_id: str | None = None) -> str:
         body = {"role": role, "name": f"{role} walker", **({"site_id": site_id} if site_id else {})}
@@ -255,6 +305,20 @@ class World:
             "/api/v1/appliances/{appliance_id}/orders": {"kind": "refresh_rules", "params": {}},
             "/api/v1/tokens": {"role": "auditor", "name": self.unique()},
             "/api/v1/incidents/{incident_id}/assign": {"assignee": "on-call"},
+            "/api/v1/appliances/{appliance_id}/escrow": self.escrow_body(),
+            "/api/v1/learning/candidates/{candidate_id}/reject": {"reason": "walk"},
+            "/api/v1/partners/{partner_id}/alert-routes": {
+                "name": self.unique(),
+                "preset": "pagerduty",  # no [smtp] relay here; its URL is fixed
+                "routing_key": "R" * 32,
+            },
+            "/api/v1/sites/{site_id}/alert-routes": {
+                "name": self.unique(),
+                "preset": "pagerduty",  # no [smtp] relay here; its URL is fixed
+                "routing_key": "R" * 32,
+            },
+            "/api/v1/releases": self.release_body(f"9.0.{self._n + 1}"),
+            "/api/v1/rollouts": {"release": self.release, "sites": [self.site_id]},
         }
         return bodies.get(template, {}), nothing
 
@@ -281,7 +345,7 @@ def test_log_key_signs_only_checkpoints_on_every_route(server) -> None:
             for method, op in ops.items():
                 if method not in ("get", "post"):
                     continue
-                url = _fill(template, w.ids)
+                url = _fill(template, w.ids_for(template))
                 headers = SECRET if template == "/api/v1/provision/{mac}" else {}
                 if method == "get":
                     calls = [(q, None, lambda _r: None) for q in _variants(op, w.query_values)]
