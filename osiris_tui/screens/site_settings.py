@@ -1,6 +1,7 @@
 """A site's settings (`:settings`): maintenance window, check-in cadence, watchdog thresholds and
 the allow-lists of the trust-redirecting runbook parameters — what `osiris site settings` shows
-and edits — and, read-only, the site's alert routes (`osiris alerts` edits them).
+and edits — and the site's alert routes (``n`` adds one, ``d`` deletes the one under the
+cursor: `osiris alerts add-route|rm-route --site`, in ``site_routes``).
 
 Keys: ``e`` edits the schedule (window days, start, length, time zone; check-in interval;
 watchdog thresholds),
@@ -27,7 +28,9 @@ from ..fmt import cell
 from ..widgets.forms import Field, FormFlow, FormScreen
 from ..widgets.modals import ConfirmModal
 from ..widgets.polling import PollingTableScreen, back_binding, refresh_binding
+from . import site_routes
 
+MUTATIONS = ("edit_schedule", "edit_allowlist", "add_route", "remove_route")
 WINDOW_KEY = "window"
 CADENCE_KEY = "checkin_interval_s"
 WATCHDOG_LABELS = {
@@ -88,6 +91,8 @@ class SiteSettingsScreen(PollingTableScreen):
         back_binding("settings"),
         Binding("e", "edit_schedule", "Edit window", id="settings.edit"),
         Binding("a", "edit_allowlist", "Allow-list", id="settings.allowlist"),
+        Binding("n", "add_route", "Add route", id="settings.add_route"),
+        Binding("d", "remove_route", "Delete route", id="settings.remove_route"),
         refresh_binding("settings"),
     ]
     TABLE_ID = "settings-table"
@@ -103,12 +108,13 @@ class SiteSettingsScreen(PollingTableScreen):
     def title_text(self) -> Text:
         return Text.assemble(
             (f" Site settings: {ss.seg(self.site_id)}", "bold"),
-            ("  e window and cadence · a allow-list (admin) · signed into the next policy",
+            ("  e window and cadence · a allow-list (admin) · n/d alert route · signed into "
+             "the next policy",
              "dim"),
         )  # fmt: skip
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("edit_schedule", "edit_allowlist") and self.app.read_only:  # type: ignore[attr-defined]
+        if action in MUTATIONS and self.app.read_only:  # type: ignore[attr-defined]
             return None
         return True
 
@@ -127,7 +133,7 @@ class SiteSettingsScreen(PollingTableScreen):
         for r in view["alert_routes"]:
             rows.append({"key": f"route:{r['id']}", "setting": f"alert route {r['name']}",
                          "value": f"{r['preset']} level {r['level']} ({r['scope']}): "
-                         f"{r['target']} — osiris alerts edits it", "view": view})  # fmt: skip
+                         f"{r['target']}", "view": view, "route": r})  # fmt: skip
         for rid, name, values in ss.allowlist_rows(view):
             rows.append({"key": f"allow:{rid}:{name}", "setting": f"allow-list {rid}.{name}",
                          "value": ", ".join(values) or "- (none allowed)", "view": view,
@@ -158,7 +164,7 @@ class SiteSettingsScreen(PollingTableScreen):
         if key.startswith("allow:"):
             self.action_edit_allowlist()
         elif key.startswith("route:"):
-            self.notify("alert routes: osiris alerts (add-route, rm-route)", severity="information")
+            self.notify("alert route: d deletes it, n adds one", severity="information")
         else:
             self.action_edit_schedule()
 
@@ -181,6 +187,13 @@ class SiteSettingsScreen(PollingTableScreen):
             app.call_from_thread(self.load)
 
         app.run_worker(run, thread=True, group="mutation")
+
+    def action_add_route(self) -> None:
+        if self.view is not None and self.app.mutation_allowed():  # type: ignore[attr-defined]
+            site_routes.add_route_flow(self).start()
+
+    def action_remove_route(self) -> None:
+        site_routes.remove_route(self)
 
     def action_edit_schedule(self) -> None:
         view = self.view
