@@ -72,6 +72,8 @@ WHAT = {
     "prov.withdraw": "withdraw the selected unused claim code (it stops working)",
     "fleet.add_site": "add a site (name, optional id, partner, check-in interval)",
     "fleet.edit_site": "rename the selected site or change its check-in interval",
+    "learn.approve": "approve the candidate: canary sites or share, soak; confirmed (admin)",
+    "learn.reject": "reject the pattern, with a reason (required; admin)",
 }
 
 # A second key of the same command: shown on the line of the first (``q/^c quit``).

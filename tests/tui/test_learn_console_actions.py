@@ -184,3 +184,23 @@ async def test_read_only_and_unapprovable_rows_offer_no_decision(live) -> None:
         await pilot.press("a")
         await settle(app, pilot, 1)
         assert app.screen is scr
+
+
+async def test_a_pattern_the_server_refuses_is_not_offered_for_approval(live) -> None:
+    """A pattern that can never be approved (here: its runbook cannot remediate its check; the
+    API would answer 409 E_REFUSED) is not approvable in the console, and enter shows why."""
+    cid = "L1-LRN-F66F66F66F66"
+    seed_pattern(live.data / "osiris.db", cid, "weird", 5, 0, check="linux_firewall")
+    refusal = _server(live, cid)["refusal"]
+    assert refusal and "cannot remediate" in refusal
+    app = OsirisApp(live.url, live.token)
+    async with app.run_test(size=(120, 40)) as pilot:
+        scr = await _open(app, pilot, cid)
+        assert scr.check_action("approve", ()) is None
+        assert scr.check_action("reject", ()) is True  # it can still be rejected
+        await pilot.press("a")
+        await settle(app, pilot, 1)
+        assert app.screen is scr
+        title, doc = scr.detail(scr.records[cid])
+        assert doc["refusal"] == refusal and doc["approvable"] is False
+    assert _server(live, cid)["status"] == "candidate"
