@@ -41,7 +41,9 @@ def test_polling_screens_are_subclasses_of_the_base(screen) -> None:
     for declared in ("TABLE_ID", "COLUMNS", "POLL_GROUP", "fetch", "key", "cells"):
         assert declared in vars(screen), f"{screen.__name__} does not declare {declared}"
     ids = [b.id for b in screen.BINDINGS]  # type: ignore[union-attr]
-    ends = (".back", ".refresh", ".create", ".withdraw")
+    # a screen's own decisions (provisions: create/withdraw; learning: approve/reject) are the
+    # only keys beside the base's back and refresh
+    ends = (".back", ".refresh", ".create", ".withdraw", ".approve", ".reject")
     assert len(ids) == len(set(ids)) and all(i and i.endswith(ends) for i in ids)
 
 
