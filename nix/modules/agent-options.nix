@@ -60,6 +60,11 @@ in
       default = null;
       description = "Seconds between drift scans of each check on every target. Unset = the catalogue's own cadence (300 s per check, 3600 s for patching). At least 60 (at least 5 with `agent.lab = true`, for demos). null = unset.";
     };
+    switch_command = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "How an `update_agent` order switches the appliance. Empty (NixOS): the agent writes the switch request and starts the root unit `osiris-switch-system.service`, which re-checks the release signature. Otherwise a program (and its first arguments) speaking the same protocol: `switch REQUEST`, `current`, `health` — only the lab's stand-in switch (`python -m osiris_lab.standin_switch`) does, for demos and tests.";
+    };
     lab = mkOption {
       type = types.bool;
       default = false;
