@@ -573,6 +573,10 @@ MIGRATIONS: list[list[Step]] = [
         " host_id, kind) WHERE status = 'open' AND kind IN ('appliance_silent', 'host_silent')",
         "CREATE INDEX evidence_host ON evidence (site_id, host_id, received_at)",
     ],
+    # Release keys (issue 16 item 6): the key id of the release key an appliance pinned at
+    # enrolment (NULL: enrolled before release keys; it trusts the order key for releases), so
+    # a rollout sends each appliance a release envelope it can verify (api/updates.py).
+    ["ALTER TABLE appliances ADD COLUMN release_key_id TEXT"],
 ]
 
 
