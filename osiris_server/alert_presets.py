@@ -14,19 +14,36 @@ Presets, so a route works with what the MSP already runs without a relay of its 
   incident it opened), ``payload.summary/severity/source`` on a trigger.
 
 An ``AlertError`` names the route and the cause but never the URL, the token or the key:
-``last_error`` is shown to operators. Redirects are not followed. Calls block (the sender
-thread runs them, never a request).
+``last_error`` is shown to operators. Calls block (the sender thread runs them, never a request).
+
+Every webhook POST goes through ``post_pinned``: the URL's name is resolved and checked once
+(``alert_targets.resolve``) and the connection goes to that checked address, the name kept for
+``Host``, SNI and the certificate check, so a DNS answer that changes between check and connect
+(rebinding) cannot steer the POST inward. Redirects are not followed (a 3xx is a failed send),
+and environment proxies are not used (a proxy would resolve the name itself, outside the check;
+``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` still name extra CAs). The ``generic`` preset's signature is
+``alerts.sign_webhook``'s, the wire format of ``alerts.send_webhook``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
 
-from osiris_server.alert_targets import TargetRefused, check_url
-from osiris_server.alerts import AlertError, SmtpConfig, send_email, send_webhook
+from osiris_core import canonical
+from osiris_core.errors import OsirisError
+from osiris_server.alert_targets import Resolver, Target, TargetRefused, resolve, system_resolver
+from osiris_server.alerts import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    AlertError,
+    SmtpConfig,
+    send_email,
+    sign_webhook,
+)
 
 PRESETS = ("email", "generic", "slack", "teams", "pagerduty")
 WEBHOOK_PRESETS = PRESETS[1:]
@@ -124,6 +141,7 @@ def send(
     step: int,
     smtp: SmtpConfig | None,
     allow_private: bool,
+    resolver: Resolver = system_resolver,
 ) -> None:
     """Deliver one event of ``inc`` on one route; raises ``AlertError`` (no secret in it)."""
     name, preset = route["name"], route["preset"]
@@ -136,37 +154,42 @@ def send(
         return
     url = secret.get("url") or (PAGERDUTY_URL if preset == "pagerduty" else "")
     try:
-        check_url(url, allow_private)  # again at send time: a name may now resolve inward
+        target = resolve(url, allow_private, resolver)  # again at send time, and pinned
     except TargetRefused as exc:
         raise AlertError(f"route {name}: {exc}") from None
     body = payload(preset, inc, event, step, secret.get("routing_key", ""))
+    headers = {"Content-Type": "application/json", "User-Agent": "osiris-server"}
     if preset == "generic":
         try:
-            send_webhook(url, secret["secret"].encode(), body, timeout=TIMEOUT_S)
-        except AlertError as exc:
-            raise AlertError(f"route {name}: {_cause(exc, secret)}") from None
-        return
+            raw = canonical.dumps(body)
+        except OsirisError:
+            raise AlertError(f"route {name}: generic payload is not canonical JSON") from None
+        ts = int(time.time())
+        headers[TIMESTAMP_HEADER] = str(ts)
+        headers[SIGNATURE_HEADER] = sign_webhook(secret["secret"].encode(), ts, raw)
+    else:
+        raw = json.dumps(body).encode()
     try:
-        resp = httpx.post(
-            url,
-            content=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "User-Agent": "osiris-server"},
-            timeout=TIMEOUT_S,
-        )
-    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        resp = post_pinned(target, raw, headers, TIMEOUT_S)
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
         raise AlertError(f"route {name}: {preset} webhook failed: {type(exc).__name__}") from None
     if not 200 <= resp.status_code < 300:
         raise AlertError(f"route {name}: {preset} webhook answered HTTP {resp.status_code}")
 
 
-def _cause(exc: AlertError, secret: dict[str, str]) -> str:
-    """``send_webhook``'s message without the URL (its path may be the token)."""
-    text = str(exc)
-    for value in secret.values():
-        if value:
-            text = text.replace(value, "[REDACTED]")
-    if " answered " in text:
-        return "generic webhook answered" + text.split(" answered", 1)[1]
-    if " failed: " in text:
-        return "generic webhook failed: " + text.rsplit(" failed: ", 1)[1]
-    return "generic webhook failed"
+def post_pinned(
+    target: Target, body: bytes, headers: dict[str, str], timeout: float
+) -> httpx.Response:
+    """POST ``body`` to the checked address of ``target``; the name is the Host header, the SNI
+    and what the certificate must match (httpcore's ``sni_hostname`` is also the name its TLS
+    handshake verifies). An IP-literal URL gets no SNI, as RFC 6066 asks."""
+    ext = {} if target.host_is_ip else {"sni_hostname": target.host}
+    ctx = httpx.create_ssl_context(trust_env=True)  # certifi, or SSL_CERT_FILE / SSL_CERT_DIR
+    with httpx.Client(verify=ctx, trust_env=False, follow_redirects=False) as client:
+        return client.post(
+            target.connect_url,
+            content=body,
+            headers={**headers, "Host": target.host_header},
+            timeout=timeout,
+            extensions=ext,
+        )

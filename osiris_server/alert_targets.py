@@ -12,6 +12,15 @@ the server a probe of that network. So, unless the server's admin set
   multicast, reserved, or the unspecified address). The check runs when the route is saved
   and again before every send, so a name that later resolves inward is refused then.
 
+**Pinned, not re-resolved (DNS rebinding).** Checking a name and then letting the HTTP client
+resolve it again leaves a window: a hostile DNS server answers a public address to the check and
+``127.0.0.1`` to the connect. ``resolve`` therefore returns a ``Target`` holding the one checked
+address, and the send (``alert_presets.post_pinned``) connects to exactly that address while the
+name stays the ``Host`` header, the TLS SNI and the name the certificate must match. One parser
+(httpx's) reads the URL for both the check and the send, so they cannot disagree on the host.
+The resolver is a parameter (the system's ``getaddrinfo`` by default) so a test can play the
+rebinding attacker without a DNS server of its own.
+
 Errors never echo the URL (it may carry a token in its path or query).
 """
 
@@ -19,41 +28,81 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]
 
 
 class TargetRefused(ValueError):
     """A webhook URL the server will not call; the message is safe to show (no URL in it)."""
 
 
-def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``getaddrinfo`` gives for ``host`` (the default; tests pass their own)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked webhook: the URL as configured, and the one address the send connects to."""
+
+    url: httpx.URL
+    host: str  # ASCII (IDNA) name: Host header, SNI, certificate name; or an IP literal
+    ip: IPAddress
+
+    @property
+    def host_is_ip(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def connect_url(self) -> httpx.URL:
+        """The URL with the checked address in place of the name (path, query, port kept)."""
+        return self.url.copy_with(host=str(self.ip))
+
+    @property
+    def host_header(self) -> str:
+        """``name`` or ``name:port`` as the URL spelt it, what the receiver expects in Host."""
+        return self.url.netloc.decode("ascii")
+
+
+def _addresses(host: str, port: int, resolver: Resolver) -> list[IPAddress]:
     try:
-        return [ipaddress.ip_address(host.strip("[]"))]
+        return [ipaddress.ip_address(host)]
     except ValueError:
         pass
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+        answers = resolver(host, port)
+        return [ipaddress.ip_address(str(a).split("%")[0]) for a in answers]
+    except (OSError, UnicodeError, ValueError):
         raise TargetRefused("the webhook host name does not resolve") from None
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
-def check_url(url: str, allow_private: bool) -> str:
-    """Return the URL if the server may POST to it, else raise ``TargetRefused``."""
+def resolve(url: str, allow_private: bool, resolver: Resolver = system_resolver) -> Target:
+    """Check ``url`` (every address its name resolves to, once) and return the ``Target`` to
+    connect to, else raise ``TargetRefused``."""
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
+        u = httpx.URL(url)
+        host = u.raw_host.decode("ascii")
+    except (httpx.InvalidURL, ValueError, TypeError, UnicodeError):
         raise TargetRefused("the webhook URL is not a valid URL") from None
-    host = parts.hostname
-    if parts.scheme not in ("https", "http") or not host:
+    if u.scheme not in ("https", "http") or not host:
         raise TargetRefused("a webhook URL is https://host/…")
-    if parts.username is not None or parts.password is not None:
+    if u.userinfo:
         raise TargetRefused("a webhook URL carries no user:password@")
-    addrs = _addresses(host, port or (443 if parts.scheme == "https" else 80))
+    addrs = _addresses(host, u.port or (443 if u.scheme == "https" else 80), resolver)
     if not addrs:
         raise TargetRefused("the webhook host name does not resolve")
-    if parts.scheme == "http" and not (allow_private and all(a.is_loopback for a in addrs)):
+    if u.scheme == "http" and not (allow_private and all(a.is_loopback for a in addrs)):
         raise TargetRefused("a webhook URL must be https (http only to loopback in a lab)")
     if not allow_private:
         for a in addrs:
@@ -62,6 +111,12 @@ def check_url(url: str, allow_private: bool) -> str:
                     "the webhook URL points at a private, loopback or link-local address; "
                     "an admin can allow that with allow_private_webhooks in server.toml"
                 )
+    return Target(u, host, addrs[0])
+
+
+def check_url(url: str, allow_private: bool, resolver: Resolver = system_resolver) -> str:
+    """Return the URL if the server may POST to it, else raise ``TargetRefused`` (at save)."""
+    resolve(url, allow_private, resolver)
     return url
 
 
