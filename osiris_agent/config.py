@@ -77,6 +77,8 @@ class AgentSection:
     order_ttl_s: int
     scan_interval_s: int | None
     switch_command: tuple[str, ...]
+    update_health_checkins: int
+    update_guard_deadline_s: int
     lab: bool
 
 

@@ -215,6 +215,16 @@ OPTIONS: tuple[Option, ...] = (
            "speaking the same protocol: `switch REQUEST`, `current`, `health` — only the lab's "
            "stand-in switch (`python -m osiris_lab.standin_switch`) does, for demos and tests.",
            "list of strings", check=_check_switch_command),
+    Option("agent", "update_health_checkins", "int", 3,
+           "After an update's switch, this many failed check-ins IN A ROW roll it back (fewer "
+           "are tolerated and logged: a network blip must not undo an update). Cycle errors or a "
+           "wrong version roll back at once. 1 = roll back at the first failed check-in.",
+           lo=1, hi=100),
+    Option("agent", "update_guard_deadline_s", "int", 900,
+           "Seconds the ROOT update guard (`osiris-update-guard.timer` on NixOS) waits for the "
+           "new agent to confirm a healthy cycle after a switch before it rolls back to the "
+           "system recorded before it (a build whose agent cannot even start). Keep it above "
+           "`update_health_checkins` check-in intervals.", lo=60, hi=86400),
     Option("agent", "lab", "bool", False,
            "Lab/demo mode: allows plain http:// URLs to hosts other than localhost. "
            "Never set on a clinic appliance."),

@@ -22,8 +22,14 @@ a program speaking the same verbs — only the lab's stand-in (``osiris_lab.stan
 
 Health after a switch, judged at the end of the next cycle (on NixOS: the restarted agent's
 first cycle): the switch says the generation is healthy, this cycle checked in (reporting the
-new version), and the cycle ran without errors. Otherwise the agent asks for a rollback to the
-system the root unit recorded.
+new version), and the cycle ran without errors. A failed check-in is tolerated: only
+``agent.update_health_checkins`` of them in a row (default 3) roll back, each miss logged; cycle
+errors or a wrong version roll back at once. Otherwise the agent asks for a rollback to the
+system the root unit recorded. Once healthy, it writes ``<state_dir>/switch/healthy`` (the
+system it confirmed) for the root update guard (``osiris_core.release_guard``), which rolls back
+a switch nobody confirmed within its deadline — a build whose agent cannot even start. The old
+agent, started again after that, finds the guard's record and writes the same ``rolled_back``
+step and ``update_rolled_back`` incident as its own rollback would.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from osiris_core import canonical
 from osiris_core.errors import OsirisError, SchemaError
 from osiris_core.files import write_private
 from osiris_core.release import downgrade_refusal, verify_release
+from osiris_core.release_guard import CONFIRMATION, read_record
 
 from .orders import OrderOutcome
 
@@ -49,6 +56,7 @@ log = logging.getLogger("osiris.agent")
 
 PENDING = "update.json"
 NIXOS_UNIT = "osiris-switch-system.service"
+NIXOS_SWITCH_STATE = Path("/var/lib/osiris-switch")  # root's; guard.json there is world-readable
 _TIMEOUT_S = 900  # a NixOS switch may build nothing but still restart many units
 
 
@@ -96,6 +104,17 @@ class Switch:
         cur = cur if isinstance(cur, dict) else {}
         return {"version": cur.get("version"), "system": cur.get("system")}
 
+    def guard_record(self) -> dict[str, Any]:
+        """What the root update guard last did (``osiris_core.release_guard``; {} if nothing)."""
+        if not self.command:
+            return read_record(NIXOS_SWITCH_STATE)
+        try:
+            p = self._run("guard-record")
+            rec = json.loads(p.stdout) if p.returncode == 0 else {}
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            rec = {}
+        return rec if isinstance(rec, dict) else {}
+
     def healthy(self) -> tuple[bool, str]:
         """The generation's own verdict (NixOS: this process runs the new build — true)."""
         if not self.command:
@@ -114,6 +133,7 @@ class Updater:
         self.ctx = ctx
         self.switch = Switch(ctx.state_dir, tuple(ctx.cfg.agent.switch_command))
         self.pending_file = ctx.state_dir / PENDING
+        self.confirmation = ctx.state_dir / CONFIRMATION  # read by the root update guard
         # set when this process switched during this cycle's check-in: the health check
         # belongs to the next cycle, whose check-in reports the new version
         self.defer_health = False
@@ -186,6 +206,7 @@ class Updater:
         to = {"version": params["version"], "system": params["system"]}
         self._save({"order": order, "phase": "switching", "from": before, "to": to,
                     "at": canonical.utc_now()})  # fmt: skip
+        self.confirmation.unlink(missing_ok=True)  # a new switch is confirmed afresh
         ok, why = self.switch.request({"action": "switch", "release": params["release"]})
         if not ok:
             self._save(None)
@@ -197,10 +218,15 @@ class Updater:
     def resume(self, report: CycleReport) -> None:
         """Finish a step a restart interrupted (the switch restarts the agent on NixOS)."""
         p = self.pending()
-        if p is None or p.get("phase") not in ("switching", "rolling_back"):
+        if p is None or p.get("phase") not in ("switching", "switched", "rolling_back"):
             return
         now = self.switch.current()
         now["version"] = self.version()
+        guard_why = self._guard_rollback(p, now) if p["phase"] != "rolling_back" else None
+        if guard_why is not None:
+            return self._rolled_back(report, p, now, guard_why)
+        if p["phase"] == "switched":
+            return
         if p["phase"] == "switching":
             if now.get("system") == p["to"]["system"]:
                 p["phase"] = "switched"
@@ -213,10 +239,32 @@ class Updater:
                 self._step(report, p["order"], "failed", "switch did not take effect",
                            p["from"], now)  # fmt: skip
             return
-        back = now.get("system") == p["from"].get("system")
-        self._save(None)
         why = (f"rolled_back: {p['to']['version']} was unhealthy ({p.get('why', '?')}); "
                f"back on {now['version']}")  # fmt: skip
+        self._rolled_back(report, p, now, why)
+
+    def _guard_rollback(self, p: dict[str, Any], now: dict[str, Any]) -> str | None:
+        """The guard's why if the root guard switched back from this update's system (after
+        the update started) and the appliance runs the ``from`` system again: the new agent
+        never confirmed health. None otherwise."""
+        rec = self.switch.guard_record()
+        ok = (
+            rec.get("action") == "rolled_back"
+            and rec.get("from") == p["to"].get("system")
+            and rec.get("to") == p["from"].get("system") == now.get("system")
+            and isinstance(rec.get("at"), str) and rec["at"] > str(p.get("at", ""))
+        )  # fmt: skip
+        return str(rec.get("why") or "rolled back by the root guard")[:300] if ok else None
+
+    def _rolled_back(
+        self, report: CycleReport, p: dict[str, Any], now: dict[str, Any], why: str
+    ) -> None:
+        """The signed ``rolled_back`` step (``reverted``) and the ``update_rolled_back``
+        incident, whoever rolled back: the agent's own request or the root guard."""
+        back = now.get("system") == p["from"].get("system")
+        self._save(None)
+        if not why.startswith("rolled_back"):
+            why = f"rolled_back: {why}; back on {now['version']}"
         if not back:
             why = f"rollback did not take effect: still on {now.get('version')}"
         self._step(report, p["order"], "reverted" if back else "failed", why, p["to"], now)
@@ -239,13 +287,26 @@ class Updater:
         ok, why = self.switch.healthy()
         now = self.switch.current()
         now["version"] = self.version()
-        if ok and not checked_in:
-            ok, why = False, "the check-in after the switch failed"
-        if ok and report.errors:
-            ok, why = False, f"the cycle after the switch had errors: {report.errors[0]}"[:300]
+        # a failed check-in is tolerated K-1 times in a row (a network blip must not undo an
+        # update); its own error is the cycle's first — any other error still rolls back
+        errors = report.errors if checked_in else report.errors[1:]
+        if ok and not checked_in and not errors:
+            misses = int(p.get("missed_checkins", 0)) + 1
+            limit = self.ctx.cfg.agent.update_health_checkins
+            if misses < limit:
+                log.warning("update to %s: check-in %d of %d after the switch failed; trying "
+                            "again next cycle", p["to"]["version"], misses, limit)  # fmt: skip
+                p["missed_checkins"] = misses
+                self._save(p)
+                return
+            ok, why = False, f"{misses} check-ins in a row after the switch failed"
+        if ok and errors:
+            ok, why = False, f"the cycle after the switch had errors: {errors[0]}"[:300]
         if ok and now["version"] != p["to"]["version"]:
             ok, why = False, f"running {now['version']}, not {p['to']['version']}"
         if ok:
+            self.confirmation.parent.mkdir(mode=0o700, exist_ok=True)
+            write_private(self.confirmation, (p["to"]["system"] + "\n").encode())
             self._save(None)
             self._step(report, p["order"], "compliant", f"healthy: {now['version']} checked in "
                        "and ran a cycle", p["from"], now)  # fmt: skip

@@ -277,7 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     sr.add_argument("--keys", required=True, type=Path)
     sr.add_argument("--previous", required=True, type=Path)
     sr.add_argument("--seed-from", type=Path, default=None)
+    gd = sub.add_parser("guard", help="roll back a switch the new agent never confirmed (root)")
+    gd.add_argument("--state", required=True, type=Path, help="the switch unit's state dir")
+    gd.add_argument("--agent-state", required=True, type=Path)
+    gd.add_argument("--deadline-s", type=int, default=900)
+    gd.add_argument("--root", default="", help="path prefix (tests only)")
+    gd.add_argument("--nix-env", default="nix-env")
     args = ap.parse_args(argv)
+    if args.cmd == "guard":  # osiris_core.release_guard: the shared decision, NixOS's switch
+        from osiris_core.release_guard import main_guard
+
+        return main_guard(args.state, args.agent_state, args.deadline_s, args.root, args.nix_env)
     try:
         if args.seed_from is not None:
             seed_keys(args.keys, args.seed_from)

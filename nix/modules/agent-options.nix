@@ -65,6 +65,16 @@ in
       default = [ ];
       description = "How an `update_agent` order switches the appliance. Empty (NixOS): the agent writes the switch request and starts the root unit `osiris-switch-system.service`, which re-checks the release signature. Otherwise a program (and its first arguments) speaking the same protocol: `switch REQUEST`, `current`, `health` — only the lab's stand-in switch (`python -m osiris_lab.standin_switch`) does, for demos and tests.";
     };
+    update_health_checkins = mkOption {
+      type = types.ints.between 1 100;
+      default = 3;
+      description = "After an update's switch, this many failed check-ins IN A ROW roll it back (fewer are tolerated and logged: a network blip must not undo an update). Cycle errors or a wrong version roll back at once. 1 = roll back at the first failed check-in.";
+    };
+    update_guard_deadline_s = mkOption {
+      type = types.ints.between 60 86400;
+      default = 900;
+      description = "Seconds the ROOT update guard (`osiris-update-guard.timer` on NixOS) waits for the new agent to confirm a healthy cycle after a switch before it rolls back to the system recorded before it (a build whose agent cannot even start). Keep it above `update_health_checkins` check-in intervals.";
+    };
     lab = mkOption {
       type = types.bool;
       default = false;

@@ -421,8 +421,46 @@ in
         # Root, on purpose: the system profile and activation need it. Nothing else is passed.
         User = "root";
         StateDirectory = "osiris-switch";
-        StateDirectoryMode = "0700";
+        # 0755: the agent reads the guard's record (guard.json); nothing here is secret (public
+        # vkeys, store paths) and only root writes it.
+        StateDirectoryMode = "0755";
         PrivateTmp = true;
+      };
+    };
+
+    # The root update guard (issue 16): osiris-switch-system records when and to what it
+    # switched (/var/lib/osiris-switch/pending.json); the new agent confirms a healthy cycle
+    # in <state_dir>/switch/healthy. Unconfirmed after agent.update_guard_deadline_s, the guard
+    # switches back to the recorded previous system — and nowhere else (osiris_core.release_guard).
+    # It catches a build whose agent cannot even start. Runs only while a switch is pending.
+    systemd.services.osiris-update-guard = mkIf cfg.privileges.systemSwitch {
+      description = "Osiris: roll back an agent update whose new agent never confirmed health";
+      restartIfChanged = false;
+      stopIfChanged = false;
+      unitConfig.ConditionPathExists = "${switchState}/pending.json";
+      environment.PYTHONPATH = "${cfg.package}/${pkgs.python3.sitePackages}";
+      path = [ pkgs.coreutils ];
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = lib.escapeShellArgs [
+          "${releasePython}/bin/python" "-s" "-m" "osiris_core.release" "guard"
+          "--state" switchState "--agent-state" stateDir
+          "--deadline-s" (toString s.agent.update_guard_deadline_s)
+          "--nix-env" "${config.nix.package or pkgs.nix}/bin/nix-env"
+        ];
+        User = "root";
+        StateDirectory = "osiris-switch";
+        StateDirectoryMode = "0755";
+        PrivateTmp = true;
+      };
+    };
+    systemd.timers.osiris-update-guard = mkIf cfg.privileges.systemSwitch {
+      wantedBy = [ "timers.target" ];
+      # OnCalendar, not OnUnitActiveSec: the unit is skipped (its condition) while nothing is
+      # pending, and a never-active unit would never re-arm a relative timer.
+      timerConfig = {
+        OnCalendar = "minutely";
+        AccuracySec = "10s";
       };
     };
 

@@ -6,7 +6,8 @@
 # REQUEST    <agent state_dir>/switch/request.json, written by the (unprivileged) agent:
 #            {"action":"switch","release":<signed osiris.release/1>} or {"action":"rollback"}
 # STATE_DIR  root's own directory (/var/lib/osiris-switch): the system recorded before the
-#            last switch (`previous`) and, without configured keys, the trusted keys file
+#            last switch (`previous`), when and to what it switched (`pending.json`, for the
+#            update guard) and, without configured keys, the trusted keys file
 # KEYS_FILE  the vkeys a release must be signed by (one per line): the NixOS option
 #            privileges.releaseKeys, or STATE_DIR/trusted-keys seeded once from PINS_FILE
 # ROOT       prefix for the store, profile and /run paths (tests only; the unit passes none)
@@ -36,7 +37,19 @@ for f in bin/switch-to-configuration nixos-version kernel; do
   [ -e "$root$desired/$f" ] || { echo "refusing: $desired is not a NixOS system ($f)" >&2; exit 1; }
 done
 current=$(readlink "$root/run/current-system" || true)
+recorded=$(cat "$state/previous" 2>/dev/null || true)
 if [ "$current" != "$desired" ]; then
+  if [ "$desired" = "$recorded" ]; then
+    # back to the system recorded before the last switch (a rollback): nothing to guard
+    rm -f "$state/pending.json"
+  else
+    # when and to what, for osiris-update-guard (osiris_core.release_guard): it rolls back to
+    # $current unless the new agent confirms health within its deadline
+    printf '{"at":%s,"previous":"%s","system":"%s"}\n' "$(date +%s)" "$current" "$desired" \
+      >"$state/pending.json.tmp"
+    chmod 0644 "$state/pending.json.tmp"
+    mv -f "$state/pending.json.tmp" "$state/pending.json"
+  fi
   printf '%s\n' "$current" >"$state/previous.tmp"
   mv -f "$state/previous.tmp" "$state/previous"
 fi
