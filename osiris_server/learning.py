@@ -13,8 +13,9 @@ Why each threshold:
   a learned rule that would weaken a control, or redirect trust, can never be signed.
 - An approved candidate is signed into the rule set of its **canary** sites (a list, or a
   percentage of the sites chosen by a stable hash) at once; after ``soak_s`` with no failure of
-  the promoted rule it goes to the whole **fleet**. Any server process moves it (the status
-  UPDATE is conditional, so it moves once).
+  the promoted rule it goes to the whole **fleet**, on the server's tick (``tick``, run by the
+  watchdog thread) or at a check-in, whichever comes first. Any server process moves it (the
+  status UPDATE is conditional, so it moves once, with one audit row).
 - A promoted rule whose failure rate after promotion exceeds ``DISABLE_RATE`` (20 %) over at
   least ``DISABLE_MIN_SAMPLE`` (5) firings is **disabled** automatically: the next rule sets
   leave it out and L2 (or L3) takes the finding again. A hostile appliance reporting fake
@@ -144,9 +145,11 @@ def _judge_promoted(w: Writer, row: dict[str, Any]) -> None:
         db_audit.record(w, "server", "learning.disable", row["id"], None, None, detail)
 
 
-def advance_due(app: App, rows: list[dict[str, Any]]) -> bool:
-    """Canary rules whose soak is over with no failure go fleet-wide; True when one moved."""
-    moved = False
+def advance_due(app: App, rows: list[dict[str, Any]]) -> list[str]:
+    """Canary rules whose soak is over with no failure go fleet-wide; the ids moved here (empty:
+    none). ``rows`` may be stale: the conditional UPDATE re-checks under the writer lock, so of
+    several processes advancing together one moves the rule and writes its audit row."""
+    moved: list[str] = []
     now = parse_time(utc_now())
     for row in rows:
         if row["status"] != "canary" or not row.get("promoted_at"):
@@ -160,7 +163,20 @@ def advance_due(app: App, rows: list[dict[str, Any]]) -> bool:
             if db_learning.set_status(w, row["id"], "fleet", ("canary",), fleet_at=utc_now()):
                 db_audit.record(w, "server", "learning.fleet", row["id"], None, None,
                                 {"canary": fraction(t), "soak_s": int(row["soak_s"])})  # fmt: skip
-                moved = True
+                moved.append(row["id"])
+    return moved
+
+
+def tick(app: App) -> list[str]:
+    """The server's timer (run by the watchdog thread, ``osiris_server/watchdog.py``): a canary
+    rule whose soak ended reaches the fleet — and its ``learning.fleet`` audit row is written —
+    within one tick, even when no canary site checks in (``RuleSets`` also advances lazily, at a
+    check-in). One read when nothing is in canary. The automatic disable needs no timer: it is
+    judged when the failing firing is ingested (``_judge_promoted``)."""
+    rows = db_learning.patterns(app.db, ("canary",))
+    moved = advance_due(app, rows) if rows else []
+    if moved:
+        app.rule_sets.invalidate()  # this process at once; the others at their next refresh
     return moved
 
 

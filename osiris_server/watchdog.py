@@ -22,6 +22,12 @@ Rules (docs/server.md, Watchdog):
   to now. Appliances that could not reach a dead server, and a clock that jumped, therefore
   raise nothing until they have been silent for a full threshold after the watchdog resumed.
 * A tick within ``tick_s / 2`` of another server's is skipped: N servers do not each scan.
+* **Resolving closes the page**: the watchdog's resolve queues, in its own transaction, the
+  same follow-up an operator's resolve does (PagerDuty Events v2 ``resolve``, same
+  ``dedup_key``, to every PagerDuty route that got the trigger; ``api/alert_fanout.py``).
+* The same thread runs the learning loop's timer (``learning.tick``): a canary rule whose soak
+  ended goes fleet-wide within a tick even if no canary site checks in. One thread per
+  process for every timed job; a failure of one job is logged and does not skip the other.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from osiris_server import learning
 from osiris_server.db import alert_threshold
 from osiris_server.db import audit as db_audit
 from osiris_server.db import incidents as db_incidents
@@ -90,15 +97,21 @@ class Watchdog:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        jobs = (("watchdog_error", self.tick), ("learning_tick_error", self._learning))
         while not self._stop.wait(self.tick_s):
-            try:
-                self.tick()
-            except Exception as exc:  # noqa: BLE001 - the database is down; the next tick retries
-                print(
-                    json.dumps({"event": "watchdog_error", "type": type(exc).__name__}),
-                    file=sys.stderr,
-                    flush=True,
-                )
+            for event, job in jobs:  # one failing does not stop the other
+                try:
+                    job()
+                except Exception as exc:  # noqa: BLE001 - the database is down; the next tick retries
+                    print(
+                        json.dumps({"event": event, "type": type(exc).__name__}),
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+    def _learning(self) -> None:
+        """The other timed job of this thread: canary rules whose soak ended go fleet-wide."""
+        learning.tick(self.app)
 
     # ------------------------------------------------------------------ one tick
     def tick(self, at: float | None = None) -> dict[str, list[str]]:
@@ -123,7 +136,7 @@ class Watchdog:
             }
             online = self._appliances(w, now, since, open_, out, alerts)
             self._hosts(w, now, since, online, open_, out, alerts)
-        if alerts:
+        if alerts or out["resolved"]:
             self.app.alerter.kick()
         return out
 
@@ -259,4 +272,7 @@ class Watchdog:
                 None,
                 {"kind": inc["kind"], "subject": inc["host_id"], "note": note},
             )
+            # as an operator's resolve does, in this transaction: every PagerDuty route that got
+            # the trigger is sent resolve (same dedup_key), so the page closes by itself
+            self.app.alerter.follow_up(w, inc["id"], "resolve")
             out["resolved"].append(inc["id"])
