@@ -33,6 +33,8 @@ DEFAULT_TIMEOUT = 15.0  # the CLI's budget per request (``--timeout`` / ``OSIRIS
 CONNECT_TIMEOUT = 3.0
 RETRY_STATUSES = (502, 503, 504)
 TOKEN_FIX = "pass a valid one with --token, OSIRIS_TOKEN or a profile"
+# a partner's API key (the server's auth.PARTNER_PREFIX): sent as X-API-Key, not Bearer
+PARTNER_KEY_PREFIX = "opk_"
 
 
 # ---------------------------------------------------------------- errors
@@ -140,7 +142,7 @@ class Transport:
             self._abort = install(transport)
         self._http = httpx.Client(
             base_url=self.server,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "osiris-cli"},
+            headers={**auth_headers(token), "User-Agent": "osiris-cli"},
             timeout=httpx.Timeout(timeout, connect=self.connect_timeout),
             transport=transport,
             follow_redirects=False,
@@ -240,6 +242,16 @@ class Transport:
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", API + path)
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """The header the server reads for this credential: a partner key (``opk_…``) is
+    ``X-API-Key`` (the server ignores it as a bearer token), anything else ``Authorization:
+    Bearer`` (operator ``osk_…``). One ``--token`` / ``OSIRIS_TOKEN`` / profile serves both, so
+    a reseller uses the CLI and the console with its key and nothing else to set."""
+    if token.startswith(PARTNER_KEY_PREFIX):
+        return {"X-API-Key": token}
+    return {"Authorization": f"Bearer {token}"}
 
 
 def seg(value: str) -> str:

@@ -67,7 +67,8 @@ def one_line(text: object) -> str:
 @click.option(
     "--token",
     metavar="TOKEN",
-    help="Operator token osk_…; arguments are visible to other users (ps), so prefer "
+    help="Operator token osk_… or partner API key opk_… (sent as X-API-Key); arguments are "
+    "visible to other users (ps), so prefer "
     "OSIRIS_TOKEN or a 0600 profile file.",
 )
 @click.option("--profile", metavar="NAME", help="Profile in ~/.config/osiris/profiles.toml.")
