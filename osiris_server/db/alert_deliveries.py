@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from osiris_server.db import lease
 from osiris_server.db.engine import Database, Writer
 from osiris_server.db.util import new_id, now
 
@@ -64,28 +65,19 @@ def triggered_routes(w: Writer | Database, incident_id: str) -> list[str]:
 
 
 def claim(db: Database, claimer: str, at: int, lease_s: int, limit: int = 20):
-    """Claim up to ``limit`` due deliveries for ``lease_s`` seconds; the rows this claimer won."""
-    due = db.query(
+    """Claim up to ``limit`` due deliveries for ``lease_s`` seconds; the rows this claimer won
+    (the shared lease pattern, ``db/lease.py``)."""
+    return lease.claim(
+        db,
         "SELECT id FROM alert_deliveries WHERE state IN ('pending', 'retrying', 'sending')"
         " AND next_attempt_at <= ? AND claimed_until < ? ORDER BY next_attempt_at, id LIMIT ?",
         [at, at, limit],
+        "UPDATE alert_deliveries SET state = 'sending', claimed_until = ?, claimed_by = ?,"
+        " attempts = attempts + 1 WHERE id = ? AND state IN ('pending', 'retrying',"
+        " 'sending') AND next_attempt_at <= ? AND claimed_until < ?",
+        lambda row: [at + lease_s, claimer, row["id"], at, at],
+        lambda w, row: w.one("SELECT * FROM alert_deliveries WHERE id = ?", [row["id"]]),
     )
-    if not due:
-        return []
-
-    def run(w: Writer) -> list[dict[str, Any]]:
-        won = []
-        for row in due:
-            if w.execute(
-                "UPDATE alert_deliveries SET state = 'sending', claimed_until = ?, claimed_by = ?,"
-                " attempts = attempts + 1 WHERE id = ? AND state IN ('pending', 'retrying',"
-                " 'sending') AND next_attempt_at <= ? AND claimed_until < ?",
-                [at + lease_s, claimer, row["id"], at, at],
-            ):
-                won.append(w.one("SELECT * FROM alert_deliveries WHERE id = ?", [row["id"]]))
-        return won
-
-    return db.transact(run)
 
 
 def finish(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from osiris_server.db import lease
 from osiris_server.db.engine import Database, Writer
 from osiris_server.db.util import new_id, now
 
@@ -32,31 +33,24 @@ def enqueue(w: Writer, incident_id: str, at: int) -> str:
 def claim(
     db: Database, claimer: str, at: int, lease_s: int, max_attempts: int, limit: int = 20
 ) -> list[dict[str, Any]]:
-    """Claim up to ``limit`` due alerts for ``lease_s`` seconds; the rows this claimer won."""
+    """Claim up to ``limit`` due alerts for ``lease_s`` seconds; the rows this claimer won (the
+    shared lease pattern, ``db/lease.py``: a plain read first, so an idle queue costs no write
+    transaction; the UPDATE re-checks everything, so a stale read is harmless)."""
 
-    # a plain read first: an idle queue (the common case, polled by every process) costs no
-    # write transaction; the UPDATE below re-checks everything, so a stale read is harmless
-    due = db.query(
+    def won(w: Writer, row: dict[str, Any]) -> dict[str, Any]:
+        attempts = w.scalar("SELECT attempts FROM alert_queue WHERE id = ?", [row["id"]])
+        return {**row, "attempts": int(attempts)}
+
+    return lease.claim(
+        db,
         "SELECT id, incident_id, attempts FROM alert_queue WHERE sent_epoch IS NULL"
         " AND claimed_until < ? AND attempts < ? ORDER BY queued_epoch, id LIMIT ?",
         [at, max_attempts, limit],
+        "UPDATE alert_queue SET claimed_until = ?, claimed_by = ?, attempts = attempts + 1"
+        " WHERE id = ? AND sent_epoch IS NULL AND claimed_until < ?",
+        lambda row: [at + lease_s, claimer, row["id"], at],
+        won,
     )
-    if not due:
-        return []
-
-    def run(w: Writer) -> list[dict[str, Any]]:
-        won = []
-        for row in due:
-            if w.execute(
-                "UPDATE alert_queue SET claimed_until = ?, claimed_by = ?, attempts = attempts + 1"
-                " WHERE id = ? AND sent_epoch IS NULL AND claimed_until < ?",
-                [at + lease_s, claimer, row["id"], at],
-            ):
-                attempts = w.scalar("SELECT attempts FROM alert_queue WHERE id = ?", [row["id"]])
-                won.append({**row, "attempts": int(attempts)})
-        return won
-
-    return db.transact(run)
 
 
 def mark_sent(db: Database, alert_id: str, incident_id: str, claimer: str, at: int) -> bool:
