@@ -10,7 +10,8 @@ nothing is switched.
 
 What the agent checks before it asks for a switch (the root unit checks the signature again):
 the order's ``release`` verifies against a key pinned at enrolment (``ctx.release_verifiers``:
-the pinned order key and, if pinned, ``release_vkey``), it names the same version and system as
+the pinned ``release_vkey`` alone, or the order key on an appliance enrolled before release keys
+that pinned none — ``osiris_core.release.release_pin``), it names the same version and system as
 the order, it carries a version, and it is not a downgrade unless both the release
 (``allow_downgrade: true``) and the order (``allow_downgrade``) say so. The same version again is
 refused (a replay of a finished rollout cannot re-run a switch; the order itself is stopped by
