@@ -61,6 +61,7 @@ class AttestSummary:
     head_seq: int
     head_hash: str
     checkpoint_size: int | None
+    release: str | None = None  # the pinned release key; None: enrolled before release keys
 
     def lines(self) -> list[str]:
         cp = "none verified yet" if self.checkpoint_size is None else f"size {self.checkpoint_size}"
@@ -71,6 +72,7 @@ class AttestSummary:
             f"cosigning key  {self.cosigning}",
             f"log key        {self.log}",
             f"order key      {self.order}",
+            f"release key    {self.release or 'none pinned (the order key signs releases)'}",
             f"key history    {self.rotations} rotation(s)",
             f"chain head     seq {self.head_seq} {self.head_hash[:23]}…",
             f"checkpoint     {cp} (cosigned now)",
@@ -160,7 +162,9 @@ def build(
         head_seq=seq,
         head_hash=head["hash"],
         checkpoint_size=size if cosigned is not None else None,
-    )
+        release=fingerprint(pins["release_vkey"]) if isinstance(pins.get("release_vkey"), str)
+        else None,
+    )  # fmt: skip
     return env, summary
 
 

@@ -30,6 +30,7 @@ from osiris_core.catalog import Rule, load_catalog
 from osiris_core.errors import OsirisError
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Verifier, load_private_key
 from osiris_core.policy import AcceptedPolicy
+from osiris_core.release import release_pin
 
 from . import keyring, ntp
 from .client import ServerClient
@@ -132,10 +133,9 @@ class AgentContext:
         # only source of runbook toggles, parameters, the window, cadence and L2 limits. Every
         # bundle records its version ("default" before any policy was accepted) and its
         # ruleset_hash, the hash of the signed rules it names (and that the agent applied).
-        self.release_verifiers = [self.order_verifier] + (
-            [Verifier.from_vkey(self.pins["release_vkey"])]
-            if isinstance(self.pins.get("release_vkey"), str) else []
-        )  # fmt: skip
+        # Who may name a system to switch to (osiris_core.release.release_pin): the pinned
+        # release key alone when enrolment pinned one, else (older enrolment) the order key.
+        self.release_verifiers = [Verifier.from_vkey(v) for v in release_pin(self.pins)]
         self.policy_in_force: AcceptedPolicy | None = None
         self.window = cfg.window
         self.next_checkin_s: int = cfg.agent.checkin_interval_s

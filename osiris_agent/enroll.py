@@ -7,7 +7,8 @@ Order of operations, chosen so that a crash at any point can be re-run safely:
    and stored 0600 *before* the claim, under a provisional name — the server assigns the
    appliance id, and key names embed it.
 2. ``POST /provision/claim`` with the public keys. The answer carries the appliance id, the bearer
-   token and the server's log and order keys.
+   token and the server's log, order and release keys (``release_vkey``: the only key that may
+   name a system to switch to, when the server sends one).
 3. The keys are rewritten with their final names ``osiris/appliance/<id>`` (same seeds), then
    ``pins.json``, ``token`` (0600) and finally ``agent.toml``. The config file is written last:
    its presence means "enrolled", and a re-run stops there without spending another claim code.
@@ -171,6 +172,10 @@ def enroll(
         token = answer["token"]
         log_v = Verifier.from_vkey(answer["log_vkey"])
         order_v = Verifier.from_vkey(answer["order_vkey"])
+        # a server from before release keys answers without one: the order key stays the
+        # release authority for this appliance (osiris_core.release.release_pin)
+        raw_release = answer.get("release_vkey")
+        release_v = Verifier.from_vkey(raw_release) if raw_release is not None else None
         interval = int(answer.get("checkin_interval_s") or 60)
         quarantined = bool(answer.get("quarantined"))
         name = appliance_key_name(appliance_id)
@@ -178,6 +183,8 @@ def enroll(
         raise ClaimAnswerError(f"the server's claim answer is malformed: {e}") from None
     if not isinstance(token, str) or not token.startswith("oak_"):
         raise ClaimAnswerError("the server's claim answer has no appliance token")
+    if release_v is not None and release_v.key_id_hex in (order_v.key_id_hex, log_v.key_id_hex):
+        raise ClaimAnswerError("the server's release key must differ from its order and log keys")
 
     write_private_key(sd / "appliance.key", renamed(signing, name))
     write_private_key(sd / "cosign.key", renamed(cosigning, name))
@@ -186,6 +193,7 @@ def enroll(
         "site_id": site_id,
         "log_vkey": log_v.vkey,
         "order_vkey": order_v.vkey,
+        **({"release_vkey": release_v.vkey} if release_v is not None else {}),
         "server_origin": answer.get("server_origin") or log_v.name,
         "server_url": server.rstrip("/"),
     }

@@ -16,10 +16,14 @@ Format (canonical JSON, DESIGN §3.1)::
     envelope = {"release": release, "sig": {"alg": "ed25519", "key_id": "<8 hex>",
                                             "value": "<base64 Ed25519 over canonical(release)>"}}
 
-Signed by the server's order key (what ``osiris-server`` does when an admin allow-lists a
-system for a site) or by a dedicated release key whose vkey the appliance pinned
-(``release_vkey`` in its pins). A release names no site: one build serves the fleet; which
-appliances may run it is the per-site allow-list inside the signed policy.
+Signed by the server's *release key* (``DATA/keys/release.key``, separate from the order key;
+or kept offline by the MSP, ``osiris-server release sign``), whose vkey the appliance pinned at
+enrolment (``release_vkey`` in its pins). When that pin exists, ONLY the release key authorises
+a release — on the agent (``AgentContext.release_verifiers``) and in the root unit
+(:func:`seed_keys`) — so a server process holding the order key alone cannot name a system.
+An appliance enrolled before release keys existed pins no ``release_vkey``; for it the order
+key still signs releases, as before. A release names no site: one build serves the fleet;
+which appliances may run it is the per-site allow-list inside the signed policy.
 
 An *agent release* (what an ``update_agent`` order names, issue 16) also states the agent
 ``version`` the system carries, so the appliance can refuse a downgrade: moving to an older
@@ -228,18 +232,28 @@ def load_keys(path: str | os.PathLike[str]) -> list[Verifier]:
     return out
 
 
+def release_pin(pins: dict[str, Any]) -> list[str]:
+    """The vkeys that authorise a release for an appliance with these pins: its pinned
+    ``release_vkey`` alone when it has one (the order key then does NOT), else its
+    ``order_vkey`` (an appliance enrolled before release keys existed)."""
+    for k in ("release_vkey", "order_vkey"):
+        if isinstance(pins.get(k), str):
+            return [pins[k]]
+    return []
+
+
 def seed_keys(keys_file: Path, pins_file: Path) -> None:
-    """First use without configured keys: copy the order (and release) vkeys the agent pinned
-    at enrolment into the root-owned keys file, once (trust on first use; set
-    ``services.osiris-agent.privileges.releaseKeys`` to avoid it)."""
+    """First use without configured keys: copy the key the agent pinned at enrolment to
+    authorise releases (:func:`release_pin`) into the root-owned keys file, once (trust on
+    first use; set ``services.osiris-agent.privileges.releaseKeys`` to avoid it)."""
     if keys_file.exists():
         return
     pins = json.loads(_read_nofollow(pins_file, 65536))
-    vkeys = [pins[k] for k in ("order_vkey", "release_vkey") if isinstance(pins.get(k), str)]
+    vkeys = release_pin(pins) if isinstance(pins, dict) else []
     for v in vkeys:
         Verifier.from_vkey(v)  # refuse garbage before writing anything
     if not vkeys:
-        raise ReleaseRefused(f"{pins_file} pins no order key")
+        raise ReleaseRefused(f"{pins_file} pins no release or order key")
     text = "# seeded from the agent's pins on first switch (trust on first use)\n"
     write_private(keys_file, (text + "\n".join(vkeys) + "\n").encode("utf-8"))
 

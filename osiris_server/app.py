@@ -40,7 +40,7 @@ from osiris_core.errors import OsirisError
 from osiris_core.files import create_private
 from osiris_core.keys import Signer, Verifier, load_private_key, write_private_key
 from osiris_core.trust import AttestationError, KeyEpoch, key_epochs, original_key
-from osiris_server import auth, learning
+from osiris_server import auth, learning, release_key
 from osiris_server import config as config_mod
 from osiris_server.api import (
     alert_routes,
@@ -87,6 +87,7 @@ from osiris_server.http import (
 )
 from osiris_server.locks import ApplianceLocks
 from osiris_server.log import LogError, TransparencyLog
+from osiris_server.release_key import ReleaseKey
 from osiris_server.storage import StorageUnavailable
 from osiris_server.vault import Vault, VaultError
 from osiris_server.watchdog import Watchdog
@@ -195,6 +196,7 @@ class App:
         vault: Vault,
         log_signer: Signer,
         order_signer: Signer,
+        release: ReleaseKey | None = None,
     ) -> None:
         self.cfg = cfg
         self.db = db
@@ -202,6 +204,8 @@ class App:
         self.vault = vault
         self.log_signer = log_signer
         self.order_signer = order_signer
+        # signs (or, offline, only verifies) releases; never the order key (release_key.py)
+        self.release = release or release_key.load(cfg.keys_dir, cfg.origin, _emit)
         self.router = build_router()
         self.heartbeats = HeartbeatBuffer(db)
         # claim-code failures, per source (provisioning.claim)
@@ -240,6 +244,9 @@ class App:
         config_mod.secure_data_files(cfg.data, index=cfg.db_url is None)
         log_signer = load_private_key(cfg.log_key_path)
         order_signer = load_private_key(cfg.order_key_path)
+        release = release_key.load(cfg.keys_dir, cfg.origin, _emit)
+        if release.verifier.vkey in (order_signer.vkey, log_signer.vkey):
+            raise config_mod.ConfigError("keys/release.key must not be the order or log key")
         vault = Vault.open(cfg.vault_path)
         db = open_database(cfg)
         try:
@@ -253,7 +260,7 @@ class App:
         except BaseException:
             db.close()
             raise
-        return cls(cfg, db, log, vault, log_signer, order_signer)
+        return cls(cfg, db, log, vault, log_signer, order_signer, release)
 
     def close(self) -> None:
         if self.closed:
@@ -511,7 +518,10 @@ def default_origin() -> str:
 
 
 def init_data(
-    data: str | Path, origin: str | None = None, db_url: str | None = None
+    data: str | Path,
+    origin: str | None = None,
+    db_url: str | None = None,
+    release_vkey: str | None = None,
 ) -> dict[str, str]:
     """Create a data directory: keys (0600), vault, config, database, first admin token.
 
@@ -521,10 +531,18 @@ def init_data(
     server joins an existing database with a copy of the first one's data directory, never a
     second ``init`` (which would mint keys the log and the agents do not know).
 
-    Returns ``{"admin_token", "log_vkey", "order_vkey"}``; the token is shown exactly once
-    (only its hash is stored)."""
+    ``release_vkey`` (``init --release-vkey``): the release key is the MSP's offline key; only
+    its vkey is stored and the server never holds the private half (release_key.py).
+
+    Returns ``{"admin_token", "log_vkey", "order_vkey", "release_vkey"}``; the token is shown
+    exactly once (only its hash is stored)."""
     data = Path(data)
     db_url = config_mod.check_db_url(db_url)
+    if release_vkey is not None:
+        try:
+            Verifier.from_vkey(release_vkey.strip())  # refused before anything is written
+        except (OsirisError, ValueError) as exc:
+            raise config_mod.ConfigError(f"--release-vkey is not a vkey: {exc}") from None
     if (data / "server.toml").exists() or (data / "osiris.db").exists():
         raise config_mod.ConfigError(f"{data} is already initialised")
     pg = open_database(data / "osiris.db", db_url) if db_url else None
@@ -534,14 +552,18 @@ def init_data(
                 f"{pg.describe()} already holds an osiris index; to add a server, copy the "
                 "first server's data directory (docs/server.md, 'PostgreSQL')"
             )
-        return _init_files(data, origin, db_url, pg)
+        return _init_files(data, origin, db_url, pg, release_vkey)
     finally:
         if pg is not None:
             pg.close()
 
 
 def _init_files(
-    data: Path, origin: str | None, db_url: str | None, pg: Database | None
+    data: Path,
+    origin: str | None,
+    db_url: str | None,
+    pg: Database | None,
+    release_vkey: str | None = None,
 ) -> dict[str, str]:
     origin = origin or default_origin()
     host = origin.split("/", 1)[0]
@@ -555,6 +577,10 @@ def _init_files(
     order_signer = Signer.generate(order_name)
     write_private_key(keys / "log.key", log_signer)
     write_private_key(keys / "order.key", order_signer)
+    if release_vkey is not None:
+        release_v = release_key.write_vkey(keys, release_vkey)
+    else:
+        release_v = release_key.create(keys, origin).verifier()
     Vault.create(keys / "vault.keyring")
     toml = config_mod.render(origin, order_name, db_url)
     create_private(data / "server.toml", toml.encode("utf-8"))
@@ -575,7 +601,8 @@ def _init_files(
             db.close()
     if pg is None:
         os.chmod(data / "osiris.db", 0o600)
-    return {"admin_token": token, "log_vkey": log_signer.vkey, "order_vkey": order_signer.vkey}
+    return {"admin_token": token, "log_vkey": log_signer.vkey, "order_vkey": order_signer.vkey,
+            "release_vkey": release_v.vkey}  # fmt: skip
 
 
 def create_app(data: str | Path | None = None) -> App:

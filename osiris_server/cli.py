@@ -24,6 +24,7 @@ import click
 
 from osiris_core.cli_base import OsirisGroup, fail
 from osiris_core.errors import ExitCode, OsirisError
+from osiris_server.cli_release import release as release_commands
 
 PROG = "osiris-server"
 
@@ -107,15 +108,21 @@ DATA = click.option(
 @DATA
 @DB
 @click.option("--origin", help="log origin / key name, default <hostname>/osiris/log")
-@click.option("--json", "as_json", is_flag=True, help="print {admin_token, log_vkey, order_vkey}")
-def init(data: Path, db_url: str | None, origin: str | None, as_json: bool) -> None:
-    """Create the database, the log/order/vault keys (0600) and the first admin token.
+@click.option("--release-vkey", default=None, metavar="VKEY",
+              help="keep the release key offline: store only this vkey (osiris-server release"
+              " keygen); the server then accepts only pre-signed releases")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True,
+              help="print {admin_token, log_vkey, order_vkey, release_vkey}")  # fmt: skip
+def init(
+    data: Path, db_url: str | None, origin: str | None, release_vkey: str | None, as_json: bool
+) -> None:
+    """Create the database, the log/order/release/vault keys (0600) and the first admin token.
     With --db the index is that PostgreSQL database (migrated now, recorded in server.toml)."""
     from osiris_server.app import init_data
     from osiris_server.storage import StorageUnavailable
 
     try:
-        out = init_data(data, origin, db_url)
+        out = init_data(data, origin, db_url, release_vkey)
     except StorageUnavailable as exc:
         _fail(str(exc), exc.exit_code)
         return
@@ -128,6 +135,7 @@ def init(data: Path, db_url: str | None, origin: str | None, as_json: bool) -> N
     click.echo(f"initialised {data}")
     click.echo(f"log key:   {out['log_vkey']}")
     click.echo(f"order key: {out['order_vkey']}")
+    click.echo(f"release key: {out['release_vkey']}" + (" (offline)" if release_vkey else ""))
     click.echo("admin token (shown once, store it now):")
     click.echo(out["admin_token"])
 
@@ -373,6 +381,8 @@ def vault_rotate(data: Path, db_url: str | None, retire_old: bool) -> None:
             v.retire(kid)
     click.echo(json.dumps({"primary": new, "rewrapped": n, "retired": old if retire_old else []}))
 
+
+main.add_command(release_commands)  # osiris_server/cli_release.py: the offline release key
 
 if __name__ == "__main__":
     main()

@@ -16,8 +16,9 @@
 #     is a separate root oneshot unit, osiris-switch-system.service, that the agent may only
 #     *start* (polkit); it reads a switch request from <state_dir>/switch/request.json that
 #     must carry a release document (osiris.release/1) signed by a trusted key — the unit
-#     verifies that signature itself (privileges.releaseKeys, else the order key the agent
-#     pinned at enrolment, copied once into root's own state) — never "looks like a system".
+#     verifies that signature itself (privileges.releaseKeys, else the release key the agent
+#     pinned at enrolment — the order key only if it pinned none — copied once into root's own
+#     state) — never "looks like a system".
 # The appliance never listens: this module opens no firewall port.
 { config, lib, pkgs, ... }:
 
@@ -244,7 +245,8 @@ in
         example = [ "osiris/release+1a2b3c4d+AQ..." ];
         description = ''
           Signed-note vkeys a release document must be signed by for osiris-switch-system to
-          switch to it. Empty (the default): the order key the agent pinned at enrolment,
+          switch to it. Empty (the default): the release key the agent pinned at enrolment
+          (release_vkey; the order key only for an appliance enrolled before release keys),
           copied once (on the first switch) into /var/lib/osiris-switch/trusted-keys, which
           only root can write — trust on first use; set this in the image to avoid it.
         '';

@@ -148,6 +148,7 @@ def keys(app: App, req: Request) -> Response:
         "origin": app.cfg.origin,
         "log": app.log_signer.vkey,
         "order": app.order_signer.vkey,
+        "release": app.release.verifier.vkey,  # what enrolment pins as release_vkey
         "appliances": [],
     }
     if p.kind == "appliance":

@@ -224,6 +224,8 @@ def claim(app: App, req: Request) -> Response:
                 "log_size_seen": 0,
                 "box_pub": box_pub,
                 "quarantined": 1 if quarantined else 0,
+                # the release key it pins now (api/updates.py sends it releases it verifies)
+                "release_key_id": app.release.verifier.key_id_hex,
             },
         )
         db_prov.mac_forget_claimed(w, prov["id"])
@@ -257,6 +259,8 @@ def claim(app: App, req: Request) -> Response:
             "cosign_vkey": cosign.vkey,
             "log_vkey": app.log_signer.vkey,
             "order_vkey": app.order_signer.vkey,
+            # the only key that may name a system for this appliance (issue 16 item 6)
+            "release_vkey": app.release.verifier.vkey,
             "server_origin": app.cfg.origin,
             "checkin_interval_s": interval_s if interval_s is not None else 60,
             "quarantined": quarantined,

@@ -39,6 +39,7 @@ from osiris_server.http import (
     Request,
     Response,
     bad_request,
+    conflict,
     forbidden,
     json_response,
     not_found,
@@ -306,12 +307,20 @@ def put_allowlist(app: App, req: Request, site_id: str, runbook_id: str, param: 
         except SchemaError as exc:
             raise bad_request(f"{rb.id}: {exc}"[:400], "E_SCHEMA") from None
     signed: list[str] = []
+    signer = app.release.signer  # releases are the release key's, never the order key's
+    if p.bound.kind == "release" and signer is None:
+        stored = {e["release"]["system"] for e in db_runbooks.releases(app.db, list(values))}
+        if set(values) - stored:
+            raise conflict("this server holds only the release vkey: it cannot sign a release "
+                           "for a new system", "E_NO_RELEASE_KEY")  # fmt: skip
     with app.db.write() as w:
         old = db_runbooks.set_allowlist(w, site_id, rb.id, param, list(values), req.principal.actor)
         if p.bound.kind == "release":
             for system in values:
                 name = _STORE_NAME.sub("-", system.split("-", 1)[1])[:64].strip("-.") or "system"
-                env = sign_release(make_release(system, name), app.order_signer)
+                if signer is None:
+                    continue  # already stored (checked above)
+                env = sign_release(make_release(system, name), signer)
                 if db_runbooks.put_release(w, system, env, req.principal.actor):
                     signed.append(system)
         audit(

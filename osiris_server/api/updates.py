@@ -2,11 +2,19 @@
 
 Why the rules are what they are:
 
-* **A release is signed once, by an admin's request** (``POST /api/v1/releases``): the server
-  signs ``osiris.release/1`` (with ``version``) with its order key, which every appliance
-  pinned at enrolment; the root switch unit on the appliance re-checks that signature before it
-  switches. A version is never re-signed for another system (409): a rollout names a version,
-  and a version must mean one build.
+* **A release is signed once, by the release key** (``POST /api/v1/releases``): the server
+  signs ``osiris.release/1`` (with ``version``) with its *release* key (osiris_server/
+  release_key.py), never the order key; or the admin posts ``{"envelope": …}`` already signed
+  offline by that key (``osiris-server release sign``: the MSP keeps the private key off the
+  server), which is verified against the server's release vkey and stored as is. Appliances
+  pin the release vkey at enrolment, and then only it authorises a release, on the agent and
+  in the root switch unit. A version is never re-signed for another system (409): a rollout
+  names a version, and a version must mean one build.
+* **Appliances enrolled before release keys** (``appliances.release_key_id`` NULL) trust the
+  order key for releases; a rollout sends them the same release document signed by the order
+  key, and everyone else the stored release-key envelope. An appliance that pinned another
+  release key than the release's signer is refused (409) rather than sent a release it will
+  reject.
 * **A rollout names sites, not appliances** (``POST /api/v1/rollouts``): operators move a fleet
   site by site, watching each (``GET /api/v1/rollouts/{id}``) before the next. Each active
   appliance of each site gets one signed ``update_agent`` order carrying the release; it is
@@ -28,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from osiris_core import canonical, ids
 from osiris_core.errors import SchemaError
 from osiris_core.orders import MAX_TTL_S, new_order, sign_order
-from osiris_core.release import make_release, sign_release
+from osiris_core.release import ReleaseRefused, make_release, sign_release, verify_release
 from osiris_server.api.common import audit, read, site_for, visible_site_ids, write
 from osiris_server.db import appliances as db_appliances
 from osiris_server.db import orders as db_orders
@@ -48,11 +56,13 @@ if TYPE_CHECKING:
     from osiris_server.app import App
 
 RELEASE_BODY = {
-    "version": F.of(ids.RELEASE_VERSION, required=True),
-    "system": F.of(ids.STORE_PATH, required=True),
+    "version": F.of(ids.RELEASE_VERSION, description="sign a release (with system)"),
+    "system": F.of(ids.STORE_PATH),
     "name": F.of(ids.RELEASE_NAME),
     "allow_downgrade": F("boolean"),
-}
+    "envelope": F("object", description="instead: an osiris.release/1 envelope signed offline by "
+                  "the release key (osiris-server release sign), stored as is"),
+}  # fmt: skip
 ROLLOUT_BODY = {
     "release": F.of(ids.RELEASE_VERSION, required=True),
     "sites": F("array", required=True, min_items=1, max_items=100, items=F.of(ids.SITE_ID)),
@@ -72,17 +82,43 @@ def _release_view(row: dict[str, Any]) -> dict[str, Any]:
             "created_by": row["created_by"]}  # fmt: skip
 
 
+def _presigned(app: App, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An offline-signed envelope: only the server's release key may have signed it."""
+    if set(body) != {"envelope"}:
+        raise bad_request("send either envelope alone or version and system", "E_SCHEMA")
+    env = body["envelope"]
+    try:
+        rel = verify_release(env, [app.release.verifier])
+    except ReleaseRefused as exc:
+        mine = app.release.verifier.key_id_hex
+        raise bad_request(f"{exc} (this server's release key is {mine})"[:400],
+                          "E_RELEASE") from None  # fmt: skip
+    if "version" not in rel:
+        raise bad_request("an agent release must name its version", "E_RELEASE")
+    return rel, env
+
+
 def create_release(app: App, req: Request) -> Response:
     body = req.data
-    rel = make_release(
-        body["system"], body.get("name") or f"osiris-{body['version']}",
-        version=body["version"], allow_downgrade=body.get("allow_downgrade") is True,
-    )  # fmt: skip
-    env = sign_release(rel, app.order_signer)
+    if "envelope" in body:
+        rel, env = _presigned(app, body)
+    else:
+        if "version" not in body or "system" not in body:
+            raise bad_request("version and system are required (or an envelope)", "E_SCHEMA")
+        if app.release.signer is None:
+            raise conflict("this server holds only the release vkey: sign the release offline "
+                           "(osiris-server release sign) and POST {\"envelope\": ...}",
+                           "E_NO_RELEASE_KEY")  # fmt: skip
+        rel = make_release(
+            body["system"], body.get("name") or f"osiris-{body['version']}",
+            version=body["version"], allow_downgrade=body.get("allow_downgrade") is True,
+        )  # fmt: skip
+        env = sign_release(rel, app.release.signer)
     with app.db.write() as w:
         if not db_updates.put_release(w, rel, env, req.principal.actor):
             raise conflict(f"release {rel['version']} exists; a version names one build")
-        detail = {"system": rel["system"], "allow_downgrade": rel.get("allow_downgrade", False)}
+        detail = {"system": rel["system"], "allow_downgrade": rel.get("allow_downgrade", False),
+                  "key_id": env["sig"]["key_id"], "presigned": "envelope" in body}  # fmt: skip
         audit(w, req, "release.create", rel["version"], None, detail)
     row = db_updates.release(app.db, rel["version"])
     assert row is not None
@@ -144,15 +180,28 @@ def create_rollout(app: App, req: Request) -> Response:
     downgrade = body.get("allow_downgrade") is True
     if downgrade and rel.get("allow_downgrade") is not True:
         raise bad_request(f"release {rel['version']} does not allow a downgrade", "E_DOWNGRADE")
-    params: dict[str, Any] = {"version": rel["version"], "system": rel["system"], "release": env}
-    if downgrade:
-        params["allow_downgrade"] = True
+    legacy: dict[str, Any] | None = None  # the same release for appliances without the pin
     outside = body.get("outside_window") is True  # else it waits for the maintenance window
     rollout_id = new_id("ro")
     targets: list[dict[str, str]] = []
     with app.db.write() as w:
         for site_id in sites:
-            for appliance_id in db_appliances.active_ids(w, site_id):
+            for appliance_id, pinned in db_appliances.active_release_pins(w, site_id):
+                if pinned is None and legacy is None:
+                    ok = env["sig"]["key_id"] == app.order_signer.key_id_hex
+                    legacy = env if ok else sign_release(rel, app.order_signer)
+                if pinned is not None and pinned != env["sig"]["key_id"]:
+                    raise conflict(f"appliance {appliance_id} trusts release key {pinned} only; "
+                                   f"release {rel['version']} is signed by "
+                                   f"{env['sig']['key_id']}: create the release again",
+                                   "E_RELEASE_KEY")  # fmt: skip
+                params: dict[str, Any] = {
+                    "version": rel["version"],
+                    "system": rel["system"],
+                    "release": env if pinned is not None else legacy,
+                }
+                if downgrade:
+                    params["allow_downgrade"] = True
                 try:
                     order = new_order(site_id, appliance_id, "update_agent", params,
                                       not outside, MAX_TTL_S)  # fmt: skip
@@ -242,7 +291,8 @@ ROUTES = [
         create_release,
         roles=("admin",),
         body=RELEASE_BODY,
-        summary="Admin only: sign an agent release (version + NixOS system) for rollouts",
+        summary="Admin only: sign an agent release (version + NixOS system) with the release"
+        " key, or store one signed offline by it ({envelope})",
         tag="updates",
     ),
     read("GET", "/api/v1/releases", list_releases, summary="Signed agent releases", tag="updates"),

@@ -200,6 +200,17 @@ def active_ids(db: Database | Writer, site_id: str) -> list[str]:
     return [r["id"] for r in rows]
 
 
+def active_release_pins(db: Database | Writer, site_id: str) -> list[tuple[str, str | None]]:
+    """The site's unrevoked appliances, sorted, each with the id of the release key it pinned at
+    enrolment (None: enrolled before release keys; api/updates.py sends it an order-key release)."""
+    rows = db.query(
+        "SELECT id, release_key_id FROM appliances WHERE site_id = ? AND revoked_at IS NULL"
+        " ORDER BY id",
+        [site_id],
+    )
+    return [(r["id"], r["release_key_id"]) for r in rows]
+
+
 def box_and_quarantine(db: Database | Writer, appliance_id: str) -> dict[str, Any] | None:
     """``{box_pub, quarantined}`` of the appliance (what a sealed delivery needs), or None."""
     return db.one("SELECT box_pub, quarantined FROM appliances WHERE id = ?", [appliance_id])

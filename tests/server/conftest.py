@@ -266,8 +266,11 @@ def policy_of(a: Appliance, resp: dict[str, Any]) -> dict[str, Any]:
     from osiris_core.policy import verify_policy
 
     assert "policy" in resp, "the answer carries no policy"
+    from osiris_core.release import release_pin
+
     got = verify_policy(
         resp["policy"], Verifier.from_vkey(a.enroll["order_vkey"]),
         appliance_id=a.id, site_id=a.site_id, catalog=load_catalog(),
+        release_verifiers=[Verifier.from_vkey(v) for v in release_pin(a.enroll)],
     )  # fmt: skip
     return got.doc

@@ -73,9 +73,16 @@ def _init(tmp_path: Path) -> tuple[Path, dict]:
 
 def test_init_creates_private_keys_and_refuses_twice(tmp_path: Path) -> None:
     data, out = _init(tmp_path)
-    assert set(out) == {"admin_token", "log_vkey", "order_vkey"}
+    assert set(out) == {"admin_token", "log_vkey", "order_vkey", "release_vkey"}
+    assert out["release_vkey"] not in (out["log_vkey"], out["order_vkey"])
     assert out["admin_token"].startswith("osk_")
-    for p in ("keys/log.key", "keys/order.key", "keys/vault.keyring", "osiris.db"):
+    for p in (
+        "keys/log.key",
+        "keys/order.key",
+        "keys/release.key",
+        "keys/vault.keyring",
+        "osiris.db",
+    ):
         mode = stat.S_IMODE((data / p).stat().st_mode)
         assert mode & 0o077 == 0, (p, oct(mode))
     # the token is stored only hashed

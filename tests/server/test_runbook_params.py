@@ -274,7 +274,7 @@ def test_trust_redirecting_params_need_an_admin_and_the_allow_list(server) -> No
     assert [c["param"] for c in view["changes"]][:2] == ["dns_servers", "wsus_server"]
 
 
-def test_desired_system_comes_with_a_release_signed_by_the_order_key(server) -> None:
+def test_desired_system_comes_with_a_release_signed_by_the_release_key(server) -> None:
     site = server.site()
     sid = site["id"]
     a = server.enroll(sid)
@@ -285,8 +285,9 @@ def test_desired_system_comes_with_a_release_signed_by_the_order_key(server) -> 
     r = server.admin.put(allow, json={"values": [STORE]})
     assert r.status_code == 200, r.text
     rel = r.json()["releases"]
-    order = Verifier.from_vkey(a.enroll["order_vkey"])
-    assert [verify_release(e, [order])["system"] for e in rel] == [STORE]
+    release = Verifier.from_vkey(a.enroll["release_vkey"])  # pinned at enrolment
+    assert [verify_release(e, [release])["system"] for e in rel] == [STORE]
+    assert all(e["sig"]["key_id"] != a.enroll["order_vkey"].split("+")[1] for e in rel)
     assert server.admin.put(_path(sid, GEN), json={"params": {"desired_system": STORE}}).is_success
     pol = _policy(server, a)
     assert pol["params"][GEN] == {"desired_system": STORE}

@@ -36,7 +36,9 @@ def test_rollout_orders_are_signed_and_delivered_fleet_shows_versions(server) ->
     assert v.status == "accepted", v.reason
     params = v.order["params"]
     assert params["version"] == "0.2.0" and params["system"] == SYS
-    assert verify_release(params["release"], [order_key])["version"] == "0.2.0"
+    # the release is the release key's (pinned at enrolment), not the order key's
+    assert verify_release(params["release"], [Verifier.from_vkey(keys["release"])])
+    assert params["release"]["sig"]["key_id"] != order_key.key_id_hex
     view = server.admin.get(f"/api/v1/rollouts/{ro['rollout_id']}").json()
     assert view["appliances"][0]["state"] == "delivered"
     body = checkin_body(a)
