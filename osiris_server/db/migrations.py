@@ -639,34 +639,6 @@ MIGRATIONS: list[list[Step]] = [
         )""",
         "CREATE INDEX packets_site ON packets (site_id, period_start)",
     ],
-    # retention (issue 17 item 3, osiris_server/retention.py): a legal hold per site (one row
-    # while held; who, when, why; the audit keeps the history), one row per prune (the index
-    # range, how many bundles, sha256 over their hashes, the WORM keys that hold them, who and
-    # when; ``log_done_at`` once the log's entry bytes are blanked), and on each evidence row the
-    # prune that removed its body (NULL: stored). The index row itself stays: chain order and
-    # proofs need it.
-    [
-        """CREATE TABLE legal_holds (
-            site_id TEXT PRIMARY KEY,
-            reason TEXT NOT NULL,
-            held_by TEXT NOT NULL,
-            held_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE retention_prunes (
-            id INTEGER PRIMARY KEY,
-            first_index INTEGER NOT NULL,
-            last_index INTEGER NOT NULL,
-            count INTEGER NOT NULL,
-            hashes_sha256 TEXT NOT NULL,
-            worm_keys TEXT NOT NULL,
-            retention_years INTEGER NOT NULL,
-            now_at TEXT NOT NULL,
-            pruned_by TEXT NOT NULL,
-            pruned_at TEXT NOT NULL,
-            log_done_at TEXT
-        )""",
-        "ALTER TABLE evidence ADD COLUMN pruned_id INTEGER",
-    ],
 ]
 
 
