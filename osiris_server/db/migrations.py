@@ -621,24 +621,6 @@ MIGRATIONS: list[list[Step]] = [
         )""",
         "CREATE UNIQUE INDEX tsa_anchors_size_tsa ON tsa_anchors (checkpoint_size, tsa_url)",
     ],
-    # packets (issue 17 item 3, osiris_server/api/packets.py): the server's packet store. One row
-    # per packet zip, keyed by its sha256 (an upload of the same bytes is a no-op); the file is
-    # ``<data>/packets/<sha256>.zip`` (``path`` relative to the data dir); WORM and the portal
-    # read it.
-    [
-        """CREATE TABLE packets (
-            sha256 TEXT PRIMARY KEY,
-            site_id TEXT NOT NULL,
-            period_start TEXT,
-            period_end TEXT,
-            month TEXT,
-            bytes INTEGER,
-            path TEXT,
-            stored_at TEXT,
-            stored_by TEXT
-        )""",
-        "CREATE INDEX packets_site ON packets (site_id, period_start)",
-    ],
 ]
 
 
