@@ -603,24 +603,6 @@ MIGRATIONS: list[list[Step]] = [
             updated_at TEXT NOT NULL
         )""",
     ],
-    # tsa_anchors (issue 17 item 1, osiris_server/tsa.py): RFC 3161 timestamps over signed
-    # checkpoints. ``checkpoint_sha256`` is the sha256 hex of the checkpoint BODY bytes (what was
-    # timestamped); ``token`` is the DER TimeStampResp as the TSA sent it (a .tsr file), checked
-    # against the configured TSA CA before it is stored. One token per (size, TSA): the unique
-    # index is what stops two server processes storing two.
-    [
-        """CREATE TABLE tsa_anchors (
-            id TEXT PRIMARY KEY,
-            checkpoint_size INTEGER NOT NULL,
-            checkpoint_sha256 TEXT NOT NULL,
-            token BLOB NOT NULL,
-            tsa_url TEXT NOT NULL,
-            gen_time TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        )""",
-        "CREATE UNIQUE INDEX tsa_anchors_size_tsa ON tsa_anchors (checkpoint_size, tsa_url)",
-    ],
 ]
 
 
