@@ -577,32 +577,6 @@ MIGRATIONS: list[list[Step]] = [
     # enrolment (NULL: enrolled before release keys; it trusts the order key for releases), so
     # a rollout sends each appliance a release envelope it can verify (api/updates.py).
     ["ALTER TABLE appliances ADD COLUMN release_key_id TEXT"],
-    # WORM copy (issue 17 item 2, osiris_server/worm.py): one row per object put (or to put) in
-    # the S3 Object Lock bucket, keyed by its content-addressed object key, so an interrupted
-    # upload resumes and a re-run duplicates nothing. ``worm_state`` holds the retention
-    # high-water mark: once objects went up locked for N years, a config asking fewer is refused.
-    [
-        """CREATE TABLE worm_objects (
-            key TEXT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            sha256 TEXT NOT NULL,
-            bytes INTEGER NOT NULL,
-            first_index INTEGER,
-            last_index INTEGER,
-            site_id TEXT,
-            retain_until TEXT,
-            version_id TEXT,
-            state TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            uploaded_at TEXT
-        )""",
-        "CREATE INDEX worm_objects_state ON worm_objects (state, kind, created_at)",
-        """CREATE TABLE worm_state (
-            name TEXT PRIMARY KEY,
-            value TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        )""",
-    ],
 ]
 
 
