@@ -12,8 +12,8 @@ What it shares with the real unit, deliberately: the request is checked by the s
 (``osiris_core.release.switch_target``) against the keys in ``<root>/trusted-keys`` (seeded once
 from the agent's pins by ``seed_keys``, exactly like the unit's trust on first use: the pinned
 ``release_vkey`` alone, the order key only when none was pinned), so a release not signed by
-that key — one the order key signed included — is refused here too and nothing moves; a rollback goes only to the system this
-program recorded itself.
+that key — one the order key signed included — is refused here too and nothing moves; a
+rollback goes only to the system this program recorded itself.
 
 What it models that NixOS does by itself: ``current`` prints ``{"version", "system",
 "generation"}`` (on NixOS, ``/run/current-system`` and the running agent's version); ``health``
