@@ -314,6 +314,16 @@ class DebianHost:
         except OSError:
             return ""
 
+    def wait_banner(self, port: int | None = None, timeout: float = 10.0) -> str:
+        """The banner once a listener answers on ``port`` (sshd daemonises BEFORE it listens, and
+        a reload's re-exec leaves a moment with nothing listening), or '' after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            b = self.banner(port=port)
+            if b or time.monotonic() > deadline:
+                return b
+            time.sleep(0.1)
+
     def exec(self, cmd: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``sh -c cmd`` inside the container (all its namespaces), not through the agent."""
         return subprocess.run(

@@ -54,6 +54,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import paramiko
 
@@ -70,6 +71,8 @@ from osiris_agent.hosts.base import (
 
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
 _POLL_S = 0.05
+# Pauses before re-trying a REFUSED connection (~3 s in all): covers sshd's re-exec on reload.
+REFUSED_RETRY_S = (0.25, 0.75, 2.0)
 _KILL_GRACE_S = 2
 # Exit code and last stderr line of a run whose staging failed (not the script's own failure).
 _STAGE_RC = 86
@@ -154,6 +157,22 @@ class SshTransport:
         pkey = load_private_key(t.private_key) if t.private_key else None
         if pkey is None and not t.password:
             raise AuthError(f"no SSH credentials were delivered for host {t.host_id}")
+        for wait in (*REFUSED_RETRY_S, None):
+            try:
+                return self._connect_once(client, pkey)
+            except paramiko.ssh_exception.NoValidConnectionsError as exc:
+                # Refused: sshd re-execs on every reload (ours included) and is not listening
+                # for a moment; a host whose sshd is really down is still refused after this.
+                client.close()
+                if wait is None:
+                    raise TransportError(f"cannot connect to {t.host_id} over SSH: {exc}") from exc
+                time.sleep(wait)
+                client = paramiko.SSHClient()
+                client.set_missing_host_key_policy(_PinnedPolicy(self))
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _connect_once(self, client: paramiko.SSHClient, pkey: Any) -> paramiko.SSHClient:
+        t = self.target
         try:
             client.connect(
                 t.address,
@@ -173,6 +192,8 @@ class SshTransport:
         except paramiko.AuthenticationException as exc:
             client.close()
             raise AuthError(f"SSH authentication to {t.host_id} was refused") from exc
+        except paramiko.ssh_exception.NoValidConnectionsError:
+            raise  # _connect retries a refusal, then translates it
         except (paramiko.SSHException, OSError, EOFError) as exc:
             client.close()
             raise TransportError(f"cannot connect to {t.host_id} over SSH: {exc}") from exc

@@ -288,3 +288,66 @@ def test_login_context_for_a_key_login(ssh) -> None:
     lines = res.stdout.splitlines()
     assert "OSIRIS_CTX_LOGIN_AUTH=publickey" in lines and "OSIRIS_CTX_SUDO=0" in lines
     assert f"OSIRIS_CTX_LOGIN_USER={ssh.target.username}" in lines
+
+
+def _forward_after(delay: float, to_port: int) -> tuple[int, threading.Thread]:
+    """A port that REFUSES connections for ``delay`` s (as sshd does while it re-execs on a
+    reload), then listens and pipes each connection to the real sshd."""
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens on it now: a connect is refused
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve() -> None:
+        time.sleep(delay)
+        ls = socket.create_server(("127.0.0.1", port))
+        ls.settimeout(10)
+        try:
+            c, _ = ls.accept()
+        except OSError:
+            return
+        finally:
+            ls.close()
+        up = socket.create_connection(("127.0.0.1", to_port))
+        threading.Thread(target=pipe, args=(c, up), daemon=True).start()
+        pipe(up, c)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return port, t
+
+
+def test_a_refusal_while_sshd_reloads_is_retried_then_connects(sshd) -> None:
+    port, _ = _forward_after(0.6, sshd.port)
+    tr = SshTransport(_target(sshd, port=port))
+    try:
+        assert tr.run_script("echo up").stdout.strip() == "up"
+    finally:
+        tr.close()
+
+
+def test_a_host_that_keeps_refusing_is_a_transport_error_in_bounded_time(sshd) -> None:
+    from osiris_agent.hosts.base import TransportError
+    from osiris_agent.hosts.ssh import REFUSED_RETRY_S
+
+    port, _ = _forward_after(60, sshd.port)  # opens long after the agent gives up
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="cannot connect to linux-1 over SSH"):
+        SshTransport(_target(sshd, port=port)).run_script("true")
+    took = time.monotonic() - started
+    assert sum(REFUSED_RETRY_S) <= took < sum(REFUSED_RETRY_S) + 5

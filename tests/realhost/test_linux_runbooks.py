@@ -167,7 +167,7 @@ def test_fw_heal_keeps_the_ports_the_host_listens_on(debian_host: DebianHost) ->
     h = debian_host
     # a second real listener on the host: another sshd on 2222 stands in for the clinic's service
     assert h.exec("/usr/sbin/sshd -p 2222").returncode == 0
-    assert h.banner(port=2222).startswith("SSH-2.0-")
+    assert h.wait_banner(port=2222).startswith("SSH-2.0-")
     assert h.exec("systemctl stop ufw").returncode == 0
     tr = SshTransport(h.target())
     _heal(tr, _detect(tr, "LIN-FW-001"))

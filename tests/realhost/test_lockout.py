@@ -42,6 +42,8 @@ DRIFT = (
     f" && echo 'root:{ROOT_PASSWORD}' | chpasswd && chmod 0644 /etc/shadow"
     " && systemctl reload ssh"
     f" && /usr/sbin/sshd -p {OTHER_PORT}"
+    # `systemctl reload ssh` returns once sshd got SIGHUP, before its re-exec listens again
+    " && for i in $(seq 50); do ss -Hltn 'sport = :22' | grep -q . && break; sleep 0.1; done"
 )
 
 
@@ -131,7 +133,7 @@ def test_root_with_a_password_is_never_locked_out(debian_host: DebianHost) -> No
     h = debian_host
     r = h.exec(DRIFT)
     assert r.returncode == 0, r.stderr
-    assert h.banner(port=OTHER_PORT).startswith("SSH-2.0-")
+    assert h.wait_banner(port=OTHER_PORT).startswith("SSH-2.0-")
     target = _root_password_target(h)
     _still_reaches(h, target)  # the premise: this credential gets in before the heal
     results = _run_every_rule(target, Policy.default(CAT))
@@ -154,6 +156,7 @@ def test_sudo_user_with_a_key_gets_the_hardening_and_keeps_its_way_in(
     h = debian_host
     r = h.exec(DRIFT)
     assert r.returncode == 0, r.stderr
+    assert h.wait_banner(port=OTHER_PORT).startswith("SSH-2.0-")
     target = h.target(sudo_user=True)
     _still_reaches(h, target)
     results = _run_every_rule(target, Policy.default(CAT))
@@ -174,6 +177,7 @@ def test_a_policy_whose_ports_omit_ssh_still_keeps_the_agents_path(debian_host: 
     else — the second listener goes dark, as asked — but the agent's own SSH path is kept."""
     h = debian_host
     assert h.exec(f"/usr/sbin/sshd -p {OTHER_PORT}").returncode == 0
+    assert h.wait_banner(port=OTHER_PORT).startswith("SSH-2.0-")
     target = h.target()
     tr = SshTransport(target)
     f = _detect(tr, "LIN-FW-001")
