@@ -60,7 +60,15 @@ BRIEF_CHECK_IDS = {
 }  # fmt: skip
 # appliance_decommission: the bundle `osiris-agent decommission` signs to close a chain.
 # policy / policy_change: a refused signed policy, a trust-redirecting parameter change.
-ADDED_CHECK_IDS = {"windows_network", "appliance_decommission", "policy", "policy_change"}
+# activity_review / risk_acceptance: a person's signed statements (record_attestation orders).
+ADDED_CHECK_IDS = {
+    "windows_network",
+    "appliance_decommission",
+    "policy",
+    "policy_change",
+    "activity_review",
+    "risk_acceptance",
+}
 
 
 @pytest.fixture(scope="module")
