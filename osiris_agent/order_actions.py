@@ -1,5 +1,6 @@
 """Acting on signed orders the order book accepted: run a runbook, collect evidence, refresh,
-update the agent (``osiris_agent.update``).
+update the agent (``osiris_agent.update``), sign a person's statement (``record_attestation``:
+exactly one ``activity_review`` or ``risk_acceptance`` bundle, nothing run).
 
 Why its own module: ``orders.py`` decides an order's *fate* (verified, fresh, not replayed, in
 the window or deferred); this module does what an accepted order asks and makes sure its fate is
@@ -35,9 +36,40 @@ def executes(outcome: OrderOutcome) -> bool:
     return not refused and outcome.kind == "run_runbook" and outcome.order is not None
 
 
+def statement_fields(ctx: AgentContext, outcome: OrderOutcome) -> dict[str, Any]:
+    """The one bundle an accepted ``record_attestation`` order becomes: check ``activity_review``
+    or ``risk_acceptance``, tier ``order``, outcome ``compliant``, the statement as post_state
+    (docs/evidence-format.md, "Signed statements"). The params were checked closed and exact by
+    ``osiris_core.orders`` under the server's signature; nothing else is taken from the order."""
+    order = outcome.order or {}
+    params = dict(order["params"])
+    check = params.pop("kind")
+    if check == "activity_review":
+        summary = f"activity review of {params['month']} by {params['reviewer']}"
+    else:
+        summary = (
+            f"risk accepted by {params['by']} for {params['check']} on {params['host_id']}"
+            f" until {params['until']}"
+        )
+    return {
+        "host_id": ctx.appliance_id,
+        "check": check,
+        "controls": list(controls_for(check)),
+        "tier": "order",
+        "outcome": "compliant",
+        "order_id": outcome.order_id,
+        "runbook_id": None,
+        "action_taken": f"order record_attestation: {summary}"[:4000],
+        "pre_state": None,
+        "post_state": params,
+    }
+
+
 def order_fields(ctx: AgentContext, outcome: OrderOutcome) -> dict[str, Any]:
     """Evidence for an order's fate, under a catalogue check id: the named runbook's check,
-    else the agent's own evidence pipeline."""
+    else the agent's own evidence pipeline; an accepted statement is its own bundle."""
+    if outcome.action == "record_attestation" and outcome.outcome == "compliant":
+        return statement_fields(ctx, outcome)
     catalog = ctx.catalog
     fields = outcome.bundle_fields(ctx.appliance_id)
     check = ORDER_CHECK

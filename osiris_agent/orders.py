@@ -61,7 +61,8 @@ class OrderOutcome:
     outcome: str  # evidence outcome
     reason: str
     order: dict[str, Any] | None
-    action: str | None = None  # "collect_evidence" | "refresh_rules" | "update_agent" | None
+    # "collect_evidence" | "refresh_rules" | "update_agent" | "record_attestation" | None
+    action: str | None = None
 
     @property
     def order_id(self) -> str | None:
@@ -104,6 +105,8 @@ def decide(verdict_order: dict[str, Any]) -> OrderOutcome:
         return OrderOutcome("failed", "executor not available on this build", verdict_order)
     if kind == "update_agent":  # vetted against the pinned release keys by osiris_agent.update
         return OrderOutcome("compliant", "requested", verdict_order, "update_agent")
+    if kind == "record_attestation":  # a person's statement, signed as one bundle (no action)
+        return OrderOutcome("compliant", "statement recorded", verdict_order, "record_attestation")
     return OrderOutcome("rejected", f"unknown kind {kind!r}", verdict_order)
 
 

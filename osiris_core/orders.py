@@ -31,6 +31,7 @@ from osiris_core.schema import F, validate
 __all__ = [
     "SCHEMA",
     "KINDS",
+    "ATTESTATIONS",
     "DEFAULT_TTL_S",
     "MAX_TTL_S",
     "MAX_CLOCK_SKEW_S",
@@ -47,7 +48,16 @@ __all__ = [
 ]
 
 SCHEMA = "osiris.order/1"
-KINDS = ("run_runbook", "refresh_rules", "collect_evidence", "update_agent")
+KINDS = ("run_runbook", "refresh_rules", "collect_evidence", "update_agent", "record_attestation")
+# record_attestation: the statement kinds and the exact params each carries (the bundle's
+# post_state, docs/evidence-format.md "Signed statements"); "kind" names which one.
+ATTESTATIONS: dict[str, frozenset[str]] = {
+    "activity_review": frozenset({"reviewer", "reviewed_at", "month", "note", "packet_sha256"}),
+    "risk_acceptance": frozenset(
+        {"by", "reason", "until", "host_id", "check", "exception_opened_at"}
+    ),
+}
+MAX_STATEMENT_LEN = 2000
 DEFAULT_TTL_S = 900
 MAX_TTL_S = 24 * 3600
 # An order stamped further in the future than this was not issued by a sane server clock; without
@@ -64,6 +74,7 @@ _UNSAFE_VALUE = re.compile("[;|&`$<>'\"\\x00-\\x1f\\x7f]")
 _MAX_PARAMETERS = 32
 _MAX_VALUE_LEN = 1024
 _MAX_CHECKS = 64
+_NAME_LEN = 200
 # Parameter names that smell of "run this for me"; a runbook never needs them.
 _FORBIDDEN_NAMES = frozenset(
     {"command", "cmd", "shell", "script", "exec", "powershell", "bash", "sh", "args", "argv", "url"}
@@ -118,6 +129,23 @@ PARAMS: dict[str, dict[str, F]] = {
         "release": F("object", required=True, description="the signed osiris.release/1 envelope"),
         "allow_downgrade": F("boolean", description="the operator means an older version"),
     },
+    # A person's signed statement (an activity review or a risk acceptance): the agent signs
+    # exactly these fields as one bundle's post_state and does nothing else. The union of both
+    # statements' fields; _check_attestation requires exactly one statement's set.
+    "record_attestation": {
+        "kind": F("string", required=True, enum=tuple(ATTESTATIONS)),
+        "reviewer": F("string", min_len=1, max_len=_NAME_LEN),
+        "reviewed_at": F.of(ids.TIME),
+        "month": F("string", min_len=7, max_len=7, description="YYYY-MM"),
+        "note": F("string", max_len=MAX_STATEMENT_LEN),
+        "packet_sha256": F.of(ids.HEX64, nullable=True),
+        "by": F("string", min_len=1, max_len=_NAME_LEN),
+        "reason": F("string", min_len=1, max_len=MAX_STATEMENT_LEN),
+        "until": F.of(ids.TIME),
+        "host_id": F.of(ids.HOST_ID),
+        "check": F.of(ids.CHECK_ID),
+        "exception_opened_at": F.of(ids.TIME, nullable=True),
+    },
 }
 
 
@@ -131,6 +159,30 @@ def _check_parameters(value: dict[str, Any]) -> None:
             raise _fail(f"parameter {name!r} is not allowed: orders never carry commands")
         if isinstance(v, str) and _UNSAFE_VALUE.search(v):
             raise _fail(f"parameter {name!r} holds shell metacharacters or control characters")
+
+
+def _check_attestation(params: dict[str, Any]) -> None:
+    """Exactly one statement's fields, every one present (null only where the doc says), and a
+    real month: a statement signed into evidence must mean one thing."""
+    want = ATTESTATIONS[params["kind"]]
+    have = set(params) - {"kind"}
+    if have != want:
+        extra, missing = sorted(have - want), sorted(want - have)
+        raise _fail(
+            f"params: a {params['kind']} statement carries exactly {sorted(want)}"
+            + (f"; unexpected {extra}" if extra else "")
+            + (f"; missing {missing}" if missing else "")
+        )
+    if "month" in params:
+        try:
+            ok = datetime.strptime(params["month"], "%Y-%m").strftime("%Y-%m") == params["month"]
+        except ValueError:
+            ok = False
+        if not ok:
+            raise _fail("params.month: must be YYYY-MM")
+    for name in ("reviewed_at", "until", "exception_opened_at"):
+        if params.get(name) is not None:
+            _time(params[name], f"params.{name}")
 
 
 def _time(value: str, what: str) -> datetime:
@@ -151,6 +203,8 @@ def validate_order(order: Any) -> None:
     params = validate(PARAMS[order["kind"]], order["params"], prefix="params.")
     if "parameters" in params:
         _check_parameters(params["parameters"])
+    if order["kind"] == "record_attestation":
+        _check_attestation(params)
     issued = _time(order["issued_at"], "issued_at")
     expires = _time(order["expires_at"], "expires_at")
     if issued > expires:

@@ -33,6 +33,9 @@ def create_order(app: App, req: Request, appliance_id: str) -> Response:
     if body["kind"] == "update_agent":  # only ever a release the server stored (api/updates.py)
         raise bad_request("update_agent orders come from a rollout: POST /api/v1/rollouts",
                           "E_USE_ROLLOUT")  # fmt: skip
+    if body["kind"] == "record_attestation":  # a statement names its author: never a body field
+        raise bad_request("record_attestation orders are not issued through this route",
+                          "E_NOT_ALLOWED")  # fmt: skip
     params = body.get("params", {})
     disruptive = body.get("disruptive")
     named = params if isinstance(params, dict) else {}  # any other shape: new_order refuses
