@@ -577,6 +577,96 @@ MIGRATIONS: list[list[Step]] = [
     # enrolment (NULL: enrolled before release keys; it trusts the order key for releases), so
     # a rollout sends each appliance a release envelope it can verify (api/updates.py).
     ["ALTER TABLE appliances ADD COLUMN release_key_id TEXT"],
+    # WORM copy (issue 17 item 2, osiris_server/worm.py): one row per object put (or to put) in
+    # the S3 Object Lock bucket, keyed by its content-addressed object key, so an interrupted
+    # upload resumes and a re-run duplicates nothing. ``worm_state`` holds the retention
+    # high-water mark: once objects went up locked for N years, a config asking fewer is refused.
+    [
+        """CREATE TABLE worm_objects (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            first_index INTEGER,
+            last_index INTEGER,
+            site_id TEXT,
+            retain_until TEXT,
+            version_id TEXT,
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            uploaded_at TEXT
+        )""",
+        "CREATE INDEX worm_objects_state ON worm_objects (state, kind, created_at)",
+        """CREATE TABLE worm_state (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+    ],
+    # tsa_anchors (issue 17 item 1, osiris_server/tsa.py): RFC 3161 timestamps over signed
+    # checkpoints. ``checkpoint_sha256`` is the sha256 hex of the checkpoint BODY bytes (what was
+    # timestamped); ``token`` is the DER TimeStampResp as the TSA sent it (a .tsr file), checked
+    # against the configured TSA CA before it is stored. One token per (size, TSA): the unique
+    # index is what stops two server processes storing two.
+    [
+        """CREATE TABLE tsa_anchors (
+            id TEXT PRIMARY KEY,
+            checkpoint_size INTEGER NOT NULL,
+            checkpoint_sha256 TEXT NOT NULL,
+            token BLOB NOT NULL,
+            tsa_url TEXT NOT NULL,
+            gen_time TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX tsa_anchors_size_tsa ON tsa_anchors (checkpoint_size, tsa_url)",
+    ],
+    # packets (issue 17 item 3, osiris_server/api/packets.py): the server's packet store. One row
+    # per packet zip, keyed by its sha256 (an upload of the same bytes is a no-op); the file is
+    # ``<data>/packets/<sha256>.zip`` (``path`` relative to the data dir); WORM and the portal
+    # read it.
+    [
+        """CREATE TABLE packets (
+            sha256 TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL,
+            period_start TEXT,
+            period_end TEXT,
+            month TEXT,
+            bytes INTEGER,
+            path TEXT,
+            stored_at TEXT,
+            stored_by TEXT
+        )""",
+        "CREATE INDEX packets_site ON packets (site_id, period_start)",
+    ],
+    # retention (issue 17 item 3, osiris_server/retention.py): a legal hold per site (one row
+    # while held; who, when, why; the audit keeps the history), one row per prune (the index
+    # range, how many bundles, sha256 over their hashes, the WORM keys that hold them, who and
+    # when; ``log_done_at`` once the log's entry bytes are blanked), and on each evidence row the
+    # prune that removed its body (NULL: stored). The index row itself stays: chain order and
+    # proofs need it.
+    [
+        """CREATE TABLE legal_holds (
+            site_id TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            held_by TEXT NOT NULL,
+            held_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE retention_prunes (
+            id INTEGER PRIMARY KEY,
+            first_index INTEGER NOT NULL,
+            last_index INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            hashes_sha256 TEXT NOT NULL,
+            worm_keys TEXT NOT NULL,
+            retention_years INTEGER NOT NULL,
+            now_at TEXT NOT NULL,
+            pruned_by TEXT NOT NULL,
+            pruned_at TEXT NOT NULL,
+            log_done_at TEXT
+        )""",
+        "ALTER TABLE evidence ADD COLUMN pruned_id INTEGER",
+    ],
 ]
 
 
