@@ -27,6 +27,7 @@ from .errors import OsirisError
 
 TSR_NAME = "checkpoint.tsr"  # the token's file name in an export and a packet
 MAX_TOKEN_BYTES = 64 * 1024  # a TimeStampResp with its certificate chain is a few KiB
+SHA256_OID = "2.16.840.1.101.3.4.2.1"
 
 
 class TsaError(OsirisError):
@@ -113,6 +114,17 @@ def token_info(der: bytes) -> dict[str, str]:
     return {"gen_time": gen, "tsa": _tsa_name(resp)}
 
 
+def covers(der: bytes, checkpoint: str | bytes) -> bool:
+    """Whether the token's imprint is SHA-256 of this checkpoint's body (unverified)."""
+    resp = _decode(der)
+    try:
+        imprint = resp.tst_info.message_imprint
+    except Exception as e:  # noqa: BLE001 - a reply without a TSTInfo
+        raise TsaError(f"the token has no imprint: {_short(e)}") from None
+    digest = hashlib.sha256(checkpoint_body(checkpoint)).digest()
+    return imprint.hash_algorithm.dotted_string == SHA256_OID and imprint.message == digest
+
+
 def load_pems(pems: Iterable[bytes]) -> list[Any]:
     """Every certificate in the given PEM blobs (a pinned chain may hold several)."""
     from cryptography import x509
@@ -150,7 +162,7 @@ def verify_token(
         builder = builder.nonce(nonce)
     try:
         imprint = resp.tst_info.message_imprint
-        if imprint.hash_algorithm.dotted_string != "2.16.840.1.101.3.4.2.1":
+        if imprint.hash_algorithm.dotted_string != SHA256_OID:
             raise TsaError("the token is not over a SHA-256 digest")
         if imprint.message != digest:
             raise TsaError("the token covers another checkpoint (digest differs)")
@@ -173,6 +185,7 @@ __all__ = [
     "TsaError",
     "body_sha256",
     "checkpoint_body",
+    "covers",
     "load_pems",
     "token_info",
     "verify_token",
