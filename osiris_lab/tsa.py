@@ -85,7 +85,7 @@ class LabTsa:
     """One lab TSA: its PKI in ``root`` and an HTTP endpoint on 127.0.0.1 (``url``)."""
 
     def __init__(self, root: Path, name: str = "Osiris Lab TSA", *, eku: bool = True) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # tsa.cnf names it; openssl runs inside it
         self.name = name
         self.eku = eku
         self._httpd: ThreadingHTTPServer | None = None

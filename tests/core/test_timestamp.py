@@ -117,3 +117,22 @@ def test_garbage_and_bad_pins_are_clear_errors(lab_tsa: LabTsa) -> None:  # noqa
         ts.verify_token(der, NOTE, [])
     with pytest.raises(ts.TsaError):
         ts.token_info(b"junk")
+
+
+def test_openssl_alone_verifies_the_token_as_docs_auditor_says(
+    lab_tsa: LabTsa,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """docs/auditor.md: `sed '/^$/q' checkpoint > body; openssl ts -verify -data body ...`."""
+    import subprocess
+
+    der, _ = stamp(lab_tsa)
+    (tmp_path / "checkpoint").write_text(NOTE)
+    (tmp_path / "checkpoint.tsr").write_bytes(der)
+    sh = (
+        "sed '/^$/q' checkpoint > body && openssl ts -verify -data body -in checkpoint.tsr "
+        f"-CAfile {lab_tsa.ca_file}"
+    )
+    p = subprocess.run(["sh", "-c", sh], cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0 and "Verification: OK" in p.stdout, p.stdout + p.stderr
+    assert (tmp_path / "body").read_bytes() == ts.checkpoint_body(NOTE)
