@@ -6,6 +6,8 @@ Layout (docs/evidence-format.md):
     bundles.jsonl                    one canonical envelope per line, each chain in seq order
     proofs/<bundle-hash-hex>.tlog-proof
     checkpoint                       the newest checkpoint note, with cosignatures
+    checkpoint.tsr                   (optional) RFC 3161 token over the checkpoint body
+                                     (osiris_core/timestamp.py), when the server holds one
 
 Writes go to a temporary sibling folder that is renamed into place, so an interrupted pull never
 leaves a half-written export that could be mistaken for a complete one.
@@ -35,6 +37,7 @@ def write_export(
     checkpoint: str,
     overwrite: bool = False,
     rotations: Mapping[str, list[Any]] | None = None,
+    timestamp_token: bytes | None = None,
 ) -> int:
     """Write an export folder; `proofs` maps bundle hash ("sha256:…") to tlog-proof text.
 
@@ -63,6 +66,8 @@ def write_export(
                     (tmp / "proofs" / f"{h.removeprefix('sha256:')}.tlog-proof").write_text(proof)
                 n += 1
         (tmp / "checkpoint").write_text(checkpoint)
+        if timestamp_token is not None:
+            (tmp / "checkpoint.tsr").write_bytes(timestamp_token)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -8,6 +8,7 @@ Layout (docs/evidence-format.md §Packets)::
     keys.json, bundles.jsonl, proofs/…, checkpoint     the evidence export, verbatim
     consistency.json   (optional) the log's consistency proof from the previous packet's
                        checkpoint to this one
+    checkpoint.tsr     (optional) RFC 3161 token over the checkpoint body (osiris_core/timestamp)
     report.md          human-readable: period, population, per-control table, exceptions
     verify/README      how to re-verify offline
 
@@ -37,7 +38,7 @@ import re
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ CONSISTENCY_SCHEMA = "osiris.packet-consistency/1"
 EXCEPTION_OUTCOMES = ("failed", "escalated", "deferred", "alert", "rejected", "expired")
 MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 EXPORT_FILES = ("keys.json", "bundles.jsonl", "checkpoint")
-OPTIONAL_FILES = ("consistency.json",)
+OPTIONAL_FILES = ("consistency.json", "checkpoint.tsr")
 UNLISTED = ("manifest.json",)  # not listed inside the manifest itself
 MAX_UNZIPPED = 4 << 30  # refuse zip bombs: a year of a large clinic is far below this
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same inputs give the same zip bytes
@@ -89,6 +90,9 @@ Re-verifying this packet offline
      decommission bundle (E_START_BOUNDARY, E_END_BOUNDARY, E_GAP); every attested appliance
      of the site has evidence (E_APPLIANCE_MISSING).
    Packets are verified strictly: keys that only the packet vouches for (W_UNPINNED) fail.
+   Add --tsa-ca <the TSA's PEM chain> to check checkpoint.tsr, the RFC 3161 token proving
+   when the checkpoint existed (E_TSA); with it pinned, a packet without a token fails
+   (W_TSA_MISSING).
    Exit 0 = verified, 1 = a check failed, 2 = the file or a trust file cannot be used.
 3. Without Osiris: docs/evidence-format.md describes every byte; sha256sum and any Ed25519
    library are enough to write the same checks.
@@ -492,6 +496,8 @@ def build_packet(
         staged = Path(tmp)
         for name in EXPORT_FILES:
             (staged / name).write_bytes((export / name).read_bytes())
+        if (export / "checkpoint.tsr").is_file():  # the RFC 3161 token (osiris_core/timestamp)
+            (staged / "checkpoint.tsr").write_bytes((export / "checkpoint.tsr").read_bytes())
         (staged / "proofs").mkdir()
         proofs = export / "proofs"
         if proofs.is_dir():
@@ -865,8 +871,10 @@ def verify_packet(
     skew_s: int | None = None,
     workers: int | None = None,
     aliases: Mapping[str, str] | None = None,
+    tsa_cas: Sequence[bytes] | None = None,
 ) -> Report:
     """Verify a packet zip offline; raises UnusableInput when it cannot be opened at all.
+    ``tsa_cas``: pinned TSA chains for ``checkpoint.tsr`` (``verify_export``'s E_TSA).
 
     Packet checks (E_MANIFEST integrity, completeness at both chain edges, population, log
     consistency with the previous packet) and the export verifier's per-bundle checks, all
@@ -890,6 +898,7 @@ def verify_packet(
             _check_files(folder, names, m, c)
             _check_population(folder, m, c, aliases)
         kw: dict[str, Any] = {"workers": workers, "trust": trust, "aliases": aliases}
+        kw["tsa_cas"] = tsa_cas
         if skew_s is not None:
             kw["skew_s"] = skew_s
         report = verify_export(folder, **kw)

@@ -27,7 +27,7 @@ import json
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +74,10 @@ FAIL_ONLY = (
     ("E_AFTER_DECOMMISSION", "a bundle follows the appliance's decommission bundle"),
     ("E_LOG_FORK", "an appliance witnessed a different tree of the same size"),
 )
+# Warnings --strict (and --packet) do not fail on: a token nobody asked to trust (no --tsa-ca)
+# says no more than no token at all. W_TSA_MISSING with --tsa-ca does fail: the auditor pinned
+# a TSA, so a dropped token is the MSP hiding the time (timestamp.py, docs/auditor.md).
+NOT_STRICT = ("W_TSA_UNPINNED",)
 DECOMMISSION_CHECK = "appliance_decommission"
 UNTRUSTED = "export only — untrusted"
 DEFAULT_SKEW_S = 300
@@ -144,7 +148,8 @@ class Report:
         return [f for f in self.findings if f.level == WARN]
 
     def ok(self, strict: bool = False) -> bool:
-        return not self.failures and not (strict and self.warnings)
+        strict_warnings = [w for w in self.warnings if w.code not in NOT_STRICT]
+        return not self.failures and not (strict and strict_warnings)
 
     def lines(self) -> list[str]:
         out = [
@@ -890,8 +895,13 @@ def verify_export(
     workers: int | None = None,
     aliases: Mapping[str, str] | None = None,
     fast_path: bool = True,
+    tsa_cas: Sequence[bytes] | None = None,
 ) -> Report:
     """Verify an export folder; raises UnusableInput when it cannot be read at all.
+
+    ``tsa_cas``: the PEM chains of the TSAs the auditor pins (``--tsa-ca``); the export's
+    ``checkpoint.tsr`` must then be a token by one of them over its ``checkpoint`` (E_TSA),
+    and a missing one is W_TSA_MISSING. Without pins a token is reported (W_TSA_UNPINNED).
 
     ``trust``: keys pinned from outside the export (attestations, ``--log-key``, the trust
     store). Whatever it does not name comes from the export's keys.json and is reported
@@ -946,4 +956,37 @@ def verify_export(
                     progress(n)
     if progress is not None:
         progress(n)
-    return agg.finish(n)
+    report = agg.finish(n)
+    report.findings += tsa_findings(folder, tsa_cas)
+    return report
+
+
+def tsa_findings(folder: Path, tsa_cas: Sequence[bytes] | None) -> list[Finding]:
+    """The RFC 3161 token beside the checkpoint (osiris_core/timestamp.py), judged against the
+    pinned TSA chains: PASS/FAIL E_TSA, W_TSA_MISSING (pinned, no token), W_TSA_UNPINNED."""
+    from . import timestamp
+
+    path = folder / timestamp.TSR_NAME
+    subject = timestamp.TSR_NAME
+    if not path.is_file():
+        if tsa_cas:
+            why = "no RFC 3161 token beside the checkpoint, but a TSA is pinned (--tsa-ca)"
+            return [Finding(WARN, "W_TSA_MISSING", subject, why)]
+        return []
+    try:
+        der = path.read_bytes()
+        note = (folder / "checkpoint").read_text("utf-8")
+        if not tsa_cas:
+            info = timestamp.token_info(der)
+            if not timestamp.covers(der, note):
+                raise timestamp.TsaError("the token covers another checkpoint (digest differs)")
+            msg = (
+                f"a token by {info['tsa']} at {info['gen_time']}, not checked: pin the TSA's "
+                "certificate chain with --tsa-ca to trust it"
+            )
+            return [Finding(WARN, "W_TSA_UNPINNED", subject, msg)]
+        info = timestamp.verify_token(der, note, tsa_cas)
+    except (OSError, UnicodeDecodeError, OsirisError) as e:
+        return [Finding(FAIL, "E_TSA", subject, str(e))]
+    msg = f"the checkpoint existed by {info['gen_time']} (RFC 3161 token by {info['tsa']})"
+    return [Finding(PASS, "E_TSA", subject, msg)]

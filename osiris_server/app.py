@@ -58,6 +58,7 @@ from osiris_server.api import (
     rotation,
     runbooks,
     sites,
+    timestamps,
     tokens,
     updates,
 )
@@ -108,6 +109,7 @@ MODULES = [
     tokens,
     updates,
     logapi,
+    timestamps,
     rotation,
     alert_routes,
     api_learning,

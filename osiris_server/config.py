@@ -32,6 +32,7 @@ from osiris_core.errors import ExitCode, OsirisError
 from osiris_core.files import create_private
 from osiris_server.alerts import SmtpConfig
 from osiris_server.storage.url import is_postgres_url, redact_url
+from osiris_server.tsa import TsaConfig, parse_config
 
 
 class ConfigError(OsirisError):
@@ -70,6 +71,7 @@ class ServerConfig:
     provision_rate_per_min: int = 30
     max_pending_macs: int = 1000
     smtp: SmtpConfig | None = None
+    tsa: TsaConfig | None = None  # [tsa]: RFC 3161 timestamps of checkpoints (osiris_server/tsa.py)
     webhooks: list[Webhook] = field(default_factory=list)
     request_log: bool = True
     # the appliance watchdog's tick (osiris_server/watchdog.py); 0 turns it off in this process
@@ -228,6 +230,11 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: bad [smtp] section ({exc})") from None
+    if "tsa" in raw:
+        try:
+            cfg.tsa = parse_config(raw["tsa"], data)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: bad [tsa] section ({exc})") from None
     for hook in raw.get("webhooks", []):
         try:
             cfg.webhooks.append(Webhook(url=hook["url"], secret=hook["secret"].encode()))
@@ -309,6 +316,11 @@ order_key_name = "{order_key_name}"
 # password = "..."
 # sender = "osiris@example.com"
 # recipients = ["noc@example.com"]
+
+# [tsa]                       # RFC 3161 timestamps of the log's checkpoints (docs/server.md)
+# url = "http://timestamp.digicert.com"
+# ca_file = "tsa-ca.pem"      # the TSA's PEM chain, pinned (relative to this data dir)
+# cadence_s = 86400           # one token a day (and one at every packet build)
 
 # [[webhooks]]                # signed (HMAC-SHA256) alert webhooks (fallback: sites without routes)
 # url = "https://hooks.example.com/osiris"

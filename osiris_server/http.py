@@ -40,6 +40,7 @@ STATUS_TEXT = {
     429: "429 Too Many Requests",
     431: "431 Request Header Fields Too Large",
     500: "500 Internal Server Error",
+    502: "502 Bad Gateway",
     503: "503 Service Unavailable",
     505: "505 HTTP Version Not Supported",
 }

@@ -28,6 +28,8 @@ Rules (docs/server.md, Watchdog):
 * The same thread runs the learning loop's timer (``learning.tick``): a canary rule whose soak
   ended goes fleet-wide within a tick even if no canary site checks in. One thread per
   process for every timed job; a failure of one job is logged and does not skip the other.
+  The third job is the RFC 3161 cadence (``tsa.tick``: the newest checkpoint timestamped once a
+  ``[tsa] cadence_s``, by the one server that wins its lease).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from osiris_server import learning
+from osiris_server import learning, tsa
 from osiris_server.db import alert_threshold
 from osiris_server.db import audit as db_audit
 from osiris_server.db import incidents as db_incidents
@@ -97,7 +99,11 @@ class Watchdog:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        jobs = (("watchdog_error", self.tick), ("learning_tick_error", self._learning))
+        jobs = (
+            ("watchdog_error", self.tick),
+            ("learning_tick_error", self._learning),
+            ("tsa_tick_error", self._tsa),
+        )
         while not self._stop.wait(self.tick_s):
             for event, job in jobs:  # one failing does not stop the other
                 try:
@@ -112,6 +118,10 @@ class Watchdog:
     def _learning(self) -> None:
         """The other timed job of this thread: canary rules whose soak ended go fleet-wide."""
         learning.tick(self.app)
+
+    def _tsa(self) -> None:
+        """The third: the daily RFC 3161 anchor of the newest checkpoint (osiris_server/tsa.py)."""
+        tsa.tick(self.app)
 
     # ------------------------------------------------------------------ one tick
     def tick(self, at: float | None = None) -> dict[str, list[str]]:

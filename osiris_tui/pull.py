@@ -76,6 +76,32 @@ def start_seq(client: Client, site_id: str, appliance_id: str, start: str) -> in
     return lo
 
 
+def checkpoint_token(
+    client: Client, size: int, anchor: bool = False, warn: Callable[[str], None] | None = None
+) -> bytes | None:
+    """The server's RFC 3161 token over checkpoint ``size`` (``checkpoint.tsr``), or None.
+
+    ``anchor`` (a packet build): first ask the server to timestamp that very size now
+    (POST /log/timestamp; the stored token if it has one). A server without a TSA, a TSA that
+    is down or a role that may not anchor is a warning (``warn``), never a failed pull: the
+    packet is then built without a token, and a verifier pinning a TSA will say so. Nothing
+    here is trusted: ``osiris evidence verify --tsa-ca`` checks the token offline."""
+    if anchor:
+        try:
+            return base64.b64decode(client.post("/log/timestamp", {"size": size})["token"])
+        except (ClientError, KeyError, ValueError) as e:
+            if warn is not None:
+                warn(f"no RFC 3161 timestamp for checkpoint {size}: {e}")
+    try:
+        return base64.b64decode(client.get("/log/timestamp", size=size)["token"])
+    except NotFound:
+        return None
+    except (ClientError, KeyError, ValueError) as e:
+        if warn is not None and not anchor:
+            warn(f"could not fetch the RFC 3161 timestamp of checkpoint {size}: {e}")
+        return None
+
+
 def pull_export(
     client: Client,
     site_id: str,
@@ -88,6 +114,8 @@ def pull_export(
     allow_uncosigned: bool = False,
     period: tuple[str, str] | None = None,
     skipped: dict[str, int] | None = None,
+    anchor: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> int:
     """Write the export folder; returns the number of bundles. Raises ClientError on failure.
 
@@ -101,6 +129,9 @@ def pull_export(
     boundary (last bundle before ``start``, or seq 1) through the end boundary (first bundle
     at or after ``end``), so the packet proves its own completeness; ``skipped``, if given,
     receives per appliance the reason its end is open (key = appliance id).
+
+    The server's RFC 3161 token over the chosen checkpoint, if any, goes beside it as
+    ``checkpoint.tsr``; ``anchor`` asks the server to make one first (``checkpoint_token``).
     """
     keys = client.log_keys()
     apps = [a for a in keys.get("appliances", []) if a.get("site_id") == site_id]
@@ -157,6 +188,7 @@ def pull_export(
             new = (r.get("rotation") or {}).get("new_vkey") if isinstance(r, dict) else None
             old = (r.get("rotation") or {}).get("old_vkey") if isinstance(r, dict) else None
             vkeys += [v for v in (old, new) if isinstance(v, str)]
+    token = checkpoint_token(client, size, anchor, warn)
     try:
         return write_export(
             out,
@@ -167,6 +199,7 @@ def pull_export(
             checkpoint=cp["note"],
             overwrite=overwrite,
             rotations=rotations,
+            timestamp_token=token,
         )
     except FileExistsError as e:
         raise UsageError(f"{e} (use --overwrite)") from None

@@ -83,6 +83,14 @@ def load_trust(
     help="With --packet: the previous period's packet; its checkpoint must be proved a prefix "
     "of this one's, and the chains must join.",
 )
+@click.option(
+    "--tsa-ca",
+    "tsa_cas",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="PEM certificate chain of a TSA you trust: checkpoint.tsr must be its RFC 3161 token "
+    "over the checkpoint (E_TSA), and a missing token fails --strict. Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one canonical JSON report.")
 @click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
 @click.option(
@@ -105,6 +113,7 @@ def verify(
     log_keys: tuple[str, ...],
     no_trust_store: bool,
     previous: Path | None,
+    tsa_cas: tuple[Path, ...],
     as_json: bool,
     strict: bool,
     skew: int,
@@ -116,15 +125,18 @@ def verify(
     that only the export carries are untrusted (W_UNPINNED, a failure under --strict and for
     packets). Checks every bundle in order (strict parse, canonical bytes, schema, signature
     by a key valid at its seq, hash chain, inclusion proof, checkpoint signature,
-    cosignatures, time) and prints `TRUST` lines (every key used, its fingerprint and where
-    it came from), `PASS|WARN|FAIL <code> <subject> <message>` lines and a summary. Exit 0
-    when everything verifies, 1 when anything fails, 2 when the input or a trust file cannot
-    be used.
+    cosignatures, time), and with --tsa-ca the RFC 3161 token over the checkpoint
+    (checkpoint.tsr: E_TSA; W_TSA_MISSING when absent; without --tsa-ca a token is only
+    reported, W_TSA_UNPINNED, which never fails), and prints `TRUST` lines (every key used,
+    its fingerprint and where it came from), `PASS|WARN|FAIL <code> <subject> <message>`
+    lines and a summary. Exit 0 when everything verifies, 1 when anything fails, 2 when the
+    input or a trust file cannot be used.
     """
     if (path is None) == (packet is None):
         fail("give an export folder or --packet FILE.zip", ExitCode.USAGE, "osiris")
     if previous is not None and packet is None:
         fail("--previous needs --packet", ExitCode.USAGE, "osiris")
+    pems = _tsa_pems(tsa_cas)
     roots = load_trust(trust_files, log_keys, not no_trust_store)
     trust = None if roots.empty else roots
     if packet is not None:
@@ -132,7 +144,12 @@ def verify(
 
         try:
             report = verify_packet(
-                packet, trust=trust, previous=previous, skew_s=skew, workers=workers
+                packet,
+                trust=trust,
+                previous=previous,
+                skew_s=skew,
+                workers=workers,
+                tsa_cas=pems,
             )
         except UnusableInput as e:
             fail(str(e), ExitCode.USAGE, "osiris")
@@ -153,7 +170,9 @@ def verify(
             bar.update(task, completed=n)
 
     try:
-        report = verify_export(path, trust=trust, skew_s=skew, progress=progress, workers=workers)
+        report = verify_export(
+            path, trust=trust, skew_s=skew, progress=progress, workers=workers, tsa_cas=pems
+        )
     except UnusableInput as e:
         fail(str(e), ExitCode.USAGE, "osiris")
     finally:
@@ -161,6 +180,25 @@ def verify(
             bar.stop()
     _print(report, as_json, strict)
     sys.exit(ExitCode.OK if report.ok(strict) else ExitCode.BAD)
+
+
+def _tsa_pems(paths: tuple[Path, ...]) -> list[bytes] | None:
+    """The --tsa-ca files, each a readable PEM chain (else exit 2, before anything runs)."""
+    if not paths:
+        return None
+    from osiris_core.timestamp import TsaError, load_pems
+
+    pems = []
+    for p in paths:
+        try:
+            pem = p.read_bytes()
+            load_pems([pem])
+        except OSError as e:
+            fail(f"--tsa-ca {p}: {e.strerror or e}", ExitCode.USAGE, "osiris")
+        except TsaError as e:
+            fail(f"--tsa-ca {p}: {e}", ExitCode.USAGE, "osiris")
+        pems.append(pem)
+    return pems
 
 
 def _print(report: Report, as_json: bool, strict: bool) -> None:
@@ -201,8 +239,9 @@ def pull(
 ) -> None:
     """Pull a site's evidence from Central Command into an export folder.
 
-    Writes keys.json, bundles.jsonl, proofs/ and checkpoint: the layout `osiris evidence verify`
-    checks offline. By default it stops at the newest checkpoint the site's own appliances have
+    Writes keys.json, bundles.jsonl, proofs/ and checkpoint (and checkpoint.tsr, the server's
+    RFC 3161 token over it, when it holds one): the layout `osiris evidence verify` checks
+    offline. By default it stops at the newest checkpoint the site's own appliances have
     cosigned, and exits 1 if there is none (see --allow-uncosigned). Exit 3 if the server is
     unreachable, 4 if the token is refused.
     """

@@ -76,7 +76,9 @@ def build(
 
     Writes manifest.json, the export (keys.json, bundles.jsonl with each appliance's boundary
     bundles, proofs/, checkpoint), consistency.json with --previous, report.md and
-    verify/README into one zip. Progress goes to stderr. Exit 2 on bad input, 3 if the server
+    verify/README into one zip. The server is first asked to RFC 3161-timestamp the checkpoint
+    the packet proves against; its token goes in as checkpoint.tsr (a server without a TSA: a
+    warning, and no token). Progress goes to stderr. Exit 2 on bad input, 3 if the server
     is unreachable, 4 if the token is refused, 1 if no cosigned checkpoint exists.
     """
     from ..pull import pull_export
@@ -125,6 +127,8 @@ def build(
             period=period,
             skipped=open_ends,
             progress=progress,
+            anchor=True,  # timestamp the checkpoint this packet proves against (RFC 3161)
+            warn=lambda m: click.echo(f"osiris: warning: {safe(m)}", err=True),
         )
         consistency = None
         if prev_note is not None:

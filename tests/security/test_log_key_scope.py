@@ -26,6 +26,7 @@ from osiris_core.errors import NoteError
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Signer, Verifier, appliance_key_name
 from osiris_core.trust import make_rotation
 from tests.server.conftest import Server, checkin_body
+from tests.tsa_fixtures import lab_tsa  # noqa: F401
 
 MAC = "aa:bb:cc:00:77:01"
 SECRET = {"X-Osiris-Enroll-Secret": "s" * 43}
@@ -333,8 +334,14 @@ def _variants(op: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]
     return out
 
 
-def test_log_key_signs_only_checkpoints_on_every_route(server) -> None:
+def test_log_key_signs_only_checkpoints_on_every_route(server_factory, lab_tsa) -> None:  # noqa: F811
+    from osiris_server.tsa import TsaConfig
+
+    server = server_factory(tsa=TsaConfig(url=lab_tsa.url, ca_file=lab_tsa.ca_file))
     w = World(server)
+    # the RFC 3161 routes (issue 17): a stored token over the walk's checkpoint for GET
+    # /log/timestamp?size=; POST anchors the newest with the lab TSA (admin, operator)
+    assert server.admin.post("/api/v1/log/timestamp", json={"size": w.size}).status_code == 200
     doc = server.client().get("/api/v1/openapi.json").json()
     assert "/api/v1/packets/sign" not in doc["paths"]
     ok: dict[tuple[str, str], int] = {}
