@@ -61,6 +61,7 @@ from osiris_server.api import (
     tokens,
     updates,
 )
+from osiris_server.api import attestations as api_attestations
 from osiris_server.api import (
     learning as api_learning,
 )
@@ -111,6 +112,7 @@ MODULES = [
     rotation,
     alert_routes,
     api_learning,
+    api_attestations,
 ]
 
 _log_lock = threading.Lock()
