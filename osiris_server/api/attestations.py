@@ -19,7 +19,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from osiris_core import canonical, ids
+from osiris_core import canonical, ids, phi
 from osiris_core.controls import check_controls
 from osiris_core.orders import MAX_STATEMENT_LEN, MAX_TTL_S, new_order, sign_order
 from osiris_server.api import targets
@@ -177,10 +177,13 @@ def _listing(app: App, req: Request, site_id: str, kind: str) -> dict[str, Any]:
         b = canonical.loads(app.log.entry(r["log_index"]))["bundle"]
         o = by_id.get(r["order_id"])
         # matches_order: the bundle answers an order this server signed for this appliance and
-        # says exactly what that order said (an appliance cannot invent a review unnoticed)
+        # says exactly what that order said (an appliance cannot invent a review unnoticed);
+        # "exactly" after the PHI scrubber every bundle's text passes at signing (§4)
         said = {k: v for k, v in (o or {}).get("params", {}).items() if k != "kind"}
         matched = (
-            o is not None and o["appliance_id"] == r["appliance_id"] and said == b["post_state"]
+            o is not None
+            and o["appliance_id"] == r["appliance_id"]
+            and phi.scrub_obj(said) == b["post_state"]
         )
         out.append({**b["post_state"], "appliance_id": r["appliance_id"], "seq": r["seq"],
                     "bundle_hash": r["bundle_hash"], "order_id": r["order_id"],

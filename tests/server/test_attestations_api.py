@@ -192,13 +192,15 @@ def test_listing_tells_a_made_up_statement_from_an_ordered_one(server: Server) -
     order, or saying something else than the order said, shows false."""
     site, a = _site_with_host(server)
     r = server.client(_token(server, "operator", "Alice")).post(
-        f"/api/v1/sites/{site['id']}/reviews", json={"month": MONTH, "note": "ok"}
+        f"/api/v1/sites/{site['id']}/reviews",
+        json={"month": MONTH, "note": "ok; questions to it-desk@clinic.example"},
     )
     assert r.status_code == 201, r.text
     oid, st = r.json()["orders"][0]["order_id"], r.json()["statement"]
     common = {"check": "activity_review", "host_id": a.id, "tier": "order",
               "controls": ["164.308(a)(1)(ii)(D)"]}  # fmt: skip
-    honest = a.envelope(**common, order_id=oid, post_state=st)
+    honest = a.envelope(**common, order_id=oid, post_state=st)  # the note's address: scrubbed
+    assert honest["bundle"]["post_state"]["note"] != st["note"]  # ... and still the same words
     altered = a.envelope(**common, order_id=oid, post_state={**st, "reviewer": "Mallory"})
     invented = a.envelope(**common, post_state={**st, "reviewer": "Mallory"})
     _post(server, a, [honest, altered, invented])
@@ -208,3 +210,14 @@ def test_listing_tells_a_made_up_statement_from_an_ordered_one(server: Server) -
         [("Alice", oid, True), ("Mallory", oid, False), ("Mallory", None, False)], key=str
     )
     assert listed["orders"] == []  # answered: no longer waiting
+
+
+def test_every_active_appliance_of_the_site_and_no_revoked_one(server: Server) -> None:
+    site, a = _site_with_host(server)
+    b = server.enroll(site["id"], hostname="app-second")
+    gone = server.enroll(site["id"], hostname="app-revoked")
+    assert server.admin.delete(f"/api/v1/appliances/{gone.id}").status_code == 200
+    r = server.admin.post(f"/api/v1/sites/{site['id']}/reviews", json={"month": MONTH})
+    assert r.status_code == 201, r.text
+    assert sorted(o["appliance_id"] for o in r.json()["orders"]) == sorted([a.id, b.id])
+    assert {o["appliance_id"] for o in _orders(server)} == {a.id, b.id}
