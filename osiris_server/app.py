@@ -62,6 +62,7 @@ from osiris_server.api import (
     tokens,
     updates,
 )
+from osiris_server.api import attestations as api_attestations
 from osiris_server.api import (
     learning as api_learning,
 )
@@ -113,6 +114,7 @@ MODULES = [
     rotation,
     alert_routes,
     api_learning,
+    api_attestations,
 ]
 
 _log_lock = threading.Lock()

@@ -58,7 +58,6 @@ OSIRIS_LOCAL = {
     ("trust", "list"),
     ("trust", "remove"),
     ("evidence", "verify"),
-    ("packet", "review"),
     ("demo", "chaos"),
     ("demo", "hosts"),
 }

@@ -34,6 +34,8 @@ DELIBERATELY_FAKE: dict[tuple[str, str], str] = {
     ("rule", "L1-NOPE-001"): "ids_in_use_check reports a rule id the catalogue lacks",
     ("check", "ssh"): "a baseline rule naming an unknown check fails to load",
     ("check", "ssh_config"): "a test rule naming an unknown check is refused",
+    ("check", "made_up"): "a risk acceptance for an unknown check is refused (E_NO_CHECK)",
+    ("check", "windows_bitlockr"): "a misspelt check's risk acceptance: 400 with did-you-mean",
     ("runbook", "RB-NOPE-001"): "an unknown runbook's params: 404 (server), exit 2 (osiris)",
     ("runbook", "RB-GONE-001"): "params stored for a runbook the catalogue no longer has",
     ("runbook", "RB-NEW-001"): "a newer server's runbook: the agent skips its params",

@@ -21,12 +21,14 @@ from .cred import cred
 from .demo import demo
 from .escrow import escrow
 from .evidence import evidence
+from .exception import exception
 from .incident import incident
 from .learn import learning
 from .order import order
 from .packet import packet
 from .partner import partner
 from .provision import provision
+from .review import review, reviews
 from .runbook import runbook
 from .site import site
 from .stats import stats
@@ -57,8 +59,11 @@ for _command in (
     alerts,
     fleet,
     update,
+    exception,
 ):
     main.add_command(_command)
+packet.add_command(review)  # `osiris packet review|reviews` (cli/review.py)
+packet.add_command(reviews)
 main.add_command(learning, "learn")  # the former name (issue 16 renamed it `learning`)
 
 __all__ = ["main", "UsageError"]

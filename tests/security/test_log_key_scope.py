@@ -15,13 +15,14 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from osiris_core import evidence as ev
 from osiris_core import note as notes
-from osiris_core.canonical import utc_now
+from osiris_core.canonical import format_time, utc_now
 from osiris_core.errors import NoteError
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Signer, Verifier, appliance_key_name
 from osiris_core.trust import make_rotation
@@ -320,6 +321,13 @@ class World:
             },
             "/api/v1/releases": self.release_body(f"9.0.{self._n + 1}"),
             "/api/v1/rollouts": {"release": self.release, "sites": [self.site_id]},
+            "/api/v1/sites/{site_id}/reviews": {"month": utc_now()[:7], "note": "walk"},
+            "/api/v1/sites/{site_id}/risk-acceptances": {
+                "host_id": "dc01",
+                "check": "windows_bitlocker",
+                "reason": "walk",
+                "until": format_time(datetime.now(UTC) + timedelta(days=30)),
+            },
         }
         return bodies.get(template, {}), nothing
 
