@@ -50,6 +50,7 @@ from osiris_server.api import (
     events,
     evidence,
     incidents,
+    legal_hold,
     logapi,
     meta,
     orders,
@@ -111,6 +112,7 @@ MODULES = [
     rotation,
     alert_routes,
     api_learning,
+    legal_hold,
 ]
 
 _log_lock = threading.Lock()

@@ -318,6 +318,7 @@ class World:
                 "routing_key": "R" * 32,
             },
             "/api/v1/releases": self.release_body(f"9.0.{self._n + 1}"),
+            "/api/v1/sites/{site_id}/legal-hold": {"reason": "walk: litigation hold"},
             "/api/v1/rollouts": {"release": self.release, "sites": [self.site_id]},
         }
         return bodies.get(template, {}), nothing
