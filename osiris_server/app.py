@@ -50,6 +50,7 @@ from osiris_server.api import (
     events,
     evidence,
     incidents,
+    legal_hold,
     logapi,
     meta,
     orders,
@@ -115,6 +116,7 @@ MODULES = [
     alert_routes,
     api_learning,
     api_attestations,
+    legal_hold,
 ]
 
 _log_lock = threading.Lock()

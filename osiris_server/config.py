@@ -83,6 +83,9 @@ class ServerConfig:
     alert_retry_cap_s: float = 3600.0
     alert_max_attempts: int = 8
     alert_poll_s: float = 5.0
+    # evidence retention (osiris_server/retention.py): nothing is pruned younger than this; HIPAA
+    # (45 CFR 164.316(b)(2)(i)) asks for six years, so less is refused at startup
+    retention_years: int = 6
     # None: the embedded SQLite index DATA/osiris.db; else a postgresql:// URL (never printed
     # with its password: storage.redact_url)
     db_url: str | None = field(default=None, repr=False)
@@ -133,6 +136,7 @@ _SIMPLE = {
     "alert_retry_cap_s": (int, float),
     "alert_max_attempts": int,
     "alert_poll_s": (int, float),
+    "retention_years": int,
 }
 
 
@@ -246,7 +250,17 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
         if k == "db_url" and v is None:
             continue  # no --db: server.toml's db (or SQLite) stays
         setattr(cfg, k, check_db_url(v) if k == "db_url" else v)
+    if isinstance(cfg.retention_years, bool) or not isinstance(cfg.retention_years, int):
+        raise ConfigError(f"{path}: retention_years must be a whole number of years")
+    if cfg.retention_years < MIN_RETENTION_YEARS:
+        raise ConfigError(
+            f"{path}: retention_years = {cfg.retention_years} is below the "
+            f"{MIN_RETENTION_YEARS} years HIPAA asks evidence to be kept; refusing to start"
+        )
     return cfg
+
+
+MIN_RETENTION_YEARS = 6
 
 
 PRIVATE_DATA_FILES = ("osiris.db", "log.db")
@@ -308,6 +322,7 @@ order_key_name = "{order_key_name}"
 # alert_max_attempts = 8            # route deliveries: tries before a delivery is dead
 # alert_retry_base_s = 30           # ... retried after 30 s, 60 s, 120 s, ... capped at
 # alert_retry_cap_s = 3600
+# retention_years = 6               # evidence kept at least this long (6 = HIPAA's floor)
 
 # [smtp]                      # alert e-mail for critical incidents (STARTTLS by default)
 # host = "smtp.example.com"

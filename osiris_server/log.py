@@ -355,7 +355,10 @@ class TransparencyLog:
                     if idx != expect:
                         raise LogError(f"log storage has a gap at index {expect}")
                     expect += 1
-                    if tlog.leaf_hash(bytes(leaf["entry"])) != lh:
+                    entry = bytes(leaf["entry"])
+                    # a pruned leaf (retention.py) keeps its hash, not its bytes: log_audit
+                    # checks each blank entry against the index's prune records
+                    if entry and tlog.leaf_hash(entry) != lh:
                         raise LogError(f"log entry {idx} does not match its stored leaf hash")
                     rows.clear()
                     self._push(frontier, idx, lh, rows)
@@ -704,12 +707,16 @@ class TransparencyLog:
         return None if idx is None else int(idx)
 
     def entry(self, index: int) -> bytes:
-        """The entry bytes exactly as appended."""
+        """The entry bytes exactly as appended (``LogError`` once retention pruned them: a
+        blank entry under a leaf hash that is not the empty entry's)."""
         with self._read() as r:
-            entry = r.scalar("SELECT entry FROM leaves WHERE idx = ?", [index])
-        if entry is None or index >= self.size():
+            row = r.one("SELECT entry, leaf_hash FROM leaves WHERE idx = ?", [index])
+        if row is None or index >= self.size():
             raise LogError(f"no log entry at index {index}")
-        return bytes(entry)
+        entry = bytes(row["entry"])
+        if not entry and bytes(row["leaf_hash"]) != tlog.leaf_hash(b""):
+            raise LogError(f"log entry {index} was pruned after its retention (it is in WORM)")
+        return entry
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """RFC 6962 audit path for leaf ``index`` in the tree of ``size``."""

@@ -15,6 +15,12 @@ recomputes everything from the entry bytes up:
    envelope whose bundle hash is the row's, and its inclusion proof, built from the stored
    hashes, verifies against the newest checkpoint's root. Rows appended after that checkpoint
    (a crash before the next signature) are counted as ``uncovered``, not as a failure.
+5. pruned leaves (``osiris_server/retention.py``): an entry blanked by retention keeps its leaf
+   hash, so points 2-4 still hold for it; a blank entry is accepted only where the index row
+   names a recorded prune, and each prune's digest (index, leaf hash, bundle hash of every
+   leaf it blanked) is recomputed from the stored leaf hashes. A blank entry without a prune
+   record, or a prune whose leaves no longer match its digest, is a problem. Counted in
+   ``pruned``.
 
 Memory is O(n) (one 32-byte hash per leaf and per stored subtree; about 70 MB for a million
 leaves); entries are streamed. Mismatches are collected (the first ``MAX_PROBLEMS``), not raised,
@@ -23,6 +29,7 @@ so one run reports everything an operator needs to see.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +42,7 @@ from osiris_core.errors import OsirisError
 from osiris_core.keys import Verifier
 
 MAX_PROBLEMS = 50
+_EMPTY_LEAF = tlog.leaf_hash(b"")  # an entry appended empty is an entry, not a pruned one
 _CHUNK = 2000  # leaves per read: bounded memory for entries, few round trips on PostgreSQL
 
 Query = Callable[[str, Sequence[Any]], list[dict[str, Any]]]
@@ -53,6 +61,7 @@ class AuditReport:
     receipts_verified: int = 0
     uncovered: int = 0
     unindexed: int = 0
+    pruned: int = 0
     signature: str = "unchecked"  # "verified", "unchecked" (no public key given), "failed"
     problems: list[str] = field(default_factory=list)
 
@@ -73,6 +82,7 @@ class AuditReport:
             f"(root {self.root or '-'}), {self.checkpoints} checkpoints consistent, "
             f"signature {self.signature}, {self.receipts_verified}/{self.evidence} receipts "
             f"verified, {self.uncovered} not yet covered, {self.unindexed} leaves unindexed"
+            + (f", {self.pruned} pruned (bodies in WORM)" if self.pruned else "")
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -87,6 +97,7 @@ class AuditReport:
             "receipts_verified": self.receipts_verified,
             "uncovered": self.uncovered,
             "unindexed": self.unindexed,
+            "pruned": self.pruned,
             "signature": self.signature,
             "problems": list(self.problems),
         }
@@ -159,11 +170,15 @@ def audit(
     # Checkpoints first: every later read is of an append-only table, so whatever a running
     # server adds meanwhile only lies beyond what these checkpoints cover.
     cps = log_query("SELECT size, root, note FROM checkpoints ORDER BY size", ())
-    rows = index_query("SELECT log_index, bundle_hash FROM evidence", ()) if index_query else []
+    rows, prunes = _index_rows(index_query) if index_query else ([], {})
     by_index: dict[int, str] = {}
+    pruned_by: dict[int, int] = {}  # log index -> the prune that blanked it
     for r in rows:
         by_index[int(r["log_index"])] = r["bundle_hash"]
+        if r.get("pruned_id") is not None:
+            pruned_by[int(r["log_index"])] = int(r["pruned_id"])
     rep.evidence = len(by_index)
+    pruned_leaves: dict[int, list[tuple[int, bytes, str]]] = {}
 
     tree_bad = False  # a stored hash is wrong: proofs from the store would be meaningless
     leaves: list[bytes] = []
@@ -185,7 +200,14 @@ def audit(
                 rep.problem(f"leaf indices have a gap: expected {len(leaves)}, found {idx}")
                 rep.size = len(leaves)
                 return rep  # every later position would be off by the gap
-            if tlog.leaf_hash(entry) != lh:
+            blank = not entry and lh != _EMPTY_LEAF  # a leaf whose entry bytes are gone
+            if blank and idx in pruned_by and pruned_by[idx] in prunes:
+                pruned_leaves.setdefault(pruned_by[idx], []).append((idx, lh, by_index[idx]))
+                rep.pruned += 1
+            elif blank:
+                tree_bad = True
+                rep.problem(f"leaf {idx}: its entry was removed without a recorded prune")
+            elif tlog.leaf_hash(entry) != lh:
                 tree_bad = True
                 rep.problem(f"leaf {idx}: its entry does not hash to its stored leaf hash")
             if lh in seen_hashes:
@@ -199,6 +221,8 @@ def audit(
             if want is None:
                 rep.unindexed += 1
                 continue
+            if blank:
+                continue  # pruned: checked against its prune record below
             try:
                 got = ev.bundle_hash(canonical.loads(entry)["bundle"])
             except (OsirisError, KeyError, TypeError):
@@ -206,6 +230,7 @@ def audit(
             if got != want:
                 rep.problem(f"evidence row {want} points at leaf {idx}, which holds another entry")
     rep.size = len(leaves)
+    _check_prunes(rep, prunes, pruned_leaves)
 
     stored: dict[tuple[int, int], bytes] = {}
     for r in log_query("SELECT level, idx, hash FROM hashes", ()):
@@ -247,6 +272,42 @@ def audit(
         except tlog.ProofError as exc:
             rep.problem(f"receipt for leaf {i} does not verify: {exc}")
     return rep
+
+
+def prune_digest(rows: list[tuple[int, bytes, str]]) -> str:
+    """sha256 over ``"<index> <leaf hash hex> <bundle hash>\\n"`` per pruned leaf, in index
+    order: what a prune record commits to (``osiris_server/retention.py`` writes it)."""
+    h = hashlib.sha256()
+    for idx, lh, bh in sorted(rows):
+        h.update(f"{idx} {lh.hex()} {bh}\n".encode())
+    return h.hexdigest()
+
+
+def _index_rows(index_query: Query) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """The evidence rows and the prune records. An index from before retention existed (a
+    restored old backup, not migrated yet) has no ``pruned_id``: no prunes, nothing blank."""
+    probe = index_query("SELECT * FROM evidence LIMIT 1", ())
+    if not probe or "pruned_id" not in probe[0]:
+        return index_query("SELECT log_index, bundle_hash FROM evidence", ()), {}
+    rows = index_query("SELECT log_index, bundle_hash, pruned_id FROM evidence", ())
+    prunes = {
+        int(p["id"]): p
+        for p in index_query("SELECT id, count, hashes_sha256 FROM retention_prunes", ())
+    }
+    return rows, prunes
+
+
+def _check_prunes(
+    rep: AuditReport,
+    prunes: dict[int, dict[str, Any]],
+    blanked: dict[int, list[tuple[int, bytes, str]]],
+) -> None:
+    """Each prune whose leaves are blank must match its recorded digest and count (a prune
+    not yet applied to the log — crash between index and log — has no blank leaf yet)."""
+    for pid, leaves in sorted(blanked.items()):
+        p = prunes[pid]
+        if len(leaves) != int(p["count"]) or prune_digest(leaves) != p["hashes_sha256"]:
+            rep.problem(f"prune {pid}: the pruned leaves do not match its record")
 
 
 def _check_checkpoints(

@@ -30,6 +30,24 @@ class NotCosigned(ClientError):
     exit_code = ExitCode.BAD
 
 
+class Pruned(ClientError):
+    """The period reaches evidence whose body the server pruned after its retention period
+    (osiris_server/retention.py): the export would have a gap, so none is written (exit 1)."""
+
+    code = "E_PRUNED"
+    exit_code = ExitCode.BAD
+
+
+def _pruned(row: dict[str, Any]) -> Pruned:
+    info = row.get("pruned") or {}
+    keys = ", ".join(str(k) for k in info.get("worm_keys") or []) or "unknown"
+    return Pruned(
+        f"appliance {row.get('appliance_id')} seq {row.get('seq')} (log index {row.get('index')})"
+        f" was pruned from the server after its retention period; its signed envelope is in "
+        f"WORM storage (keys: {keys}): build this period from the WORM copy"
+    )
+
+
 def _checkpoint(client: Client, site_id: str, latest: bool, allow_uncosigned: bool) -> Any:
     if latest:
         return client.get("/log/checkpoint")
@@ -160,6 +178,8 @@ def pull_export(
             rows = page.get("evidence", [])
             for r in rows:
                 env = r["envelope"]
+                if env is None and r.get("pruned"):
+                    raise _pruned(r)  # never a silent gap in a packet
                 proof = r.get("proof")
                 if r["index"] >= size or proof is None:
                     # logged after the checkpoint: neither it nor anything later is covered

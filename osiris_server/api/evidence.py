@@ -28,7 +28,7 @@ from osiris_core.errors import OsirisError
 from osiris_core.keys import Verifier
 from osiris_core.partner import RESELLER_FIELD, check_reseller
 from osiris_core.trust import KeyEpoch
-from osiris_server import learning
+from osiris_server import learning, retention
 from osiris_server.api.common import LIMIT, read, site_for
 from osiris_server.api.logapi import served_checkpoint
 from osiris_server.db import evidence as db_evidence
@@ -305,8 +305,10 @@ def query(app: App, req: Request) -> Response:
         app.db, q["site"], q.get("appliance"), q.get("after_seq"), q.get("limit", 100)
     )
     out = []
+    pruned = retention.pruned_notes(app.db, rows)
     for r in rows:
-        env = canonical.loads(app.log.entry(r["log_index"]))
+        gone = pruned.get(r["log_index"])
+        env = None if gone else canonical.loads(app.log.entry(r["log_index"]))
         out.append(
             {
                 "bundle_hash": r["bundle_hash"],
@@ -321,6 +323,8 @@ def query(app: App, req: Request) -> Response:
                 "envelope": env,
             }
         )
+        if gone:
+            out[-1]["pruned"] = gone  # never a silent gap: where the body is instead
         if cp is not None:
             idx = r["log_index"]
             out[-1]["proof"] = (
@@ -345,6 +349,10 @@ def get_bundle(app: App, req: Request, bundle_hash: str) -> Response:
     if row is None:
         raise not_found("evidence")
     site_for(app, req.principal, row["site_id"])
+    gone = retention.pruned_notes(app.db, [row]).get(row["log_index"])
+    if gone:
+        doc = {"bundle_hash": bundle_hash, "index": row["log_index"], "envelope": None}
+        return json_response({**doc, "pruned": gone})
     env = canonical.loads(app.log.entry(row["log_index"]))
     return json_response({"bundle_hash": bundle_hash, "index": row["log_index"], "envelope": env})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from ..columns import SITES
+from . import site_hold
 from .base import JSON_OPT, client_of, listing, show
 from .site_settings import settings
 
@@ -16,6 +17,8 @@ def site() -> None:
 
 
 site.add_command(settings)
+for _cmd in site_hold.COMMANDS:  # osiris_tui/cli/site_hold.py: hold, unhold, holds
+    site.add_command(_cmd)
 
 
 @site.command("list")

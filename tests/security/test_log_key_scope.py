@@ -320,6 +320,7 @@ class World:
                 "routing_key": "R" * 32,
             },
             "/api/v1/releases": self.release_body(f"9.0.{self._n + 1}"),
+            "/api/v1/sites/{site_id}/legal-hold": {"reason": "walk: litigation hold"},
             "/api/v1/rollouts": {"release": self.release, "sites": [self.site_id]},
             "/api/v1/sites/{site_id}/reviews": {"month": utc_now()[:7], "note": "walk"},
             "/api/v1/sites/{site_id}/risk-acceptances": {
