@@ -95,6 +95,8 @@ Re-verifying this packet offline
      bundle before the period) to its end boundary (the first bundle after the period) or its
      decommission bundle (E_START_BOUNDARY, E_END_BOUNDARY, E_GAP); every attested appliance
      of the site has evidence (E_APPLIANCE_MISSING).
+   - E_REPORT          report.json is exactly the report the packet's own evidence gives
+                       (report.html / report.pdf are views of it: integrity only);
    Packets are verified strictly: keys that only the packet vouches for (W_UNPINNED) fail.
    Exit 0 = verified, 1 = a check failed, 2 = the file or a trust file cannot be used.
 3. Without Osiris: docs/evidence-format.md describes every byte; sha256sum and any Ed25519
