@@ -9,7 +9,9 @@ Layout (docs/evidence-format.md §Packets)::
     consistency.json   (optional) the log's consistency proof from the previous packet's
                        checkpoint to this one
     checkpoint.tsr     (optional) RFC 3161 token over the checkpoint body (osiris_core/timestamp)
-    report.md          human-readable: period, population, per-control table, exceptions
+    report.json        the report (osiris.packet-report/1, osiris_core/report.py): per-control
+                       status, population reconciliation, exceptions, healing, heat map, reviews
+    report.html, …     views of report.json written by the builder's renderers (optional)
     verify/README      how to re-verify offline
 
 Completeness is proved by the appliances' own signatures, never by the manifest: for every
@@ -38,17 +40,17 @@ import re
 import stat
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__, canonical, tlog
 from .catalog.loader import check_aliases
-from .controls import CONTROLS
 from .errors import NoteError, OsirisError, ProofError, SchemaError
 from .keys import Verifier
 from .note import Checkpoint, open_note
+from .report import build_report
 from .trust import TrustRoots
 from .verify import (
     DECOMMISSION_CHECK,
@@ -60,12 +62,17 @@ from .verify import (
     verify_export,
 )
 
-SCHEMA = "osiris.packet/2"
+SCHEMA = "osiris.packet/3"
 CONSISTENCY_SCHEMA = "osiris.packet-consistency/1"
 EXCEPTION_OUTCOMES = ("failed", "escalated", "deferred", "alert", "rejected", "expired")
 MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 EXPORT_FILES = ("keys.json", "bundles.jsonl", "checkpoint")
 OPTIONAL_FILES = ("consistency.json", "checkpoint.tsr")
+REPORT_FILE = "report.json"
+TSR_FILE = "checkpoint.tsr"
+RESERVED = (REPORT_FILE, "manifest.json")
+RENDERED_RE = re.compile(r"report\.[a-z]{2,5}")
+PLATFORMS = ("windows", "linux", "nixos")
 UNLISTED = ("manifest.json",)  # not listed inside the manifest itself
 MAX_UNZIPPED = 4 << 30  # refuse zip bombs: a year of a large clinic is far below this
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same inputs give the same zip bytes
@@ -89,6 +96,8 @@ Re-verifying this packet offline
      bundle before the period) to its end boundary (the first bundle after the period) or its
      decommission bundle (E_START_BOUNDARY, E_END_BOUNDARY, E_GAP); every attested appliance
      of the site has evidence (E_APPLIANCE_MISSING).
+   - E_REPORT          report.json is exactly the report the packet's own evidence gives
+                       (report.html / report.pdf are views of it: integrity only);
    Packets are verified strictly: keys that only the packet vouches for (W_UNPINNED) fail.
    Add --tsa-ca <the TSA's PEM chain> to check checkpoint.tsr, the RFC 3161 token proving
    when the checkpoint existed (E_TSA); with it pinned, a packet without a token fails
@@ -311,11 +320,20 @@ def build_manifest(
     month: str | None,
     summary: Summary,
     tool_version: str = __version__,
+    population: list[dict[str, Any]] | None = None,
+    site_name: str | None = None,
+    partner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a staged packet folder (every file but manifest.json is listed)."""
+    """The manifest of a staged packet folder (every file but manifest.json is listed).
+
+    ``population``, ``site_name`` and ``partner`` are what the builder was told (the site's
+    targets, its name): unverifiable labels, recorded so that report.json can be re-derived."""
     return {
         "schema": SCHEMA,
         "site_id": site_id,
+        "site_name": site_name,
+        "partner": partner,
+        "population": population or [],
         "month": month,
         "period": {"start": period[0], "end": period[1]},
         "checkpoint_size": _checkpoint_size(staged),
@@ -330,94 +348,6 @@ def build_manifest(
         "policy_versions": sorted(summary.policy_versions),
         "files": _file_entries(staged),
     }
-
-
-def _md(s: Any) -> str:
-    """One table cell: no pipes or newlines can break the table."""
-    return str(s).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def control_status(counts: dict[str, int]) -> str:
-    bad = sum(n for o, n in counts.items() if o in EXCEPTION_OUTCOMES)
-    return "exceptions" if bad else "evidenced"
-
-
-def render_report(
-    *,
-    site_id: str,
-    period: tuple[str, str],
-    month: str | None,
-    summary: Summary,
-    population: list[str],
-    checkpoint_size: int,
-) -> str:
-    start, end = period
-    total = sum(a["in_period"] for a in summary.appliances.values())
-    title = month or f"{start} to {end}"
-    out = [
-        f"# Osiris evidence packet: {_md(site_id)}, {_md(title)}",
-        "",
-        f"- Period: {start} to {end} (end exclusive)",
-        f"- Scope: site `{_md(site_id)}`, {total} evidence bundles in the period, plus each "
-        "appliance's boundary bundles",
-        f"- Proved against log checkpoint of size {checkpoint_size} (file `checkpoint`)",
-        f"- Exceptions: {len(summary.exceptions)}",
-        "",
-        "## Population reconciliation",
-        "",
-        "Each appliance's chain must run from its start boundary (seq 1, or its last bundle "
-        "before the period) to its end boundary (its first bundle after the period) or its "
-        "decommission bundle: then no bundle of the period can be missing.",
-        "",
-        "| appliance | bundles in period | seq range | start | end | hosts with evidence |",
-        "|---|---|---|---|---|---|",
-    ]
-    for app in sorted(set(population) | set(summary.appliances)):
-        a = summary.appliances.get(app)
-        if a is None:
-            out.append(f"| {_md(app)} | 0 | - | - | - | NO EVIDENCE IN THIS PACKET |")
-            continue
-        hosts = ", ".join(sorted(summary.hosts.get(app, ())))
-        sb = f"#{a['start_boundary']}" if a["start_boundary"] is not None else "chain start"
-        if a["end_boundary"] is not None:
-            eb = f"#{a['end_boundary']}"
-        elif a["decommissioned"]:
-            eb = "decommissioned"
-        else:
-            eb = "OPEN (no bundle after the period yet)"
-        out.append(
-            f"| {_md(app)} | {a['in_period']} | {a['seq_first']}..{a['seq_last']} | {sb} | "
-            f"{eb} | {_md(hosts)} |"
-        )
-    outcomes = sorted({o for c in summary.controls.values() for o in c})
-    out += [
-        "",
-        "## Controls (HIPAA Security Rule, 45 CFR 164)",
-        "",
-        "| citation | title | status | " + " | ".join(outcomes) + " |",
-        "|---|---|---|" + "---|" * len(outcomes),
-    ]
-    for cit in sorted(set(summary.controls) | set(CONTROLS)):
-        counts = summary.controls.get(cit, {})
-        title = CONTROLS[cit].title if cit in CONTROLS else ""
-        status = control_status(counts) if counts else "no evidence"
-        cells = " | ".join(str(counts.get(o, 0)) for o in outcomes)
-        out.append(f"| {_md(cit)} | {_md(title)} | {status} | {cells} |")
-    out += ["", "## Exceptions", ""]
-    if summary.exceptions:
-        out += ["| time | appliance#seq | host | check | outcome |", "|---|---|---|---|---|"]
-        for e in sorted(summary.exceptions, key=lambda e: (e["finished_at"], e["appliance_id"])):
-            out.append(
-                f"| {e['finished_at']} | {_md(e['appliance_id'])}#{e['seq']} | "
-                f"{_md(e['host_id'])} | {_md(e['check'])} | {e['outcome']} |"
-            )
-    else:
-        out.append(
-            "None: no bundle of the period is failed, escalated, deferred, alert, rejected or "
-            "expired."
-        )
-    out += ["", "Verify offline: see `verify/README`.", ""]
-    return "\n".join(out)
 
 
 def _zip_dir(staged: Path, out: Path) -> None:
@@ -468,6 +398,68 @@ def read_packet_checkpoint(zip_path: Path) -> tuple[str, dict[str, Any] | None]:
     return note, m if isinstance(m, dict) else None
 
 
+def check_population(population: Any) -> list[dict[str, Any]]:
+    """The expected population as given: ``[{host_id, platform, source}]``, sorted by host.
+
+    Host ids are data (any non-empty text up to 255 characters): report.json is canonical JSON
+    and every renderer escapes them, so markup or control characters stay inert."""
+    if population is None:
+        return []
+    if not isinstance(population, list | tuple):
+        raise SchemaError("population must be a list of {host_id, platform, source}")
+    out: dict[str, dict[str, Any]] = {}
+    for p in population:
+        if not isinstance(p, dict) or set(p) != {"host_id", "platform", "source"}:
+            raise SchemaError("each population entry is exactly {host_id, platform, source}")
+        h, plat, src = p["host_id"], p["platform"], p["source"]
+        if not isinstance(h, str) or not 0 < len(h) <= 255:
+            raise SchemaError(f"population host_id {h!r} is not 1-255 characters of text")
+        if plat is not None and plat not in PLATFORMS:
+            raise SchemaError(f"population platform {plat!r} is not one of {PLATFORMS}")
+        if not isinstance(src, str) or not 0 < len(src) <= 64:
+            raise SchemaError("population source must be short text")
+        if h in out:
+            raise SchemaError(f"population lists host {h!r} twice")
+        out[h] = {"host_id": h, "platform": plat, "source": src}
+    return [out[h] for h in sorted(out)]
+
+
+def _tsa_of(folder: Path) -> dict[str, Any] | None:
+    """report.checkpoint.tsa: the TSA token's time and name, when the packet carries one and
+    this Osiris can read it (osiris_core.timestamp); else null."""
+    tsr = folder / TSR_FILE
+    if not tsr.is_file():
+        return None
+    try:
+        from . import timestamp  # type: ignore[attr-defined]
+
+        info = timestamp.token_info(tsr.read_bytes())
+    except (ImportError, AttributeError, OsirisError, ValueError, TypeError):
+        return None
+    return {"gen_time": info.get("gen_time"), "tsa": info.get("tsa")}
+
+
+def report_of(folder: Path, m: Mapping[str, Any], aliases: Mapping[str, str] | None) -> dict:
+    """report.json as it follows from a (staged or unpacked) packet folder and its manifest."""
+    period = (m["period"]["start"], m["period"]["end"])
+    note = (folder / "checkpoint").read_text("utf-8")
+    return build_report(
+        bundles=list(_iter_bundles(folder)),
+        period=period,
+        month=m.get("month"),
+        site_id=m["site_id"],
+        population=check_population(m.get("population")),
+        appliances=_appliance_names(folder),
+        checkpoint_note=note,
+        checkpoint_size=_checkpoint_size(folder),
+        tsa=_tsa_of(folder),
+        site_name=m.get("site_name"),
+        partner=m.get("partner"),
+        tool_version=m.get("tool_version", __version__),
+        aliases=aliases,
+    )
+
+
 def build_packet(
     export: Path,
     out: Path,
@@ -478,26 +470,38 @@ def build_packet(
     consistency: dict[str, Any] | None = None,
     tool_version: str = __version__,
     aliases: Mapping[str, str] | None = None,
+    population_expected: list[dict[str, Any]] | None = None,
+    site_name: str | None = None,
+    partner: dict[str, Any] | None = None,
+    renderers: Mapping[str, Callable[[dict[str, Any]], bytes]] | None = None,
 ) -> dict[str, Any]:
     """Build the packet zip from an export folder holding, per appliance, the chain from its
     start boundary to its end boundary (``osiris packet build`` pulls exactly that); returns
     the manifest. The export folder is copied, never changed. ``aliases``: former check id ->
-    check id (the packaged catalogue's by default)."""
+    check id (the packaged catalogue's by default). ``population_expected``: the hosts the
+    site should have evidence for (``[{host_id, platform, source}]``, its targets); the
+    appliances are added from keys.json. Writes report.json, then ``name`` = ``fn(report)``
+    for each of ``renderers`` (views: report.html, report.pdf), all listed in the manifest."""
     export, out = Path(export), Path(out)
     period = check_period(period)
+    population = check_population(population_expected)
+    if site_name is not None and not isinstance(site_name, str):
+        raise SchemaError("site_name must be text")
+    for name in renderers or {}:
+        if name in RESERVED or not RENDERED_RE.fullmatch(name):
+            raise PacketError(f"renderer file name {name!r} is not report.<ext>")
     summary = summarize(export, period, aliases)
     if not summary.appliances:
         raise PacketError("the export holds no bundles")
     if summary.sites - {site_id}:
         raise PacketError(f"the export holds bundles of other sites: {sorted(summary.sites)}")
-    population = _appliance_names(export)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".packet-stage-", dir=out.parent) as tmp:
         staged = Path(tmp)
         for name in EXPORT_FILES:
             (staged / name).write_bytes((export / name).read_bytes())
-        if (export / "checkpoint.tsr").is_file():  # the RFC 3161 token (osiris_core/timestamp)
-            (staged / "checkpoint.tsr").write_bytes((export / "checkpoint.tsr").read_bytes())
+        if (export / TSR_FILE).is_file():  # the RFC 3161 token (osiris_core/timestamp)
+            (staged / TSR_FILE).write_bytes((export / TSR_FILE).read_bytes())
         (staged / "proofs").mkdir()
         proofs = export / "proofs"
         if proofs.is_dir():
@@ -508,16 +512,16 @@ def build_packet(
             (staged / "consistency.json").write_bytes(canonical.dumps(consistency))
         (staged / "verify").mkdir()
         (staged / "verify" / "README").write_text(VERIFY_README, "utf-8")
-        cp_size = _checkpoint_size(staged)
-        report = render_report(
-            site_id=site_id,
-            period=period,
-            month=month,
-            summary=summary,
-            population=population,
-            checkpoint_size=cp_size,
-        )
-        (staged / "report.md").write_text(report, "utf-8")
+        labels = {"site_id": site_id, "month": month, "tool_version": tool_version,
+                  "period": {"start": period[0], "end": period[1]}, "population": population,
+                  "site_name": site_name, "partner": partner}  # fmt: skip
+        report = report_of(staged, labels, aliases)
+        (staged / REPORT_FILE).write_bytes(canonical.dumps(report))
+        for name, render in sorted((renderers or {}).items()):
+            data = render(report)
+            if not isinstance(data, bytes):
+                raise PacketError(f"renderer of {name} returned {type(data).__name__}, not bytes")
+            (staged / name).write_bytes(data)
         manifest = build_manifest(
             staged,
             site_id=site_id,
@@ -525,6 +529,9 @@ def build_packet(
             month=month,
             summary=summary,
             tool_version=tool_version,
+            population=population,
+            site_name=site_name,
+            partner=partner,
         )
         (staged / "manifest.json").write_bytes(canonical.dumps(manifest))
         _zip_dir(staged, out)
@@ -608,6 +615,7 @@ def _load_manifest(folder: Path, c: _Checks) -> tuple[dict[str, Any] | None, byt
         period = check_period((m["period"].get("start"), m["period"].get("end")))
         if m.get("month") is not None and month_period(m["month"]) != period:
             raise SchemaError("period does not match the month")
+        check_population(m.get("population"))
     except OsirisError as e:
         c.fail("E_MANIFEST", "manifest.json", str(e))
         return None, data
@@ -683,6 +691,38 @@ def _check_population(
     except PacketError as e:
         c.fail("E_MANIFEST", "checkpoint", str(e))
     return s
+
+
+def _check_report(
+    folder: Path, names: list[str], m: dict[str, Any], c: _Checks, aliases: Mapping[str, str] | None
+) -> None:
+    """report.json must be exactly what this packet's bundles, manifest population and
+    checkpoint give (E_REPORT): an edited status, a dropped exception or a host taken out of
+    the population is caught. The rendered views are checked by E_MANIFEST only."""
+    if REPORT_FILE not in names:
+        c.fail("E_REPORT", REPORT_FILE, "missing: the packet has no report")
+        return
+    try:
+        want = canonical.dumps(report_of(folder, m, aliases))
+    except (OsirisError, KeyError, TypeError, ValueError, OSError) as e:
+        c.fail("E_REPORT", REPORT_FILE, f"cannot be re-derived from the packet: {e}")
+        return
+    if (folder / REPORT_FILE).read_bytes() != want:
+        try:
+            got = canonical.loads((folder / REPORT_FILE).read_bytes())
+            wanted = canonical.loads(want)
+            keys = sorted(k for k in wanted if not isinstance(got, dict) or got.get(k) != wanted[k])
+        except OsirisError:
+            keys = ["(not canonical JSON)"]
+        c.fail(
+            "E_REPORT",
+            REPORT_FILE,
+            f"differs from the report the packet's evidence gives (fields: {', '.join(keys)})",
+        )
+        return
+    c.findings.append(
+        Finding(PASS, "E_REPORT", REPORT_FILE, "re-derived from the bundles, byte for byte")
+    )
 
 
 def _check_completeness(
@@ -897,6 +937,7 @@ def verify_packet(
         if m is not None:
             _check_files(folder, names, m, c)
             _check_population(folder, m, c, aliases)
+            _check_report(folder, names, m, c, aliases)
         kw: dict[str, Any] = {"workers": workers, "trust": trust, "aliases": aliases}
         kw["tsa_cas"] = tsa_cas
         if skew_s is not None:
@@ -927,11 +968,9 @@ __all__ = [
     "build_packet",
     "check_period",
     "consistency_doc",
-    "control_status",
     "in_period",
     "month_period",
     "read_packet_checkpoint",
-    "render_report",
     "summarize",
     "unpack",
     "verify_packet",

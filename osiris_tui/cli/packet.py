@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import tempfile
+import zipfile
 from pathlib import Path
 
 import click
@@ -29,7 +30,55 @@ from osiris_core.packet import (
 from osiris_core.verify import UnusableInput
 
 from ..fmt import safe
+from ..transport import NotFound
 from .base import client_of, fail
+
+try:  # the HTML/PDF views (another piece); without it the packet carries report.json only
+    from ..report import RENDERERS  # type: ignore[attr-defined]
+except ImportError:
+    RENDERERS: dict = {}
+
+# a credential's kind -> the platform the agent scans it as (osiris_agent/scanner.py)
+PLATFORM_OF_KIND = {"winrm": "windows", "ssh_password": "linux", "ssh_key": "linux",
+                    "local": "nixos"}  # fmt: skip
+
+
+def site_population(client, site_id: str) -> tuple[list[dict], str | None, dict | None]:  # noqa: ANN001
+    """(expected population, site name, partner) from the server: every host the site holds
+    a credential for is a target the appliance is given at check-in, so it must have evidence
+    (the appliances themselves are added from the packet's keys by the report)."""
+    site = client.get(f"/sites/{site_id}")
+    creds = client.get(f"/sites/{site_id}/credentials").get("credentials", [])
+    pop = {}
+    for c in creds:
+        host = c.get("host_id")
+        if isinstance(host, str) and host not in pop:
+            pop[host] = {"host_id": host, "platform": PLATFORM_OF_KIND.get(c.get("kind")),
+                         "source": "site target"}  # fmt: skip
+    partner = None
+    pid = site.get("partner_id") if isinstance(site, dict) else None
+    if isinstance(pid, str):
+        try:
+            row = client.get(f"/partners/{pid}")
+            partner = {"name": str(row.get("name") or pid), "colour": None}
+        except NotFound:  # an operator who may not read the partner: its id is the label
+            partner = {"name": pid, "colour": None}
+    name = site.get("name") if isinstance(site, dict) else None
+    return [pop[h] for h in sorted(pop)], name if isinstance(name, str) else None, partner
+
+
+def summary_line(out: Path, report: dict) -> str:
+    """One line: how many controls have each status, how many expected hosts sent nothing."""
+    counts = {"met": 0, "partially_met": 0, "not_met": 0, "not_evidenced": 0}
+    for c in report["controls"]:
+        counts[c["status"]] = counts.get(c["status"], 0) + 1
+    missing = report["population"]["missing"]
+    return (
+        f"report {safe(str(out))}: controls {counts['met']} met, {counts['partially_met']} "
+        f"partially met, {counts['not_met']} not met, {counts['not_evidenced']} not evidenced; "
+        f"{len(missing)} of {len(report['population']['expected'])} expected hosts without "
+        "evidence" + (f" ({', '.join(safe(h) for h in missing[:5])})" if missing else "")
+    )
 
 
 @click.group("packet")
@@ -75,11 +124,13 @@ def build(
     """Build the evidence packet of a site for a month (or --from/--to period).
 
     Writes manifest.json, the export (keys.json, bundles.jsonl with each appliance's boundary
-    bundles, proofs/, checkpoint), consistency.json with --previous, report.md and
-    verify/README into one zip. The server is first asked to RFC 3161-timestamp the checkpoint
-    the packet proves against; its token goes in as checkpoint.tsr (a server without a TSA: a
-    warning, and no token). Progress goes to stderr. Exit 2 on bad input, 3 if the server
-    is unreachable, 4 if the token is refused, 1 if no cosigned checkpoint exists.
+    bundles, proofs/, checkpoint), consistency.json with --previous, report.json (and its
+    HTML/PDF views when installed) and verify/README into one zip; the expected population is
+    the site's targets (its credentials) and its appliances. The server is first asked to RFC
+    3161-timestamp the checkpoint the packet proves against; its token goes in as
+    checkpoint.tsr (a server without a TSA: a warning, and no token). Progress and a one-line
+    report summary go to stderr. Exit 2 on bad input, 3 if the server is unreachable, 4 if the
+    token is refused, 1 if no cosigned checkpoint exists.
     """
     from ..pull import pull_export
 
@@ -110,6 +161,7 @@ def build(
             err=True,
         )
     client = client_of(ctx)
+    population, site_name, partner = site_population(client, site_id)
     open_ends: dict[str, int] = {}
 
     def progress(n: int, _total: int) -> None:
@@ -155,6 +207,10 @@ def build(
                 period=period,
                 month=month,
                 consistency=consistency,
+                population_expected=population,
+                site_name=site_name,
+                partner=partner,
+                renderers=RENDERERS,
             )
         except OsirisError as e:
             fail(str(e), ExitCode.USAGE)
@@ -175,3 +231,6 @@ def build(
         f"{manifest['exceptions']} exceptions, checkpoint {manifest['checkpoint_size']}",
         err=True,
     )
+    with zipfile.ZipFile(out) as z:
+        report = canonical.loads(z.read("report.json"))
+    click.echo(summary_line(out, report), err=True)

@@ -20,7 +20,8 @@ import pytest
 
 from osiris_core.catalog import Catalog, check_aliases, load_catalog, load_from
 from osiris_core.controls import controls_for
-from osiris_core.packet import Summary, build_packet, month_period, render_report, verify_packet
+from osiris_core.packet import Summary, build_packet, month_period, verify_packet
+from osiris_core.report import build_report
 from osiris_core.synth import SynthExport, make_export
 from osiris_core.trust import TrustRoots, load_trust_item
 from osiris_core.verify import verify_export
@@ -129,11 +130,20 @@ def test_packet_report_lists_an_alias_bundle_under_the_check(historic) -> None:
     s.finish()
     assert [e["check"] for e in s.exceptions] == ["windows_firewall", "windows_firewall"]
     assert {c: sum(v.values()) for c, v in s.controls.items()} == {c: 2 for c in cites}
-    md = render_report(
-        site_id="site-001", period=OCT, month="2026-10", summary=s, population=["app-1"],
-        checkpoint_size=2,
+    bundles = [
+        {**_bundle(i, check, outcome, cites), "tier": "monitor",
+         "started_at": f"2026-10-0{i}T10:00:00.000Z"}
+        for i, check, outcome in ((1, "fw_profiles", "alert"), (2, "windows_firewall", "failed"))
+    ]  # fmt: skip
+    report = build_report(
+        bundles=bundles, period=OCT, month="2026-10", site_id="site-001", population=[],
+        appliances=["app-1"], checkpoint_note="o\n2\nr\n\n", checkpoint_size=2,
+        tool_version="0", aliases=historic.aliases,
     )  # fmt: skip
-    assert "windows_firewall" in md and "fw_profiles" not in md
+    # one episode under the current id: the old id opened it, the new id's failure is in it
+    [exc] = report["exceptions"]
+    assert exc["check"] == "windows_firewall" and exc["opened_by"]["seq"] == 1
+    assert "fw_profiles" not in str(report)
 
 
 def test_drift_report_keeps_one_row_across_the_rename(historic) -> None:

@@ -109,7 +109,7 @@ def test_good_packet_verifies_against_the_clinics_attestations(good, synth) -> N
     with zipfile.ZipFile(good) as z:
         m = canonical.loads_canonical(z.read("manifest.json"))
         names = set(z.namelist())
-        report_md = z.read("report.md").decode()
+        report = canonical.loads_canonical(z.read("report.json"))
         bundles = [json.loads(x)["bundle"] for x in z.read("bundles.jsonl").splitlines()]
     assert "manifest.sig" not in names  # nothing signs a manifest: it proves nothing
     a0 = m["appliances"]["app-000"]
@@ -125,7 +125,18 @@ def test_good_packet_verifies_against_the_clinics_attestations(good, synth) -> N
                 expected.setdefault(c, {}).setdefault(b["outcome"], 0)
                 expected[c][b["outcome"]] += 1
     assert m["controls"] == expected
-    assert "| app-000 |" in report_md and "OPEN" not in report_md
+    assert "report.md" not in names and "report.json" in {f["path"] for f in m["files"]}
+    # the synthetic appliances check only their dc01, never themselves: each appliance is an
+    # expected host without evidence, dc01 is a host seen only in evidence
+    pop = {p["host_id"]: p["source"] for p in report["population"]["expected"]}
+    assert pop["app-000"] == "appliance" and pop["app-000-dc01"] == "evidence only"
+    assert "app-000" in report["population"]["missing"]
+    assert "app-000-dc01" in report["population"]["with_evidence"]
+    assert {"E_MANIFEST", "E_COMPLETE", "E_REPORT"} <= passes
+
+
+def verify_manifest(path: Path) -> dict[str, Any]:
+    return canonical.loads_canonical(zipfile.ZipFile(path).read("manifest.json"))
 
 
 def test_unpinned_packet_fails_strictly(good) -> None:
@@ -185,7 +196,7 @@ def test_silent_appliance_needs_a_decommission_bundle(tmp_path) -> None:
     out = packet_of(closed, tmp_path, pick(closed.envelopes, OCT), "closed")
     report = verify_packet(out, trust=trust_of(closed), workers=1)
     assert report.ok(strict=True), [f.line() for f in report.findings]
-    assert "decommissioned" in zipfile.ZipFile(out).read("report.md").decode()
+    assert all(a["decommissioned"] for a in verify_manifest(out)["appliances"].values())
 
 
 def test_hostile_msp_second_log_and_fabricated_appliances(synth, tmp_path) -> None:

@@ -101,6 +101,12 @@ def site(live, tmp_path_factory) -> dict:
     cosign_now(live, a)
     with live.admin() as h:
         log_vkey = h.get("/api/v1/log/keys").json()["log"]
+        # the site's targets: ws07 reports, ws99 never does (the report must say so)
+        for host in ("ws07", "ws99"):
+            r = h.post(f"/api/v1/sites/{site_id}/credentials",
+                       json={"host_id": host, "kind": "ssh_password", "address": "192.0.2.7",
+                             "username": "osiris", "password": "pw"})  # fmt: skip
+            assert r.status_code in (200, 201), r.text
     tmp = tmp_path_factory.mktemp("att")
     trust = [attest(live, a, tmp / "a.json"), attest(live, retired, tmp / "retired.json")]
     return {"id": site_id, "app": a, "retired": retired, "fields": fields,
@@ -148,8 +154,8 @@ def test_packet_holds_the_month_with_its_boundaries_and_verifies(live, site, pac
     with zipfile.ZipFile(packet) as z:
         m = canonical.loads_canonical(z.read("manifest.json"))
         bundles = [json.loads(x)["bundle"] for x in z.read("bundles.jsonl").splitlines()]
-        report = z.read("report.md").decode()
-        assert "manifest.sig" not in z.namelist()
+        report = canonical.loads_canonical(z.read("report.json"))
+        assert "manifest.sig" not in z.namelist() and "report.md" not in z.namelist()
     october = [f for f in site["fields"] if f["finished_at"].startswith(MONTH)]
     app = site["app"].id
     # seq 2 (30 Sep) is the start boundary, seq 10 (1 Nov) the end boundary
@@ -168,21 +174,42 @@ def test_packet_holds_the_month_with_its_boundaries_and_verifies(live, site, pac
             expected[c][f["outcome"]] = expected[c].get(f["outcome"], 0) + 1
     assert m["controls"] == expected
     assert m["exceptions"] == 3
-    assert f"| {app} | 7 | 2..10 | #2 | #10 | dc01, ws07 |" in report
-    assert f"| {site['retired'].id} | 0 | 1..1 | #1 | decommissioned |" in report
-    exc_rows = [x for x in report.split("## Exceptions", 1)[1].splitlines() if x.startswith("| 2")]
-    assert len(exc_rows) == 3
-    for f in october:
-        if f["outcome"] in ("failed", "escalated", "deferred"):
-            assert any(
-                f["finished_at"] in x and f["check"] in x and f["host_id"] in x for x in exc_rows
-            )
-    for cit, counts in expected.items():
-        row = next(x for x in report.splitlines() if x.startswith(f"| {cit} |"))
-        bad = any(o in counts for o in ("failed", "escalated", "deferred"))
-        assert ("exceptions" if bad else "evidenced") in row
+    # population: the site's targets (its credentials) and appliances, plus hosts seen only
+    # in evidence; ws99 is a target that never reported, the appliances checked no host of
+    # their own, so each is a host without evidence
+    pop = {p["host_id"]: (p["platform"], p["source"]) for p in report["population"]["expected"]}
+    assert pop["ws07"] == ("linux", "site target") and pop["ws99"] == ("linux", "site target")
+    assert pop["dc01"] == (None, "evidence only") and pop[app] == ("nixos", "appliance")
+    assert m["population"] == [
+        {"host_id": h, "platform": "linux", "source": "site target"} for h in ("ws07", "ws99")
+    ]
+    assert "ws99" in report["population"]["missing"]
+    assert site["retired"].id in report["population"]["missing"]
+    # one exception per episode, each with what closed it (or nothing)
+    got = {(e["host_id"], e["check"]): e["status"] for e in report["exceptions"]}
+    assert got == {
+        ("dc01", "bitlocker"): "open",
+        ("ws07", "firewall"): "healed",
+        ("ws07", "bitlocker"): "escalated",
+        ("ws07", "audit_policy"): "open",
+    }
+    healed = next(e for e in report["exceptions"] if e["status"] == "healed")
+    assert healed["closed_by"]["seq"] == healed["opened_by"]["seq"] == 5  # found and fixed
     # the end boundary's November day is there, November's failure (seq 11) is not
-    assert "2026-11-02" not in report
+    assert not any(e["opened_at"].startswith("2026-11") for e in report["exceptions"])
+    assert {c["status"] for c in report["controls"]} <= {
+        "met", "partially_met", "not_met", "not_evidenced"
+    }  # fmt: skip
+    assert "met" not in {c["status"] for c in report["controls"]}  # ws99 never reported
+
+
+def test_build_prints_a_one_line_report_summary(live, site, tmp_path) -> None:
+    out = tmp_path / "again.zip"
+    r = run(live, "packet", "build", "--site", site["id"], "--month", MONTH, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    [line] = [x for x in r.stderr.splitlines() if x.startswith("report ")]
+    assert " met, " in line and "not evidenced" in line
+    assert "expected hosts without evidence" in line and "ws99" in line
 
 
 def test_packet_without_pinned_keys_fails(live, packet) -> None:

@@ -1,0 +1,289 @@
+"""report.json (``osiris.packet-report/1``): the packet's report, derived from its own contents.
+
+The report is a pure function of what the packet holds — the period's bundles (by chain
+position, as the manifest counts them), the expected population the manifest records, the
+checkpoint (and its TSA token, when present) — plus the packaged catalogue (which checks a
+platform runs, which controls each check evidences). So ``osiris evidence verify --packet``
+re-derives it and fails ``E_REPORT`` when report.json differs: a builder cannot turn
+``partially_met`` into ``met`` by editing it. report.html / report.pdf are views of this JSON,
+checked only for integrity (manifest sha256). Semantics: report_model.py (observations,
+episodes), report_controls.py (control status), docs/auditor.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from . import canonical
+from .catalog.loader import load_catalog
+from .report_controls import judge_controls
+from .report_model import FINDING_OUTCOMES, acceptance_covers, collect, episodes
+from .report_model import SNAPSHOT_CHECK as SNAPSHOT
+
+REPORT_SCHEMA = "osiris.packet-report/1"
+APPLIANCE_PLATFORM = "nixos"
+RETENTION = (
+    "Evidence is kept at least 6 years (45 CFR 164.316(b)(2)(i)); nothing is pruned before it "
+    "is in WORM storage and past retention (docs/server.md)."
+)
+VERIFY_COMMAND = "osiris evidence verify --packet <this packet>.zip --trust <attestation.json>"
+
+
+def period_days(period: tuple[str, str]) -> list[str]:
+    """UTC dates the period touches (end exclusive)."""
+    start = canonical.parse_time(period[0])
+    end = canonical.parse_time(period[1])
+    d, last = start.date(), (end - timedelta(milliseconds=1)).date()
+    out = []
+    while d <= last:
+        out.append(d.isoformat())
+        d += timedelta(days=1)
+    return out
+
+
+def _review_months(period: tuple[str, str], month: str | None, days: list[str]) -> set[str]:
+    first = date.fromisoformat(days[0])
+    prev = (first.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    months = {d[:7] for d in days} if month is None else {month}
+    return months | {prev}
+
+
+def expected_checks() -> dict[str, set[str]]:
+    """platform -> the checks the agent scans there by default (catalogue runbooks enabled by
+    default, and the checks the appliance judges from its own facts)."""
+    cat = load_catalog()
+    out: dict[str, set[str]] = {}
+    for rb in cat.runbooks.values():
+        if rb.default_enabled:
+            out.setdefault(rb.platform, set()).add(rb.check)
+    for cid, chk in cat.checks.items():
+        if chk.fact is not None and APPLIANCE_PLATFORM in chk.platforms:
+            out.setdefault(APPLIANCE_PLATFORM, set()).add(cid)
+    return out
+
+
+def period_bundles(bundles: list[dict[str, Any]], period: tuple[str, str]) -> list[dict]:
+    """The period's bundles by chain position: per appliance, without its boundary bundles."""
+    by_app: dict[str, list[dict[str, Any]]] = {}
+    for b in bundles:
+        by_app.setdefault(b["appliance_id"], []).append(b)
+    out = []
+    for app in sorted(by_app):
+        chain = sorted(by_app[app], key=lambda b: b["seq"])
+        if chain and chain[0]["finished_at"] < period[0]:
+            chain = chain[1:]
+        if chain and chain[-1]["finished_at"] >= period[1]:
+            chain = chain[:-1]
+        out += chain
+    return out
+
+
+def _secs(a: str, b: str) -> int:
+    return int((canonical.parse_time(b) - canonical.parse_time(a)).total_seconds())
+
+
+def _population(
+    given: list[dict[str, Any]], appliances: list[str], seen: set[str]
+) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for p in given:
+        out.setdefault(p["host_id"], dict(p))
+    for a in appliances:
+        out.setdefault(a, {"host_id": a, "platform": APPLIANCE_PLATFORM, "source": "appliance"})
+    for h in seen:
+        out.setdefault(h, {"host_id": h, "platform": None, "source": "evidence only"})
+    return [out[h] for h in sorted(out)]
+
+
+def build_report(
+    *,
+    bundles: list[dict[str, Any]],
+    period: tuple[str, str],
+    month: str | None,
+    site_id: str,
+    population: list[dict[str, Any]],
+    appliances: list[str],
+    checkpoint_note: str,
+    checkpoint_size: int,
+    tsa: dict[str, Any] | None = None,
+    site_name: str | None = None,
+    partner: dict[str, Any] | None = None,
+    tool_version: str,
+    aliases: Mapping[str, str] | None = None,
+    check_controls: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """The ``osiris.packet-report/1`` dict (docs/evidence-format.md "report.json")."""
+    if aliases is None:
+        aliases = load_catalog().aliases
+    if check_controls is None:
+        from .controls import check_controls as _cc
+
+        check_controls = _cc()
+    days = period_days(period)
+    ev = collect(period_bundles(bundles, period), aliases)
+    pop = _population(population, appliances, ev.hosts())
+    per_platform = expected_checks()
+    expected: dict[str, list[str]] = {}
+    for p in pop:
+        if p["platform"] is None:  # nothing says what it runs: judge what it was seen running
+            expected[p["host_id"]] = sorted({c for h, c in ev.obs if h == p["host_id"]})
+        else:  # the platform's scanned checks and the hourly snapshot that lists them
+            expected[p["host_id"]] = sorted(per_platform.get(p["platform"], set()) | {SNAPSHOT})
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for key, lst in ev.obs.items():
+        for o in lst:
+            day = cells.setdefault(key, {})
+            day[o.at[:10]] = "finding" if o.outcome in FINDING_OUTCOMES else "ok"
+    # exceptions
+    acceptances = sorted(ev.acceptances, key=lambda a: (a["bundle"]["finished_at"],))
+    exceptions: list[dict[str, Any]] = []
+    unresolved: dict[tuple[str, str], list[str]] = {}
+    incidents: list[dict[str, Any]] = []
+    closed_days: dict[str, set[str]] = {}
+    for (host, check), lst in sorted(ev.obs.items()):
+        for ep in episodes(lst):
+            o = ep.opened
+            eid = f"exc-{o.appliance_id}-{o.seq}"
+            inc = None
+            for s in ep.seen:
+                if s.outcome == "escalated" and s.tier == "L3" and not s.snapshot:
+                    inc = f"inc-{s.appliance_id}-{s.seq}"
+                    break
+            acc = next(
+                (a for a in acceptances if acceptance_covers(a, ep, host, check, period[1])),
+                None,
+            )
+            if ep.closed is not None:
+                status = "healed"
+                tier = ep.closed.tier
+                owner = f"Osiris ({tier})" if tier in ("L1", "L2") else "the MSP"
+                start = o.started_at if ep.closed is o else o.at
+                ttf: int | None = _secs(start, ep.closed.at)
+                closed_days.setdefault(host, set()).add(ep.closed.at[:10])
+            else:
+                ttf = None
+                if acc is not None:
+                    status, owner = "accepted", str(acc["post"].get("by"))
+                elif any(s.outcome == "escalated" for s in ep.seen):
+                    status = "escalated"
+                    owner = (partner or {}).get("name") or "the MSP (escalated)"
+                else:
+                    status, owner = "open", "the MSP"
+                if acc is None:
+                    unresolved.setdefault((host, check), []).append(eid)
+            accepted = None
+            if acc is not None:
+                ab, ap = acc["bundle"], acc["post"]
+                accepted = {"by": ap.get("by"), "reason": ap.get("reason"),
+                            "until": ap.get("until"), "appliance_id": ab["appliance_id"],
+                            "seq": ab["seq"]}  # fmt: skip
+            exceptions.append({
+                "id": eid, "host_id": host, "check": check, "opened_at": o.at,
+                "closed_at": ep.closed.at if ep.closed else None, "time_to_fix_s": ttf,
+                "opened_by": o.ref(), "closed_by": ep.closed.ref() if ep.closed else None,
+                "status": status, "owner": owner, "accepted": accepted, "incident_id": inc,
+            })  # fmt: skip
+    exceptions.sort(key=lambda e: (e["opened_at"], e["id"]))
+    # healing and incidents, from the action bundles themselves
+    by_tier = {"L1": 0, "L2": 0, "L3": 0, "order": 0}
+    healed = failed = escalated = 0
+    rulesets: set[str] = set()
+    policies: set[str] = set()
+    for b in ev.bundles:
+        if b.get("ruleset_hash"):
+            rulesets.add(b["ruleset_hash"])
+        if b.get("policy_version"):
+            policies.add(b["policy_version"])
+        check = aliases.get(b["check"], b["check"])
+        if check in ("activity_review", "risk_acceptance", "appliance_decommission"):
+            continue
+        if b["tier"] in by_tier:
+            by_tier[b["tier"]] += 1
+            healed += b["outcome"] == "healed"
+            failed += b["outcome"] == "failed"
+        escalated += b["outcome"] == "escalated"
+        if b["outcome"] == "escalated" and b["tier"] == "L3":
+            post = b.get("post_state") if isinstance(b.get("post_state"), dict) else {}
+            inc = post.get("incident") if isinstance(post.get("incident"), dict) else {}
+            sev = inc.get("severity") if isinstance(inc.get("severity"), str) else None
+            incidents.append({
+                "id": f"inc-{b['appliance_id']}-{b['seq']}", "host_id": b["host_id"],
+                "check": check, "severity": sev, "at": b["finished_at"],
+                "appliance_id": b["appliance_id"], "seq": b["seq"],
+            })  # fmt: skip
+    fixes = sorted(e["time_to_fix_s"] for e in exceptions if e["time_to_fix_s"] is not None)
+    reviews = []
+    for r in ev.reviews:
+        b, p = r["bundle"], r["post"]
+        reviews.append({
+            "reviewer": p.get("reviewer"), "reviewed_at": p.get("reviewed_at") or b["finished_at"],
+            "month": p.get("month"), "note": p.get("note"),
+            "appliance_id": b["appliance_id"], "seq": b["seq"],
+        })  # fmt: skip
+    controls = judge_controls(
+        days=days, expected=expected, cells=cells, unresolved=unresolved,
+        check_controls=check_controls, reviews=reviews,
+        review_months=_review_months(period, month, days),
+    )  # fmt: skip
+    # heat map: host x day
+    hosts = [p["host_id"] for p in pop]
+    grid = []
+    for h in hosts:
+        row = []
+        for d in days:
+            states = [cells.get((h, c), {}).get(d) for c in expected[h]]
+            if not expected[h] or None in states:
+                row.append("missing")
+            elif "finding" in states:
+                row.append("finding" if d not in closed_days.get(h, set()) else "healed")
+            elif d in closed_days.get(h, set()):
+                row.append("healed")
+            else:
+                row.append("ok")
+        grid.append(row)
+    with_ev = sorted(h for h in hosts if any(cells.get((h, c)) for c in expected[h]))
+    missing_hosts = [h for h in hosts if h not in with_ev]
+    body = checkpoint_note[: checkpoint_note.index("\n\n") + 1]
+    return {
+        "schema": REPORT_SCHEMA,
+        "site_id": site_id,
+        "site_name": site_name,
+        "partner": partner,
+        "period": {"start": period[0], "end": period[1], "month": month, "days": days},
+        "tool_version": tool_version,
+        "checkpoint": {
+            "size": checkpoint_size,
+            "sha256": hashlib.sha256(body.encode("utf-8")).hexdigest(),
+            "tsa": tsa,
+        },
+        "population": {
+            "expected": pop,
+            "with_evidence": with_ev,
+            "missing": missing_hosts,
+            "note": f"{len(pop)} hosts expected (the site's targets, its appliances and any host "
+            f"seen only in evidence); {len(missing_hosts)} sent no evidence for an expected "
+            "check in the period and fail every control that applies to them",
+        },
+        "controls": controls,
+        "exceptions": exceptions,
+        "healing": {
+            "by_tier": by_tier,
+            "healed": healed,
+            "failed": failed,
+            "escalated": escalated,
+            "median_time_to_remediate_s": statistics.median_low(fixes) if fixes else None,
+        },
+        "incidents": incidents,
+        "heatmap": {"hosts": hosts, "days": days, "cells": grid},
+        "reviews": reviews,
+        "policy": {"ruleset_hashes": sorted(rulesets), "policy_versions": sorted(policies)},
+        "retention": RETENTION,
+        "verify_command": VERIFY_COMMAND,
+    }
+
+
+__all__ = ["REPORT_SCHEMA", "build_report", "expected_checks", "period_bundles", "period_days"]
