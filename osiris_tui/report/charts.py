@@ -157,13 +157,32 @@ def legend() -> Markup:
     return _svg(x, 20, "heat map legend", body)
 
 
-def heatmap(hosts: Sequence[str], days: Sequence[str], cells: Sequence[Sequence[str]]) -> Markup:
+HEATMAP_ROWS = 40  # hosts per heat-map picture: one picture fits an A4 page (an SVG never splits)
+
+
+def heatmaps(
+    hosts: Sequence[str], days: Sequence[str], cells: Sequence[Sequence[str]]
+) -> list[Markup]:
+    """The heat map in pictures of ``HEATMAP_ROWS`` hosts each (a site of 100 hosts prints on
+    three pages instead of running off one); at least one picture, even with no host."""
+    parts = range(0, max(1, len(hosts)), HEATMAP_ROWS)
+    return [
+        heatmap(hosts[i : i + HEATMAP_ROWS], days, cells[i : i + HEATMAP_ROWS], part=n)
+        for n, i in enumerate(parts)
+    ]
+
+
+def heatmap(
+    hosts: Sequence[str], days: Sequence[str], cells: Sequence[Sequence[str]], *, part: int = 0
+) -> Markup:
     """Host × day grid; the host label is cut at 28 characters (the full id is in the table
-    and in report.json) and every cell carries its glyph."""
+    and in report.json) and every cell carries its glyph. ``part`` keeps the hatch pattern's
+    id unique when the map is split."""
     cell, label_w, top = 15, 178, 22
     width = label_w + cell * max(1, len(days)) + 4
     height = top + cell * max(1, len(hosts)) + 4
-    body = ["<defs>" + _HATCH.format(id="hm-missing", bg=CELL["missing"][0]) + "</defs>"]
+    pid = f"hm-missing-{part}"
+    body = ["<defs>" + _HATCH.format(id=pid, bg=CELL["missing"][0]) + "</defs>"]
     for j, d in enumerate(days):
         if j % 2 == 0 or j == len(days) - 1:
             body.append(
@@ -180,7 +199,7 @@ def heatmap(hosts: Sequence[str], days: Sequence[str], cells: Sequence[Sequence[
         for j, _d in enumerate(days):
             state = str(row[j]) if j < len(row) else "missing"
             fill, glyph, word = CELL.get(state, CELL["missing"])
-            paint = "url(#hm-missing)" if state not in CELL or state == "missing" else fill
+            paint = f"url(#{pid})" if state not in CELL or state == "missing" else fill
             x = label_w + j * cell
             body.append(
                 f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{paint}">'

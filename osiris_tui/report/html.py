@@ -187,7 +187,7 @@ def _context(report: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
         "inc_rows": inc_rows,
         "inc_more": inc_more,
         "family_charts": families,
-        "heatmap": charts.heatmap(
+        "heatmaps": charts.heatmaps(
             hm.get("hosts") or [], hm.get("days") or [], hm.get("cells") or []
         ),
         "legend": charts.legend(),

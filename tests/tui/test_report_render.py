@@ -268,3 +268,11 @@ def test_missing_sections_do_not_crash(field: str) -> None:
     report = rich_report()
     del report[field]
     assert "HIPAA evidence report" in html(report)
+
+
+def test_a_large_site_splits_the_heat_map_and_keeps_ids_unique() -> None:
+    text = html(rich_report(hosts=100))
+    assert text.count('aria-label="heat map: host by day"') == 3  # 100 hosts, 40 per picture
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    assert "ws98.clinic-a.local 2026-11-30: ok: evidence, compliant</title>" in text

@@ -127,3 +127,33 @@ def test_printing_fetches_nothing_even_if_markup_slipped_through(loopback_url: s
     assert _Counting.hits == []
     weasyprint.HTML(string=planted).write_pdf()  # the default fetcher does reach out
     assert "/a.css" in _Counting.hits
+
+
+def on_page(data: bytes, needle: str) -> list[tuple[float, float, float]]:
+    """(bottom, top, page height) of every occurrence of ``needle``, in PDF points."""
+    doc = pypdfium2.PdfDocument(data)
+    found = []
+    try:
+        for i in range(len(doc)):
+            page = doc[i]
+            tp = page.get_textpage()
+            search = tp.search(needle)
+            while (hit := search.get_next()) is not None:
+                _, bottom, _, top = tp.get_charbox(hit[0])
+                found.append((bottom, top, page.get_size()[1]))
+    finally:
+        doc.close()
+    return found
+
+
+def test_a_large_site_prints_every_host_of_the_heat_map_on_the_page() -> None:
+    """A 100-host heat map as one picture runs off the bottom of its page (the text is still
+    in the PDF, below the page: this test failed that way); split in pictures of 40 hosts,
+    every label lies inside its page."""
+    data = render_pdf(rich_report(hosts=100))
+    assert len(pypdfium2.PdfDocument(data)) <= 20
+    for host in ("ws50.clinic-a.local", "ws98.clinic-a.local"):  # in no cut table
+        hits = on_page(data, host)
+        assert hits, host
+        for bottom, top, height in hits:
+            assert 0 <= bottom < top <= height, (host, bottom, top, height)
