@@ -45,6 +45,8 @@ python3Packages.buildPythonApplication {
     pywinrm
     paramiko
     rich
+    jinja2 # report.html of `osiris packet build`
+    weasyprint # report.pdf
   ];
 
   # Runbook scripts are run with `bash FILE`; make sure the interpreter is in the closure.
