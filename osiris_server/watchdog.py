@@ -41,6 +41,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from osiris_core.errors import OsirisError
 from osiris_server import learning
 from osiris_server.db import alert_threshold
 from osiris_server.db import audit as db_audit
@@ -97,7 +98,11 @@ class Watchdog:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        jobs = (("watchdog_error", self.tick), ("learning_tick_error", self._learning))
+        jobs = (
+            ("watchdog_error", self.tick),
+            ("learning_tick_error", self._learning),
+            ("worm_error", self._worm),
+        )
         while not self._stop.wait(self.tick_s):
             for event, job in jobs:  # one failing does not stop the other
                 try:
@@ -112,6 +117,19 @@ class Watchdog:
     def _learning(self) -> None:
         """The other timed job of this thread: canary rules whose soak ended go fleet-wide."""
         learning.tick(self.app)
+
+    def _worm(self) -> None:
+        """The WORM copy's pass, at ``[worm] cadence_s``, lease-guarded (osiris_server/worm.py)."""
+        from osiris_server import worm
+
+        try:
+            worm.tick(self.app)
+        except OsirisError as exc:  # a bucket not fit for WORM, S3 down: say which, retry later
+            print(
+                json.dumps({"event": "worm_error", "code": exc.code, "message": str(exc)[:300]}),
+                file=sys.stderr,
+                flush=True,
+            )
 
     # ------------------------------------------------------------------ one tick
     def tick(self, at: float | None = None) -> dict[str, list[str]]:
