@@ -40,7 +40,7 @@ from osiris_core.errors import OsirisError
 from osiris_core.files import create_private
 from osiris_core.keys import Signer, Verifier, load_private_key, write_private_key
 from osiris_core.trust import AttestationError, KeyEpoch, key_epochs, original_key
-from osiris_server import auth, learning, release_key
+from osiris_server import auth, learning, release_key, worm
 from osiris_server import config as config_mod
 from osiris_server.api import (
     alert_routes,
@@ -54,6 +54,7 @@ from osiris_server.api import (
     logapi,
     meta,
     orders,
+    packets,
     partners,
     provisioning,
     rotation,
@@ -117,6 +118,7 @@ MODULES = [
     api_learning,
     api_attestations,
     legal_hold,
+    packets,
 ]
 
 _log_lock = threading.Lock()
@@ -256,6 +258,8 @@ class App:
         vault = Vault.open(cfg.vault_path)
         db = open_database(cfg)
         try:
+            if cfg.worm is not None:  # WORM retention only goes up (osiris_server/worm.py)
+                worm.check_high_water(db, cfg.worm)
             log = TransparencyLog.open(
                 cfg.db_url or cfg.log_path,  # PostgreSQL: the same database, schema osiris_log
                 log_signer,
@@ -450,8 +454,9 @@ class App:
             if route.auth != "none":
                 self._authenticate(req, route)
             ctype = req.header("Content-Type")
-            if body and ctype and "json" not in ctype.lower():
-                raise HttpError(415, "E_MEDIA_TYPE", "send application/json")
+            want = "json" if route.media_type == "application/json" else route.media_type
+            if body and ctype and want not in ctype.lower():
+                raise HttpError(415, "E_MEDIA_TYPE", f"send {route.media_type}")
             req.params = validate_query(route.query, req.query)
             if route.body is not None:
                 req.data = validate(route.body, req.json() if body else {})

@@ -26,6 +26,7 @@ from osiris_core.cli_base import OsirisGroup, fail
 from osiris_core.errors import ExitCode, OsirisError
 from osiris_server.cli_release import release as release_commands
 from osiris_server.cli_retention import retention as retention_commands
+from osiris_server.cli_worm import worm as worm_commands
 
 PROG = "osiris-server"
 
@@ -385,6 +386,7 @@ def vault_rotate(data: Path, db_url: str | None, retire_old: bool) -> None:
 
 main.add_command(release_commands)  # osiris_server/cli_release.py: the offline release key
 main.add_command(retention_commands)  # osiris_server/cli_retention.py: status and prune
+main.add_command(worm_commands)  # osiris_server/cli_worm.py: the WORM copy to S3 Object Lock
 
 if __name__ == "__main__":
     main()

@@ -33,6 +33,8 @@ from osiris_core.files import create_private
 from osiris_server.alerts import SmtpConfig
 from osiris_server.storage.url import is_postgres_url, redact_url
 from osiris_server.tsa import TsaConfig, parse_config
+from osiris_server.worm_config import WormConfig
+from osiris_server.worm_config import parse as parse_worm
 
 
 class ConfigError(OsirisError):
@@ -89,6 +91,8 @@ class ServerConfig:
     # None: the embedded SQLite index DATA/osiris.db; else a postgresql:// URL (never printed
     # with its password: storage.redact_url)
     db_url: str | None = field(default=None, repr=False)
+    # [worm]: the WORM copy to S3 Object Lock (osiris_server/worm.py); None: off
+    worm: WormConfig | None = None
 
     @property
     def db_path(self) -> Path:
@@ -244,6 +248,8 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
             cfg.webhooks.append(Webhook(url=hook["url"], secret=hook["secret"].encode()))
         except (KeyError, TypeError, AttributeError):
             raise ConfigError(f"{path}: each [[webhooks]] needs url and secret") from None
+    if "worm" in raw:
+        cfg.worm = parse_worm(raw["worm"], str(path))
     if "db" in raw:
         cfg.db_url = check_db_url(raw["db"], f"{path}: db")
     for k, v in overrides.items():

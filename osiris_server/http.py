@@ -249,6 +249,8 @@ class Route:
     # The spec a handler validates its body with itself (``body`` is then None): OpenAPI shows it.
     body_spec: dict[str, F] | None = None
     response: dict[str, F] | None = None  # the success body's spec, when one exists (OpenAPI)
+    # the request body's media type: JSON, or raw bytes the handler reads (a packet zip)
+    media_type: str = "application/json"
     regex: re.Pattern[str] | None = None
     names: tuple[str, ...] = ()
 

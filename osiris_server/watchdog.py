@@ -43,6 +43,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from osiris_core.errors import OsirisError
 from osiris_server import learning, tsa
 from osiris_server.db import alert_threshold
 from osiris_server.db import audit as db_audit
@@ -103,6 +104,7 @@ class Watchdog:
             ("watchdog_error", self.tick),
             ("learning_tick_error", self._learning),
             ("tsa_tick_error", self._tsa),
+            ("worm_error", self._worm),
         )
         while not self._stop.wait(self.tick_s):
             for event, job in jobs:  # one failing does not stop the other
@@ -122,6 +124,18 @@ class Watchdog:
     def _tsa(self) -> None:
         """The third: the daily RFC 3161 anchor of the newest checkpoint (osiris_server/tsa.py)."""
         tsa.tick(self.app)
+    def _worm(self) -> None:
+        """The WORM copy's pass, at ``[worm] cadence_s``, lease-guarded (osiris_server/worm.py)."""
+        from osiris_server import worm
+
+        try:
+            worm.tick(self.app)
+        except OsirisError as exc:  # a bucket not fit for WORM, S3 down: say which, retry later
+            print(
+                json.dumps({"event": "worm_error", "code": exc.code, "message": str(exc)[:300]}),
+                file=sys.stderr,
+                flush=True,
+            )
 
     # ------------------------------------------------------------------ one tick
     def tick(self, at: float | None = None) -> dict[str, list[str]]:

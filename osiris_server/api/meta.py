@@ -86,6 +86,11 @@ def build_openapi(router: Router) -> dict[str, Any]:
                 "required": bool(r.body) or r.body_spec is not None,
                 "content": {"application/json": {"schema": object_schema(spec)}},
             }
+        elif r.media_type != "application/json":  # raw bytes (a packet zip), read by the handler
+            op["requestBody"] = {
+                "required": True,
+                "content": {r.media_type: {"schema": {"type": "string", "format": "binary"}}},
+            }
         if r.auth == "appliance":
             op["security"] = [{"applianceToken": []}]
         elif r.auth == "staff":

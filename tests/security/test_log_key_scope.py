@@ -28,6 +28,7 @@ from osiris_core.keys import KEY_TYPE_COSIGNATURE, Signer, Verifier, appliance_k
 from osiris_core.trust import make_rotation
 from tests.server.conftest import Server, checkin_body
 from tests.tsa_fixtures import lab_tsa  # noqa: F401
+from tests.server.packet_fixture import fake_packet
 
 MAC = "aa:bb:cc:00:77:01"
 SECRET = {"X-Osiris-Enroll-Secret": "s" * 43}
@@ -276,6 +277,8 @@ class World:
                     a.signer = new
 
             return {"rotation": stmt}, switch
+        if template == "/api/v1/sites/{site_id}/packets":
+            return fake_packet(self.site_id), nothing  # the same bytes again: 200, no-op
         if template == "/api/v1/provision/claim":
             sk = Signer("tmp", os.urandom(32))
             ck = Signer("tmp", os.urandom(32), key_type=KEY_TYPE_COSIGNATURE)
@@ -371,6 +374,9 @@ def test_log_key_signs_only_checkpoints_on_every_route(server_factory, lab_tsa) 
                 for query, body, hook in calls:
                     if method == "get":
                         r = client.get(url, params=query, headers=headers)
+                    elif isinstance(body, bytes):  # a raw body: the packet store's zip
+                        zh = {**headers, "Content-Type": "application/zip"}
+                        r = client.post(url, params=query, content=body, headers=zh)
                     else:
                         r = client.post(url, params=query, json=body, headers=headers)
                     assert r.status_code < 500, (role, method, url, r.text)
