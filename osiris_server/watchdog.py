@@ -124,6 +124,7 @@ class Watchdog:
     def _tsa(self) -> None:
         """The third: the daily RFC 3161 anchor of the newest checkpoint (osiris_server/tsa.py)."""
         tsa.tick(self.app)
+
     def _worm(self) -> None:
         """The WORM copy's pass, at ``[worm] cadence_s``, lease-guarded (osiris_server/worm.py)."""
         from osiris_server import worm

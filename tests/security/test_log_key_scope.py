@@ -27,8 +27,8 @@ from osiris_core.errors import NoteError
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Signer, Verifier, appliance_key_name
 from osiris_core.trust import make_rotation
 from tests.server.conftest import Server, checkin_body
-from tests.tsa_fixtures import lab_tsa  # noqa: F401
 from tests.server.packet_fixture import fake_packet
+from tests.tsa_fixtures import lab_tsa  # noqa: F401
 
 MAC = "aa:bb:cc:00:77:01"
 SECRET = {"X-Osiris-Enroll-Secret": "s" * 43}
