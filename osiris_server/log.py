@@ -9,12 +9,12 @@ store's one writer lock), every read goes through ``store.reading()``.
 
 Storage
 -------
-``leaves(idx PK, leaf_hash UNIQUE, entry)`` holds the entry bytes verbatim (retention.py may
-later blank an old evidence entry; its leaf hash stays, so no root or proof changes); the UNIQUE
-leaf hash makes ``append`` idempotent. ``hashes(level, idx)`` holds every *complete* subtree of
-level ≥ 1, written in the same transaction as the leaves that complete it (level 0 is
-``leaves.leaf_hash``); together they are an ``osiris_core.tlog.HashStore``, so every root and
-proof is O(log² n) point reads, never O(n). ``checkpoints(size PK, root, note, signed_at)`` keeps every checkpoint ever
+``leaves(idx PK, leaf_hash UNIQUE, entry)`` holds the entry bytes verbatim (retention.py may later
+blank an old evidence entry; its leaf hash stays, so no root or proof changes); the UNIQUE leaf hash
+makes ``append`` idempotent. ``hashes(level, idx)`` holds every *complete* subtree of level ≥ 1,
+written in the same transaction as the leaves that complete it (level 0 is ``leaves.leaf_hash``);
+together they are an ``osiris_core.tlog.HashStore``, so every root and proof is O(log² n) point
+reads, never O(n). ``checkpoints(size PK, root, note, signed_at)`` keeps every checkpoint ever
 signed, from the size-0 checkpoint (RFC 6962 empty root) signed when an empty log is first opened,
 so there is always a checkpoint to serve and a witness always has a starting point.
 
