@@ -9,7 +9,8 @@ store's one writer lock), every read goes through ``store.reading()``.
 
 Storage
 -------
-``leaves(idx PK, leaf_hash UNIQUE, entry)`` holds the entry bytes verbatim; the UNIQUE leaf hash
+``leaves(idx PK, leaf_hash UNIQUE, entry)`` holds the entry bytes verbatim (retention.py may later
+blank an old evidence entry; its leaf hash stays, so no root or proof changes); the UNIQUE leaf hash
 makes ``append`` idempotent. ``hashes(level, idx)`` holds every *complete* subtree of level ≥ 1,
 written in the same transaction as the leaves that complete it (level 0 is ``leaves.leaf_hash``);
 together they are an ``osiris_core.tlog.HashStore``, so every root and proof is O(log² n) point

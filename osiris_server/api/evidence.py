@@ -15,6 +15,9 @@ Idempotent: a resent envelope is found by bundle hash and answered ``duplicate``
 original index. Crash-safe: the log append is durable before the index insert; after a crash
 between the two, the resend finds the leaf already in the log (same index) and the index row is
 written then.
+
+Query: a row whose body retention pruned (osiris_server/retention.py) answers ``envelope: null``
+and ``pruned`` (the prune, the WORM keys holding the envelope) — its proof is served as before.
 """
 
 from __future__ import annotations

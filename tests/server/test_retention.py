@@ -272,3 +272,21 @@ def test_retention_years_below_six_is_refused(server: Server) -> None:
         load_config(server.data)
     toml.write_text(text)
     assert load_config(server.data).retention_years == 6
+
+
+def test_a_partner_cannot_hold_or_release_even_its_own_site(server: Server) -> None:
+    """The reseller a dispute may be about must not be able to lift (or fake) a hold."""
+    r = server.admin.post("/api/v1/partners", json={"name": "Reseller"})
+    assert r.status_code == 201, r.text
+    pid, key = r.json()["partner"]["id"], r.json()["api_key"]
+    site = server.site("Partner clinic", partner_id=pid)["id"]
+    partner = server.client(api_key=key)
+    url = f"/api/v1/sites/{site}/legal-hold"
+    assert partner.get(url).status_code == 200  # it may see the status of its own site
+    assert partner.post(url, json={"reason": "x"}).status_code == 403
+    assert server.admin.post(url, json={"reason": "audit by OCR"}).status_code == 201
+    assert partner.delete(url).status_code == 403
+    assert partner.get(url).json()["held"] is True
+    assert [h["site_id"] for h in partner.get("/api/v1/legal-holds").json()["holds"]] == [site]
+    other = server.site("Not theirs")["id"]
+    assert partner.get(f"/api/v1/sites/{other}/legal-hold").status_code == 404
