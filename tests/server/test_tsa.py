@@ -270,3 +270,22 @@ def test_tsa_config_is_checked_at_load(tmp_path: Path, lab_tsa: LabTsa) -> None:
         toml.write_text(base + f"\n[tsa]\n{section}\n")
         with pytest.raises(ConfigError, match=r"\[tsa\]"):
             load(data)
+
+
+def test_the_watchdog_thread_runs_the_cadence(
+    server_factory: Any,
+    lab_tsa: LabTsa,  # noqa: F811
+) -> None:
+    """Wiring, not just the function: a server's own timer thread anchors the newest checkpoint
+    with no request, once."""
+    import time
+
+    server = server_factory(watchdog_tick_s=0.2, tsa=_cfg(lab_tsa, cadence_s=3600))
+    size = _grow(server)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not _rows(server):
+        time.sleep(0.1)
+    rows = _rows(server)
+    assert [(r["checkpoint_size"], r["reason"]) for r in rows] == [(size, "cadence")]
+    time.sleep(1.0)  # more ticks: still one token
+    assert len(_rows(server)) == 1
