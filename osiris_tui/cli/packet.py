@@ -30,11 +30,15 @@ from osiris_core.verify import UnusableInput
 
 from ..fmt import safe
 from .base import client_of, fail
+from .packet_upload import upload
 
 
 @click.group("packet")
 def packet() -> None:
     """Evidence packets: one verifiable zip per site and period (usually a month)."""
+
+
+packet.add_command(upload)  # `osiris packet upload`: osiris_tui/cli/packet_upload.py
 
 
 @packet.command("build")
