@@ -234,6 +234,27 @@ class Transport:
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", API + path, json=body if body is not None else {})
 
+    def post_bytes(self, path: str, data: bytes, content_type: str) -> Any:
+        """POST a raw body (``osiris packet upload``'s zip): one attempt within ``timeout``,
+        answered and failing exactly as ``request`` does."""
+        limit = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+        try:
+            resp = self._http.post(
+                API + path, content=data, headers={"Content-Type": content_type}, timeout=limit
+            )
+        except httpx.TimeoutException as e:
+            raise NoAnswer(self.server, self.timeout, _timeout_kind(e)) from None
+        except httpx.TransportError as e:
+            why = f"unreachable ({_reason(e)})"
+            raise Unreachable(f"{self.server}: {why}", reason=why) from None
+        if resp.status_code >= 400:
+            raise _error_for(resp, self.token_fix)
+        try:
+            return resp.json()
+        except ValueError:
+            why = "the answer is not JSON"
+            raise Unreachable(f"{self.server}: {why}", reason=why) from None
+
     def put(self, path: str, body: Any) -> Any:
         return self.request("PUT", API + path, json=body)
 

@@ -32,6 +32,7 @@ from osiris_core.verify import UnusableInput
 from ..fmt import safe
 from ..transport import NotFound
 from .base import client_of, fail
+from .packet_upload import upload
 
 try:  # the HTML/PDF views (another piece); without it the packet carries report.json only
     from ..report import RENDERERS  # type: ignore[attr-defined]
@@ -84,6 +85,9 @@ def summary_line(out: Path, report: dict) -> str:
 @click.group("packet")
 def packet() -> None:
     """Evidence packets: one verifiable zip per site and period (usually a month)."""
+
+
+packet.add_command(upload)  # `osiris packet upload`: osiris_tui/cli/packet_upload.py
 
 
 @packet.command("build")

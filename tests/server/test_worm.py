@@ -202,3 +202,35 @@ def test_the_tick_runs_at_its_cadence_and_respects_the_lease(server, moto_url, a
     out = worm.tick(server.app)
     assert out is not None and out["uploaded"] == 2  # leaves 0-2 and checkpoint 3
     assert worm.tick(server.app) is None  # within cadence_s of the last pass
+
+
+def test_the_server_tick_thread_uploads_by_itself(server_factory, moto_url, aws_env) -> None:
+    """No CLI: a server with [worm] and a running tick thread puts the log's data up."""
+    import time
+
+    bucket = make_bucket(moto_url)
+    server = server_factory(watchdog_tick_s=0.2, worm=cfg_for(moto_url, bucket, cadence_s=0.1))
+    evidence(server, 3)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(versions(moto_url, bucket)) < 2:
+        time.sleep(0.2)
+    keys = set(versions(moto_url, bucket))
+    assert any("/leaves/0-2-" in k for k in keys) and any("/checkpoints/3-" in k for k in keys)
+    assert all(len(v) == 1 for v in versions(moto_url, bucket).values())
+
+
+def test_log_entries_changed_under_the_copy_stop_the_pass(server, moto_url, aws_env) -> None:
+    """An operator edits log entries already copied: the next batch hashes differently from
+    the queued or uploaded one, and the pass stops instead of putting a second version."""
+    bucket = make_bucket(moto_url)
+    evidence(server, 3)
+    cfg = cfg_for(moto_url, bucket)
+    uploader(server, cfg).run()
+    before = versions(moto_url, bucket)
+    with server.app.db.write() as w:  # a queued row whose bytes no longer match the log's
+        db_worm.add_pending(w, {"key": "osiris/leaves/0-2-" + "0" * 64 + ".jsonl",
+                                "kind": "leaves", "sha256": "0" * 64, "bytes": 1,
+                                "first_index": 0, "last_index": 2})  # fmt: skip
+    with pytest.raises(worm.WormError, match="changed since it was queued"):
+        uploader(server, cfg).run()
+    assert versions(moto_url, bucket) == before
