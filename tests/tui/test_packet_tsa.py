@@ -164,12 +164,14 @@ def test_packet_carries_its_token_and_verifies_with_the_pinned_tsa(
     )
     r = verify(server, rewrite(pkt, tmp_path / "o.zip", zero), *trust, *pin)
     assert r.returncode == 1 and "another checkpoint" in r.stdout, r.stdout
-    # dropped: with the TSA pinned this fails the (strict) packet check; without, it is silent
+    # dropped: with the TSA pinned this fails the (strict) packet check; without a pin it still
+    # fails, because report.json names the token's time and the re-derived report cannot
     dropped = rewrite(pkt, tmp_path / "d.zip", None)
     r = verify(server, dropped, *trust, *pin)
     assert r.returncode == 1 and "WARN W_TSA_MISSING checkpoint.tsr" in r.stdout, r.stdout
     r = verify(server, dropped, *trust)
-    assert r.returncode == 0 and "TSA" not in r.stdout, r.stdout
+    assert r.returncode == 1 and "TSA" not in r.stdout, r.stdout
+    assert "FAIL E_REPORT report.json differs" in r.stdout and "checkpoint" in r.stdout
 
 
 def test_pull_carries_the_token_and_export_verify_checks_it(
