@@ -157,8 +157,10 @@ def _context(report: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
     expected = sorted(
         pop.get("expected") or [], key=lambda h: h.get("host_id") not in missing_hosts
     )
-    hosts_rows, hosts_more = cut(
-        expected, None if limit is None else max(limit * 3, len(missing_hosts))
+    # the PDF: the table's first rows are the failures; the alarm names up to 10x the limit
+    hosts_rows, hosts_more = cut(expected, None if limit is None else limit * 3)
+    missing_list, missing_list_more = cut(
+        pop.get("missing") or [], None if limit is None else limit * 10
     )
     excs = list(r.get("exceptions") or [])
     for e in excs:
@@ -181,6 +183,8 @@ def _context(report: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
         "hosts_rows": hosts_rows,
         "hosts_more": hosts_more,
         "missing_hosts": missing_hosts,
+        "missing_list": missing_list,
+        "missing_list_more": missing_list_more,
         "with_evidence": with_ev,
         "exc_rows": exc_rows,
         "exc_more": exc_more,

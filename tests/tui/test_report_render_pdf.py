@@ -157,3 +157,30 @@ def test_a_large_site_prints_every_host_of_the_heat_map_on_the_page() -> None:
         assert hits, host
         for bottom, top, height in hits:
             assert 0 <= bottom < top <= height, (host, bottom, top, height)
+
+
+def test_a_very_long_host_id_stays_inside_the_page() -> None:
+    """A host id chosen by the fleet (a 300-character name with no break) wraps in its cells;
+    no character of any page is printed beyond the paper (where a reader would never see it)."""
+    report = rich_report()
+    long_id = "x" * 290 + ".clinic-a.local"
+    report["population"]["expected"][0]["host_id"] = long_id
+    report["population"]["missing"] = [long_id]
+    report["exceptions"][0]["host_id"] = long_id
+    report["controls"][0]["missing"][0]["host_id"] = long_id
+    doc = pypdfium2.PdfDocument(render_pdf(report))
+    try:
+        for i in range(len(doc)):
+            page = doc[i]
+            width, height = page.get_size()
+            tp = page.get_textpage()
+            for c in range(tp.count_chars()):
+                left, bottom, right, top = tp.get_charbox(c)
+                if right > left:  # a drawn glyph (spaces and line ends have empty boxes)
+                    assert 0 <= left and right <= width and 0 <= bottom and top <= height, (
+                        i + 1,
+                        tp.get_text_range(c, 1),
+                        (left, bottom, right, top),
+                    )
+    finally:
+        doc.close()
