@@ -141,8 +141,49 @@ def cut(rows: Sequence[Any], limit: int | None) -> tuple[list[Any], int]:
     return rows[:limit], len(rows) - limit
 
 
+_RUN = 30  # an unbroken run longer than this gets a break opportunity in the PDF (soften)
+
+
+def soften(text: str) -> str:
+    """Free text with a zero-width space every ``_RUN`` characters of an unbroken run: a
+    hostile 300-character "reason" wraps inside its table cell instead of widening the table
+    past the paper (WeasyPrint sizes a column by its longest unbreakable word)."""
+    out = []
+    for word in text.split(" "):
+        out.append("\u200b".join(word[i : i + _RUN] for i in range(0, len(word), _RUN)))
+    return " ".join(out)
+
+
+def _soften_free_text(r: dict[str, Any]) -> None:
+    """The PDF's prose fields softened; ids, hashes and refs are kept exact (they have their
+    own break rules in report.css) so they copy out of the PDF intact."""
+
+    def fix(d: Any, *keys: str) -> None:
+        if isinstance(d, dict):
+            for k in keys:
+                if isinstance(d.get(k), str):
+                    d[k] = soften(d[k])
+
+    fix(r, "site_name")
+    fix(r.get("partner"), "name")
+    fix(r.get("population"), "note")
+    for h in (r.get("population") or {}).get("expected") or []:
+        fix(h, "platform", "source")
+    for c in r.get("controls") or []:
+        fix(c, "title", "why")
+    for e in r.get("exceptions") or []:
+        fix(e, "owner")
+        fix(e.get("accepted"), "by", "reason")
+    for i in r.get("incidents") or []:
+        fix(i, "severity")
+    for v in r.get("reviews") or []:
+        fix(v, "reviewer", "note")
+
+
 def _context(report: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
     r = scrub(dict(report))
+    if limit is not None:
+        _soften_free_text(r)
     period = r.get("period") or {}
     days = list(period.get("days") or [])
     controls = list(r.get("controls") or [])
@@ -157,8 +198,10 @@ def _context(report: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
     expected = sorted(
         pop.get("expected") or [], key=lambda h: h.get("host_id") not in missing_hosts
     )
-    hosts_rows, hosts_more = cut(
-        expected, None if limit is None else max(limit * 3, len(missing_hosts))
+    # the PDF: the table's first rows are the failures; the alarm names up to 10x the limit
+    hosts_rows, hosts_more = cut(expected, None if limit is None else limit * 3)
+    missing_list, missing_list_more = cut(
+        pop.get("missing") or [], None if limit is None else limit * 10
     )
     excs = list(r.get("exceptions") or [])
     for e in excs:
@@ -181,6 +224,8 @@ def _context(report: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
         "hosts_rows": hosts_rows,
         "hosts_more": hosts_more,
         "missing_hosts": missing_hosts,
+        "missing_list": missing_list,
+        "missing_list_more": missing_list_more,
         "with_evidence": with_ev,
         "exc_rows": exc_rows,
         "exc_more": exc_more,

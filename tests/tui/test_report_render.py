@@ -276,3 +276,17 @@ def test_a_large_site_splits_the_heat_map_and_keeps_ids_unique() -> None:
     ids = re.findall(r'\bid="([^"]+)"', text)
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
     assert "ws98.clinic-a.local 2026-11-30: ok: evidence, compliant</title>" in text
+
+
+def test_pdf_view_names_many_missing_hosts_up_to_a_limit() -> None:
+    report = rich_report()
+    extra = [f"gone{i:03d}.clinic-a.local" for i in range(300)]
+    report["population"]["missing"] += extra
+    report["population"]["expected"] += [
+        {"host_id": h, "platform": "windows", "source": "site target"} for h in extra
+    ]
+    full, cut = visible(html(report)), visible(page(report, limit=12))
+    assert "gone299.clinic-a.local" in full and "see report.json" not in full
+    assert "gone118.clinic-a.local" in cut and "gone119.clinic-a.local" not in cut
+    assert "… and 181 more — see report.json" in cut  # 301 missing, 120 named
+    assert "… and 270 more — see report.json" in cut  # 306 expected, 36 rows
