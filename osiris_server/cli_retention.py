@@ -36,9 +36,10 @@ DB = click.option(
 JSON = click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 
 
-def _open(data: Path, db_url: str | None) -> tuple[Any, Any, int]:
-    """(index, log store, retention_years) of the data dir; exit 2 when it is not initialised
-    or its server.toml is refused (retention_years below 6 among others), 3 when unreachable."""
+def _open(data: Path, db_url: str | None) -> tuple[Any, Any, int, Any]:
+    """(index, log store, retention_years, [worm] config or None) of the data dir; exit 2 when
+    it is not initialised or its server.toml is refused (retention_years below 6 among others),
+    3 when unreachable."""
     from osiris_server import config as config_mod
     from osiris_server.db import open_database
     from osiris_server.logstore import open_log_store
@@ -56,12 +57,36 @@ def _open(data: Path, db_url: str | None) -> tuple[Any, Any, int]:
         except BaseException:
             db.close()
             raise
-        return db, store, int(cfg.retention_years)
+        return db, store, int(cfg.retention_years), cfg.worm
     except StorageUnavailable as exc:
         fail(str(exc), exc.exit_code, PROG)
     except OsirisError as exc:
         fail(str(exc), ExitCode.USAGE, PROG)
     raise AssertionError("unreachable")
+
+
+def _confirmed(db: Any, worm_cfg: Any, required: bool) -> frozenset[str] | None:
+    """The WORM keys the bucket itself confirms (worm.confirm_locked), each refusal on stderr.
+    No [worm] section: a prune refuses outright (nothing can be in WORM); status shows what the
+    index alone says (None)."""
+    from osiris_server import retention as ret
+    from osiris_server import worm
+
+    if worm_cfg is None:
+        if required:
+            fail("no [worm] section in server.toml: nothing is in WORM storage, so nothing may "
+                 "be pruned (docs/server.md, WORM)", ExitCode.BAD, PROG)  # fmt: skip
+        return None
+    try:
+        keys, problems = worm.confirm_locked(worm.make_client(worm_cfg), worm_cfg,
+                                             ret.worm_rows(db))  # fmt: skip
+    except OsirisError as exc:
+        fail(str(exc), ExitCode.BAD, PROG)
+    for p in problems:
+        click.echo(
+            f"{PROG}: warning: WORM object not confirmed, its leaves are kept: {p}", err=True
+        )
+    return keys
 
 
 @click.group("retention")
@@ -77,9 +102,9 @@ def status(data: Path, db_url: str | None, as_json: bool) -> None:
     """The retention in force, what a prune would do now, the legal holds and recent prunes."""
     from osiris_server import retention as ret
 
-    db, store, years = _open(data, db_url)
+    db, store, years, worm_cfg = _open(data, db_url)
     try:
-        out = ret.status(db, years)
+        out = ret.status(db, years, confirmed=_confirmed(db, worm_cfg, required=False))
     finally:
         store.close()
         db.close()
@@ -107,9 +132,11 @@ def prune(data: Path, db_url: str | None, dry_run: bool, as_json: bool) -> None:
     from osiris_server import retention as ret
     from osiris_server.logstore import LogError
 
-    db, store, years = _open(data, db_url)
+    db, store, years, worm_cfg = _open(data, db_url)
     try:
-        out = ret.prune(db, store, years, f"cli:{getpass.getuser()}", dry_run=dry_run)
+        confirmed = _confirmed(db, worm_cfg, required=True)
+        out = ret.prune(db, store, years, f"cli:{getpass.getuser()}", dry_run=dry_run,
+                        confirmed=confirmed)  # fmt: skip
     except LogError as exc:
         fail(str(exc), ExitCode.BAD, PROG)
         return

@@ -72,13 +72,24 @@ def _chunks(values: list[Any]) -> Iterable[list[Any]]:
         yield values[i : i + _IN]
 
 
-def worm_ranges(db: Database | Writer) -> list[tuple[int, int, str]]:
-    """The uploaded WORM objects holding leaves, (first, last, key), sorted."""
-    rows = db.query(
-        "SELECT key, first_index, last_index FROM worm_objects WHERE kind = 'leaves'"
-        " AND state = 'uploaded' AND first_index IS NOT NULL AND last_index IS NOT NULL"
-        " AND first_index <= last_index"
+def worm_rows(db: Database | Writer) -> list[dict[str, Any]]:
+    """The index's rows for uploaded WORM objects holding leaves (what the bucket must confirm)."""
+    return db.query(
+        "SELECT key, sha256, bytes, version_id, first_index, last_index FROM worm_objects"
+        " WHERE kind = 'leaves' AND state = 'uploaded' AND first_index IS NOT NULL"
+        " AND last_index IS NOT NULL AND first_index <= last_index ORDER BY key"
     )
+
+
+def worm_ranges(
+    db: Database | Writer, confirmed: frozenset[str] | None = None
+) -> list[tuple[int, int, str]]:
+    """The uploaded WORM objects holding leaves, (first, last, key), sorted. ``confirmed``: the
+    keys the bucket itself showed locked with the right bytes (osiris_server.worm
+    ``confirm_locked``); an index row the bucket did not confirm covers nothing."""
+    rows = worm_rows(db)
+    if confirmed is not None:
+        rows = [r for r in rows if r["key"] in confirmed]
     return sorted((int(r["first_index"]), int(r["last_index"]), r["key"]) for r in rows)
 
 
@@ -121,6 +132,7 @@ class Plan:
     held: dict[str, int] = field(default_factory=dict)  # site -> old leaves kept by a hold
     not_in_worm: int = 0
     first_not_in_worm: int | None = None
+    confirmed: frozenset[str] | None = None  # keys the bucket confirmed (None: the index's word)
 
     def as_dict(self) -> dict[str, Any]:
         idx = [p[0] for p in self.prunable]
@@ -172,12 +184,18 @@ def _plan_rows(
     return out
 
 
-def plan(db: Database, years: int, now: dt.datetime | None = None) -> Plan:
-    """What may be pruned at ``now`` (default: the clock) under ``years`` of retention."""
+def plan(
+    db: Database,
+    years: int,
+    now: dt.datetime | None = None,
+    confirmed: frozenset[str] | None = None,
+) -> Plan:
+    """What may be pruned at ``now`` (default: the clock) under ``years`` of retention; with
+    ``confirmed``, only leaves in WORM objects the bucket confirmed count as in WORM."""
     when = now or dt.datetime.now(dt.UTC)
-    p = Plan(canonical.format_time(when), cutoff(when, years), years)
+    p = Plan(canonical.format_time(when), cutoff(when, years), years, confirmed=confirmed)
     held = legal_holds.held_sites(db)
-    cov = _Coverage(worm_ranges(db))
+    cov = _Coverage(worm_ranges(db, confirmed))
     p.prunable = _plan_rows(_candidates(db, p.cutoff), held, cov, p)
     return p
 
@@ -199,13 +217,14 @@ def _record(
     since the plan wins), then write the prune row, mark the rows and audit per site."""
     recheck = Plan(p.now, p.cutoff, p.years)
     rows = _candidates(w, p.cutoff, [b[0] for b in batch])
-    keep = _plan_rows(rows, legal_holds.held_sites(w), _Coverage(worm_ranges(w)), recheck)
+    cov = _Coverage(worm_ranges(w, p.confirmed))
+    keep = _plan_rows(rows, legal_holds.held_sites(w), cov, recheck)
     keep = [k for k in keep if k[0] in leaves]
     if not keep:
         return None
     indices = [k[0] for k in keep]
     prune_id = int(w.scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM retention_prunes"))
-    keys = _Coverage(worm_ranges(w)).keys_for(indices)
+    keys = cov.keys_for(indices)
     row = {
         "id": prune_id,
         "first_index": indices[0],
@@ -281,10 +300,12 @@ def prune(
     *,
     dry_run: bool = False,
     now: dt.datetime | None = None,
+    confirmed: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """Prune what ``plan`` allows (in batches of ``BATCH``), first finishing any pending prune.
-    ``dry_run``: the plan only, nothing written. ``now`` is for tests (the CLI never sets it)."""
-    p = plan(db, years, now)
+    ``dry_run``: the plan only, nothing written. ``now`` is for tests (the CLI never sets it).
+    ``confirmed``: the WORM keys the bucket confirmed (the CLI always passes them)."""
+    p = plan(db, years, now, confirmed)
     out: dict[str, Any] = {"dry_run": dry_run, **p.as_dict(), "prunes": [], "finished": []}
     if dry_run:
         out["pending"] = [r["id"] for r in pending(db)]
@@ -305,10 +326,15 @@ def prune(
     return out
 
 
-def status(db: Database, years: int, now: dt.datetime | None = None) -> dict[str, Any]:
+def status(
+    db: Database,
+    years: int,
+    now: dt.datetime | None = None,
+    confirmed: frozenset[str] | None = None,
+) -> dict[str, Any]:
     """The retention policy in force and what it would do now (a dry run), the holds, and the
     prunes done so far (newest 20)."""
-    p = plan(db, years, now)
+    p = plan(db, years, now, confirmed)
     totals = db.one("SELECT COUNT(*) AS n, COUNT(pruned_id) AS pruned FROM evidence") or {
         "n": 0,
         "pruned": 0,
