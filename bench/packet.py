@@ -9,8 +9,9 @@ The evidence is synthetic but real (``osiris_core.synth``: real keys, chains, Me
 and cosigned checkpoint, one inclusion proof per bundle), two appliances round-robin, a bundle
 every ``BENCH_PACKET_STEP_S`` seconds (default 25 s → 103,680 bundles in November 2026) plus each
 appliance's start and end boundary. Build runs exactly what ``osiris packet build`` runs after
-its pull (``build_packet``); verify is ``osiris evidence verify --packet`` with the keys pinned
-from outside the packet (``verify_packet``), strict.
+its pull (``build_packet`` with the report.html / report.pdf renderers, and the expected
+population: each appliance's host); verify is ``osiris evidence verify --packet`` with the
+keys pinned from outside the packet (``verify_packet``), strict.
 
 Usage: ``python bench/packet.py`` (env ``BENCH_PACKET_STEP_S``, ``BENCH_PACKET_APPLIANCES``).
 Synthesising the evidence takes a few minutes on a 2-core box; it is not part of either figure.
@@ -31,6 +32,7 @@ from bench.verify import raw_verify_per_s  # noqa: E402
 from osiris_core.packet import build_packet, month_period  # noqa: E402
 from osiris_core.synth import make_export  # noqa: E402
 from osiris_core.trust import TrustRoots, load_trust_item  # noqa: E402
+from osiris_tui.report import RENDERERS  # noqa: E402
 
 MONTH = "2026-11"
 STEP_S = int(os.environ.get("BENCH_PACKET_STEP_S", "25"))
@@ -57,7 +59,14 @@ def main() -> int:
         export = ex.write(Path(tmp) / "export")
         out = Path(tmp) / "packet.zip"
         t = time.perf_counter()
-        manifest = build_packet(export, out, site_id="site-bench", period=period, month=MONTH)
+        expected = [
+            {"host_id": f"{app}-dc01", "platform": "windows", "source": "site target"}
+            for app in ex.appliances
+        ]
+        manifest = build_packet(
+            export, out, site_id="site-bench", period=period, month=MONTH,
+            population_expected=expected, renderers=RENDERERS,
+        )  # fmt: skip
         build_s = time.perf_counter() - t
         t = time.perf_counter()
         report = verify_packet(out, trust=roots)
