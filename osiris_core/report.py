@@ -33,6 +33,16 @@ RETENTION = (
 VERIFY_COMMAND = "osiris evidence verify --packet <this packet>.zip --trust <attestation.json>"
 
 
+def inferred_platform(checks: set[str]) -> str | None:
+    """The platform a host without one is judged as: the one platform its platform-specific
+    checks (catalogue checks of one platform) name, else None. So a builder who blanks a
+    target's platform cannot shrink what is expected of it below what its evidence shows."""
+    cat = load_catalog()
+    plats = {cat.checks[c].platforms[0] for c in checks
+             if c in cat.checks and len(cat.checks[c].platforms) == 1}  # fmt: skip
+    return plats.pop() if len(plats) == 1 else None
+
+
 def period_days(period: tuple[str, str]) -> list[str]:
     """UTC dates the period touches (end exclusive)."""
     start = canonical.parse_time(period[0])
@@ -152,11 +162,16 @@ def build_report(
     pop = _population(population, appliances, ev.hosts())
     per_platform = expected_checks()
     expected: dict[str, list[str]] = {}
+    seen_checks: dict[str, set[str]] = {}
+    for h, c in ev.obs:
+        seen_checks.setdefault(h, set()).add(c)
     for p in pop:
-        if p["platform"] is None:  # nothing says what it runs: judge what it was seen running
-            expected[p["host_id"]] = sorted({c for h, c in ev.obs if h == p["host_id"]})
+        seen = seen_checks.get(p["host_id"], set())
+        platform = p["platform"] or inferred_platform(seen)
+        if platform is None:  # nothing says what it runs: judge what it was seen running
+            expected[p["host_id"]] = sorted(seen)
         else:  # the platform's scanned checks and the hourly snapshot that lists them
-            expected[p["host_id"]] = sorted(per_platform.get(p["platform"], set()) | {SNAPSHOT})
+            expected[p["host_id"]] = sorted(per_platform.get(platform, set()) | {SNAPSHOT} | seen)
     cells = {k: {d: st for d, (_at, st) in v.items()} for k, v in ev.cells.items()}
     # exceptions
     acceptances = sorted(ev.acceptances, key=lambda a: (a["bundle"]["finished_at"],))
