@@ -50,7 +50,7 @@ from .catalog.loader import check_aliases
 from .errors import NoteError, OsirisError, ProofError, SchemaError
 from .keys import Verifier
 from .note import Checkpoint, open_note
-from .report import build_report
+from .report import build_report, chain_edges
 from .trust import TrustRoots
 from .verify import (
     DECOMMISSION_CHECK,
@@ -444,7 +444,8 @@ def report_of(folder: Path, m: Mapping[str, Any], aliases: Mapping[str, str] | N
     period = (m["period"]["start"], m["period"]["end"])
     note = (folder / "checkpoint").read_text("utf-8")
     return build_report(
-        bundles=list(_iter_bundles(folder)),
+        bundles=_iter_bundles(folder),
+        edges=chain_edges(_iter_bundles(folder)),
         period=period,
         month=m.get("month"),
         site_id=m["site_id"],

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import statistics
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
 from . import canonical
 from .catalog.loader import load_catalog
 from .report_controls import judge_controls
-from .report_model import FINDING_OUTCOMES, acceptance_covers, collect, episodes
 from .report_model import SNAPSHOT_CHECK as SNAPSHOT
+from .report_model import acceptance_covers, collect, episodes
 
 REPORT_SCHEMA = "osiris.packet-report/1"
 APPLIANCE_PLATFORM = "nixos"
@@ -31,6 +31,16 @@ RETENTION = (
     "is in WORM storage and past retention (docs/server.md)."
 )
 VERIFY_COMMAND = "osiris evidence verify --packet <this packet>.zip --trust <attestation.json>"
+
+
+def inferred_platform(checks: set[str]) -> str | None:
+    """The platform a host without one is judged as: the one platform its platform-specific
+    checks (catalogue checks of one platform) name, else None. So a builder who blanks a
+    target's platform cannot shrink what is expected of it below what its evidence shows."""
+    cat = load_catalog()
+    plats = {cat.checks[c].platforms[0] for c in checks
+             if c in cat.checks and len(cat.checks[c].platforms) == 1}  # fmt: skip
+    return plats.pop() if len(plats) == 1 else None
 
 
 def period_days(period: tuple[str, str]) -> list[str]:
@@ -66,20 +76,37 @@ def expected_checks() -> dict[str, set[str]]:
     return out
 
 
-def period_bundles(bundles: list[dict[str, Any]], period: tuple[str, str]) -> list[dict]:
-    """The period's bundles by chain position: per appliance, without its boundary bundles."""
-    by_app: dict[str, list[dict[str, Any]]] = {}
+Edges = dict[str, tuple[int, str, int, str]]  # appliance -> first seq, its time, last seq, …
+
+
+def chain_edges(bundles: Iterable[dict[str, Any]]) -> Edges:
+    """Per appliance, its first and last bundle (seq, finished_at): where the boundaries are."""
+    out: Edges = {}
     for b in bundles:
-        by_app.setdefault(b["appliance_id"], []).append(b)
-    out = []
-    for app in sorted(by_app):
-        chain = sorted(by_app[app], key=lambda b: b["seq"])
-        if chain and chain[0]["finished_at"] < period[0]:
-            chain = chain[1:]
-        if chain and chain[-1]["finished_at"] >= period[1]:
-            chain = chain[:-1]
-        out += chain
+        app, seq, fin = b["appliance_id"], b["seq"], b["finished_at"]
+        e = out.get(app)
+        if e is None:
+            out[app] = (seq, fin, seq, fin)
+        else:
+            lo = (seq, fin) if seq < e[0] else (e[0], e[1])
+            hi = (seq, fin) if seq > e[2] else (e[2], e[3])
+            out[app] = (*lo, *hi)
     return out
+
+
+def period_bundles(
+    bundles: Iterable[dict[str, Any]], period: tuple[str, str], edges: Edges
+) -> Iterator[dict[str, Any]]:
+    """The period's bundles by chain position: per appliance, without its start boundary (its
+    first bundle, if it finished before the period) and end boundary (its last, if at or after
+    the period's end). Streams: a month of a large site never sits in memory at once."""
+    for b in bundles:
+        first, first_at, last, last_at = edges[b["appliance_id"]]
+        if b["seq"] == first and first_at < period[0]:
+            continue
+        if b["seq"] == last and last_at >= period[1]:
+            continue
+        yield b
 
 
 def _secs(a: str, b: str) -> int:
@@ -101,7 +128,7 @@ def _population(
 
 def build_report(
     *,
-    bundles: list[dict[str, Any]],
+    bundles: Iterable[dict[str, Any]],
     period: tuple[str, str],
     month: str | None,
     site_id: str,
@@ -115,8 +142,12 @@ def build_report(
     tool_version: str,
     aliases: Mapping[str, str] | None = None,
     check_controls: Mapping[str, tuple[str, ...]] | None = None,
+    edges: Edges | None = None,
 ) -> dict[str, Any]:
-    """The ``osiris.packet-report/1`` dict (docs/evidence-format.md "report.json")."""
+    """The ``osiris.packet-report/1`` dict (docs/evidence-format.md "report.json").
+
+    ``bundles``: the packet's bundles with boundaries, in any order; with ``edges``
+    (:func:`chain_edges` of the same bundles) it is streamed once, else read into a list."""
     if aliases is None:
         aliases = load_catalog().aliases
     if check_controls is None:
@@ -124,25 +155,28 @@ def build_report(
 
         check_controls = _cc()
     days = period_days(period)
-    ev = collect(period_bundles(bundles, period), aliases)
+    if edges is None:
+        bundles = list(bundles)
+        edges = chain_edges(bundles)
+    ev = collect(period_bundles(bundles, period, edges), aliases)
     pop = _population(population, appliances, ev.hosts())
     per_platform = expected_checks()
     expected: dict[str, list[str]] = {}
+    seen_checks: dict[str, set[str]] = {}
+    for h, c in ev.obs:
+        seen_checks.setdefault(h, set()).add(c)
     for p in pop:
-        if p["platform"] is None:  # nothing says what it runs: judge what it was seen running
-            expected[p["host_id"]] = sorted({c for h, c in ev.obs if h == p["host_id"]})
+        seen = seen_checks.get(p["host_id"], set())
+        platform = p["platform"] or inferred_platform(seen)
+        if platform is None:  # nothing says what it runs: judge what it was seen running
+            expected[p["host_id"]] = sorted(seen)
         else:  # the platform's scanned checks and the hourly snapshot that lists them
-            expected[p["host_id"]] = sorted(per_platform.get(p["platform"], set()) | {SNAPSHOT})
-    cells: dict[tuple[str, str], dict[str, str]] = {}
-    for key, lst in ev.obs.items():
-        for o in lst:
-            day = cells.setdefault(key, {})
-            day[o.at[:10]] = "finding" if o.outcome in FINDING_OUTCOMES else "ok"
+            expected[p["host_id"]] = sorted(per_platform.get(platform, set()) | {SNAPSHOT} | seen)
+    cells = {k: {d: st for d, (_at, st) in v.items()} for k, v in ev.cells.items()}
     # exceptions
     acceptances = sorted(ev.acceptances, key=lambda a: (a["bundle"]["finished_at"],))
     exceptions: list[dict[str, Any]] = []
     unresolved: dict[tuple[str, str], list[str]] = {}
-    incidents: list[dict[str, Any]] = []
     closed_days: dict[str, set[str]] = {}
     for (host, check), lst in sorted(ev.obs.items()):
         for ep in episodes(lst):
@@ -188,33 +222,9 @@ def build_report(
                 "status": status, "owner": owner, "accepted": accepted, "incident_id": inc,
             })  # fmt: skip
     exceptions.sort(key=lambda e: (e["opened_at"], e["id"]))
-    # healing and incidents, from the action bundles themselves
-    by_tier = {"L1": 0, "L2": 0, "L3": 0, "order": 0}
-    healed = failed = escalated = 0
-    rulesets: set[str] = set()
-    policies: set[str] = set()
-    for b in ev.bundles:
-        if b.get("ruleset_hash"):
-            rulesets.add(b["ruleset_hash"])
-        if b.get("policy_version"):
-            policies.add(b["policy_version"])
-        check = aliases.get(b["check"], b["check"])
-        if check in ("activity_review", "risk_acceptance", "appliance_decommission"):
-            continue
-        if b["tier"] in by_tier:
-            by_tier[b["tier"]] += 1
-            healed += b["outcome"] == "healed"
-            failed += b["outcome"] == "failed"
-        escalated += b["outcome"] == "escalated"
-        if b["outcome"] == "escalated" and b["tier"] == "L3":
-            post = b.get("post_state") if isinstance(b.get("post_state"), dict) else {}
-            inc = post.get("incident") if isinstance(post.get("incident"), dict) else {}
-            sev = inc.get("severity") if isinstance(inc.get("severity"), str) else None
-            incidents.append({
-                "id": f"inc-{b['appliance_id']}-{b['seq']}", "host_id": b["host_id"],
-                "check": check, "severity": sev, "at": b["finished_at"],
-                "appliance_id": b["appliance_id"], "seq": b["seq"],
-            })  # fmt: skip
+    t = ev.tally
+    by_tier, healed, failed, escalated = t.by_tier, t.healed, t.failed, t.escalated
+    rulesets, policies, incidents = t.rulesets, t.policies, t.incidents
     fixes = sorted(e["time_to_fix_s"] for e in exceptions if e["time_to_fix_s"] is not None)
     reviews = []
     for r in ev.reviews:
@@ -286,4 +296,11 @@ def build_report(
     }
 
 
-__all__ = ["REPORT_SCHEMA", "build_report", "expected_checks", "period_bundles", "period_days"]
+__all__ = [
+    "REPORT_SCHEMA",
+    "build_report",
+    "chain_edges",
+    "expected_checks",
+    "period_bundles",
+    "period_days",
+]

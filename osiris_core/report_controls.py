@@ -65,15 +65,15 @@ def _entry(cit: str, status: str, why: str, checks: list[str], **kw: Any) -> dic
 def review_control(days: list[str], reviews: list[dict[str, Any]], months: set[str]) -> dict:
     hits = [r for r in reviews if r["month"] in months]
     met = bool(hits)
-    first = min((r["reviewed_at"][:10] for r in hits), default=None)
+    first = min((str(r["reviewed_at"])[:10] for r in hits), default=None)
     daily = [
         {"date": d, "evidenced": int(first is not None and d >= first), "expected": 1,
          "findings": 0}
         for d in days
     ]  # fmt: skip
     why = (
-        f"a signed activity review of {', '.join(sorted({r['month'] for r in hits}))} by "
-        f"{', '.join(sorted({r['reviewer'] for r in hits}))} is in the period"
+        f"a signed activity review of {', '.join(sorted({str(r['month']) for r in hits}))} by "
+        f"{', '.join(sorted({str(r['reviewer']) for r in hits}))} is in the period"
         if met
         else f"no signed activity review of {' or '.join(sorted(months))} is in the period"
     )

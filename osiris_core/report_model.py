@@ -36,6 +36,7 @@ SNAPSHOT_OUTCOME = {"compliant": "compliant", "drift": "alert", "error": "failed
 REVIEW_CHECK = "activity_review"
 ACCEPTANCE_CHECK = "risk_acceptance"
 NOT_OBSERVATIONS = frozenset({REVIEW_CHECK, ACCEPTANCE_CHECK, "appliance_decommission"})
+TIERS = ("L1", "L2", "L3", "order")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +72,68 @@ class Episode:
 
 
 @dataclass
+class Tally:
+    """Healing counts, incidents and policy identities of the period's action bundles."""
+
+    by_tier: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TIERS, 0))
+    healed: int = 0
+    failed: int = 0
+    escalated: int = 0
+    rulesets: set[str] = field(default_factory=set)
+    policies: set[str] = field(default_factory=set)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, b: dict[str, Any], check: str) -> None:
+        if b.get("ruleset_hash"):
+            self.rulesets.add(b["ruleset_hash"])
+        if b.get("policy_version"):
+            self.policies.add(b["policy_version"])
+        if check in NOT_OBSERVATIONS:
+            return
+        if b["tier"] in self.by_tier:
+            self.by_tier[b["tier"]] += 1
+            self.healed += b["outcome"] == "healed"
+            self.failed += b["outcome"] == "failed"
+        self.escalated += b["outcome"] == "escalated"
+        if b["outcome"] == "escalated" and b["tier"] == "L3":
+            post = b.get("post_state") if isinstance(b.get("post_state"), dict) else {}
+            inc = post.get("incident") if isinstance(post.get("incident"), dict) else {}
+            sev = inc.get("severity") if isinstance(inc.get("severity"), str) else None
+            self.incidents.append({
+                "id": f"inc-{b['appliance_id']}-{b['seq']}", "host_id": b["host_id"],
+                "check": check, "severity": sev, "at": b["finished_at"],
+                "appliance_id": b["appliance_id"], "seq": b["seq"],
+            })  # fmt: skip
+
+
+@dataclass
 class Evidence:
-    """Everything the report needs from the period's bundles."""
+    """Everything the report needs from the period's bundles, gathered in one streaming pass.
+
+    ``obs`` keeps, per (host, check), only the observations episodes can turn on (findings,
+    heals, the first compliant one after either); ``cells`` the latest state per day."""
 
     obs: dict[tuple[str, str], list[Obs]] = field(default_factory=dict)
-    bundles: list[dict[str, Any]] = field(default_factory=list)  # the period's, chain order
+    cells: dict[tuple[str, str], dict[str, tuple[str, str]]] = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
     reviews: list[dict[str, Any]] = field(default_factory=list)
     acceptances: list[dict[str, Any]] = field(default_factory=list)
 
     def hosts(self) -> set[str]:
         return {h for h, _c in self.obs}
+
+    def observe(self, o: Obs) -> None:
+        key = (o.host_id, o.check)
+        day = self.cells.setdefault(key, {})
+        state = "finding" if o.outcome in FINDING_OUTCOMES else "ok"
+        prev = day.get(o.at[:10])
+        if prev is None or o.at >= prev[0]:
+            day[o.at[:10]] = (o.at, state)
+        lst = self.obs.setdefault(key, [])
+        plain = o.outcome not in FINDING_OUTCOMES and (o.outcome != "healed" or o.snapshot)
+        if plain and lst and lst[-1].outcome == "compliant":
+            return  # one more compliant observation after a compliant one changes nothing
+        lst.append(o)
 
 
 def _str(v: Any) -> str | None:
@@ -91,8 +144,8 @@ def collect(period_bundles: Iterable[dict[str, Any]], aliases: Mapping[str, str]
     """Observations and statements of the period's bundles (already in chain order)."""
     ev = Evidence()
     for b in period_bundles:
-        ev.bundles.append(b)
         check = aliases.get(b["check"], b["check"])
+        ev.tally.add(b, check)
         base = (b["finished_at"], b["appliance_id"], b["seq"])
         post = b.get("post_state") if isinstance(b.get("post_state"), dict) else {}
         if check == REVIEW_CHECK:
@@ -108,7 +161,7 @@ def collect(period_bundles: Iterable[dict[str, Any]], aliases: Mapping[str, str]
         # as an observation of evidence_pipeline it says the record was made
         outcome = "compliant" if snap else b["outcome"]
         o = Obs(*base, b["host_id"], check, outcome, b["tier"], b["started_at"])
-        ev.obs.setdefault((o.host_id, check), []).append(o)
+        ev.observe(o)
         if snap:
             seen: set[str] = set()
             for entry in post["runbooks"].values():
@@ -123,8 +176,7 @@ def collect(period_bundles: Iterable[dict[str, Any]], aliases: Mapping[str, str]
                 if key in seen:
                     continue
                 seen.add(key)
-                so = Obs(*base, b["host_id"], c, outcome, "monitor", b["started_at"], True)
-                ev.obs.setdefault((o.host_id, c), []).append(so)
+                ev.observe(Obs(*base, b["host_id"], c, outcome, "monitor", b["started_at"], True))
     for lst in ev.obs.values():
         lst.sort(key=lambda o: (o.at, o.appliance_id, o.seq, o.outcome))
     return ev

@@ -301,6 +301,23 @@ def test_a_report_edited_to_read_better_fails_e_report(tmp_path) -> None:
         m["population"] = []
         files["manifest.json"] = canonical.dumps(m)
 
+    def blank_platform(files: dict[str, bytes]) -> None:  # and rebuild a matching report
+        m = canonical.loads(files["manifest.json"])
+        m["population"] = [{**p, "platform": None} for p in m["population"]]
+        files["manifest.json"] = canonical.dumps(m)
+        from osiris_core.packet import report_of, unpack
+
+        folder = tmp_path / "blank"
+        unpack(out, folder)
+        files["report.json"] = canonical.dumps(report_of(folder, m, None))
+
+    blanked = _rewrite(out, tmp_path / "blanked.zip", blank_platform)
+    rep = verify_packet(blanked, trust=c.trust(), workers=1)
+    assert rep.ok(strict=True)  # a consistent rewrite of an unsigned label passes, but…
+    r2 = canonical.loads(zipfile.ZipFile(blanked).read("report.json"))
+    assert control(r2, ENC)["status"] == "partially_met"  # …ws01 is still judged as Windows
+    assert control(r2, ENC)["missing"] == control(r, ENC)["missing"]
+
     for change in (promote, hide_host):
         bad = _rewrite(out, tmp_path / f"{change.__name__}.zip", change)
         rep = verify_packet(bad, trust=c.trust(), workers=1)
@@ -359,3 +376,24 @@ def test_bad_population_is_refused_and_writes_nothing(tmp_path, bad) -> None:
         build_packet(c.export(tmp_path / "e"), tmp_path / "p.zip", site_id=SITE, period=NOV,
                      population_expected=bad)  # fmt: skip
     assert not (tmp_path / "p.zip").exists()
+
+
+def test_a_checkpoint_token_is_carried_and_an_unreadable_one_names_no_time(tmp_path) -> None:
+    """checkpoint.tsr travels with the checkpoint; report.checkpoint.tsa comes only from a token
+    osiris_core.timestamp can read (the TSA's own checks are E_TSA's), never from the builder."""
+    c = Clinic()
+    c.month(MONTH, {APP: NIXOS})
+    c.close(MONTH)
+    export = c.export(tmp_path / "export")
+    (export / "checkpoint.tsr").write_bytes(b"\x30\x03junk")
+    out = tmp_path / "p.zip"
+    build_packet(export, out, site_id=SITE, period=NOV, month=MONTH)
+    with zipfile.ZipFile(out) as z:
+        assert z.read("checkpoint.tsr") == b"\x30\x03junk"
+        m = canonical.loads(z.read("manifest.json"))
+        r = canonical.loads(z.read("report.json"))
+    assert "checkpoint.tsr" in {f["path"] for f in m["files"]}
+    assert r["checkpoint"]["tsa"] is None
+    body = (export / "checkpoint").read_text().split("\n\n", 1)[0] + "\n"
+    assert r["checkpoint"]["sha256"] == hashlib.sha256(body.encode()).hexdigest()
+    assert "E_REPORT" not in {f.code for f in verify_packet(out, trust=c.trust()).failures}
