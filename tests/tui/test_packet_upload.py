@@ -64,7 +64,7 @@ def test_another_sites_packet_or_a_changed_one_is_refused(live, site, packet, tm
     with zipfile.ZipFile(packet) as src, zipfile.ZipFile(changed, "w") as dst:
         for n in src.namelist():
             data = src.read(n)
-            dst.writestr(n, b"{\"status\":\"met\"}" if n == "report.json" else data)
+            dst.writestr(n, b'{"status":"met"}' if n == "report.json" else data)
     r = run(live, "packet", "upload", str(changed), "--site", site["id"])
     assert r.returncode == 2, r.stderr
     assert "does not match its manifest entry" in r.stderr
