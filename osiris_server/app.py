@@ -421,15 +421,25 @@ class App:
         return principal
 
     # ------------------------------------------------------------------ WSGI
-    def _read_body(self, environ: dict[str, Any]) -> bytes:
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest body any route takes: the HTTP server's own bound, before routing."""
+        return max(self.cfg.max_body_bytes, self.cfg.max_packet_bytes)
+
+    def _read_body(self, environ: dict[str, Any], route: Route | None = None) -> bytes:
+        limit = self.cfg.max_body_bytes
+        if route is not None and route.max_body is not None:
+            limit = int(getattr(self.cfg, route.max_body))
         raw = environ.get("CONTENT_LENGTH") or ""
         stream = environ.get("wsgi.input")
         if raw:
             if not raw.isdigit():
                 raise HttpError(400, "E_INPUT", "bad Content-Length")
             n = int(raw)
-            if n > self.cfg.max_body_bytes:
-                raise HttpError(413, "E_TOO_LARGE", "request body too large")
+            if n > limit:
+                raise HttpError(
+                    413, "E_TOO_LARGE", f"request body too large (at most {limit} bytes)"
+                )
             if n == 0 or stream is None:
                 return b""
             data = stream.read(n)
@@ -437,8 +447,8 @@ class App:
                 raise HttpError(400, "E_INPUT", "request body shorter than Content-Length")
             return data
         if stream is not None and environ.get("wsgi.input_terminated"):
-            data = stream.read(self.cfg.max_body_bytes + 1)
-            if len(data) > self.cfg.max_body_bytes:
+            data = stream.read(limit + 1)
+            if len(data) > limit:
                 raise HttpError(413, "E_TOO_LARGE", "request body too large")
             return data
         return b""
@@ -448,7 +458,7 @@ class App:
         try:
             method = environ.get("REQUEST_METHOD", "GET").upper()
             route, path_params = self.router.match(method, environ.get("PATH_INFO", "/") or "/")
-            body = self._read_body(environ)
+            body = self._read_body(environ, route)
             req = Request(environ, body)
             req.route = route
             if route.auth != "none":

@@ -205,7 +205,7 @@ def serve(
             host,
             port,
             ssl_context=ctx,
-            max_body_bytes=app.cfg.max_body_bytes,
+            max_body_bytes=app.max_request_bytes,
             read_timeout=app.cfg.read_timeout_s,
             max_connections=max_connections or app.cfg.max_connections,
             max_connections_per_source=min(

@@ -62,6 +62,9 @@ class ServerConfig:
     checkin_interval_s: int = 60
     order_checkin_s: int = 5
     max_body_bytes: int = 8 * 1024 * 1024
+    # a packet zip (POST /sites/{id}/packets) may be far larger than any JSON body: a month of a
+    # busy clinic is ~150 MB at 100,000 bundles (bench/packet.py); read into memory, so bounded
+    max_packet_bytes: int = 512 * 1024 * 1024
     read_timeout_s: float = 30.0
     checkpoint_interval_s: float = 0.1  # <= 10 signatures/s; bounds receipt latency
     checkpoint_idle_s: float = 300.0
@@ -123,6 +126,7 @@ _SIMPLE = {
     "checkin_interval_s": int,
     "order_checkin_s": int,
     "max_body_bytes": int,
+    "max_packet_bytes": int,
     "read_timeout_s": (int, float),
     "checkpoint_interval_s": (int, float),
     "checkpoint_idle_s": (int, float),
@@ -317,6 +321,7 @@ origin = "{origin}"
 order_key_name = "{order_key_name}"
 {db_line}checkin_interval_s = 60
 # max_body_bytes = 8388608
+# max_packet_bytes = 536870912   # a packet zip upload (POST /sites/{id}/packets) may be this big
 # read_timeout_s = 30
 # auth_fail_limit = 20              # failed authentications per presented token per window
 # auth_fail_source_limit = 100      # ... and per source address (any tokens) per window

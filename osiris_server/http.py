@@ -251,6 +251,8 @@ class Route:
     response: dict[str, F] | None = None  # the success body's spec, when one exists (OpenAPI)
     # the request body's media type: JSON, or raw bytes the handler reads (a packet zip)
     media_type: str = "application/json"
+    # the ServerConfig field bounding this route's body instead of max_body_bytes (a packet zip)
+    max_body: str | None = None
     regex: re.Pattern[str] | None = None
     names: tuple[str, ...] = ()
 

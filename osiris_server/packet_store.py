@@ -6,7 +6,7 @@ holds. An operator (or a partner, for its own sites) uploads the zip ``osiris pa
 wrote; the server stores it content-addressed (the same bytes twice are one packet).
 
 What is checked here is that the zip is a packet *of that site*, intact as its manifest lists
-it: a readable zip with safe entry names, a canonical ``osiris.packet/2`` manifest whose
+it: a readable zip with safe entry names, a canonical ``osiris.packet/3`` manifest whose
 ``site_id`` is the site of the URL and whose period is well-formed, every other file listed with
 its sha256 and size and nothing unlisted. The signatures, chains and completeness are the
 auditor's to check offline (``osiris evidence verify --packet``), against keys the auditor pins,

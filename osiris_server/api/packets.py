@@ -1,7 +1,8 @@
 """The packet store's routes: upload a site's packet zip, list a site's packets.
 
 ``POST /api/v1/sites/{site_id}/packets`` (admin, operator; a partner for its own sites): the body
-is the zip itself (``Content-Type: application/zip``, at most the server's ``max_body_bytes``).
+is the zip itself (``Content-Type: application/zip``, at most the server's
+``max_packet_bytes``, 512 MiB by default).
 It must be an intact packet of that site (``osiris_server/packet_store.py``: manifest site_id,
 period, every file's sha256); stored as ``<data>/packets/<sha256>.zip`` with a ``packets`` row
 and an audit line; the same bytes again answer 200 with ``"new": false`` and change nothing.
@@ -69,6 +70,7 @@ ROUTES = [
         "/api/v1/sites/{site_id}/packets",
         upload,
         media_type="application/zip",
+        max_body="max_packet_bytes",
         summary="store a packet zip of this site (body: the zip; the WORM copy uploads it)",
         tag="packets",
         response=UPLOADED,  # 201 when stored now, 200 when these bytes were already stored

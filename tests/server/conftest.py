@@ -221,7 +221,7 @@ def start_server(data: Path, **overrides: Any) -> tuple[App, Any, str]:
     overrides.setdefault("request_log", False)
     overrides.setdefault("checkpoint_interval_s", 0.0)
     app = App.open(data, **overrides)
-    srv = make_server(app, "127.0.0.1", 0, max_body_bytes=app.cfg.max_body_bytes)
+    srv = make_server(app, "127.0.0.1", 0, max_body_bytes=app.max_request_bytes)
     t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     return app, srv, f"http://127.0.0.1:{srv.server_address[1]}"

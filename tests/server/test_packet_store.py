@@ -9,6 +9,7 @@ and stores nothing. The same bytes twice are one packet.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from typing import Any
 
@@ -115,3 +116,21 @@ def test_a_stored_packet_ends_up_in_worm(server, moto_url, aws_env) -> None:
     st = worm.status(server.app.db, cfg_for(moto_url, bucket), None)
     assert st["kinds"]["packets"]["uploaded"] == 1
     assert st["kinds"]["packets"]["bytes"] == p["bytes"]
+
+
+def test_a_packet_may_be_larger_than_any_json_body_but_is_bounded(server_factory) -> None:
+    """A month's packet (~150 MB at 100,000 bundles) is far over max_body_bytes: the packet
+    route takes up to max_packet_bytes, every JSON route still refuses over max_body_bytes,
+    and a packet over its own bound is 413 with nothing stored."""
+    server = server_factory(max_body_bytes=4096, max_packet_bytes=256 * 1024)
+    site = server.site()["id"]
+    big = fake_packet(site, extra={"bundles.jsonl": os.urandom(100 * 1024)})  # incompressible
+    assert 4096 < len(big) < 256 * 1024
+    r = post(server.admin, site, big)
+    assert r.status_code == 201, r.text
+    huge = fake_packet(site, month="2026-09", extra={"bundles.jsonl": os.urandom(300 * 1024)})
+    r = post(server.admin, site, huge)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "E_TOO_LARGE", r.text
+    assert len(stored(server)) == 1
+    r = server.admin.post("/api/v1/sites", json={"name": "x" * 5000})
+    assert r.status_code == 413, r.text
