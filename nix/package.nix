@@ -47,6 +47,7 @@ python3Packages.buildPythonApplication {
     rich
     jinja2 # report.html of `osiris packet build`
     weasyprint # report.pdf
+    rfc3161-client # checkpoint.tsr (osiris_core/timestamp.py)
   ];
 
   # Runbook scripts are run with `bash FILE`; make sure the interpreter is in the closure.

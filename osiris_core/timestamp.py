@@ -12,8 +12,9 @@ cosignature lines a served copy carries. ``checkpoint_body`` cuts it.
 
 The ASN.1 and CMS work is ``rfc3161-client`` (Trail of Bits; it verifies the PKCS#7 signature
 against the pinned chain at genTime, the critical timeStamping EKU, the imprint and the nonce):
-no hand-written parser here. It is imported lazily, so this module loads (and a machine without
-the ``osiris[tsa]`` extra works) until a token is actually checked.
+no hand-written parser here. A base dependency (every verifier must read a token the same way:
+report.json names its time); still imported lazily, so this module loads without it and says
+what to install when a token is actually checked.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _lib() -> Any:
         import rfc3161_client
     except ImportError:  # pragma: no cover - the extra is in every test venv
         raise TsaError(
-            "checking RFC 3161 tokens needs rfc3161-client: pip install 'osiris[tsa]'"
+            "checking RFC 3161 tokens needs rfc3161-client: pip install rfc3161-client"
         ) from None
     return rfc3161_client
 

@@ -88,7 +88,7 @@ def parse_config(raw: Any, data: Path) -> TsaConfig:
     try:
         import rfc3161_client  # noqa: F401
     except ImportError:  # pragma: no cover - the extra is in every test venv
-        raise ValueError("[tsa] needs rfc3161-client: pip install 'osiris[tsa]'") from None
+        raise ValueError("[tsa] needs rfc3161-client: pip install rfc3161-client") from None
     try:
         timestamp.load_pems(cfg.ca_pems())
     except OSError as e:
