@@ -66,11 +66,12 @@ def _open(data: Path, db_url: str | None) -> tuple[Any, Any, int, Any]:
 
 
 def _confirmed(db: Any, worm_cfg: Any, required: bool) -> frozenset[str] | None:
-    """The WORM keys the bucket itself confirms (worm.confirm_locked), each refusal on stderr.
+    """The WORM keys the bucket itself confirms (worm_confirm.confirm_locked), each refusal on
+    stderr.
     No [worm] section: a prune refuses outright (nothing can be in WORM); status shows what the
     index alone says (None)."""
     from osiris_server import retention as ret
-    from osiris_server import worm
+    from osiris_server import worm, worm_confirm
 
     if worm_cfg is None:
         if required:
@@ -78,7 +79,7 @@ def _confirmed(db: Any, worm_cfg: Any, required: bool) -> frozenset[str] | None:
                  "be pruned (docs/server.md, WORM)", ExitCode.BAD, PROG)  # fmt: skip
         return None
     try:
-        keys, problems = worm.confirm_locked(worm.make_client(worm_cfg), worm_cfg,
+        keys, problems = worm_confirm.confirm_locked(worm.make_client(worm_cfg), worm_cfg,
                                              ret.worm_rows(db))  # fmt: skip
     except OsirisError as exc:
         fail(str(exc), ExitCode.BAD, PROG)

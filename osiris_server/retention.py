@@ -86,7 +86,7 @@ def worm_ranges(
 ) -> list[tuple[int, int, str]]:
     """The uploaded WORM objects holding leaves, (first, last, key), sorted. ``confirmed``: the
     keys the bucket itself showed locked with the right bytes (osiris_server.worm
-    ``confirm_locked``); an index row the bucket did not confirm covers nothing."""
+    ``worm_confirm.confirm_locked``); an index row the bucket did not confirm covers nothing."""
     rows = worm_rows(db)
     if confirmed is not None:
         rows = [r for r in rows if r["key"] in confirmed]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from osiris_server.api.common import LIMIT, audit, read, site_for, write
+from osiris_server.db import packets as db_packets
 from osiris_server.db.util import now
 from osiris_server.http import F, Request, Response, json_response
 from osiris_server.packet_store import inspect, store_file
@@ -33,22 +34,20 @@ PACKET = {
 }
 UPLOADED = {"packet": F("object", required=True, fields=PACKET), "new": F("boolean", required=True)}
 LISTED = {"packets": F("array", required=True, items=F("object", fields=PACKET))}
-_COLS = "sha256, site_id, period_start, period_end, month, bytes, stored_at, stored_by"
 
 
 def upload(app: App, req: Request, site_id: str) -> Response:
     site_for(app, req.principal, site_id)
     meta = inspect(req.body, site_id)
     sha = meta["sha256"]
-    old = app.db.one(f"SELECT {_COLS} FROM packets WHERE sha256 = ?", [sha])
+    old = db_packets.get(app.db, sha)
     if old is not None:
         return json_response({"packet": old, "new": False})
     rel = store_file(app.cfg.data, sha, req.body)  # the file first: a row always has its file
     row = {**meta, "path": rel, "stored_at": now(), "stored_by": req.principal.actor}
     with app.db.write() as w:
-        new = w.one("SELECT sha256 FROM packets WHERE sha256 = ?", [sha]) is None
-        if new:  # else another request stored the same bytes just now
-            w.insert("packets", row)
+        new = db_packets.insert_new(w, row)  # False: another request stored these bytes just now
+        if new:
             audit(w, req, "packet.store", sha, site_id, {"month": meta["month"],
                                                         "bytes": meta["bytes"]})  # fmt: skip
     row.pop("path")
@@ -57,10 +56,7 @@ def upload(app: App, req: Request, site_id: str) -> Response:
 
 def listing(app: App, req: Request, site_id: str) -> Response:
     site_for(app, req.principal, site_id)
-    rows = app.db.query(
-        f"SELECT {_COLS} FROM packets WHERE site_id = ? ORDER BY period_start DESC, sha256 LIMIT ?",
-        [site_id, req.params.get("limit", 100)],
-    )
+    rows = db_packets.for_site(app.db, site_id, req.params.get("limit", 100))
     return json_response({"packets": rows})
 
 
