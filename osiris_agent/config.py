@@ -39,8 +39,34 @@ from osiris_agent.config_schema import (
     Option,
     toml_value,
 )
+from osiris_agent.config_sections import (
+    SECTION_TYPES,
+    AgentSection,
+    DeploymentConfig,
+    EgressConfig,
+    EnrolmentConfig,
+    EvidenceConfig,
+    HealingConfig,
+    NtpConfig,
+    OutboxConfig,
+    ResellerConfig,
+    ServerConfig,
+    WindowConfig,
+)
 
 __all__ = [
+    "ServerConfig",
+    "AgentSection",
+    "WindowConfig",
+    "DeploymentConfig",
+    "ResellerConfig",
+    "NtpConfig",
+    "EvidenceConfig",
+    "OutboxConfig",
+    "HealingConfig",
+    "EnrolmentConfig",
+    "EgressConfig",
+    "SECTION_TYPES",
     "DEFAULT_PATH",
     "LOCAL_HOSTS",
     "MIN_SCAN_INTERVAL_S",
@@ -57,92 +83,7 @@ __all__ = [
     "to_toml",
 ]
 
-# --- the typed config -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    url: str
-    ca_file: str | None
-
-
-@dataclass(frozen=True)
-class AgentSection:
-    state_dir: str
-    key_file: str
-    cosign_key_file: str
-    token_file: str
-    checkin_interval_s: int
-    jitter_pct: int
-    order_ttl_s: int
-    scan_interval_s: int | None
-    switch_command: tuple[str, ...]
-    update_health_checkins: int
-    update_guard_deadline_s: int
-    lab: bool
-
-
-@dataclass(frozen=True)
-class WindowConfig:
-    days: tuple[str, ...]
-    start: str
-    duration_min: int
-    timezone: str
-    allow_disruptive_outside: bool
-
-
-@dataclass(frozen=True)
-class DeploymentConfig:
-    mode: str
-    reseller_id: str | None
-
-
-@dataclass(frozen=True)
-class ResellerConfig:
-    syslog_target: str | None
-    webhook_url: str | None
-
-
-@dataclass(frozen=True)
-class NtpConfig:
-    servers: tuple[str, ...]
-    max_skew_ms: int
-    min_good: int
-    timeout_ms: int
-
-
-@dataclass(frozen=True)
-class EvidenceConfig:
-    keep_last: int
-    min_age_days: int
-
-
-@dataclass(frozen=True)
-class OutboxConfig:
-    max_entries: int
-    max_bytes: int
-
-
-@dataclass(frozen=True)
-class HealingConfig:
-    l2_enabled: bool
-    l2_base_url: str | None
-    l2_model: str | None
-    l2_key_file: str | None
-    l2_min_confidence: int
-
-
-SECTION_TYPES: dict[str, type] = {
-    "server": ServerConfig,
-    "agent": AgentSection,
-    "window": WindowConfig,
-    "deployment": DeploymentConfig,
-    "reseller": ResellerConfig,
-    "ntp": NtpConfig,
-    "evidence": EvidenceConfig,
-    "outbox": OutboxConfig,
-    "healing": HealingConfig,
-}
+# --- the typed config: sections in config_sections.py ------------------------------------
 
 
 @dataclass(frozen=True)
@@ -158,6 +99,8 @@ class AgentConfig:
     evidence: EvidenceConfig
     outbox: OutboxConfig
     healing: HealingConfig
+    enrolment: EnrolmentConfig
+    egress: EgressConfig
 
     @classmethod
     def from_dict(cls, d: Any) -> AgentConfig:
