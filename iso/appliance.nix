@@ -29,6 +29,15 @@ in
         configuration (see README.md).
       '';
     };
+    dnsResolvers = lib.mkOption {
+      type = lib.types.nonEmptyListOf lib.types.str;
+      example = [ "192.168.10.1" ];
+      description = ''
+        The clinic's DNS resolvers (IP addresses). Required, no default: the egress allowlist
+        lets DNS reach only these (port 53 to any host would be an exfiltration path), and the
+        system resolver and the agent ask only them.
+      '';
+    };
     sshAllowFrom = lib.mkOption {
       type = lib.types.listOf lib.types.str;
       default = [ ];
@@ -51,6 +60,7 @@ in
     services.osiris-agent = {
       enable = true;
       settings.server.url = cfg.serverUrl;
+      settings.egress.resolvers = cfg.dnsResolvers;
       egress.enable = true;
       # Substitutes for the signed system closures RB-NIX-GEN-001 switches to.
       egress.allowedHosts = [ "cache.nixos.org" ];

@@ -44,7 +44,6 @@ from osiris_agent.config_sections import (
     AgentSection,
     DeploymentConfig,
     EgressConfig,
-    EnrolmentConfig,
     EvidenceConfig,
     HealingConfig,
     NtpConfig,
@@ -64,7 +63,6 @@ __all__ = [
     "EvidenceConfig",
     "OutboxConfig",
     "HealingConfig",
-    "EnrolmentConfig",
     "EgressConfig",
     "SECTION_TYPES",
     "DEFAULT_PATH",
@@ -99,7 +97,6 @@ class AgentConfig:
     evidence: EvidenceConfig
     outbox: OutboxConfig
     healing: HealingConfig
-    enrolment: EnrolmentConfig
     egress: EgressConfig
 
     @classmethod

@@ -110,10 +110,6 @@ def _check_path(value: str) -> str | None:
     return None
 
 
-def _check_paths(value: list[str]) -> str | None:
-    return next((e for e in map(_check_path, value) if e), None)
-
-
 def _check_ips(value: list[str]) -> str | None:
     import ipaddress
 
@@ -196,12 +192,6 @@ OPTIONS: tuple[Option, ...] = (
     Option("server", "ca_file", "str", None,
            "PEM bundle of CAs trusted for the server's TLS certificate; unset = system CAs.",
            "absolute path", check=_check_path),
-    Option("server", "client_cert", "str", None,
-           "PEM client certificate presented to the server (mTLS). Unset: the one enrolment "
-           "stored as `<state_dir>/client.pem`, if any.", "absolute path", check=_check_path),
-    Option("server", "client_key", "str", None,
-           "Private key of `client_cert` (mode 0600, checked). Unset: `<state_dir>/client.key`.",
-           "absolute path", check=_check_path),
     # [agent]
     Option("agent", "state_dir", "str", "/var/lib/osiris",
            "Directory holding keys, token, outbox, evidence chain and receipts (mode 0700).",
@@ -249,39 +239,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("agent", "lab", "bool", False,
            "Lab/demo mode: allows plain http:// URLs to hosts other than localhost. "
            "Never set on a clinic appliance."),
-    Option("agent", "status_dir", "str", Derived("agent.state_dir", "status"),
-           "Where the agent publishes its read-only status snapshot (`status.json`, mode 0640) "
-           "for `osiris tui --local`; never a key, token or credential. The appliance points it "
-           "at `/var/lib/osiris-status` (2750 osiris:osiris-tech).",
-           "absolute path", check=_check_path),
-    # [enrolment]
-    Option("enrolment", "provision_dirs", "list",
-           ["/run/osiris-provision/media", "/var/lib/osiris-provision/inbox"],
-           "Where an unenrolled agent looks for `osiris-provision.toml` (a USB stick, the setup "
-           "screen's drop); the file is read once and wiped.", "list of absolute paths",
-           check=_check_paths),
-    Option("enrolment", "mac_poll", "bool", True,
-           "While unenrolled, poll `GET /provision/{mac}` so an operator can approve this box "
-           "by the requester fingerprint its console shows."),
-    Option("enrolment", "poll_interval_s", "int", 30,
-           "Seconds between first-boot polls (provisioning file, MAC approval).", lo=5, hi=3600),
     # [egress]
-    Option("egress", "enabled", "bool", False,
-           "The agent keeps the nftables egress allowlist's host sets fresh (CAP_NET_ADMIN)."),
     Option("egress", "resolvers", "list", [],
-           "DNS resolvers (IP addresses): the only DNS destinations the allowlist permits and "
-           "the only ones the agent asks.", "list of IP addresses", check=_check_ips),
-    Option("egress", "hosts", "list", [],
-           "Extra host names to allow, besides the server, NTP, webhook and L2 hosts.",
-           "list of strings"),
-    Option("egress", "refresh_interval_s", "int", 900,
-           "Seconds between allowlist refreshes.", lo=60, hi=86400),
-    Option("egress", "entry_timeout_s", "int", 7200,
-           "Lifetime of a resolved address in the set: a long DNS outage fails closed.",
-           lo=300, hi=604800),
-    Option("egress", "table", "str", "osiris_egress",
-           "The nftables `inet` table holding the sets `hosts_v4` and `hosts_v6`.",
-           check=_check_ident),
+           "The clinic's DNS resolvers (IP addresses): the only DNS destinations the NixOS "
+           "module's egress allowlist permits, and the system's nameservers.",
+           "list of IP addresses", check=_check_ips),
     # [window]
     Option("window", "days", "list", list(WEEKDAYS),
            "Days on which the maintenance window opens (`mon` … `sun`); empty = never.",
@@ -362,8 +324,7 @@ SECTIONS: dict[str, str] = {
     "evidence": "Local evidence retention (the server and transparency log keep everything).",
     "outbox": "The durable queue of evidence waiting to be sent.",
     "healing": "Optional L2 (LLM-planned) healing.",
-    "enrolment": "First-boot enrolment of an appliance that has no identity yet.",
-    "egress": "The egress allowlist the agent keeps fresh (fails closed, with evidence).",
+    "egress": "The appliance's egress allowlist (enforced by the NixOS module's nftables table).",
 }
 
 _BY_KEY = {o.key: o for o in OPTIONS}

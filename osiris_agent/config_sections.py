@@ -13,8 +13,6 @@ from dataclasses import dataclass
 class ServerConfig:
     url: str
     ca_file: str | None
-    client_cert: str | None
-    client_key: str | None
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,6 @@ class AgentSection:
     update_health_checkins: int
     update_guard_deadline_s: int
     lab: bool
-    status_dir: str
 
 
 @dataclass(frozen=True)
@@ -85,20 +82,8 @@ class HealingConfig:
 
 
 @dataclass(frozen=True)
-class EnrolmentConfig:
-    provision_dirs: tuple[str, ...]
-    mac_poll: bool
-    poll_interval_s: int
-
-
-@dataclass(frozen=True)
 class EgressConfig:
-    enabled: bool
     resolvers: tuple[str, ...]
-    hosts: tuple[str, ...]
-    refresh_interval_s: int
-    entry_timeout_s: int
-    table: str
 
 
 SECTION_TYPES: dict[str, type] = {
@@ -111,6 +96,5 @@ SECTION_TYPES: dict[str, type] = {
     "evidence": EvidenceConfig,
     "outbox": OutboxConfig,
     "healing": HealingConfig,
-    "enrolment": EnrolmentConfig,
     "egress": EgressConfig,
 }

@@ -85,7 +85,9 @@ def toml_of(result: dict[str, Any]) -> str:
 
 
 def nix_files() -> list[Path]:
-    return sorted([*(ROOT / "nix").rglob("*.nix"), *(ROOT / "iso").rglob("*.nix")])
+    return sorted(
+        [ROOT / "flake.nix", *(ROOT / "nix").rglob("*.nix"), *(ROOT / "iso").rglob("*.nix")]
+    )
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -100,6 +102,7 @@ def test_there_are_nix_files_to_check() -> None:
         "nix/modules/osiris-server.nix",
         "nix/tests/stub-lib.nix",
         "iso/appliance.nix",
+        "flake.nix",
     } <= names
 
 
@@ -324,12 +327,25 @@ def test_agent_unit_without_net_admin_and_with_ip_allowlist() -> None:
 @needs_nix
 def test_egress_allowlist_is_derived_from_settings() -> None:
     result = agent(
-        settings={"server": {"url": "https://203.0.113.10:8443/api"}},
+        settings={
+            "server": {"url": "https://203.0.113.10:8443/api"},
+            "egress": {"resolvers": ["192.168.10.1", "fd00:1::53"]},
+        },
         egress={"enable": True, "lanPrefixes": ["192.168.10.0/24", "fd00:1::/64"]},
     )
+    assert result["failedAssertions"] == []
     conf = result["config"]
     table = conf["networking"]["nftables"]["tables"]["osiris_egress"]["content"]
     assert "policy drop" in table
+    # DNS only to the configured resolvers: no "port 53 to anyone" rule (an exfiltration path)
+    dns_rules = [ln.strip() for ln in table.splitlines() if "dport 53" in ln]
+    assert dns_rules == [
+        "ip daddr @dns_v4 meta l4proto { udp, tcp } th dport 53 accept",
+        "ip6 daddr @dns_v6 meta l4proto { udp, tcp } th dport 53 accept",
+    ]
+    assert "set dns_v4 { type ipv4_addr; elements = { 192.168.10.1 } }" in table
+    assert "set dns_v6 { type ipv6_addr; elements = { fd00:1::53 } }" in table
+    assert conf["networking"]["nameservers"] == ["192.168.10.1", "fd00:1::53"]
     assert (
         "set hosts_v4 { type ipv4_addr; flags interval, timeout; elements = { 203.0.113.10 }"
         in table
@@ -394,7 +410,8 @@ def test_server_module_refuses_plain_http_off_loopback() -> None:
 
 
 def image(**extra: Any) -> dict[str, Any]:
-    return evaluate(IMAGE, {"osiris": {"appliance": {"serverUrl": URL, **extra}}})
+    body = {"serverUrl": URL, "dnsResolvers": ["192.168.10.1"], **extra}
+    return evaluate(IMAGE, {"osiris": {"appliance": body}})
 
 
 @needs_nix
@@ -454,9 +471,22 @@ def test_image_ssh_port_opens_only_towards_given_networks() -> None:
 
 
 @needs_nix
+def test_egress_with_host_names_needs_resolvers() -> None:
+    """Names to resolve but DNS closed to every host: refused at evaluation, not at 2 a.m."""
+    result = agent(egress={"enable": True})  # the default NTP servers are names
+    assert any("settings.egress.resolvers is empty" in m for m in result["failedAssertions"])
+
+
+@needs_nix
+def test_image_requires_dns_resolvers() -> None:
+    with pytest.raises(NixError, match="dnsResolvers' is used but not defined"):
+        evaluate(IMAGE, {"osiris": {"appliance": {"serverUrl": URL}}})
+
+
+@needs_nix
 def test_image_requires_a_server_url() -> None:
     with pytest.raises(NixError, match="serverUrl' is used but not defined"):
-        evaluate(IMAGE, {})
+        evaluate(IMAGE, {"osiris": {"appliance": {"dnsResolvers": ["192.168.10.1"]}}})
 
 
 @needs_nix
@@ -579,3 +609,24 @@ def test_wheel_ships_the_lab_as_its_own_package() -> None:
         top, *rest = p.split(".")
         assert top in {*PRODUCTION, "osiris_lab"}, p
         assert top == "osiris_lab" or "lab" not in rest, p
+
+
+# --- the flake ---------------------------------------------------------------------------------
+
+
+@needs_nix
+def test_flake_modules_are_the_evaluated_module_files() -> None:
+    """The flake's nixosModules name exactly the module files the stub evaluates here (its
+    outputs are lazy: reading nixosModules needs no nixpkgs). Building or `nix flake check`
+    needs nixpkgs and a network; nix/README.md says what ran where."""
+    expr = (
+        f"builtins.mapAttrs (n: p: toString p) ((import {ROOT}/flake.nix).outputs"
+        " { self = {}; nixpkgs = {}; }).nixosModules"
+    )
+    mods = json.loads(_nix("--eval", "--strict", "--json", "-E", expr))
+    assert mods == {
+        "osiris-agent": str(AGENT),
+        "osiris-server": str(SERVER),
+        "appliance": str(ROOT / "nix" / "modules" / "osiris-appliance.nix"),
+    }
+    assert agent()["failedAssertions"] == []  # the same file, enabled, evaluates clean

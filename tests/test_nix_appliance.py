@@ -195,7 +195,16 @@ def test_image_uses_the_appliance_module(built: dict[str, Any]) -> None:
     from test_nix import IMAGE
 
     img = evaluate(
-        IMAGE, {"osiris": {"appliance": {"serverUrl": URL, "sshAllowFrom": ["192.168.10.0/24"]}}}
+        IMAGE,
+        {
+            "osiris": {
+                "appliance": {
+                    "serverUrl": URL,
+                    "dnsResolvers": ["192.168.10.1"],
+                    "sshAllowFrom": ["192.168.10.0/24"],
+                }
+            }
+        },
     )
     conf = img["config"]
     assert any(i.endswith("nix/modules/osiris-appliance.nix") for i in img["imports"])

@@ -18,16 +18,6 @@ in
       default = null;
       description = "PEM bundle of CAs trusted for the server's TLS certificate; unset = system CAs. null = unset.";
     };
-    client_cert = mkOption {
-      type = types.nullOr (types.str);
-      default = null;
-      description = "PEM client certificate presented to the server (mTLS). Unset: the one enrolment stored as `<state_dir>/client.pem`, if any. null = unset.";
-    };
-    client_key = mkOption {
-      type = types.nullOr (types.str);
-      default = null;
-      description = "Private key of `client_cert` (mode 0600, checked). Unset: `<state_dir>/client.key`. null = unset.";
-    };
   };
   agent = {
     state_dir = mkOption {
@@ -90,59 +80,12 @@ in
       default = false;
       description = "Lab/demo mode: allows plain http:// URLs to hosts other than localhost. Never set on a clinic appliance.";
     };
-    status_dir = mkOption {
-      type = types.nullOr (types.str);
-      default = null;
-      description = "Where the agent publishes its read-only status snapshot (`status.json`, mode 0640) for `osiris tui --local`; never a key, token or credential. The appliance points it at `/var/lib/osiris-status` (2750 osiris:osiris-tech). null = `<agent.state_dir>/status`.";
-    };
-  };
-  enrolment = {
-    provision_dirs = mkOption {
-      type = types.listOf types.str;
-      default = [ "/run/osiris-provision/media" "/var/lib/osiris-provision/inbox" ];
-      description = "Where an unenrolled agent looks for `osiris-provision.toml` (a USB stick, the setup screen's drop); the file is read once and wiped.";
-    };
-    mac_poll = mkOption {
-      type = types.bool;
-      default = true;
-      description = "While unenrolled, poll `GET /provision/{mac}` so an operator can approve this box by the requester fingerprint its console shows.";
-    };
-    poll_interval_s = mkOption {
-      type = types.ints.between 5 3600;
-      default = 30;
-      description = "Seconds between first-boot polls (provisioning file, MAC approval).";
-    };
   };
   egress = {
-    enabled = mkOption {
-      type = types.bool;
-      default = false;
-      description = "The agent keeps the nftables egress allowlist's host sets fresh (CAP_NET_ADMIN).";
-    };
     resolvers = mkOption {
       type = types.listOf types.str;
       default = [ ];
-      description = "DNS resolvers (IP addresses): the only DNS destinations the allowlist permits and the only ones the agent asks.";
-    };
-    hosts = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      description = "Extra host names to allow, besides the server, NTP, webhook and L2 hosts.";
-    };
-    refresh_interval_s = mkOption {
-      type = types.ints.between 60 86400;
-      default = 900;
-      description = "Seconds between allowlist refreshes.";
-    };
-    entry_timeout_s = mkOption {
-      type = types.ints.between 300 604800;
-      default = 7200;
-      description = "Lifetime of a resolved address in the set: a long DNS outage fails closed.";
-    };
-    table = mkOption {
-      type = types.str;
-      default = "osiris_egress";
-      description = "The nftables `inet` table holding the sets `hosts_v4` and `hosts_v6`.";
+      description = "The clinic's DNS resolvers (IP addresses): the only DNS destinations the NixOS module's egress allowlist permits, and the system's nameservers.";
     };
   };
   window = {

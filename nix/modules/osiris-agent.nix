@@ -75,6 +75,10 @@ let
   v6 = builtins.filter isIPv6 (allHosts ++ cfg.egress.lanPrefixes);
   lanV4 = builtins.filter isIPv4 cfg.egress.lanPrefixes;
   lanV6 = builtins.filter isIPv6 cfg.egress.lanPrefixes;
+  # DNS goes only to the configured resolvers (settings.egress.resolvers): "port 53 to anyone"
+  # would be a DNS exfiltration path out of the clinic.
+  dnsV4 = builtins.filter isIPv4 s.egress.resolvers;
+  dnsV6 = builtins.filter isIPv6 s.egress.resolvers;
   hostV4 = builtins.filter isIPv4 allHosts;
   hostV6 = builtins.filter isIPv6 allHosts;
   nftElems = xs: if xs == [ ] then "" else "elements = { ${lib.concatStringsSep ", " xs} }";
@@ -139,6 +143,8 @@ let
     # Egress allowlist for the appliance (services.osiris-agent.egress). Output policy drop.
     set hosts_v4 { type ipv4_addr; flags interval, timeout; ${nftElems hostV4} }
     set hosts_v6 { type ipv6_addr; flags interval, timeout; ${nftElems hostV6} }
+    set dns_v4 { type ipv4_addr; ${nftElems dnsV4} }
+    set dns_v6 { type ipv6_addr; ${nftElems dnsV6} }
     set lan_v4 { type ipv4_addr; flags interval; ${nftElems lanV4} }
     set lan_v6 { type ipv6_addr; flags interval; ${nftElems lanV6} }
     chain output {
@@ -146,7 +152,8 @@ let
       oifname "lo" accept
       ct state established,related accept
       ct state invalid drop
-      meta l4proto { udp, tcp } th dport 53 accept
+      ip daddr @dns_v4 meta l4proto { udp, tcp } th dport 53 accept
+      ip6 daddr @dns_v6 meta l4proto { udp, tcp } th dport 53 accept
       ip6 nexthdr icmpv6 accept
       udp dport 67 accept
       ip daddr @hosts_v4 accept
@@ -272,7 +279,8 @@ in
         default = false;
         description = ''
           Install an nftables output allowlist for the whole appliance (table inet
-          osiris_egress, policy drop): loopback, replies, DNS, DHCP, the hosts named by the
+          osiris_egress, policy drop): loopback, replies, DNS to `settings.egress.resolvers`
+          only, DHCP, the hosts named by the
           settings (server, NTP, webhook, L2 API) plus `allowedHosts`, and WinRM/SSH ports to
           `lanPrefixes`. Host names are resolved by osiris-egress-refresh.timer.
         '';
@@ -320,6 +328,10 @@ in
       {
         assertion = !s.healing.l2_enabled || (s.healing.l2_base_url != null && s.healing.l2_model != null);
         message = "services.osiris-agent.settings.healing: l2_enabled needs l2_base_url and l2_model.";
+      }
+      {
+        assertion = !cfg.egress.enable || hostNames == [ ] || s.egress.resolvers != [ ];
+        message = "services.osiris-agent.egress: host names are allowed but settings.egress.resolvers is empty, so DNS is closed and no name can be resolved; list the clinic's resolvers (IP addresses).";
       }
       {
         assertion = urlHost s.server.url != null;
@@ -474,6 +486,8 @@ in
       family = "inet";
       content = egressTable;
     };
+    # the system resolver asks the same resolvers the allowlist lets DNS reach
+    networking.nameservers = mkIf (cfg.egress.enable && s.egress.resolvers != [ ]) s.egress.resolvers;
 
     systemd.services.osiris-egress-refresh = mkIf (cfg.egress.enable && hostNames != [ ]) {
       description = "Osiris: resolve allowed host names into the egress allowlist";

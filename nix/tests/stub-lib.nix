@@ -35,6 +35,8 @@ rec {
     enum = choices: mkType "enum" (v: builtins.elem v choices);
     nullOr = t: mkType "nullOr ${t.name}" (v: v == null || t.check v);
     listOf = t: mkType "listOf ${t.name}" (v: builtins.isList v && all t.check v);
+    nonEmptyListOf = t: mkType "nonEmptyListOf ${t.name}"
+      (v: builtins.isList v && v != [ ] && all t.check v);
     attrsOf = t: mkType "attrsOf ${t.name}"
       (v: builtins.isAttrs v && all t.check (builtins.attrValues v));
     ints = {

@@ -311,10 +311,7 @@ def _valid_value(opt: C.Option) -> st.SearchStrategy:
         "agent.switch_command": st.sampled_from(
             [[], ["/usr/bin/python3", "-m", "osiris_lab.standin_switch", "--root", "/r"]]
         ),
-        "enrolment.provision_dirs": st.lists(st.sampled_from(["/media/p", "/var/lib/p/in"])),
         "egress.resolvers": st.lists(st.sampled_from(["10.0.0.53", "2001:db8::53", "1.1.1.1"])),
-        "egress.hosts": st.lists(st.sampled_from(["cache.nixos.org", "a.example"])),
-        "egress.table": st.sampled_from(["osiris_egress", "t1"]),
     }
     if opt.key in special:
         return special[opt.key]
