@@ -44,6 +44,7 @@ from osiris_agent.config_sections import (
     AgentSection,
     DeploymentConfig,
     EgressConfig,
+    EnrolmentConfig,
     EvidenceConfig,
     HealingConfig,
     NtpConfig,
@@ -64,6 +65,7 @@ __all__ = [
     "OutboxConfig",
     "HealingConfig",
     "EgressConfig",
+    "EnrolmentConfig",
     "SECTION_TYPES",
     "DEFAULT_PATH",
     "LOCAL_HOSTS",
@@ -97,6 +99,7 @@ class AgentConfig:
     evidence: EvidenceConfig
     outbox: OutboxConfig
     healing: HealingConfig
+    enrolment: EnrolmentConfig
     egress: EgressConfig
 
     @classmethod

@@ -5,6 +5,9 @@ the NixOS module's options and the user docs (``config_docs.py``) are all derive
 table (lessons.md A1, A4: three readers that disagreed). This module holds only the table, the
 per-value checks it names, and how a value is written in TOML; it imports nothing of the agent
 but the NTP server syntax.
+
+Why this file is long: the table is the whole schema (one entry per key, its doc text beside
+it); splitting it by section would put one contract in several places.
 """
 
 from __future__ import annotations
@@ -121,6 +124,17 @@ def _check_ips(value: list[str]) -> str | None:
     return None
 
 
+def _check_paths(value: list[str]) -> str | None:
+    return next((e for e in map(_check_path, value) if e), None)
+
+
+def _check_hosts(value: list[str]) -> str | None:
+    for v in value:
+        if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.?)*", v):
+            return f"not a host name: {v!r}"
+    return None
+
+
 def _check_hhmm(value: str) -> str | None:
     m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
     return None if m else f"must be HH:MM (24-hour), got {value!r}"
@@ -192,6 +206,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("server", "ca_file", "str", None,
            "PEM bundle of CAs trusted for the server's TLS certificate; unset = system CAs.",
            "absolute path", check=_check_path),
+    Option("server", "client_cert", "str", None,
+           "PEM client certificate presented to the server (mTLS). Unset: "
+           "`<state_dir>/client.pem` if enrolment wrote one, else none.",
+           "absolute path", check=_check_path),
+    Option("server", "client_key", "str", None,
+           "Private key of `client_cert` (mode 0600, checked). Unset: `<state_dir>/client.key`.",
+           "absolute path", check=_check_path),
     # [agent]
     Option("agent", "state_dir", "str", "/var/lib/osiris",
            "Directory holding keys, token, outbox, evidence chain and receipts (mode 0700).",
@@ -239,7 +260,29 @@ OPTIONS: tuple[Option, ...] = (
     Option("agent", "lab", "bool", False,
            "Lab/demo mode: allows plain http:// URLs to hosts other than localhost. "
            "Never set on a clinic appliance."),
+    Option("agent", "status_dir", "str", Derived("agent.state_dir", "status"),
+           "Where the agent publishes `status.json`, the read-only snapshot `osiris tui --local` "
+           "shows (no key, token or credential; group-readable).",
+           "absolute path", check=_check_path),
+    # [enrolment]
+    Option("enrolment", "provision_dirs", "list", [],
+           "Directories searched for `osiris-provision.toml` (a USB stick) while not enrolled; "
+           "the file is read once, then wiped.", "list of absolute paths", check=_check_paths),
+    Option("enrolment", "mac_poll", "bool", False,
+           "While not enrolled, poll `GET /provision/{mac}` until an operator approves this "
+           "appliance's requester fingerprint."),
+    Option("enrolment", "poll_interval_s", "int", 60,
+           "Seconds between first-boot enrolment attempts.", lo=5, hi=3600),
     # [egress]
+    Option("egress", "hosts", "list", [],
+           "Host names the agent resolves (through `resolvers` only) into the allowlist's nft "
+           "sets; a failed refresh keeps the old set and raises an alert.",
+           "list of host names", check=_check_hosts),
+    Option("egress", "refresh_interval_s", "int", 900,
+           "Seconds between allowlist refreshes.", lo=60, hi=86400),
+    Option("egress", "entry_timeout_s", "int", 3600,
+           "Lifetime of a resolved address in the allowlist: a DNS outage longer than this "
+           "closes the host (fail closed).", lo=300, hi=7 * 86400),
     Option("egress", "resolvers", "list", [],
            "The clinic's DNS resolvers (IP addresses): the only DNS destinations the NixOS "
            "module's egress allowlist permits, and the system's nameservers.",
@@ -324,6 +367,7 @@ SECTIONS: dict[str, str] = {
     "evidence": "Local evidence retention (the server and transparency log keep everything).",
     "outbox": "The durable queue of evidence waiting to be sent.",
     "healing": "Optional L2 (LLM-planned) healing.",
+    "enrolment": "First-boot enrolment (provisioning file, MAC approval) while not enrolled.",
     "egress": "The appliance's egress allowlist (enforced by the NixOS module's nftables table).",
 }
 

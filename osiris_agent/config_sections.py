@@ -13,6 +13,8 @@ from dataclasses import dataclass
 class ServerConfig:
     url: str
     ca_file: str | None
+    client_cert: str | None
+    client_key: str | None
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class AgentSection:
     update_health_checkins: int
     update_guard_deadline_s: int
     lab: bool
+    status_dir: str
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,17 @@ class HealingConfig:
 
 
 @dataclass(frozen=True)
+class EnrolmentConfig:
+    provision_dirs: tuple[str, ...]
+    mac_poll: bool
+    poll_interval_s: int
+
+
+@dataclass(frozen=True)
 class EgressConfig:
+    hosts: tuple[str, ...]
+    refresh_interval_s: int
+    entry_timeout_s: int
     resolvers: tuple[str, ...]
 
 
@@ -96,5 +109,6 @@ SECTION_TYPES: dict[str, type] = {
     "evidence": EvidenceConfig,
     "outbox": OutboxConfig,
     "healing": HealingConfig,
+    "enrolment": EnrolmentConfig,
     "egress": EgressConfig,
 }

@@ -18,6 +18,16 @@ in
       default = null;
       description = "PEM bundle of CAs trusted for the server's TLS certificate; unset = system CAs. null = unset.";
     };
+    client_cert = mkOption {
+      type = types.nullOr (types.str);
+      default = null;
+      description = "PEM client certificate presented to the server (mTLS). Unset: `<state_dir>/client.pem` if enrolment wrote one, else none. null = unset.";
+    };
+    client_key = mkOption {
+      type = types.nullOr (types.str);
+      default = null;
+      description = "Private key of `client_cert` (mode 0600, checked). Unset: `<state_dir>/client.key`. null = unset.";
+    };
   };
   agent = {
     state_dir = mkOption {
@@ -80,8 +90,45 @@ in
       default = false;
       description = "Lab/demo mode: allows plain http:// URLs to hosts other than localhost. Never set on a clinic appliance.";
     };
+    status_dir = mkOption {
+      type = types.nullOr (types.str);
+      default = null;
+      description = "Where the agent publishes `status.json`, the read-only snapshot `osiris tui --local` shows (no key, token or credential; group-readable). null = `<agent.state_dir>/status`.";
+    };
+  };
+  enrolment = {
+    provision_dirs = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Directories searched for `osiris-provision.toml` (a USB stick) while not enrolled; the file is read once, then wiped.";
+    };
+    mac_poll = mkOption {
+      type = types.bool;
+      default = false;
+      description = "While not enrolled, poll `GET /provision/{mac}` until an operator approves this appliance's requester fingerprint.";
+    };
+    poll_interval_s = mkOption {
+      type = types.ints.between 5 3600;
+      default = 60;
+      description = "Seconds between first-boot enrolment attempts.";
+    };
   };
   egress = {
+    hosts = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Host names the agent resolves (through `resolvers` only) into the allowlist's nft sets; a failed refresh keeps the old set and raises an alert.";
+    };
+    refresh_interval_s = mkOption {
+      type = types.ints.between 60 86400;
+      default = 900;
+      description = "Seconds between allowlist refreshes.";
+    };
+    entry_timeout_s = mkOption {
+      type = types.ints.between 300 604800;
+      default = 3600;
+      description = "Lifetime of a resolved address in the allowlist: a DNS outage longer than this closes the host (fail closed).";
+    };
     resolvers = mkOption {
       type = types.listOf types.str;
       default = [ ];

@@ -311,6 +311,8 @@ def _valid_value(opt: C.Option) -> st.SearchStrategy:
         "agent.switch_command": st.sampled_from(
             [[], ["/usr/bin/python3", "-m", "osiris_lab.standin_switch", "--root", "/r"]]
         ),
+        "enrolment.provision_dirs": st.lists(st.sampled_from(["/media/usb", "/run/osiris-usb"])),
+        "egress.hosts": st.lists(st.sampled_from(["cc.example.com", "time.google.com"])),
         "egress.resolvers": st.lists(st.sampled_from(["10.0.0.53", "2001:db8::53", "1.1.1.1"])),
     }
     if opt.key in special:
