@@ -1,145 +1,80 @@
-# The Osiris appliance image (NixOS). Build: see iso/README.md.
+# The Osiris installer ISO (NixOS live system). Build: see iso/README.md.
 #
-# Fixes what lessons.md B6/B8/A7 found in the old image: no console autologin, no NOPASSWD
-# sudo, no SSH keys baked in, the agent is the hardened module (not a root unit of its own),
-# nothing listens except sshd, and the firewall opens no port by default. Technicians' SSH keys
-# and the networks they may connect from are supplied at provisioning (see README.md), never
-# built into the image.
+# The live system is the shared appliance configuration (common.nix: no autologin, no
+# NOPASSWD sudo, no keys in the image, sshd closed unless sshAllowFrom) plus what installs the
+# real appliance: the installed system's closure (osiris.installer.system) is on the ISO, and
+# `osiris-install` (iso/osiris-install) puts it on the disk offline. The installer never starts
+# by itself — it erases a disk: on tty8 (Ctrl+Alt+F8) a prompt runs it with --confirm, so the
+# technician at the box must type the disk's name. Physical presence is the authorisation: the
+# live system has no root password and tech no sudo.
 { config, lib, pkgs, modulesPath, ... }:
 
 let
-  cfg = config.osiris.appliance;
+  system = config.osiris.installer.system;
+  installer = pkgs.writeShellApplication {
+    name = "osiris-install";
+    runtimeInputs = with pkgs; [
+      coreutils util-linux cryptsetup systemd dosfstools e2fsprogs nixos-install-tools
+    ];
+    text = ''
+      export OSIRIS_SYSTEM=${if system == null then "" else "${system}"}
+    '' + builtins.readFile ./osiris-install;
+  };
+  console = pkgs.writeShellApplication {
+    name = "osiris-install-console";
+    runtimeInputs = [ installer pkgs.coreutils ];
+    text = ''
+      while true; do
+        echo
+        echo "Osiris installer: erases the target disk and installs the appliance (iso/README.md)."
+        read -r -p "osiris-install options (Enter: none; e.g. --disk /dev/sda --wipe): " line || exit 0
+        read -ra opts <<<"$line"
+        osiris-install --confirm "''${opts[@]}" || true
+        read -r -p "Press Enter to start again. " _ || exit 0
+      done
+    '';
+  };
 in
 {
   imports = [
     # Only the image builder — NOT installation-cd-*.nix, which enables autologin and
     # passwordless sudo for the `nixos` user.
     "${modulesPath}/installer/cd-dvd/iso-image.nix"
-    ../nix/modules/osiris-agent.nix
-    ../nix/modules/osiris-appliance.nix
+    ./common.nix
   ];
 
-  options.osiris.appliance = {
-    serverUrl = lib.mkOption {
-      type = lib.types.str;
-      example = "https://cc.example-msp.com";
-      description = ''
-        Central Command URL written into agent.toml. Required, no default: an image must not
-        carry a hard-coded placeholder server (lessons.md C). Set it in a per-MSP wrapper
-        configuration (see README.md).
-      '';
-    };
-    dnsResolvers = lib.mkOption {
-      type = lib.types.nonEmptyListOf lib.types.str;
-      example = [ "192.168.10.1" ];
-      description = ''
-        The clinic's DNS resolvers (IP addresses). Required, no default: the egress allowlist
-        lets DNS reach only these (port 53 to any host would be an exfiltration path), and the
-        system resolver and the agent ask only them.
-      '';
-    };
-    sshAllowFrom = lib.mkOption {
-      type = lib.types.listOf lib.types.str;
-      default = [ ];
-      example = [ "192.168.10.0/24" ];
-      description = ''
-        Networks from which technicians may reach sshd (tcp/22). Empty (the default): the port
-        is closed and sshd is reachable by nobody; the image opens no port.
-      '';
-    };
+  options.osiris.installer.system = lib.mkOption {
+    type = lib.types.nullOr lib.types.package;
+    default = null;
+    description = ''
+      The installed appliance's system (config.system.build.toplevel of a configuration that
+      imports iso/installed.nix). Its closure is put on the ISO and osiris-install installs it
+      with nixos-install --system, offline. null: a live ISO without an installer payload
+      (osiris-install then refuses).
+    '';
   };
 
   config = {
-    system.stateVersion = "24.11";
-    networking.hostName = lib.mkDefault "osiris-appliance";
     isoImage.isoName = lib.mkForce "osiris-appliance.iso";
     isoImage.makeEfiBootable = true;
     isoImage.makeUsbBootable = true;
+    isoImage.storeContents = lib.optional (system != null) system;
 
-    # --- the agent ---------------------------------------------------------------------------
-    services.osiris-agent = {
-      enable = true;
-      settings.server.url = cfg.serverUrl;
-      settings.egress.resolvers = cfg.dnsResolvers;
-      egress.enable = true;
-      # Substitutes for the signed system closures RB-NIX-GEN-001 switches to.
-      egress.allowedHosts = [ "cache.nixos.org" ];
-    };
-
-    # --- logins ------------------------------------------------------------------------------
-    services.getty.autologinUser = lib.mkForce null;
-    users.mutableUsers = false;
-    users.users.root.hashedPassword = "!"; # locked; no console root login
-    users.users.tech = {
-      isNormalUser = true;
-      description = "Technician (SSH key supplied at provisioning)";
-      hashedPassword = "!"; # no password: keys only, and no sudo without a password
-      extraGroups = [ "osiris" "systemd-journal" ];
-    };
-    security.sudo.enable = true;
-    security.sudo.wheelNeedsPassword = lib.mkForce true;
-    security.sudo.execWheelOnly = true;
-
-    # Only root and wheel may talk to the nix daemon: the agent cannot build or import store
-    # paths, so osiris-switch-system can only ever switch to closures root put there.
-    nix.settings.allowed-users = [ "root" "@wheel" ];
-    nix.settings.trusted-users = [ "root" ];
-
-    # --- sshd: the only listening service ------------------------------------------------------
-    services.openssh = {
-      enable = true;
-      openFirewall = false; # opened only towards sshAllowFrom, below
-      settings = {
-        PasswordAuthentication = false;
-        KbdInteractiveAuthentication = false;
-        PermitRootLogin = "no";
-        AllowUsers = [ "tech" ];
-        X11Forwarding = false;
-        AllowTcpForwarding = "no";
-        AllowAgentForwarding = false;
+    environment.systemPackages = [ installer ];
+    systemd.services.osiris-install-console = {
+      description = "Osiris installer prompt on tty8 (runs osiris-install --confirm)";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "systemd-user-sessions.service" ];
+      conflicts = [ "getty@tty8.service" ];
+      serviceConfig = {
+        ExecStart = "${console}/bin/osiris-install-console";
+        StandardInput = "tty";
+        StandardOutput = "tty";
+        TTYPath = "/dev/tty8";
+        TTYReset = true;
+        TTYVHangup = true;
+        Restart = "always";
       };
-      # Keys come from the provisioning medium, copied to a root-owned path; nothing in the
-      # image and nothing a user can add to ~/.ssh.
-      authorizedKeysInHomedir = false;
-      authorizedKeysFiles = lib.mkForce [ "/var/lib/osiris-provision/ssh/%u.keys" ];
     };
-    systemd.tmpfiles.rules = [ "d /var/lib/osiris-provision/ssh 0755 root root - -" ];
-
-    # --- firewall: the RB-NIX-FW-001 baseline, nothing open by default -------------------------
-    # services.osiris-appliance writes the whole ruleset (input policy drop, the agent's egress
-    # table) into /etc/osiris/nftables-baseline.nft and nftables.service loads exactly that, so
-    # the appliance's firewall check pins what the host really runs. NixOS's own firewall
-    # loaders are off (the module asserts it).
-    networking.firewall.enable = false;
-    networking.nftables.enable = false;
-    # ClamAV, backup + restore test, the logging canary, timesyncd, the LUKS root check.
-    services.osiris-appliance = {
-      enable = true;
-      firewall.sshAllowFrom = cfg.sshAllowFrom;
-    };
-    services.avahi.enable = lib.mkForce false;
-    services.nginx.enable = lib.mkForce false;
-
-    # --- logs and the rest ---------------------------------------------------------------------
-    services.journald.extraConfig = ''
-      Storage=persistent
-      SystemMaxUse=500M
-      MaxRetentionSec=1month
-    '';
-    security.auditd.enable = true;
-    security.audit.enable = true;
-    security.audit.rules = [
-      "-a exit,always -F arch=b64 -S execve -F euid=0"
-      "-w /etc/osiris -p wa -k osiris-config"
-      "-w /var/lib/osiris-provision -p wa -k osiris-provision"
-    ];
-    systemd.watchdog.runtimeTime = "30s";
-    zramSwap.enable = true;
-    nix.gc = {
-      automatic = true;
-      dates = "weekly";
-      options = "--delete-older-than 30d";
-    };
-    environment.systemPackages = [ pkgs.nftables ];
   };
 }

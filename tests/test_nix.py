@@ -35,7 +35,10 @@ EVAL = ROOT / "nix" / "tests" / "eval-module.nix"
 AGENT = ROOT / "nix" / "modules" / "osiris-agent.nix"
 SERVER = ROOT / "nix" / "modules" / "osiris-server.nix"
 OPTIONS = ROOT / "nix" / "modules" / "agent-options.nix"
-IMAGE = ROOT / "iso" / "appliance.nix"
+# what the live ISO (iso/appliance.nix) and the installed system (iso/installed.nix) share; those
+# two are evaluated in tests/test_nix_flake.py
+IMAGE = ROOT / "iso" / "common.nix"
+IMAGES = sorted((ROOT / "iso").glob("*.nix"))
 NIX = shutil.which("nix-instantiate")
 
 needs_nix = pytest.mark.skipif(
@@ -102,6 +105,9 @@ def test_there_are_nix_files_to_check() -> None:
         "nix/modules/osiris-server.nix",
         "nix/tests/stub-lib.nix",
         "iso/appliance.nix",
+        "iso/common.nix",
+        "iso/installed.nix",
+        "nix/tests/vm/first-boot-enrolment.nix",
         "flake.nix",
     } <= names
 
@@ -445,7 +451,9 @@ def test_image_opens_no_ports_and_has_no_autologin_or_nopasswd() -> None:
 
 def test_image_source_has_no_baked_in_secrets_or_autologin() -> None:
     """Grep of the source, for what evaluation can't see (e.g. text in comments is excluded)."""
-    code = "\n".join(line.split("#", 1)[0] for line in IMAGE.read_text().splitlines())
+    code = "\n".join(
+        line.split("#", 1)[0] for image in IMAGES for line in image.read_text().splitlines()
+    )
     for bad in (
         "NOPASSWD",
         "ssh-ed25519",

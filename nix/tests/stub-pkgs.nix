@@ -6,13 +6,15 @@ let
   names = [
     "bash" "coreutils" "gawk" "gnused" "gnugrep" "findutils" "systemd" "util-linux"
     "cryptsetup" "nftables" "getent" "nix" "openssh" "osiris"
-    "clamav" "gnutar" "gzip"
+    "clamav" "gnutar" "gzip" "dosfstools" "e2fsprogs" "nixos-install-tools" "openssl" "jq"
+    "iproute2" "shellcheck"
   ];
 in
 builtins.listToAttrs (map (n: { name = n; value = store n; }) names) // {
   callPackage = _path: _args: store "osiris";
   writeShellScript = name: _text: store name;
   writeText = name: _text: store name;
+  writeShellApplication = { name, ... }: store name;
   runCommand = name: _env: _script: store name;
   python3 = {
     sitePackages = "lib/python3.11/site-packages";
