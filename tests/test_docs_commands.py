@@ -1,4 +1,5 @@
-"""Every command the README and ``docs/*.md`` show in a fenced code block is one the CLIs have.
+"""Every command the README, iso/README.md (the technician's guide) and ``docs/*.md`` show in a
+fenced code block is one the CLIs have.
 
 For each ``osiris``, ``osiris-agent`` and ``osiris-server`` command line (a ``\\`` continuation
 joined, ``&&``, ``||``, ``;`` and ``|`` separating commands, ``$ ``, ``sudo`` and ``VAR=value``
@@ -24,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "iso" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PROGRAMS = ("osiris", "osiris-agent", "osiris-server")
 SEPARATORS = {"&&", "||", ";", "|"}
 _FENCE = re.compile(r"^\s*(```|~~~)")
