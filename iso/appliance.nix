@@ -16,9 +16,11 @@ let
     runtimeInputs = with pkgs; [
       coreutils util-linux cryptsetup systemd dosfstools e2fsprogs nixos-install-tools
     ];
+    # writeShellApplication writes its own shebang and shellchecks the text: the script's own
+    # shebang line goes (shellcheck refuses a shebang below line 1).
     text = ''
       export OSIRIS_SYSTEM=${if system == null then "" else "${system}"}
-    '' + builtins.readFile ./osiris-install;
+    '' + lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./osiris-install);
   };
   console = pkgs.writeShellApplication {
     name = "osiris-install-console";

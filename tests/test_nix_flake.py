@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +207,32 @@ def test_stub_flake_input_cannot_pass_a_missing_check(tmp_path: Path) -> None:
     names = set(json.loads(_nix("--eval", "--json", "-E", expr)))
     assert "vm-tech-tui-local" not in names and "vm-other" in names
     assert URL  # the shared example URL of test_nix (keeps one definition)
+
+
+# what pkgs.writeShellApplication puts before the text, and then shellchecks (nixpkgs 24.11)
+_PREAMBLE = "#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\n\n"
+
+
+def _shellcheck(text: str, tmp_path: Path, name: str) -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed")
+    f = tmp_path / name
+    f.write_text(_PREAMBLE + text)
+    r = subprocess.run(["shellcheck", str(f)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+
+
+def test_iso_shell_applications_pass_the_shellcheck_their_build_runs(tmp_path: Path) -> None:
+    """writeShellApplication fails the build on any shellcheck finding: the text the ISO hands
+    it (the installer with its shebang removed and OSIRIS_SYSTEM set; the tty8 prompt) is
+    checked here the same way."""
+    code = ISO.read_text()
+    first = INSTALLER.read_text().split("\n", 1)[0]
+    assert f'lib.removePrefix "{first}\\n" (builtins.readFile ./osiris-install)' in code
+    installer = INSTALLER.read_text().removeprefix(first + "\n")
+    _shellcheck("export OSIRIS_SYSTEM=/nix/store/x-system\n" + installer, tmp_path, "install")
+    m = re.search(r'name = "osiris-install-console";.*?text = \'\'\n(.*?)\n    \'\';', code, re.S)
+    assert m, "the console's text block"
+    console = m[1].replace("''${", "${")
+    assert "osiris-install --confirm" in console
+    _shellcheck(console, tmp_path, "console")

@@ -62,6 +62,10 @@ rec {
   filterAttrs = pred: a: builtins.listToAttrs (map (n: { name = n; value = a.${n}; })
     (builtins.filter (n: pred n a.${n}) (builtins.attrNames a)));
   hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
+  removePrefix = p: s:
+    if hasPrefix p s
+    then builtins.substring (builtins.stringLength p) (builtins.stringLength s) s
+    else s;
   hasSuffix = x: s:
     let ls = builtins.stringLength s; lx = builtins.stringLength x;
     in lx <= ls && builtins.substring (ls - lx) lx s == x;
