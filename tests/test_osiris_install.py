@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -255,3 +256,36 @@ def test_plan_luks_key_sequence_on_a_real_file(tmp_path: Path) -> None:
     for p in tmp_path.rglob("*"):
         if p.is_file() and p != img:
             assert key[1] not in p.read_text(errors="replace")
+
+
+def test_provisioning_stick_is_found_by_label_and_mounted_read_only(tmp_path: Path) -> None:
+    """No --provision: a stick labelled OSIRIS-PROV is mounted read-only, its file and keys
+    copied (0600 file in the agent's inbox, keys root-readable), and it is unmounted."""
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    label = tmp_path / "dev" / "disk" / "by-label"
+    label.mkdir(parents=True)
+    os.mknod(label / "OSIRIS-PROV", 0o600 | stat.S_IFBLK, os.makedev(7, 250))
+    r = install(tmp_path, "--dry-run", sysfs=fake_box(tmp_path, {"sda": {}}))
+    assert r.returncode == 0, r.stderr
+    cmds = plan(r.stdout)
+    mnt = str(tmp_path / "run" / "osiris-install" / "prov")
+    i_mount = cmds.index(["mount", "-o", "ro", str(label / "OSIRIS-PROV"), mnt])
+    i_copy = cmds.index(["install", "-m", "0600", f"{mnt}/osiris-provision.toml",
+                         "/mnt/var/lib/osiris-provision/inbox/osiris-provision.toml"])  # fmt: skip
+    i_keys = cmds.index(["install", "-m", "0644", f"{mnt}/ssh/tech.keys",
+                         "/mnt/var/lib/osiris-provision/ssh/tech.keys"])  # fmt: skip
+    i_umount = cmds.index(["umount", mnt])
+    assert (
+        i_mount
+        < i_copy
+        < i_keys
+        < i_umount
+        < cmds.index(next(c for c in cmds if c[0] == "nixos-install"))
+    )
+
+
+def test_without_a_stick_nothing_is_copied(tmp_path: Path) -> None:
+    r = install(tmp_path, "--dry-run", sysfs=fake_box(tmp_path, {"sda": {}}))
+    assert r.returncode == 0
+    assert not any("osiris-provision.toml" in " ".join(c) for c in plan(r.stdout))
