@@ -105,6 +105,16 @@ def test_picks_the_single_non_removable_disk(tmp_path: Path) -> None:
         ({"sda": {"parts": ["sda1", "sda2"]}}, [], "holds partitions: refusing to erase"),
         ({"sda": {}, "sdb": {"removable": 1}}, ["--disk", "/dev/sdb"], "is removable"),
         ({"sda": {}}, ["--disk", "/dev/sdz"], "is not a disk of this box"),
+        (
+            {"sda": {"parts": ["sda1"]}},
+            ["--disk", "/dev/sda1", "--wipe"],
+            "is not a disk of this box",
+        ),
+        ({"sda": {}}, ["--disk", "/dev/"], "takes a whole disk as /dev/NAME"),
+        ({"sda": {}}, ["--disk", "/dev/../sys"], "takes a whole disk as /dev/NAME"),
+        ({"sda": {}}, ["--disk", "/dev/sda; reboot"], "takes a whole disk as /dev/NAME"),
+        ({"sda": {}}, ["--disk", "sda"], "takes a whole disk as /dev/NAME"),
+        ({"sda": {}}, ["--disk"], "usage:"),
         ({"sda": {}}, ["--provision", "/nonexistent/osiris-provision.toml"], "not found"),
     ],
 )
@@ -112,7 +122,7 @@ def test_refuses_and_touches_nothing(
     tmp_path: Path, disks: dict[str, dict[str, object]], args: list[str], message: str
 ) -> None:
     r = install(tmp_path, "--dry-run", *args, sysfs=fake_box(tmp_path, disks))
-    assert r.returncode == 1
+    assert r.returncode == (2 if message == "usage:" else 1)  # 2: a usage error
     assert message in r.stderr
     assert "Traceback" not in r.stderr and plan(r.stdout) == []  # no command was planned
 
