@@ -190,9 +190,16 @@ def test_dry_run_plan_order_recovery_key_then_tpm_then_wipe_then_data(tmp_path: 
     ]
     assert key_lines and all(">" not in line for line in key_lines)
     assert all("--key-file" not in c or str(tmp_path / "run") in " ".join(c) for c in cmds)
+    stage = str(tmp_path / "run" / "osiris-install" / "stage")
     copied = [c for c in cmds if c[0] == "install" and c[1:3] == ["-m", "0600"]]
-    assert copied == [["install", "-m", "0600", str(prov / "osiris-provision.toml"),
-                       "/mnt/var/lib/osiris-provision/inbox/osiris-provision.toml"]]  # fmt: skip
+    assert copied == [
+        ["install", "-m", "0600", str(prov / "osiris-provision.toml"),
+         f"{stage}/osiris-provision.toml"],
+        ["install", "-m", "0600", f"{stage}/osiris-provision.toml",
+         "/mnt/var/lib/osiris-provision/inbox/osiris-provision.toml"],
+    ]  # fmt: skip
+    # the medium is read before anything is erased
+    assert cmds.index(copied[0]) < at("sfdisk") < at("luksFormat") < cmds.index(copied[1])
     assert not (tmp_path / "run").exists()  # a dry run creates nothing
 
 
@@ -280,22 +287,59 @@ def test_provisioning_stick_is_found_by_label_and_mounted_read_only(tmp_path: Pa
     assert r.returncode == 0, r.stderr
     cmds = plan(r.stdout)
     mnt = str(tmp_path / "run" / "osiris-install" / "prov")
-    i_mount = cmds.index(["mount", "-o", "ro", str(label / "OSIRIS-PROV"), mnt])
+    stage = str(tmp_path / "run" / "osiris-install" / "stage")
+    i_mount = cmds.index(["mount", "-o", "ro,nosuid,nodev,noexec", str(label / "OSIRIS-PROV"), mnt])
     i_copy = cmds.index(["install", "-m", "0600", f"{mnt}/osiris-provision.toml",
-                         "/mnt/var/lib/osiris-provision/inbox/osiris-provision.toml"])  # fmt: skip
-    i_keys = cmds.index(["install", "-m", "0644", f"{mnt}/ssh/tech.keys",
-                         "/mnt/var/lib/osiris-provision/ssh/tech.keys"])  # fmt: skip
+                         f"{stage}/osiris-provision.toml"])  # fmt: skip
+    i_keys = cmds.index(["install", "-m", "0644", f"{mnt}/ssh/tech.keys", f"{stage}/tech.keys"])
     i_umount = cmds.index(["umount", mnt])
-    assert (
-        i_mount
-        < i_copy
-        < i_keys
-        < i_umount
-        < cmds.index(next(c for c in cmds if c[0] == "nixos-install"))
+    i_erase = next(i for i, c in enumerate(cmds) if c[0] == "sfdisk")
+    i_inbox = cmds.index(["install", "-m", "0600", f"{stage}/osiris-provision.toml",
+                          "/mnt/var/lib/osiris-provision/inbox/osiris-provision.toml"])  # fmt: skip
+    i_tech = cmds.index(["install", "-m", "0644", f"{stage}/tech.keys",
+                         "/mnt/var/lib/osiris-provision/ssh/tech.keys"])  # fmt: skip
+    i_nixos = next(i for i, c in enumerate(cmds) if c[0] == "nixos-install")
+    assert i_mount < i_copy < i_keys < i_umount < i_erase < i_inbox < i_tech < i_nixos
+
+
+def test_symlinks_on_the_medium_are_refused(tmp_path: Path) -> None:
+    prov = tmp_path / "stick"
+    (prov / "ssh").mkdir(parents=True)
+    (prov / "osiris-provision.toml").symlink_to("/etc/shadow")
+    r = install(
+        tmp_path, "--dry-run", "--provision", str(prov), sysfs=fake_box(tmp_path, {"sda": {}})
     )
+    assert r.returncode == 1 and "is a symbolic link: refusing" in r.stderr
+    assert not any(c[0] == "nixos-install" for c in plan(r.stdout))
 
 
 def test_without_a_stick_nothing_is_copied(tmp_path: Path) -> None:
     r = install(tmp_path, "--dry-run", sysfs=fake_box(tmp_path, {"sda": {}}))
     assert r.returncode == 0
     assert not any("osiris-provision.toml" in " ".join(c) for c in plan(r.stdout))
+
+
+@pytest.mark.skipif(shutil.which("sfdisk") is None, reason="apt-get install -y fdisk")
+def test_real_run_on_an_image_file_partitions_it_and_leaves_no_secret(tmp_path: Path) -> None:
+    """Not a dry run: the disk is an image file (OSIRIS_DEV/sda). The script stages the
+    provisioning file, partitions the image for real, then stops at luksFormat (no udev here
+    makes the by-partlabel link, and no device mapper is touched on this machine). On that
+    failure the throwaway passphrase and the staged claim code are gone from the runtime dir."""
+    if os.geteuid() != 0:
+        pytest.skip("the real run needs root")
+    (tmp_path / "dev").mkdir()
+    img = tmp_path / "dev" / "sda"
+    with img.open("wb") as f:
+        f.truncate(1024**3)
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    (stick / "osiris-provision.toml").write_text('claim_code = "SECRET-CLAIM-CODE"\n')
+    r = install(tmp_path, "--provision", str(stick), sysfs=fake_box(tmp_path, {"sda": {}}))
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr  # stops at luksFormat (or at udevadm where no udev)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(img)], capture_output=True,
+                                      text=True, check=True).stdout)["partitiontable"]  # fmt: skip
+    assert [p["name"] for p in table["partitions"]] == ["osiris-esp", "osiris-luks"]
+    run = tmp_path / "run" / "osiris-install"
+    assert run.is_dir() and list(run.iterdir()) == []  # no passphrase, no staged claim code
+    assert "SECRET-CLAIM-CODE" not in r.stdout + r.stderr
