@@ -13,7 +13,9 @@ pkgs.testers.runNixOSTest {
     assert "192.168.1.254" in table, table
     # the baseline the host runs is the one RB-NIX-FW-001 pins
     appliance.succeed("test -s /etc/osiris/nftables-baseline.nft.sha256")
-    # DNS to a host that is not a resolver is dropped
-    appliance.fail("timeout 5 bash -c 'echo > /dev/udp/192.0.2.53/53; echo > /dev/tcp/192.0.2.53/53'")
+    # DNS may go to the resolver, not to another host on the same link (both on-link, so
+    # routing is not the difference: the output policy is; a dropped send fails with EPERM)
+    appliance.succeed("bash -c 'echo x > /dev/udp/192.168.1.254/53'")
+    appliance.fail("bash -c 'echo x > /dev/udp/192.168.1.99/53'")
   '';
 }
