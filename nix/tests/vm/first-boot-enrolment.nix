@@ -34,9 +34,11 @@ pkgs.testers.runNixOSTest {
         return len(rows) == 1 and rows[0].get("last_seen_at") is not None
 
     retry(checked_in, timeout_seconds=180)
-    # the claim code is used up (single-use)
+    [enrolled] = json.loads(server.succeed(f"{env} osiris appliance list --site clinic-a --json"))
+    # the claim code is used up (single-use), by this appliance
     claims = json.loads(server.succeed(f"{env} osiris provision list --json"))
-    assert all(c.get("status") != "pending" for c in claims), claims
+    [claim] = [c for c in claims if c["site_id"] == "clinic-a"]
+    assert claim["used_at"] is not None and claim["appliance_id"] == enrolled["id"], claim
     # no secret of the provisioning file in the journal
     assert code not in appliance.succeed("journalctl -b --no-pager")
   '';
