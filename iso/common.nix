@@ -70,7 +70,7 @@ in
       isNormalUser = true;
       description = "Technician (SSH key supplied at provisioning)";
       hashedPassword = "!"; # no password: keys only, and no sudo without a password
-      extraGroups = [ "osiris" "systemd-journal" ];
+      extraGroups = [ "osiris" "osiris-tech" "systemd-journal" ];
     };
     security.sudo.enable = true;
     security.sudo.wheelNeedsPassword = lib.mkForce true;

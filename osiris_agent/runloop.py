@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from osiris_core import canonical
 
+from . import status_snapshot
 from .context import CycleReport
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class RunLoop:
                 {"at": canonical.utc_now(), "reachable": report.reachable,
                  "recorded": report.recorded, "acked": report.acked},
             )  # fmt: skip
+        status_snapshot.refresh(ctx)  # what the technician's console shows (no secrets)
         return report
 
     def run(self, stop: threading.Event) -> None:
@@ -99,6 +101,7 @@ class RunLoop:
         next_cycle = 0.0
         next_flush: float | None = None
         request = ctx.state_dir / RUN_REQUEST
+        status_snapshot.refresh(ctx)  # at start: the console shows the agent is up
         while not stop.is_set():
             if ctx.decommissioned is not None:  # closed by `osiris-agent decommission`
                 log.error("this appliance was decommissioned (chain closed at seq %s); stopping",

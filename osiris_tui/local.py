@@ -25,6 +25,8 @@ from osiris_core.files import write_atomic
 
 RUN_REQUEST = "run-request"
 PINS = "pins.json"
+SNAPSHOT = "status.json"  # osiris_agent/status_snapshot.py writes it (named here, not imported)
+SNAPSHOT_SCHEMA = "osiris.status/1"
 # The state directory or its database cannot be read (exit 2 in the CLI): the view's error.
 LocalStateError = AgentStateError
 
@@ -87,6 +89,10 @@ class LocalState:
     decommissioned: int | None = None
     policy_version: str | None = None
     ruleset_hash: str | None = None
+    # read from the agent's published snapshot (a status dir) rather than its state dir
+    snapshot: bool = False
+    written_at: str | None = None
+    interval_s: int | None = None
 
     @property
     def drift_count(self) -> int:
@@ -164,11 +170,86 @@ def epoch_of(when: str | None) -> float | None:
         return None
 
 
+def is_snapshot(state_dir: str | os.PathLike[str]) -> bool:
+    """A status dir (the agent's published ``status.json``), not the agent's state dir."""
+    d = Path(state_dir)
+    return (d / SNAPSHOT).exists() and not (d / "state.db").exists()
+
+
+def read_snapshot(status_dir: str | os.PathLike[str]) -> LocalState:
+    """The appliance's status from ``status.json`` alone: on the box the technician may read
+    nothing else (the state dir holds the keys and the token). A file that is not a snapshot
+    is an error, never a guess."""
+    d = Path(status_dir)
+    try:
+        doc = json.loads((d / SNAPSHOT).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise LocalStateError(f"{d / SNAPSHOT}: cannot read: {e.strerror or e}") from None
+    except ValueError:
+        raise LocalStateError(f"{d / SNAPSHOT}: not JSON (a snapshot being written?)") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SNAPSHOT_SCHEMA:
+        raise LocalStateError(f"{d / SNAPSHOT}: not an Osiris status snapshot")
+
+    def text(key: str) -> str | None:
+        v = doc.get(key)
+        return str(v) if v is not None else None
+
+    def num(key: str) -> int:
+        v = doc.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+    st = LocalState(state_dir=str(d), read_at=time.time(), snapshot=True)
+    st.written_at = text("written_at")
+    st.appliance_id, st.site_id = text("appliance_id"), text("site_id")
+    st.server_url = text("server_url")
+    st.last_checkin, st.last_attempt = text("last_reached_at"), text("last_attempt_at")
+    st.last_error = text("last_error")
+    ok = doc.get("last_attempt_ok")
+    st.server_reachable = ok if isinstance(ok, bool) else None
+    st.clock = doc.get("clock") if isinstance(doc.get("clock"), dict) else None
+    st.interval_s = num("checkin_interval_s") or None
+    st.outbox_depth, st.outbox_rejected = num("outbox_depth"), num("outbox_rejected")
+    st.chain_seq, st.chain_head = num("chain_seq"), text("chain_head")
+    st.last_receipt = doc.get("last_receipt") if isinstance(doc.get("last_receipt"), dict) else None
+    st.witness_size = num("witness_size") if doc.get("witness_size") is not None else None
+    if doc.get("witness_cosigned"):
+        st.meta["witness_checkpoint"] = "(in the snapshot)"
+    st.witness_distrust = text("witness_distrust")
+    st.signing_vkey, st.cosign_vkey = text("signing_vkey"), text("cosign_vkey")
+    st.log_vkey, st.order_vkey = text("log_vkey"), text("order_vkey")
+    st.key_rotations = num("key_rotations")
+    dec = doc.get("decommissioned")
+    st.decommissioned = dec if isinstance(dec, int) and not isinstance(dec, bool) else None
+    st.policy_version, st.ruleset_hash = text("policy_version"), text("ruleset_hash")
+    for row in doc.get("results") or []:
+        if isinstance(row, dict):
+            st.results.append(LocalResult(**{k: row.get(k) for k in _RESULT_KEYS}))
+    for row in doc.get("evidence") or []:
+        if isinstance(row, dict):
+            st.evidence.append(LocalEvidence(**{k: row.get(k) for k in _EVIDENCE_KEYS}))
+    return st
+
+
+def snapshot_age_s(st: LocalState, now: float | None = None) -> float | None:
+    """How old the agent's snapshot is (None when the view is not a snapshot)."""
+    at = epoch_of(st.written_at)
+    return None if at is None else max(0.0, (now or time.time()) - at)
+
+
+def is_stale(st: LocalState, now: float | None = None) -> bool:
+    """Older than three check-in intervals (at least 5 min): the agent is not publishing."""
+    age = snapshot_age_s(st, now)
+    return age is not None and age > max(300, 3 * (st.interval_s or 60))
+
+
 def read_state(state_dir: str | os.PathLike[str], evidence_limit: int = 200) -> LocalState:
-    """One consistent read of the agent's state (a single read transaction)."""
+    """One consistent read of the agent's state (a single read transaction); a status dir
+    (the appliance's ``status.json``) is read from the snapshot alone."""
     d = Path(state_dir)
     if not d.is_dir():
         raise LocalStateError(f"{d}: not a directory")
+    if is_snapshot(d):
+        return read_snapshot(d)
     st = LocalState(state_dir=str(d), read_at=time.time())
     st.run_requested = (d / RUN_REQUEST).exists()
     pins = d / PINS
@@ -202,8 +283,17 @@ def read_state(state_dir: str | os.PathLike[str], evidence_limit: int = 200) -> 
     return st
 
 
+_RESULT_KEYS = ("host_id", "check", "status", "since", "observed", "expected", "updated_at")
+_EVIDENCE_KEYS = (
+    "seq", "bundle_hash", "host_id", "check", "outcome", "created_at", "log_index", "acked",
+)  # fmt: skip
+
+
 def envelope(state_dir: str | os.PathLike[str], seq: int) -> dict[str, Any] | None:
-    """The full signed envelope of one local bundle (for the detail pane)."""
+    """The full signed envelope of one local bundle (for the detail pane); a snapshot holds
+    none (the envelopes live in the agent's private state.db)."""
+    if is_snapshot(state_dir):
+        return None
     return _read_envelope(state_dir, seq)
 
 
@@ -215,6 +305,11 @@ def request_run(state_dir: str | os.PathLike[str]) -> Path:
     d = Path(state_dir)
     if not d.is_dir():
         raise LocalStateError(f"{d}: not a directory")
+    if is_snapshot(d):
+        raise LocalStateError(
+            "this console reads the agent's published snapshot and cannot ask for a cycle; "
+            "the agent runs one every check-in interval"
+        )
     target = d / RUN_REQUEST
     body = json.dumps({"requested_at": int(time.time()), "by": "osiris tui --local"})
     write_atomic(target, body.encode("utf-8"), mode=0o644)  # not a secret: the agent reads it

@@ -207,7 +207,9 @@ def test_module_defaults_are_valid_agent_config(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
     path.write_text(toml_of(result))
     cfg = load_config(path)  # the agent's own reader, from a real file
-    assert cfg == AgentConfig.from_dict({"server": {"url": URL}})
+    assert cfg == AgentConfig.from_dict(
+        {"server": {"url": URL}, "agent": {"status_dir": "/var/lib/osiris-status"}}
+    )  # the one key the module always writes: the technician's snapshot is outside state_dir
     # Derived keys were left out, so the agent derived them from state_dir.
     assert cfg.agent.key_file == "/var/lib/osiris/appliance.key"
 
@@ -237,10 +239,28 @@ def test_module_values_round_trip_through_toml(tmp_path: Path) -> None:
     assert cfg.agent.key_file == "/srv/osiris/appliance.key"
     expected = {s: {"server": {"url": URL}}.get(s, {}) | v for s, v in settings.items()}
     expected["server"]["url"] = URL
+    expected["agent"]["status_dir"] = "/var/lib/osiris-status"  # the module always names it
     assert cfg == AgentConfig.from_dict(expected)
-    # The unit writes to the custom state dir.
+    # The unit writes to the custom state dir and to the technician's status dir.
     svc = result["config"]["systemd"]["services"]["osiris-agent"]["serviceConfig"]
-    assert svc["ReadWritePaths"] == ["/srv/osiris"]
+    assert svc["ReadWritePaths"] == ["/srv/osiris", "/var/lib/osiris-status"]
+
+
+@needs_nix
+def test_status_snapshot_dir_is_for_the_tech_group_only() -> None:
+    """status.json goes to a 2750 osiris:osiris-tech dir outside the 0700 state dir, and the
+    technician is in osiris-tech (the console reads only that file: tests/agent/
+    test_status_snapshot.py)."""
+    result = agent()
+    assert result["failedAssertions"] == []
+    conf = result["config"]
+    assert (
+        "d /var/lib/osiris-status 2750 osiris osiris-tech -" in conf["systemd"]["tmpfiles"]["rules"]
+    )
+    assert "osiris-tech" in conf["users"]["groups"]
+    assert 'status_dir = "/var/lib/osiris-status"' in toml_of(result)
+    tech = image()["config"]["users"]["users"]["tech"]
+    assert "osiris-tech" in tech["extraGroups"]
 
 
 @needs_nix

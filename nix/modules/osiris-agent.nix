@@ -31,8 +31,10 @@ let
 
   # --- agent.toml, written in pure Nix ------------------------------------------------------
   # null = key absent (TOML has no null), so the agent applies its own/derived default.
+  # agent.status_dir is always written: the module owns where the technician's snapshot goes.
   cleanSettings = lib.filterAttrs (_: body: body != { })
-    (lib.mapAttrs (_: body: lib.filterAttrs (_: v: v != null) body) s);
+    (lib.mapAttrs (_: body: lib.filterAttrs (_: v: v != null) body)
+      (s // { agent = s.agent // { status_dir = statusDir; }; }));
 
   # builtins.toJSON of a string is a valid TOML basic string (same escapes: \" \\ \n \uXXXX).
   tomlValue = v:
@@ -105,6 +107,9 @@ let
   '';
 
   stateDir = s.agent.state_dir;
+  # status.json for the technician's console (osiris_agent/status_snapshot.py): 2750 osiris:
+  # osiris-tech, so `osiris tui --local` as tech reads the status and never the state dir
+  statusDir = if s.agent.status_dir != null then s.agent.status_dir else "/var/lib/osiris-status";
 
   # Root oneshot for RB-NIX-GEN-001: the agent writes a switch request carrying the SIGNED
   # release document (from its signed policy) to <state_dir>/switch/request.json and starts
@@ -346,6 +351,9 @@ in
       description = "Osiris compliance agent";
     };
     users.groups.${cfg.group} = { };
+    # who may read the agent's status snapshot (the technician's console), and nothing else
+    users.groups.osiris-tech = { };
+    systemd.tmpfiles.rules = [ "d ${statusDir} 2750 ${cfg.user} osiris-tech -" ];
 
     environment.etc."osiris/agent.toml" = {
       text = tomlText;
@@ -376,7 +384,7 @@ in
         DynamicUser = false;
         StateDirectory = "osiris";
         StateDirectoryMode = cfg.stateDirMode;
-        ReadWritePaths = lib.optional (stateDir != "/var/lib/osiris") stateDir;
+        ReadWritePaths = lib.optional (stateDir != "/var/lib/osiris") stateDir ++ [ statusDir ];
         UMask = "0077";
         Restart = "on-failure";
         RestartSec = "10s";

@@ -46,6 +46,8 @@ from ..fmt import safe, safe_json
 from ..profiles import resolve
 
 DEFAULT_STATE_DIR = "/var/lib/osiris"
+# where the appliance's agent publishes status.json for the technician (group osiris-tech)
+DEFAULT_STATUS_DIR = "/var/lib/osiris-status"
 
 
 PROG = "osiris"

@@ -10,7 +10,7 @@ import click
 
 from osiris_core.errors import ExitCode
 
-from .base import DEFAULT_STATE_DIR, fail
+from .base import DEFAULT_STATUS_DIR, fail
 
 
 @click.command("tui")
@@ -18,10 +18,11 @@ from .base import DEFAULT_STATE_DIR, fail
     "--local",
     "local_dir",
     is_flag=False,
-    flag_value=DEFAULT_STATE_DIR,
+    flag_value=DEFAULT_STATUS_DIR,
     default=None,
-    metavar="[STATE_DIR]",
-    help=f"On the appliance: show the agent's own state (default {DEFAULT_STATE_DIR}).",
+    metavar="[DIR]",
+    help="On the appliance: show the agent's published status snapshot (default "
+    f"{DEFAULT_STATUS_DIR}), or an agent state dir you may read (lab, development).",
 )
 @click.option("--read-only", is_flag=True, help="Disable every mutation.")
 @click.pass_context

@@ -22,7 +22,15 @@ from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
 from ..fmt import age, cell, safe, status_cell
-from ..local import LocalState, envelope, epoch_of, read_state, request_run
+from ..local import (
+    LocalState,
+    envelope,
+    epoch_of,
+    is_stale,
+    read_state,
+    request_run,
+    snapshot_age_s,
+)
 from ..widgets.footer import OsirisFooter
 from ..widgets.modals import ConfirmModal, JsonModal
 from ..widgets.polling import Poll
@@ -131,6 +139,9 @@ class LocalScreen(Screen):
         )
         if st.server_reachable is False and st.last_error:
             reach = (f"{reach[0]}: {' '.join(safe(st.last_error).split())[:40]}", reach[1])
+        stale = st.snapshot and is_stale(st, now)
+        if stale:  # never "reachable" from a snapshot the agent stopped refreshing
+            reach = ("? unknown (the agent's snapshot is stale)", "yellow")
         clock = st.clock or {}
         clock_txt = (
             f"ntp {'ok' if clock.get('ntp_ok') else 'NOT ok'} {safe(clock.get('offset_ms', '?'))}ms"
@@ -155,7 +166,7 @@ class LocalScreen(Screen):
                 f"  drift {st.drift_count}",
                 ("  run requested" if st.run_requested else "", "yellow"),
                 ("  DECOMMISSIONED" if st.decommissioned is not None else "", "bold red"),
-                f"  read {age(now - st.read_at)} ago",
+                _read_age(st, now, stale),
             )
         )
 
@@ -209,6 +220,18 @@ class LocalScreen(Screen):
             env = envelope(self.state_dir, int(event.row_key.value))
             if env is not None:
                 self.app.push_screen(JsonModal(f"bundle seq {event.row_key.value}", env))
+
+
+def _read_age(st: LocalState, now: float, stale: bool) -> str | tuple[str, str]:
+    """How fresh the view is: the snapshot's own age on the box, else when it was read."""
+    if not st.snapshot:
+        return f"  read {age(now - st.read_at)} ago"
+    snap = snapshot_age_s(st, now)
+    if snap is None:
+        return ("  snapshot time unknown", "yellow")
+    if stale:
+        return (f"  SNAPSHOT STALE: written {age(snap)} ago (is the agent running?)", "bold red")
+    return f"  snapshot written {age(snap)} ago"
 
 
 def _reached(st: LocalState, now: float) -> list[str | tuple[str, str]]:
