@@ -28,7 +28,9 @@ import click
 from osiris_agent.cli_common import (
     PROG,
     _agent,
+    _agent_from,
     _fail,
+    _load,
     _logging,
     _refuse_decommissioned,
     _warn,
@@ -107,10 +109,11 @@ def enroll(
 @click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(config: str | None, verbose: bool) -> None:
-    """Run cycles until SIGTERM/SIGINT."""
+    """Run cycles until SIGTERM/SIGINT; not enrolled yet: wait for a claim code first
+    (docs/enrolment.md)."""
+    from osiris_agent import firstboot
+
     _logging(True)
-    agent = _agent(config)
-    _refuse_decommissioned(agent)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -118,6 +121,14 @@ def run(config: str | None, verbose: bool) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    cfg = _load(config, None)
+    if not firstboot.is_enrolled(cfg):
+        enrolled = firstboot.wait_enrolled(cfg, stop)
+        if enrolled is None:
+            return
+        cfg = enrolled
+    agent = _agent_from(firstboot.effective(cfg))
+    _refuse_decommissioned(agent)
     try:
         agent.run(stop)
         closed = agent.decommissioned
