@@ -19,7 +19,7 @@ from pathlib import Path
 from osiris_core.errors import OsirisError
 from osiris_core.files import write_private
 
-from . import provision_file
+from . import mac_enrol, provision_file
 from .client import AuthRefused, ServerRefused, ServerUnreachable
 from .config import AgentConfig
 from .enroll import CONFIG_NAME, PINS_NAME, enroll
@@ -49,6 +49,7 @@ class FirstBoot:
         self.cfg = cfg
         self.sd = Path(cfg.agent.state_dir)
         self.pending: tuple[str, str | None] | None = None  # (claim code, ca file)
+        self.announced = False
 
     def _from_file(self) -> None:
         path = provision_file.find(self.cfg.enrolment.provision_dirs)
@@ -66,6 +67,25 @@ class FirstBoot:
         log.warning("provisioning file %s read and wiped; enrolling with %s",
                     prov.path, self.cfg.server.url)  # fmt: skip
         self.pending = (prov.claim_code, ca)
+
+    def _from_mac(self) -> None:
+        try:
+            secret = mac_enrol.load_or_create_secret(self.sd)
+        except (OsirisError, OSError) as e:
+            log.error("MAC enrolment disabled: %s", e)
+            return
+        if not self.announced:
+            log.warning("MAC enrolment: requester fingerprint %s (an operator approves exactly "
+                        "this)", mac_enrol.fingerprint(secret))  # fmt: skip
+            self.announced = True
+        ca = effective(self.cfg).server.ca_file
+        try:
+            code = mac_enrol.poll(self.cfg.server.url, ca, secret)
+        except (OsirisError, OSError) as e:
+            log.warning("MAC enrolment: %s; will retry", e)
+            return
+        if code is not None:
+            self.pending = (code, ca)
 
     def _enroll_pending(self) -> bool:
         if self.pending is None:
@@ -95,6 +115,8 @@ class FirstBoot:
         self.sd.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.pending is None:
             self._from_file()
+        if self.pending is None and self.cfg.enrolment.mac_poll:
+            self._from_mac()
         return self._enroll_pending() or is_enrolled(self.cfg)
 
 
