@@ -143,6 +143,15 @@ def run(config: str | None, verbose: bool) -> None:
 
 @main.command()
 @click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+def setup(config: str | None) -> None:
+    """First-boot console (tty1): show the key fingerprints, take a claim code, enrol."""
+    from osiris_agent.setup_screen import SetupApp
+
+    SetupApp(_load(config, None)).run()
+
+
+@main.command()
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
 @click.option("-v", "--verbose", is_flag=True)
 def once(config: str | None, verbose: bool) -> None:
     """One cycle; exit 0 if the server was reached and the log trusted, 3 if the server was
