@@ -1,7 +1,8 @@
 """`osiris-agent`: the appliance agent's command line.
 
-This module holds the group and the commands that run the agent (``enroll``, ``run``,
-``once``); ``cli_state.py`` the state-dir commands (``status``, ``outbox``, ``witness``),
+This module holds the group and the commands that run the agent (``enroll``, ``run`` — which
+waits in first-boot mode while not enrolled, ``firstboot.py`` — ``setup``, ``once``);
+``cli_state.py`` the state-dir commands (``status``, ``outbox``, ``witness``),
 ``cli_keys.py`` the key and chain commands (``attest``, ``rotate-key``, ``decommission``),
 ``cli_common.py`` what they share.
 
