@@ -57,10 +57,19 @@ in
       enable = true;
       settings.server.url = cfg.serverUrl;
       settings.egress.resolvers = cfg.dnsResolvers;
+      # First boot: a USB stick labelled OSIRIS-PROV carrying osiris-provision.toml (the udev
+      # rule below mounts it here, owned by the agent user, which wipes the file it reads).
+      settings.enrolment.provision_dirs = lib.mkDefault [ "/run/osiris-provision" ];
       egress.enable = true;
       # Substitutes for the signed system closures RB-NIX-GEN-001 switches to.
       egress.allowedHosts = [ "cache.nixos.org" ];
     };
+
+    # A vfat/exfat stick labelled OSIRIS-PROV is mounted at /run/osiris-provision for the agent
+    # user only (uid/gid osiris, umask 0077, nosuid,nodev,noexec); nothing else is automounted.
+    services.udev.extraRules = ''
+      ACTION=="add", SUBSYSTEM=="block", ENV{ID_FS_LABEL}=="OSIRIS-PROV", RUN+="/run/current-system/sw/bin/systemd-mount --no-block --collect -o uid=osiris,gid=osiris,umask=0077,nosuid,nodev,noexec $devnode /run/osiris-provision"
+    '';
 
     # --- logins ------------------------------------------------------------------------------
     services.getty.autologinUser = lib.mkForce null;

@@ -45,6 +45,8 @@
       "d /var/lib/osiris-provision/inbox 0700 osiris osiris - -"
       "Z /var/lib/osiris-provision/inbox - osiris osiris - -"
     ];
-    services.osiris-agent.settings.enrolment.provision_dirs = [ "/var/lib/osiris-provision/inbox" ];
+    # the installer's copy first, then a stick plugged in at first boot (iso/common.nix)
+    services.osiris-agent.settings.enrolment.provision_dirs =
+      [ "/var/lib/osiris-provision/inbox" "/run/osiris-provision" ];
   };
 }

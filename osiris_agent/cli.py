@@ -1,7 +1,8 @@
 """`osiris-agent`: the appliance agent's command line.
 
-This module holds the group and the commands that run the agent (``enroll``, ``run``,
-``once``); ``cli_state.py`` the state-dir commands (``status``, ``outbox``, ``witness``),
+This module holds the group and the commands that run the agent (``enroll``, ``run`` — which
+waits in first-boot mode while not enrolled, ``firstboot.py`` — ``setup``, ``once``);
+``cli_state.py`` the state-dir commands (``status``, ``outbox``, ``witness``),
 ``cli_keys.py`` the key and chain commands (``attest``, ``rotate-key``, ``decommission``),
 ``cli_common.py`` what they share.
 
@@ -28,7 +29,9 @@ import click
 from osiris_agent.cli_common import (
     PROG,
     _agent,
+    _agent_from,
     _fail,
+    _load,
     _logging,
     _refuse_decommissioned,
     _warn,
@@ -107,10 +110,11 @@ def enroll(
 @click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(config: str | None, verbose: bool) -> None:
-    """Run cycles until SIGTERM/SIGINT."""
+    """Run cycles until SIGTERM/SIGINT; not enrolled yet: wait for a claim code first
+    (docs/enrolment.md)."""
+    from osiris_agent import firstboot
+
     _logging(True)
-    agent = _agent(config)
-    _refuse_decommissioned(agent)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -118,6 +122,14 @@ def run(config: str | None, verbose: bool) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    cfg = _load(config, None)
+    if not firstboot.is_enrolled(cfg):
+        enrolled = firstboot.wait_enrolled(cfg, stop)
+        if enrolled is None:
+            return
+        cfg = enrolled
+    agent = _agent_from(firstboot.effective(cfg))
+    _refuse_decommissioned(agent)
     try:
         agent.run(stop)
         closed = agent.decommissioned
@@ -128,6 +140,15 @@ def run(config: str | None, verbose: bool) -> None:
             f"stopped: this appliance was decommissioned (chain closed at seq {closed})",
             ExitCode.USAGE,
         )
+
+
+@main.command()
+@click.option("--config", "config", default=None, help=f"Config file (default {DEFAULT_PATH}).")
+def setup(config: str | None) -> None:
+    """First-boot console (tty1): show the key fingerprints, take a claim code, enrol."""
+    from osiris_agent.setup_screen import SetupApp
+
+    SetupApp(_load(config, None)).run()
 
 
 @main.command()

@@ -36,9 +36,12 @@ def _load(config: str | None, state: str | None):  # -> AgentConfig
 
 
 def _agent(config: str | None, state: str | None = None):  # -> Agent
+    return _agent_from(_load(config, state))
+
+
+def _agent_from(cfg: Any):  # -> Agent
     from osiris_agent.cycle import Agent
 
-    cfg = _load(config, state)
     try:
         return Agent(cfg)
     except (OsirisError, OSError) as e:

@@ -140,6 +140,40 @@ class ServerClient:
             raise ServerUnreachable(f"server answer to {path} is not JSON")
         return doc
 
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Any:
+        """GET ``/api/v1<path>`` (first-boot MAC polling); the same errors as :meth:`post`."""
+        hdrs = {"Accept": "application/json", "User-Agent": self.user_agent, **(headers or {})}
+        if self.token:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        conn = self._connect()
+        try:
+            conn.request("GET", f"{self.base}{API_PREFIX}{path}", headers=hdrs)
+            resp = conn.getresponse()
+            raw = resp.read(MAX_RESPONSE_BYTES + 1)
+            status = resp.status
+        except (OSError, http.client.HTTPException) as e:
+            raise ServerUnreachable(f"cannot reach {self!r}: {_why(e)}") from None
+        finally:
+            self.close()  # a poll every minute or so: no keep-alive to go stale
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise ServerUnreachable("server answer is too large")
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = None
+        if status >= 500 or status == 429:
+            raise ServerUnreachable(f"server busy or failing ({status}): {_message(doc)}")
+        if status in (401, 403):
+            raise AuthRefused(f"server refused us ({status}): {_message(doc)}")
+        if status >= 400:
+            code = "E_HTTP"
+            if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+                code = str(doc["error"].get("code", code))
+            raise ServerRefused(f"server refused {path} ({status}): {_message(doc)}", status, code)
+        if doc is None:
+            raise ServerUnreachable(f"server answer to {path} is not JSON")
+        return doc
+
 
 def _why(e: Exception | None) -> str:
     if e is None:

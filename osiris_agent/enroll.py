@@ -19,6 +19,7 @@ The token is a secret: it is written only to ``token`` (0600) and never printed 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import socket
@@ -114,6 +115,28 @@ def read_pins(state_dir: str | os.PathLike[str]) -> dict[str, Any]:
 def mac_address() -> str:
     n = uuid.getnode()
     return ":".join(f"{(n >> s) & 0xFF:02x}" for s in range(40, -1, -8))
+
+
+def public_fingerprint(public: bytes) -> str:
+    """A key's fingerprint that does not change when the key is renamed at the claim: SHA-256 of
+    the raw public key, 16 groups of 4 hex digits."""
+    h = hashlib.sha256(public).hexdigest()
+    return "-".join(h[i : i + 4] for i in range(0, 64, 4))
+
+
+def prepare_keys(state_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """Make (or reuse) the seeds exactly as :func:`enroll` does, before any claim, so the setup
+    screen can show their fingerprints; returns {what: fingerprint}."""
+    sd = Path(state_dir).absolute()
+    sd.mkdir(parents=True, exist_ok=True, mode=0o700)
+    signing = _key(sd / "appliance.key", KEY_TYPE_ED25519)
+    cosigning = _key(sd / "cosign.key", KEY_TYPE_COSIGNATURE)
+    box = boxkey.load_or_create(boxkey.path_in(sd))
+    return {
+        "evidence signing key": public_fingerprint(signing.public),
+        "cosigning key": public_fingerprint(cosigning.public),
+        "box key": public_fingerprint(bytes(box.public_key)),
+    }
 
 
 def enroll(

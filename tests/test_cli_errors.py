@@ -50,6 +50,7 @@ LONG_RUNNING = {
     ("osiris-agent", ("run",)),
     ("osiris-server", ("serve",)),
     ("osiris", ("tui",)),
+    ("osiris-agent", ("setup",)),
     ("osiris", ("demo",)),
 }
 # `osiris` commands that read local files only (no --server/--token involved).

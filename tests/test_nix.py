@@ -312,6 +312,15 @@ def test_agent_unit_is_hardened_and_not_root() -> None:
     # The root switch unit exists and cannot be restarted away by a switch.
     sw = conf["systemd"]["services"]["osiris-switch-system"]
     assert sw["serviceConfig"]["User"] == "root" and sw["restartIfChanged"] is False
+    # First boot: the agent unit has no "enrolled" condition (run waits for a claim code); the
+    # setup console runs on tty1 as the agent user until pins.json exists.
+    assert "unitConfig" not in conf["systemd"]["services"]["osiris-agent"]
+    tty = conf["systemd"]["services"]["osiris-setup-console"]
+    assert tty["unitConfig"]["ConditionPathExists"] == "!/var/lib/osiris/pins.json"
+    ts = tty["serviceConfig"]
+    assert ts["ExecStart"].endswith("/bin/osiris-agent setup --config /etc/osiris/agent.toml")
+    assert ts["User"] == "osiris" and ts["TTYPath"] == "/dev/tty1"
+    assert ts["StandardInput"] == "tty" and ts["NoNewPrivileges"] is True
 
 
 @needs_nix
@@ -467,6 +476,12 @@ def test_image_opens_no_ports_and_has_no_autologin_or_nopasswd() -> None:
     assert '"keys"' not in dump  # no users.users.*.openssh.authorizedKeys.keys
     assert not any("installation-cd" in i for i in result["imports"])
     assert any(i.endswith("nix/modules/osiris-agent.nix") for i in result["imports"])
+    # First boot: the provisioning stick's mount point is where the agent looks.
+    agent = conf["services"]["osiris-agent"]["settings"]
+    assert agent["enrolment"]["provision_dirs"] == ["/run/osiris-provision"]
+    rule = conf["services"]["udev"]["extraRules"]
+    assert 'ID_FS_LABEL}=="OSIRIS-PROV"' in rule and "uid=osiris" in rule
+    assert "/run/osiris-provision" in rule and "noexec" in rule
 
 
 def test_image_source_has_no_baked_in_secrets_or_autologin() -> None:

@@ -384,7 +384,10 @@ in
         DynamicUser = false;
         StateDirectory = "osiris";
         StateDirectoryMode = cfg.stateDirMode;
-        ReadWritePaths = lib.optional (stateDir != "/var/lib/osiris") stateDir ++ [ statusDir ];
+        # "-": a provisioning mount point (a USB stick, first boot) may be absent; the agent
+        # wipes the file it reads there, so it needs write access.
+        ReadWritePaths = lib.optional (stateDir != "/var/lib/osiris") stateDir ++ [ statusDir ]
+          ++ map (d: "-${d}") (s.enrolment.provision_dirs or [ ]);
         UMask = "0077";
         Restart = "on-failure";
         RestartSec = "10s";
@@ -419,6 +422,34 @@ in
       } // lib.optionalAttrs (cfg.network.ipAddressAllow != [ ]) {
         IPAddressDeny = "any";
         IPAddressAllow = [ "localhost" ] ++ cfg.network.ipAddressAllow;
+      };
+    };
+
+    # First boot: the technician's console on tty1 (`osiris-agent setup`, as the agent user, no
+    # login shell) until the state dir is enrolled; `run` itself waits in first-boot mode.
+    systemd.services.osiris-setup-console = {
+      description = "Osiris first-boot setup console on tty1";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "systemd-user-sessions.service" ];
+      conflicts = [ "getty@tty1.service" ];
+      unitConfig.ConditionPathExists = "!${stateDir}/pins.json";
+      serviceConfig = {
+        ExecStart = "${cfg.package}/bin/osiris-agent setup --config ${configPath}";
+        User = cfg.user;
+        Group = cfg.group;
+        StandardInput = "tty";
+        StandardOutput = "tty";
+        TTYPath = "/dev/tty1";
+        TTYReset = true;
+        TTYVHangup = true;
+        UMask = "0077";
+        Restart = "on-failure";
+        StateDirectory = "osiris";
+        StateDirectoryMode = cfg.stateDirMode;
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
       };
     };
 
