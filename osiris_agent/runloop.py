@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from osiris_core import canonical
 
 from .context import CycleReport
+from .egress_refresh import EgressRefresher
 
 if TYPE_CHECKING:
     from .checkin import CheckIn
@@ -48,6 +49,7 @@ class RunLoop:
         self.healer = healer
         self.orders = orders
         self.flusher = flusher
+        self.egress = EgressRefresher(ctx)  # a no-op unless egress.hosts is set
 
     def cycle(self, stop: threading.Event | None = None) -> CycleReport:
         """One cycle; checks ``stop`` between steps so SIGTERM never waits for a full cycle."""
@@ -76,6 +78,9 @@ class RunLoop:
             return report
         self.healer.heal(report)
         ctx.updater.health_check(report, report.reachable)  # after a switch: keep or roll back
+        if stopped():
+            return report
+        self.egress.due(report)  # every egress.refresh_interval_s; bounded by the DNS timeouts
         if stopped():
             return report
         drained = self.flusher.flush(report)
