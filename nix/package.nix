@@ -48,6 +48,7 @@ python3Packages.buildPythonApplication {
     jinja2 # report.html of `osiris packet build`
     weasyprint # report.pdf
     rfc3161-client # checkpoint.tsr (osiris_core/timestamp.py)
+    dnspython # egress allowlist refresh through the configured resolvers only
   ];
 
   # Runbook scripts are run with `bash FILE`; make sure the interpreter is in the closure.

@@ -19,6 +19,7 @@ from osiris_core import canonical
 
 from . import status_snapshot
 from .context import CycleReport
+from .egress_refresh import EgressRefresher
 
 if TYPE_CHECKING:
     from .checkin import CheckIn
@@ -49,6 +50,7 @@ class RunLoop:
         self.healer = healer
         self.orders = orders
         self.flusher = flusher
+        self.egress = EgressRefresher(ctx)  # a no-op unless egress.hosts is set
 
     def cycle(self, stop: threading.Event | None = None) -> CycleReport:
         """One cycle; checks ``stop`` between steps so SIGTERM never waits for a full cycle."""
@@ -77,6 +79,9 @@ class RunLoop:
             return report
         self.healer.heal(report)
         ctx.updater.health_check(report, report.reachable)  # after a switch: keep or roll back
+        if stopped():
+            return report
+        self.egress.due(report)  # every egress.refresh_interval_s; bounded by the DNS timeouts
         if stopped():
             return report
         drained = self.flusher.flush(report)

@@ -61,6 +61,7 @@ BRIEF_CHECK_IDS = {
 # appliance_decommission: the bundle `osiris-agent decommission` signs to close a chain.
 # policy / policy_change: a refused signed policy, a trust-redirecting parameter change.
 # activity_review / risk_acceptance: a person's signed statements (record_attestation orders).
+# egress_allowlist: the agent's egress allowlist refresh (osiris_agent/egress_refresh.py).
 ADDED_CHECK_IDS = {
     "windows_network",
     "appliance_decommission",
@@ -68,6 +69,7 @@ ADDED_CHECK_IDS = {
     "policy_change",
     "activity_review",
     "risk_acceptance",
+    "egress_allowlist",
 }
 
 

@@ -50,6 +50,7 @@ CATALOGUE_CHECK_IDS = {
     "policy_change",
     "activity_review",
     "risk_acceptance",
+    "egress_allowlist",
 }
 
 CITATION_RE = re.compile(r"^164\.(308|310|312|316)(\([0-9a-zA-Z]+\))+$")
