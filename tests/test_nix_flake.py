@@ -151,7 +151,7 @@ def test_installed_system_boots_what_the_installer_makes() -> None:
     assert f"d {inbox} 0700 osiris osiris - -" in rules
     assert 'INBOX="$TARGET' + inbox + '"' in script
     enrol = conf["services"]["osiris-agent"]["settings"]["enrolment"]
-    assert enrol["provision_dirs"] == [inbox]
+    assert enrol["provision_dirs"] == [inbox, "/run/osiris-provision"]  # then a first-boot stick
     assert evaluate(INSTALLED)["imports"] == [str(ROOT / "iso" / "common.nix")]
 
 

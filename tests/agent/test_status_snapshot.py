@@ -186,6 +186,8 @@ AGENT_IMPORTS = """
 import importlib.metadata, json, sqlite3, ssl, http.client, email, sys
 import osiris_agent.cycle, osiris_agent.status_snapshot, osiris_agent.config
 import tests.agent.fixtures_agent
+from osiris_core.catalog.loader import check_aliases, load_catalog
+load_catalog(); check_aliases()  # package data, cached per process: read before the drop
 """
 CONSOLE_IMPORTS = """
 import json, sys, pathlib, osiris_tui.local, osiris_core.canonical
