@@ -49,6 +49,7 @@ python3Packages.buildPythonApplication {
     weasyprint # report.pdf
     rfc3161-client # checkpoint.tsr (osiris_core/timestamp.py)
     dnspython # egress allowlist refresh through the configured resolvers only
+    cryptography # mTLS: the client CA and the appliance's CSR
   ];
 
   # Runbook scripts are run with `bash FILE`; make sure the interpreter is in the closure.

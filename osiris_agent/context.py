@@ -32,7 +32,7 @@ from osiris_core.keys import KEY_TYPE_COSIGNATURE, Verifier, load_private_key
 from osiris_core.policy import AcceptedPolicy
 from osiris_core.release import release_pin
 
-from . import keyring, ntp
+from . import client_cert, keyring, ntp
 from .client import ServerClient
 from .config import AgentConfig
 from .enroll import read_pins
@@ -111,10 +111,13 @@ class AgentContext:
             if self.cosigner.key_type != KEY_TYPE_COSIGNATURE:
                 raise OsirisError(f"{cfg.agent.cosign_key_file} is not a cosignature key")
             token = Path(cfg.agent.token_file).read_text().strip()
+            # mTLS: a client key looser than 0600 is refused here, before any request
+            self.client = ServerClient(
+                cfg.server.url, token, cfg.server.ca_file, client_cert=client_cert.paths(cfg)
+            )
         except BaseException:
             self.db.close()
             raise
-        self.client = ServerClient(cfg.server.url, token, cfg.server.ca_file)
         self.outbox = Outbox(self.db, cfg.outbox.max_entries, cfg.outbox.max_bytes)
         self.witness = Witness(
             self.db, Verifier.from_vkey(self.pins["log_vkey"]), self.pins.get("server_origin")

@@ -10,7 +10,10 @@ Order of operations, chosen so that a crash at any point can be re-run safely:
    token and the server's log, order and release keys (``release_vkey``: the only key that may
    name a system to switch to, when the server sends one).
 3. The keys are rewritten with their final names ``osiris/appliance/<id>`` (same seeds), then
-   ``pins.json``, ``token`` (0600) and finally ``agent.toml``. The config file is written last:
+   ``pins.json``, ``token`` (0600) and finally ``agent.toml``. Over https the claim also
+   carries a CSR for the mTLS client key (``client.key``, made with the seeds); a certificate
+   in the answer is checked against that key and stored as ``client.pem``
+   (osiris_agent/client_cert.py). The config file is written last:
    its presence means "enrolled", and a re-run stops there without spending another claim code.
 
 The token is a secret: it is written only to ``token`` (0600) and never printed or logged.
@@ -19,7 +22,6 @@ The token is a secret: it is written only to ``token`` (0600) and never printed 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import socket
@@ -37,11 +39,12 @@ from osiris_core.keys import (
     Verifier,
     appliance_key_name,
     load_private_key,
+    public_fingerprint,
     write_private_key,
 )
 from osiris_core.seal import public_b64
 
-from . import boxkey
+from . import boxkey, client_cert
 from .client import ServerClient
 from .config import AgentConfig, to_toml
 
@@ -117,13 +120,6 @@ def mac_address() -> str:
     return ":".join(f"{(n >> s) & 0xFF:02x}" for s in range(40, -1, -8))
 
 
-def public_fingerprint(public: bytes) -> str:
-    """A key's fingerprint that does not change when the key is renamed at the claim: SHA-256 of
-    the raw public key, 16 groups of 4 hex digits."""
-    h = hashlib.sha256(public).hexdigest()
-    return "-".join(h[i : i + 4] for i in range(0, 64, 4))
-
-
 def prepare_keys(state_dir: str | os.PathLike[str]) -> dict[str, str]:
     """Make (or reuse) the seeds exactly as :func:`enroll` does, before any claim, so the setup
     screen can show their fingerprints; returns {what: fingerprint}."""
@@ -169,10 +165,12 @@ def enroll(
     if ca_file:
         server_section["ca_file"] = ca_file
     AgentConfig.from_dict({"server": server_section, "agent": section})
+    tls = server.lower().startswith("https://")
 
     signing = _key(sd / "appliance.key", KEY_TYPE_ED25519)
     cosigning = _key(sd / "cosign.key", KEY_TYPE_COSIGNATURE)
     box = boxkey.load_or_create(boxkey.path_in(sd))  # credentials are sealed to it
+    csr = client_cert.csr_for(sd) if tls else None  # mTLS key, also before the claim
     client = ServerClient(server, None, ca_file)
     try:
         answer = client.post(
@@ -185,6 +183,7 @@ def enroll(
                 "cosign_pub": base64.b64encode(cosigning.public).decode("ascii"),
                 "agent_version": agent_version,
                 "box_pub": public_b64(box),
+                **({"csr": csr} if csr is not None else {}),
             },
         )
     finally:
@@ -204,11 +203,19 @@ def enroll(
         name = appliance_key_name(appliance_id)
     except (KeyError, TypeError, ValueError, OsirisError) as e:
         raise ClaimAnswerError(f"the server's claim answer is malformed: {e}") from None
+    issued = answer.get("client_cert")
+    if issued is not None and not isinstance(issued, str):
+        raise ClaimAnswerError("the server's client certificate is not PEM text")
     if not isinstance(token, str) or not token.startswith("oak_"):
         raise ClaimAnswerError("the server's claim answer has no appliance token")
     if release_v is not None and release_v.key_id_hex in (order_v.key_id_hex, log_v.key_id_hex):
         raise ClaimAnswerError("the server's release key must differ from its order and log keys")
 
+    if issued is not None:
+        try:
+            client_cert.store(sd, issued)
+        except KeyFormatError as e:
+            raise ClaimAnswerError(str(e)) from None
     write_private_key(sd / "appliance.key", renamed(signing, name))
     write_private_key(sd / "cosign.key", renamed(cosigning, name))
     pins = {

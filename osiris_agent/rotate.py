@@ -43,7 +43,7 @@ from osiris_core.errors import OsirisError
 from osiris_core.keys import Signer, appliance_key_name, load_private_key, write_private_key
 from osiris_core.trust import AttestationError, fingerprint, make_rotation, open_rotation
 
-from . import AGENT_VERSION, keyring
+from . import AGENT_VERSION, client_cert, keyring
 from .client import ServerClient
 from .config import AgentConfig
 from .enroll import read_pins
@@ -100,8 +100,11 @@ def rotate_key(cfg: AgentConfig, *, timeout_s: float = TIMEOUT_S) -> RotationRes
     app_id, site_id = pins["appliance_id"], pins["site_id"]
     key_file = Path(cfg.agent.key_file)
     token = Path(cfg.agent.token_file).read_text().strip()
+    client = ServerClient(
+        cfg.server.url, token, cfg.server.ca_file, timeout=timeout_s,
+        client_cert=client_cert.paths(cfg),
+    )  # fmt: skip
     db = StateDB.open_dir(state_dir)
-    client = ServerClient(cfg.server.url, token, cfg.server.ca_file, timeout=timeout_s)
     try:
         if db.get("decommissioned") is not None:
             raise RotateError(

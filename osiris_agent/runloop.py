@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from osiris_core import canonical
 
-from . import status_snapshot
+from . import client_cert, status_snapshot
 from .context import CycleReport
 from .egress_refresh import EgressRefresher
 
@@ -51,6 +51,7 @@ class RunLoop:
         self.orders = orders
         self.flusher = flusher
         self.egress = EgressRefresher(ctx)  # a no-op unless egress.hosts is set
+        self.cert_renewal = client_cert.Renewal(ctx)  # a no-op without an enrolment-issued cert
 
     def cycle(self, stop: threading.Event | None = None) -> CycleReport:
         """One cycle; checks ``stop`` between steps so SIGTERM never waits for a full cycle."""
@@ -85,6 +86,7 @@ class RunLoop:
         if stopped():
             return report
         drained = self.flusher.flush(report)
+        self.cert_renewal.due(report)  # once a day; renews 30 days before expiry
         if drained and report.reachable:
             ctx.backoff.success()
         ctx.outbox.prune(ctx.cfg.evidence.keep_last, ctx.cfg.evidence.min_age_days, ctx.now())

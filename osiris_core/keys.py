@@ -206,6 +206,24 @@ class Signer:
         return f"Signer({self.vkey!r})"
 
 
+def public_fingerprint(public: bytes) -> str:
+    """What the box's setup screen shows and the operator's `osiris appliance show` prints, to
+    compare by eye: SHA-256 of the raw public key, 16 groups of 4 hex digits. It does not change
+    when the key is renamed at the claim (the vkey's key id does)."""
+    h = hashlib.sha256(public).hexdigest()
+    return "-".join(h[i : i + 4] for i in range(0, 64, 4))
+
+
+def vkey_fingerprint(vkey: str | None) -> str | None:
+    """:func:`public_fingerprint` of a vkey's public key; None for none or an unreadable one."""
+    if not vkey:
+        return None
+    try:
+        return public_fingerprint(Verifier.from_vkey(vkey).public)
+    except KeyFormatError:
+        return None
+
+
 def appliance_key_name(appliance_id: str) -> str:
     """``osiris/appliance/<id>``: one name space per appliance in notes and key ids."""
     if not isinstance(appliance_id, str) or not appliance_id:

@@ -40,11 +40,12 @@ from osiris_core.errors import OsirisError
 from osiris_core.files import create_private
 from osiris_core.keys import Signer, Verifier, load_private_key, write_private_key
 from osiris_core.trust import AttestationError, KeyEpoch, key_epochs, original_key
-from osiris_server import auth, learning, release_key, worm
+from osiris_server import auth, client_ca, learning, release_key, worm
 from osiris_server import config as config_mod
 from osiris_server.api import (
     alert_routes,
     checkin,
+    client_certs,
     credentials,
     escrow,
     events,
@@ -119,6 +120,7 @@ MODULES = [
     api_attestations,
     legal_hold,
     packets,
+    client_certs,
 ]
 
 _log_lock = threading.Lock()
@@ -412,6 +414,8 @@ class App:
         if principal is None:
             raise limiter.failed(source_key(req.remote_addr), cred)
         req.principal = principal
+        if principal.kind == "appliance" and req.environ.get("osiris.mtls"):
+            client_ca.require_for(req.environ.get("osiris.client_cert"), principal.id)
         if route.auth == "appliance" and principal.kind != "appliance":
             raise forbidden("this endpoint is for appliances")
         if route.auth == "staff" and principal.kind == "appliance":

@@ -24,6 +24,7 @@ import click
 
 from osiris_core.cli_base import OsirisGroup, fail
 from osiris_core.errors import ExitCode, OsirisError
+from osiris_server.cli_client_ca import client_ca_group
 from osiris_server.cli_release import release as release_commands
 from osiris_server.cli_retention import retention as retention_commands
 from osiris_server.cli_worm import worm as worm_commands
@@ -151,7 +152,8 @@ def init(
 @click.option(
     "--client-ca",
     type=click.Path(exists=True, dir_okay=False),
-    help="require client certificates signed by this CA (mTLS)",
+    help="mTLS: appliances must present a certificate signed by this CA naming them "
+    "(e.g. DATA/keys/client-ca.pem from `client-ca init`); operators need none",
 )
 @click.option(
     "--max-connections",
@@ -384,6 +386,7 @@ def vault_rotate(data: Path, db_url: str | None, retire_old: bool) -> None:
     click.echo(json.dumps({"primary": new, "rewrapped": n, "retired": old if retire_old else []}))
 
 
+main.add_command(client_ca_group)  # osiris_server/cli_client_ca.py: the mTLS client CA
 main.add_command(release_commands)  # osiris_server/cli_release.py: the offline release key
 main.add_command(retention_commands)  # osiris_server/cli_retention.py: status and prune
 main.add_command(worm_commands)  # osiris_server/cli_worm.py: the WORM copy to S3 Object Lock

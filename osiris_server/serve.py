@@ -20,7 +20,11 @@ Why not ``wsgiref``: it is single-threaded and HTTP/1.0. Why not a dependency: t
   as ``application/json``, like every answer of the app.
 * **TLS in the worker thread**: the handshake runs in the connection's thread under the read
   timeout, so a client that never finishes its handshake cannot block ``accept``. With
-  ``client_ca`` the server requires a client certificate signed by that CA (mTLS).
+  ``client_ca`` a client certificate is *optional* at the handshake but must chain to that CA
+  when presented; the verified certificate (DER, read once per connection) reaches the app as
+  ``environ["osiris.client_cert"]`` and ``environ["osiris.mtls"]`` is True, and the app decides
+  per principal (appliances must present theirs, osiris_server/client_ca.py). Required at the
+  handshake it would lock out enrolment, which is how an appliance gets its certificate.
 
 SIGTERM/SIGINT: stop accepting, let in-flight requests finish (idle keep-alive connections are
 closed at once), then close the app (heartbeats flushed, log and database closed).
@@ -147,6 +151,10 @@ class _Handler(BaseHTTPRequestHandler):
         # the socket timeout is a backstop; the reaper enforces the real per-phase deadlines
         self.timeout = max(self.server.read_timeout, self.server.idle_timeout) + 5
         super().setup()
+        # the verified client certificate, once per connection (None: none presented)
+        conn = self.connection
+        tls = isinstance(conn, ssl.SSLSocket)
+        self.peer_der = conn.getpeercert(binary_form=True) if tls else None
         self.server._track(self, idle=True)
 
     def finish(self) -> None:
@@ -318,6 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
+            "osiris.mtls": srv.client_auth,
+            "osiris.client_cert": self.peer_der,
         }
         for k, v in self.headers.items():
             key = "HTTP_" + k.upper().replace("-", "_")
@@ -379,6 +389,8 @@ class OsirisHTTPServer(ThreadingHTTPServer):
     ) -> None:
         self.app = app
         self.ssl_context = ssl_context
+        # mTLS: the context verifies client certificates (tls_context with a client CA)
+        self.client_auth = ssl_context is not None and ssl_context.verify_mode != ssl.CERT_NONE
         self.max_body_bytes = max_body_bytes
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
@@ -529,13 +541,14 @@ def _log(obj: dict[str, Any]) -> None:
 
 
 def tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
-    """TLS 1.2+ server context; with ``client_ca``, client certificates are required and must
-    chain to that CA."""
+    """TLS 1.2+ server context; with ``client_ca``, a client certificate is asked for and, when
+    presented, must chain to that CA (the handshake fails otherwise). Optional, not required:
+    the app enforces it per principal (module docstring)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
     if client_ca:
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx.load_verify_locations(cafile=client_ca)
     return ctx
 

@@ -79,6 +79,10 @@ class Appliance(Record):
     quarantined: int | bool | None = None  # enrolled from a non-admin's code, not confirmed
     confirmed_by: str | None = None
     confirmed_at: str | None = None
+    # SHA-256 of each public key, as the box's setup screen shows them (compare by eye)
+    signing_fingerprint: str | None = None
+    cosign_fingerprint: str | None = None
+    box_fingerprint: str | None = None
 
     @property
     def is_quarantined(self) -> bool:

@@ -360,7 +360,7 @@ def test_agent_unit_without_net_admin_and_with_ip_allowlist() -> None:
 
 
 @needs_nix
-def test_egress_allowlist_is_derived_from_settings() -> None:
+def test_egress_allowlist_is_derived_from_settings(tmp_path: Path) -> None:
     result = agent(
         settings={
             "server": {"url": "https://203.0.113.10:8443/api"},
@@ -387,11 +387,19 @@ def test_egress_allowlist_is_derived_from_settings() -> None:
     )
     assert "elements = { 192.168.10.0/24 }" in table and "elements = { fd00:1::/64 }" in table
     assert "tcp dport { 22, 5985, 5986 }" in table
-    # NTP servers are names: they are resolved by the refresh timer.
-    assert "osiris-egress-refresh" in conf["systemd"]["timers"]
+    # NTP servers are names: the agent resolves them itself (no shell timer), through the
+    # resolvers only, which its unit may reach
+    assert "osiris-egress-refresh" not in json.dumps(conf["systemd"])
+    path = tmp_path / "agent.toml"
+    path.write_text(toml_of(result))
+    loaded = load_config(path)
+    assert set(loaded.egress.hosts) == set(loaded.ntp.servers)  # the default NTP names
+    assert "203.0.113.10" not in loaded.egress.hosts  # addresses sit in the table itself
+    assert loaded.egress.resolvers == ("192.168.10.1", "fd00:1::53")
     off = agent()["config"]  # off unless enabled
     assert "osiris_egress" not in json.dumps(off.get("networking", {}))
-    assert "osiris-egress-refresh" not in json.dumps(off.get("systemd", {}))
+    path.write_text(toml_of(agent()))
+    assert load_config(path).egress.hosts == ()  # nothing to refresh
 
 
 # --- the server module -------------------------------------------------------------------------
@@ -511,6 +519,30 @@ def test_image_ssh_port_opens_only_towards_given_networks() -> None:
         "firewall" not in conf["services"]["openssh"]
         and conf["services"]["openssh"]["openFirewall"] is False
     )
+
+
+@needs_nix
+def test_egress_refresh_by_the_agent_needs_net_admin_and_reaches_the_resolvers() -> None:
+    base = {
+        "settings": {
+            "egress": {
+                "resolvers": ["192.168.10.1"],
+                "hosts": ["extra.example"],
+                "entry_timeout_s": 1800,
+            },
+        },  # fmt: skip
+        "egress": {"enable": True, "allowedHosts": ["cache.nixos.org"]},
+    }
+    result = agent(**base, network={"ipAddressAllow": ["203.0.113.10/32"]})
+    assert result["failedAssertions"] == []
+    svc = result["config"]["systemd"]["services"]["osiris-agent"]["serviceConfig"]
+    assert svc["IPAddressAllow"] == ["localhost", "203.0.113.10/32", "192.168.10.1"]
+    assert "CAP_NET_ADMIN" in svc["AmbientCapabilities"]
+    toml = toml_of(result)
+    assert '"extra.example"' in toml and '"cache.nixos.org"' in toml
+    assert "entry_timeout_s = 1800" in toml
+    no_cap = agent(**base, privileges={"netAdmin": False})
+    assert any("needs privileges.netAdmin" in m for m in no_cap["failedAssertions"])
 
 
 @needs_nix

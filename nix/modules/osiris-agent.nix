@@ -12,6 +12,7 @@
 #   systemctl start/restart/reload <unit>   polkit rule, only for privileges.units
 #   timedatectl set-ntp true                polkit rule (privileges.setNtp)
 #   nft list ruleset / nft -f baseline      ambient CAP_NET_ADMIN (privileges.netAdmin)
+#   egress allowlist refresh (nft -f -)     the same capability
 #   switch the system closure (nix-env --set + switch-to-configuration): needs real root, so it
 #     is a separate root oneshot unit, osiris-switch-system.service, that the agent may only
 #     *start* (polkit); it reads a switch request from <state_dir>/switch/request.json that
@@ -32,9 +33,15 @@ let
   # --- agent.toml, written in pure Nix ------------------------------------------------------
   # null = key absent (TOML has no null), so the agent applies its own/derived default.
   # agent.status_dir is always written: the module owns where the technician's snapshot goes.
+  # With egress.enable the agent refreshes the allowlist itself (osiris_agent/egress_refresh.py):
+  # egress.hosts is always the names the table allows (an element's lifetime is
+  # settings.egress.entry_timeout_s).
+  egressSettings = s.egress // lib.optionalAttrs cfg.egress.enable {
+    hosts = lib.unique ((if s.egress.hosts == null then [ ] else s.egress.hosts) ++ hostNames);
+  };
   cleanSettings = lib.filterAttrs (_: body: body != { })
     (lib.mapAttrs (_: body: lib.filterAttrs (_: v: v != null) body)
-      (s // { agent = s.agent // { status_dir = statusDir; }; }));
+      (s // { agent = s.agent // { status_dir = statusDir; }; egress = egressSettings; }));
 
   # builtins.toJSON of a string is a valid TOML basic string (same escapes: \" \\ \n \uXXXX).
   tomlValue = v:
@@ -123,26 +130,6 @@ let
     then pkgs.writeText "osiris-release-keys" (lib.concatStringsSep "\n" cfg.privileges.releaseKeys + "\n")
     else "${switchState}/trusted-keys";
   releasePython = pkgs.python3.withPackages (ps: [ ps.pynacl ]);
-
-  refreshScript = pkgs.writeShellScript "osiris-egress-refresh" ''
-    # Resolve the allowed host names into the nft sets. Elements expire after
-    # ${cfg.egress.entryTimeout}, so a DNS outage fails closed instead of keeping stale
-    # addresses for ever.
-    set -u
-    nft=${pkgs.nftables}/bin/nft
-    rc=0
-    for h in ${lib.escapeShellArgs hostNames}; do
-      ok=0
-      for a in $(${pkgs.getent}/bin/getent ahostsv4 "$h" | ${pkgs.gawk}/bin/awk '{ print $1 }' | sort -u); do
-        $nft add element inet osiris_egress hosts_v4 "{ $a timeout ${cfg.egress.entryTimeout} }" && ok=1
-      done
-      for a in $(${pkgs.getent}/bin/getent ahostsv6 "$h" | ${pkgs.gawk}/bin/awk '$1 ~ /:/ { print $1 }' | sort -u); do
-        $nft add element inet osiris_egress hosts_v6 "{ $a timeout ${cfg.egress.entryTimeout} }" && ok=1
-      done
-      [ "$ok" = 1 ] || { echo "osiris-egress: cannot resolve $h" >&2; rc=1; }
-    done
-    exit "$rc"
-  '';
 
   egressTable = ''
     # Egress allowlist for the appliance (services.osiris-agent.egress). Output policy drop.
@@ -287,7 +274,11 @@ in
           osiris_egress, policy drop): loopback, replies, DNS to `settings.egress.resolvers`
           only, DHCP, the hosts named by the
           settings (server, NTP, webhook, L2 API) plus `allowedHosts`, and WinRM/SSH ports to
-          `lanPrefixes`. Host names are resolved by osiris-egress-refresh.timer.
+          `lanPrefixes`. Host names are resolved by the agent itself, through
+          `settings.egress.resolvers` only, every `settings.egress.refresh_interval_s` (written
+          to `settings.egress.hosts`); a failed refresh keeps the old addresses until they
+          expire and records a signed `alert` bundle and an incident. Needs
+          `privileges.netAdmin`.
         '';
       };
       allowedHosts = mkOption {
@@ -306,11 +297,6 @@ in
         type = types.listOf types.port;
         default = [ 22 5985 5986 ];
         description = "TCP ports allowed towards `lanPrefixes` (SSH, WinRM HTTP, WinRM HTTPS).";
-      };
-      entryTimeout = mkOption {
-        type = types.strMatching "[0-9]+[smhd]";
-        default = "2h";
-        description = "Lifetime of a resolved address in the allowlist (refreshed every 15 min).";
       };
       extraRules = mkOption {
         type = types.lines;
@@ -337,6 +323,10 @@ in
       {
         assertion = !cfg.egress.enable || hostNames == [ ] || s.egress.resolvers != [ ];
         message = "services.osiris-agent.egress: host names are allowed but settings.egress.resolvers is empty, so DNS is closed and no name can be resolved; list the clinic's resolvers (IP addresses).";
+      }
+      {
+        assertion = !cfg.egress.enable || hostNames == [ ] || cfg.privileges.netAdmin;
+        message = "services.osiris-agent.egress: the agent refreshes the allowlist's host names itself (nft), which needs privileges.netAdmin = true; or allow only IP addresses.";
       }
       {
         assertion = urlHost s.server.url != null;
@@ -421,7 +411,9 @@ in
           ++ lib.optional cfg.privileges.netAdmin "AF_NETLINK";
       } // lib.optionalAttrs (cfg.network.ipAddressAllow != [ ]) {
         IPAddressDeny = "any";
-        IPAddressAllow = [ "localhost" ] ++ cfg.network.ipAddressAllow;
+        # the agent resolves the allowlist's names itself: its unit must reach the resolvers
+        IPAddressAllow = [ "localhost" ] ++ cfg.network.ipAddressAllow
+          ++ lib.optionals cfg.egress.enable s.egress.resolvers;
       };
     };
 
@@ -527,31 +519,6 @@ in
     };
     # the system resolver asks the same resolvers the allowlist lets DNS reach
     networking.nameservers = mkIf (cfg.egress.enable && s.egress.resolvers != [ ]) s.egress.resolvers;
-
-    systemd.services.osiris-egress-refresh = mkIf (cfg.egress.enable && hostNames != [ ]) {
-      description = "Osiris: resolve allowed host names into the egress allowlist";
-      after = [ "nftables.service" "network-online.target" ];
-      wants = [ "network-online.target" ];
-      path = [ pkgs.coreutils ];
-      serviceConfig = {
-        Type = "oneshot";
-        ExecStart = "${refreshScript}";
-        CapabilityBoundingSet = [ "CAP_NET_ADMIN" ];
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" "AF_NETLINK" ];
-      };
-    };
-    systemd.timers.osiris-egress-refresh = mkIf (cfg.egress.enable && hostNames != [ ]) {
-      wantedBy = [ "timers.target" ];
-      timerConfig = {
-        OnBootSec = "20s";
-        OnUnitActiveSec = "15min";
-        AccuracySec = "1min";
-      };
-    };
 
     # The appliance never listens: nothing here opens an inbound port (DESIGN.md §6).
   };

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from osiris_core import canonical, ids
 from osiris_core.errors import KeyFormatError
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, KEY_TYPE_ED25519, Verifier, appliance_key_name
-from osiris_server import auth
+from osiris_server import auth, client_ca
 from osiris_server.api.common import audit, read, visible_site_ids, write
 from osiris_server.db import appliances as db_appliances
 from osiris_server.db import provisions as db_prov
@@ -166,6 +166,13 @@ CLAIM = {
         description="raw X25519 public key, base64 (32 bytes): credentials are sealed to it; "
         "an appliance without one receives no credential at all",
     ),
+    "csr": F(
+        "string",
+        max_len=client_ca.MAX_CSR_CHARS,
+        description="PEM certificate request (EC P-256 or Ed25519) for the appliance's mTLS "
+        "client certificate; only its public key is used. Required when the server runs with "
+        "--client-ca and holds the client CA key",
+    ),
 }
 
 
@@ -192,6 +199,7 @@ def claim(app: App, req: Request) -> Response:
     if box_pub is not None:
         _pub(box_pub)
     appliance_id = new_id("app")
+    client_cert, client_cert_sha256 = _client_cert(app, req, body.get("csr"), appliance_id)
     name = appliance_key_name(appliance_id)
     try:
         signing = Verifier(name, signing_raw, KEY_TYPE_ED25519)
@@ -245,6 +253,7 @@ def claim(app: App, req: Request) -> Response:
                         "code_by": prov["created_by"],
                         "quarantined": quarantined,
                         "sealed_credentials": box_pub is not None,
+                        "client_cert_sha256": client_cert_sha256,
                     }
                 ).decode(),
             },
@@ -264,9 +273,35 @@ def claim(app: App, req: Request) -> Response:
             "server_origin": app.cfg.origin,
             "checkin_interval_s": interval_s if interval_s is not None else 60,
             "quarantined": quarantined,
+            # PEM, or null when this server issues none (no client CA key in its data dir)
+            "client_cert": client_cert,
         },
         201,
     )
+
+
+def _client_cert(
+    app: App, req: Request, csr: str | None, appliance_id: str
+) -> tuple[str | None, str | None]:
+    """The mTLS client certificate for a new appliance, issued before the claim code is spent
+    (a bad CSR changes nothing). Under mTLS with an issuing CA a claim without a CSR is refused:
+    the appliance could never check in."""
+    ca = client_ca.load(app.cfg.keys_dir)
+    try:
+        if csr is None:
+            if ca is not None and req.environ.get("osiris.mtls"):
+                raise bad_request(
+                    "this server requires client certificates (mTLS): send a csr with the "
+                    "claim (osiris-agent 0.2+ does)",
+                    "E_CSR_REQUIRED",
+                )
+            return None, None
+        if ca is None:
+            client_ca.csr_public_key(csr)  # the same input is refused everywhere
+            return None, None
+        return ca.issue(csr, appliance_id)
+    except client_ca.CsrError as e:
+        raise bad_request(str(e), "E_CSR") from None
 
 
 def _alert_enrolled(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -9,13 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from osiris_core.canonical import format_time
+from osiris_core.keys import public_fingerprint, vkey_fingerprint
 from osiris_server.db.engine import Database, Writer
 from osiris_server.db.util import jload, next_feed_seq, now
 
 PUBLIC_COLS = (
     "id, site_id, hostname, mac, signing_vkey, cosign_vkey, agent_version, created_at,"
     " revoked_at, last_seen_at, last_seen_epoch, status_json, log_size_seen, quarantined,"
-    " confirmed_by, confirmed_at"
+    " confirmed_by, confirmed_at, box_pub"
 )
 
 
@@ -98,6 +100,11 @@ def public(row: dict[str, Any], offline_after: int | None = None) -> dict[str, A
     """API view: parsed status and an online flag (unseen for 3 intervals = offline)."""
     out = {k: v for k, v in row.items() if k != "status_json"}
     out["status"] = jload(row.get("status_json"), None)
+    # what the box's setup screen shows (osiris-agent setup), for the operator to compare
+    out["signing_fingerprint"] = vkey_fingerprint(row.get("signing_vkey"))
+    out["cosign_fingerprint"] = vkey_fingerprint(row.get("cosign_vkey"))
+    box = row.get("box_pub")
+    out["box_fingerprint"] = public_fingerprint(base64.b64decode(box)) if box else None
     if offline_after is not None:
         seen = row.get("last_seen_epoch")
         out["online"] = seen is not None and seen >= int(time.time()) - offline_after

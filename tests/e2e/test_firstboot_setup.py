@@ -5,6 +5,10 @@ records evidence and a second Agent on the same state dir continues the chain.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from osiris_agent.config import AgentConfig, load_config
@@ -64,11 +68,22 @@ async def test_setup_screen_enrols_and_chain_continues(central: Central, tmp_pat
         assert "Enrolled as" in result, result
         assert code not in result and app.query_one("#code").value == ""
         await pilot.press("q")
-    # The claim registered the key whose fingerprint the screen showed.
+    # The claim registered the keys whose fingerprints the screen showed, and the operator's
+    # `osiris appliance show` prints the very same strings to compare by eye.
     appl = central.api("GET", "/appliances")["appliances"]
     assert len(appl) == 1
     pub = Verifier.from_vkey(appl[0]["signing_vkey"]).public
     assert public_fingerprint(pub) == public_fingerprint(signing.public)
+    shown = subprocess.run(
+        [sys.executable, "-m", "osiris_tui.cli", "--server", central.url, "appliance", "show",
+         appl[0]["id"]],
+        env={**os.environ, "OSIRIS_TOKEN": central.admin}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    for line in (ln for ln in info.splitlines() if "key" in ln and "-" in ln):
+        fp = line.split()[-1]
+        assert fp in shown.stdout, (fp, shown.stdout)
+    assert sum(1 for ln in info.splitlines() if "key" in ln and "-" in ln) >= 3
     first = _cycle(load_config(cfg_path))
     assert first and first[0]["seq"] == 1
     second = _cycle(load_config(cfg_path))

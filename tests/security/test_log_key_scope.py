@@ -88,6 +88,20 @@ def log_signatures(text: str, log: Verifier) -> list[str]:
     return signed
 
 
+def _csr() -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def _fill(template: str, ids: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], template)
 
@@ -277,6 +291,13 @@ class World:
                     a.signer = new
 
             return {"rotation": stmt}, switch
+        if template == "/api/v1/client-cert":
+            from osiris_server import client_ca
+
+            keys = self.server.app.cfg.keys_dir
+            if not client_ca.paths(keys)[1].exists():
+                client_ca.init(keys, self.server.app.cfg.origin)
+            return {"csr": _csr()}, nothing
         if template == "/api/v1/sites/{site_id}/packets":
             return fake_packet(self.site_id), nothing  # the same bytes again: 200, no-op
         if template == "/api/v1/provision/claim":
