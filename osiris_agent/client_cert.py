@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from osiris_core.errors import KeyFormatError, OsirisError
 from osiris_core.files import read_private_file, write_private
 
+from .client import ServerRefused
+
 if TYPE_CHECKING:
     from .client import ServerClient
     from .config import AgentConfig
@@ -137,6 +139,8 @@ class Renewal:
         try:
             if renew_if_due(ctx.cfg, ctx.client):
                 ctx.client.use_client_cert(paths(ctx.cfg))
+        except ServerRefused as e:  # no CA, or no mTLS: nothing to renew over; ask tomorrow
+            report.errors.append(f"client certificate renewal refused: {e}")
         except (OsirisError, OSError) as e:  # the old certificate stays in use until it expires
             self.next_at = now + 3600
             report.errors.append(f"client certificate renewal failed: {e}")

@@ -4,7 +4,8 @@ Why a route of its own: a certificate issued at the claim lasts 397 days; withou
 appliance would lock itself out after thirteen months. Under mTLS the request is authenticated by
 the token *and* the current, still valid certificate (osiris_server/client_ca.py), so renewal
 cannot resurrect an appliance whose key was lost or whose certificate already expired: that one
-is re-enrolled. The new certificate names the same appliance; the requested subject is ignored.
+is re-enrolled. Without mTLS renewal is refused: the token alone would then mint certificates.
+The new certificate names the same appliance; the requested subject is ignored.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ def renew(app: App, req: Request) -> Response:
     ca = client_ca.load(app.cfg.keys_dir)
     if ca is None:
         raise HttpError(409, "E_NO_CLIENT_CA", "this server issues no client certificates")
+    if not req.environ.get("osiris.mtls"):
+        # without mTLS the token alone would do: a thief of it could mint a certificate for
+        # its own key now and keep using it once mTLS is turned on
+        raise HttpError(
+            409, "E_MTLS_REQUIRED",
+            "client certificates are renewed only over mTLS (serve --client-ca), with the "
+            "current certificate",
+        )  # fmt: skip
     p = req.principal
     try:
         pem, sha = ca.issue(req.data["csr"], p.id)

@@ -336,6 +336,10 @@ def test_renewal_and_a_loose_client_key(central: MtlsCentral, tmp_path) -> None:
         assert client_cert.renew_if_due(agent.cfg, agent.client, now=later)
         after = (state / "client.pem").read_bytes()
         assert after != before and _uris(_issued(state)) == [appliance_urn(agent.appliance_id)]
+        audit = central.api("GET", f"/audit?site={site.id}&limit=200")["audit"]
+        assert [a["target"] for a in audit if a["action"] == "appliance.client_cert"] == [
+            agent.appliance_id
+        ]
         agent.client.use_client_cert(client_cert.paths(agent.cfg))
         assert agent.cycle().reachable
     finally:
