@@ -667,6 +667,63 @@ MIGRATIONS: list[list[Step]] = [
         )""",
         "ALTER TABLE evidence ADD COLUMN pruned_id INTEGER",
     ],
+    # the clinic portal (issue 19, osiris_server/portal/): contacts an operator registered per
+    # site (one live row per site and address), single-use sign-in links and sessions (both
+    # stored as SHA-256 of the secret; in the database, so every worker and a restart see them),
+    # and every sign-in request (for the per-address and per-source limits across workers).
+    # partner_branding: a partner's display name, colour and logo, apart from partners so that
+    # a logo's bytes never ride along a partner listing.
+    [
+        """CREATE TABLE portal_contacts (
+            id TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL REFERENCES sites(id),
+            email TEXT NOT NULL,
+            name TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )""",
+        "CREATE UNIQUE INDEX portal_contacts_live ON portal_contacts (site_id, email)"
+        " WHERE revoked_at IS NULL",
+        "CREATE INDEX portal_contacts_email ON portal_contacts (email)",
+        """CREATE TABLE portal_links (
+            token_hash TEXT PRIMARY KEY,
+            contact_id TEXT NOT NULL REFERENCES portal_contacts(id),
+            site_id TEXT NOT NULL,
+            created_epoch INTEGER NOT NULL,
+            expires_epoch INTEGER NOT NULL,
+            used_epoch INTEGER,
+            source TEXT NOT NULL
+        )""",
+        """CREATE TABLE portal_sessions (
+            token_hash TEXT PRIMARY KEY,
+            contact_id TEXT NOT NULL REFERENCES portal_contacts(id),
+            site_id TEXT NOT NULL,
+            created_epoch INTEGER NOT NULL,
+            seen_epoch INTEGER NOT NULL,
+            expires_epoch INTEGER NOT NULL,
+            ended_epoch INTEGER,
+            source TEXT NOT NULL
+        )""",
+        "CREATE INDEX portal_sessions_contact ON portal_sessions (contact_id)",
+        """CREATE TABLE portal_requests (
+            id INTEGER PRIMARY KEY,
+            at_epoch INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            email_hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX portal_requests_at ON portal_requests (at_epoch)",
+        """CREATE TABLE partner_branding (
+            partner_id TEXT PRIMARY KEY REFERENCES partners(id),
+            display_name TEXT,
+            colour TEXT,
+            logo_type TEXT,
+            logo BLOB,
+            logo_sha256 TEXT,
+            updated_by TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+    ],
 ]
 
 
