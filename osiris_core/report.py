@@ -33,6 +33,12 @@ RETENTION = (
 VERIFY_COMMAND = "osiris evidence verify --packet <this packet>.zip --trust <attestation.json>"
 
 
+# a site credential's kind -> the platform the agent scans that target as (the expected
+# population's platform; the packet builder and the portal read the same table)
+PLATFORM_OF_KIND = {"winrm": "windows", "ssh_password": "linux", "ssh_key": "linux",
+                    "local": "nixos"}  # fmt: skip
+
+
 def inferred_platform(checks: set[str]) -> str | None:
     """The platform a host without one is judged as: the one platform its platform-specific
     checks (catalogue checks of one platform) name, else None. So a builder who blanks a

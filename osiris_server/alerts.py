@@ -25,7 +25,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
 
 import httpx
@@ -66,17 +66,21 @@ def _scrub(text: str, secret: str | None) -> str:
     return text
 
 
-def send_email(cfg: SmtpConfig, subject: str, body: str) -> None:
-    """Send one plain-text alert to ``cfg.recipients``; raises ``AlertError`` on any failure.
+def send_email(
+    cfg: SmtpConfig, subject: str, body: str, to: list[str] | None = None, from_name: str = ""
+) -> None:
+    """Send one plain-text alert to ``cfg.recipients`` (or ``to``: the portal's sign-in links,
+    one contact each); raises ``AlertError`` on any failure.
 
     The password is used only for ``AUTH`` and only after STARTTLS when ``starttls`` is on; if
     it somehow appears in the subject or body it is replaced by ``[REDACTED]``.
     """
-    if not cfg.recipients:
+    recipients = list(to) if to is not None else cfg.recipients
+    if not recipients:
         raise AlertError("e-mail alert has no recipients")
     msg = EmailMessage()
-    msg["From"] = cfg.sender
-    msg["To"] = ", ".join(cfg.recipients)
+    msg["From"] = formataddr((from_name, cfg.sender)) if from_name else cfg.sender
+    msg["To"] = ", ".join(recipients)
     msg["Subject"] = _scrub(subject, cfg.password).replace("\n", " ").replace("\r", " ")
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = make_msgid(domain="osiris.local")
@@ -90,7 +94,7 @@ def send_email(cfg: SmtpConfig, subject: str, body: str) -> None:
                 smtp.ehlo()
             if cfg.username is not None:
                 smtp.login(cfg.username, cfg.password or "")
-            refused = smtp.send_message(msg, from_addr=cfg.sender, to_addrs=cfg.recipients)
+            refused = smtp.send_message(msg, from_addr=cfg.sender, to_addrs=recipients)
     except (smtplib.SMTPException, OSError, ssl.SSLError, ValueError) as exc:
         detail = _scrub(f"{type(exc).__name__}: {exc}", cfg.password)
         raise AlertError(f"e-mail alert via {cfg.host}:{cfg.port} failed: {detail}") from None

@@ -46,6 +46,7 @@ from osiris_server.api import (
     alert_routes,
     checkin,
     client_certs,
+    contacts,
     credentials,
     escrow,
     events,
@@ -92,6 +93,8 @@ from osiris_server.http import (
 )
 from osiris_server.locks import ApplianceLocks
 from osiris_server.log import LogError, TransparencyLog
+from osiris_server.portal import routes as portal_routes
+from osiris_server.portal.mailer import Mailer
 from osiris_server.release_key import ReleaseKey
 from osiris_server.storage import StorageUnavailable
 from osiris_server.vault import Vault, VaultError
@@ -121,6 +124,8 @@ MODULES = [
     legal_hold,
     packets,
     client_certs,
+    contacts,
+    portal_routes,
 ]
 
 _log_lock = threading.Lock()
@@ -226,6 +231,10 @@ class App:
         )
         self.provision_limiter = auth.RateLimiter(cfg.provision_rate_per_min, 60.0)
         self.alerter = Alerter(self)
+        # the clinic portal's sign-in mail (osiris_server/portal/); None while [portal] is off
+        self.portal_mailer = (
+            Mailer(cfg.smtp, cfg.portal.sender_name) if cfg.portal and cfg.smtp else None
+        )
         # silent appliances and hosts become incidents (one tick at a time across servers)
         self.watchdog = Watchdog(self, cfg.watchdog_tick_s)
         self._verifiers: dict[str, Verifier] = {}
@@ -280,6 +289,8 @@ class App:
         self.closed = True
         self.watchdog.close()
         self.alerter.close()
+        if self.portal_mailer is not None:
+            self.portal_mailer.close()
         self.heartbeats.close()
         self.log.close()
         self.db.close()

@@ -31,6 +31,8 @@ from typing import Any
 from osiris_core.errors import ExitCode, OsirisError
 from osiris_core.files import create_private
 from osiris_server.alerts import SmtpConfig
+from osiris_server.portal.config import PortalConfig
+from osiris_server.portal.config import parse as parse_portal
 from osiris_server.storage.url import is_postgres_url, redact_url
 from osiris_server.tsa import TsaConfig, parse_config
 from osiris_server.worm_config import WormConfig
@@ -96,6 +98,8 @@ class ServerConfig:
     db_url: str | None = field(default=None, repr=False)
     # [worm]: the WORM copy to S3 Object Lock (osiris_server/worm.py); None: off
     worm: WormConfig | None = None
+    # [portal]: the clinic's read-only web portal (osiris_server/portal/); None: off
+    portal: PortalConfig | None = None
 
     @property
     def db_path(self) -> Path:
@@ -254,6 +258,13 @@ def load(data: str | Path, **overrides: Any) -> ServerConfig:
             raise ConfigError(f"{path}: each [[webhooks]] needs url and secret") from None
     if "worm" in raw:
         cfg.worm = parse_worm(raw["worm"], str(path))
+    if "portal" in raw:
+        try:
+            cfg.portal = parse_portal(raw["portal"], str(path))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if cfg.smtp is None:
+            raise ConfigError(f"{path}: [portal] needs [smtp]: sign-in links are mailed")
     if "db" in raw:
         cfg.db_url = check_db_url(raw["db"], f"{path}: db")
     for k, v in overrides.items():

@@ -49,6 +49,8 @@ def build_openapi(router: Router) -> dict[str, Any]:
     shape, which ``ERROR_SPEC`` generates too."""
     paths: dict[str, Any] = {}
     for r in router.routes:
+        if r.template.startswith("/portal"):  # HTML for people (osiris_server/portal/): no API
+            continue
         success = object_schema(r.response) if r.response is not None else {"type": "object"}
         op: dict[str, Any] = {
             "operationId": f"{r.method.lower()}_{r.template.strip('/').replace('/', '_')}".replace(

@@ -104,3 +104,14 @@ def max_seq(db: Database | Writer, appliance_id: str, below: int | None = None) 
             [appliance_id, below],
         )
     return int(m or 0)
+
+
+def log_indices_since(db: Database, site_id: str, since: str) -> list[int]:
+    """The log positions of a site's bundles that finished at or after ``since`` and whose body
+    is stored (the portal's status; retention prunes only years-old bodies)."""
+    rows = db.query(
+        "SELECT log_index FROM evidence WHERE site_id = ? AND finished_at >= ?"
+        " AND pruned_id IS NULL ORDER BY appliance_id, seq",
+        [site_id, since],
+    )
+    return [int(r["log_index"]) for r in rows]

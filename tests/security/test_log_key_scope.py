@@ -320,6 +320,7 @@ class World:
                 "incidents": [{"kind": "walk", "severity": "info", "summary": "x"}]
             },
             "/api/v1/provisions": {"site_id": self.site_id},
+            "/api/v1/sites/{site_id}/contacts": {"email": f"{self.unique()}@clinic.example"},
             "/api/v1/provision/{mac}": {
                 "site_id": self.site_id,
                 "requester_fingerprint": self.requester,

@@ -1,0 +1,170 @@
+"""What a signed-in clinic contact sees, and that the portal only reads (both engines).
+
+The status table is the packet report's own verdicts (osiris_core.report.build_report over the
+same bundles); another site's packet is a 404; pages carry a strict CSP and no script; remote
+text is escaped and stripped of control characters; no GET under /portal changes the index
+beyond the session's last-seen time and the audit."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from osiris_server.db import branding as db_branding
+from osiris_server.portal import views
+from tests.server.conftest import checkin_body
+from tests.server.packet_fixture import fake_packet
+from tests.server.portal_fixture import Portal, portal, smtp_box  # noqa: F401
+
+MAIL = "manager@clinic.example"
+WINRM = {"host_id": "dc01", "kind": "winrm", "address": "10.0.0.5", "username": "u",
+         "password": "Pw-PORTAL-1"}  # fmt: skip
+
+
+def _seed(portal: Portal, name: str = "North Clinic") -> tuple[dict, object]:  # noqa: F811
+    s = portal.server
+    site = portal.site_with_contact(MAIL, name)
+    assert s.admin.post(f"/api/v1/sites/{site['id']}/credentials", json=WINRM).status_code == 201
+    a = s.enroll(site["id"])
+    c = s.client(a.token)
+    envs = [a.envelope(host_id="dc01", check="firewall", outcome="compliant"),
+            a.envelope(host_id="dc01", check="bitlocker", outcome="alert",
+                       post_state={"observed": {"x": 1}}),
+            a.envelope(host_id="dc01", check="audit_policy", outcome="compliant")]  # fmt: skip
+    r = c.post("/api/v1/evidence", json={"envelopes": envs, "log_size_seen": 0})
+    assert r.status_code == 200, r.text
+    assert c.post("/api/v1/checkin", json=checkin_body(a)).status_code == 200
+    return site, a
+
+
+def _post_packet(portal: Portal, site_id: str, month: str) -> bytes:  # noqa: F811
+    body = fake_packet(site_id, month)
+    r = portal.server.admin.post(f"/api/v1/sites/{site_id}/packets", content=body,
+                                 headers={"Content-Type": "application/zip"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    return body
+
+
+def test_dashboard_shows_the_packet_reports_verdicts(portal: Portal) -> None:  # noqa: F811
+    site, a = _seed(portal)
+    c = portal.browser()
+    assert portal.sign_in(c, MAIL).status_code == 303
+    page = c.get("/portal/").text
+    report = views.status_report(portal.server.app, site["id"])
+    rows = re.findall(r"<strong>([^<]+)</strong>.*?class=\"status st-([a-z_]+)\"", page, re.S)
+    assert rows, page[:2000]
+    assert dict(rows) == {ctl["citation"]: ctl["status"] for ctl in report["controls"]}
+    # never a pass for missing data: one day of evidence in a 30-day window is not "met"
+    assert all(ctl["status"] != "met" for ctl in report["controls"])
+    assert "Not evidenced" in page and "Partially met" in page
+    assert "appliance-1" in page and "online" in page
+    assert "Compliance over time" in page and "<svg" in page and "<table" in page
+    # the open finding (bitlocker drift) is an open exception
+    assert re.search(r"bitlocker</td>", page)
+
+
+def test_packets_are_the_sites_own_and_come_back_byte_for_byte(portal: Portal) -> None:  # noqa: F811
+    site, _ = _seed(portal)
+    other = portal.site_with_contact("someone@other.example", "Other Clinic")
+    mine = _post_packet(portal, site["id"], "2026-10")
+    theirs = _post_packet(portal, other["id"], "2026-10")
+    c = portal.browser()
+    assert portal.sign_in(c, MAIL).status_code == 303
+    page = c.get("/portal/").text
+    sha = hashlib.sha256(mine).hexdigest()
+    assert f"/portal/packets/{sha}" in page and "osiris evidence verify --packet" in page
+    r = c.get(f"/portal/packets/{sha}")
+    assert r.status_code == 200 and r.content == mine
+    assert r.headers["content-type"] == "application/zip"
+    assert "attachment" in r.headers["content-disposition"]
+    # another site's packet, a made-up one, a malformed id: the same 404 page
+    for bad in (hashlib.sha256(theirs).hexdigest(), "0" * 64, "../../etc/passwd"):
+        r = c.get(f"/portal/packets/{bad}")
+        assert r.status_code == 404 and theirs not in r.content
+    # signed out: no packet at all
+    assert portal.browser().get(f"/portal/packets/{sha}").status_code == 401
+
+
+def test_every_portal_get_only_reads(portal: Portal) -> None:  # noqa: F811
+    site, _ = _seed(portal)
+    _post_packet(portal, site["id"], "2026-10")
+    c = portal.browser()
+    assert portal.sign_in(c, MAIL).status_code == 303
+    sha = portal.server.admin.get(f"/api/v1/sites/{site['id']}/packets").json()["packets"][0]
+    paths = ["/portal", "/portal/", "/portal/sign-in", "/portal/static/portal.css",
+             "/portal/brand.css", "/portal/logo", f"/portal/packets/{sha['sha256']}"]  # fmt: skip
+
+    def state() -> dict:
+        rows = portal.server.index_rows()
+        rows.pop("audit")  # a download is audited
+        rows["portal_sessions"] = [{k: v for k, v in r.items() if k != "seen_epoch"}
+                                   for r in rows["portal_sessions"]]  # fmt: skip
+        return rows
+
+    before = state()
+    for p in paths:
+        r = c.get(p)
+        assert r.status_code in (200, 303, 404), (p, r.status_code)
+        if r.headers.get("content-type", "").startswith("text/html"):
+            assert "<script" not in r.text.lower()
+        assert r.headers["content-security-policy"].startswith("default-src 'none'")
+        assert r.headers["referrer-policy"] == "no-referrer"
+    assert state() == before
+    # and the router has no other method under /portal than these GETs and three form POSTs
+    routes = [(r.method, r.template) for r in portal.server.app.router.routes
+              if r.template.startswith("/portal")]  # fmt: skip
+    assert sorted(m for m, _ in routes if m != "GET") == ["POST", "POST", "POST"]
+    assert {t for m, t in routes if m == "POST"} == {
+        "/portal/sign-in", "/portal/link/{token}", "/portal/sign-out"}  # fmt: skip
+
+
+def test_remote_text_is_escaped_and_brand_shown(portal: Portal) -> None:  # noqa: F811
+    s = portal.server
+    partner = s.admin.post("/api/v1/partners", json={"name": "Acme IT"}).json()["partner"]
+    site, a = _seed(portal, '<script>alert(1)</script>\x1b[31m "Clinic"')
+    s.index_sql("UPDATE sites SET partner_id = ? WHERE id = ?", [partner["id"], site["id"]])
+    with s.app.db.write() as w:
+        db_branding.put(w, partner["id"], {"display_name": "Acme <b>IT</b>", "colour": "#0a7f3f"},
+                        "test")  # fmt: skip
+    c = portal.browser()
+    assert portal.sign_in(c, MAIL).status_code == 303
+    page = c.get("/portal/").text
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "\x1b" not in page
+    assert "Acme &lt;b&gt;IT&lt;/b&gt;" in page
+    css = c.get("/portal/brand.css")
+    assert css.text.strip() == ":root { --accent: #0a7f3f; }"
+    # a colour that is not #rrggbb never reaches CSS, whatever the database holds
+    s.index_sql("UPDATE partner_branding SET colour = ?", ["red;}body{display:none"])
+    assert c.get("/portal/brand.css").text == ""
+
+
+def test_portal_off_is_a_plain_404_page(server) -> None:
+    r = server.client().get("/portal/")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "no portal" in r.text
+    assert server.client().post("/portal/sign-in", data={"email": MAIL}).status_code == 404
+
+
+def test_contacts_are_registered_by_staff_of_the_site_only(portal: Portal) -> None:  # noqa: F811
+    s = portal.server
+    p1 = s.admin.post("/api/v1/partners", json={"name": "P1"}).json()
+    p2 = s.admin.post("/api/v1/partners", json={"name": "P2"}).json()
+    c1, c2 = s.client(api_key=p1["api_key"]), s.client(api_key=p2["api_key"])
+    site = c1.post("/api/v1/sites", json={"name": "P1 clinic"}).json()["id"]
+    path = f"/api/v1/sites/{site}/contacts"
+    assert c2.post(path, json={"email": MAIL}).status_code == 404  # no existence hint
+    assert c2.get(path).status_code == 404
+    tok = s.admin.post("/api/v1/tokens", json={"role": "client", "name": "c",
+                                               "site_id": site}).json()["token"]  # fmt: skip
+    assert s.client(tok).post(path, json={"email": MAIL}).status_code == 403
+    assert c1.post(path, json={"email": "nope"}).status_code == 400
+    r = c1.post(path, json={"email": f" {MAIL.upper()} "})
+    assert r.status_code == 201 and r.json()["contact"]["email"] == MAIL
+    assert c1.post(path, json={"email": MAIL}).status_code == 409
+    assert [x["email"] for x in c1.get(path).json()["contacts"]] == [MAIL]
+    cid = r.json()["contact"]["id"]
+    assert c2.delete(f"{path}/{cid}").status_code == 404
+    assert c1.delete(f"{path}/{cid}").status_code == 200
+    assert c1.get(path).json()["contacts"] == []
+    assert c1.post(path, json={"email": MAIL}).status_code == 201  # registered again
