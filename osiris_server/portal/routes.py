@@ -15,6 +15,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from osiris_core import ids
 from osiris_server.db import audit as db_audit
 from osiris_server.db import branding as db_branding
 from osiris_server.db import packets as db_packets
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 4096
 _COLOUR = re.compile(r"#[0-9a-f]{6}")
-_SHA = re.compile(r"[0-9a-f]{64}")
 
 
 def _error(status: int, heading: str, message: str, **ctx: Any) -> Response:
@@ -181,7 +181,7 @@ def sign_out(app: App, req: Request) -> Response:
 def packet(app: App, req: Request, digest: str) -> Response:
     sha256 = digest
     s = _signed_in(app, req)
-    row = db_packets.get(app.db, sha256) if _SHA.fullmatch(sha256) else None
+    row = db_packets.get(app.db, sha256) if ids.HEX64.match(sha256) else None
     if row is None or row["site_id"] != s["site_id"]:
         raise HttpError(404, "E_NOT_FOUND", "No such packet for your clinic.")
     data = (app.cfg.data / relpath(sha256)).read_bytes()

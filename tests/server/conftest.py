@@ -274,3 +274,7 @@ def policy_of(a: Appliance, resp: dict[str, Any]) -> dict[str, Any]:
         release_verifiers=[Verifier.from_vkey(v) for v in release_pin(a.enroll)],
     )  # fmt: skip
     return got.doc
+
+
+# the portal fixtures (a real SMTP server, a server with [portal] on): tests/server/test_portal*
+from tests.server.portal_fixture import portal, smtp_box  # noqa: E402, F401

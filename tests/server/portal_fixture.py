@@ -9,7 +9,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -17,7 +17,9 @@ from aiosmtpd.controller import Controller
 
 from osiris_server.alerts import SmtpConfig
 from osiris_server.portal.config import PortalConfig
-from tests.server.conftest import Server
+
+if TYPE_CHECKING:
+    from tests.server.conftest import Server
 
 
 class Mailbox:

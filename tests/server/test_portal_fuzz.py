@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from osiris_server.app import build_router
-from tests.server.portal_fixture import Portal, portal, smtp_box  # noqa: F401
+from tests.server.portal_fixture import Portal
 
 ROUTES = [(r.method, r.template) for r in build_router().routes
           if r.template.startswith("/portal")]  # fmt: skip
@@ -28,7 +28,7 @@ def test_random_input_never_500_and_writes_only_sign_in_state(
     route,
     param,
     body,
-    cookie,  # noqa: F811
+    cookie,
 ) -> None:
     method, template = route
     path = template.replace("{token}", param or "x").replace("{digest}", param or "x")

@@ -14,14 +14,14 @@ from osiris_server.db import branding as db_branding
 from osiris_server.portal import views
 from tests.server.conftest import checkin_body
 from tests.server.packet_fixture import fake_packet
-from tests.server.portal_fixture import Portal, portal, smtp_box  # noqa: F401
+from tests.server.portal_fixture import Portal
 
 MAIL = "manager@clinic.example"
 WINRM = {"host_id": "dc01", "kind": "winrm", "address": "10.0.0.5", "username": "u",
          "password": "Pw-PORTAL-1"}  # fmt: skip
 
 
-def _seed(portal: Portal, name: str = "North Clinic") -> tuple[dict, object]:  # noqa: F811
+def _seed(portal: Portal, name: str = "North Clinic") -> tuple[dict, object]:
     s = portal.server
     site = portal.site_with_contact(MAIL, name)
     assert s.admin.post(f"/api/v1/sites/{site['id']}/credentials", json=WINRM).status_code == 201
@@ -37,7 +37,7 @@ def _seed(portal: Portal, name: str = "North Clinic") -> tuple[dict, object]:  #
     return site, a
 
 
-def _post_packet(portal: Portal, site_id: str, month: str) -> bytes:  # noqa: F811
+def _post_packet(portal: Portal, site_id: str, month: str) -> bytes:
     body = fake_packet(site_id, month)
     r = portal.server.admin.post(f"/api/v1/sites/{site_id}/packets", content=body,
                                  headers={"Content-Type": "application/zip"})  # fmt: skip
@@ -45,7 +45,7 @@ def _post_packet(portal: Portal, site_id: str, month: str) -> bytes:  # noqa: F8
     return body
 
 
-def test_dashboard_shows_the_packet_reports_verdicts(portal: Portal) -> None:  # noqa: F811
+def test_dashboard_shows_the_packet_reports_verdicts(portal: Portal) -> None:
     site, a = _seed(portal)
     c = portal.browser()
     assert portal.sign_in(c, MAIL).status_code == 303
@@ -63,7 +63,7 @@ def test_dashboard_shows_the_packet_reports_verdicts(portal: Portal) -> None:  #
     assert re.search(r"bitlocker</td>", page)
 
 
-def test_packets_are_the_sites_own_and_come_back_byte_for_byte(portal: Portal) -> None:  # noqa: F811
+def test_packets_are_the_sites_own_and_come_back_byte_for_byte(portal: Portal) -> None:
     site, _ = _seed(portal)
     other = portal.site_with_contact("someone@other.example", "Other Clinic")
     mine = _post_packet(portal, site["id"], "2026-10")
@@ -85,7 +85,7 @@ def test_packets_are_the_sites_own_and_come_back_byte_for_byte(portal: Portal) -
     assert portal.browser().get(f"/portal/packets/{sha}").status_code == 401
 
 
-def test_every_portal_get_only_reads(portal: Portal) -> None:  # noqa: F811
+def test_every_portal_get_only_reads(portal: Portal) -> None:
     site, _ = _seed(portal)
     _post_packet(portal, site["id"], "2026-10")
     c = portal.browser()
@@ -118,7 +118,7 @@ def test_every_portal_get_only_reads(portal: Portal) -> None:  # noqa: F811
         "/portal/sign-in", "/portal/link/{token}", "/portal/sign-out"}  # fmt: skip
 
 
-def test_remote_text_is_escaped_and_brand_shown(portal: Portal) -> None:  # noqa: F811
+def test_remote_text_is_escaped_and_brand_shown(portal: Portal) -> None:
     s = portal.server
     partner = s.admin.post("/api/v1/partners", json={"name": "Acme IT"}).json()["partner"]
     site, a = _seed(portal, '<script>alert(1)</script>\x1b[31m "Clinic"')
@@ -146,7 +146,7 @@ def test_portal_off_is_a_plain_404_page(server) -> None:
     assert server.client().post("/portal/sign-in", data={"email": MAIL}).status_code == 404
 
 
-def test_contacts_are_registered_by_staff_of_the_site_only(portal: Portal) -> None:  # noqa: F811
+def test_contacts_are_registered_by_staff_of_the_site_only(portal: Portal) -> None:
     s = portal.server
     p1 = s.admin.post("/api/v1/partners", json={"name": "P1"}).json()
     p2 = s.admin.post("/api/v1/partners", json={"name": "P2"}).json()

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 
-from tests.server.portal_fixture import Portal, link_in, portal, smtp_box  # noqa: F401
+from tests.server.portal_fixture import Portal, link_in
 
 MAIL = "manager@clinic.example"
 
 
-def test_a_registered_contact_signs_in_and_out(portal: Portal) -> None:  # noqa: F811
+def test_a_registered_contact_signs_in_and_out(portal: Portal) -> None:
     site = portal.site_with_contact(MAIL, "North Clinic")
     c = portal.browser()
     r = portal.sign_in(c, MAIL.upper())  # addresses compare case-insensitively
@@ -39,7 +39,7 @@ def test_a_registered_contact_signs_in_and_out(portal: Portal) -> None:  # noqa:
 
 
 def test_same_answer_whether_registered_or_not_and_no_mail_to_strangers(
-    portal: Portal,  # noqa: F811
+    portal: Portal,
 ) -> None:
     portal.site_with_contact(MAIL)
     c = portal.browser()
@@ -54,7 +54,7 @@ def test_same_answer_whether_registered_or_not_and_no_mail_to_strangers(
     assert b"stranger@elsewhere.example" not in portal.server.index_bytes()
 
 
-def test_a_link_works_once_and_not_after_expiry(portal: Portal) -> None:  # noqa: F811
+def test_a_link_works_once_and_not_after_expiry(portal: Portal) -> None:
     portal.site_with_contact(MAIL)
     c = portal.browser()
     assert portal.ask(c, MAIL).status_code == 200
@@ -81,7 +81,7 @@ def test_a_link_works_once_and_not_after_expiry(portal: Portal) -> None:  # noqa
     assert r.status_code == 410
 
 
-def test_limits_per_address_and_per_source(portal: Portal) -> None:  # noqa: F811
+def test_limits_per_address_and_per_source(portal: Portal) -> None:
     portal.site_with_contact(MAIL)
     c = portal.browser()
     for _ in range(5):
@@ -97,7 +97,7 @@ def test_limits_per_address_and_per_source(portal: Portal) -> None:  # noqa: F81
     assert portal.ask(c, "y@nowhere.example").status_code == 429
 
 
-def test_removing_a_contact_ends_its_links_and_sessions(portal: Portal) -> None:  # noqa: F811
+def test_removing_a_contact_ends_its_links_and_sessions(portal: Portal) -> None:
     site = portal.site_with_contact(MAIL)
     c = portal.browser()
     assert portal.sign_in(c, MAIL).status_code == 303
@@ -110,7 +110,7 @@ def test_removing_a_contact_ends_its_links_and_sessions(portal: Portal) -> None:
     assert portal.browser().post(pending).status_code == 410
 
 
-def test_sessions_time_out_and_forged_cookies_find_nothing(portal: Portal) -> None:  # noqa: F811
+def test_sessions_time_out_and_forged_cookies_find_nothing(portal: Portal) -> None:
     portal.site_with_contact(MAIL)
     c = portal.browser()
     assert portal.sign_in(c, MAIL).status_code == 303
@@ -132,7 +132,7 @@ def test_sessions_time_out_and_forged_cookies_find_nothing(portal: Portal) -> No
         assert r.status_code == 303 and r.headers["location"] == "/portal/sign-in"
 
 
-def test_bad_input_gets_a_page_not_a_traceback(portal: Portal) -> None:  # noqa: F811
+def test_bad_input_gets_a_page_not_a_traceback(portal: Portal) -> None:
     c = portal.browser()
     for body in ({"email": "not an address"}, {"email": ""}, {}):
         r = c.post("/portal/sign-in", data=body)
