@@ -482,7 +482,8 @@ class App:
             want = "json" if route.media_type == "application/json" else route.media_type
             if body and ctype and want not in ctype.lower():
                 raise HttpError(415, "E_MEDIA_TYPE", f"send {route.media_type}")
-            req.params = validate_query(route.query, req.query)
+            if not route.html:
+                req.params = validate_query(route.query, req.query)
             if route.body is not None:
                 req.data = validate(route.body, req.json() if body else {})
             resp = route.handler(self, req, **path_params)

@@ -255,6 +255,9 @@ class Route:
     media_type: str = "application/json"
     # the ServerConfig field bounding this route's body instead of max_body_bytes (a packet zip)
     max_body: str | None = None
+    # an HTML page for people (the portal): its query string is the handler's to read or
+    # ignore (a browser's stray ?utm=… is no 400), and the handler renders its own errors
+    html: bool = False
     regex: re.Pattern[str] | None = None
     names: tuple[str, ...] = ()
 

@@ -2,8 +2,8 @@
 
 Why these headers: the page holds a clinic's compliance state and the sign-in link is a
 credential in a URL. ``Content-Security-Policy`` allows nothing but our own stylesheet, images
-and form posts (no script at all, no framing); ``Referrer-Policy: no-referrer`` keeps the link
-out of any Referer; the app adds ``Cache-Control: no-store`` and ``nosniff`` to every answer.
+and form posts (no script at all, no framing); ``Referrer-Policy: same-origin`` keeps the link
+out of any other site's Referer; the app adds ``Cache-Control: no-store`` and ``nosniff`` to every answer.
 Every remote string is stripped of control characters before the template escapes it.
 """
 
@@ -22,7 +22,9 @@ CSP = (
 )
 SECURITY_HEADERS = [
     ("Content-Security-Policy", CSP),
-    ("Referrer-Policy", "no-referrer"),
+    # same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on our own
+    # form posts, which the Origin check must then refuse (found by the browser test)
+    ("Referrer-Policy", "same-origin"),
     ("X-Frame-Options", "DENY"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
 ]
@@ -36,7 +38,10 @@ def clean(value: Any) -> str:
 
 def when(value: Any) -> str:
     s = clean(value)
-    return s.replace("T", " ").replace("Z", " UTC")[:23] if s else "never"
+    # 2026-12-03T13:41:40.887Z -> 2026-12-03 13:41 UTC (a day alone stays a day)
+    if not s:
+        return "never"
+    return s[:10] + (f" {s[11:16]} UTC" if len(s) >= 16 and s[10] == "T" else "")
 
 
 _env = Environment(

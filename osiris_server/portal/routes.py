@@ -226,7 +226,7 @@ def logo(app: App, req: Request) -> Response:
 def _r(method: str, template: str, handler: Any, summary: str) -> Route:
     media = FORM if method == "POST" else "application/json"
     return Route(method, template, _html(handler), "none", media_type=media, summary=summary,
-                 tag="portal")  # fmt: skip
+                 tag="portal", html=True)  # fmt: skip
 
 
 ROUTES = [

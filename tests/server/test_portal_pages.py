@@ -108,7 +108,7 @@ def test_every_portal_get_only_reads(portal: Portal) -> None:
         if r.headers.get("content-type", "").startswith("text/html"):
             assert "<script" not in r.text.lower()
         assert r.headers["content-security-policy"].startswith("default-src 'none'")
-        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["referrer-policy"] == "same-origin"
     assert state() == before
     # and the router has no other method under /portal than these GETs and three form POSTs
     routes = [(r.method, r.template) for r in portal.server.app.router.routes
