@@ -3,8 +3,8 @@
 Why these headers: the page holds a clinic's compliance state and the sign-in link is a
 credential in a URL. ``Content-Security-Policy`` allows nothing but our own stylesheet, images
 and form posts (no script at all, no framing); ``Referrer-Policy: same-origin`` keeps the link
-out of any other site's Referer; the app adds ``Cache-Control: no-store`` and ``nosniff`` to every answer.
-Every remote string is stripped of control characters before the template escapes it.
+out of any other site's Referer; the app adds ``Cache-Control: no-store`` and ``nosniff`` to
+every answer. Every remote string is stripped of control characters before the template escapes it.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ def test_what_cannot_work_is_refused_at_start(tmp_path: Path, section: str, why:
     with pytest.raises(config_mod.ConfigError, match=why.replace("(", r"\(").replace(")", r"\)")
                        .replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):  # fmt: skip
         config_mod.load(data)
-    p = subprocess.run([sys.executable, "-m", "osiris_server.cli", "serve", "--data", str(data),
-                        "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    cmd = [sys.executable, "-m", "osiris_server.cli", "serve", "--data", str(data), "--listen",
+           "127.0.0.1:0"]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "Traceback" not in p.stderr and "[portal]" in p.stderr
