@@ -8,6 +8,7 @@ import click
 from ..columns import SITES
 from . import site_hold
 from .base import JSON_OPT, client_of, listing, show
+from .site_contact import contact
 from .site_settings import settings
 
 
@@ -17,6 +18,7 @@ def site() -> None:
 
 
 site.add_command(settings)
+site.add_command(contact)  # osiris_tui/cli/site_contact.py: portal contacts
 for _cmd in site_hold.COMMANDS:  # osiris_tui/cli/site_hold.py: hold, unhold, holds
     site.add_command(_cmd)
 

@@ -38,6 +38,8 @@ APPLIANCE_KEYS = {
     "id", "site_id", "hostname", "mac", "agent_version", "created_at", "revoked_at",
     "last_seen_at", "last_seen_epoch", "online", "status", "drift_count", "error_count",
     "quarantined", "confirmed_by", "confirmed_at",
+    # issue 18: the key fingerprints the box's setup screen shows, for the operator to compare
+    "signing_fingerprint", "cosign_fingerprint", "box_fingerprint",
 }  # fmt: skip
 
 
