@@ -354,6 +354,14 @@ order_key_name = "{order_key_name}"
 # sender = "osiris@example.com"
 # recipients = ["noc@example.com"]
 
+# [portal]                    # the clinic's read-only web portal (docs/portal.md); needs [smtp]
+# url = "https://cc.example-msp.com/portal"   # public base of the mailed sign-in links
+# link_ttl_min = 15           # a link works once, for at most 15 minutes
+# session_idle_min = 30
+# session_max_h = 12
+# per_address_per_hour = 5    # sign-in requests per address, and per source address:
+# per_source_per_hour = 30
+
 # [tsa]                       # RFC 3161 timestamps of the log's checkpoints (docs/server.md)
 # url = "http://timestamp.digicert.com"
 # ca_file = "tsa-ca.pem"      # the TSA's PEM chain, pinned (relative to this data dir)
