@@ -44,6 +44,7 @@ from osiris_server import auth, client_ca, learning, release_key, worm
 from osiris_server import config as config_mod
 from osiris_server.api import (
     alert_routes,
+    branding,
     checkin,
     client_certs,
     credentials,
@@ -105,6 +106,7 @@ MODULES = [
     incidents,
     provisioning,
     partners,
+    branding,
     sites,
     runbooks,
     credentials,
