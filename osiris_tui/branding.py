@@ -117,3 +117,21 @@ def _logo(client: Any, partner_id: str, brand: dict[str, Any]) -> dict[str, str]
     if hashlib.sha256(data).hexdigest() != sha:
         return None
     return {"type": ctype, "sha256": sha, "b64": base64.b64encode(data).decode()}
+
+
+def console_brand(client: Any) -> tuple[str, str | None] | None:
+    """(display name, colour or None) of the one partner this credential sees (a partner key
+    sees only its own); None when it sees several or none (MSP staff)."""
+    rows = client.get("/partners").get("partners", [])
+    if not isinstance(rows, list) or len(rows) != 1 or not isinstance(rows[0], dict):
+        return None
+    pid = rows[0].get("id")
+    if not isinstance(pid, str):
+        return None
+    try:
+        brand = get_brand(client, pid)
+    except NotFound:
+        brand = {}
+    name = brand.get("display_name") or rows[0].get("name") or pid
+    c = brand.get("colour")
+    return str(name), c if isinstance(c, str) and _COLOUR.match(c) else None

@@ -130,6 +130,7 @@ class Transport:
         slow_after: float = 1.0,
     ) -> None:
         self.server = server.rstrip("/")
+        self.partner_key = token.startswith(PARTNER_KEY_PREFIX)  # the console's brand
         self.retries = retries
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
