@@ -44,6 +44,7 @@ from osiris_server import auth, client_ca, learning, release_key, worm
 from osiris_server import config as config_mod
 from osiris_server.api import (
     alert_routes,
+    branding,
     checkin,
     client_certs,
     contacts,
@@ -108,6 +109,7 @@ MODULES = [
     incidents,
     provisioning,
     partners,
+    branding,
     sites,
     runbooks,
     credentials,

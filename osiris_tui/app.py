@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from .client import Client, ClientError
+from .console_brand import brand_parts, load_brand
 from .fmt import safe
 from .liveness import CONSOLE_TIMEOUT, SLOW_S, Liveness
 
@@ -239,6 +240,7 @@ class OsirisApp(BaseApp):
             extra = {} if token_fix is None else {"token_fix": token_fix}
             client = Client(server, token, timeout=timeout, retries=1, **extra)
         self.client = client
+        self.brand: tuple[str, str | None] | None = None  # a partner's (console_brand.py)
         self.sub_title = client.server
         self.liveness = Liveness(poll_s, slow_s=slow_s, token_fix=client.token_fix)
 
@@ -266,6 +268,7 @@ class OsirisApp(BaseApp):
         from .commands import OsirisCommands
 
         self.COMMANDS = self.COMMANDS | {OsirisCommands}
+        load_brand(self)
 
     def api_result(self, ok: bool, error: Exception | str | None = None) -> None:
         """Called (on the UI thread) after every poll: ``ok`` — a view painted fresh data;
@@ -335,6 +338,7 @@ class Banner(Static):
             now = app.clock()
             health = app.liveness.health(now)
             bad, detail = health.bad, (health.detail, health.style)
+            parts.extend(brand_parts(app))
             parts.append((f" {safe(app.client.server)} ", "bold"))
             parts.append((safe(health.headline), health.style))
             parts.append(f"  {app.liveness.data_age(now)}")

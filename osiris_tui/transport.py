@@ -130,6 +130,7 @@ class Transport:
         slow_after: float = 1.0,
     ) -> None:
         self.server = server.rstrip("/")
+        self.partner_key = token.startswith(PARTNER_KEY_PREFIX)  # the console's brand
         self.retries = retries
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
@@ -253,6 +254,28 @@ class Transport:
             return resp.json()
         except ValueError:
             why = "the answer is not JSON"
+            raise Unreachable(f"{self.server}: {why}", reason=why) from None
+
+    def get_bytes(self, path: str, max_bytes: int) -> tuple[str, bytes]:
+        """(content type, body) of a non-JSON answer (a partner's logo): one attempt, failing
+        as ``request`` does; an answer over ``max_bytes`` is refused, not held in memory."""
+        limit = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+        try:
+            with self._http.stream("GET", API + path, timeout=limit) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise _error_for(resp, self.token_fix)
+                data = b""
+                for chunk in resp.iter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        why = f"the answer is larger than {max_bytes} bytes"
+                        raise Unreachable(f"{self.server}: {why}", reason=why)
+                return resp.headers.get("content-type", ""), data
+        except httpx.TimeoutException as e:
+            raise NoAnswer(self.server, self.timeout, _timeout_kind(e)) from None
+        except httpx.TransportError as e:
+            why = f"unreachable ({_reason(e)})"
             raise Unreachable(f"{self.server}: {why}", reason=why) from None
 
     def put(self, path: str, body: Any) -> Any:

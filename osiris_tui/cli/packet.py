@@ -29,8 +29,8 @@ from osiris_core.packet import (
 )
 from osiris_core.verify import UnusableInput
 
+from ..branding import report_partner
 from ..fmt import safe
-from ..transport import NotFound
 from .base import client_of, fail
 from .packet_upload import upload
 
@@ -59,11 +59,7 @@ def site_population(client, site_id: str) -> tuple[list[dict], str | None, dict 
     partner = None
     pid = site.get("partner_id") if isinstance(site, dict) else None
     if isinstance(pid, str):
-        try:
-            row = client.get(f"/partners/{pid}")
-            partner = {"name": str(row.get("name") or pid), "colour": None}
-        except NotFound:  # an operator who may not read the partner: its id is the label
-            partner = {"name": pid, "colour": None}
+        partner = report_partner(client, pid)  # display name, colour, logo (issue 19)
     name = site.get("name") if isinstance(site, dict) else None
     return [pop[h] for h in sorted(pop)], name if isinstance(name, str) else None, partner
 

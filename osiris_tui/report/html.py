@@ -13,6 +13,10 @@ model (osiris_core/report_model.py) and are never re-judged here.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
@@ -127,6 +131,33 @@ def colour(value: object) -> str | None:
     return None
 
 
+LOGO_CAPS = {"image/png": 256 * 1024, "image/svg+xml": 64 * 1024}  # the server's caps
+_B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}\Z")
+
+
+def logo_src(partner: object) -> str | None:
+    """The partner logo's ``data:`` URI for the header ``<img>`` (in an img an SVG never runs a
+    script; the server sanitised it anyway), or None unless it is what report.json says it is:
+    a PNG or SVG within the server's caps whose bytes match its sha256."""
+    logo = partner.get("logo") if isinstance(partner, Mapping) else None
+    if not isinstance(logo, Mapping):
+        return None
+    ctype, b64 = logo.get("type"), logo.get("b64")
+    if ctype not in LOGO_CAPS or not isinstance(b64, str) or not _B64.match(b64):
+        return None
+    if len(b64) > (LOGO_CAPS[ctype] + 2) // 3 * 4:
+        return None
+    try:
+        data = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if hashlib.sha256(data).hexdigest() != logo.get("sha256"):
+        return None
+    if ctype == "image/png" and not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    return f"data:{ctype};base64,{b64}"
+
+
 def css_text(value: object) -> str:
     """A value for a CSS string (the PDF's page footer): only letters, digits and ``._:-/ ``
     survive, so no quote, backslash or ``</style>`` can leave the string."""
@@ -217,6 +248,7 @@ def _context(report: Mapping[str, Any], limit: int | None) -> dict[str, Any]:
         "r": r,
         "period": period,
         "partner": r.get("partner"),
+        "logo_src": logo_src(r.get("partner")),
         "accent": colour((r.get("partner") or {}).get("colour")) or "#2b4a6f",
         "controls": controls,
         "counts": counts,

@@ -26,12 +26,15 @@ from osiris_core.canonical import format_time, utc_now
 from osiris_core.errors import NoteError
 from osiris_core.keys import KEY_TYPE_COSIGNATURE, Signer, Verifier, appliance_key_name
 from osiris_core.trust import make_rotation
+from tests.brand_fixtures import b64, make_png
 from tests.server.conftest import Server, checkin_body
 from tests.server.packet_fixture import fake_packet
 from tests.tsa_fixtures import lab_tsa  # noqa: F401
 
 MAC = "aa:bb:cc:00:77:01"
 SECRET = {"X-Osiris-Enroll-Secret": "s" * 43}
+BRAND = {"display_name": "Partner P", "colour": "#2b4a6f", "logo_b64": b64(make_png()),
+         "logo_type": "image/png"}  # fmt: skip
 
 
 def _strings(obj: Any) -> Iterator[str]:
@@ -117,6 +120,9 @@ class World:
         partner = admin.post("/api/v1/partners", json={"name": "Partner P"}).json()
         self.partner_id = partner["partner"]["id"]
         pclient = server.client(api_key=partner["api_key"])
+        # a brand with a logo, so GET .../branding and .../logo reach their success paths
+        r = pclient.put(f"/api/v1/partners/{self.partner_id}/branding", json=BRAND)
+        assert r.status_code == 200, r.text
         site = pclient.post("/api/v1/sites", json={"name": "P clinic"}).json()
         self.site_id = site["id"]
         self.a = server.enroll(self.site_id)
@@ -326,6 +332,7 @@ class World:
                 "requester_fingerprint": self.requester,
             },
             "/api/v1/partners": {"name": self.unique()},
+            "/api/v1/partners/{partner_id}/branding": BRAND,  # PUT (set in __init__)
             "/api/v1/sites": {"name": self.unique()},
             "/api/v1/sites/{site_id}/credentials": {
                 "host_id": self.unique(),
