@@ -151,7 +151,9 @@ def link_form(app: App, req: Request, token: str) -> Response:
     if row is None or row["used_epoch"] is not None or row["expires_epoch"] <= time.time():
         return _error(410, "This link no longer works",
                       "Sign-in links work once, for a few minutes. Ask for a new one.")  # fmt: skip
-    return page("link.html.j2", brand=None, site=None, signed_in=False, token=token)
+    site = db_tenants.get_site(app.db, row["site_id"])  # the link's clinic, and its partner's brand
+    return page("link.html.j2", brand=_brand_of_site(app, site), site=site, signed_in=False,
+                token=token)  # fmt: skip
 
 
 def link_follow(app: App, req: Request, token: str) -> Response:

@@ -27,6 +27,7 @@ from osiris_core.packet import (
     month_period,
     read_packet_checkpoint,
 )
+from osiris_core.report import PLATFORM_OF_KIND  # the portal reads the same
 from osiris_core.verify import UnusableInput
 
 from ..branding import report_partner
@@ -38,10 +39,6 @@ try:  # the HTML/PDF views (another piece); without it the packet carries report
     from ..report import RENDERERS  # type: ignore[attr-defined]
 except ImportError:
     RENDERERS: dict = {}
-
-# a credential's kind -> the platform the agent scans it as (osiris_agent/scanner.py)
-PLATFORM_OF_KIND = {"winrm": "windows", "ssh_password": "linux", "ssh_key": "linux",
-                    "local": "nixos"}  # fmt: skip
 
 
 def site_population(client, site_id: str) -> tuple[list[dict], str | None, dict | None]:  # noqa: ANN001

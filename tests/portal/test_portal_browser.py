@@ -126,6 +126,13 @@ def test_contact_signs_in_downloads_a_verifiable_packet_and_signs_out(
     site = seed_site(central)
     packet, att = _packet(central, site, tmp_path)
     central.api("POST", f"/sites/{site.id}/contacts", {"email": MAIL, "name": "Pat"})
+    # the site's partner brands what its clinic sees
+    from tests.brand_fixtures import b64, make_png
+
+    pid = central.api("GET", f"/sites/{site.id}")["partner_id"]
+    central.api("PUT", f"/partners/{pid}/branding", {
+        "display_name": "Northwind IT", "colour": "#7a1f5c",
+        "logo_b64": b64(make_png(48, 24)), "logo_type": "image/png"})  # fmt: skip
     other = seed_site(central)  # another clinic, with a packet of its own
     other_zip = fake_packet(other.id, "2026-10")
     import hashlib
@@ -166,6 +173,11 @@ def test_contact_signs_in_downloads_a_verifiable_packet_and_signs_out(
             assert "Compliance of Clinic" in text and "HIPAA controls" in text
             assert "164.312" in text and "Appliances" in text and "online" in text
             assert "osiris evidence verify --packet" in text
+            assert "Northwind IT" in page.inner_text("header")
+            logo = page.locator("header img.logo")
+            assert logo.evaluate("img => img.complete && img.naturalWidth") == 48
+            rule = page.locator("header").evaluate("h => getComputedStyle(h).borderBottomColor")
+            assert rule == "rgb(122, 31, 92)", rule  # the partner's colour, from brand.css
             shots(page, "dashboard")
             with page.expect_download() as dl:
                 page.locator("a[download]").first.click()

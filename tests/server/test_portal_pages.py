@@ -168,3 +168,33 @@ def test_contacts_are_registered_by_staff_of_the_site_only(portal: Portal) -> No
     assert c1.delete(f"{path}/{cid}").status_code == 200
     assert c1.get(path).json()["contacts"] == []
     assert c1.post(path, json={"email": MAIL}).status_code == 201  # registered again
+
+
+def test_the_partners_brand_set_through_the_api_heads_the_portal(portal: Portal) -> None:
+    from tests.brand_fixtures import GOOD_SVG, b64
+
+    s = portal.server
+    p = s.admin.post("/api/v1/partners", json={"name": "Acme IT"}).json()
+    pc = s.client(api_key=p["api_key"])
+    site = pc.post("/api/v1/sites", json={"name": "Acme clinic"}).json()
+    r = pc.put(f"/api/v1/partners/{p['partner']['id']}/branding", json={
+        "display_name": "Acme Managed IT", "colour": "#0A7F3F",
+        "logo_b64": b64(GOOD_SVG), "logo_type": "image/svg+xml"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert pc.post(f"/api/v1/sites/{site['id']}/contacts", json={"email": MAIL}).status_code == 201
+    c = portal.browser()
+    assert c.get("/portal/sign-in").text.count("Acme") == 0  # no brand before sign-in
+    assert portal.sign_in(c, MAIL).status_code == 303
+    page = c.get("/portal/").text
+    assert "Acme Managed IT" in page and 'src="/portal/logo"' in page
+    assert c.get("/portal/brand.css").text.strip() == ":root { --accent: #0a7f3f; }"
+    logo = c.get("/portal/logo")
+    assert logo.status_code == 200 and logo.headers["content-type"] == "image/svg+xml"
+    assert "sandbox" in logo.headers["content-security-policy"]
+    assert b"metadata" not in logo.content and b"<svg" in logo.content  # the sanitised bytes
+    # another partner's clinic contact sees no trace of Acme
+    other = portal.site_with_contact("other@else.example", "Plain clinic")
+    c2 = portal.browser()
+    assert portal.sign_in(c2, "other@else.example").status_code == 303
+    assert "Acme" not in c2.get("/portal/").text and c2.get("/portal/logo").status_code == 404
+    assert other["id"] != site["id"]
