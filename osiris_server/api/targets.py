@@ -18,6 +18,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from osiris_core.report import PLATFORM_OF_KIND
 from osiris_server.db import credentials as db_creds
 from osiris_server.http import bad_request
 
@@ -25,9 +26,7 @@ if TYPE_CHECKING:
     from osiris_server.app import App
 
 # The agent's own mapping (osiris_agent.scanner.PLATFORM_OF_KIND) over the server's credential
-# kinds: the server may not import the agent, and the two ssh kinds are one transport there.
-PLATFORM_OF_KIND = {"winrm": "windows", "ssh_password": "linux", "ssh_key": "linux",
-                    "local": "nixos"}  # fmt: skip
+# kinds, kept once in osiris_core.report (the packet builder and the portal read it too)
 APPLIANCE_PLATFORM = "nixos"
 MAX_LISTED = 12  # a message names at most this many hosts or runbooks
 
