@@ -5,7 +5,8 @@ manager must read the same verdicts the auditor's packet will carry. The status 
 last ``WINDOW_DAYS`` whole days up to now, over every bundle the log holds for the site in
 that window; a control with missing days is ``partially_met`` and one with no evidence
 ``not_evidenced`` — never a pass for missing data. Computed at most once per
-``CACHE_S`` per site and log size (a clinic's month is a few thousand bundles).
+``CACHE_S`` per site (a clinic's month is a few thousand bundles; a contact refreshing the page
+cannot make the server rebuild it on every request).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 WINDOW_DAYS = 30
 CACHE_S = 30.0
-_cache: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
+_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 _lock = threading.Lock()
 
 STATUS_WORD = {
@@ -49,8 +50,7 @@ def _period(now: datetime) -> tuple[str, str]:
 
 def status_report(app: App, site_id: str, now: datetime | None = None) -> dict[str, Any]:
     """The ``osiris.packet-report/1`` dict of the window (see the module docstring)."""
-    size = app.log.size()
-    key = (site_id, size)
+    key = site_id  # per site, not per log size: every ingest anywhere grows the log
     t = time.monotonic()
     with _lock:
         hit = _cache.get(key)
