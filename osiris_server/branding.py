@@ -203,7 +203,10 @@ def sanitise_svg(data: bytes) -> bytes:
     out.set("xmlns", SVG_NS)
     if any("xlink:href" in e.attrib for e in out.iter()):
         out.set("xmlns:xlink", XLINK_NS)
-    return ET.tostring(out, encoding="unicode").encode("utf-8")
+    clean = ET.tostring(out, encoding="unicode").encode("utf-8")
+    if len(clean) > SVG_MAX:  # escaping can grow it; what is stored and reported stays capped
+        raise logo_error(f"the sanitised SVG is {len(clean)} bytes; at most {SVG_MAX} (64 KiB)")
+    return clean
 
 
 def _ns(tag: str) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris_core.errors import OsirisError
+from osiris_core.ids import HEX64
 
 from .transport import NotFound, seg
 
@@ -24,7 +25,6 @@ PNG, SVG = "image/png", "image/svg+xml"
 TYPES = {".png": PNG, ".svg": SVG}
 CAPS = {PNG: 256 * 1024, SVG: 64 * 1024}
 _COLOUR = re.compile(r"#[0-9a-f]{6}\Z")
-_SHA = re.compile(r"[0-9a-f]{64}\Z")
 
 
 class BrandInputError(OsirisError):
@@ -106,7 +106,7 @@ def _logo(client: Any, partner_id: str, brand: dict[str, Any]) -> dict[str, str]
     """The logo as the server announced it (type and sha256 must match what is served), else
     None: a report is built without a logo rather than with an unexpected one."""
     ctype, sha = brand.get("logo_type"), brand.get("logo_sha256")
-    if ctype not in CAPS or not isinstance(sha, str) or not _SHA.match(sha):
+    if ctype not in CAPS or not HEX64.match(sha):
         return None
     try:
         got_type, data = client.get_bytes(f"/partners/{seg(partner_id)}/logo", CAPS[PNG])
