@@ -60,3 +60,18 @@ def test_what_cannot_work_is_refused_at_start(tmp_path: Path, section: str, why:
            "127.0.0.1:0"]  # fmt: skip
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "Traceback" not in p.stderr and "[portal]" in p.stderr
+
+
+def test_the_cookie_is_secure_over_https() -> None:
+    from osiris_server.http import Request
+    from osiris_server.portal import sessions
+
+    plain = Request({"wsgi.url_scheme": "http"}, b"")
+    tls = Request({"wsgi.url_scheme": "https"}, b"")
+    http_cfg = PortalConfig(url="http://127.0.0.1:8080/portal")
+    https_cfg = PortalConfig(url="https://cc.example/portal")
+    assert "Secure" not in sessions.set_cookie(http_cfg, plain, "v")[1]
+    for cfg, req in ((https_cfg, plain), (http_cfg, tls), (https_cfg, tls)):
+        for name, value in (sessions.set_cookie(cfg, req, "v"), sessions.clear_cookie(cfg, req)):
+            assert name == "Set-Cookie" and value.endswith("; Secure")
+            assert "HttpOnly" in value and "SameSite=Strict" in value and "Path=/portal" in value

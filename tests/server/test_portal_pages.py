@@ -198,3 +198,41 @@ def test_the_partners_brand_set_through_the_api_heads_the_portal(portal: Portal)
     assert portal.sign_in(c2, "other@else.example").status_code == 303
     assert "Acme" not in c2.get("/portal/").text and c2.get("/portal/logo").status_code == 404
     assert other["id"] != site["id"]
+
+
+def test_pages_are_accessible_markup(portal: Portal) -> None:
+    """Semantic basics a screen reader needs: a language, one h1, every input labelled, every
+    image described, table headers with a scope, status never by colour alone (glyph + word)."""
+    from html.parser import HTMLParser
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+        def handle_starttag(self, tag, attrs):  # noqa: ANN001
+            self.tags.append((tag, dict(attrs)))
+
+    _seed(portal)
+    c = portal.browser()
+    pages = [c.get("/portal/sign-in").text]
+    assert portal.sign_in(c, MAIL).status_code == 303
+    pages.append(c.get("/portal/").text)
+    for html in pages:
+        p = Collect()
+        p.feed(html)
+        tags = p.tags
+        assert ("html", {"lang": "en"}) in tags
+        assert sum(1 for t, _ in tags if t == "h1") == 1
+        labels = {a.get("for") for t, a in tags if t == "label"}
+        for t, a in tags:
+            if t == "input" and a.get("type") != "hidden":
+                assert a.get("id") in labels, a
+            if t == "img":
+                assert a.get("alt"), a
+            if t == "th":
+                assert a.get("scope") == "col", a
+        assert '<meta name="viewport"' in html
+    dash = pages[1]
+    for word in ("Partially met", "Not evidenced"):
+        assert re.search(r'class="status st-[a-z_]+">[✓◐✕?] ' + word, dash), word
