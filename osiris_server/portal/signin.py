@@ -7,7 +7,9 @@ and each is bound to that contact and site.
 
 Limits hold across workers because they count rows, not memory: at most
 ``per_address_per_hour`` requests for one address and ``per_source_per_hour`` from one source
-(an IPv4 address or an IPv6 /64), whether the address is registered or not.
+(an IPv4 address or an IPv6 /64), whether the address is registered or not. Requests past a
+limit write nothing (one audit row when it is reached), and a made-up link writes nothing: a
+flood cannot grow the index or the audit.
 """
 
 from __future__ import annotations
@@ -67,9 +69,13 @@ def request_links(app: App, email: str, remote_addr: str) -> list[tuple[dict[str
         db_portal.forget_sessions(w, now - 86400)
         by_addr = db_portal.requests_since(w, now - 3600, email_hash=eh)
         by_src = db_portal.requests_since(w, now - 3600, source=src)
-        db_portal.record_request(w, now, src, eh)
         limited = by_addr >= cfg.per_address_per_hour or by_src >= cfg.per_source_per_hour
-        if limited:  # recorded and audited (committed), then refused below
+        if not limited:
+            db_portal.record_request(w, now, src, eh)
+        elif by_addr == cfg.per_address_per_hour or by_src == cfg.per_source_per_hour:
+            # audited once, when the limit is reached; a flood past it writes nothing at all
+            # (so it can neither grow the index nor the audit)
+            db_portal.record_request(w, now, src, eh)
             db_audit.record(w, "portal", "portal.link_limited", eh[:16], None, remote_addr,
                             {"per_address": by_addr, "per_source": by_src})  # fmt: skip
         for contact in [] if limited else db_portal.contacts_by_email(w, email):
@@ -107,8 +113,7 @@ def follow(app: App, token: str, remote_addr: str) -> tuple[str, dict[str, Any]]
     now = int(time.time())
     with app.db.write() as w:
         row = db_portal.link(w, h)
-        if row is None:
-            db_audit.record(w, "portal", "portal.link_refused", "unknown", None, remote_addr, {})
+        if row is None:  # a guess: nothing to audit against, and nothing is written for it
             return None
         contact = db_portal.contact(w, row["contact_id"])
         why = None

@@ -146,3 +146,20 @@ def test_bad_input_gets_a_page_not_a_traceback(portal: Portal) -> None:
     # another site's form (a cross-site POST): refused, nothing mailed
     r = portal.ask(c, MAIL, Origin="https://evil.example")
     assert r.status_code == 403 and portal.box.messages == []
+
+
+def test_a_flood_writes_nothing_past_the_limit(portal: Portal) -> None:
+    c = portal.browser()
+    for i in range(30):
+        assert portal.ask(c, f"u{i}@nowhere.example").status_code == 200
+    for _ in range(3):
+        assert portal.ask(c, "again@nowhere.example").status_code == 429
+    rows = portal.server.index_rows()
+    before = (len(rows["portal_requests"]), len(rows["audit"]))
+    for i in range(20):
+        assert portal.ask(c, f"more{i}@nowhere.example").status_code == 429
+        assert portal.browser().post(f"/portal/link/guess{i:040d}").status_code == 410
+    rows = portal.server.index_rows()
+    assert (len(rows["portal_requests"]), len(rows["audit"])) == before
+    limited = [a for a in rows["audit"] if a["action"] == "portal.link_limited"]
+    assert len(limited) == 1
