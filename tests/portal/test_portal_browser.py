@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,13 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from osiris_core import canonical
 from tests.e2e.conftest import Central, _env, enroll_agent, free_port, seed_site
 from tests.e2e.test_hostile_msp import osiris, run_cycles
 from tests.server.packet_fixture import fake_packet
-from tests.server.portal_fixture import Mailbox, link_in
+from tests.server.portal_fixture import link_in, smtp_box  # noqa: F401 - the fixture
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
@@ -38,17 +36,9 @@ MAIL = "practice.manager@north-clinic.example"
 
 
 @pytest.fixture()
-def mailbox():
-    box = Mailbox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctl = Controller(box, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
-        yield box, port
-    finally:
-        ctl.stop()
+def mailbox(smtp_box):  # noqa: ANN001, F811 - the SMTP server of tests/server/portal_fixture.py
+    box, cfg = smtp_box
+    return box, cfg.port
 
 
 @pytest.fixture()
