@@ -28,9 +28,9 @@ def _seed(portal: Portal, name: str = "North Clinic") -> tuple[dict, object]:
     a = s.enroll(site["id"])
     c = s.client(a.token)
     envs = [a.envelope(host_id="dc01", check="firewall", outcome="compliant"),
-            a.envelope(host_id="dc01", check="bitlocker", outcome="alert",
+            a.envelope(host_id="dc01", check="windows_bitlocker", outcome="alert",
                        post_state={"observed": {"x": 1}}),
-            a.envelope(host_id="dc01", check="audit_policy", outcome="compliant")]  # fmt: skip
+            a.envelope(host_id="dc01", check="windows_audit_policy", outcome="compliant")]  # fmt: skip
     r = c.post("/api/v1/evidence", json={"envelopes": envs, "log_size_seen": 0})
     assert r.status_code == 200, r.text
     assert c.post("/api/v1/checkin", json=checkin_body(a)).status_code == 200
@@ -60,7 +60,7 @@ def test_dashboard_shows_the_packet_reports_verdicts(portal: Portal) -> None:
     assert "appliance-1" in page and "online" in page
     assert "Compliance over time" in page and "<svg" in page and "<table" in page
     # the open finding (bitlocker drift) is an open exception
-    assert re.search(r"bitlocker</td>", page)
+    assert re.search(r"windows_bitlocker</td>", page)
 
 
 def test_packets_are_the_sites_own_and_come_back_byte_for_byte(portal: Portal) -> None:
