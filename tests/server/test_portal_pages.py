@@ -30,7 +30,8 @@ def _seed(portal: Portal, name: str = "North Clinic") -> tuple[dict, object]:
     envs = [a.envelope(host_id="dc01", check="firewall", outcome="compliant"),
             a.envelope(host_id="dc01", check="windows_bitlocker", outcome="alert",
                        post_state={"observed": {"x": 1}}),
-            a.envelope(host_id="dc01", check="windows_audit_policy", outcome="compliant")]  # fmt: skip
+            a.envelope(host_id="dc01", check="windows_audit_policy",
+                       outcome="compliant")]  # fmt: skip
     r = c.post("/api/v1/evidence", json={"envelopes": envs, "log_size_seen": 0})
     assert r.status_code == 200, r.text
     assert c.post("/api/v1/checkin", json=checkin_body(a)).status_code == 200
