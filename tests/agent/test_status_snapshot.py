@@ -43,7 +43,7 @@ def _secrets(state: Path) -> list[str]:
     """Every secret the state dir holds, as text that must never appear in the snapshot."""
     token = (state / "token").read_text().strip()
     seeds = [load_private_key(state / n).skey for n in ("appliance.key", "cosign.key")]
-    return [token, *seeds, *(s.split("+")[-1] for s in seeds)]
+    return [token, *seeds, *(s.split("+", 4)[4] for s in seeds)]
 
 
 def test_snapshot_after_a_cycle_is_the_whitelist_and_holds_no_secret(central: Central, tmp_path):

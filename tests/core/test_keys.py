@@ -66,7 +66,7 @@ def test_generate_round_trip_and_uniqueness() -> None:
     a2 = Signer.from_skey(a.skey)
     assert a2.public == a.public and a2.key_id == a.key_id
     assert Verifier.from_vkey(a.vkey) == a.verifier()
-    assert "PRIVATE" not in repr(a) and a.skey.split("+")[4] not in repr(a)
+    assert "PRIVATE" not in repr(a) and a.skey.split("+", 4)[4] not in repr(a)
 
 
 def test_sign_verify_and_interop_with_cryptography() -> None:
