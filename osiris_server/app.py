@@ -493,6 +493,10 @@ class App:
                 resp.status = route.status
             return resp, req
         except HttpError as exc:
+            if _is_portal(environ):
+                # a person's browser, not an API client: an unknown page, a wrong method or an
+                # oversized form before any portal handler ran still gets a page, not JSON
+                return portal_routes.error_page(exc.status, exc.message), req
             return error_response(exc.status, exc.code, exc.message, exc.headers), req
         except VaultError:
             return error_response(500, "E_VAULT", "credential store error"), req
@@ -550,6 +554,11 @@ class App:
 
 
 # ---------------------------------------------------------------------- init / factory
+
+
+def _is_portal(environ: dict[str, Any]) -> bool:
+    path = environ.get("PATH_INFO", "") or ""
+    return path == "/portal" or path.startswith("/portal/")
 
 
 def default_origin() -> str:

@@ -41,6 +41,14 @@ def _error(status: int, heading: str, message: str, **ctx: Any) -> Response:
     return page("error.html.j2", status, heading=heading, message=message, **ctx)
 
 
+def error_page(status: int, message: str) -> Response:
+    """The page for an error raised before any portal handler ran (unknown page, method, size)."""
+    heading = "Not found" if status in (404, 405) else "Something is wrong"
+    if status == 404:
+        message = "There is no such page on this portal."
+    return _error(status, heading, message)
+
+
 def _html(handler: Any) -> Any:
     def run(app: App, req: Request, **kw: str) -> Response:
         if app.cfg.portal is None:

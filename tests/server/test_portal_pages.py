@@ -147,6 +147,29 @@ def test_portal_off_is_a_plain_404_page(server) -> None:
     assert server.client().post("/portal/sign-in", data={"email": MAIL}).status_code == 404
 
 
+def test_errors_before_any_portal_handler_are_pages_not_json(portal: Portal) -> None:
+    c = portal.server.client()
+    for r, status in (
+        (c.get("/portal/no-such-page"), 404),
+        (c.delete("/portal/sign-in"), 405),
+        (
+            c.post(
+                "/portal/sign-in",
+                content=b"x" * (4 << 20),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+            413,
+        ),
+    ):
+        assert r.status_code == status, (status, r.text[:200])
+        assert r.headers["content-type"].startswith("text/html"), r.headers
+        assert r.headers["content-security-policy"].startswith("default-src 'none'")
+        assert "<!doctype html>" in r.text.lower() and '"error"' not in r.text
+    # the API itself still answers JSON for the same failure
+    r = c.get("/api/v1/no-such-thing")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "E_NOT_FOUND"
+
+
 def test_contacts_are_registered_by_staff_of_the_site_only(portal: Portal) -> None:
     s = portal.server
     p1 = s.admin.post("/api/v1/partners", json={"name": "P1"}).json()
