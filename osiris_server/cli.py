@@ -25,11 +25,10 @@ import click
 from osiris_core.cli_base import OsirisGroup, fail
 from osiris_core.errors import ExitCode, OsirisError
 from osiris_server.cli_client_ca import client_ca_group
+from osiris_server.cli_options import DATA, PROG
 from osiris_server.cli_release import release as release_commands
 from osiris_server.cli_retention import retention as retention_commands
 from osiris_server.cli_worm import worm as worm_commands
-
-PROG = "osiris-server"
 
 
 def _fail(msg: str, code: ExitCode = ExitCode.USAGE) -> None:
@@ -95,16 +94,6 @@ def _parse_listen(listen: str) -> tuple[str, int]:
 def main() -> None:
     """Central Command: the API, the credential vault and the transparency log."""
     os.umask(0o077)
-
-
-DATA = click.option(
-    "--data",
-    "data",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="OSIRIS_DATA",
-    help="data directory (or $OSIRIS_DATA)",
-)
 
 
 @main.command()

@@ -16,18 +16,7 @@ import click
 
 from osiris_core.cli_base import fail
 from osiris_core.errors import ExitCode, OsirisError
-
-PROG = "osiris-server"
-
-DATA = click.option(
-    "--data",
-    "data",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="OSIRIS_DATA",
-    help="data directory (or $OSIRIS_DATA)",
-)
-JSON = click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+from osiris_server.cli_options import DATA, JSON, PROG
 
 
 @click.group("client-ca")

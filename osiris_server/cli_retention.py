@@ -18,22 +18,12 @@ import click
 
 from osiris_core.cli_base import fail
 from osiris_core.errors import ExitCode, OsirisError
+from osiris_server.cli_options import DATA, JSON, PROG
 
-PROG = "osiris-server"
-
-DATA = click.option(
-    "--data",
-    "data",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="OSIRIS_DATA",
-    help="data directory (or $OSIRIS_DATA)",
-)
 DB = click.option(
     "--db", "db_url", envvar="OSIRIS_DB", metavar="URL",
     help="the index on PostgreSQL (or $OSIRIS_DB); default: server.toml's db, else DATA/osiris.db",
 )  # fmt: skip
-JSON = click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 
 
 def _open(data: Path, db_url: str | None) -> tuple[Any, Any, int, Any]:
