@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from osiris_core import note, tlog
+from osiris_core.evidence import GENESIS_HASH, bundle_hash
 from osiris_core.keys import Verifier
 from osiris_lab.windows import WindowsLabHost
 from osiris_lab.wsman import WsmanLabServer
@@ -194,3 +195,15 @@ def verify_receipt(agent: Any, c: Central, bundle_hash: str) -> None:
     leaf = tlog.leaf_hash(bytes(row[0]))
     tlog.verify_inclusion(leaf, proof.index, cp.size, proof.hashes, cp.root)
     assert proof.index == row[2]
+
+
+def assert_one_chain(c: Central, site_id: str) -> list[dict[str, Any]]:
+    """The site's evidence, in order, is one unbroken hash chain from genesis: seq 1..n with each
+    bundle naming its predecessor's hash (a restart that re-enrolled or forked it fails here)."""
+    rows = sorted(c.evidence(site_id), key=lambda r: r["seq"])
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    prev = GENESIS_HASH
+    for r in rows:
+        assert r["envelope"]["bundle"]["prev_hash"] == prev
+        prev = bundle_hash(r["envelope"]["bundle"])
+    return rows

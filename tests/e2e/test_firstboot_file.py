@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from osiris_agent import provision_file
-from osiris_core.evidence import GENESIS_HASH, bundle_hash
 from tests.agent.fixtures_agent import Sntp
-from tests.e2e.conftest import ROOT, Central, seed_site
+from tests.e2e.conftest import ROOT, Central, assert_one_chain, seed_site
 
 
 def _run(cfg: Path, out: Path) -> subprocess.Popen[bytes]:
@@ -88,12 +87,7 @@ def test_provisioning_file_enrols_and_restart_continues_chain(central: Central, 
             assert _stop(p) == 0
     finally:
         ntp.close()
-    rows = sorted(central.evidence(site.id), key=lambda r: r["seq"])
-    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
-    prev = GENESIS_HASH
-    for r in rows:
-        assert r["envelope"]["bundle"]["prev_hash"] == prev
-        prev = bundle_hash(r["envelope"]["bundle"])
+    rows = assert_one_chain(central, site.id)
     assert len({r["appliance_id"] for r in rows}) == 1
     text = out.read_text()
     assert "enrolled as" in text and "Traceback" not in text

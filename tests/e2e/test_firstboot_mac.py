@@ -16,9 +16,8 @@ import pytest
 
 from osiris_agent import mac_enrol
 from osiris_agent.enroll import EnrollError, mac_address
-from osiris_core.evidence import GENESIS_HASH, bundle_hash
 from tests.agent.fixtures_agent import Sntp
-from tests.e2e.conftest import Central, seed_site
+from tests.e2e.conftest import Central, assert_one_chain, seed_site
 from tests.e2e.test_firstboot_file import _run, _stop, _until
 
 
@@ -74,12 +73,7 @@ def test_mac_approval_enrols_only_the_approved_requester(central: Central, tmp_p
             assert _stop(p) == 0
     finally:
         ntp.close()
-    rows = sorted(central.evidence(site.id), key=lambda r: r["seq"])
-    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
-    prev = GENESIS_HASH
-    for r in rows:
-        assert r["envelope"]["bundle"]["prev_hash"] == prev
-        prev = bundle_hash(r["envelope"]["bundle"])
+    assert_one_chain(central, site.id)
     text = out.read_text()
     assert "enrolled as" in text and "Traceback" not in text
     assert re.search(r"ocl_", text) is None, "a claim code was logged"

@@ -15,10 +15,9 @@ from osiris_agent.config import AgentConfig, load_config
 from osiris_agent.cycle import Agent
 from osiris_agent.enroll import public_fingerprint
 from osiris_agent.setup_screen import SetupApp
-from osiris_core.evidence import GENESIS_HASH, bundle_hash
 from osiris_core.keys import Verifier, load_private_key
 from tests.agent.fixtures_agent import good_clock
-from tests.e2e.conftest import Central, seed_site
+from tests.e2e.conftest import Central, assert_one_chain, seed_site
 
 pytestmark = pytest.mark.anyio
 
@@ -88,9 +87,4 @@ async def test_setup_screen_enrols_and_chain_continues(central: Central, tmp_pat
     assert first and first[0]["seq"] == 1
     second = _cycle(load_config(cfg_path))
     assert len(second) > len(first) or second[-1]["seq"] > first[-1]["seq"]
-    rows = sorted(central.evidence(site.id), key=lambda r: r["seq"])
-    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1)) and len(rows) > len(first)
-    prev = GENESIS_HASH
-    for r in rows:
-        assert r["envelope"]["bundle"]["prev_hash"] == prev
-        prev = bundle_hash(r["envelope"]["bundle"])
+    assert len(assert_one_chain(central, site.id)) > len(first)

@@ -6,6 +6,7 @@ so they do not disturb each other. The fixture fails loudly if the server does n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -87,6 +88,20 @@ def start(tmp: Path) -> tuple[subprocess.Popen, LiveServer]:
             raise RuntimeError((tmp / "server.log").read_text()[-2000:])
         time.sleep(0.05)
     return proc, LiveServer(url, init["admin_token"], data, init)
+
+
+@contextlib.contextmanager
+def running(tmp: Path) -> Iterator[LiveServer]:
+    """A fresh server of its own for one test module (start()), stopped however the module ends."""
+    proc, srv = start(tmp)
+    try:
+        yield srv
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="session")

@@ -19,21 +19,14 @@ import pytest
 
 from osiris_server import auth
 from osiris_tui import transport
-from tests.tui.conftest import LiveServer, start
+from tests.tui.conftest import LiveServer, running
 from tests.tui.test_cli import OSIRIS
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    proc, live = start(tmp_path_factory.mktemp("partner-cli"))
-    try:
+    with running(tmp_path_factory.mktemp("partner-cli")) as live:
         yield live
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _cli(srv: LiveServer, token: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -5,13 +5,12 @@ brand sees its own name."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from osiris_tui.app import Banner, OsirisApp
-from tests.tui.conftest import LiveServer, start
+from tests.tui.conftest import LiveServer, running
 from tests.tui.waiting import settle, until
 
 pytestmark = pytest.mark.anyio
@@ -24,15 +23,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    proc, live = start(tmp_path_factory.mktemp("brand-console"))
-    try:
+    with running(tmp_path_factory.mktemp("brand-console")) as live:
         yield live
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _partner(srv: LiveServer, name: str, brand: dict | None) -> str:

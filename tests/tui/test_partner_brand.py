@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -24,21 +23,14 @@ import pytest
 from osiris_core import canonical
 from osiris_core.controls import controls_for
 from tests.brand_fixtures import HOSTILE_SVGS, make_png
-from tests.tui.conftest import LiveServer, start
+from tests.tui.conftest import LiveServer, running
 from tests.tui.test_packet_cli import MONTH, PLAN, _catalog_check, attest, run
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    proc, live = start(tmp_path_factory.mktemp("brand-cli"))
-    try:
+    with running(tmp_path_factory.mktemp("brand-cli")) as live:
         yield live
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _partner(srv: LiveServer, name: str) -> tuple[str, str]:
