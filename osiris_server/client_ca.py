@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -158,6 +159,8 @@ def csr_public_key(csr_pem: str) -> ec.EllipticCurvePublicKey | ed25519.Ed25519P
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
         valid = csr.is_signature_valid
         public = csr.public_key()
+    except UnsupportedAlgorithm:  # a key or signature algorithm cryptography cannot read
+        raise CsrError("csr key must be EC P-256 or Ed25519") from None
     except (ValueError, UnicodeEncodeError, TypeError):
         raise CsrError("csr is not a PEM certificate request") from None
     if not valid:

@@ -63,6 +63,27 @@ def test_without_a_ca_the_claim_issues_nothing_but_still_refuses_a_bad_csr(serve
     assert r.status_code == 409 and r.json()["error"]["code"] == "E_NO_CLIENT_CA"
 
 
+def _unknown_key_csr() -> str:
+    """A CSR whose key algorithm OID (id-ecPublicKey, 1.2.840.10045.2.1) is bent to an unknown one:
+    cryptography raises UnsupportedAlgorithm for it, which is not a ValueError."""
+    der = x509.load_pem_x509_csr(_csr().encode()).public_bytes(serialization.Encoding.DER)
+    oid = bytes.fromhex("06072a8648ce3d0201")
+    assert der.count(oid) == 1
+    bent = der.replace(oid, oid[:-1] + b"\x09")
+    b64 = base64.encodebytes(bent).decode()
+    return f"-----BEGIN CERTIFICATE REQUEST-----\n{b64}-----END CERTIFICATE REQUEST-----\n"
+
+
+def test_a_csr_with_an_unknown_key_algorithm_is_a_400_and_spends_nothing(server) -> None:
+    client_ca.init(server.app.cfg.keys_dir, server.app.cfg.origin)
+    with pytest.raises(client_ca.CsrError):
+        client_ca.csr_public_key(_unknown_key_csr())
+    body, r = _claim(server, _site(server), csr=_unknown_key_csr())
+    assert r.status_code == 400 and r.json()["error"]["code"] == "E_CSR", r.text
+    body["csr"] = _csr()
+    assert server.client().post("/api/v1/provision/claim", json=body).status_code == 201
+
+
 def test_with_a_ca_the_claim_issues_bound_certificates(server) -> None:
     client_ca.init(server.app.cfg.keys_dir, server.app.cfg.origin)
     site = _site(server)
